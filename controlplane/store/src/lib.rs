@@ -1,0 +1,1 @@
+//! Control-plane storage traits and backends.

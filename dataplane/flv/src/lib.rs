@@ -1,0 +1,1 @@
+//! FLV tag parsing (legacy and Enhanced RTMP) into media-bus frames.

@@ -1,0 +1,1 @@
+//! LL-HLS packaging and playlist state (sans-IO).

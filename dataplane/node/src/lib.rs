@@ -1,0 +1,1 @@
+//! The data-plane node: thread-per-core shards, ingest and HTTP origin drivers.

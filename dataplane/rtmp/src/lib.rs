@@ -1,0 +1,1 @@
+//! RTMP ingest core (sans-IO).

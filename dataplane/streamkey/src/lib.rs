@@ -1,0 +1,1 @@
+//! HMAC-signed, revocable stream keys.
