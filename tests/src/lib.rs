@@ -1,1 +1,357 @@
-//! End-to-end tests that drive the real binary with real peers.
+//! Harness for end-to-end tests: start the real `weir` binary on free loopback ports,
+//! publish with ffmpeg, read over HTTP, inspect the node's log.
+//!
+//! The binary is `$WEIR_BIN`, or `weir` next to the test executable's target dir
+//! (`cargo xtask test` builds it first).
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+pub mod http;
+pub mod seccomp;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Path of the weir binary under test.
+pub fn weir_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("WEIR_BIN") {
+        return PathBuf::from(p);
+    }
+    // target/<profile>/deps/<test-exe> → target/<profile>/weir
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("weir");
+    assert!(
+        bin.exists(),
+        "{} not found: run `cargo build -p weir` first (cargo xtask test does)",
+        bin.display()
+    );
+    bin
+}
+
+/// Fails the test with a clear message when a peer program is missing.
+pub fn require(tool: &str) {
+    let ok = Command::new(tool)
+        .arg("-version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    assert!(ok, "{tool} is not installed: run `cargo xtask setup --test`");
+}
+
+/// A fresh temporary directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("weir-e2e-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("temp dir");
+        Self(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A free TCP port on loopback (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A running `weir serve`.
+pub struct Node {
+    child: Option<Child>,
+    pub rtmp_port: u16,
+    pub http_port: u16,
+    pub dir: TempDir,
+    log: PathBuf,
+}
+
+/// Options for starting a node.
+#[derive(Default, Clone)]
+pub struct NodeOptions {
+    pub extra_args: Vec<String>,
+    pub deny_io_uring: bool,
+}
+
+impl Node {
+    pub fn start() -> Self {
+        Self::start_with(NodeOptions::default())
+    }
+
+    pub fn start_with(opts: NodeOptions) -> Self {
+        let dir = TempDir::new("node");
+        let rtmp_port = free_port();
+        let http_port = free_port();
+        let log = dir.0.join("weir.log");
+        let logf = std::fs::File::create(&log).expect("log file");
+        let mut cmd = Command::new(weir_bin());
+        cmd.args(Self::common_args(&dir.0, rtmp_port, http_port))
+            .arg("serve")
+            .args(&opts.extra_args)
+            .env("WEIR_LOG", "info,weir_node=debug")
+            .env_remove("WEIR_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(logf);
+        if opts.deny_io_uring {
+            seccomp::deny_io_uring_in_child(&mut cmd);
+        }
+        let child = cmd.spawn().expect("spawn weir");
+        let node = Node {
+            child: Some(child),
+            rtmp_port,
+            http_port,
+            dir,
+            log,
+        };
+        assert!(
+            node.wait_log("HTTP origin listening", Duration::from_secs(20)),
+            "node did not start:\n{}",
+            node.log()
+        );
+        node
+    }
+
+    fn common_args(dir: &Path, rtmp: u16, http: u16) -> Vec<String> {
+        vec![
+            "--data-dir".into(),
+            dir.join("data").display().to_string(),
+            "--rtmp-listen".into(),
+            format!("127.0.0.1:{rtmp}"),
+            "--http-listen".into(),
+            format!("127.0.0.1:{http}"),
+            "--public-host".into(),
+            "127.0.0.1".into(),
+        ]
+    }
+
+    /// Runs `weir key …` against this node's data dir and returns stdout.
+    pub fn key_command(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new(weir_bin())
+            .args(Self::common_args(&self.dir.0, self.rtmp_port, self.http_port))
+            .arg("key")
+            .args(args)
+            .env_remove("WEIR_CONFIG")
+            .output()
+            .expect("weir key");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    }
+
+    /// Issues a stream key for `channel` and returns (server url, key).
+    pub fn issue_key(&self, channel: &str) -> (String, String) {
+        let (ok, out) = self.key_command(&["issue", channel]);
+        assert!(ok, "weir key issue failed: {out}");
+        let field = |name: &str| {
+            out.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_owned())
+                .unwrap_or_else(|| panic!("no {name} in {out}"))
+        };
+        (field("Server:"), field("Stream key:"))
+    }
+
+    pub fn rtmp_url(&self, key: &str) -> String {
+        format!("rtmp://127.0.0.1:{}/live/{key}", self.rtmp_port)
+    }
+
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.http_port)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+        wait_until(timeout, || self.log().contains(needle))
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns the exit success.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<bool> {
+        let mut child = self.child.take()?;
+        let pid = child.id() as libc::pid_t;
+        // SAFETY: sending a signal to our own child process.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status.success());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("---- weir log ----\n{}", self.log());
+        }
+    }
+}
+
+/// Polls `f` every 50 ms until it is true or the timeout passes.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f()
+}
+
+/// ffmpeg publishing a synthetic 30 fps H.264 + 48 kHz AAC stream for `seconds`,
+/// keyframe every 2 s, in real time.
+pub fn ffmpeg_publish(url: &str, seconds: u32) -> Command {
+    require("ffmpeg");
+    let mut c = Command::new("ffmpeg");
+    c.args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", &seconds.to_string()])
+        .args(["-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "ultrafast"])
+        .args(["-tune", "zerolatency", "-g", "60", "-keyint_min", "60"])
+        .args(["-c:a", "aac", "-b:a", "96k", "-f", "flv", url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// Runs a command to completion and returns (success, stdout, stderr).
+pub fn output(cmd: &mut Command) -> (bool, String, String) {
+    let out = cmd.output().expect("run command");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A parsed LL-HLS media playlist (just what the tests look at).
+#[derive(Debug, Default, Clone)]
+pub struct MediaPlaylist {
+    pub text: String,
+    pub media_sequence: u64,
+    /// (msn, uri, duration) of full segments.
+    pub segments: Vec<(u64, String, f64)>,
+    /// (msn, uri, duration, independent) of parts.
+    pub parts: Vec<(u64, String, f64, bool)>,
+    pub preload_hint: Option<String>,
+    pub ended: bool,
+    pub discontinuities: usize,
+}
+
+fn attr<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    let i = line.find(&format!("{name}="))?;
+    let v = &line[i + name.len() + 1..];
+    if let Some(q) = v.strip_prefix('"') {
+        q.split('"').next()
+    } else {
+        v.split(',').next()
+    }
+}
+
+impl MediaPlaylist {
+    pub fn parse(text: &str) -> Self {
+        let mut p = MediaPlaylist {
+            text: text.to_owned(),
+            ..Default::default()
+        };
+        let mut msn = 0;
+        let mut dur = 0.0;
+        for line in text.lines() {
+            if let Some(v) = line.strip_prefix("#EXT-X-MEDIA-SEQUENCE:") {
+                p.media_sequence = v.trim().parse().unwrap_or(0);
+                msn = p.media_sequence;
+            } else if let Some(v) = line.strip_prefix("#EXT-X-SKIP:") {
+                msn += attr(v, "SKIPPED-SEGMENTS")
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .unwrap_or(0);
+            } else if let Some(v) = line.strip_prefix("#EXTINF:") {
+                dur = v.split(',').next().and_then(|d| d.parse().ok()).unwrap_or(0.0);
+            } else if let Some(v) = line.strip_prefix("#EXT-X-PART:") {
+                p.parts.push((
+                    msn,
+                    attr(v, "URI").unwrap_or_default().to_owned(),
+                    attr(v, "DURATION")
+                        .and_then(|d| d.parse().ok())
+                        .unwrap_or(0.0),
+                    attr(v, "INDEPENDENT") == Some("YES"),
+                ));
+            } else if let Some(v) = line.strip_prefix("#EXT-X-PRELOAD-HINT:") {
+                p.preload_hint = attr(v, "URI").map(str::to_owned);
+            } else if line.starts_with("#EXT-X-ENDLIST") {
+                p.ended = true;
+            } else if line.starts_with("#EXT-X-DISCONTINUITY") && !line.contains("SEQUENCE") {
+                p.discontinuities += 1;
+            } else if !line.starts_with('#') && !line.trim().is_empty() {
+                p.segments.push((msn, line.trim().to_owned(), dur));
+                msn += 1;
+            }
+        }
+        p
+    }
+
+    /// Media sequence number of the segment being built (or the next one).
+    pub fn next_msn(&self) -> u64 {
+        self.segments.last().map_or(self.media_sequence, |s| s.0 + 1)
+    }
+}
+
+/// The variant URI of a multivariant playlist.
+pub fn variant_uri(multivariant: &str) -> Option<String> {
+    let mut lines = multivariant.lines();
+    while let Some(l) = lines.next() {
+        if l.starts_with("#EXT-X-STREAM-INF") {
+            return lines.next().map(|s| s.trim().to_owned());
+        }
+    }
+    None
+}
+
+/// ffprobe's count of decoded frames of one stream type (`v` or `a`) in `url`.
+pub fn count_frames(url: &str, stream: &str) -> u64 {
+    require("ffprobe");
+    let (ok, out, err) = output(Command::new("ffprobe").args([
+        "-v",
+        "error",
+        "-count_frames",
+        "-select_streams",
+        stream,
+        "-show_entries",
+        "stream=nb_read_frames",
+        "-of",
+        "csv=p=0",
+        url,
+    ]));
+    assert!(ok, "ffprobe failed on {url}: {err}");
+    out.trim().parse().unwrap_or_else(|_| panic!("ffprobe said {out:?} / {err}"))
+}

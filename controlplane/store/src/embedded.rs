@@ -1,0 +1,198 @@
+//! The embedded backend: one redb file in a data directory. Single node, survives restarts.
+//!
+//! Layout: one table `kv`, key `<bucket>\0<key>`, value `expiry_ms (8 bytes LE, 0 = none) ||
+//! payload`. Expired entries are invisible and removed by the next write that meets them.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use crate::error::{Result, StoreError};
+use crate::ids::now_ms;
+use crate::kv::{Kv, check_path};
+
+const TABLE: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("kv");
+const NAME: &str = "redb";
+
+fn be(e: impl std::fmt::Display) -> StoreError {
+    StoreError::backend(NAME, e)
+}
+
+/// A redb database file.
+#[derive(Clone)]
+pub struct EmbeddedKv {
+    db: Arc<Database>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for EmbeddedKv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedKv").field("path", &self.path).finish()
+    }
+}
+
+fn full_key(bucket: &str, key: &str) -> String {
+    format!("{bucket}\0{key}")
+}
+
+fn encode(value: &[u8], ttl: Option<Duration>) -> Vec<u8> {
+    let expiry = ttl.map_or(0, |t| now_ms() + t.as_millis() as i64);
+    let mut out = Vec::with_capacity(8 + value.len());
+    out.extend_from_slice(&expiry.to_le_bytes());
+    out.extend_from_slice(value);
+    out
+}
+
+/// Returns the payload when the entry is well formed and not expired.
+fn decode(raw: &[u8]) -> Option<&[u8]> {
+    let (head, payload) = raw.split_at_checked(8)?;
+    let expiry = i64::from_le_bytes(head.try_into().ok()?);
+    (expiry == 0 || expiry > now_ms()).then_some(payload)
+}
+
+impl EmbeddedKv {
+    /// Opens (or creates) `<dir>/weir.redb`, creating `dir` if needed.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir).map_err(be)?;
+        let path = dir.join("weir.redb");
+        let db = Database::create(&path).map_err(be)?;
+        let txn = db.begin_write().map_err(be)?;
+        txn.open_table(TABLE).map_err(be)?;
+        txn.commit().map_err(be)?;
+        tracing::info!(path = %path.display(), "embedded store opened");
+        Ok(Self {
+            db: Arc::new(db),
+            path,
+        })
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Database) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(be)?
+    }
+}
+
+#[async_trait]
+impl Kv for EmbeddedKv {
+    fn backend(&self) -> &'static str {
+        NAME
+    }
+
+    async fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        check_path(bucket, key)?;
+        let k = full_key(bucket, key);
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(be)?;
+            let table = txn.open_table(TABLE).map_err(be)?;
+            let v = table.get(k.as_str()).map_err(be)?;
+            Ok(v.and_then(|g| decode(g.value()).map(<[u8]>::to_vec)))
+        })
+        .await
+    }
+
+    async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<()> {
+        check_path(bucket, key)?;
+        let k = full_key(bucket, key);
+        let v = encode(value, ttl);
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(be)?;
+            {
+                let mut table = txn.open_table(TABLE).map_err(be)?;
+                table.insert(k.as_str(), v.as_slice()).map_err(be)?;
+            }
+            txn.commit().map_err(be)
+        })
+        .await
+    }
+
+    async fn delete(&self, bucket: &str, key: &str) -> Result<bool> {
+        check_path(bucket, key)?;
+        let k = full_key(bucket, key);
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(be)?;
+            let existed = {
+                let mut table = txn.open_table(TABLE).map_err(be)?;
+                let old = table.remove(k.as_str()).map_err(be)?;
+                old.is_some_and(|g| decode(g.value()).is_some())
+            };
+            txn.commit().map_err(be)?;
+            Ok(existed)
+        })
+        .await
+    }
+
+    async fn list(&self, bucket: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        check_path(bucket, "x")?;
+        let prefix = full_key(bucket, "");
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(be)?;
+            let table = txn.open_table(TABLE).map_err(be)?;
+            let mut out = Vec::new();
+            for item in table.range(prefix.as_str()..).map_err(be)? {
+                let (k, v) = item.map_err(be)?;
+                let Some(rest) = k.value().strip_prefix(prefix.as_str()) else {
+                    break;
+                };
+                if let Some(payload) = decode(v.value()) {
+                    out.push((rest.to_string(), payload.to_vec()));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn cas(
+        &self,
+        bucket: &str,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<bool> {
+        check_path(bucket, key)?;
+        let k = full_key(bucket, key);
+        let expected = expected.map(<[u8]>::to_vec);
+        let new = new.map(|v| encode(v, None));
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(be)?;
+            let swapped = {
+                let mut table = txn.open_table(TABLE).map_err(be)?;
+                let current = table
+                    .get(k.as_str())
+                    .map_err(be)?
+                    .and_then(|g| decode(g.value()).map(<[u8]>::to_vec));
+                if current != expected {
+                    false
+                } else {
+                    match &new {
+                        Some(v) => {
+                            table.insert(k.as_str(), v.as_slice()).map_err(be)?;
+                        }
+                        None => {
+                            table.remove(k.as_str()).map_err(be)?;
+                        }
+                    }
+                    true
+                }
+            };
+            txn.commit().map_err(be)?;
+            Ok(swapped)
+        })
+        .await
+    }
+}

@@ -1,0 +1,59 @@
+//! The backend trait: a small key-value contract every backend implements.
+//!
+//! Records live in *buckets* (`users`, `channel-streams/<channel>` …). A bucket name never
+//! is a prefix-path of another bucket plus `/`, and keys never contain `/`, so a backend can
+//! lay them out as `<bucket>/<key>` (etcd) or as a partition and clustering key (Scylla).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::error::{Result, StoreError};
+
+/// The storage backend contract. Values are opaque bytes (the domain layer stores JSON).
+#[async_trait]
+pub trait Kv: Send + Sync + 'static {
+    /// A short backend name for logs and errors.
+    fn backend(&self) -> &'static str;
+
+    /// Reads one value.
+    async fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>>;
+
+    /// Writes one value unconditionally; with `ttl` it disappears after that time unless
+    /// written again (node leases, viewer counts).
+    async fn put(&self, bucket: &str, key: &str, value: &[u8], ttl: Option<Duration>)
+    -> Result<()>;
+
+    /// Deletes one value; true when it existed.
+    async fn delete(&self, bucket: &str, key: &str) -> Result<bool>;
+
+    /// Lists a bucket, sorted by key ascending.
+    async fn list(&self, bucket: &str) -> Result<Vec<(String, Vec<u8>)>>;
+
+    /// Atomic compare-and-swap: when the current value equals `expected` (`None`: absent),
+    /// sets it to `new` (`None`: delete) and returns true; otherwise changes nothing and
+    /// returns false.
+    async fn cas(
+        &self,
+        bucket: &str,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<bool>;
+}
+
+/// Checks a bucket name and key for the characters every backend accepts.
+pub fn check_path(bucket: &str, key: &str) -> Result<()> {
+    let bucket_ok = !bucket.is_empty()
+        && !bucket.starts_with('/')
+        && !bucket.ends_with('/')
+        && bucket.bytes().all(|b| b.is_ascii_graphic());
+    let key_ok = !key.is_empty()
+        && key.len() <= 512
+        && key.bytes().all(|b| b.is_ascii_graphic() && b != b'/');
+    if bucket_ok && key_ok {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!("bad storage path {bucket:?}/{key:?}")))
+    }
+}

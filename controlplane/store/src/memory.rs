@@ -1,0 +1,100 @@
+//! An in-memory backend: for tests and throwaway runs. Nothing survives the process.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+
+use crate::error::Result;
+use crate::kv::{Kv, check_path};
+
+/// A `BTreeMap` behind a mutex.
+#[derive(Debug, Default)]
+pub struct MemoryKv {
+    map: Mutex<BTreeMap<(String, String), (Vec<u8>, Option<Instant>)>>,
+}
+
+impl MemoryKv {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+fn live(entry: &(Vec<u8>, Option<Instant>)) -> bool {
+    entry.1.is_none_or(|at| at > Instant::now())
+}
+
+#[async_trait]
+impl Kv for MemoryKv {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        check_path(bucket, key)?;
+        let map = self.map.lock();
+        Ok(map
+            .get(&(bucket.to_string(), key.to_string()))
+            .filter(|e| live(e))
+            .map(|e| e.0.clone()))
+    }
+
+    async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<()> {
+        check_path(bucket, key)?;
+        let expiry = ttl.map(|t| Instant::now() + t);
+        self.map
+            .lock()
+            .insert((bucket.to_string(), key.to_string()), (value.to_vec(), expiry));
+        Ok(())
+    }
+
+    async fn delete(&self, bucket: &str, key: &str) -> Result<bool> {
+        check_path(bucket, key)?;
+        let old = self.map.lock().remove(&(bucket.to_string(), key.to_string()));
+        Ok(old.is_some_and(|e| live(&e)))
+    }
+
+    async fn list(&self, bucket: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        check_path(bucket, "x")?;
+        let map = self.map.lock();
+        Ok(map
+            .range((bucket.to_string(), String::new())..)
+            .take_while(|((b, _), _)| b == bucket)
+            .filter(|(_, e)| live(e))
+            .map(|((_, k), e)| (k.clone(), e.0.clone()))
+            .collect())
+    }
+
+    async fn cas(
+        &self,
+        bucket: &str,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<bool> {
+        check_path(bucket, key)?;
+        let mut map = self.map.lock();
+        let k = (bucket.to_string(), key.to_string());
+        let current = map.get(&k).filter(|e| live(e)).map(|e| e.0.as_slice());
+        if current != expected {
+            return Ok(false);
+        }
+        match new {
+            Some(v) => {
+                map.insert(k, (v.to_vec(), None));
+            }
+            None => {
+                map.remove(&k);
+            }
+        }
+        Ok(true)
+    }
+}

@@ -1,0 +1,129 @@
+//! Streams (publishing sessions): starting → live → ended, with history per channel.
+
+use crate::child::STREAMS;
+use crate::error::{Result, StoreError};
+use crate::ids::{is_safe_id, new_id, now_ms};
+use crate::model::{Rendition, Stream, StreamState};
+use crate::store::Store;
+
+const ACTIVE: &str = "active-streams";
+
+fn allowed(from: StreamState, to: StreamState) -> bool {
+    use StreamState::*;
+    matches!(
+        (from, to),
+        (Starting, Live) | (Starting, Ended) | (Live, Ended)
+    )
+}
+
+impl Store {
+    /// Starts a session on a channel. A session still marked active on that channel (its
+    /// node died without reporting) is ended first.
+    pub async fn start_stream(
+        &self,
+        channel_id: &str,
+        protocol: &str,
+        node_id: Option<&str>,
+    ) -> Result<Stream> {
+        if !is_safe_id(protocol) || protocol.len() > 16 {
+            return Err(StoreError::Invalid("bad protocol".into()));
+        }
+        if let Some(old) = self.active_stream(channel_id).await? {
+            tracing::warn!(channel_id, stream_id = %old.id, "ending stale active stream");
+            self.set_stream_state(&old.id, StreamState::Ended).await?;
+        }
+        let stream = Stream {
+            id: new_id(),
+            channel_id: channel_id.to_string(),
+            state: StreamState::Starting,
+            protocol: protocol.to_string(),
+            node_id: node_id.map(str::to_string),
+            started_at: now_ms(),
+            live_at: None,
+            ended_at: None,
+            renditions: Vec::new(),
+            peak_viewers: 0,
+        };
+        self.put_child(STREAMS, channel_id, &stream.id, &stream)
+            .await?;
+        self.put_json(ACTIVE, channel_id, &stream.id, None).await?;
+        Ok(stream)
+    }
+
+    /// A stream by id.
+    pub async fn get_stream(&self, id: &str) -> Result<Option<Stream>> {
+        self.get_child(STREAMS, id).await
+    }
+
+    /// Moves a stream to `state`; `Conflict` on an illegal transition (ended is final).
+    /// Setting the current state again is a no-op.
+    pub async fn set_stream_state(&self, id: &str, state: StreamState) -> Result<Stream> {
+        let now = now_ms();
+        let stream = self
+            .update_child(STREAMS, id, |s: &mut Stream| {
+                if s.state == state {
+                    return Ok(());
+                }
+                if !allowed(s.state, state) {
+                    return Err(StoreError::Conflict(format!(
+                        "stream cannot go from {:?} to {:?}",
+                        s.state, state
+                    )));
+                }
+                s.state = state;
+                match state {
+                    StreamState::Live => s.live_at = Some(now),
+                    StreamState::Ended => s.ended_at = Some(now),
+                    StreamState::Starting => {}
+                }
+                Ok(())
+            })
+            .await?;
+        if state == StreamState::Ended {
+            let id_json = crate::store::encode(&stream.id)?;
+            self.kv()
+                .cas(ACTIVE, &stream.channel_id, Some(&id_json), None)
+                .await?;
+        }
+        Ok(stream)
+    }
+
+    /// Replaces a stream's renditions.
+    pub async fn set_stream_renditions(&self, id: &str, renditions: Vec<Rendition>) -> Result<Stream> {
+        self.update_child(STREAMS, id, |s: &mut Stream| {
+            s.renditions = renditions.clone();
+            Ok(())
+        })
+        .await
+    }
+
+    /// Raises a stream's peak viewer count if `viewers` is higher.
+    pub async fn note_stream_viewers(&self, id: &str, viewers: u64) -> Result<Stream> {
+        self.update_child(STREAMS, id, |s: &mut Stream| {
+            s.peak_viewers = s.peak_viewers.max(viewers);
+            Ok(())
+        })
+        .await
+    }
+
+    /// The channel's session in progress (starting or live), if any.
+    pub async fn active_stream(&self, channel_id: &str) -> Result<Option<Stream>> {
+        if !is_safe_id(channel_id) {
+            return Ok(None);
+        }
+        match self.get_json::<String>(ACTIVE, channel_id).await? {
+            Some(id) => Ok(self
+                .get_stream(&id)
+                .await?
+                .filter(|s| s.state != StreamState::Ended)),
+            None => Ok(None),
+        }
+    }
+
+    /// A channel's sessions, newest first.
+    pub async fn list_streams(&self, channel_id: &str) -> Result<Vec<Stream>> {
+        let mut v: Vec<Stream> = self.list_children(STREAMS, channel_id).await?;
+        v.reverse();
+        Ok(v)
+    }
+}

@@ -1,0 +1,133 @@
+//! Runs the conformance suite against each backend. The etcd run starts a real `etcd`
+//! (Debian package `etcd-server`) on a free loopback port with a temporary data directory.
+
+use std::net::TcpListener;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use weir_store::{EmbeddedKv, EtcdKv, MemoryKv, Role, SecretBox, Store, conformance};
+
+#[tokio::test]
+async fn memory_backend() {
+    let store = Store::new(Arc::new(MemoryKv::new()), SecretBox::generate());
+    conformance::run(&store).await;
+}
+
+#[tokio::test]
+async fn embedded_backend_and_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = SecretBox::generate();
+    let user_id;
+    let dest_id;
+    {
+        let store = Store::new(Arc::new(EmbeddedKv::open(dir.path()).expect("open")), key.clone());
+        conformance::run(&store).await;
+        let u = store
+            .create_user("persisted", "p@example.com", "h", Role::Owner)
+            .await
+            .expect("user");
+        let ch = store.create_channel(&u.id, "persisted-ch", "t", "").await.expect("ch");
+        let d = store
+            .create_destination(&ch.id, "d", "rtmp", "rtmp://x/y", "sekrit")
+            .await
+            .expect("dest");
+        user_id = u.id;
+        dest_id = d.id;
+    }
+    // Reopen: everything is still there, and the sealed key still opens.
+    let store = Store::new(Arc::new(EmbeddedKv::open(dir.path()).expect("reopen")), key);
+    let u = store.get_user(&user_id).await.expect("get").expect("user survives");
+    assert_eq!(u.username, "persisted");
+    let d = store.get_destination(&dest_id).await.expect("get").expect("dest survives");
+    assert_eq!(store.destination_stream_key(&d).expect("open"), "sekrit");
+    assert!(store.channel_by_slug("persisted-ch").await.expect("slug").is_some());
+}
+
+struct EtcdProcess {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for EtcdProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn start_etcd() -> (EtcdProcess, String) {
+    let found = std::process::Command::new("etcd")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found,
+        "the `etcd` binary is not installed: run the project's setup (`cargo xtask setup`, \
+         which installs the Debian package etcd-server) and try again"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (client, peer) = (free_port(), free_port());
+    let client_url = format!("http://127.0.0.1:{client}");
+    let peer_url = format!("http://127.0.0.1:{peer}");
+    let child = std::process::Command::new("etcd")
+        .args(["--name", "weir-test", "--data-dir"])
+        .arg(dir.path())
+        .args(["--listen-client-urls", &client_url])
+        .args(["--advertise-client-urls", &client_url])
+        .args(["--listen-peer-urls", &peer_url])
+        .args(["--initial-advertise-peer-urls", &peer_url])
+        .args(["--initial-cluster", &format!("weir-test={peer_url}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn etcd");
+    (EtcdProcess { child, _dir: dir }, client_url)
+}
+
+#[tokio::test]
+async fn etcd_backend() {
+    let (_etcd, url) = start_etcd();
+    let mut kv = None;
+    for _ in 0..50 {
+        if let Ok(k) = EtcdKv::connect(std::slice::from_ref(&url), "/weir-test").await {
+            if k.list("probe").await.is_ok() {
+                kv = Some(k);
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let kv = kv.expect("etcd did not come up within 10 s");
+    let store = Store::new(Arc::new(kv), SecretBox::generate());
+    conformance::run(&store).await;
+}
+
+use weir_store::Kv as _;
+
+/// Runs only when `WEIR_SCYLLA_NODES` names a cluster (e.g. `127.0.0.1:9042`) and the crate
+/// is built with `--features scylla`.
+#[cfg(feature = "scylla")]
+#[tokio::test]
+async fn scylla_backend() {
+    let Ok(nodes) = std::env::var("WEIR_SCYLLA_NODES") else {
+        eprintln!("WEIR_SCYLLA_NODES not set: skipping the Scylla conformance run");
+        return;
+    };
+    let nodes: Vec<String> = nodes.split(',').map(str::to_string).collect();
+    let kv = weir_store::ScyllaKv::connect(&nodes, "weir_test", 1)
+        .await
+        .expect("connect to Scylla");
+    let store = Store::new(Arc::new(kv), SecretBox::generate());
+    conformance::run(&store).await;
+}

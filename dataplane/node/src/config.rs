@@ -1,0 +1,109 @@
+//! Node configuration (the `[node]` table of weir's TOML config).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Which I/O driver the shards run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum IoBackend {
+    /// io_uring, falling back to epoll when the kernel or a seccomp filter refuses it.
+    #[default]
+    Auto,
+    /// io_uring only: startup fails if it is unavailable.
+    IoUring,
+    /// epoll (the `polling` driver), never io_uring.
+    Epoll,
+}
+
+/// What a data-plane node listens on and how it packages.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// RTMP ingest listener.
+    pub rtmp_listen: SocketAddr,
+    /// HTTP origin listener (LL-HLS, metrics, health).
+    pub http_listen: SocketAddr,
+    /// Number of shards (0 = one per available core).
+    pub shards: usize,
+    /// I/O driver.
+    pub io_backend: IoBackend,
+    /// Where state lives (stream key secret, revocations).
+    pub data_dir: PathBuf,
+    /// Host name put in printed URLs (`rtmp://HOST:1935/live`).
+    pub public_host: String,
+    /// RTMP application name publishers use.
+    pub rtmp_app: String,
+    /// LL-HLS part target in milliseconds.
+    pub part_target_ms: u64,
+    /// Segment target in milliseconds (segments are cut at the first keyframe after it).
+    pub segment_target_ms: u64,
+    /// Segments kept in each playlist's sliding window.
+    pub window_segments: usize,
+    /// How long a channel waits for its publisher to come back before the playlist ends.
+    pub reconnect_grace_ms: u64,
+    /// How long an ended stream stays readable before it is dropped (404 afterwards).
+    pub ended_retention_ms: u64,
+    /// A second publisher on a live channel takes over instead of being refused.
+    pub publisher_takeover: bool,
+    /// Longest time an RTMP connection may stay silent before it is closed.
+    pub rtmp_idle_timeout_ms: u64,
+    /// Most concurrent HTTP connections per shard.
+    pub http_max_connections: usize,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            rtmp_listen: SocketAddr::from(([0, 0, 0, 0], 1935)),
+            http_listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            shards: 0,
+            io_backend: IoBackend::Auto,
+            data_dir: PathBuf::from(".weir-data"),
+            public_host: "localhost".to_owned(),
+            rtmp_app: "live".to_owned(),
+            part_target_ms: 200,
+            segment_target_ms: 2000,
+            window_segments: 12,
+            reconnect_grace_ms: 10_000,
+            ended_retention_ms: 60_000,
+            publisher_takeover: false,
+            rtmp_idle_timeout_ms: 15_000,
+            http_max_connections: 10_000,
+        }
+    }
+}
+
+impl NodeConfig {
+    /// The shard count actually used.
+    pub fn shard_count(&self) -> usize {
+        if self.shards > 0 {
+            self.shards
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+
+    /// The LL-HLS packaging settings.
+    pub fn hls(&self) -> weir_hls::HlsConfig {
+        weir_hls::HlsConfig {
+            part_target: Duration::from_millis(self.part_target_ms.max(50)),
+            segment_target: Duration::from_millis(self.segment_target_ms.max(500)),
+            window: self.window_segments.max(3),
+            ..weir_hls::HlsConfig::default()
+        }
+    }
+
+    /// Path of the stream key secret.
+    pub fn key_secret_path(&self) -> PathBuf {
+        self.data_dir.join("stream-key.secret")
+    }
+
+    /// Path of the revoked key list.
+    pub fn revocations_path(&self) -> PathBuf {
+        self.data_dir.join("revoked-keys")
+    }
+}

@@ -1,0 +1,7 @@
+//! The HTTP/1.1 origin: a bounded request parser, a response writer, the routes,
+//! and the per-connection driver.
+
+pub mod conn;
+pub mod origin;
+pub mod request;
+pub mod response;

@@ -1,0 +1,152 @@
+//! Routes of the HTTP origin.
+//!
+//! ```text
+//! /live/<channel>/index.m3u8                multivariant playlist (no-cache)
+//! /live/<channel>/<broadcast>/media.m3u8    LL-HLS media playlist (blocking reload, delta updates)
+//! /live/<channel>/<broadcast>/<object>      init segment, part or segment (immutable)
+//! /metrics                                  Prometheus text format
+//! /healthz                                  liveness
+//! ```
+//! The broadcast id in object URLs changes with every new broadcast on a channel, so
+//! immutable caching is safe even though segment numbers restart.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use weir_hls::{ObjectAnswer, ObjectKind, PlaylistAnswer, PlaylistQuery};
+
+use super::request::{Method, Request};
+use super::response::Response;
+use crate::registry::{Registry, Stream, StreamState};
+
+const PLAYLIST: &str = "application/vnd.apple.mpegurl";
+const MP4: &str = "video/mp4";
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+const NO_CACHE: &str = "no-cache";
+const BLOCKING: &str = "public, max-age=2";
+
+/// Answers one request.
+pub async fn respond(req: &Request, registry: &Registry) -> Response {
+    match req.method {
+        Method::Get | Method::Head => {}
+        Method::Options => {
+            let mut r = Response::error(204, "");
+            r.body = Bytes::new();
+            r.extra.push(("Access-Control-Max-Age", "86400".to_owned()));
+            return r;
+        }
+        Method::Other => return Response::error(405, "only GET, HEAD and OPTIONS are served"),
+    }
+    let path = req.path.as_str();
+    if path == "/healthz" {
+        return Response::ok("text/plain", "no-store", Bytes::from_static(b"ok\n"));
+    }
+    if path == "/metrics" {
+        let body = crate::metrics_setup::render();
+        return Response::ok("text/plain; version=0.0.4", "no-store", Bytes::from(body));
+    }
+    let Some(rest) = path.strip_prefix("/live/") else {
+        return Response::error(404, "not found");
+    };
+    let parts: Vec<&str> = rest.split('/').collect();
+    let Some(stream) = parts.first().and_then(|c| registry.get(c)) else {
+        return Response::error(404, "no such stream");
+    };
+    match parts.as_slice() {
+        [_, "index.m3u8"] => multivariant(&stream),
+        [_, bid, "media.m3u8"] if *bid == stream.broadcast_id => {
+            media_playlist(&stream, &req.query).await
+        }
+        [_, bid, object] if *bid == stream.broadcast_id => media_object(&stream, object).await,
+        _ => Response::error(404, "not found"),
+    }
+}
+
+fn multivariant(stream: &Stream) -> Response {
+    let Some(text) = stream.state.lock().hls.multivariant_playlist() else {
+        return Response::error(404, "stream is starting: no tracks yet");
+    };
+    // Point the variant at this broadcast's directory.
+    let text = String::from_utf8_lossy(&text);
+    let mut out = String::with_capacity(text.len() + 32);
+    for line in text.lines() {
+        if !line.starts_with('#') && !line.is_empty() {
+            out.push_str(&stream.broadcast_id);
+            out.push('/');
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    Response::ok(PLAYLIST, NO_CACHE, Bytes::from(out))
+}
+
+/// How long a blocked request may wait: three target durations (RFC 8216bis 6.2.5.2).
+fn block_limit(stream: &Stream) -> Duration {
+    let target = stream.segment_target.as_secs_f64().ceil().max(1.0);
+    Duration::from_secs_f64(target * 3.0)
+}
+
+/// Runs `check` against the stream until it answers, waiting for changes up to the limit.
+async fn wait_for<T>(
+    stream: &Arc<Stream>,
+    mut check: impl FnMut(&StreamState) -> Option<T>,
+) -> Option<T> {
+    let deadline = Instant::now() + block_limit(stream);
+    loop {
+        let listener = stream.changed.listen();
+        if let Some(answer) = check(&stream.state.lock()) {
+            return Some(answer);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || compio::time::timeout(left, listener).await.is_err() {
+            return None;
+        }
+    }
+}
+
+async fn media_playlist(stream: &Arc<Stream>, query: &str) -> Response {
+    let q = match PlaylistQuery::parse(query) {
+        Ok(q) => q,
+        Err(e) => return Response::error(400, &e.to_string()),
+    };
+    let blocking = q.msn.is_some();
+    let answer = wait_for(stream, |st| match st.hls.media_playlist(&q) {
+        PlaylistAnswer::Wait => None,
+        other => Some(other),
+    })
+    .await;
+    match answer {
+        Some(PlaylistAnswer::Ready(body)) => {
+            Response::ok(PLAYLIST, if blocking { BLOCKING } else { NO_CACHE }, body)
+        }
+        Some(PlaylistAnswer::BadRequest(why)) => Response::error(400, why),
+        Some(PlaylistAnswer::NotReady) => Response::error(404, "no playlist yet"),
+        Some(PlaylistAnswer::Wait) | None => {
+            Response::error(503, "the requested part did not appear in time")
+        }
+    }
+}
+
+async fn media_object(stream: &Arc<Stream>, name: &str) -> Response {
+    let answer = wait_for(stream, |st| match st.hls.object(name) {
+        ObjectAnswer::Wait => None,
+        other => Some(other),
+    })
+    .await;
+    match answer {
+        Some(ObjectAnswer::Ready(body, kind)) => {
+            let kind = match kind {
+                ObjectKind::Init => "init",
+                ObjectKind::Part => "part",
+                ObjectKind::Segment => "segment",
+            };
+            metrics::counter!("weir_http_objects_total", "kind" => kind).increment(1);
+            metrics::counter!("weir_http_object_bytes_total", "kind" => kind)
+                .increment(body.len() as u64);
+            Response::ok(MP4, IMMUTABLE, body)
+        }
+        Some(ObjectAnswer::Gone) => Response::error(404, "no such object"),
+        Some(ObjectAnswer::Wait) | None => Response::error(503, "object did not appear in time"),
+    }
+}

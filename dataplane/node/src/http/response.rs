@@ -1,0 +1,82 @@
+//! Responses: status, headers and a body that is usually a shared `Bytes`.
+
+use bytes::Bytes;
+
+/// An HTTP response ready to write.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// `Content-Type`.
+    pub content_type: &'static str,
+    /// `Cache-Control`.
+    pub cache_control: &'static str,
+    /// The body (not sent for HEAD).
+    pub body: Bytes,
+    /// Extra headers.
+    pub extra: Vec<(&'static str, String)>,
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        204 => "No Content",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        413 => "Payload Too Large",
+        431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
+}
+
+impl Response {
+    /// A 200 with a body.
+    pub fn ok(content_type: &'static str, cache_control: &'static str, body: Bytes) -> Self {
+        Self {
+            status: 200,
+            content_type,
+            cache_control,
+            body,
+            extra: Vec::new(),
+        }
+    }
+
+    /// A short plain-text error.
+    pub fn error(status: u16, message: &str) -> Self {
+        Self {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            cache_control: "no-store",
+            body: Bytes::from(format!("{message}\n")),
+            extra: Vec::new(),
+        }
+    }
+
+    /// Serialises the status line and headers (CORS included).
+    pub fn head(&self, keep_alive: bool) -> Vec<u8> {
+        use std::fmt::Write as _;
+        let mut h = String::with_capacity(256);
+        let _ = write!(
+            h,
+            "HTTP/1.1 {} {}\r\nServer: weir\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: {}\r\n\
+             Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Methods: GET, HEAD, OPTIONS\r\n\
+             Access-Control-Allow-Headers: *\r\nAccess-Control-Expose-Headers: Content-Length, Age\r\n",
+            self.status,
+            reason(self.status),
+            self.content_type,
+            self.body.len(),
+            self.cache_control,
+        );
+        for (k, v) in &self.extra {
+            let _ = write!(h, "{k}: {v}\r\n");
+        }
+        h.push_str(if keep_alive {
+            "Connection: keep-alive\r\n\r\n"
+        } else {
+            "Connection: close\r\n\r\n"
+        });
+        h.into_bytes()
+    }
+}

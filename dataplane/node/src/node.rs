@@ -1,0 +1,150 @@
+//! Starting a node: bind listeners, spawn one shard per core, report what runs where.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::config::NodeConfig;
+use crate::registry::{PublishAuth, Registry};
+use crate::rtmp_conn::RtmpContext;
+use crate::shard::{self, ShardSpec};
+use crate::shutdown::Shutdown;
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A shard failed to start (e.g. io_uring forced but refused).
+    #[error("{0}")]
+    Shard(String),
+}
+
+/// The data-plane node.
+#[derive(Debug)]
+pub struct Node;
+
+/// A running node.
+#[derive(Debug)]
+pub struct StartedNode {
+    /// Where RTMP listens (port resolved).
+    pub rtmp_addr: SocketAddr,
+    /// Where HTTP listens (port resolved).
+    pub http_addr: SocketAddr,
+    /// The I/O driver of each shard, by shard index.
+    pub drivers: Vec<&'static str>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl StartedNode {
+    /// Waits for every shard to finish (after shutdown is triggered).
+    pub fn join(self) {
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+fn listener(addr: SocketAddr) -> Result<std::net::TcpListener, NodeError> {
+    let bind = |addr: SocketAddr| -> std::io::Result<std::net::TcpListener> {
+        let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        s.set_reuse_address(true)?;
+        s.set_reuse_port(true)?;
+        s.set_nonblocking(true)?;
+        s.bind(&addr.into())?;
+        s.listen(1024)?;
+        Ok(s.into())
+    };
+    bind(addr).map_err(|source| NodeError::Bind { addr, source })
+}
+
+/// Binds `n` SO_REUSEPORT listeners on one address (port 0 resolves once, for all).
+fn listeners(addr: SocketAddr, n: usize) -> Result<(SocketAddr, Vec<std::net::TcpListener>), NodeError> {
+    let first = listener(addr)?;
+    let actual = first
+        .local_addr()
+        .map_err(|source| NodeError::Bind { addr, source })?;
+    let mut all = vec![first];
+    for _ in 1..n {
+        all.push(listener(actual)?);
+    }
+    Ok((actual, all))
+}
+
+impl Node {
+    /// Binds the listeners and starts the shards; returns once every shard runs.
+    pub fn start(
+        config: &NodeConfig,
+        auth: Arc<dyn PublishAuth>,
+        shutdown: Shutdown,
+    ) -> Result<StartedNode, NodeError> {
+        let n = config.shard_count();
+        let (rtmp_addr, rtmp) = listeners(config.rtmp_listen, n)?;
+        let (http_addr, http) = listeners(config.http_listen, n)?;
+        let registry = Arc::new(Registry::new(
+            config.hls(),
+            Duration::from_millis(config.reconnect_grace_ms),
+            Duration::from_millis(config.ended_retention_ms),
+            config.publisher_takeover,
+        ));
+        let rtmp_ctx = Arc::new(RtmpContext {
+            registry: registry.clone(),
+            auth,
+            app: config.rtmp_app.clone(),
+            idle_timeout: Duration::from_millis(config.rtmp_idle_timeout_ms.max(1000)),
+            shutdown: shutdown.clone(),
+        });
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        let (tx, rx) = mpsc::channel();
+        let mut threads = Vec::with_capacity(n);
+        for (index, (rtmp, http)) in rtmp.into_iter().zip(http).enumerate() {
+            let spec = ShardSpec {
+                index,
+                cpu: (n <= cores).then_some(index),
+                backend: config.io_backend,
+                rtmp,
+                http,
+                rtmp_ctx: rtmp_ctx.clone(),
+                registry: registry.clone(),
+                shutdown: shutdown.clone(),
+                max_http: config.http_max_connections.max(1),
+                ready: tx.clone(),
+            };
+            let t = std::thread::Builder::new()
+                .name(format!("weir-shard-{index}"))
+                .spawn(move || shard::run(spec))
+                .map_err(|e| NodeError::Shard(format!("cannot spawn shard thread: {e}")))?;
+            threads.push(t);
+        }
+        drop(tx);
+        let mut drivers = vec![""; n];
+        for _ in 0..n {
+            match rx.recv() {
+                Ok(Ok((i, d))) => drivers[i] = d,
+                Ok(Err(e)) => {
+                    shutdown.trigger();
+                    return Err(NodeError::Shard(e));
+                }
+                Err(_) => {
+                    shutdown.trigger();
+                    return Err(NodeError::Shard("a shard exited during start".into()));
+                }
+            }
+        }
+        Ok(StartedNode {
+            rtmp_addr,
+            http_addr,
+            drivers,
+            threads,
+        })
+    }
+}

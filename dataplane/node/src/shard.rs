@@ -1,0 +1,179 @@
+//! One shard: a thread with its own compio runtime, accepting on its own
+//! SO_REUSEPORT listeners and running every connection it accepted.
+
+use std::cell::Cell;
+use std::collections::HashSet;
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::mpsc::Sender;
+use std::time::{Duration, Instant};
+
+use compio::driver::{DriverType, ProactorBuilder};
+use compio::net::TcpListener;
+use futures_util::future::{Either, select};
+
+use crate::config::IoBackend;
+use crate::registry::Registry;
+use crate::rtmp_conn::{self, RtmpContext};
+use crate::shutdown::Shutdown;
+
+/// Everything a shard thread is started with.
+pub struct ShardSpec {
+    /// Shard number (0 also runs the stream janitor).
+    pub index: usize,
+    /// Pin the thread to this CPU, if any.
+    pub cpu: Option<usize>,
+    /// Requested I/O driver.
+    pub backend: IoBackend,
+    /// This shard's RTMP listener (SO_REUSEPORT).
+    pub rtmp: std::net::TcpListener,
+    /// This shard's HTTP listener (SO_REUSEPORT).
+    pub http: std::net::TcpListener,
+    /// Shared RTMP context.
+    pub rtmp_ctx: Arc<RtmpContext>,
+    /// The node's streams.
+    pub registry: Arc<Registry>,
+    /// Node shutdown.
+    pub shutdown: Shutdown,
+    /// Most concurrent HTTP connections on this shard.
+    pub max_http: usize,
+    /// Where the shard reports its driver (or why it could not start).
+    pub ready: Sender<Result<(usize, &'static str), String>>,
+}
+
+/// Name of a driver type for logs.
+pub fn driver_name(t: DriverType) -> &'static str {
+    match t {
+        DriverType::IoUring => "io_uring",
+        DriverType::Poll => "epoll",
+        _ => "other",
+    }
+}
+
+/// Runs a shard on the current thread until shutdown.
+pub fn run(spec: ShardSpec) {
+    let mut proactor = ProactorBuilder::new();
+    match spec.backend {
+        IoBackend::Auto => {}
+        IoBackend::IoUring => {
+            proactor.driver_type(DriverType::IoUring);
+        }
+        IoBackend::Epoll => {
+            proactor.driver_type(DriverType::Poll);
+        }
+    }
+    let mut builder = compio::runtime::RuntimeBuilder::new();
+    builder.with_proactor(proactor);
+    if let Some(cpu) = spec.cpu {
+        builder.thread_affinity(HashSet::from([cpu]));
+    }
+    let rt = match builder.build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = spec
+                .ready
+                .send(Err(format!("shard {}: cannot start runtime: {e}", spec.index)));
+            return;
+        }
+    };
+    let driver = driver_name(rt.driver_type());
+    rt.block_on(async move {
+        let (rtmp, http) = match (
+            TcpListener::from_std(spec.rtmp),
+            TcpListener::from_std(spec.http),
+        ) {
+            (Ok(r), Ok(h)) => (r, h),
+            (Err(e), _) | (_, Err(e)) => {
+                let _ = spec
+                    .ready
+                    .send(Err(format!("shard {}: listener: {e}", spec.index)));
+                return;
+            }
+        };
+        let _ = spec.ready.send(Ok((spec.index, driver)));
+        tracing::debug!(shard = spec.index, driver, "shard running");
+
+        compio::runtime::spawn(accept_rtmp(rtmp, spec.rtmp_ctx.clone())).detach();
+        compio::runtime::spawn(accept_http(
+            http,
+            spec.registry.clone(),
+            spec.shutdown.clone(),
+            spec.max_http,
+        ))
+        .detach();
+        if spec.index == 0 {
+            compio::runtime::spawn(janitor(spec.registry.clone(), spec.shutdown.clone())).detach();
+        }
+        spec.shutdown.wait().await;
+        if spec.index == 0 {
+            spec.registry.end_all(Instant::now());
+        }
+        // Let connections see the shutdown, flush their last bytes and close.
+        compio::time::sleep(Duration::from_millis(300)).await;
+    });
+}
+
+async fn accept_rtmp(listener: TcpListener, ctx: Arc<RtmpContext>) {
+    loop {
+        let accept = pin!(listener.accept());
+        let stop = pin!(ctx.shutdown.wait());
+        match select(accept, stop).await {
+            Either::Left((Ok((socket, peer)), _)) => {
+                compio::runtime::spawn(rtmp_conn::serve(socket, peer, ctx.clone())).detach();
+            }
+            Either::Left((Err(e), _)) => {
+                tracing::warn!(error = %e, "RTMP accept failed");
+                compio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Either::Right(_) => return,
+        }
+    }
+}
+
+async fn accept_http(
+    listener: TcpListener,
+    registry: Arc<Registry>,
+    shutdown: Shutdown,
+    max_connections: usize,
+) {
+    let open = Rc::new(Cell::new(0usize));
+    loop {
+        let accept = pin!(listener.accept());
+        let stop = pin!(shutdown.wait());
+        match select(accept, stop).await {
+            Either::Left((Ok((socket, _peer)), _)) => {
+                if open.get() >= max_connections {
+                    metrics::counter!("weir_http_rejected_connections_total").increment(1);
+                    continue; // dropping the socket closes it
+                }
+                let _ = socket.set_nodelay(true);
+                open.set(open.get() + 1);
+                let open = open.clone();
+                let registry = registry.clone();
+                let shutdown = shutdown.clone();
+                compio::runtime::spawn(async move {
+                    crate::http::conn::serve(socket, registry, shutdown).await;
+                    open.set(open.get() - 1);
+                })
+                .detach();
+            }
+            Either::Left((Err(e), _)) => {
+                tracing::warn!(error = %e, "HTTP accept failed");
+                compio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Either::Right(_) => return,
+        }
+    }
+}
+
+async fn janitor(registry: Arc<Registry>, shutdown: Shutdown) {
+    while !shutdown.is_triggered() {
+        let tick = pin!(compio::time::sleep(Duration::from_millis(250)));
+        let stop = pin!(shutdown.wait());
+        if let Either::Right(_) = select(tick, stop).await {
+            return;
+        }
+        registry.tick(Instant::now());
+    }
+}

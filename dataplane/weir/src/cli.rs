@@ -1,0 +1,111 @@
+//! Command-line interface.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// weir — a live-streaming server: RTMP in, LL-HLS out, on a thread-per-core node.
+///
+/// Quick start:
+///   weir serve                          # start the all-in-one node
+///   weir key issue my-channel           # get the server URL and stream key for OBS/ffmpeg
+///   ffmpeg -re -i in.mp4 -c:v libx264 -c:a aac -f flv rtmp://localhost:1935/live/<key>
+///   open http://localhost:8080/live/my-channel/index.m3u8
+#[derive(Debug, Parser)]
+#[command(name = "weir", version, about, long_about, verbatim_doc_comment)]
+pub struct Cli {
+    /// TOML configuration file (see deploy/weir.toml). Env: WEIR_CONFIG.
+    #[arg(long, short, global = true, env = "WEIR_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Log filter, e.g. `info`, `debug`, `weir_node=trace`. Env: WEIR_LOG.
+    #[arg(long, global = true)]
+    pub log: Option<String>,
+
+    /// Node settings that override the config file.
+    #[command(flatten)]
+    pub node: NodeArgs,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the all-in-one node: ingest, packaging, HTTP origin, embedded storage.
+    Serve,
+    /// Run a data-plane node (ingest, packaging, HTTP origin).
+    Dataplane,
+    /// Issue or revoke stream keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+/// `weir key …`
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Issue a new stream key for a channel and print what OBS needs.
+    Issue {
+        /// Channel name: 1-64 of A-Z a-z 0-9 _ -.
+        channel: String,
+    },
+    /// Revoke a stream key (give the full key or its id, the middle part).
+    Revoke {
+        /// The key or key id.
+        key: String,
+    },
+    /// Check a stream key: prints its channel, or why it is refused.
+    Verify {
+        /// The key.
+        key: String,
+    },
+}
+
+/// Overrides of the `[node]` config table.
+#[derive(Debug, Args, Default, Clone)]
+pub struct NodeArgs {
+    /// RTMP listen address. Env: WEIR_RTMP_LISTEN.
+    #[arg(long, global = true, env = "WEIR_RTMP_LISTEN")]
+    pub rtmp_listen: Option<SocketAddr>,
+    /// HTTP listen address. Env: WEIR_HTTP_LISTEN.
+    #[arg(long, global = true, env = "WEIR_HTTP_LISTEN")]
+    pub http_listen: Option<SocketAddr>,
+    /// Shards (0 = one per core). Env: WEIR_SHARDS.
+    #[arg(long, global = true, env = "WEIR_SHARDS")]
+    pub shards: Option<usize>,
+    /// I/O backend. Env: WEIR_IO_BACKEND.
+    #[arg(long, global = true, env = "WEIR_IO_BACKEND", value_enum)]
+    pub io_backend: Option<Backend>,
+    /// State directory (stream key secret, revocations). Env: WEIR_DATA_DIR.
+    #[arg(long, global = true, env = "WEIR_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Host name used in printed URLs. Env: WEIR_PUBLIC_HOST.
+    #[arg(long, global = true, env = "WEIR_PUBLIC_HOST")]
+    pub public_host: Option<String>,
+    /// LL-HLS part target in ms. Env: WEIR_PART_TARGET_MS.
+    #[arg(long, global = true, env = "WEIR_PART_TARGET_MS")]
+    pub part_target_ms: Option<u64>,
+    /// Segment target in ms. Env: WEIR_SEGMENT_TARGET_MS.
+    #[arg(long, global = true, env = "WEIR_SEGMENT_TARGET_MS")]
+    pub segment_target_ms: Option<u64>,
+    /// Grace period for a publisher to reconnect, in ms. Env: WEIR_RECONNECT_GRACE_MS.
+    #[arg(long, global = true, env = "WEIR_RECONNECT_GRACE_MS")]
+    pub reconnect_grace_ms: Option<u64>,
+    /// Let a second publisher take a live channel over. Env: WEIR_PUBLISHER_TAKEOVER.
+    #[arg(long, global = true, env = "WEIR_PUBLISHER_TAKEOVER")]
+    pub publisher_takeover: Option<bool>,
+}
+
+/// I/O backends selectable on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Backend {
+    /// io_uring with automatic epoll fallback.
+    Auto,
+    /// io_uring only.
+    IoUring,
+    /// epoll only.
+    Epoll,
+}

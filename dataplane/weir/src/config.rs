@@ -1,0 +1,90 @@
+//! Configuration loading: defaults < TOML file < environment < flags.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use serde::Deserialize;
+use weir_node::{IoBackend, NodeConfig};
+
+use crate::cli::{Backend, NodeArgs};
+
+/// The whole configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The `[node]` table.
+    pub node: NodeConfig,
+}
+
+/// Reads the file (if any) and applies overrides.
+pub fn load(path: Option<&Path>, args: &NodeArgs) -> anyhow::Result<Config> {
+    let mut config = match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("reading config {}", p.display()))?;
+            toml::from_str(&text).with_context(|| format!("parsing config {}", p.display()))?
+        }
+        None => Config::default(),
+    };
+    let n = &mut config.node;
+    let a = args.clone();
+    if let Some(v) = a.rtmp_listen {
+        n.rtmp_listen = v;
+    }
+    if let Some(v) = a.http_listen {
+        n.http_listen = v;
+    }
+    if let Some(v) = a.shards {
+        n.shards = v;
+    }
+    if let Some(v) = a.io_backend {
+        n.io_backend = match v {
+            Backend::Auto => IoBackend::Auto,
+            Backend::IoUring => IoBackend::IoUring,
+            Backend::Epoll => IoBackend::Epoll,
+        };
+    }
+    if let Some(v) = a.data_dir {
+        n.data_dir = v;
+    }
+    if let Some(v) = a.public_host {
+        n.public_host = v;
+    }
+    if let Some(v) = a.part_target_ms {
+        n.part_target_ms = v;
+    }
+    if let Some(v) = a.segment_target_ms {
+        n.segment_target_ms = v;
+    }
+    if let Some(v) = a.reconnect_grace_ms {
+        n.reconnect_grace_ms = v;
+    }
+    if let Some(v) = a.publisher_takeover {
+        n.publisher_takeover = v;
+    }
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_flags() {
+        let dir = std::env::temp_dir().join(format!("weir-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let p = dir.join("weir.toml");
+        std::fs::write(&p, "[node]\nrtmp_listen = \"127.0.0.1:1940\"\npart_target_ms = 300\n")
+            .expect("write");
+        let args = NodeArgs {
+            part_target_ms: Some(250),
+            ..NodeArgs::default()
+        };
+        let c = load(Some(&p), &args).expect("load");
+        assert_eq!(c.node.rtmp_listen.port(), 1940);
+        assert_eq!(c.node.part_target_ms, 250);
+        std::fs::write(&p, "[node]\nbogus = 1\n").expect("write");
+        assert!(load(Some(&p), &NodeArgs::default()).is_err());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
