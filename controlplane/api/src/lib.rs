@@ -1,1 +1,36 @@
-//! The GraphQL API.
+//! The GraphQL API of the control plane.
+//!
+//! - [`router`] / [`serve`]: axum routes at `/graphql` — POST for queries and mutations,
+//!   GET with a websocket upgrade for subscriptions (graphql-ws and the legacy
+//!   subscriptions-transport-ws protocols), GET from a browser for GraphiQL.
+//! - [`ApiState`]: store, account service, the binary's [`StreamKeyIssuer`], limits; it
+//!   also carries the event-ingest API the data plane calls ([`ApiState::stream_started`],
+//!   [`ApiState::stream_live`], [`ApiState::stream_ended`], [`ApiState::viewer_count`],
+//!   [`ApiState::node_heartbeat`]) which feeds subscriptions.
+//! - Every resolver checks the caller's role on the object (see `weir_auth::roles`);
+//!   objects of other owners read as `NOT_FOUND`. Errors carry `extensions.code`
+//!   ([`error::code`]).
+//! - Limits: body size, query depth and complexity, token buckets per IP and per user.
+//! - The SDL ([`sdl`]) is committed at `schemas/graphql/schema.graphql`; a test compares
+//!   them (`WEIR_UPDATE_SCHEMA=1 cargo test -p weir-api` rewrites the file).
+
+mod ctx;
+pub mod error;
+mod events;
+mod graphiql;
+mod http;
+mod issuer;
+mod mutation;
+mod pagination;
+mod query;
+pub mod ratelimit;
+mod schema;
+mod state;
+mod subscription;
+mod types;
+
+pub use events::Event;
+pub use http::{ClientIp, router, serve, serve_with_shutdown};
+pub use issuer::StreamKeyIssuer;
+pub use schema::{ApiSchema, build_schema, sdl};
+pub use state::{ApiConfig, ApiState};

@@ -191,7 +191,9 @@ impl Store {
             })
             .await?;
         if is_safe_id(user_id) {
-            self.kv().delete(&member_bucket(user_id), channel_id).await?;
+            self.kv()
+                .delete(&member_bucket(user_id), channel_id)
+                .await?;
         }
         Ok(ch)
     }

@@ -18,7 +18,12 @@ pub async fn run(store: &Store) {
     users(store).await;
     tokens(store).await;
     let owner = store
-        .create_user(&uniq("own"), &format!("{}@example.com", uniq("o")), "h", Role::Owner)
+        .create_user(
+            &uniq("own"),
+            &format!("{}@example.com", uniq("o")),
+            "h",
+            Role::Owner,
+        )
         .await
         .unwrap();
     channels(store, &owner.id).await;
@@ -52,7 +57,10 @@ async fn kv_contract(store: &Store) {
     let listed = kv.list(&b).await.unwrap();
     assert_eq!(
         listed,
-        vec![("a".to_string(), b"1".to_vec()), ("b".to_string(), b"2".to_vec())],
+        vec![
+            ("a".to_string(), b"1".to_vec()),
+            ("b".to_string(), b"2".to_vec())
+        ],
         "list is sorted and holds only the bucket's own keys"
     );
     // CAS: absent → value, value → value, value → delete; mismatches change nothing.
@@ -65,9 +73,14 @@ async fn kv_contract(store: &Store) {
     assert_eq!(kv.get(&b, "c").await.unwrap(), None);
     assert!(kv.delete(&b, "a").await.unwrap());
     assert!(!kv.delete(&b, "a").await.unwrap());
-    assert!(kv.get(&b, "bad/key").await.is_err(), "keys with '/' are refused");
+    assert!(
+        kv.get(&b, "bad/key").await.is_err(),
+        "keys with '/' are refused"
+    );
     // TTL.
-    kv.put(&b, "t", b"1", Some(Duration::from_secs(1))).await.unwrap();
+    kv.put(&b, "t", b"1", Some(Duration::from_secs(1)))
+        .await
+        .unwrap();
     assert!(kv.get(&b, "t").await.unwrap().is_some());
     let mut gone = false;
     for _ in 0..40 {
@@ -84,24 +97,52 @@ async fn kv_contract(store: &Store) {
 async fn users(store: &Store) {
     let name = uniq("user");
     let email = format!("{name}@Example.com");
-    let u = store.create_user(&name, &email, "hash", Role::Owner).await.unwrap();
+    let u = store
+        .create_user(&name, &email, "hash", Role::Owner)
+        .await
+        .unwrap();
     assert_eq!(u.email, email.to_ascii_lowercase());
-    let dup = store.create_user(&name, "other@example.com", "h", Role::Owner).await;
+    let dup = store
+        .create_user(&name, "other@example.com", "h", Role::Owner)
+        .await;
     assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
-    let dup = store.create_user(&uniq("x"), &email, "h", Role::Owner).await;
+    let dup = store
+        .create_user(&uniq("x"), &email, "h", Role::Owner)
+        .await;
     assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
     assert!(matches!(
-        store.create_user("a/b", "z@example.com", "h", Role::Owner).await,
+        store
+            .create_user("a/b", "z@example.com", "h", Role::Owner)
+            .await,
         Err(StoreError::Invalid(_))
     ));
-    assert_eq!(store.find_user_by_login(&name).await.unwrap().unwrap().id, u.id);
-    assert_eq!(store.find_user_by_login(&email).await.unwrap().unwrap().id, u.id);
-    assert!(store.find_user_by_login("nobody-here").await.unwrap().is_none());
+    assert_eq!(
+        store.find_user_by_login(&name).await.unwrap().unwrap().id,
+        u.id
+    );
+    assert_eq!(
+        store.find_user_by_login(&email).await.unwrap().unwrap().id,
+        u.id
+    );
+    assert!(
+        store
+            .find_user_by_login("nobody-here")
+            .await
+            .unwrap()
+            .is_none()
+    );
     let u2 = store.set_user_role(&u.id, Role::Admin).await.unwrap();
     assert_eq!(u2.role, Role::Admin);
     assert!(store.set_user_disabled(&u.id, true).await.unwrap().disabled);
     assert!(store.get_user(&u.id).await.unwrap().unwrap().disabled);
-    assert!(store.list_users().await.unwrap().iter().any(|x| x.id == u.id));
+    assert!(
+        store
+            .list_users()
+            .await
+            .unwrap()
+            .iter()
+            .any(|x| x.id == u.id)
+    );
     assert!(store.get_user("../etc").await.unwrap().is_none());
 }
 
@@ -135,7 +176,10 @@ async fn tokens(store: &Store) {
 
 async fn channels(store: &Store, owner: &str) {
     let slug = uniq("slug");
-    let c = store.create_channel(owner, &slug, "Title", "Desc").await.unwrap();
+    let c = store
+        .create_channel(owner, &slug, "Title", "Desc")
+        .await
+        .unwrap();
     assert!(matches!(
         store.create_channel(owner, &slug, "x", "").await,
         Err(StoreError::Conflict(_))
@@ -144,28 +188,72 @@ async fn channels(store: &Store, owner: &str) {
         store.create_channel(owner, "no", "x", "").await,
         Err(StoreError::Invalid(_))
     ));
-    assert_eq!(store.channel_by_slug(&slug).await.unwrap().unwrap().id, c.id);
-    let c2 = store.update_channel(&c.id, Some("New"), None).await.unwrap();
-    assert_eq!((c2.title.as_str(), c2.description.as_str()), ("New", "Desc"));
-    assert!(store.channels_owned_by(owner).await.unwrap().iter().any(|x| x.id == c.id));
-    let c3 = store.set_channel_member(&c.id, "mod1", Role::Moderator).await.unwrap();
+    assert_eq!(
+        store.channel_by_slug(&slug).await.unwrap().unwrap().id,
+        c.id
+    );
+    let c2 = store
+        .update_channel(&c.id, Some("New"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (c2.title.as_str(), c2.description.as_str()),
+        ("New", "Desc")
+    );
+    assert!(
+        store
+            .channels_owned_by(owner)
+            .await
+            .unwrap()
+            .iter()
+            .any(|x| x.id == c.id)
+    );
+    let c3 = store
+        .set_channel_member(&c.id, "mod1", Role::Moderator)
+        .await
+        .unwrap();
     assert_eq!(c3.member_role("mod1"), Some(Role::Moderator));
     assert_eq!(c3.member_role(owner), Some(Role::Owner));
-    assert!(store.set_channel_member(&c.id, "x", Role::Admin).await.is_err());
+    assert!(
+        store
+            .set_channel_member(&c.id, "x", Role::Admin)
+            .await
+            .is_err()
+    );
     assert_eq!(store.channels_with_member("mod1").await.unwrap().len(), 1);
     store.remove_channel_member(&c.id, "mod1").await.unwrap();
     assert!(store.channels_with_member("mod1").await.unwrap().is_empty());
     store.record_stream_key(&c.id, &uniq("k")).await.unwrap();
-    store.create_destination(&c.id, "yt", "youtube", "rtmp://a/b", "s").await.unwrap();
+    store
+        .create_destination(&c.id, "yt", "youtube", "rtmp://a/b", "s")
+        .await
+        .unwrap();
     assert!(store.delete_channel(&c.id).await.unwrap());
     assert!(store.get_channel(&c.id).await.unwrap().is_none());
     assert!(store.channel_by_slug(&slug).await.unwrap().is_none());
     assert!(store.list_destinations(&c.id).await.unwrap().is_empty());
-    assert!(store.list_stream_keys(&c.id).await.unwrap().iter().all(|k| k.revoked_at.is_some()));
-    assert!(!store.channels_owned_by(owner).await.unwrap().iter().any(|x| x.id == c.id));
+    assert!(
+        store
+            .list_stream_keys(&c.id)
+            .await
+            .unwrap()
+            .iter()
+            .all(|k| k.revoked_at.is_some())
+    );
+    assert!(
+        !store
+            .channels_owned_by(owner)
+            .await
+            .unwrap()
+            .iter()
+            .any(|x| x.id == c.id)
+    );
     assert!(!store.delete_channel(&c.id).await.unwrap());
     // The slug is free again.
-    store.create_channel(owner, &slug, "again", "").await.unwrap();
+    store
+        .create_channel(owner, &slug, "again", "")
+        .await
+        .unwrap();
 }
 
 async fn keys(store: &Store, ch: &str) {
@@ -175,7 +263,14 @@ async fn keys(store: &Store, ch: &str) {
     let m = store.revoke_stream_key(&k).await.unwrap();
     assert!(m.revoked_at.is_some());
     assert!(store.is_stream_key_revoked(&k).await.unwrap());
-    assert!(store.list_revocations().await.unwrap().iter().any(|r| r.key_id == k));
+    assert!(
+        store
+            .list_revocations()
+            .await
+            .unwrap()
+            .iter()
+            .any(|r| r.key_id == k)
+    );
     assert_eq!(store.list_stream_keys(ch).await.unwrap().len(), 1);
     assert!(store.revoke_stream_key("missing").await.is_err());
 }
@@ -185,7 +280,10 @@ async fn streams(store: &Store, ch: &str) {
     let s = store.start_stream(ch, "rtmp", Some("node1")).await.unwrap();
     assert_eq!(s.state, StreamState::Starting);
     assert_eq!(store.active_stream(ch).await.unwrap().unwrap().id, s.id);
-    let s = store.set_stream_state(&s.id, StreamState::Live).await.unwrap();
+    let s = store
+        .set_stream_state(&s.id, StreamState::Live)
+        .await
+        .unwrap();
     assert!(s.live_at.is_some());
     let r = Rendition {
         name: "source".into(),
@@ -195,8 +293,18 @@ async fn streams(store: &Store, ch: &str) {
     };
     store.set_stream_renditions(&s.id, vec![r]).await.unwrap();
     store.note_stream_viewers(&s.id, 5).await.unwrap();
-    assert_eq!(store.note_stream_viewers(&s.id, 3).await.unwrap().peak_viewers, 5);
-    let s = store.set_stream_state(&s.id, StreamState::Ended).await.unwrap();
+    assert_eq!(
+        store
+            .note_stream_viewers(&s.id, 3)
+            .await
+            .unwrap()
+            .peak_viewers,
+        5
+    );
+    let s = store
+        .set_stream_state(&s.id, StreamState::Ended)
+        .await
+        .unwrap();
     assert!(s.ended_at.is_some());
     assert!(matches!(
         store.set_stream_state(&s.id, StreamState::Live).await,
@@ -206,7 +314,10 @@ async fn streams(store: &Store, ch: &str) {
     // A new session while one is active ends the stale one.
     let a = store.start_stream(ch, "srt", None).await.unwrap();
     let b = store.start_stream(ch, "rtmp", None).await.unwrap();
-    assert_eq!(store.get_stream(&a.id).await.unwrap().unwrap().state, StreamState::Ended);
+    assert_eq!(
+        store.get_stream(&a.id).await.unwrap().unwrap().state,
+        StreamState::Ended
+    );
     let hist = store.list_streams(ch).await.unwrap();
     assert_eq!(hist.len(), 3);
     assert_eq!(hist[0].id, b.id, "history is newest first");
@@ -217,16 +328,32 @@ async fn streams(store: &Store, ch: &str) {
 async fn destinations(store: &Store, ch: &str) {
     let secret = "live_secret_0123456789";
     let d = store
-        .create_destination(ch, "YouTube", "youtube", "rtmp://a.rtmp.youtube.com/live2", secret)
+        .create_destination(
+            ch,
+            "YouTube",
+            "youtube",
+            "rtmp://a.rtmp.youtube.com/live2",
+            secret,
+        )
         .await
         .unwrap();
     assert!(!d.stream_key_sealed.contains(secret));
     // Nothing stored anywhere in the channel's bucket holds the plaintext.
-    for (_, raw) in store.kv().list(&format!("destinations/{ch}")).await.unwrap() {
+    for (_, raw) in store
+        .kv()
+        .list(&format!("destinations/{ch}"))
+        .await
+        .unwrap()
+    {
         assert!(!String::from_utf8_lossy(&raw).contains(secret));
     }
     assert_eq!(store.destination_stream_key(&d).unwrap(), secret);
-    assert!(store.create_destination(ch, "x", "rtmp", "file:///etc", "k").await.is_err());
+    assert!(
+        store
+            .create_destination(ch, "x", "rtmp", "file:///etc", "k")
+            .await
+            .is_err()
+    );
     let patch = DestinationPatch {
         stream_key: Some("new-key".into()),
         enabled: Some(false),
@@ -241,11 +368,23 @@ async fn destinations(store: &Store, ch: &str) {
 }
 
 async fn recordings(store: &Store, ch: &str) {
-    let a = store.add_recording(ch, "s1", "/rec/a.mp4", 1000, 10).await.unwrap();
-    let b = store.add_recording(ch, "s2", "/rec/b.mp4", 2000, 20).await.unwrap();
+    let a = store
+        .add_recording(ch, "s1", "/rec/a.mp4", 1000, 10)
+        .await
+        .unwrap();
+    let b = store
+        .add_recording(ch, "s2", "/rec/b.mp4", 2000, 20)
+        .await
+        .unwrap();
     let list = store.list_recordings(ch).await.unwrap();
-    assert_eq!(list.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), [b.id.as_str(), a.id.as_str()]);
-    assert_eq!(store.get_recording(&a.id).await.unwrap().unwrap().location, "/rec/a.mp4");
+    assert_eq!(
+        list.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        [b.id.as_str(), a.id.as_str()]
+    );
+    assert_eq!(
+        store.get_recording(&a.id).await.unwrap().unwrap().location,
+        "/rec/a.mp4"
+    );
     assert!(store.delete_recording(&a.id).await.unwrap());
     assert_eq!(store.list_recordings(ch).await.unwrap().len(), 1);
 }
@@ -285,7 +424,10 @@ async fn nodes(store: &Store) {
         },
         last_seen: 0,
     };
-    store.register_node(node.clone(), Duration::from_secs(30)).await.unwrap();
+    store
+        .register_node(node.clone(), Duration::from_secs(30))
+        .await
+        .unwrap();
     let got = store.get_node(&id).await.unwrap().unwrap();
     assert_eq!(got.load, node.load);
     assert!(got.last_seen > 0);
@@ -293,8 +435,17 @@ async fn nodes(store: &Store) {
     assert!(store.remove_node(&id).await.unwrap());
     assert!(store.get_node(&id).await.unwrap().is_none());
     let ch = uniq("vc");
-    store.set_viewer_count(&ch, "n1", 3, Duration::from_secs(30)).await.unwrap();
-    store.set_viewer_count(&ch, "n2", 4, Duration::from_secs(30)).await.unwrap();
-    store.set_viewer_count(&ch, "n1", 5, Duration::from_secs(30)).await.unwrap();
+    store
+        .set_viewer_count(&ch, "n1", 3, Duration::from_secs(30))
+        .await
+        .unwrap();
+    store
+        .set_viewer_count(&ch, "n2", 4, Duration::from_secs(30))
+        .await
+        .unwrap();
+    store
+        .set_viewer_count(&ch, "n1", 5, Duration::from_secs(30))
+        .await
+        .unwrap();
     assert_eq!(store.viewer_count(&ch).await.unwrap(), 9);
 }

@@ -21,7 +21,8 @@ pub const LIST: &str = "SELECT key, value FROM kv WHERE bucket = ?";
 pub const INSERT_IF_ABSENT: &str =
     "INSERT INTO kv (bucket, key, value) VALUES (?, ?, ?) IF NOT EXISTS";
 /// CAS: replace when equal.
-pub const UPDATE_IF_EQUAL: &str = "UPDATE kv SET value = ? WHERE bucket = ? AND key = ? IF value = ?";
+pub const UPDATE_IF_EQUAL: &str =
+    "UPDATE kv SET value = ? WHERE bucket = ? AND key = ? IF value = ?";
 /// CAS: delete when equal.
 pub const DELETE_IF_EQUAL: &str = "DELETE FROM kv WHERE bucket = ? AND key = ? IF value = ?";
 
@@ -51,7 +52,10 @@ pub fn tables(ddl: &str) -> BTreeMap<String, BTreeSet<String>> {
             continue;
         };
         let rest = &lower[pos + "create table".len()..];
-        let rest = rest.trim_start().trim_start_matches("if not exists").trim_start();
+        let rest = rest
+            .trim_start()
+            .trim_start_matches("if not exists")
+            .trim_start();
         let Some(open) = rest.find('(') else { continue };
         let name = rest[..open].trim();
         let name = name.rsplit('.').next().unwrap_or(name).to_string();
@@ -71,8 +75,8 @@ pub fn tables(ddl: &str) -> BTreeMap<String, BTreeSet<String>> {
 }
 
 const KEYWORDS: &[&str] = &[
-    "select", "from", "where", "and", "insert", "into", "values", "update", "set", "delete",
-    "if", "not", "exists", "using", "ttl", "limit", "order", "by", "asc", "desc", "in",
+    "select", "from", "where", "and", "insert", "into", "values", "update", "set", "delete", "if",
+    "not", "exists", "using", "ttl", "limit", "order", "by", "asc", "desc", "in",
 ];
 
 /// Checks `stmt` against `tables`: returns the problems found (unknown table or column).

@@ -76,7 +76,11 @@ impl Store {
     }
 
     /// Changes a destination.
-    pub async fn update_destination(&self, id: &str, patch: DestinationPatch) -> Result<Destination> {
+    pub async fn update_destination(
+        &self,
+        id: &str,
+        patch: DestinationPatch,
+    ) -> Result<Destination> {
         if let Some(u) = &patch.url {
             check_url(u)?;
         }

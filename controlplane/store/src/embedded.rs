@@ -30,7 +30,9 @@ pub struct EmbeddedKv {
 
 impl std::fmt::Debug for EmbeddedKv {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmbeddedKv").field("path", &self.path).finish()
+        f.debug_struct("EmbeddedKv")
+            .field("path", &self.path)
+            .finish()
     }
 }
 

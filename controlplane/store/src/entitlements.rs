@@ -26,8 +26,7 @@ impl Store {
     /// Replaces a channel's policy.
     pub async fn set_entitlement(&self, mut e: Entitlement) -> Result<Entitlement> {
         if e.geo_allow.len() > 300
-            || e
-                .geo_allow
+            || e.geo_allow
                 .iter()
                 .any(|c| c.len() != 2 || !c.bytes().all(|b| b.is_ascii_alphabetic()))
         {

@@ -54,6 +54,8 @@ pub fn check_path(bucket: &str, key: &str) -> Result<()> {
     if bucket_ok && key_ok {
         Ok(())
     } else {
-        Err(StoreError::Invalid(format!("bad storage path {bucket:?}/{key:?}")))
+        Err(StoreError::Invalid(format!(
+            "bad storage path {bucket:?}/{key:?}"
+        )))
     }
 }

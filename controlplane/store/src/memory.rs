@@ -50,15 +50,19 @@ impl Kv for MemoryKv {
     ) -> Result<()> {
         check_path(bucket, key)?;
         let expiry = ttl.map(|t| Instant::now() + t);
-        self.map
-            .lock()
-            .insert((bucket.to_string(), key.to_string()), (value.to_vec(), expiry));
+        self.map.lock().insert(
+            (bucket.to_string(), key.to_string()),
+            (value.to_vec(), expiry),
+        );
         Ok(())
     }
 
     async fn delete(&self, bucket: &str, key: &str) -> Result<bool> {
         check_path(bucket, key)?;
-        let old = self.map.lock().remove(&(bucket.to_string(), key.to_string()));
+        let old = self
+            .map
+            .lock()
+            .remove(&(bucket.to_string(), key.to_string()));
         Ok(old.is_some_and(|e| live(&e)))
     }
 

@@ -89,7 +89,11 @@ impl Store {
     }
 
     /// Replaces a stream's renditions.
-    pub async fn set_stream_renditions(&self, id: &str, renditions: Vec<Rendition>) -> Result<Stream> {
+    pub async fn set_stream_renditions(
+        &self,
+        id: &str,
+        renditions: Vec<Rendition>,
+    ) -> Result<Stream> {
         self.update_child(STREAMS, id, |s: &mut Stream| {
             s.renditions = renditions.clone();
             Ok(())

@@ -50,7 +50,11 @@ impl Store {
             }
             token.used = true;
             let new = encode(&token)?;
-            if self.kv().cas(TOKENS, token_hash, Some(&raw), Some(&new)).await? {
+            if self
+                .kv()
+                .cas(TOKENS, token_hash, Some(&raw), Some(&new))
+                .await?
+            {
                 return Ok(Consume::Consumed(token));
             }
         }

@@ -21,13 +21,19 @@ async fn embedded_backend_and_reopen() {
     let user_id;
     let dest_id;
     {
-        let store = Store::new(Arc::new(EmbeddedKv::open(dir.path()).expect("open")), key.clone());
+        let store = Store::new(
+            Arc::new(EmbeddedKv::open(dir.path()).expect("open")),
+            key.clone(),
+        );
         conformance::run(&store).await;
         let u = store
             .create_user("persisted", "p@example.com", "h", Role::Owner)
             .await
             .expect("user");
-        let ch = store.create_channel(&u.id, "persisted-ch", "t", "").await.expect("ch");
+        let ch = store
+            .create_channel(&u.id, "persisted-ch", "t", "")
+            .await
+            .expect("ch");
         let d = store
             .create_destination(&ch.id, "d", "rtmp", "rtmp://x/y", "sekrit")
             .await
@@ -37,11 +43,25 @@ async fn embedded_backend_and_reopen() {
     }
     // Reopen: everything is still there, and the sealed key still opens.
     let store = Store::new(Arc::new(EmbeddedKv::open(dir.path()).expect("reopen")), key);
-    let u = store.get_user(&user_id).await.expect("get").expect("user survives");
+    let u = store
+        .get_user(&user_id)
+        .await
+        .expect("get")
+        .expect("user survives");
     assert_eq!(u.username, "persisted");
-    let d = store.get_destination(&dest_id).await.expect("get").expect("dest survives");
+    let d = store
+        .get_destination(&dest_id)
+        .await
+        .expect("get")
+        .expect("dest survives");
     assert_eq!(store.destination_stream_key(&d).expect("open"), "sekrit");
-    assert!(store.channel_by_slug("persisted-ch").await.expect("slug").is_some());
+    assert!(
+        store
+            .channel_by_slug("persisted-ch")
+            .await
+            .expect("slug")
+            .is_some()
+    );
 }
 
 struct EtcdProcess {

@@ -41,7 +41,10 @@ pub fn init_segment(tracks: &[InitTrack]) -> Bytes {
     w.end();
 
     w.begin(*b"moov");
-    write_mvhd(&mut w, tracks.iter().map(|t| t.track_id).max().unwrap_or(0) + 1);
+    write_mvhd(
+        &mut w,
+        tracks.iter().map(|t| t.track_id).max().unwrap_or(0) + 1,
+    );
     for t in tracks {
         write_trak(&mut w, t);
     }

@@ -17,14 +17,13 @@ pub fn video_dimensions(v: &VideoConfig) -> (u16, u16) {
     if v.width != 0 && v.height != 0 {
         return (v.width, v.height);
     }
-    if v.codec == Codec::H264 {
-        if let Ok((sps, _)) = parse_avcc(&v.record) {
-            if let Some(Ok(info)) = sps.first().map(|s| parse_sps(s)) {
-                let w = u16::try_from(info.width).unwrap_or(u16::MAX);
-                let h = u16::try_from(info.height).unwrap_or(u16::MAX);
-                return (w, h);
-            }
-        }
+    if v.codec == Codec::H264
+        && let Ok((sps, _)) = parse_avcc(&v.record)
+        && let Some(Ok(info)) = sps.first().map(|s| parse_sps(s))
+    {
+        let w = u16::try_from(info.width).unwrap_or(u16::MAX);
+        let h = u16::try_from(info.height).unwrap_or(u16::MAX);
+        return (w, h);
     }
     (v.width, v.height)
 }

@@ -35,13 +35,23 @@ fn samples(frames: &[&Frame], scale: impl Fn(i64) -> i64) -> Vec<Sample> {
 #[test]
 fn ffprobe_reads_init_and_fragments() {
     if !tool_available("ffmpeg") || !tool_available("ffprobe") {
-        eprintln!("SKIPPED: ffmpeg/ffprobe not installed (the project's test runner installs them)");
+        eprintln!(
+            "SKIPPED: ffmpeg/ffprobe not installed (the project's test runner installs them)"
+        );
         return;
     }
     let dir = temp_dir("probe");
     let fx = encode_fixture(&dir, 3, 30).expect("ffmpeg fixture");
-    let video: Vec<&Frame> = fx.frames.iter().filter(|f| f.track == TrackKind::Video).collect();
-    let audio: Vec<&Frame> = fx.frames.iter().filter(|f| f.track == TrackKind::Audio).collect();
+    let video: Vec<&Frame> = fx
+        .frames
+        .iter()
+        .filter(|f| f.track == TrackKind::Video)
+        .collect();
+    let audio: Vec<&Frame> = fx
+        .frames
+        .iter()
+        .filter(|f| f.track == TrackKind::Audio)
+        .collect();
     assert_eq!(video.len(), 90);
     assert!(video[0].keyframe && video[30].keyframe && !video[1].keyframe);
 
@@ -99,14 +109,20 @@ fn ffprobe_reads_init_and_fragments() {
     let stdout = String::from_utf8_lossy(&probe.stdout);
     let stderr = String::from_utf8_lossy(&probe.stderr);
     assert!(probe.status.success(), "ffprobe failed: {stderr}");
-    assert!(stderr.trim().is_empty(), "ffprobe reported errors: {stderr}");
+    assert!(
+        stderr.trim().is_empty(),
+        "ffprobe reported errors: {stderr}"
+    );
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 2, "{stdout}");
     assert!(lines[0].contains("codec_name=h264"), "{stdout}");
     assert!(lines[0].contains("width=320|height=240"), "{stdout}");
     assert!(lines[0].contains("nb_read_frames=90"), "{stdout}");
     assert!(lines[1].contains("codec_name=aac"), "{stdout}");
-    assert!(lines[1].contains("sample_rate=44100|channels=1"), "{stdout}");
+    assert!(
+        lines[1].contains("sample_rate=44100|channels=1"),
+        "{stdout}"
+    );
     assert!(
         lines[1].contains(&format!("nb_read_frames={}", audio.len())),
         "{stdout}"

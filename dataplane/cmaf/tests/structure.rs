@@ -9,9 +9,9 @@ use weir_cmaf::{
 use weir_media::{AudioConfig, Codec, TrackConfig, VideoConfig};
 
 const AVCC: &[u8] = &[
-    0x01, 0x64, 0x00, 0x0d, 0xff, 0xe1, 0x00, 0x19, 0x67, 0x64, 0x00, 0x0d, 0xac, 0xd9, 0x41,
-    0x41, 0xfb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1,
-    0x42, 0x99, 0x60, 0x01, 0x00, 0x06, 0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0,
+    0x01, 0x64, 0x00, 0x0d, 0xff, 0xe1, 0x00, 0x19, 0x67, 0x64, 0x00, 0x0d, 0xac, 0xd9, 0x41, 0x41,
+    0xfb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x42, 0x99,
+    0x60, 0x01, 0x00, 0x06, 0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0,
 ];
 
 fn be32(b: &[u8], at: usize) -> u32 {
@@ -56,7 +56,9 @@ fn sample_entry(init: &[u8], n: usize) -> (String, Vec<u8>) {
         .expect("trak");
     let stbl = ["mdia", "minf", "stbl"]
         .iter()
-        .try_fold(trak, |b, n| child(b.body, n.as_bytes().try_into().expect("4")))
+        .try_fold(trak, |b, n| {
+            child(b.body, n.as_bytes().try_into().expect("4"))
+        })
         .expect("stbl");
     let stsd = child(stbl.body, b"stsd").expect("stsd");
     let entry = children(stsd.body, 8)[0];
@@ -217,7 +219,10 @@ fn fragment_offsets_point_at_each_tracks_samples() {
     );
     let top = boxes(&frag);
     assert_eq!(top.len(), 2);
-    assert_eq!((top[0].name(), top[1].name()), ("moof".into(), "mdat".into()));
+    assert_eq!(
+        (top[0].name(), top[1].name()),
+        ("moof".into(), "mdat".into())
+    );
     assert_eq!(top[0].size + top[1].size, frag.len());
     let moof = top[0];
     let names: Vec<String> = children(moof.body, 0).iter().map(|b| b.name()).collect();
@@ -228,10 +233,7 @@ fn fragment_offsets_point_at_each_tracks_samples() {
         .into_iter()
         .filter(|b| &b.kind == b"traf")
         .collect();
-    let expect = [
-        (1, 90_000u64, &v[..], 0xaa_u8),
-        (2, 1 << 40, &a[..], 0xcc),
-    ];
+    let expect = [(1, 90_000u64, &v[..], 0xaa_u8), (2, 1 << 40, &a[..], 0xcc)];
     for (traf, (id, base, samples, first_byte)) in trafs.iter().zip(expect) {
         let tfhd = child(traf.body, b"tfhd").expect("tfhd");
         assert_eq!(be32(tfhd.body, 0), 0x0002_0000, "default-base-is-moof");

@@ -11,7 +11,11 @@ pub(crate) enum Placement {
     /// Decode time and duration, in the track timescale. `gap` is true when the timeline
     /// jumped forward to catch up with the timestamps (the previous sample, when still
     /// buffered, should be lengthened to `decode`).
-    At { decode: u64, duration: u32, gap: bool },
+    At {
+        decode: u64,
+        duration: u32,
+        gap: bool,
+    },
 }
 
 /// Places audio frames back to back with nominal durations.
@@ -51,6 +55,7 @@ impl AudioClock {
     }
 
     /// Where the timeline is (the decode time of the next frame), if started.
+    #[cfg(test)]
     pub(crate) fn next(&self) -> Option<u64> {
         self.next
     }
@@ -69,12 +74,12 @@ impl AudioClock {
             Codec::Opus => opus_samples(data).unwrap_or(self.nominal),
             _ => self.nominal,
         };
-        if self.codec != Codec::Aac {
-            if let Some(d) = self.last_in.and_then(|l| t.checked_sub(l)) {
-                if d > 0 && d < u64::from(self.timescale) {
-                    self.nominal = d as u32;
-                }
-            }
+        if self.codec != Codec::Aac
+            && let Some(d) = self.last_in.and_then(|l| t.checked_sub(l))
+            && d > 0
+            && d < u64::from(self.timescale)
+        {
+            self.nominal = d as u32;
         }
         self.last_in = Some(t);
         let (decode, gap) = match self.next {

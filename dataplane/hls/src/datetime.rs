@@ -31,9 +31,18 @@ mod tests {
     #[test]
     fn formats_known_instants() {
         assert_eq!(format_iso8601_ms(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(format_iso8601_ms(951_782_400_123), "2000-02-29T00:00:00.123Z");
-        assert_eq!(format_iso8601_ms(1_700_000_000_007), "2023-11-14T22:13:20.007Z");
-        assert_eq!(format_iso8601_ms(4_102_444_799_999), "2099-12-31T23:59:59.999Z");
+        assert_eq!(
+            format_iso8601_ms(951_782_400_123),
+            "2000-02-29T00:00:00.123Z"
+        );
+        assert_eq!(
+            format_iso8601_ms(1_700_000_000_007),
+            "2023-11-14T22:13:20.007Z"
+        );
+        assert_eq!(
+            format_iso8601_ms(4_102_444_799_999),
+            "2099-12-31T23:59:59.999Z"
+        );
         assert!(format_iso8601_ms(u64::MAX).ends_with(".615Z"));
     }
 }

@@ -21,10 +21,16 @@ pub enum ObjectName {
 impl ObjectName {
     /// Parses a file name; numbers must be canonical (no sign, no leading zeros).
     pub fn parse(name: &str) -> Option<Self> {
-        if let Some(n) = name.strip_prefix("init-").and_then(|r| r.strip_suffix(".mp4")) {
+        if let Some(n) = name
+            .strip_prefix("init-")
+            .and_then(|r| r.strip_suffix(".mp4"))
+        {
             return canonical_u64(n).map(Self::Init);
         }
-        if let Some(n) = name.strip_prefix("seg-").and_then(|r| r.strip_suffix(".m4s")) {
+        if let Some(n) = name
+            .strip_prefix("seg-")
+            .and_then(|r| r.strip_suffix(".m4s"))
+        {
             return canonical_u64(n).map(Self::Segment);
         }
         let rest = name.strip_prefix("part-")?.strip_suffix(".m4s")?;
@@ -56,9 +62,19 @@ mod tests {
             assert_eq!(ObjectName::parse(&n.file_name()), Some(n));
         }
         for bad in [
-            "", "init-.mp4", "init-1.m4s", "seg-01.m4s", "seg--1.m4s", "seg-+1.m4s",
-            "part-1.m4s", "part-1-.m4s", "part-1-2-3.m4s", "seg-1.m4s/", "../seg-1.m4s",
-            "seg-99999999999999999999.m4s", "media.m3u8",
+            "",
+            "init-.mp4",
+            "init-1.m4s",
+            "seg-01.m4s",
+            "seg--1.m4s",
+            "seg-+1.m4s",
+            "part-1.m4s",
+            "part-1-.m4s",
+            "part-1-2-3.m4s",
+            "seg-1.m4s/",
+            "../seg-1.m4s",
+            "seg-99999999999999999999.m4s",
+            "media.m3u8",
         ] {
             assert_eq!(ObjectName::parse(bad), None, "{bad}");
         }

@@ -113,7 +113,10 @@ mod tests {
             PlaylistQuery::parse("?token=abc&_HLS_skip=YES&&_HLS_msn=0&x"),
             Ok(q(Some(0), None, true))
         );
-        assert_eq!(PlaylistQuery::parse("_HLS_skip=v2"), Ok(q(None, None, true)));
+        assert_eq!(
+            PlaylistQuery::parse("_HLS_skip=v2"),
+            Ok(q(None, None, true))
+        );
         assert_eq!(
             PlaylistQuery::parse("_HLS_msn=18446744073709551615"),
             Ok(q(Some(u64::MAX), None, false))

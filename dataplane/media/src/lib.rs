@@ -20,6 +20,6 @@ mod track;
 pub use aac::{AacConfig, AacConfigError};
 pub use bits::{BitReader, BitsError};
 pub use frame::{Frame, TIMESCALE, TrackKind};
-pub use h264::{H264Error, SpsInfo, parse_avcc, parse_sps};
+pub use h264::{H264Error, ParameterSets, SpsInfo, parse_avcc, parse_sps};
 pub use timestamp::{NormalizedTime, TimestampNormalizer};
 pub use track::{AudioConfig, Codec, TrackConfig, VideoConfig};

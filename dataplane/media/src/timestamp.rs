@@ -75,10 +75,10 @@ impl TimestampNormalizer {
 
         let slot = &mut self.last_dts[track as usize];
         let mut dts = self.timeline_ms.max(0) * TICKS_PER_MS;
-        if let Some(prev) = *slot {
-            if dts <= prev {
-                dts = prev + 1;
-            }
+        if let Some(prev) = *slot
+            && dts <= prev
+        {
+            dts = prev + 1;
         }
         *slot = Some(dts);
         NormalizedTime {

@@ -417,9 +417,9 @@ mod tests {
         }
         data.push(0x05);
         assert_eq!(decode_all(&data), Err(Amf0Error::TooDeep));
-        let ok_depth = encode_all(&[(0..MAX_DEPTH).fold(Amf0Value::Null, |v, _| {
-            Amf0Value::StrictArray(vec![v])
-        })]);
+        let ok_depth = encode_all(&[
+            (0..MAX_DEPTH).fold(Amf0Value::Null, |v, _| Amf0Value::StrictArray(vec![v]))
+        ]);
         assert!(decode_all(&ok_depth).is_ok());
     }
 

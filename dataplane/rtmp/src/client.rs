@@ -92,7 +92,9 @@ impl ClientSession {
         let seed = config
             .stream_name
             .bytes()
-            .fold(0x51_7cc1_b727_220au64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+            .fold(0x51_7cc1_b727_220au64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            });
         let handshake = ClientHandshake::start(seed, &mut link.tx);
         Self {
             config,
@@ -150,7 +152,8 @@ impl ClientSession {
             MediaKind::Video => (CSID_VIDEO, message::VIDEO),
             MediaKind::Data => (CSID_STREAM, message::DATA_AMF0),
         };
-        self.link.send(csid, timestamp_ms, ty, self.stream_id, &payload);
+        self.link
+            .send(csid, timestamp_ms, ty, self.stream_id, &payload);
     }
 
     /// Announces and starts using a new outgoing chunk size (clamped to 1..=0x7FFF_FFFF).
@@ -208,7 +211,8 @@ impl ClientSession {
                 let n = || vec![Amf0Value::string(name.clone())];
                 self.send_command(&Command::new("releaseStream", 2.0, Amf0Value::Null, n()));
                 self.send_command(&Command::new("FCPublish", 3.0, Amf0Value::Null, n()));
-                let create = Command::new("createStream", TXN_CREATE_STREAM, Amf0Value::Null, vec![]);
+                let create =
+                    Command::new("createStream", TXN_CREATE_STREAM, Amf0Value::Null, vec![]);
                 self.send_command(&create);
                 self.state = State::CreatingStream;
             }
@@ -220,7 +224,8 @@ impl ClientSession {
                     Amf0Value::Null,
                     vec![Amf0Value::string(name), Amf0Value::string("live")],
                 );
-                self.link.send_command(CSID_STREAM, self.stream_id, &publish);
+                self.link
+                    .send_command(CSID_STREAM, self.stream_id, &publish);
                 self.state = State::PublishSent;
             }
             ("_error", State::Connecting | State::CreatingStream) => {

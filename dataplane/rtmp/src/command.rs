@@ -97,7 +97,12 @@ pub fn on_status(level: &str, code: &str, description: &str) -> Command {
 
 /// Reads `(level, code, description)` from a status object.
 pub fn read_status(v: &Amf0Value) -> (String, String, String) {
-    let s = |k| v.get(k).and_then(Amf0Value::as_str).unwrap_or("").to_owned();
+    let s = |k| {
+        v.get(k)
+            .and_then(Amf0Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
     (s("level"), s("code"), s("description"))
 }
 
@@ -132,6 +137,9 @@ mod tests {
     fn status_helpers() {
         let c = on_status("error", "NetStream.Publish.BadName", "taken");
         let (l, code, d) = read_status(&c.args[0]);
-        assert_eq!((l.as_str(), code.as_str(), d.as_str()), ("error", "NetStream.Publish.BadName", "taken"));
+        assert_eq!(
+            (l.as_str(), code.as_str(), d.as_str()),
+            ("error", "NetStream.Publish.BadName", "taken")
+        );
     }
 }

@@ -79,5 +79,9 @@ pub fn amf0(data: &[u8]) {
         Ok(v) => v,
         Err(e) => panic!("re-encoded AMF0 failed to decode: {e}"),
     };
-    assert_eq!(amf0::encode_all(&again), encoded, "AMF0 re-encoding is not stable");
+    assert_eq!(
+        amf0::encode_all(&again),
+        encoded,
+        "AMF0 re-encoding is not stable"
+    );
 }

@@ -82,7 +82,12 @@ impl ServerHandshake {
 
     /// Consumes handshake bytes from the front of `input`, appending any reply to `out`.
     /// Returns how many bytes were consumed; the rest belongs to the chunk stream.
-    pub fn feed(&mut self, input: &[u8], time: u32, out: &mut BytesMut) -> Result<usize, RtmpError> {
+    pub fn feed(
+        &mut self,
+        input: &[u8],
+        time: u32,
+        out: &mut BytesMut,
+    ) -> Result<usize, RtmpError> {
         let mut used = 0;
         while used < input.len() && self.state != ServerState::Done {
             let need = match self.state {
@@ -147,10 +152,10 @@ impl ClientHandshake {
         }
         let n = (NEED - self.buf.len()).min(input.len());
         self.buf.extend_from_slice(&input[..n]);
-        if let Some(&v) = self.buf.first() {
-            if v != RTMP_VERSION {
-                return Err(RtmpError::UnsupportedVersion(v));
-            }
+        if let Some(&v) = self.buf.first()
+            && v != RTMP_VERSION
+        {
+            return Err(RtmpError::UnsupportedVersion(v));
         }
         if self.buf.len() == NEED {
             out.put_slice(&self.buf[1..1 + HANDSHAKE_SIZE]);

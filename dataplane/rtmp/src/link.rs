@@ -33,10 +33,17 @@ impl Link {
 
     /// Chunks one message into `tx`. Messages too long for a chunk header (16 MiB) are
     /// dropped with a warning.
-    pub(crate) fn send(&mut self, csid: u32, timestamp: u32, type_id: u8, stream_id: u32, payload: &[u8]) {
-        if let Err(e) = self
-            .writer
-            .write(&mut self.tx, csid, timestamp, type_id, stream_id, payload)
+    pub(crate) fn send(
+        &mut self,
+        csid: u32,
+        timestamp: u32,
+        type_id: u8,
+        stream_id: u32,
+        payload: &[u8],
+    ) {
+        if let Err(e) =
+            self.writer
+                .write(&mut self.tx, csid, timestamp, type_id, stream_id, payload)
         {
             tracing::warn!(error = %e, "rtmp: outgoing message dropped");
         }
@@ -48,7 +55,13 @@ impl Link {
     }
 
     pub(crate) fn send_command(&mut self, csid: u32, stream_id: u32, cmd: &Command) {
-        self.send(csid, 0, crate::message::COMMAND_AMF0, stream_id, &cmd.encode());
+        self.send(
+            csid,
+            0,
+            crate::message::COMMAND_AMF0,
+            stream_id,
+            &cmd.encode(),
+        );
     }
 
     pub(crate) fn take_tx(&mut self) -> Option<Bytes> {

@@ -187,7 +187,9 @@ impl ServerSession {
         let description = format!("{name} is now published.");
         *state = StreamState::Publishing(std::mem::take(name));
         self.link
-            .send_control(ControlMessage::UserControl(UserControl::StreamBegin(stream_id)));
+            .send_control(ControlMessage::UserControl(UserControl::StreamBegin(
+                stream_id,
+            )));
         let status = on_status("status", "NetStream.Publish.Start", &description);
         self.link.send_command(CSID_STREAM, stream_id, &status);
     }
@@ -225,8 +227,12 @@ impl ServerSession {
             return Ok(());
         }
         match msg.type_id {
-            message::AUDIO => self.media(msg.stream_id, MediaKind::Audio, msg.timestamp, msg.payload),
-            message::VIDEO => self.media(msg.stream_id, MediaKind::Video, msg.timestamp, msg.payload),
+            message::AUDIO => {
+                self.media(msg.stream_id, MediaKind::Audio, msg.timestamp, msg.payload)
+            }
+            message::VIDEO => {
+                self.media(msg.stream_id, MediaKind::Video, msg.timestamp, msg.payload)
+            }
             message::DATA_AMF0 => self.data(msg.stream_id, msg.timestamp, msg.payload),
             message::DATA_AMF3 if msg.payload.first() == Some(&0) => {
                 let p = msg.payload.slice(1..);
@@ -243,7 +249,10 @@ impl ServerSession {
     }
 
     fn media(&mut self, stream_id: u32, kind: MediaKind, timestamp: u32, payload: Bytes) {
-        if matches!(self.streams.get(&stream_id), Some(StreamState::Publishing(_))) {
+        if matches!(
+            self.streams.get(&stream_id),
+            Some(StreamState::Publishing(_))
+        ) {
             self.push_event(ServerEvent::Media {
                 stream_id,
                 kind,
@@ -319,7 +328,9 @@ impl ServerSession {
         }
         match cmd.name.as_str() {
             "connect" => self.connect(&cmd),
-            "releaseStream" => self.reply("_result", txn, Amf0Value::Null, vec![Amf0Value::Undefined]),
+            "releaseStream" => {
+                self.reply("_result", txn, Amf0Value::Null, vec![Amf0Value::Undefined])
+            }
             "FCPublish" => {
                 let name = cmd.arg_str(0).unwrap_or_default().to_owned();
                 let status = status_object("status", "NetStream.Publish.Start", &name);
@@ -334,13 +345,20 @@ impl ServerSession {
                 let id = self.next_stream_id;
                 self.next_stream_id += 1;
                 self.streams.insert(id, StreamState::Idle);
-                self.reply("_result", txn, Amf0Value::Null, vec![Amf0Value::Number(f64::from(id))]);
+                self.reply(
+                    "_result",
+                    txn,
+                    Amf0Value::Null,
+                    vec![Amf0Value::Number(f64::from(id))],
+                );
             }
             "publish" => self.publish(msg_stream, &cmd),
             "FCUnpublish" => {
                 let name = cmd.arg_str(0).unwrap_or_default();
                 let found = self.streams.iter().find_map(|(id, s)| match s {
-                    StreamState::Requested(n) | StreamState::Publishing(n) if n == name => Some(*id),
+                    StreamState::Requested(n) | StreamState::Publishing(n) if n == name => {
+                        Some(*id)
+                    }
                     _ => None,
                 });
                 if let Some(id) = found {
@@ -372,21 +390,44 @@ impl ServerSession {
             self.call_failed(txn, "already connected");
             return;
         }
-        let app = cmd.object.get("app").and_then(Amf0Value::as_str).unwrap_or("").to_owned();
-        let tc_url = cmd.object.get("tcUrl").and_then(Amf0Value::as_str).map(str::to_owned);
-        let encoding = cmd.object.get("objectEncoding").and_then(Amf0Value::as_number).unwrap_or(0.0);
+        let app = cmd
+            .object
+            .get("app")
+            .and_then(Amf0Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let tc_url = cmd
+            .object
+            .get("tcUrl")
+            .and_then(Amf0Value::as_str)
+            .map(str::to_owned);
+        let encoding = cmd
+            .object
+            .get("objectEncoding")
+            .and_then(Amf0Value::as_number)
+            .unwrap_or(0.0);
         let window = self.config.window_ack_size;
-        self.link.send_control(ControlMessage::WindowAckSize(window));
         self.link
-            .send_control(ControlMessage::SetPeerBandwidth { size: window, limit: 2 });
-        let chunk = self.config.out_chunk_size.clamp(1, crate::chunk::MAX_CHUNK_SIZE);
+            .send_control(ControlMessage::WindowAckSize(window));
+        self.link.send_control(ControlMessage::SetPeerBandwidth {
+            size: window,
+            limit: 2,
+        });
+        let chunk = self
+            .config
+            .out_chunk_size
+            .clamp(1, crate::chunk::MAX_CHUNK_SIZE);
         self.link.send_control(ControlMessage::SetChunkSize(chunk));
         self.link.writer.set_chunk_size(chunk);
         let props = Amf0Value::object([
             ("fmsVer", Amf0Value::string("FMS/3,0,1,123")),
             ("capabilities", Amf0Value::Number(31.0)),
         ]);
-        let mut info = status_object("status", "NetConnection.Connect.Success", "Connection succeeded.");
+        let mut info = status_object(
+            "status",
+            "NetConnection.Connect.Success",
+            "Connection succeeded.",
+        );
         if let Amf0Value::Object(p) = &mut info {
             p.push(("objectEncoding".into(), Amf0Value::Number(encoding)));
         }
@@ -404,13 +445,20 @@ impl ServerSession {
         match self.streams.get(&stream_id) {
             None => return fail(self, "NetStream.Publish.Failed", "stream was not created"),
             Some(StreamState::Idle) => {}
-            Some(_) => return fail(self, "NetStream.Publish.BadConnection", "already publishing"),
+            Some(_) => {
+                return fail(
+                    self,
+                    "NetStream.Publish.BadConnection",
+                    "already publishing",
+                );
+            }
         }
         if name.is_empty() {
             return fail(self, "NetStream.Publish.BadName", "missing publishing name");
         }
         let kind = cmd.arg_str(1).unwrap_or("live").to_owned();
-        self.streams.insert(stream_id, StreamState::Requested(name.clone()));
+        self.streams
+            .insert(stream_id, StreamState::Requested(name.clone()));
         let app = self.app.clone().unwrap_or_default();
         self.push_event(ServerEvent::PublishRequested {
             stream_id,
@@ -421,11 +469,11 @@ impl ServerSession {
     }
 
     fn unpublish(&mut self, stream_id: u32) {
-        if let Some(s) = self.streams.get_mut(&stream_id) {
-            if *s != StreamState::Idle {
-                *s = StreamState::Idle;
-                self.push_event(ServerEvent::Unpublished { stream_id });
-            }
+        if let Some(s) = self.streams.get_mut(&stream_id)
+            && *s != StreamState::Idle
+        {
+            *s = StreamState::Idle;
+            self.push_event(ServerEvent::Unpublished { stream_id });
         }
     }
 }

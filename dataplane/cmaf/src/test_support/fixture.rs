@@ -38,14 +38,50 @@ pub fn encode_fixture(dir: &Path, seconds: u32, gop: u32) -> Result<Fixture, Str
     let t = seconds.to_string();
     let g = gop.to_string();
     run_ffmpeg(&[
-        "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30", "-t", &t, "-c:v", "libx264",
-        "-profile:v", "high", "-pix_fmt", "yuv420p", "-bf", "0", "-g", &g, "-keyint_min", &g,
-        "-sc_threshold", "0", "-x264-params", "aud=1", "-threads", "1", "-f", "h264",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x240:rate=30",
+        "-t",
+        &t,
+        "-c:v",
+        "libx264",
+        "-profile:v",
+        "high",
+        "-pix_fmt",
+        "yuv420p",
+        "-bf",
+        "0",
+        "-g",
+        &g,
+        "-keyint_min",
+        &g,
+        "-sc_threshold",
+        "0",
+        "-x264-params",
+        "aud=1",
+        "-threads",
+        "1",
+        "-f",
+        "h264",
         &h264.to_string_lossy(),
     ])?;
     run_ffmpeg(&[
-        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", &t, "-c:a", "aac",
-        "-b:a", "64k", "-ac", "1", "-f", "adts", &aac.to_string_lossy(),
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=44100",
+        "-t",
+        &t,
+        "-c:a",
+        "aac",
+        "-b:a",
+        "64k",
+        "-ac",
+        "1",
+        "-f",
+        "adts",
+        &aac.to_string_lossy(),
     ])?;
     let h264 = std::fs::read(h264).map_err(|e| e.to_string())?;
     let aac = std::fs::read(aac).map_err(|e| e.to_string())?;
@@ -105,6 +141,9 @@ fn run_ffmpeg(args: &[&str]) -> Result<(), String> {
     }
 }
 
+/// An access unit: key frame flag and length-prefixed NAL units.
+pub type AccessUnit = (bool, Vec<u8>);
+
 /// Splits an Annex B stream into NAL units (without start codes).
 fn nal_units(data: &[u8]) -> Vec<&[u8]> {
     let mut starts = Vec::new();
@@ -133,11 +172,11 @@ fn nal_units(data: &[u8]) -> Vec<&[u8]> {
 /// Converts an Annex B H.264 stream with access unit delimiters into an avcC record and
 /// access units of 4-byte length-prefixed NAL units (AUD, SPS and PPS left out), each
 /// with its key frame flag (contains an IDR slice).
-pub fn annexb_to_avcc(data: &[u8]) -> Option<(Vec<u8>, Vec<(bool, Vec<u8>)>)> {
+pub fn annexb_to_avcc(data: &[u8]) -> Option<(Vec<u8>, Vec<AccessUnit>)> {
     let mut sps = None;
     let mut pps = None;
-    let mut units: Vec<(bool, Vec<u8>)> = Vec::new();
-    let mut current: Option<(bool, Vec<u8>)> = None;
+    let mut units: Vec<AccessUnit> = Vec::new();
+    let mut current: Option<AccessUnit> = None;
     for nal in nal_units(data) {
         match nal[0] & 0x1f {
             9 => {

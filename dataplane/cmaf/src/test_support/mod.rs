@@ -4,5 +4,7 @@
 mod fixture;
 mod mp4;
 
-pub use fixture::{Fixture, annexb_to_avcc, encode_fixture, parse_adts, tool_available};
+pub use fixture::{
+    AccessUnit, Fixture, annexb_to_avcc, encode_fixture, parse_adts, tool_available,
+};
 pub use mp4::{Mp4Box, boxes, child, children, path};

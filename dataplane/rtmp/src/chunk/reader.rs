@@ -208,16 +208,16 @@ impl ChunkReader {
             };
             ts_field = u32::from_be_bytes([ext[0], ext[1], ext[2], ext[3]]);
             pos += 4;
-        } else if fmt == 3 {
-            if let Some(ext_value) = prev.and_then(|p| p.extended) {
-                // The spec repeats the extended timestamp on type-3 chunks; a few
-                // encoders do not. Skip the 4 bytes only when they repeat the value.
-                let Some(ext) = b.get(pos..pos + 4) else {
-                    return Ok(None);
-                };
-                if u32::from_be_bytes([ext[0], ext[1], ext[2], ext[3]]) == ext_value {
-                    pos += 4;
-                }
+        } else if fmt == 3
+            && let Some(ext_value) = prev.and_then(|p| p.extended)
+        {
+            // The spec repeats the extended timestamp on type-3 chunks; a few
+            // encoders do not. Skip the 4 bytes only when they repeat the value.
+            let Some(ext) = b.get(pos..pos + 4) else {
+                return Ok(None);
+            };
+            if u32::from_be_bytes([ext[0], ext[1], ext[2], ext[3]]) == ext_value {
+                pos += 4;
             }
         }
         Ok(Some(Header {
@@ -265,7 +265,9 @@ impl ChunkReader {
             st.type_id = h.type_id;
             st.stream_id = h.stream_id;
             st.partial = Some(BytesMut::with_capacity(
-                (h.length as usize).min(self.chunk_size as usize).min(65_536),
+                (h.length as usize)
+                    .min(self.chunk_size as usize)
+                    .min(65_536),
             ));
             if h.length == 0 {
                 return Ok(self.complete(h.csid));

@@ -96,7 +96,10 @@ impl ChunkWriter {
         let length = payload.len() as u32;
         let prev = self.streams.get(&csid).copied();
         let (fmt, ts_field) = match prev {
-            Some(p) if p.stream_id == stream_id && timestamp.wrapping_sub(p.timestamp) < 0x8000_0000 => {
+            Some(p)
+                if p.stream_id == stream_id
+                    && timestamp.wrapping_sub(p.timestamp) < 0x8000_0000 =>
+            {
                 let delta = timestamp.wrapping_sub(p.timestamp);
                 if p.length != length || p.type_id != type_id {
                     (1, delta)

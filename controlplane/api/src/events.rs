@@ -1,0 +1,120 @@
+//! The event-ingest API the data plane calls (directly in `weir serve`, through the
+//! binary's node-facing endpoint in split mode): stream lifecycle and viewer counts. Each
+//! call updates the store and notifies GraphQL subscribers.
+
+use std::time::Duration;
+
+use weir_store::{Node, Rendition, StoreError, Stream, StreamState};
+
+use crate::state::ApiState;
+
+/// Something subscribers may want to know.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A stream changed state (or started).
+    StreamState(Stream),
+    /// A channel's total viewer count changed.
+    Viewers {
+        /// Channel.
+        channel_id: String,
+        /// Total over nodes.
+        count: u64,
+    },
+}
+
+impl ApiState {
+    fn emit(&self, e: Event) {
+        // No receivers is fine.
+        let _ = self.inner.events.send(e);
+    }
+
+    /// A publisher connected on `node_id` for `channel_id` (its key already checked).
+    /// Returns the new session, in state `starting`.
+    pub async fn stream_started(
+        &self,
+        channel_id: &str,
+        protocol: &str,
+        node_id: Option<&str>,
+    ) -> Result<Stream, StoreError> {
+        if self.store().get_channel(channel_id).await?.is_none() {
+            return Err(StoreError::NotFound("channel"));
+        }
+        let s = self
+            .store()
+            .start_stream(channel_id, protocol, node_id)
+            .await?;
+        tracing::info!(stream_id = %s.id, channel_id, protocol, "stream starting");
+        self.emit(Event::StreamState(s.clone()));
+        Ok(s)
+    }
+
+    /// Media is flowing: the session goes `live`, with its renditions.
+    pub async fn stream_live(
+        &self,
+        stream_id: &str,
+        renditions: Vec<Rendition>,
+    ) -> Result<Stream, StoreError> {
+        if !renditions.is_empty() {
+            self.store()
+                .set_stream_renditions(stream_id, renditions)
+                .await?;
+        }
+        let s = self
+            .store()
+            .set_stream_state(stream_id, StreamState::Live)
+            .await?;
+        tracing::info!(stream_id, channel_id = %s.channel_id, "stream live");
+        self.emit(Event::StreamState(s.clone()));
+        Ok(s)
+    }
+
+    /// The publisher left: the session is `ended`.
+    pub async fn stream_ended(&self, stream_id: &str) -> Result<Stream, StoreError> {
+        let s = self
+            .store()
+            .set_stream_state(stream_id, StreamState::Ended)
+            .await?;
+        tracing::info!(stream_id, channel_id = %s.channel_id, "stream ended");
+        self.emit(Event::StreamState(s.clone()));
+        let total = self.store().viewer_count(&s.channel_id).await?;
+        self.emit(Event::Viewers {
+            channel_id: s.channel_id.clone(),
+            count: total,
+        });
+        Ok(s)
+    }
+
+    /// A node reports `count` viewers of a channel; returns the channel's total over nodes.
+    pub async fn viewer_count(
+        &self,
+        channel_id: &str,
+        node_id: &str,
+        count: u64,
+    ) -> Result<u64, StoreError> {
+        let ttl = self.config().viewer_count_ttl;
+        self.store()
+            .set_viewer_count(channel_id, node_id, count, ttl)
+            .await?;
+        let total = self.store().viewer_count(channel_id).await?;
+        if let Some(s) = self.store().active_stream(channel_id).await? {
+            if total > s.peak_viewers {
+                self.store().note_stream_viewers(&s.id, total).await?;
+            }
+        }
+        self.emit(Event::Viewers {
+            channel_id: channel_id.to_string(),
+            count: total,
+        });
+        Ok(total)
+    }
+
+    /// A node registers or heartbeats; it is dropped `ttl` after its last heartbeat.
+    pub async fn node_heartbeat(&self, node: Node, ttl: Duration) -> Result<Node, StoreError> {
+        self.store().register_node(node, ttl).await
+    }
+
+    /// Whether a stream key id was revoked (publish authorization).
+    pub async fn is_stream_key_revoked(&self, key_id: &str) -> Result<bool, StoreError> {
+        self.store().is_stream_key_revoked(key_id).await
+    }
+}

@@ -1,0 +1,293 @@
+//! The HTTP layer: `POST /graphql` (JSON), `GET /graphql` (graphql-ws upgrade, or GraphiQL
+//! for browsers), with the body limit, rate limits and authentication in front of the schema.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use async_graphql::Data;
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use axum::Router;
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use weir_auth::Principal;
+
+use crate::error::{ApiError, code};
+use crate::graphiql;
+use crate::schema::{ApiSchema, build_schema};
+use crate::state::ApiState;
+
+struct App {
+    state: ApiState,
+    schema: ApiSchema,
+}
+
+/// The API's routes: `/graphql` (POST queries and mutations, GET websocket subscriptions
+/// with the graphql-ws protocol, GET GraphiQL page). Serve it with connect info
+/// (`into_make_service_with_connect_info::<SocketAddr>()`) so per-IP limits see clients.
+pub fn router(state: ApiState) -> Router {
+    let schema = build_schema(&state);
+    let app = Arc::new(App { state, schema });
+    Router::new()
+        .route("/graphql", get(graphql_get).post(graphql_post))
+        .with_state(app)
+}
+
+/// Serves [`router`] on `listener` until the process ends.
+pub async fn serve(listener: tokio::net::TcpListener, state: ApiState) -> std::io::Result<()> {
+    serve_with_shutdown(listener, state, std::future::pending()).await
+}
+
+/// Serves [`router`] on `listener` until `shutdown` completes (then drains connections).
+pub async fn serve_with_shutdown(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "GraphQL API listening on /graphql");
+    }
+    let svc = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, svc)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// A JSON error response in GraphQL's shape.
+fn error_response(status: StatusCode, e: ApiError) -> Response {
+    let body = serde_json::json!({
+        "errors": [{ "message": e.message, "extensions": { "code": e.code } }]
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+fn client_ip(req: &Request) -> String {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_else(|| "local".into())
+}
+
+/// Verifies a bearer token and loads the account (so disabled users and role changes
+/// take effect at once, not at token expiry).
+async fn authenticate(state: &ApiState, token: &str) -> Result<Principal, ApiError> {
+    let mut who = state.auth().verify_access(token.trim())?;
+    let user = state
+        .store()
+        .get_user(&who.user_id)
+        .await?
+        .filter(|u| !u.disabled)
+        .ok_or_else(|| ApiError::new(code::UNAUTHENTICATED, "account is not active"))?;
+    who.role = user.role;
+    who.username = user.username;
+    Ok(who)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<Result<&str, ApiError>> {
+    let v = headers.get(header::AUTHORIZATION)?;
+    Some(
+        v.to_str()
+            .ok()
+            .and_then(|s| {
+                s.strip_prefix("Bearer ")
+                    .or_else(|| s.strip_prefix("bearer "))
+            })
+            .ok_or_else(|| {
+                ApiError::new(
+                    code::UNAUTHENTICATED,
+                    "Authorization must be 'Bearer <token>'",
+                )
+            }),
+    )
+}
+
+/// Authenticates from headers and applies the per-user limit.
+async fn caller(app: &App, headers: &HeaderMap) -> Result<Option<Principal>, Response> {
+    let Some(token) = bearer(headers) else {
+        return Ok(None);
+    };
+    let who = match token {
+        Ok(t) => authenticate(&app.state, t).await,
+        Err(e) => Err(e),
+    }
+    .map_err(|e| error_response(StatusCode::UNAUTHORIZED, e))?;
+    if !app.state.inner.user_limiter.check(&who.user_id) {
+        return Err(rate_limited());
+    }
+    Ok(Some(who))
+}
+
+fn rate_limited() -> Response {
+    let mut r = error_response(
+        StatusCode::TOO_MANY_REQUESTS,
+        ApiError::new(code::RATE_LIMITED, "too many requests, slow down"),
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    r
+}
+
+async fn graphql_post(State(app): State<Arc<App>>, req: Request) -> Response {
+    let ip = client_ip(&req);
+    if !app.state.inner.ip_limiter.check(&ip) {
+        return rate_limited();
+    }
+    let who = match caller(&app, req.headers()).await {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let limit = app.state.config().max_body_bytes;
+    let too_large = || {
+        error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::new(
+                code::PAYLOAD_TOO_LARGE,
+                format!("request body is larger than {limit} bytes"),
+            ),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return too_large();
+    }
+    let Ok(bytes) = axum::body::to_bytes(req.into_body(), limit).await else {
+        return too_large();
+    };
+    let request: async_graphql::Request = match serde_json::from_slice(&bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            let msg = if bytes.first() == Some(&b'[') {
+                "batched requests are not supported".to_string()
+            } else {
+                format!("body must be a JSON GraphQL request: {e}")
+            };
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                ApiError::new(code::BAD_REQUEST, msg),
+            );
+        }
+    };
+    let query = request.query.clone();
+    let mut request = request.data(ClientIp(ip));
+    if let Some(w) = who {
+        request = request.data(w);
+    }
+    let mut resp = app.schema.execute(request).await;
+    add_missing_codes(&mut resp, &query);
+    axum::Json(resp).into_response()
+}
+
+/// The client's IP, available to resolvers.
+#[derive(Debug, Clone)]
+pub struct ClientIp(pub String);
+
+/// Gives every error without a code one: parse failures, validation failures (unknown
+/// fields, depth and complexity limits), anything else internal.
+fn add_missing_codes(resp: &mut async_graphql::Response, query: &str) {
+    if resp.errors.iter().all(|e| {
+        e.extensions
+            .as_ref()
+            .is_some_and(|x| x.get("code").is_some())
+    }) {
+        return;
+    }
+    let fallback = if async_graphql::parser::parse_query(query).is_err() {
+        code::GRAPHQL_PARSE_FAILED
+    } else if resp.data == async_graphql::Value::Null {
+        code::GRAPHQL_VALIDATION_FAILED
+    } else {
+        code::INTERNAL
+    };
+    for e in &mut resp.errors {
+        let ext = e.extensions.get_or_insert_with(Default::default);
+        if ext.get("code").is_none() {
+            ext.set("code", fallback);
+        }
+    }
+}
+
+async fn graphql_get(State(app): State<Arc<App>>, req: Request) -> Response {
+    let is_ws = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if !is_ws {
+        return Html(graphiql::PAGE).into_response();
+    }
+    let ip = client_ip(&req);
+    if !app.state.inner.ip_limiter.check(&ip) {
+        return rate_limited();
+    }
+    let header_caller = match caller(&app, req.headers()).await {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let (mut parts, _body) = req.into_parts();
+    let protocol = match GraphQLProtocol::from_request_parts(&mut parts, &()).await {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(u) => u,
+        Err(e) => return e.into_response(),
+    };
+    let schema = app.schema.clone();
+    let state = app.state.clone();
+    upgrade
+        .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| async move {
+            let mut data = Data::default();
+            data.insert(ClientIp(ip));
+            if let Some(w) = header_caller {
+                data.insert(w);
+            }
+            GraphQLWebSocket::new(socket, schema, protocol)
+                .with_data(data)
+                .on_connection_init(move |payload| connection_init(state, payload))
+                .serve()
+                .await;
+        })
+}
+
+/// Reads `Authorization` (or `authorization`, or `token`) from the graphql-ws
+/// `connection_init` payload. No token: an anonymous connection (subscriptions then fail
+/// with `UNAUTHENTICATED`). A bad token: the connection is refused.
+async fn connection_init(
+    state: ApiState,
+    payload: serde_json::Value,
+) -> async_graphql::Result<Data> {
+    let mut data = Data::default();
+    let token = ["Authorization", "authorization"]
+        .iter()
+        .find_map(|k| payload.get(*k).and_then(|v| v.as_str()))
+        .map(|s| s.strip_prefix("Bearer ").unwrap_or(s).to_string())
+        .or_else(|| {
+            payload
+                .get("token")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        });
+    if let Some(t) = token {
+        let who = authenticate(&state, &t).await?;
+        data.insert(who);
+    }
+    Ok(data)
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match self.code {
+            code::UNAUTHENTICATED => StatusCode::UNAUTHORIZED,
+            code::RATE_LIMITED => StatusCode::TOO_MANY_REQUESTS,
+            code::PAYLOAD_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        error_response(status, self)
+    }
+}

@@ -1,0 +1,12 @@
+//! The stream-key issuer the binary provides (the HMAC key format belongs to the data plane).
+
+/// Issues and revokes ingest stream keys. Implemented by the `weir` binary over the data
+/// plane's key format; the API only stores the key id and shows the secret once.
+pub trait StreamKeyIssuer: Send + Sync + 'static {
+    /// Issues a key for a channel: returns `(key_id, secret_key)`. The key id must be made
+    /// of `[A-Za-z0-9_.-]` (it is a storage key); the secret is shown to the user once.
+    fn issue(&self, channel: &str) -> (String, String);
+
+    /// Revokes a key id (e.g. pushes it to the data plane's revocation list).
+    fn revoke(&self, key_id: &str);
+}

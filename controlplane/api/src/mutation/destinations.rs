@@ -1,0 +1,113 @@
+//! Relay destinations.
+
+use async_graphql::{Context, ID, InputObject, Object};
+use weir_auth::Permission;
+use weir_store::DestinationPatch;
+
+use crate::ctx::{channel_with, principal, state};
+use crate::error::{ApiError, ApiResult, gql};
+use crate::types::Destination;
+
+#[derive(Default)]
+pub(crate) struct DestinationMutations;
+
+/// A new destination.
+#[derive(InputObject, Debug)]
+pub struct DestinationInput {
+    /// Display name.
+    pub name: String,
+    /// Platform (`youtube`, `twitch`, `rtmp`…).
+    pub platform: String,
+    /// Ingest URL (`rtmp://`, `rtmps://`, `srt://`).
+    pub url: String,
+    /// The destination's stream key; stored encrypted, never shown again.
+    pub stream_key: String,
+}
+
+/// Changes to a destination; absent fields stay.
+#[derive(InputObject, Debug, Default)]
+pub struct DestinationUpdate {
+    /// Name.
+    pub name: Option<String>,
+    /// URL.
+    pub url: Option<String>,
+    /// Stream key.
+    pub stream_key: Option<String>,
+    /// Enabled.
+    pub enabled: Option<bool>,
+}
+
+async fn check(ctx: &Context<'_>, id: &str) -> ApiResult<()> {
+    principal(ctx)?;
+    let d = state(ctx)
+        .store()
+        .get_destination(id)
+        .await
+        .map_err(gql)?
+        .ok_or_else(|| ApiError::not_found("destination"))?;
+    channel_with(ctx, &d.channel_id, Permission::ManageDestinations)
+        .await
+        .map_err(|e| {
+            if e.message.contains("not found") {
+                ApiError::not_found("destination").into()
+            } else {
+                e
+            }
+        })?;
+    Ok(())
+}
+
+#[Object]
+impl DestinationMutations {
+    /// Adds a destination.
+    async fn create_destination(
+        &self,
+        ctx: &Context<'_>,
+        channel_id: ID,
+        input: DestinationInput,
+    ) -> ApiResult<Destination> {
+        channel_with(ctx, &channel_id, Permission::ManageDestinations).await?;
+        let d = state(ctx)
+            .store()
+            .create_destination(
+                &channel_id,
+                &input.name,
+                &input.platform,
+                &input.url,
+                &input.stream_key,
+            )
+            .await
+            .map_err(gql)?;
+        Ok(Destination::new(d, &input.stream_key))
+    }
+
+    /// Changes a destination.
+    async fn update_destination(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: DestinationUpdate,
+    ) -> ApiResult<Destination> {
+        check(ctx, &id).await?;
+        let store = state(ctx).store();
+        let patch = DestinationPatch {
+            name: input.name,
+            url: input.url,
+            stream_key: input.stream_key,
+            enabled: input.enabled,
+        };
+        let d = store.update_destination(&id, patch).await.map_err(gql)?;
+        let key = store.destination_stream_key(&d).map_err(gql)?;
+        Ok(Destination::new(d, &key))
+    }
+
+    /// Removes a destination.
+    async fn delete_destination(&self, ctx: &Context<'_>, id: ID) -> ApiResult<bool> {
+        check(ctx, &id).await?;
+        state(ctx)
+            .store()
+            .delete_destination(&id)
+            .await
+            .map_err(gql)
+    }
+}

@@ -1,0 +1,60 @@
+//! Entitlements and recordings.
+
+use async_graphql::{Context, ID, Object};
+use weir_auth::Permission;
+
+use crate::ctx::{channel_with, principal, state};
+use crate::error::{ApiError, ApiResult, gql};
+use crate::types::{Access, Entitlement, EntitlementInput};
+
+#[derive(Default)]
+pub(crate) struct PolicyMutations;
+
+#[Object]
+impl PolicyMutations {
+    /// Sets a channel's playback policy.
+    async fn set_entitlement(
+        &self,
+        ctx: &Context<'_>,
+        channel_id: ID,
+        input: EntitlementInput,
+    ) -> ApiResult<Entitlement> {
+        channel_with(ctx, &channel_id, Permission::ManageEntitlements).await?;
+        let e = weir_store::Entitlement {
+            channel_id: channel_id.to_string(),
+            access: match input.access {
+                Access::Public => weir_store::Access::Public,
+                Access::SubscriberOnly => weir_store::Access::SubscriberOnly,
+            },
+            signed_urls: input.signed_urls,
+            signed_url_ttl_secs: input.signed_url_ttl_secs,
+            geo_allow: input.geo_allow,
+            min_age: input.min_age,
+            updated_at: 0,
+        };
+        let e = state(ctx).store().set_entitlement(e).await.map_err(gql)?;
+        Ok(e.into())
+    }
+
+    /// Removes a recording from the index.
+    async fn delete_recording(&self, ctx: &Context<'_>, id: ID) -> ApiResult<bool> {
+        principal(ctx)?;
+        let st = state(ctx);
+        let r = st
+            .store()
+            .get_recording(&id)
+            .await
+            .map_err(gql)?
+            .ok_or_else(|| ApiError::not_found("recording"))?;
+        channel_with(ctx, &r.channel_id, Permission::ManageRecordings)
+            .await
+            .map_err(|e| {
+                if e.message.contains("not found") {
+                    ApiError::not_found("recording").into()
+                } else {
+                    e
+                }
+            })?;
+        st.store().delete_recording(&id).await.map_err(gql)
+    }
+}

@@ -1,0 +1,125 @@
+//! [`ApiState`]: everything the resolvers and the HTTP layer share, and its configuration.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+use weir_auth::Auth;
+use weir_store::{Role, Store};
+
+use crate::events::Event;
+use crate::issuer::StreamKeyIssuer;
+use crate::ratelimit::{Rate, RateLimiter};
+
+/// Limits and policies of the API.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Largest accepted request body in bytes.
+    pub max_body_bytes: usize,
+    /// Deepest accepted query.
+    pub max_depth: usize,
+    /// Highest accepted query complexity.
+    pub max_complexity: usize,
+    /// Requests per client IP.
+    pub per_ip: Rate,
+    /// Requests per authenticated user.
+    pub per_user: Rate,
+    /// Whether `register` is open to anyone.
+    pub open_registration: bool,
+    /// Global role of self-registered accounts (creators by default).
+    pub default_role: Role,
+    /// How long a node's viewer count counts without a refresh.
+    pub viewer_count_ttl: Duration,
+    /// Whether GraphQL introspection is allowed (GraphiQL needs it).
+    pub introspection: bool,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 64 * 1024,
+            max_depth: 10,
+            max_complexity: 500,
+            per_ip: Rate {
+                burst: 120,
+                per_second: 30.0,
+            },
+            per_user: Rate {
+                burst: 60,
+                per_second: 15.0,
+            },
+            open_registration: true,
+            default_role: Role::Owner,
+            viewer_count_ttl: Duration::from_secs(30),
+            introspection: true,
+        }
+    }
+}
+
+/// Shared state of the API. Cheap to clone.
+#[derive(Clone)]
+pub struct ApiState {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub store: Store,
+    pub auth: Auth,
+    pub issuer: Arc<dyn StreamKeyIssuer>,
+    pub config: ApiConfig,
+    pub events: broadcast::Sender<Event>,
+    pub ip_limiter: RateLimiter,
+    pub user_limiter: RateLimiter,
+}
+
+impl std::fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiState")
+            .field("store", &self.inner.store)
+            .field("config", &self.inner.config)
+            .finish()
+    }
+}
+
+impl ApiState {
+    /// Builds the state. `auth` must be built over the same `store`.
+    pub fn new(
+        store: Store,
+        auth: Auth,
+        issuer: Arc<dyn StreamKeyIssuer>,
+        config: ApiConfig,
+    ) -> Self {
+        let (events, _) = broadcast::channel(1024);
+        Self {
+            inner: Arc::new(Inner {
+                ip_limiter: RateLimiter::new(config.per_ip),
+                user_limiter: RateLimiter::new(config.per_user),
+                store,
+                auth,
+                issuer,
+                config,
+                events,
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The account service.
+    pub fn auth(&self) -> &Auth {
+        &self.inner.auth
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ApiConfig {
+        &self.inner.config
+    }
+
+    /// A receiver of stream and viewer events (what subscriptions see).
+    pub fn subscribe_events(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+}

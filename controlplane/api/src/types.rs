@@ -1,0 +1,446 @@
+//! GraphQL object types, converted from the store's records. Times are Unix milliseconds.
+
+use async_graphql::{Enum, ID, InputObject, SimpleObject};
+use weir_store as s;
+
+/// A role.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum Role {
+    /// Operator.
+    Admin,
+    /// Creator; owns channels.
+    Owner,
+    /// Moderates a channel.
+    Moderator,
+    /// Studio guest on a channel.
+    Guest,
+    /// Watches.
+    Viewer,
+}
+
+impl From<s::Role> for Role {
+    fn from(r: s::Role) -> Self {
+        match r {
+            s::Role::Admin => Role::Admin,
+            s::Role::Owner => Role::Owner,
+            s::Role::Moderator => Role::Moderator,
+            s::Role::Guest => Role::Guest,
+            s::Role::Viewer => Role::Viewer,
+        }
+    }
+}
+
+impl From<Role> for s::Role {
+    fn from(r: Role) -> Self {
+        match r {
+            Role::Admin => s::Role::Admin,
+            Role::Owner => s::Role::Owner,
+            Role::Moderator => s::Role::Moderator,
+            Role::Guest => s::Role::Guest,
+            Role::Viewer => s::Role::Viewer,
+        }
+    }
+}
+
+/// A user account.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct User {
+    /// Id.
+    pub id: ID,
+    /// Login name.
+    pub username: String,
+    /// E-mail.
+    pub email: String,
+    /// Global role.
+    pub role: Role,
+    /// Disabled accounts cannot log in.
+    pub disabled: bool,
+    /// Creation time (ms).
+    pub created_at: i64,
+}
+
+impl From<s::User> for User {
+    fn from(u: s::User) -> Self {
+        Self {
+            id: ID(u.id),
+            username: u.username,
+            email: u.email,
+            role: u.role.into(),
+            disabled: u.disabled,
+            created_at: u.created_at,
+        }
+    }
+}
+
+/// Tokens returned by login and refresh.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct AuthPayload {
+    /// JWT for `Authorization: Bearer` (short-lived).
+    pub access_token: String,
+    /// Access token expiry (Unix seconds).
+    pub access_expires_at: i64,
+    /// Opaque refresh token: single use, rotated by `refresh`.
+    pub refresh_token: String,
+    /// Refresh token expiry (ms).
+    pub refresh_expires_at: i64,
+    /// The user.
+    pub user: User,
+}
+
+/// A per-channel role grant.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct ChannelMember {
+    /// User id.
+    pub user_id: ID,
+    /// Moderator or guest.
+    pub role: Role,
+}
+
+/// A channel.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Channel {
+    /// Id.
+    pub id: ID,
+    /// Owner's user id.
+    pub owner_id: ID,
+    /// URL name.
+    pub slug: String,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: String,
+    /// Moderators and guests.
+    pub members: Vec<ChannelMember>,
+    /// The caller's role on this channel.
+    pub my_role: Role,
+    /// Creation time (ms).
+    pub created_at: i64,
+    /// Last update (ms).
+    pub updated_at: i64,
+}
+
+impl Channel {
+    /// Converts, with the caller's role.
+    pub fn new(c: s::Channel, my_role: s::Role) -> Self {
+        Self {
+            id: ID(c.id),
+            owner_id: ID(c.owner_id),
+            slug: c.slug,
+            title: c.title,
+            description: c.description,
+            members: c
+                .members
+                .into_iter()
+                .map(|m| ChannelMember {
+                    user_id: ID(m.user_id),
+                    role: m.role.into(),
+                })
+                .collect(),
+            my_role: my_role.into(),
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+/// Stream key metadata (the secret is never shown again).
+#[derive(SimpleObject, Clone, Debug)]
+pub struct StreamKey {
+    /// Key id.
+    pub key_id: ID,
+    /// Channel.
+    pub channel_id: ID,
+    /// Issue time (ms).
+    pub created_at: i64,
+    /// Revocation time (ms).
+    pub revoked_at: Option<i64>,
+}
+
+impl From<s::StreamKeyMeta> for StreamKey {
+    fn from(k: s::StreamKeyMeta) -> Self {
+        Self {
+            key_id: ID(k.key_id),
+            channel_id: ID(k.channel_id),
+            created_at: k.created_at,
+            revoked_at: k.revoked_at,
+        }
+    }
+}
+
+/// A newly issued key: the only time the secret is returned.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct IssuedStreamKey {
+    /// Metadata.
+    pub key: StreamKey,
+    /// The secret to paste into the encoder. Shown once.
+    pub secret: String,
+}
+
+/// Session state.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum StreamState {
+    /// Connected, not yet producing media.
+    Starting,
+    /// Media flowing.
+    Live,
+    /// Over.
+    Ended,
+}
+
+impl From<s::StreamState> for StreamState {
+    fn from(v: s::StreamState) -> Self {
+        match v {
+            s::StreamState::Starting => StreamState::Starting,
+            s::StreamState::Live => StreamState::Live,
+            s::StreamState::Ended => StreamState::Ended,
+        }
+    }
+}
+
+/// A rendition.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Rendition {
+    /// Name.
+    pub name: String,
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+    /// Bits per second.
+    pub bitrate: i64,
+}
+
+/// A publishing session.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Stream {
+    /// Id.
+    pub id: ID,
+    /// Channel.
+    pub channel_id: ID,
+    /// State.
+    pub state: StreamState,
+    /// Ingest protocol.
+    pub protocol: String,
+    /// Data-plane node.
+    pub node_id: Option<String>,
+    /// Start (ms).
+    pub started_at: i64,
+    /// Went live (ms).
+    pub live_at: Option<i64>,
+    /// End (ms).
+    pub ended_at: Option<i64>,
+    /// Renditions.
+    pub renditions: Vec<Rendition>,
+    /// Peak viewers.
+    pub peak_viewers: i64,
+}
+
+impl From<s::Stream> for Stream {
+    fn from(v: s::Stream) -> Self {
+        Self {
+            id: ID(v.id),
+            channel_id: ID(v.channel_id),
+            state: v.state.into(),
+            protocol: v.protocol,
+            node_id: v.node_id,
+            started_at: v.started_at,
+            live_at: v.live_at,
+            ended_at: v.ended_at,
+            renditions: v
+                .renditions
+                .into_iter()
+                .map(|r| Rendition {
+                    name: r.name,
+                    width: r.width,
+                    height: r.height,
+                    bitrate: r.bitrate as i64,
+                })
+                .collect(),
+            peak_viewers: v.peak_viewers as i64,
+        }
+    }
+}
+
+/// A relay destination. The stream key is write-only: only its last characters show.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Destination {
+    /// Id.
+    pub id: ID,
+    /// Channel.
+    pub channel_id: ID,
+    /// Name.
+    pub name: String,
+    /// Platform.
+    pub platform: String,
+    /// Ingest URL.
+    pub url: String,
+    /// `…` and the key's last 4 characters.
+    pub stream_key_hint: String,
+    /// Relaying on.
+    pub enabled: bool,
+    /// Creation time (ms).
+    pub created_at: i64,
+}
+
+impl Destination {
+    /// Converts, with the decrypted key's hint.
+    pub fn new(d: s::Destination, plain_key: &str) -> Self {
+        let tail: String = {
+            let chars: Vec<char> = plain_key.chars().collect();
+            chars[chars.len().saturating_sub(4)..].iter().collect()
+        };
+        Self {
+            id: ID(d.id),
+            channel_id: ID(d.channel_id),
+            name: d.name,
+            platform: d.platform,
+            url: d.url,
+            stream_key_hint: format!("…{tail}"),
+            enabled: d.enabled,
+            created_at: d.created_at,
+        }
+    }
+}
+
+/// A recording.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Recording {
+    /// Id.
+    pub id: ID,
+    /// Channel.
+    pub channel_id: ID,
+    /// Stream.
+    pub stream_id: ID,
+    /// Location.
+    pub location: String,
+    /// Duration (ms).
+    pub duration_ms: i64,
+    /// Size.
+    pub size_bytes: i64,
+    /// Creation time (ms).
+    pub created_at: i64,
+}
+
+impl From<s::Recording> for Recording {
+    fn from(r: s::Recording) -> Self {
+        Self {
+            id: ID(r.id),
+            channel_id: ID(r.channel_id),
+            stream_id: ID(r.stream_id),
+            location: r.location,
+            duration_ms: r.duration_ms as i64,
+            size_bytes: r.size_bytes as i64,
+            created_at: r.created_at,
+        }
+    }
+}
+
+/// Who may watch.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum Access {
+    /// Anyone.
+    Public,
+    /// Subscribers only.
+    SubscriberOnly,
+}
+
+/// A channel's playback policy.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Entitlement {
+    /// Channel.
+    pub channel_id: ID,
+    /// Access.
+    pub access: Access,
+    /// Playback URLs must be signed.
+    pub signed_urls: bool,
+    /// Signed URL lifetime (s).
+    pub signed_url_ttl_secs: u32,
+    /// Allowed countries; empty: all.
+    pub geo_allow: Vec<String>,
+    /// Minimum age.
+    pub min_age: Option<u8>,
+    /// Last update (ms).
+    pub updated_at: i64,
+}
+
+impl From<s::Entitlement> for Entitlement {
+    fn from(e: s::Entitlement) -> Self {
+        Self {
+            channel_id: ID(e.channel_id),
+            access: match e.access {
+                s::Access::Public => Access::Public,
+                s::Access::SubscriberOnly => Access::SubscriberOnly,
+            },
+            signed_urls: e.signed_urls,
+            signed_url_ttl_secs: e.signed_url_ttl_secs,
+            geo_allow: e.geo_allow,
+            min_age: e.min_age,
+            updated_at: e.updated_at,
+        }
+    }
+}
+
+/// New playback policy.
+#[derive(InputObject, Clone, Debug)]
+pub struct EntitlementInput {
+    /// Access.
+    pub access: Access,
+    /// Playback URLs must be signed.
+    pub signed_urls: bool,
+    /// Signed URL lifetime (s), 1 to 604800.
+    #[graphql(default = 3600)]
+    pub signed_url_ttl_secs: u32,
+    /// Allowed countries (ISO 3166 alpha-2); empty: all.
+    #[graphql(default)]
+    pub geo_allow: Vec<String>,
+    /// Minimum age.
+    pub min_age: Option<u8>,
+}
+
+/// A data-plane node.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Node {
+    /// Id.
+    pub id: ID,
+    /// Address.
+    pub address: String,
+    /// Shards.
+    pub shards: u32,
+    /// Version.
+    pub version: String,
+    /// Streams ingested.
+    pub streams: u32,
+    /// Viewers served.
+    pub viewers: i64,
+    /// CPU use (0–1).
+    pub cpu: f32,
+    /// Egress (bit/s).
+    pub egress_bps: i64,
+    /// Last heartbeat (ms).
+    pub last_seen: i64,
+}
+
+impl From<s::Node> for Node {
+    fn from(n: s::Node) -> Self {
+        Self {
+            id: ID(n.id),
+            address: n.address,
+            shards: n.shards,
+            version: n.version,
+            streams: n.load.streams,
+            viewers: n.load.viewers as i64,
+            cpu: n.load.cpu,
+            egress_bps: n.load.egress_bps as i64,
+            last_seen: n.last_seen,
+        }
+    }
+}
+
+/// A channel's live viewer count.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct ViewerCount {
+    /// Channel.
+    pub channel_id: ID,
+    /// Viewers over all nodes.
+    pub count: i64,
+}

@@ -1,0 +1,155 @@
+//! Error cases and hostile input against a ServerSession.
+
+mod common;
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use common::{Pair, commands, feed, recorded, server_messages};
+use weir_rtmp::amf0::Amf0Value;
+use weir_rtmp::chunk::ChunkWriter;
+use weir_rtmp::command::Command;
+use weir_rtmp::message::{self, ControlMessage};
+use weir_rtmp::{MediaKind, RtmpError, ServerConfig, ServerEvent, ServerSession};
+
+#[test]
+fn four_gib_and_top_bit_chunk_sizes_are_refused() {
+    for bad in [u32::MAX, 0x8000_0000, 0] {
+        let mut p = Pair::publish(128);
+        p.client.send_raw_chunk_size(bad);
+        assert_eq!(p.pump(), Err(RtmpError::InvalidChunkSize(bad)));
+    }
+    let msg = RtmpError::InvalidChunkSize(u32::MAX).to_string();
+    assert!(
+        msg.contains("4294967295") && msg.contains("2147483647"),
+        "{msg}"
+    );
+    // The largest legal size is accepted.
+    let mut p = Pair::publish(128);
+    p.client.set_chunk_size(0x7FFF_FFFF);
+    p.client
+        .send_media(MediaKind::Audio, 1, Bytes::from_static(b"abc"));
+    p.pump().expect("valid");
+    assert_eq!(p.media().len(), 1);
+}
+
+#[test]
+fn garbage_c0_is_refused() {
+    let mut s = ServerSession::new(ServerConfig::default());
+    let err = s
+        .handle_input(Instant::now(), b"GET / HTTP/1.1\r\n")
+        .expect_err("not RTMP");
+    assert_eq!(err, RtmpError::UnsupportedVersion(b'G'));
+    assert!(err.to_string().contains("unsupported RTMP version"));
+}
+
+#[test]
+fn truncated_input_waits_for_more() {
+    let (prefix, media, _) = recorded();
+    let mut s = ServerSession::new(ServerConfig::default());
+    let mut got = Vec::new();
+    feed(
+        &mut s,
+        Instant::now(),
+        &prefix[..prefix.len() - 3],
+        &mut got,
+    );
+    assert!(matches!(got[..], [ServerEvent::Connected { .. }]));
+    let mut s = ServerSession::new(ServerConfig::default());
+    feed(&mut s, Instant::now(), &prefix, &mut got);
+    feed(&mut s, Instant::now(), &media[..5], &mut got);
+}
+
+#[test]
+fn oversized_message_is_an_error() {
+    let config = ServerConfig {
+        max_message_size: 1000,
+        ..ServerConfig::default()
+    };
+    let mut p = Pair::new(128, config);
+    p.pump().expect("flow");
+    p.client
+        .send_media(MediaKind::Video, 0, Bytes::from(vec![0; 1000]));
+    p.pump().expect("at the limit");
+    p.client
+        .send_media(MediaKind::Video, 0, Bytes::from(vec![0; 1001]));
+    assert_eq!(
+        p.pump(),
+        Err(RtmpError::MessageTooLarge {
+            len: 1001,
+            max: 1000
+        })
+    );
+}
+
+#[test]
+fn unknown_command_gets_error_and_session_continues() {
+    let mut p = Pair::publish(128);
+    p.client.send_command(&Command::new(
+        "getStreamLength",
+        9.0,
+        Amf0Value::Null,
+        vec![],
+    ));
+    p.client
+        .send_command(&Command::new("noAnswer", 0.0, Amf0Value::Null, vec![]));
+    p.client
+        .send_media(MediaKind::Audio, 5, Bytes::from_static(b"a"));
+    p.pump().expect("not fatal");
+    let errors: Vec<_> = commands(&server_messages(&p.s2c))
+        .into_iter()
+        .filter(|c| c.name == "_error")
+        .collect();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].transaction_id, 9.0);
+    assert_eq!(p.media().len(), 1);
+}
+
+#[test]
+fn abort_message_discards_partial() {
+    let mut p = Pair::publish(128);
+    let mut w = ChunkWriter::new();
+    w.set_chunk_size(128);
+    let mut part = bytes::BytesMut::new();
+    w.write(&mut part, 12, 0, message::VIDEO, 1, &[7; 300])
+        .expect("fits");
+    let (ty, body) = ControlMessage::Abort(12).encode();
+    let mut abort = bytes::BytesMut::new();
+    ChunkWriter::new()
+        .write(&mut abort, 2, 0, ty, 0, &body)
+        .expect("fits");
+    let mut wire = part[..12 + 128].to_vec();
+    wire.extend_from_slice(&abort);
+    p.server.handle_input(p.now, &wire).expect("valid");
+    let mut next = bytes::BytesMut::new();
+    ChunkWriter::new()
+        .write(&mut next, 12, 9, message::VIDEO, 1, b"ok")
+        .expect("fits");
+    p.server.handle_input(p.now, &next).expect("valid");
+    p.pump().expect("ok");
+    assert_eq!(
+        p.media(),
+        vec![(MediaKind::Video, 9, Bytes::from_static(b"ok"))]
+    );
+}
+
+#[test]
+fn fuzz_target_logic_on_random_and_mutated_sessions() {
+    let (prefix, media, _) = recorded();
+    let mut valid = prefix;
+    valid.extend_from_slice(&media);
+    let mut seed = 0xdead_beef_cafe_f00du64;
+    for i in 0..3_000 {
+        let r = weir_rtmp::fuzzing::pseudo_random_bytes(&mut seed, 8);
+        let mut d = valid[3073..].to_vec();
+        // Flip a few bytes, truncate somewhere.
+        for j in 0..(1 + i % 4) {
+            let pos = (usize::from(r[j]) << 8 | usize::from(r[j + 1])) % d.len();
+            d[pos] ^= r[j + 4] | 1;
+        }
+        let cut = (usize::from(r[6]) << 8 | usize::from(r[7])) % (d.len() + 1);
+        weir_rtmp::fuzzing::rtmp_chunk(&d[..cut]);
+        let noise = weir_rtmp::fuzzing::pseudo_random_bytes(&mut seed, i % 300);
+        weir_rtmp::fuzzing::rtmp_chunk(&noise);
+    }
+}
