@@ -225,7 +225,7 @@ pub fn machine() -> String {
     format!(
         "{} · nproc {} · kernel {} · {cpu}",
         command("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
-        command("nproc", &[]),
+        command("nproc", &["--all"]),
         command("uname", &["-r"]),
     )
 }

@@ -38,7 +38,10 @@ pub fn require(tool: &str) {
         .stderr(Stdio::null())
         .status()
         .is_ok();
-    assert!(ok, "{tool} is not installed: run `cargo xtask setup --test`");
+    assert!(
+        ok,
+        "{tool} is not installed: run `cargo xtask setup --test`"
+    );
 }
 
 /// A fresh temporary directory, removed on drop.
@@ -139,7 +142,11 @@ impl Node {
     /// Runs `weir key …` against this node's data dir and returns stdout.
     pub fn key_command(&self, args: &[&str]) -> (bool, String) {
         let out = Command::new(weir_bin())
-            .args(Self::common_args(&self.dir.0, self.rtmp_port, self.http_port))
+            .args(Self::common_args(
+                &self.dir.0,
+                self.rtmp_port,
+                self.http_port,
+            ))
             .arg("key")
             .args(args)
             .env_remove("WEIR_CONFIG")
@@ -236,7 +243,14 @@ pub fn ffmpeg_publish(url: &str, seconds: u32) -> Command {
         .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
         .args(["-t", &seconds.to_string()])
-        .args(["-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "ultrafast"])
+        .args([
+            "-pix_fmt",
+            "yuv420p",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+        ])
         .args(["-tune", "zerolatency", "-g", "60", "-keyint_min", "60"])
         .args(["-c:a", "aac", "-b:a", "96k", "-f", "flv", url])
         .stdin(Stdio::null())
@@ -296,7 +310,11 @@ impl MediaPlaylist {
                     .and_then(|s| s.parse::<u64>().ok())
                     .unwrap_or(0);
             } else if let Some(v) = line.strip_prefix("#EXTINF:") {
-                dur = v.split(',').next().and_then(|d| d.parse().ok()).unwrap_or(0.0);
+                dur = v
+                    .split(',')
+                    .next()
+                    .and_then(|d| d.parse().ok())
+                    .unwrap_or(0.0);
             } else if let Some(v) = line.strip_prefix("#EXT-X-PART:") {
                 p.parts.push((
                     msn,
@@ -322,7 +340,17 @@ impl MediaPlaylist {
 
     /// Media sequence number of the segment being built (or the next one).
     pub fn next_msn(&self) -> u64 {
-        self.segments.last().map_or(self.media_sequence, |s| s.0 + 1)
+        self.segments
+            .last()
+            .map_or(self.media_sequence, |s| s.0 + 1)
+    }
+}
+
+/// GETs and parses a media playlist; an error status gives an empty playlist.
+pub fn fetch_playlist(port: u16, path: &str) -> MediaPlaylist {
+    match http::get(port, path) {
+        Ok(r) if r.status == 200 => MediaPlaylist::parse(&r.text()),
+        _ => MediaPlaylist::default(),
     }
 }
 
@@ -353,5 +381,9 @@ pub fn count_frames(url: &str, stream: &str) -> u64 {
         url,
     ]));
     assert!(ok, "ffprobe failed on {url}: {err}");
-    out.trim().parse().unwrap_or_else(|_| panic!("ffprobe said {out:?} / {err}"))
+    // ffprobe may repeat the stream under a program section: take the first value.
+    out.lines()
+        .find(|l| !l.trim().is_empty())
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("ffprobe said {out:?} / {err}"))
 }

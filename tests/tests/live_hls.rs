@@ -3,7 +3,10 @@
 use std::time::Duration;
 
 use weir_e2e::http::get;
-use weir_e2e::{MediaPlaylist, Node, NodeOptions, count_frames, ffmpeg_publish, output, variant_uri, wait_until};
+use weir_e2e::{
+    MediaPlaylist, Node, NodeOptions, count_frames, fetch_playlist, ffmpeg_publish, output,
+    variant_uri, wait_until,
+};
 
 const SECONDS: u32 = 16;
 
@@ -30,10 +33,19 @@ fn ffmpeg_publishes_and_players_get_ll_hls() {
         "no multivariant playlist"
     );
     let mv = get(node.http_port, mv_path).expect("get");
-    assert_eq!(mv.header("content-type").as_deref(), Some("application/vnd.apple.mpegurl"));
-    assert_eq!(mv.header("access-control-allow-origin").as_deref(), Some("*"));
+    assert_eq!(
+        mv.header("content-type").as_deref(),
+        Some("application/vnd.apple.mpegurl")
+    );
+    assert_eq!(
+        mv.header("access-control-allow-origin").as_deref(),
+        Some("*")
+    );
     let mv_text = mv.text();
-    assert!(mv_text.contains("CODECS=\"avc1.") && mv_text.contains("mp4a.40.2"), "{mv_text}");
+    assert!(
+        mv_text.contains("CODECS=\"avc1.") && mv_text.contains("mp4a.40.2"),
+        "{mv_text}"
+    );
     assert!(mv_text.contains("RESOLUTION=640x360"), "{mv_text}");
     let variant = variant_uri(&mv_text).expect("variant");
     let media_path = format!("/live/show/{variant}");
@@ -42,7 +54,7 @@ fn ffmpeg_publishes_and_players_get_ll_hls() {
     // Wait for at least one full segment, then check the LL-HLS tags.
     let mut pl = MediaPlaylist::default();
     assert!(wait_until(Duration::from_secs(15), || {
-        pl = MediaPlaylist::parse(&get(node.http_port, &media_path).expect("get").text());
+        pl = fetch_playlist(node.http_port, &media_path);
         !pl.segments.is_empty()
     }));
     for tag in [
@@ -59,33 +71,63 @@ fn ffmpeg_publishes_and_players_get_ll_hls() {
     ] {
         assert!(pl.text.contains(tag), "missing {tag} in\n{}", pl.text);
     }
-    assert!(pl.parts.iter().all(|p| p.2 <= 0.2 + 1e-6), "part longer than PART-TARGET:\n{}", pl.text);
+    assert!(
+        pl.parts.iter().all(|p| p.2 <= 0.2 + 1e-6),
+        "part longer than PART-TARGET:\n{}",
+        pl.text
+    );
     assert!(pl.parts.iter().any(|p| p.3), "no INDEPENDENT part");
 
-    // Blocking reload: ask for the part after the last one listed.
-    let last = pl.parts.last().expect("parts");
-    let (msn, idx) = (last.0, pl.parts.iter().filter(|p| p.0 == last.0).count() as u64);
+    // Blocking reload: ask for the part after the last one listed (the one the
+    // preload hint names), as hls.js and AVPlayer do.
+    let (msn, idx) = match pl.parts.last() {
+        Some(last) if last.0 < pl.next_msn() => (pl.next_msn(), 0),
+        Some(last) => (
+            last.0,
+            pl.parts.iter().filter(|p| p.0 == last.0).count() as u64,
+        ),
+        None => panic!("no parts"),
+    };
+    let hinted = pl.preload_hint.clone().expect("hint");
+    assert_eq!(hinted, format!("part-{msn}-{idx}.m4s"), "{}", pl.text);
     let q = format!("{media_path}?_HLS_msn={msn}&_HLS_part={idx}");
     let r = get(node.http_port, &q).expect("blocking get");
     assert_eq!(r.status, 200, "{}", r.text());
-    assert!(r.elapsed < Duration::from_secs(3), "blocked {:?}", r.elapsed);
+    assert!(
+        r.elapsed < Duration::from_secs(3),
+        "blocked {:?}",
+        r.elapsed
+    );
     let next = MediaPlaylist::parse(&r.text());
     assert!(
-        next.parts.iter().filter(|p| p.0 == msn).count() as u64 > idx || next.next_msn() > msn + 1,
+        next.parts.iter().any(|p| p.0 == msn && p.1 == hinted),
         "blocking reload returned before the part existed:\n{}",
         r.text()
     );
     // Far-future requests are refused at once; unknown streams are 404.
-    let r = get(node.http_port, &format!("{media_path}?_HLS_msn={}", msn + 10)).expect("get");
+    let r = get(
+        node.http_port,
+        &format!("{media_path}?_HLS_msn={}", msn + 10),
+    )
+    .expect("get");
     assert_eq!(r.status, 400);
-    assert_eq!(get(node.http_port, "/live/nope/index.m3u8").expect("get").status, 404);
+    assert_eq!(
+        get(node.http_port, "/live/nope/index.m3u8")
+            .expect("get")
+            .status,
+        404
+    );
 
     // The preload-hinted part is served as soon as it exists.
     let hint = next.preload_hint.clone().expect("preload hint");
     let r = get(node.http_port, &format!("{base}/{hint}")).expect("hinted part");
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type").as_deref(), Some("video/mp4"));
-    assert!(r.header("cache-control").unwrap_or_default().contains("immutable"));
+    assert!(
+        r.header("cache-control")
+            .unwrap_or_default()
+            .contains("immutable")
+    );
     assert!(r.body.windows(4).any(|w| w == b"moof"));
 
     // Delta update.
@@ -95,17 +137,33 @@ fn ffmpeg_publishes_and_players_get_ll_hls() {
     // Players: ffprobe sees both tracks, ffmpeg decodes 10 s of the live stream without errors.
     let url = node.http_url(mv_path);
     let (ok, out, err) = output(std::process::Command::new("ffprobe").args([
-        "-v", "error", "-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0", &url,
+        "-v",
+        "error",
+        "-show_entries",
+        "stream=codec_name,width,height",
+        "-of",
+        "csv=p=0",
+        &url,
     ]));
     assert!(ok, "ffprobe: {err}");
     assert!(out.contains("h264,640,360") && out.contains("aac"), "{out}");
     let (ok, _, err) = output(std::process::Command::new("ffmpeg").args([
-        "-hide_banner", "-nostdin", "-v", "error", "-i", &url, "-t", "10", "-f", "null", "-",
+        "-hide_banner",
+        "-nostdin",
+        "-v",
+        "error",
+        "-i",
+        &url,
+        "-t",
+        "10",
+        "-f",
+        "null",
+        "-",
     ]));
     assert!(ok && err.trim().is_empty(), "ffmpeg decode errors: {err}");
 
     // Parts carry the segment's bytes: concatenated parts == the full segment.
-    let pl = MediaPlaylist::parse(&get(node.http_port, &media_path).expect("get").text());
+    let pl = fetch_playlist(node.http_port, &media_path);
     let (seg_msn, seg_uri, _) = pl
         .segments
         .iter()
@@ -115,25 +173,40 @@ fn ffmpeg_publishes_and_players_get_ll_hls() {
         .expect("a full segment with parts listed");
     let mut joined = Vec::new();
     for p in pl.parts.iter().filter(|p| p.0 == seg_msn) {
-        joined.extend(get(node.http_port, &format!("{base}/{}", p.1)).expect("part").body);
+        joined.extend(
+            get(node.http_port, &format!("{base}/{}", p.1))
+                .expect("part")
+                .body,
+        );
     }
     let seg = get(node.http_port, &format!("{base}/{seg_uri}")).expect("segment");
     assert_eq!(seg.status, 200);
-    assert!(joined == seg.body, "parts of segment {seg_msn} differ from the segment");
+    assert!(
+        joined == seg.body,
+        "parts of segment {seg_msn} differ from the segment"
+    );
 
     // Publisher ends: after the grace period the playlist ends, and holds every frame sent.
     let status = publisher.wait().expect("ffmpeg wait");
     assert!(status.success(), "publisher failed");
     assert!(
-        wait_until(Duration::from_secs(10), || MediaPlaylist::parse(
-            &get(node.http_port, &media_path).expect("get").text()
+        wait_until(Duration::from_secs(10), || fetch_playlist(
+            node.http_port,
+            &media_path
         )
         .ended),
         "no EXT-X-ENDLIST after the publisher left"
     );
     let media_url = node.http_url(&media_path);
-    assert_eq!(count_frames(&media_url, "v"), u64::from(SECONDS) * 30, "video frames");
+    assert_eq!(
+        count_frames(&media_url, "v"),
+        u64::from(SECONDS) * 30,
+        "video frames"
+    );
     let audio = count_frames(&media_url, "a");
     let expected = u64::from(SECONDS) * 48_000 / 1024;
-    assert!(audio.abs_diff(expected) <= 2, "audio frames {audio}, expected ~{expected}");
+    assert!(
+        audio.abs_diff(expected) <= 2,
+        "audio frames {audio}, expected ~{expected}"
+    );
 }

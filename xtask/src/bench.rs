@@ -1,21 +1,37 @@
 //! `cargo xtask bench …`: builds release binaries and runs the scenarios in bench/.
+//!
+//! `cargo xtask bench live [--quick] [FLAGS…]` — flags are those of `weir-bench live`
+//! (bench/README.md); `--quick` takes about 3 minutes, a full run about 15.
 
 use std::process::Command;
 
+/// Debian packages the scenarios need: the encoder of the test media and the peer.
+const PACKAGES: [&str; 4] = ["ffmpeg", "nginx", "libnginx-mod-rtmp", "util-linux"];
+
 /// Runs a benchmark scenario.
 pub fn run(args: &[String]) -> Result<(), String> {
-    let scenario = args.first().map_or("live", String::as_str);
+    // `cargo xtask bench --quick` means the default scenario.
+    let (scenario, rest) = match args.first().map(String::as_str) {
+        None => ("live", args),
+        Some(a) if a.starts_with("--") => ("live", args),
+        Some(a) => (a, &args[1..]),
+    };
     match scenario {
         "live" => {
-            crate::setup::install(
-                ["ffmpeg", "nginx", "libnginx-mod-rtmp"].iter(),
-            )?;
-            crate::run(crate::cargo().args(["build", "--release", "-p", "weir", "-p", "weir-bench"]))?;
+            crate::setup::install(PACKAGES.iter())?;
+            crate::run(crate::cargo().args([
+                "build",
+                "--release",
+                "-p",
+                "weir",
+                "-p",
+                "weir-bench",
+            ]))?;
             let dir = crate::target_dir().join("release");
             crate::run(
                 Command::new(dir.join("weir-bench"))
                     .arg("live")
-                    .args(&args[1..])
+                    .args(rest)
                     .env("WEIR_BIN", dir.join("weir")),
             )
         }

@@ -104,7 +104,9 @@ fn test() -> Result<(), String> {
 }
 
 fn fuzz(args: &[String]) -> Result<(), String> {
-    let target = args.first().ok_or("which target? see dataplane/fuzz/Cargo.toml")?;
+    let target = args
+        .first()
+        .ok_or("which target? see dataplane/fuzz/Cargo.toml")?;
     let secs = args.get(1).map_or("60", String::as_str);
     if Command::new("cargo")
         .args(["fuzz", "--version"])

@@ -3,7 +3,12 @@
 use std::process::Command;
 
 /// Needed to build and run the node.
-const BUILD: &[&str] = &["build-essential", "pkg-config", "protobuf-compiler", "libprotobuf-dev"];
+const BUILD: &[&str] = &[
+    "build-essential",
+    "pkg-config",
+    "protobuf-compiler",
+    "libprotobuf-dev",
+];
 /// Test peers: real encoders, players and servers the tests start themselves.
 const TEST: &[&str] = &["ffmpeg", "etcd-server"];
 

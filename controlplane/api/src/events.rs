@@ -96,10 +96,10 @@ impl ApiState {
             .set_viewer_count(channel_id, node_id, count, ttl)
             .await?;
         let total = self.store().viewer_count(channel_id).await?;
-        if let Some(s) = self.store().active_stream(channel_id).await? {
-            if total > s.peak_viewers {
-                self.store().note_stream_viewers(&s.id, total).await?;
-            }
+        if let Some(s) = self.store().active_stream(channel_id).await?
+            && total > s.peak_viewers
+        {
+            self.store().note_stream_viewers(&s.id, total).await?;
         }
         self.emit(Event::Viewers {
             channel_id: channel_id.to_string(),
@@ -111,6 +111,15 @@ impl ApiState {
     /// A node registers or heartbeats; it is dropped `ttl` after its last heartbeat.
     pub async fn node_heartbeat(&self, node: Node, ttl: Duration) -> Result<Node, StoreError> {
         self.store().register_node(node, ttl).await
+    }
+
+    /// Publish authorization by key id (after the data plane checked the key's HMAC):
+    /// the channel when the key was issued and is not revoked, `None` otherwise.
+    pub async fn authorize_publish(&self, key_id: &str) -> Result<Option<String>, StoreError> {
+        match self.store().get_stream_key(key_id).await? {
+            Some(k) if k.revoked_at.is_none() => Ok(Some(k.channel_id)),
+            _ => Ok(None),
+        }
     }
 
     /// Whether a stream key id was revoked (publish authorization).

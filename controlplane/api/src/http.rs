@@ -24,14 +24,17 @@ struct App {
 }
 
 /// The API's routes: `/graphql` (POST queries and mutations, GET websocket subscriptions
-/// with the graphql-ws protocol, GET GraphiQL page). Serve it with connect info
+/// with the graphql-ws protocol, GET GraphiQL page), and `/v1/node/*` for data-plane nodes
+/// when a node token is configured. Serve it with connect info
 /// (`into_make_service_with_connect_info::<SocketAddr>()`) so per-IP limits see clients.
 pub fn router(state: ApiState) -> Router {
     let schema = build_schema(&state);
+    let nodes = crate::node_api::routes(state.clone());
     let app = Arc::new(App { state, schema });
     Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
         .with_state(app)
+        .merge(nodes)
 }
 
 /// Serves [`router`] on `listener` until the process ends.

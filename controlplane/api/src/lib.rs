@@ -7,6 +7,7 @@
 //!   also carries the event-ingest API the data plane calls ([`ApiState::stream_started`],
 //!   [`ApiState::stream_live`], [`ApiState::stream_ended`], [`ApiState::viewer_count`],
 //!   [`ApiState::node_heartbeat`]) which feeds subscriptions.
+//! - [`node_api`]: the same ingest over HTTP for nodes in other processes (split mode).
 //! - Every resolver checks the caller's role on the object (see `weir_auth::roles`);
 //!   objects of other owners read as `NOT_FOUND`. Errors carry `extensions.code`
 //!   ([`error::code`]).
@@ -21,6 +22,7 @@ mod graphiql;
 mod http;
 mod issuer;
 mod mutation;
+pub mod node_api;
 mod pagination;
 mod query;
 pub mod ratelimit;

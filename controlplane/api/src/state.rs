@@ -32,6 +32,9 @@ pub struct ApiConfig {
     pub viewer_count_ttl: Duration,
     /// Whether GraphQL introspection is allowed (GraphiQL needs it).
     pub introspection: bool,
+    /// Shared secret of data-plane nodes for the `/v1/node/*` API (split mode); `None`
+    /// leaves that API unmounted.
+    pub node_token: Option<String>,
 }
 
 impl Default for ApiConfig {
@@ -52,6 +55,7 @@ impl Default for ApiConfig {
             default_role: Role::Owner,
             viewer_count_ttl: Duration::from_secs(30),
             introspection: true,
+            node_token: None,
         }
     }
 }

@@ -10,7 +10,7 @@
 //! - [`EtcdKv`]: etcd (split deployments; key layout in `schemas/etcd/keys.md`);
 //! - `ScyllaKv` (cargo feature `scylla`): Scylla/Cassandra (history at scale; DDL in
 //!   `schemas/cql/weir.cql`, statements checked by [`cql`]);
-//! - [`MemoryKv`]: tests.
+//! - [`MemoryKv`], for tests.
 //!
 //! Destination stream keys are sealed with ChaCha20-Poly1305 ([`SecretBox`]) before they
 //! reach any backend.

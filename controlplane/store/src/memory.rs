@@ -9,10 +9,13 @@ use parking_lot::Mutex;
 use crate::error::Result;
 use crate::kv::{Kv, check_path};
 
+/// Entries by (bucket, key): value and optional expiry.
+type Entries = BTreeMap<(String, String), (Vec<u8>, Option<Instant>)>;
+
 /// A `BTreeMap` behind a mutex.
 #[derive(Debug, Default)]
 pub struct MemoryKv {
-    map: Mutex<BTreeMap<(String, String), (Vec<u8>, Option<Instant>)>>,
+    map: Mutex<Entries>,
 }
 
 impl MemoryKv {

@@ -6,6 +6,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
+use weir_store::Kv as _;
 use weir_store::{EmbeddedKv, EtcdKv, MemoryKv, Role, SecretBox, Store, conformance};
 
 #[tokio::test]
@@ -93,7 +94,7 @@ fn start_etcd() -> (EtcdProcess, String) {
         .is_ok_and(|s| s.success());
     assert!(
         found,
-        "the `etcd` binary is not installed: run the project's setup (`cargo xtask setup`, \
+        "the `etcd` binary is not installed: run the project's setup (`cargo xtask setup --test`, \
          which installs the Debian package etcd-server) and try again"
     );
     let dir = tempfile::tempdir().expect("tempdir");
@@ -120,11 +121,11 @@ async fn etcd_backend() {
     let (_etcd, url) = start_etcd();
     let mut kv = None;
     for _ in 0..50 {
-        if let Ok(k) = EtcdKv::connect(std::slice::from_ref(&url), "/weir-test").await {
-            if k.list("probe").await.is_ok() {
-                kv = Some(k);
-                break;
-            }
+        if let Ok(k) = EtcdKv::connect(std::slice::from_ref(&url), "/weir-test").await
+            && k.list("probe").await.is_ok()
+        {
+            kv = Some(k);
+            break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -132,8 +133,6 @@ async fn etcd_backend() {
     let store = Store::new(Arc::new(kv), SecretBox::generate());
     conformance::run(&store).await;
 }
-
-use weir_store::Kv as _;
 
 /// Runs only when `WEIR_SCYLLA_NODES` names a cluster (e.g. `127.0.0.1:9042`) and the crate
 /// is built with `--features scylla`.

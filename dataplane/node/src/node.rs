@@ -68,7 +68,10 @@ fn listener(addr: SocketAddr) -> Result<std::net::TcpListener, NodeError> {
 }
 
 /// Binds `n` SO_REUSEPORT listeners on one address (port 0 resolves once, for all).
-fn listeners(addr: SocketAddr, n: usize) -> Result<(SocketAddr, Vec<std::net::TcpListener>), NodeError> {
+fn listeners(
+    addr: SocketAddr,
+    n: usize,
+) -> Result<(SocketAddr, Vec<std::net::TcpListener>), NodeError> {
     let first = listener(addr)?;
     let actual = first
         .local_addr()

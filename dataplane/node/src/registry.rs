@@ -105,11 +105,6 @@ impl Registry {
         self.streams.lock().get(channel).cloned()
     }
 
-    /// Number of streams held.
-    pub fn len(&self) -> usize {
-        self.streams.lock().len()
-    }
-
     /// A publisher (connection `conn`, closed by triggering `kick`) wants `channel`.
     pub fn begin_publish(
         &self,
@@ -245,7 +240,9 @@ mod tests {
     fn second_publisher_is_refused_unless_takeover() {
         let r = registry(false);
         let a = r.begin_publish("c", 1, Shutdown::new()).expect("first");
-        let err = r.begin_publish("c", 2, Shutdown::new()).expect_err("second");
+        let err = r
+            .begin_publish("c", 2, Shutdown::new())
+            .expect_err("second");
         assert_eq!(err.code, "NetStream.Publish.BadName");
         assert!(!a.resumed);
 

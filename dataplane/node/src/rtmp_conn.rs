@@ -64,16 +64,22 @@ pub async fn serve(mut socket: TcpStream, peer: std::net::SocketAddr, ctx: Arc<R
 
     let close = loop {
         buf.clear();
-        let read = pin!(compio::time::timeout(ctx.idle_timeout, socket.read(buf)));
-        let stop = pin!(async {
-            let a = pin!(kick.wait());
-            let b = pin!(ctx.shutdown.wait());
-            select(a, b).await;
-        });
-        let BufResult(res, back) = match select(read, stop).await {
-            Either::Left((Ok(r), _)) => r,
-            Either::Left((Err(_), _)) => break Close::Idle,
-            Either::Right(_) => break Close::Kicked,
+        let outcome = {
+            let read = pin!(compio::time::timeout(ctx.idle_timeout, socket.read(buf)));
+            let stop = pin!(async {
+                let a = pin!(kick.wait());
+                let b = pin!(ctx.shutdown.wait());
+                select(a, b).await;
+            });
+            match select(read, stop).await {
+                Either::Left((Ok(r), _)) => Ok(r),
+                Either::Left((Err(_), _)) => Err(Close::Idle),
+                Either::Right(_) => Err(Close::Kicked),
+            }
+        };
+        let BufResult(res, back) = match outcome {
+            Ok(r) => r,
+            Err(close) => break close,
         };
         buf = back;
         let n = match res {

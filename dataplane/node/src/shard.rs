@@ -71,9 +71,10 @@ pub fn run(spec: ShardSpec) {
     let rt = match builder.build() {
         Ok(rt) => rt,
         Err(e) => {
-            let _ = spec
-                .ready
-                .send(Err(format!("shard {}: cannot start runtime: {e}", spec.index)));
+            let _ = spec.ready.send(Err(format!(
+                "shard {}: cannot start runtime: {e}",
+                spec.index
+            )));
             return;
         }
     };

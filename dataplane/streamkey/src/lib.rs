@@ -167,7 +167,10 @@ mod tests {
         let got = s.verify(&key).expect("verify");
         assert_eq!(got, meta);
         assert_eq!(got.channel, "my-show");
-        assert!(!got.redacted().contains(key.rsplit('.').next().expect("sig")));
+        assert!(
+            !got.redacted()
+                .contains(key.rsplit('.').next().expect("sig"))
+        );
     }
 
     #[test]

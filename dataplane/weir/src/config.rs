@@ -74,8 +74,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("weir-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let p = dir.join("weir.toml");
-        std::fs::write(&p, "[node]\nrtmp_listen = \"127.0.0.1:1940\"\npart_target_ms = 300\n")
-            .expect("write");
+        std::fs::write(
+            &p,
+            "[node]\nrtmp_listen = \"127.0.0.1:1940\"\npart_target_ms = 300\n",
+        )
+        .expect("write");
         let args = NodeArgs {
             part_target_ms: Some(250),
             ..NodeArgs::default()

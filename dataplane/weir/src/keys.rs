@@ -50,7 +50,10 @@ fn encode_hex(b: &[u8]) -> String {
 }
 
 fn decode_hex(s: &str) -> anyhow::Result<Vec<u8>> {
-    anyhow::ensure!(s.len() % 2 == 0 && s.len() >= 32, "want at least 16 hex-encoded bytes");
+    anyhow::ensure!(
+        s.len() % 2 == 0 && s.len() >= 32,
+        "want at least 16 hex-encoded bytes"
+    );
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(Into::into))
@@ -83,7 +86,9 @@ pub fn run(config: &Config, cmd: KeyCommand) -> anyhow::Result<()> {
                 Err(_) if !key.contains('.') => key,
                 Err(e) => anyhow::bail!("not a key of this node: {e}"),
             };
-            revocations.revoke(&id).context("writing the revocation list")?;
+            revocations
+                .revoke(&id)
+                .context("writing the revocation list")?;
             println!("revoked key id {id}");
         }
         KeyCommand::Verify { key } => {

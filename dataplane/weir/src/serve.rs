@@ -15,7 +15,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let node = &config.node;
     weir_node::install_metrics();
     let signer = load_signer(node)?;
-    let auth = Arc::new(KeyAuth::new(signer, Revocations::new(node.revocations_path())));
+    let auth = Arc::new(KeyAuth::new(
+        signer,
+        Revocations::new(node.revocations_path()),
+    ));
     let shutdown = Shutdown::new();
     let started = Node::start(node, auth, shutdown.clone()).context("starting the node")?;
 

@@ -91,7 +91,9 @@ impl RequestParser {
         let target = req.path.unwrap_or("/");
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
         if !path.starts_with('/') {
-            return Err(RequestError::Malformed("request target is not a path".into()));
+            return Err(RequestError::Malformed(
+                "request target is not a path".into(),
+            ));
         }
         let version = req.version.unwrap_or(1);
         let mut keep_alive = version == 1;
@@ -105,7 +107,9 @@ impl RequestParser {
                 }
             } else if h.name.eq_ignore_ascii_case("transfer-encoding")
                 || (h.name.eq_ignore_ascii_case("content-length")
-                    && h.value.iter().any(|&b| b != b'0' && !b.is_ascii_whitespace()))
+                    && h.value
+                        .iter()
+                        .any(|&b| b != b'0' && !b.is_ascii_whitespace()))
             {
                 return Err(RequestError::Body);
             }
@@ -134,7 +138,10 @@ mod tests {
         assert_eq!(r.path, "/live/a/index.m3u8");
         assert_eq!(r.query, "_HLS_msn=3");
         assert!(r.keep_alive);
-        let (r2, _) = RequestParser.parse(&buf[n..]).expect("ok").expect("complete");
+        let (r2, _) = RequestParser
+            .parse(&buf[n..])
+            .expect("ok")
+            .expect("complete");
         assert_eq!(r2.method, Method::Head);
         assert!(!r2.keep_alive);
     }

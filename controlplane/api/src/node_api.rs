@@ -1,0 +1,184 @@
+//! The node-facing HTTP API for split deployments: data-plane nodes post stream lifecycle
+//! events, viewer counts and heartbeats, and ask whether a stream key may publish. It is
+//! mounted only when [`crate::ApiConfig::node_token`] is set, and every call must carry
+//! `Authorization: Bearer <node_token>`.
+//!
+//! - `POST /v1/node/events`, one JSON event per request, tagged by `type`:
+//!   `stream_started {channel_id, protocol, node_id?}` → the stream;
+//!   `stream_live {stream_id, renditions?}` → the stream;
+//!   `stream_ended {stream_id}` → the stream;
+//!   `viewer_count {channel_id, node_id, count}` → `{"total": n}`;
+//!   `heartbeat {node, ttl_secs}` → the node.
+//! - `POST /v1/node/authorize {key_id}` → `200 {"channel_id": …}` or `403`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde::Deserialize;
+use serde_json::json;
+use weir_store::{Node, Rendition, StoreError};
+
+use crate::state::ApiState;
+
+/// An event a node reports.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum NodeEvent {
+    /// A publisher connected.
+    StreamStarted {
+        /// Channel.
+        channel_id: String,
+        /// Ingest protocol.
+        protocol: String,
+        /// Reporting node.
+        node_id: Option<String>,
+    },
+    /// Media is flowing.
+    StreamLive {
+        /// Stream.
+        stream_id: String,
+        /// Renditions.
+        #[serde(default)]
+        renditions: Vec<Rendition>,
+    },
+    /// The publisher left.
+    StreamEnded {
+        /// Stream.
+        stream_id: String,
+    },
+    /// Viewers of a channel on the reporting node.
+    ViewerCount {
+        /// Channel.
+        channel_id: String,
+        /// Node.
+        node_id: String,
+        /// Count.
+        count: u64,
+    },
+    /// Registration or heartbeat.
+    Heartbeat {
+        /// The node and its load.
+        node: Node,
+        /// Lease length in seconds.
+        ttl_secs: u64,
+    },
+}
+
+#[derive(Deserialize)]
+struct Authorize {
+    key_id: String,
+}
+
+/// Routes under `/v1/node`, or an empty router when no node token is configured.
+pub(crate) fn routes(state: ApiState) -> Router {
+    if state.config().node_token.is_none() {
+        return Router::new();
+    }
+    Router::new()
+        .route("/v1/node/events", post(events))
+        .route("/v1/node/authorize", post(authorize))
+        .with_state(Arc::new(state))
+}
+
+fn err(status: StatusCode, msg: &str) -> Response {
+    (status, Json(json!({ "error": msg }))).into_response()
+}
+
+fn store_err(e: StoreError) -> Response {
+    match e {
+        StoreError::NotFound(w) => err(StatusCode::NOT_FOUND, &format!("{w} not found")),
+        StoreError::Conflict(m) => err(StatusCode::CONFLICT, &m),
+        StoreError::Invalid(m) => err(StatusCode::BAD_REQUEST, &m),
+        other => {
+            tracing::error!(error = %other, "node API storage error");
+            err(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+    }
+}
+
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Checks the node token and reads a JSON body within the size limit.
+async fn read<T: serde::de::DeserializeOwned>(
+    state: &ApiState,
+    req: Request,
+) -> Result<T, Response> {
+    let expected = state.config().node_token.as_deref().unwrap_or_default();
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if expected.is_empty() || !same(given.as_bytes(), expected.as_bytes()) {
+        return Err(err(StatusCode::UNAUTHORIZED, "bad node token"));
+    }
+    let limit = state.config().max_body_bytes;
+    let bytes = axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|_| err(StatusCode::PAYLOAD_TOO_LARGE, "body too large"))?;
+    serde_json::from_slice(&bytes).map_err(|e| err(StatusCode::BAD_REQUEST, &e.to_string()))
+}
+
+async fn events(State(state): State<Arc<ApiState>>, req: Request) -> Response {
+    let ev: NodeEvent = match read(&state, req).await {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    let result = match ev {
+        NodeEvent::StreamStarted {
+            channel_id,
+            protocol,
+            node_id,
+        } => state
+            .stream_started(&channel_id, &protocol, node_id.as_deref())
+            .await
+            .map(|s| json!(s)),
+        NodeEvent::StreamLive {
+            stream_id,
+            renditions,
+        } => state
+            .stream_live(&stream_id, renditions)
+            .await
+            .map(|s| json!(s)),
+        NodeEvent::StreamEnded { stream_id } => {
+            state.stream_ended(&stream_id).await.map(|s| json!(s))
+        }
+        NodeEvent::ViewerCount {
+            channel_id,
+            node_id,
+            count,
+        } => state
+            .viewer_count(&channel_id, &node_id, count)
+            .await
+            .map(|total| json!({ "total": total })),
+        NodeEvent::Heartbeat { node, ttl_secs } => state
+            .node_heartbeat(node, Duration::from_secs(ttl_secs.clamp(1, 3600)))
+            .await
+            .map(|n| json!(n)),
+    };
+    match result {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => store_err(e),
+    }
+}
+
+async fn authorize(State(state): State<Arc<ApiState>>, req: Request) -> Response {
+    let a: Authorize = match read(&state, req).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    match state.authorize_publish(&a.key_id).await {
+        Ok(Some(channel_id)) => Json(json!({ "channel_id": channel_id })).into_response(),
+        Ok(None) => err(StatusCode::FORBIDDEN, "stream key unknown or revoked"),
+        Err(e) => store_err(e),
+    }
+}

@@ -1,0 +1,156 @@
+//! The node-facing HTTP API (split mode): token check, lifecycle events, viewer counts,
+//! heartbeats and publish authorization.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use weir_api::ApiConfig;
+use weir_store::Role;
+
+use common::{Harness, harness, harness_with};
+
+async fn post(h: &Harness, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+    let req = Request::post(path)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .expect("req");
+    let resp = h.app.clone().oneshot(req).await.expect("resp");
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn node_api_lifecycle() {
+    let h = harness_with(ApiConfig {
+        node_token: Some("node-secret".into()),
+        ..ApiConfig::default()
+    });
+    let (_, t, _) = h.user("owner", Role::Owner).await;
+    let ch = h.channel(&t, "split-chan").await;
+    let key = h
+        .gql(
+            Some(&t),
+            "mutation($c: ID!) { issueStreamKey(channelId: $c) { key { keyId } } }",
+            json!({ "c": ch }),
+        )
+        .await
+        .ok()["issueStreamKey"]["key"]["keyId"]
+        .as_str()
+        .expect("key")
+        .to_string();
+
+    let (st, _) = post(&h, "/v1/node/authorize", "wrong", json!({ "key_id": key })).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, v) = post(
+        &h,
+        "/v1/node/authorize",
+        "node-secret",
+        json!({ "key_id": key }),
+    )
+    .await;
+    assert_eq!(
+        (st, v["channel_id"].as_str()),
+        (StatusCode::OK, Some(ch.as_str()))
+    );
+    let (st, _) = post(
+        &h,
+        "/v1/node/authorize",
+        "node-secret",
+        json!({ "key_id": "nope" }),
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+
+    let (st, s) = post(
+        &h,
+        "/v1/node/events",
+        "node-secret",
+        json!({ "type": "stream_started", "channel_id": ch, "protocol": "rtmp", "node_id": "n1" }),
+    )
+    .await;
+    assert_eq!(
+        (st, s["state"].as_str()),
+        (StatusCode::OK, Some("starting")),
+        "{s}"
+    );
+    let sid = s["id"].as_str().expect("id").to_string();
+    let (_, s) = post(
+        &h,
+        "/v1/node/events",
+        "node-secret",
+        json!({ "type": "stream_live", "stream_id": sid,
+        "renditions": [{ "name": "source", "width": 1920, "height": 1080, "bitrate": 6000000 }] }),
+    )
+    .await;
+    assert_eq!(s["state"], "live");
+    let (_, v) = post(
+        &h,
+        "/v1/node/events",
+        "node-secret",
+        json!({ "type": "viewer_count", "channel_id": ch, "node_id": "n1", "count": 4 }),
+    )
+    .await;
+    assert_eq!(v["total"], 4);
+    let (_, s) = post(
+        &h,
+        "/v1/node/events",
+        "node-secret",
+        json!({ "type": "stream_ended", "stream_id": sid }),
+    )
+    .await;
+    assert_eq!(s["state"], "ended");
+    let (st, _) = post(
+        &h,
+        "/v1/node/events",
+        "node-secret",
+        json!({ "type": "stream_live", "stream_id": sid }),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CONFLICT, "ended is final");
+    let (st, n) = post(&h, "/v1/node/events", "node-secret", json!({ "type": "heartbeat", "ttl_secs": 10,
+        "node": { "id": "n1", "address": "10.0.0.1:443", "shards": 2, "version": "0.1.0",
+                  "load": { "streams": 1, "viewers": 4, "cpu": 0.1, "egress_bps": 0 }, "last_seen": 0 } })).await;
+    assert_eq!((st, n["id"].as_str()), (StatusCode::OK, Some("n1")));
+    let (st, _) = post(
+        &h,
+        "/v1/node/events",
+        "node-secret",
+        json!({ "type": "bogus" }),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+
+    // Revoked keys are refused.
+    h.gql(
+        Some(&t),
+        "mutation($k: ID!) { revokeStreamKey(keyId: $k) { keyId } }",
+        json!({ "k": key }),
+    )
+    .await
+    .ok();
+    let (st, _) = post(
+        &h,
+        "/v1/node/authorize",
+        "node-secret",
+        json!({ "key_id": key }),
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn node_api_is_absent_without_a_token() {
+    let h = harness();
+    let (st, _) = post(&h, "/v1/node/authorize", "", json!({ "key_id": "x" })).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+}
