@@ -5,9 +5,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use weir_e2e::http::get;
-use weir_e2e::{
-    MediaPlaylist, Node, fetch_playlist, ffmpeg_publish, output, variant_uri, wait_until,
-};
+use weir_e2e::{Node, fetch_playlist, ffmpeg_publish, output, variant_uri, wait_until};
 
 fn connect(port: u16) -> TcpStream {
     let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");

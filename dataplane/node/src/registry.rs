@@ -180,15 +180,16 @@ impl Registry {
         let mut streams = self.streams.lock();
         streams.retain(|channel, stream| {
             let mut st = stream.state.lock();
-            if let Some(left) = st.left_at {
-                if st.ended_at.is_none() && now.duration_since(left) >= self.grace {
-                    st.hls.end();
-                    st.ended_at = Some(now);
-                    tracing::info!(%channel, "publisher did not come back: playlist ended");
-                    drop(st);
-                    stream.notify();
-                    return true;
-                }
+            if let Some(left) = st.left_at
+                && st.ended_at.is_none()
+                && now.duration_since(left) >= self.grace
+            {
+                st.hls.end();
+                st.ended_at = Some(now);
+                tracing::info!(%channel, "publisher did not come back: playlist ended");
+                drop(st);
+                stream.notify();
+                return true;
             }
             match st.ended_at {
                 Some(ended) if now.duration_since(ended) >= self.retention => {

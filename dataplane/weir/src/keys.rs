@@ -51,7 +51,7 @@ fn encode_hex(b: &[u8]) -> String {
 
 fn decode_hex(s: &str) -> anyhow::Result<Vec<u8>> {
     anyhow::ensure!(
-        s.len() % 2 == 0 && s.len() >= 32,
+        s.len().is_multiple_of(2) && s.len() >= 32,
         "want at least 16 hex-encoded bytes"
     );
     (0..s.len())
