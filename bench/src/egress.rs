@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 
 use crate::Config;
 use crate::flv::Media;
+use anyhow::Context as _;
+
 use crate::http::Client;
+use crate::playlist::{dir_of, first_variant, parse_media};
 use crate::poller::Mode;
 use crate::publisher::{self, Publish};
 use crate::servers::{Kind, Server, Setup};
@@ -79,6 +82,29 @@ fn wait_for_stream(server: &Server, path: &str) -> anyhow::Result<()> {
     anyhow::bail!("{path} did not appear in 20 s")
 }
 
+/// Waits until the stream's playlist window is full (the first segment was evicted), so
+/// that the server's memory no longer grows with the stream itself.
+fn wait_for_full_window(server: &Server, path: &str) -> anyhow::Result<()> {
+    let mut c = Client::new(server.http, Duration::from_secs(10));
+    let media = match server.kind {
+        Kind::Weir => {
+            let index = c.get(path)?.text();
+            let variant = first_variant(&index).context("no variant")?;
+            format!("{}{variant}", dir_of(path))
+        }
+        Kind::Nginx => path.to_owned(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while Instant::now() < deadline {
+        let r = c.get(&media)?;
+        if r.status == 200 && parse_media(&r.text())?.media_sequence > 0 {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    anyhow::bail!("the playlist window of {path} did not fill in 90 s")
+}
+
 fn sample(counters: &Counters) -> [u64; 4] {
     [
         counters.media.load(Ordering::Relaxed),
@@ -107,15 +133,19 @@ pub fn run_one(
         app: "live".into(),
         stream_name: server.stream_name("egress")?,
         start_at: Instant::now(),
-        duration: Duration::from_secs_f64(10.0 + per_level * cfg.viewers.len() as f64 + 10.0),
+        duration: Duration::from_secs_f64(100.0 + per_level * cfg.viewers.len() as f64),
         stop: stop.clone(),
     };
     let m = media.clone();
     let publisher = std::thread::spawn(move || publisher::run(&publish, &m));
     let path = server.playlist_path("egress");
     wait_for_stream(&server, &path)?;
-    // A few segments into the window, then the no-viewer baseline.
-    std::thread::sleep(Duration::from_secs(3));
+    crate::progress!(
+        "egress: {} — waiting for the playlist window to fill",
+        kind.name()
+    );
+    wait_for_full_window(&server, &path)?;
+    std::thread::sleep(Duration::from_secs(2));
     let (c0, t0) = (procs.cpu_secs(), Instant::now());
     std::thread::sleep(Duration::from_secs(3));
     let cpu0 = (procs.cpu_secs() - c0) / t0.elapsed().as_secs_f64();

@@ -35,13 +35,62 @@ pub fn get(port: u16, path: &str) -> std::io::Result<Reply> {
 
 /// Any method, no body.
 pub fn request(port: u16, method: &str, path: &str) -> std::io::Result<Reply> {
+    send(port, method, path, &[], None, Duration::from_secs(20))
+}
+
+/// GET with a read timeout of its own (e.g. a blocking playlist reload).
+pub fn get_with_timeout(port: u16, path: &str, timeout: Duration) -> std::io::Result<Reply> {
+    send(port, "GET", path, &[], None, timeout)
+}
+
+/// POSTs a JSON body with extra headers (`("Authorization", "Bearer …")`).
+pub fn post_json(
+    port: u16,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<Reply> {
+    send(
+        port,
+        "POST",
+        path,
+        headers,
+        Some(body),
+        Duration::from_secs(20),
+    )
+}
+
+/// One request on a fresh connection; the body, if any, is sent as JSON.
+pub fn send(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+    timeout: Duration,
+) -> std::io::Result<Reply> {
     let start = Instant::now();
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(20)))?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    let mut s = TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_secs(5),
     )?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if let Some(b) = body {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            b.len()
+        ));
+    }
+    req.push_str("\r\n");
+    if let Some(b) = body {
+        req.push_str(b);
+    }
+    s.write_all(req.as_bytes())?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
     let split = raw
@@ -54,10 +103,41 @@ pub fn request(port: u16, method: &str, path: &str) -> std::io::Result<Reply> {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| std::io::Error::other("no status"))?;
+    let mut body = raw[split + 4..].to_vec();
+    if head.lines().any(|l| {
+        l.split_once(':').is_some_and(|(k, v)| {
+            k.trim().eq_ignore_ascii_case("transfer-encoding")
+                && v.trim().eq_ignore_ascii_case("chunked")
+        })
+    }) {
+        body = dechunk(&body);
+    }
     Ok(Reply {
         status,
         head,
-        body: raw[split + 4..].to_vec(),
+        body,
         elapsed: start.elapsed(),
     })
+}
+
+/// Decodes a chunked body (best effort: stops at the first malformed chunk).
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = raw.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size_line = String::from_utf8_lossy(&raw[..eol]);
+        let size_hex = size_line.split(';').next().unwrap_or("").trim();
+        let Ok(size) = usize::from_str_radix(size_hex, 16) else {
+            return out;
+        };
+        raw = &raw[eol + 2..];
+        if size == 0 || raw.len() < size {
+            out.extend_from_slice(&raw[..size.min(raw.len())]);
+            return out;
+        }
+        out.extend_from_slice(&raw[..size]);
+        raw = raw.get(size + 2..).unwrap_or_default();
+    }
 }

@@ -6,11 +6,19 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
+pub mod cluster;
+pub mod etcd;
+pub mod graphql;
 pub mod http;
+pub mod player;
+pub mod process;
 pub mod seccomp;
+pub mod subs;
+
+pub use process::Process;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Path of the weir binary under test.
@@ -74,11 +82,13 @@ pub fn free_port() -> u16 {
 
 /// A running `weir serve`.
 pub struct Node {
-    child: Option<Child>,
+    proc: Process,
     pub rtmp_port: u16,
     pub http_port: u16,
+    /// Port of the GraphQL API (passed as `WEIR_API_LISTEN`, so a binary without the
+    /// API simply ignores it).
+    pub api_port: u16,
     pub dir: TempDir,
-    log: PathBuf,
 }
 
 /// Options for starting a node.
@@ -86,6 +96,33 @@ pub struct Node {
 pub struct NodeOptions {
     pub extra_args: Vec<String>,
     pub deny_io_uring: bool,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+}
+
+/// Environment variables of weir's that a test must not inherit from the caller.
+pub const WEIR_ENV: &[&str] = &[
+    "WEIR_CONFIG",
+    "WEIR_API_LISTEN",
+    "WEIR_ETCD_ENDPOINTS",
+    "WEIR_NODE_TOKEN",
+    "WEIR_STREAM_KEY_SECRET",
+    "WEIR_BOOTSTRAP_ADMIN",
+    "WEIR_CONTROL_PLANE",
+    "WEIR_NODE_ID",
+    "WEIR_DATA_DIR",
+    "WEIR_RTMP_LISTEN",
+    "WEIR_HTTP_LISTEN",
+];
+
+/// A `weir` command with a clean environment and the tests' log filter.
+pub fn weir_command() -> Command {
+    let mut cmd = Command::new(weir_bin());
+    for v in WEIR_ENV {
+        cmd.env_remove(v);
+    }
+    cmd.env("WEIR_LOG", "info,weir_node=debug");
+    cmd
 }
 
 impl Node {
@@ -97,26 +134,24 @@ impl Node {
         let dir = TempDir::new("node");
         let rtmp_port = free_port();
         let http_port = free_port();
+        let api_port = free_port();
         let log = dir.0.join("weir.log");
-        let logf = std::fs::File::create(&log).expect("log file");
-        let mut cmd = Command::new(weir_bin());
+        let mut cmd = weir_command();
         cmd.args(Self::common_args(&dir.0, rtmp_port, http_port))
             .arg("serve")
             .args(&opts.extra_args)
-            .env("WEIR_LOG", "info,weir_node=debug")
-            .env_remove("WEIR_CONFIG")
-            .stdout(Stdio::null())
-            .stderr(logf);
+            .env("WEIR_API_LISTEN", format!("127.0.0.1:{api_port}"))
+            .envs(opts.env.iter().map(|(k, v)| (k, v)));
         if opts.deny_io_uring {
             seccomp::deny_io_uring_in_child(&mut cmd);
         }
-        let child = cmd.spawn().expect("spawn weir");
+        let proc = Process::spawn("weir serve", cmd, log);
         let node = Node {
-            child: Some(child),
+            proc,
             rtmp_port,
             http_port,
+            api_port,
             dir,
-            log,
         };
         assert!(
             node.wait_log("HTTP origin listening", Duration::from_secs(20)),
@@ -141,7 +176,7 @@ impl Node {
 
     /// Runs `weir key …` against this node's data dir and returns stdout.
     pub fn key_command(&self, args: &[&str]) -> (bool, String) {
-        let out = Command::new(weir_bin())
+        let out = weir_command()
             .args(Self::common_args(
                 &self.dir.0,
                 self.rtmp_port,
@@ -149,7 +184,6 @@ impl Node {
             ))
             .arg("key")
             .args(args)
-            .env_remove("WEIR_CONFIG")
             .output()
             .expect("weir key");
         let text = String::from_utf8_lossy(&out.stdout).into_owned()
@@ -179,7 +213,7 @@ impl Node {
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.proc.log()
     }
 
     pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
@@ -188,37 +222,12 @@ impl Node {
 
     /// Sends SIGTERM and waits for the exit; returns the exit success.
     pub fn terminate(&mut self, timeout: Duration) -> Option<bool> {
-        let mut child = self.child.take()?;
-        let pid = child.id() as libc::pid_t;
-        // SAFETY: sending a signal to our own child process.
-        #[allow(unsafe_code)]
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(status.success());
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.proc.terminate(timeout)
     }
-}
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if std::thread::panicking() {
-            eprintln!("---- weir log ----\n{}", self.log());
-        }
+    /// The process, e.g. to kill it.
+    pub fn process(&mut self) -> &mut Process {
+        &mut self.proc
     }
 }
 

@@ -13,6 +13,7 @@
 
 mod config;
 mod gate;
+mod hooks;
 mod http;
 mod metrics_setup;
 mod node;
@@ -22,8 +23,10 @@ mod shard;
 mod shutdown;
 
 pub use config::{IoBackend, NodeConfig};
+pub use hooks::{
+    BroadcastInfo, LocalFuture, NoEvents, PublishAuth, PublishGrant, PublishRefusal, StreamEvents,
+};
 pub use http::request::{Request, RequestError, RequestParser};
 pub use metrics_setup::install_metrics;
 pub use node::{Node, NodeError, StartedNode};
-pub use registry::{PublishAuth, PublishRefusal};
 pub use shutdown::Shutdown;

@@ -8,7 +8,8 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::NodeConfig;
-use crate::registry::{PublishAuth, Registry};
+use crate::hooks::{PublishAuth, StreamEvents};
+use crate::registry::Registry;
 use crate::rtmp_conn::RtmpContext;
 use crate::shard::{self, ShardSpec};
 use crate::shutdown::Shutdown;
@@ -88,6 +89,7 @@ impl Node {
     pub fn start(
         config: &NodeConfig,
         auth: Arc<dyn PublishAuth>,
+        events: Arc<dyn StreamEvents>,
         shutdown: Shutdown,
     ) -> Result<StartedNode, NodeError> {
         let n = config.shard_count();
@@ -98,6 +100,7 @@ impl Node {
             Duration::from_millis(config.reconnect_grace_ms),
             Duration::from_millis(config.ended_retention_ms),
             config.publisher_takeover,
+            events,
         ));
         let rtmp_ctx = Arc::new(RtmpContext {
             registry: registry.clone(),

@@ -12,23 +12,15 @@ use event_listener::Event;
 use parking_lot::Mutex;
 use weir_hls::{HlsConfig, LiveStream};
 
+use crate::hooks::{BroadcastInfo, PublishRefusal, StreamEvents};
 use crate::shutdown::Shutdown;
 
-/// Decides whether a publisher may publish; implemented by the binary (stream keys).
-pub trait PublishAuth: Send + Sync + 'static {
-    /// Checks the publishing name sent by an RTMP client for application `app` and
-    /// returns the channel it publishes to. Never logs the key.
-    fn authorize(&self, app: &str, stream_name: &str) -> Result<String, PublishRefusal>;
-}
-
-/// Why a publish was refused; `code` is the RTMP status code sent to the client.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublishRefusal {
-    /// RTMP `onStatus` code, e.g. `NetStream.Publish.BadName`.
-    pub code: &'static str,
-    /// Human-readable reason (safe to log and to send: no secrets).
-    pub reason: String,
-}
+/// A viewer stops counting this long after its last playlist request.
+pub const VIEWER_TTL: Duration = Duration::from_secs(6);
+/// Most viewer sessions tracked per stream (beyond, new sessions are not counted).
+pub const MAX_VIEWER_SESSIONS: usize = 200_000;
+/// Viewer counts are re-sent at least this often even when unchanged.
+const VIEWER_REPORT_EVERY: Duration = Duration::from_secs(10);
 
 /// One broadcast on one channel.
 #[derive(Debug)]
@@ -37,6 +29,10 @@ pub struct Stream {
     pub channel: String,
     /// Identifies this broadcast in object URLs so caches never mix two broadcasts.
     pub broadcast_id: String,
+    /// Channel, control-plane id and broadcast id, as reported in events.
+    pub info: BroadcastInfo,
+    /// Viewer sessions (from the multivariant playlist) and when each was last seen.
+    pub viewers: Mutex<ViewerSessions>,
     /// Notified whenever a part is added or the stream ends.
     pub changed: Event,
     /// The packager and publisher bookkeeping.
@@ -60,6 +56,45 @@ impl Stream {
     pub fn notify(&self) {
         self.changed.notify(usize::MAX);
     }
+
+    /// A viewer session requested a playlist.
+    pub fn touch_viewer(&self, session: u64, now: Instant) {
+        let mut v = self.viewers.lock();
+        if v.seen.len() < MAX_VIEWER_SESSIONS || v.seen.contains_key(&session) {
+            v.seen.insert(session, now);
+        }
+    }
+}
+
+/// Viewer sessions of one broadcast.
+#[derive(Debug, Default)]
+pub struct ViewerSessions {
+    seen: HashMap<u64, Instant>,
+    reported: Option<(u64, Instant)>,
+}
+
+impl ViewerSessions {
+    /// Drops stale sessions; returns the count if it should be reported now.
+    fn expire(&mut self, now: Instant) -> Option<u64> {
+        self.seen
+            .retain(|_, last| now.saturating_duration_since(*last) < VIEWER_TTL);
+        let count = self.seen.len() as u64;
+        let due = match self.reported {
+            None => count > 0,
+            Some((c, at)) => c != count || now.duration_since(at) >= VIEWER_REPORT_EVERY,
+        };
+        if due {
+            self.reported = Some((count, now));
+            Some(count)
+        } else {
+            None
+        }
+    }
+
+    /// Sessions currently counted.
+    pub fn count(&self) -> usize {
+        self.seen.len()
+    }
 }
 
 /// How a publish attempt was admitted.
@@ -72,9 +107,9 @@ pub struct Admission {
 }
 
 /// The node's streams.
-#[derive(Debug)]
 pub struct Registry {
     streams: Mutex<HashMap<String, Arc<Stream>>>,
+    events: Arc<dyn StreamEvents>,
     hls: HlsConfig,
     grace: Duration,
     retention: Duration,
@@ -89,15 +124,27 @@ pub fn wallclock_ms() -> u64 {
 }
 
 impl Registry {
-    /// An empty registry.
-    pub fn new(hls: HlsConfig, grace: Duration, retention: Duration, takeover: bool) -> Self {
+    /// An empty registry reporting to `events`.
+    pub fn new(
+        hls: HlsConfig,
+        grace: Duration,
+        retention: Duration,
+        takeover: bool,
+        events: Arc<dyn StreamEvents>,
+    ) -> Self {
         Self {
             streams: Mutex::new(HashMap::new()),
+            events,
             hls,
             grace,
             retention,
             takeover,
         }
+    }
+
+    /// Where lifecycle events go.
+    pub fn events(&self) -> &dyn StreamEvents {
+        &*self.events
     }
 
     /// The stream currently on `channel`, live or recently ended.
@@ -109,6 +156,7 @@ impl Registry {
     pub fn begin_publish(
         &self,
         channel: &str,
+        channel_id: &str,
         conn: u64,
         kick: Shutdown,
     ) -> Result<Admission, PublishRefusal> {
@@ -141,9 +189,16 @@ impl Registry {
                 });
             }
         }
+        let broadcast_id = format!("b{:x}", wallclock_ms());
         let stream = Arc::new(Stream {
             channel: channel.to_owned(),
-            broadcast_id: format!("b{:x}", wallclock_ms()),
+            info: BroadcastInfo {
+                channel: channel.to_owned(),
+                channel_id: channel_id.to_owned(),
+                broadcast_id: broadcast_id.clone(),
+            },
+            broadcast_id,
+            viewers: Mutex::new(ViewerSessions::default()),
             changed: Event::new(),
             state: Mutex::new(StreamState {
                 hls: LiveStream::new(self.hls.clone()),
@@ -156,6 +211,7 @@ impl Registry {
         if let Some(old) = streams.insert(channel.to_owned(), stream.clone()) {
             old.notify();
         }
+        self.events.stream_started(&stream.info, "rtmp");
         metrics::gauge!("weir_streams").set(streams.len() as f64);
         Ok(Admission {
             stream,
@@ -189,7 +245,13 @@ impl Registry {
                 tracing::info!(%channel, "publisher did not come back: playlist ended");
                 drop(st);
                 stream.notify();
+                self.events.stream_ended(&stream.info);
                 return true;
+            }
+            if st.ended_at.is_none()
+                && let Some(count) = stream.viewers.lock().expire(now)
+            {
+                self.events.viewers(&stream.info, count);
             }
             match st.ended_at {
                 Some(ended) if now.duration_since(ended) >= self.retention => {
@@ -217,6 +279,7 @@ impl Registry {
             if st.ended_at.is_none() {
                 st.hls.end();
                 st.ended_at = Some(now);
+                self.events.stream_ended(&stream.info);
             }
             drop(st);
             stream.notify();
@@ -234,23 +297,28 @@ mod tests {
             Duration::from_secs(10),
             Duration::from_secs(60),
             takeover,
+            Arc::new(crate::hooks::NoEvents),
         )
     }
 
     #[test]
     fn second_publisher_is_refused_unless_takeover() {
         let r = registry(false);
-        let a = r.begin_publish("c", 1, Shutdown::new()).expect("first");
+        let a = r
+            .begin_publish("c", "c", 1, Shutdown::new())
+            .expect("first");
         let err = r
-            .begin_publish("c", 2, Shutdown::new())
+            .begin_publish("c", "c", 2, Shutdown::new())
             .expect_err("second");
         assert_eq!(err.code, "NetStream.Publish.BadName");
         assert!(!a.resumed);
 
         let r = registry(true);
         let kick = Shutdown::new();
-        r.begin_publish("c", 1, kick.clone()).expect("first");
-        let b = r.begin_publish("c", 2, Shutdown::new()).expect("takeover");
+        r.begin_publish("c", "c", 1, kick.clone()).expect("first");
+        let b = r
+            .begin_publish("c", "c", 2, Shutdown::new())
+            .expect("takeover");
         assert!(kick.is_triggered());
         assert!(b.resumed);
     }
@@ -259,10 +327,14 @@ mod tests {
     fn reconnect_within_grace_resumes_and_after_grace_ends() {
         let r = registry(false);
         let t0 = Instant::now();
-        let a = r.begin_publish("c", 1, Shutdown::new()).expect("first");
+        let a = r
+            .begin_publish("c", "c", 1, Shutdown::new())
+            .expect("first");
         r.end_publish(&a.stream, 1, t0);
         r.tick(t0 + Duration::from_secs(5));
-        let b = r.begin_publish("c", 2, Shutdown::new()).expect("again");
+        let b = r
+            .begin_publish("c", "c", 2, Shutdown::new())
+            .expect("again");
         assert!(b.resumed);
         assert_eq!(a.stream.broadcast_id, b.stream.broadcast_id);
         r.end_publish(&b.stream, 2, t0 + Duration::from_secs(6));
@@ -273,12 +345,63 @@ mod tests {
         assert!(r.get("c").is_none());
     }
 
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<String>>);
+
+    impl StreamEvents for Recorder {
+        fn stream_started(&self, b: &BroadcastInfo, _: &'static str) {
+            self.0.lock().push(format!("started {}", b.channel));
+        }
+        fn stream_live(&self, b: &BroadcastInfo, _: String, _: u32, _: u32) {
+            self.0.lock().push(format!("live {}", b.channel));
+        }
+        fn stream_ended(&self, b: &BroadcastInfo) {
+            self.0.lock().push(format!("ended {}", b.channel));
+        }
+        fn viewers(&self, b: &BroadcastInfo, n: u64) {
+            self.0.lock().push(format!("viewers {} {n}", b.channel));
+        }
+    }
+
+    #[test]
+    fn lifecycle_and_viewer_counts_are_reported() {
+        let events = Arc::new(Recorder::default());
+        let r = Registry::new(
+            HlsConfig::default(),
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+            false,
+            events.clone(),
+        );
+        let t0 = Instant::now();
+        let a = r
+            .begin_publish("c", "id-c", 1, Shutdown::new())
+            .expect("publish");
+        a.stream.touch_viewer(1, t0);
+        a.stream.touch_viewer(2, t0);
+        a.stream.touch_viewer(2, t0 + Duration::from_secs(1));
+        r.tick(t0 + Duration::from_secs(2));
+        assert_eq!(a.stream.viewers.lock().count(), 2);
+        r.tick(t0 + Duration::from_millis(2500)); // unchanged: not re-sent
+        r.tick(t0 + Duration::from_secs(6)); // viewer 1 expired
+        r.end_publish(&a.stream, 1, t0 + Duration::from_secs(7));
+        r.tick(t0 + Duration::from_secs(9));
+        assert_eq!(
+            *events.0.lock(),
+            ["started c", "viewers c 2", "viewers c 1", "ended c"]
+        );
+    }
+
     #[test]
     fn a_stale_publisher_leaving_does_not_end_the_new_one() {
         let r = registry(true);
         let t0 = Instant::now();
-        let a = r.begin_publish("c", 1, Shutdown::new()).expect("first");
-        let _b = r.begin_publish("c", 2, Shutdown::new()).expect("takeover");
+        let a = r
+            .begin_publish("c", "c", 1, Shutdown::new())
+            .expect("first");
+        let _b = r
+            .begin_publish("c", "c", 2, Shutdown::new())
+            .expect("takeover");
         r.end_publish(&a.stream, 1, t0);
         r.tick(t0 + Duration::from_secs(30));
         assert!(!a.stream.state.lock().hls.is_ended());

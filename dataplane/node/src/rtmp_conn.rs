@@ -11,10 +11,12 @@ use compio::io::{AsyncRead, AsyncWriteExt};
 use compio::net::TcpStream;
 use futures_util::future::{Either, select};
 use weir_flv::{DemuxEvent, FlvDemuxer};
+use weir_media::TrackConfig;
 use weir_rtmp::{MediaKind, ServerConfig, ServerEvent, ServerOutput, ServerSession};
 
 use crate::gate::{GateOutput, TrackGate};
-use crate::registry::{PublishAuth, Registry, Stream, wallclock_ms};
+use crate::hooks::{PublishAuth, PublishRefusal};
+use crate::registry::{Registry, Stream, wallclock_ms};
 use crate::shutdown::Shutdown;
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
@@ -40,7 +42,18 @@ struct Publishing {
     demux: FlvDemuxer,
     gate: TrackGate,
     gated: Vec<GateOutput>,
+    live_reported: bool,
 }
+
+/// A publish request waiting for authorisation.
+struct PendingPublish {
+    stream_id: u32,
+    app: String,
+    name: String,
+}
+
+/// How long a publish may wait for its authorisation.
+const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a connection ended (logged once).
 enum Close {
@@ -91,19 +104,50 @@ pub async fn serve(mut socket: TcpStream, peer: std::net::SocketAddr, ctx: Arc<R
         if let Err(e) = session.handle_input(Instant::now(), &buf[..n]) {
             break Close::Protocol(e.to_string());
         }
-        match drain(&mut session, &mut publishing, conn, &kick, &ctx, peer) {
-            Ok(out) => {
-                if !out.is_empty() {
-                    let BufResult(r, _) = socket.write_all(out).await;
-                    if let Err(e) = r {
-                        break Close::Io(e);
+        let mut out = Vec::new();
+        let mut pending = drain(&mut session, &mut publishing, conn, &ctx, peer, &mut out);
+        // A publish request: authorise it (possibly a round trip), answer, go on draining.
+        let mut refused = false;
+        while let Some(req) = pending.take() {
+            match authorize(&ctx, &req, conn, &kick).await {
+                Ok((stream, resumed)) => {
+                    tracing::info!(channel = %stream.channel, %peer, resumed, "publishing started");
+                    metrics::counter!("weir_publishes_total", "result" => "accepted").increment(1);
+                    session.accept_publish(req.stream_id);
+                    publishing = Some(Publishing {
+                        stream,
+                        stream_id: req.stream_id,
+                        demux: FlvDemuxer::new(),
+                        gate: TrackGate::new(),
+                        gated: Vec::new(),
+                        live_reported: false,
+                    });
+                    pending = drain(&mut session, &mut publishing, conn, &ctx, peer, &mut out);
+                }
+                Err(refusal) => {
+                    tracing::warn!(
+                        %peer, app = %req.app, code = refusal.code, reason = %refusal.reason,
+                        "publish refused"
+                    );
+                    metrics::counter!("weir_publishes_total", "result" => "refused").increment(1);
+                    session.reject_publish(req.stream_id, refusal.code, &refusal.reason);
+                    while let Some(o) = session.poll_output() {
+                        if let ServerOutput::Transmit(b) = o {
+                            out.extend_from_slice(&b);
+                        }
                     }
+                    refused = true;
                 }
             }
-            Err((out, close)) => {
-                let BufResult(_, _) = socket.write_all(out).await;
-                break close;
+        }
+        if !out.is_empty() {
+            let BufResult(r, _) = socket.write_all(out).await;
+            if let Err(e) = r {
+                break Close::Io(e);
             }
+        }
+        if refused {
+            break Close::Refused;
         }
     };
 
@@ -124,115 +168,97 @@ pub async fn serve(mut socket: TcpStream, peer: std::net::SocketAddr, ctx: Arc<R
     }
 }
 
-/// Runs the session's outputs; returns bytes to write, or bytes and a reason to close.
+/// Runs the session's outputs into `out` until it is idle or a publish needs authorising.
 fn drain(
     session: &mut ServerSession,
     publishing: &mut Option<Publishing>,
     conn: u64,
-    kick: &Shutdown,
     ctx: &RtmpContext,
     peer: std::net::SocketAddr,
-) -> Result<Vec<u8>, (Vec<u8>, Close)> {
-    let mut out = Vec::new();
+    out: &mut Vec<u8>,
+) -> Option<PendingPublish> {
     while let Some(o) = session.poll_output() {
         match o {
             ServerOutput::Transmit(b) => out.extend_from_slice(&b),
-            ServerOutput::Event(ev) => match ev {
-                ServerEvent::Connected { app, .. } => {
-                    tracing::debug!(%peer, %app, "RTMP connect");
+            ServerOutput::Event(ServerEvent::Connected { app, .. }) => {
+                tracing::debug!(%peer, %app, "RTMP connect");
+            }
+            ServerOutput::Event(ServerEvent::PublishRequested {
+                stream_id,
+                app,
+                name,
+                ..
+            }) => {
+                if publishing.is_some() {
+                    session.reject_publish(
+                        stream_id,
+                        "NetStream.Publish.BadName",
+                        "one publish per connection",
+                    );
+                    continue;
                 }
-                ServerEvent::PublishRequested {
+                return Some(PendingPublish {
                     stream_id,
                     app,
                     name,
-                    ..
-                } => {
-                    if publishing.is_some() {
-                        session.reject_publish(
-                            stream_id,
-                            "NetStream.Publish.BadName",
-                            "one publish per connection",
-                        );
-                        continue;
-                    }
-                    match admit(ctx, &app, &name, conn, kick) {
-                        Ok((stream, resumed)) => {
-                            tracing::info!(
-                                channel = %stream.channel, %peer, resumed,
-                                "publishing started"
-                            );
-                            metrics::counter!("weir_publishes_total", "result" => "accepted")
-                                .increment(1);
-                            session.accept_publish(stream_id);
-                            *publishing = Some(Publishing {
-                                stream,
-                                stream_id,
-                                demux: FlvDemuxer::new(),
-                                gate: TrackGate::new(),
-                                gated: Vec::new(),
-                            });
-                        }
-                        Err(refusal) => {
-                            tracing::warn!(
-                                %peer, %app, code = refusal.code, reason = %refusal.reason,
-                                "publish refused"
-                            );
-                            metrics::counter!("weir_publishes_total", "result" => "refused")
-                                .increment(1);
-                            session.reject_publish(stream_id, refusal.code, &refusal.reason);
-                            while let Some(o) = session.poll_output() {
-                                if let ServerOutput::Transmit(b) = o {
-                                    out.extend_from_slice(&b);
-                                }
-                            }
-                            return Err((out, Close::Refused));
-                        }
-                    }
+                });
+            }
+            ServerOutput::Event(ServerEvent::Media {
+                stream_id,
+                kind,
+                timestamp,
+                payload,
+            }) => {
+                if let Some(p) = publishing.as_mut().filter(|p| p.stream_id == stream_id) {
+                    ingest(p, &ctx.registry, kind, timestamp, &payload);
                 }
-                ServerEvent::Media {
-                    stream_id,
-                    kind,
-                    timestamp,
-                    payload,
-                } => {
-                    if let Some(p) = publishing.as_mut().filter(|p| p.stream_id == stream_id) {
-                        ingest(p, kind, timestamp, &payload);
-                    }
+            }
+            ServerOutput::Event(ServerEvent::Unpublished { stream_id }) => {
+                if let Some(p) = publishing.take_if(|p| p.stream_id == stream_id) {
+                    ctx.registry.end_publish(&p.stream, conn, Instant::now());
+                    tracing::info!(channel = %p.stream.channel, %peer, "publisher unpublished");
                 }
-                ServerEvent::Unpublished { stream_id } => {
-                    if let Some(p) = publishing.take_if(|p| p.stream_id == stream_id) {
-                        ctx.registry.end_publish(&p.stream, conn, Instant::now());
-                        tracing::info!(channel = %p.stream.channel, %peer, "publisher unpublished");
-                    }
-                }
-            },
+            }
         }
     }
-    Ok(out)
+    None
 }
 
-fn admit(
+/// Checks the application and key, then claims the channel.
+async fn authorize(
     ctx: &RtmpContext,
-    app: &str,
-    name: &str,
+    req: &PendingPublish,
     conn: u64,
     kick: &Shutdown,
-) -> Result<(Arc<Stream>, bool), crate::registry::PublishRefusal> {
-    if app.trim_matches('/') != ctx.app {
-        return Err(crate::registry::PublishRefusal {
+) -> Result<(Arc<Stream>, bool), PublishRefusal> {
+    if req.app.trim_matches('/') != ctx.app {
+        return Err(PublishRefusal {
             code: "NetStream.Publish.BadName",
-            reason: format!("unknown application {app:?}; publish to /{}", ctx.app),
+            reason: format!("unknown application {:?}; publish to /{}", req.app, ctx.app),
         });
     }
     // OBS and ffmpeg may append a query string to the key.
-    let key = name.split('?').next().unwrap_or(name);
-    let channel = ctx.auth.authorize(app, key)?;
-    let a = ctx.registry.begin_publish(&channel, conn, kick.clone())?;
+    let key = req.name.split('?').next().unwrap_or(&req.name);
+    let grant = compio::time::timeout(AUTH_TIMEOUT, ctx.auth.authorize(&req.app, key))
+        .await
+        .map_err(|_| PublishRefusal {
+            code: "NetStream.Publish.Failed",
+            reason: "authorisation timed out".to_owned(),
+        })??;
+    let a = ctx
+        .registry
+        .begin_publish(&grant.channel, &grant.channel_id, conn, kick.clone())?;
     Ok((a.stream, a.resumed))
 }
 
 /// Demuxes one media message and packages what comes out.
-fn ingest(p: &mut Publishing, kind: MediaKind, timestamp: u32, payload: &Bytes) {
+fn ingest(
+    p: &mut Publishing,
+    registry: &Registry,
+    kind: MediaKind,
+    timestamp: u32,
+    payload: &Bytes,
+) {
     let events = match kind {
         MediaKind::Video => p.demux.push_video(timestamp, payload),
         MediaKind::Audio => p.demux.push_audio(timestamp, payload),
@@ -262,7 +288,26 @@ fn ingest(p: &mut Publishing, kind: MediaKind, timestamp: u32, payload: &Bytes) 
         let mut st = p.stream.state.lock();
         for out in p.gated.drain(..) {
             match out {
-                GateOutput::Tracks(v, a) => st.hls.set_tracks(v, a),
+                GateOutput::Tracks(v, a) => {
+                    if !p.live_reported {
+                        p.live_reported = true;
+                        let codecs: Vec<String> = v
+                            .iter()
+                            .map(|v| TrackConfig::Video(v.clone()).codec_string())
+                            .chain(
+                                a.iter()
+                                    .map(|a| TrackConfig::Audio(a.clone()).codec_string()),
+                            )
+                            .collect();
+                        let (w, h) = v
+                            .as_ref()
+                            .map_or((0, 0), |v| (v.width.into(), v.height.into()));
+                        registry
+                            .events()
+                            .stream_live(&p.stream.info, codecs.join(","), w, h);
+                    }
+                    st.hls.set_tracks(v, a)
+                }
                 GateOutput::Frame(f) => changed |= st.hls.push_frame(now, f),
             }
         }

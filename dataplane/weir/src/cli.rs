@@ -37,8 +37,11 @@ pub struct Cli {
 pub enum Command {
     /// Run the all-in-one node: ingest, packaging, HTTP origin, embedded storage.
     Serve,
-    /// Run a data-plane node (ingest, packaging, HTTP origin).
+    /// Run a data-plane node (ingest, packaging, HTTP origin); with --control-plane it
+    /// registers there, asks it about keys and reports streams and viewers.
     Dataplane,
+    /// Run the control plane (GraphQL API) on etcd, for data-plane nodes.
+    Controlplane,
     /// Issue or revoke stream keys.
     #[command(subcommand)]
     Key(KeyCommand),
@@ -97,6 +100,23 @@ pub struct NodeArgs {
     /// Let a second publisher take a live channel over. Env: WEIR_PUBLISHER_TAKEOVER.
     #[arg(long, global = true, env = "WEIR_PUBLISHER_TAKEOVER")]
     pub publisher_takeover: Option<bool>,
+    /// GraphQL API listen address (serve, controlplane). Env: WEIR_API_LISTEN.
+    #[arg(long, global = true, env = "WEIR_API_LISTEN")]
+    pub api_listen: Option<SocketAddr>,
+    /// etcd endpoints, comma-separated (controlplane). Env: WEIR_ETCD_ENDPOINTS.
+    #[arg(
+        long,
+        global = true,
+        env = "WEIR_ETCD_ENDPOINTS",
+        value_delimiter = ','
+    )]
+    pub etcd_endpoints: Option<Vec<String>>,
+    /// Control plane URL, http://HOST:PORT (dataplane). Env: WEIR_CONTROL_PLANE.
+    #[arg(long, global = true, env = "WEIR_CONTROL_PLANE")]
+    pub control_plane: Option<String>,
+    /// This node's id in the control plane (dataplane). Env: WEIR_NODE_ID.
+    #[arg(long, global = true, env = "WEIR_NODE_ID")]
+    pub node_id: Option<String>,
 }
 
 /// I/O backends selectable on the command line.

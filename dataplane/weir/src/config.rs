@@ -14,6 +14,34 @@ use crate::cli::{Backend, NodeArgs};
 pub struct Config {
     /// The `[node]` table.
     pub node: NodeConfig,
+    /// The `[control]` table.
+    pub control: ControlConfig,
+}
+
+/// Control-plane settings (the `[control]` table). Secrets come from the environment:
+/// `WEIR_NODE_TOKEN`, `WEIR_STREAM_KEY_SECRET`, `WEIR_JWT_SECRET`, `WEIR_SECRET_KEY`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ControlConfig {
+    /// GraphQL API listener.
+    pub api_listen: std::net::SocketAddr,
+    /// etcd endpoints for `weir controlplane`.
+    pub etcd_endpoints: Vec<String>,
+    /// The control plane a `weir dataplane` reports to.
+    pub control_plane: Option<String>,
+    /// This node's id (default: `node-<http port>`).
+    pub node_id: Option<String>,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        Self {
+            api_listen: std::net::SocketAddr::from(([0, 0, 0, 0], 8090)),
+            etcd_endpoints: vec!["http://127.0.0.1:2379".to_owned()],
+            control_plane: None,
+            node_id: None,
+        }
+    }
 }
 
 /// Reads the file (if any) and applies overrides.
@@ -61,6 +89,19 @@ pub fn load(path: Option<&Path>, args: &NodeArgs) -> anyhow::Result<Config> {
     }
     if let Some(v) = a.publisher_takeover {
         n.publisher_takeover = v;
+    }
+    let c = &mut config.control;
+    if let Some(v) = a.api_listen {
+        c.api_listen = v;
+    }
+    if let Some(v) = a.etcd_endpoints {
+        c.etcd_endpoints = v;
+    }
+    if a.control_plane.is_some() {
+        c.control_plane = a.control_plane;
+    }
+    if a.node_id.is_some() {
+        c.node_id = a.node_id;
     }
     Ok(config)
 }

@@ -4,8 +4,12 @@ use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::Context as _;
-use weir_node::{NodeConfig, PublishAuth, PublishRefusal};
-use weir_streamkey::{KeyError, KeySigner, Revocations};
+use std::sync::Arc;
+
+use weir_node::{LocalFuture, NodeConfig, PublishAuth, PublishGrant, PublishRefusal};
+use weir_streamkey::{KeyError, KeySigner, Revocations, StreamKey};
+
+use crate::control::{Bridge, KeyAnswer};
 
 use crate::cli::KeyCommand;
 use crate::config::Config;
@@ -100,24 +104,25 @@ pub fn run(config: &Config, cmd: KeyCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Authorises publishers by stream key.
+/// Authorises publishers by stream key: the signature and the local revocation list
+/// here, then the control plane (when there is one) for revocation and the channel id.
 pub struct KeyAuth {
     signer: KeySigner,
-    revocations: Revocations,
+    revocations: Arc<Revocations>,
+    control: Option<Bridge>,
 }
 
 impl KeyAuth {
     /// An authoriser for this node's keys.
-    pub fn new(signer: KeySigner, revocations: Revocations) -> Self {
+    pub fn new(signer: KeySigner, revocations: Arc<Revocations>, control: Option<Bridge>) -> Self {
         Self {
             signer,
             revocations,
+            control,
         }
     }
-}
 
-impl PublishAuth for KeyAuth {
-    fn authorize(&self, _app: &str, stream_name: &str) -> Result<String, PublishRefusal> {
+    fn check(&self, stream_name: &str) -> Result<StreamKey, PublishRefusal> {
         let refuse = |code, e: KeyError| PublishRefusal {
             code,
             reason: e.to_string(),
@@ -132,6 +137,48 @@ impl PublishAuth for KeyAuth {
             tracing::info!(key = %key.redacted(), "revoked key refused");
             return Err(refuse("NetStream.Publish.Unauthorized", KeyError::Revoked));
         }
-        Ok(key.channel)
+        Ok(key)
+    }
+}
+
+impl PublishAuth for KeyAuth {
+    fn authorize(
+        &self,
+        _app: &str,
+        stream_name: &str,
+    ) -> LocalFuture<Result<PublishGrant, PublishRefusal>> {
+        let checked = self.check(stream_name);
+        let control = self.control.clone();
+        Box::pin(async move {
+            let key = checked?;
+            let Some(control) = control else {
+                return Ok(PublishGrant {
+                    channel_id: key.channel.clone(),
+                    channel: key.channel,
+                });
+            };
+            match control.authorize(&key.key_id, &key.channel).await {
+                KeyAnswer::Channel(channel_id) => Ok(PublishGrant {
+                    channel: key.channel,
+                    channel_id,
+                }),
+                KeyAnswer::Refused => {
+                    tracing::info!(key = %key.redacted(), "control plane refused the key");
+                    Err(PublishRefusal {
+                        code: "NetStream.Publish.Unauthorized",
+                        reason: "stream key has been revoked".to_owned(),
+                    })
+                }
+                KeyAnswer::Unreachable => {
+                    // Availability first: a correctly signed key publishes while the
+                    // control plane is away; its revocation list catches up later.
+                    tracing::warn!(key = %key.redacted(), "control plane unreachable: key accepted by its signature");
+                    Ok(PublishGrant {
+                        channel_id: key.channel.clone(),
+                        channel: key.channel,
+                    })
+                }
+            }
+        })
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! weir serve                    all-in-one node (embedded storage)
-//! weir dataplane                a data-plane node
+//! weir dataplane                a data-plane node (reporting to --control-plane)
+//! weir controlplane             the GraphQL control plane on etcd
 //! weir key issue <channel>      print the RTMP server URL and a new stream key
 //! weir key revoke <key|id>      revoke a key (running nodes refuse it at once)
 //! ```
@@ -10,6 +11,7 @@
 
 mod cli;
 mod config;
+mod control;
 mod keys;
 mod serve;
 
@@ -30,7 +32,9 @@ fn main() -> std::process::ExitCode {
 fn run(cli: cli::Cli) -> anyhow::Result<()> {
     let config = config::load(cli.config.as_deref(), &cli.node)?;
     match cli.command {
-        cli::Command::Serve | cli::Command::Dataplane => serve::run(config),
+        cli::Command::Serve => serve::all_in_one(config),
+        cli::Command::Dataplane => serve::dataplane(config),
+        cli::Command::Controlplane => serve::controlplane(config),
         cli::Command::Key(k) => keys::run(&config, k),
     }
 }

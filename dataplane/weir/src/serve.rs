@@ -1,27 +1,57 @@
-//! `weir serve` / `weir dataplane`: start the node, report, stop on SIGINT/SIGTERM.
+//! The long-running commands: `weir serve`, `weir dataplane`, `weir controlplane`.
+//! Each starts, reports what listens where, and stops cleanly on SIGINT/SIGTERM.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use futures_util::future::select;
-use weir_node::{Node, Shutdown};
+use weir_node::{NoEvents, Node, Shutdown, StartedNode, StreamEvents};
 use weir_streamkey::Revocations;
 
 use crate::config::Config;
+use crate::control::setup::{StoreKind, build_state, serve_api};
+use crate::control::{self, Backend, Bridge, NodeIdentity};
 use crate::keys::{KeyAuth, load_signer};
 
-/// Runs the node until a signal arrives.
-pub fn run(config: Config) -> anyhow::Result<()> {
+fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("weir-control")
+        .enable_all()
+        .build()
+        .context("control-plane runtime")
+}
+
+fn identity(config: &Config, started_http: std::net::SocketAddr, shards: usize) -> NodeIdentity {
+    let id = config
+        .control
+        .node_id
+        .clone()
+        .unwrap_or_else(|| format!("node-{}", started_http.port()));
+    NodeIdentity {
+        id,
+        address: format!("{}:{}", config.node.public_host, started_http.port()),
+        shards: shards as u32,
+    }
+}
+
+/// Starts the data-plane node with an optional control-plane bridge.
+fn start_node(
+    config: &Config,
+    bridge: Option<Bridge>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<StartedNode> {
     let node = &config.node;
     weir_node::install_metrics();
     let signer = load_signer(node)?;
-    let auth = Arc::new(KeyAuth::new(
-        signer,
-        Revocations::new(node.revocations_path()),
-    ));
-    let shutdown = Shutdown::new();
-    let started = Node::start(node, auth, shutdown.clone()).context("starting the node")?;
-
+    let revocations = Arc::new(Revocations::new(node.revocations_path()));
+    let events: Arc<dyn StreamEvents> = match &bridge {
+        Some(b) => Arc::new(b.clone()),
+        None => Arc::new(NoEvents),
+    };
+    let auth = Arc::new(KeyAuth::new(signer, revocations, bridge));
+    let started = Node::start(node, auth, events, shutdown.clone()).context("starting the node")?;
     tracing::info!("weir {} node started", env!("CARGO_PKG_VERSION"));
     for (i, d) in started.drivers.iter().enumerate() {
         tracing::info!(shard = i, io = *d, "shard running on {d}");
@@ -38,12 +68,106 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         started.http_addr,
         started.http_addr.port()
     );
-    tracing::info!("get a stream key with: weir key issue <channel>");
+    Ok(started)
+}
 
+/// `weir serve`: node + GraphQL API + embedded storage in one process.
+pub fn all_in_one(config: Config) -> anyhow::Result<()> {
+    let rt = tokio_runtime()?;
+    let data_dir = config.node.data_dir.clone();
+    let signer = load_signer(&config.node)?;
+    let revocations = Arc::new(Revocations::new(config.node.revocations_path()));
+    let state = rt.block_on(build_state(
+        StoreKind::Embedded(&data_dir.join("control")),
+        &data_dir,
+        signer,
+        revocations,
+        None,
+    ))?;
+    // The bridge needs the node's address, the node needs the bridge: start the bridge
+    // with the configured address (the port is fixed unless 0).
+    let shards = config.node.shard_count();
+    let ident = identity(&config, config.node.http_listen, shards);
+    let bridge = rt.block_on(async { control::start(Backend::Local(state.clone()), ident) });
+    let shutdown = Shutdown::new();
+    let started = start_node(&config, Some(bridge), &shutdown)?;
+    let stop_api = Arc::new(tokio::sync::Notify::new());
+    let api = rt.block_on(serve_api(
+        config.control.api_listen,
+        &config.node.public_host,
+        state,
+        stop_api.clone(),
+    ))?;
+    tracing::info!("get a stream key with: weir key issue <channel>, or over GraphQL");
     wait_for_signal()?;
     tracing::info!("shutting down: ending playlists, closing connections");
     shutdown.trigger();
     started.join();
+    // Give the bridge a moment to report the ended streams.
+    rt.block_on(tokio::time::sleep(Duration::from_millis(500)));
+    stop_api.notify_waiters();
+    let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(3), api).await });
+    rt.shutdown_timeout(Duration::from_secs(2));
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// `weir dataplane`: the node, reporting to a control plane when one is configured.
+pub fn dataplane(config: Config) -> anyhow::Result<()> {
+    let shutdown = Shutdown::new();
+    let rt = tokio_runtime()?;
+    let bridge = match &config.control.control_plane {
+        Some(url) => {
+            let token = std::env::var("WEIR_NODE_TOKEN")
+                .context("WEIR_NODE_TOKEN must be set to talk to the control plane")?;
+            let remote = control::Remote::new(url, token)?;
+            let ident = identity(&config, config.node.http_listen, config.node.shard_count());
+            tracing::info!(control_plane = %url, node = %ident.id, "reporting to the control plane");
+            Some(rt.block_on(async { control::start(Backend::Remote(remote), ident) }))
+        }
+        None => None,
+    };
+    let started = start_node(&config, bridge, &shutdown)?;
+    tracing::info!("get a stream key with: weir key issue <channel>");
+    wait_for_signal()?;
+    tracing::info!("shutting down: ending playlists, closing connections");
+    shutdown.trigger();
+    started.join();
+    rt.block_on(tokio::time::sleep(Duration::from_millis(500)));
+    rt.shutdown_timeout(Duration::from_secs(2));
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// `weir controlplane`: the GraphQL API and node API on etcd.
+pub fn controlplane(config: Config) -> anyhow::Result<()> {
+    let token = std::env::var("WEIR_NODE_TOKEN")
+        .context("WEIR_NODE_TOKEN must be set: data-plane nodes authenticate with it")?;
+    let rt = tokio_runtime()?;
+    let data_dir = config.node.data_dir.clone();
+    let signer = load_signer(&config.node)?;
+    let revocations = Arc::new(Revocations::new(config.node.revocations_path()));
+    let endpoints = config.control.etcd_endpoints.clone();
+    let state = rt.block_on(build_state(
+        StoreKind::Etcd(&endpoints),
+        &data_dir,
+        signer,
+        revocations,
+        Some(token),
+    ))?;
+    tracing::info!(etcd = %endpoints.join(","), "control plane state in etcd");
+    let stop_api = Arc::new(tokio::sync::Notify::new());
+    let api = rt.block_on(serve_api(
+        config.control.api_listen,
+        &config.node.public_host,
+        state,
+        stop_api.clone(),
+    ))?;
+    wait_for_signal()?;
+    tracing::info!("shutting down");
+    stop_api.notify_waiters();
+    let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(3), api).await });
+    rt.shutdown_timeout(Duration::from_secs(2));
     tracing::info!("stopped");
     Ok(())
 }

@@ -12,7 +12,14 @@ use crate::types::{IssuedStreamKey, StreamKey};
 pub(crate) struct KeyMutations;
 
 async fn issue(st: &ApiState, channel_id: &str) -> ApiResult<IssuedStreamKey> {
-    let (key_id, secret) = st.inner.issuer.issue(channel_id);
+    // Keys name the channel's URL name (its slug): that is where playback lives.
+    let slug = st
+        .store()
+        .get_channel(channel_id)
+        .await
+        .map_err(gql)?
+        .map_or_else(|| channel_id.to_owned(), |c| c.slug);
+    let (key_id, secret) = st.inner.issuer.issue(&slug);
     let meta = st
         .store()
         .record_stream_key(channel_id, &key_id)

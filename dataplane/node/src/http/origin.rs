@@ -11,6 +11,7 @@
 //! immutable caching is safe even though segment numbers restart.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -63,20 +64,44 @@ pub async fn respond(req: &Request, registry: &Registry) -> Response {
     }
 }
 
+/// A new viewer session id (not a secret: it only de-duplicates viewer counts).
+fn new_session() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    // splitmix64 over a counter seeded by the clock: distinct and well spread.
+    let mut z = NEXT
+        .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
+        .wrapping_add(crate::registry::wallclock_ms());
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The viewer session named by `s=` in a query string.
+fn session_of(query: &str) -> Option<u64> {
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("s="))
+        .and_then(|v| u64::from_str_radix(v, 16).ok())
+}
+
 fn multivariant(stream: &Stream) -> Response {
     let Some(text) = stream.state.lock().hls.multivariant_playlist() else {
         return Response::error(404, "stream is starting: no tracks yet");
     };
-    // Point the variant at this broadcast's directory.
+    // Point the variant at this broadcast's directory, with a viewer session.
     let text = String::from_utf8_lossy(&text);
-    let mut out = String::with_capacity(text.len() + 32);
+    let session = new_session();
+    let mut out = String::with_capacity(text.len() + 64);
     for line in text.lines() {
         if !line.starts_with('#') && !line.is_empty() {
             out.push_str(&stream.broadcast_id);
             out.push('/');
+            out.push_str(line);
+            out.push_str(&format!("?s={session:x}\n"));
+        } else {
+            out.push_str(line);
+            out.push('\n');
         }
-        out.push_str(line);
-        out.push('\n');
     }
     Response::ok(PLAYLIST, NO_CACHE, Bytes::from(out))
 }
@@ -110,6 +135,9 @@ async fn media_playlist(stream: &Arc<Stream>, query: &str) -> Response {
         Ok(q) => q,
         Err(e) => return Response::error(400, &e.to_string()),
     };
+    if let Some(session) = session_of(query) {
+        stream.touch_viewer(session, Instant::now());
+    }
     let blocking = q.msn.is_some();
     let answer = wait_for(stream, |st| match st.hls.media_playlist(&q) {
         PlaylistAnswer::Wait => None,

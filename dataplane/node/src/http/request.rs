@@ -168,7 +168,8 @@ mod tests {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                buf.push(b"ab/?=&\r\n :%\x00"[(x % 13) as usize]);
+                let alphabet = b"ab/?=&\r\n :%\x00";
+                buf.push(alphabet[(x % alphabet.len() as u64) as usize]);
             }
             let _ = RequestParser.parse(&buf);
         }

@@ -1,0 +1,73 @@
+//! What the node asks of, and tells, the world around it: publish authorisation and
+//! stream lifecycle events. The binary implements these (stream keys; the control plane
+//! in-process or over HTTP); the node never blocks a shard on them.
+
+use std::future::Future;
+use std::pin::Pin;
+
+/// A future that runs on the shard that awaits it.
+pub type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
+
+/// Who may publish where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishGrant {
+    /// The channel's URL name (playback path `/live/<channel>/…`).
+    pub channel: String,
+    /// The control plane's id of the channel (equal to `channel` without one).
+    pub channel_id: String,
+}
+
+/// Why a publish was refused; `code` is the RTMP status code sent to the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishRefusal {
+    /// RTMP `onStatus` code, e.g. `NetStream.Publish.BadName`.
+    pub code: &'static str,
+    /// Human-readable reason (safe to log and to send: no secrets).
+    pub reason: String,
+}
+
+/// Decides whether a publisher may publish.
+pub trait PublishAuth: Send + Sync + 'static {
+    /// Checks the publishing name an RTMP client sent for application `app`.
+    /// Implementations must never log the key itself.
+    fn authorize(
+        &self,
+        app: &str,
+        stream_name: &str,
+    ) -> LocalFuture<Result<PublishGrant, PublishRefusal>>;
+}
+
+/// A broadcast as reported in lifecycle events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BroadcastInfo {
+    /// Channel URL name.
+    pub channel: String,
+    /// Control-plane channel id.
+    pub channel_id: String,
+    /// This broadcast's id (changes with every new broadcast on the channel).
+    pub broadcast_id: String,
+}
+
+/// Lifecycle events; implementations must return at once (queue, never block).
+pub trait StreamEvents: Send + Sync + 'static {
+    /// A publisher was admitted and a new broadcast began (state `starting`).
+    fn stream_started(&self, b: &BroadcastInfo, protocol: &'static str);
+    /// The broadcast's tracks are known and media is packaged (state `live`);
+    /// `renditions` are `(codecs, width, height)` per video/audio track set.
+    fn stream_live(&self, b: &BroadcastInfo, codecs: String, width: u32, height: u32);
+    /// The broadcast ended (publisher gone past the grace period, or shutdown).
+    fn stream_ended(&self, b: &BroadcastInfo);
+    /// Current viewers of the broadcast on this node.
+    fn viewers(&self, b: &BroadcastInfo, count: u64);
+}
+
+/// Events go nowhere (a node without a control plane).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoEvents;
+
+impl StreamEvents for NoEvents {
+    fn stream_started(&self, _: &BroadcastInfo, _: &'static str) {}
+    fn stream_live(&self, _: &BroadcastInfo, _: String, _: u32, _: u32) {}
+    fn stream_ended(&self, _: &BroadcastInfo) {}
+    fn viewers(&self, _: &BroadcastInfo, _: u64) {}
+}

@@ -1,0 +1,145 @@
+//! Where the bridge sends things: the API state in this process, or a remote control
+//! plane over its node API.
+
+use std::time::Duration;
+
+use weir_api::ApiState;
+use weir_store::{Node, NodeLoad, Rendition, StoreError};
+
+use super::remote::Remote;
+use super::{CallError, KeyAnswer, NodeIdentity};
+
+/// The control plane the bridge talks to.
+pub enum Backend {
+    /// `weir serve`: the API state in this process.
+    Local(ApiState),
+    /// `weir dataplane`: a control plane over HTTP.
+    Remote(Remote),
+}
+
+fn store_err(e: StoreError) -> CallError {
+    match e {
+        StoreError::NotFound(_) | StoreError::Invalid(_) | StoreError::Conflict(_) => {
+            CallError::Permanent(e.to_string())
+        }
+        e => CallError::Transient(e.to_string()),
+    }
+}
+
+impl Backend {
+    /// May this key id publish to `channel` (its URL name)?
+    pub async fn authorize(&self, key_id: &str, channel: &str) -> KeyAnswer {
+        match self {
+            Backend::Local(st) => {
+                match st.is_stream_key_revoked(key_id).await {
+                    Ok(true) => return KeyAnswer::Refused,
+                    Ok(false) => {}
+                    Err(_) => return KeyAnswer::Unreachable,
+                }
+                // Keys issued by `weir key issue` are not in the store: they are valid by
+                // their signature; map the channel by its slug when it exists.
+                match st.authorize_publish(key_id).await {
+                    Ok(Some(id)) => KeyAnswer::Channel(id),
+                    Ok(None) => match st.store().channel_by_slug(channel).await {
+                        Ok(Some(c)) => KeyAnswer::Channel(c.id),
+                        Ok(None) => KeyAnswer::Channel(channel.to_owned()),
+                        Err(_) => KeyAnswer::Unreachable,
+                    },
+                    Err(_) => KeyAnswer::Unreachable,
+                }
+            }
+            Backend::Remote(r) => r.authorize(key_id).await,
+        }
+    }
+
+    /// A stream started; returns the control plane's stream id.
+    pub async fn started(&self, channel_id: &str, node: &str) -> Result<String, CallError> {
+        match self {
+            Backend::Local(st) => st
+                .stream_started(channel_id, "rtmp", Some(node))
+                .await
+                .map(|s| s.id)
+                .map_err(store_err),
+            Backend::Remote(r) => r.started(channel_id, node).await,
+        }
+    }
+
+    /// The stream is live.
+    pub async fn live(
+        &self,
+        stream_id: &str,
+        codecs: &str,
+        w: u32,
+        h: u32,
+    ) -> Result<(), CallError> {
+        let renditions = vec![Rendition {
+            name: format!("source ({codecs})"),
+            width: w,
+            height: h,
+            bitrate: 0,
+        }];
+        match self {
+            Backend::Local(st) => st
+                .stream_live(stream_id, renditions)
+                .await
+                .map(drop)
+                .map_err(store_err),
+            Backend::Remote(r) => r.live(stream_id, &renditions).await,
+        }
+    }
+
+    /// The stream ended.
+    pub async fn ended(&self, stream_id: &str) -> Result<(), CallError> {
+        match self {
+            Backend::Local(st) => st
+                .stream_ended(stream_id)
+                .await
+                .map(drop)
+                .map_err(store_err),
+            Backend::Remote(r) => r.ended(stream_id).await,
+        }
+    }
+
+    /// Viewer count of a channel on this node.
+    pub async fn viewers(&self, channel_id: &str, node: &str, n: u64) -> Result<(), CallError> {
+        match self {
+            Backend::Local(st) => st
+                .viewer_count(channel_id, node, n)
+                .await
+                .map(drop)
+                .map_err(store_err),
+            Backend::Remote(r) => r.viewers(channel_id, node, n).await,
+        }
+    }
+
+    /// Registers or refreshes this node under a lease.
+    pub async fn heartbeat(
+        &self,
+        node: &NodeIdentity,
+        streams: u32,
+        viewers: u64,
+        lease: Duration,
+    ) -> Result<(), CallError> {
+        let n = Node {
+            id: node.id.clone(),
+            address: node.address.clone(),
+            shards: node.shards,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            load: NodeLoad {
+                streams,
+                viewers,
+                cpu: 0.0,
+                egress_bps: 0,
+            },
+            last_seen: 0,
+        };
+        match self {
+            Backend::Local(st) => st
+                .node_heartbeat(n, lease)
+                .await
+                .map(drop)
+                .map_err(store_err),
+            Backend::Remote(r) => r.heartbeat(&n, lease).await,
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! The bridge between the data-plane node (compio shards) and the control plane (tokio).
+//!
+//! Shards never wait on the control plane except for a publish authorisation, which is a
+//! bounded request/reply over a runtime-free channel. Lifecycle events are queued in
+//! order and retried until the control plane takes them, so a control plane (or etcd)
+//! outage never stops media, and state converges when it comes back. Viewer counts for
+//! the same broadcast are coalesced while queued.
+
+mod backend;
+mod remote;
+pub mod setup;
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use weir_node::{BroadcastInfo, StreamEvents};
+
+pub use backend::Backend;
+pub use remote::Remote;
+
+/// Most events held while the control plane is unreachable.
+const MAX_QUEUED: usize = 10_000;
+/// Heartbeat period and lease.
+const HEARTBEAT: Duration = Duration::from_secs(2);
+const LEASE: Duration = Duration::from_secs(10);
+
+/// What the control plane answered about a stream key.
+#[derive(Debug)]
+pub enum KeyAnswer {
+    /// Allowed, publishing to this channel id.
+    Channel(String),
+    /// Revoked or unknown.
+    Refused,
+    /// No answer (control plane or its storage unreachable).
+    Unreachable,
+}
+
+/// A lifecycle event from the node.
+#[derive(Debug, Clone)]
+pub enum NodeEvent {
+    /// A broadcast began.
+    Started(BroadcastInfo),
+    /// Media is packaged: codecs and dimensions.
+    Live(BroadcastInfo, String, u32, u32),
+    /// A broadcast ended.
+    Ended(BroadcastInfo),
+    /// Viewers on this node.
+    Viewers(BroadcastInfo, u64),
+}
+
+enum Msg {
+    Authorize {
+        key_id: String,
+        channel: String,
+        reply: oneshot::Sender<KeyAnswer>,
+    },
+    Event(NodeEvent),
+}
+
+/// The node's handle: implements [`StreamEvents`] and asks about keys.
+#[derive(Clone)]
+pub struct Bridge {
+    tx: mpsc::Sender<Msg>,
+}
+
+impl Bridge {
+    /// Asks the control plane about a key id (the HMAC was already checked).
+    pub async fn authorize(&self, key_id: &str, channel: &str) -> KeyAnswer {
+        let (reply, rx) = oneshot::channel();
+        let msg = Msg::Authorize {
+            key_id: key_id.to_owned(),
+            channel: channel.to_owned(),
+            reply,
+        };
+        if self.tx.try_send(msg).is_err() {
+            return KeyAnswer::Unreachable;
+        }
+        rx.await.unwrap_or(KeyAnswer::Unreachable)
+    }
+
+    fn send(&self, e: NodeEvent) {
+        if self.tx.try_send(Msg::Event(e)).is_err() {
+            metrics::counter!("weir_control_events_dropped_total").increment(1);
+        }
+    }
+}
+
+impl StreamEvents for Bridge {
+    fn stream_started(&self, b: &BroadcastInfo, _protocol: &'static str) {
+        self.send(NodeEvent::Started(b.clone()));
+    }
+    fn stream_live(&self, b: &BroadcastInfo, codecs: String, width: u32, height: u32) {
+        self.send(NodeEvent::Live(b.clone(), codecs, width, height));
+    }
+    fn stream_ended(&self, b: &BroadcastInfo) {
+        self.send(NodeEvent::Ended(b.clone()));
+    }
+    fn viewers(&self, b: &BroadcastInfo, count: u64) {
+        self.send(NodeEvent::Viewers(b.clone(), count));
+    }
+}
+
+/// This node as the control plane sees it.
+#[derive(Debug, Clone)]
+pub struct NodeIdentity {
+    /// Node id.
+    pub id: String,
+    /// Its HTTP origin address.
+    pub address: String,
+    /// Shard count.
+    pub shards: u32,
+}
+
+/// Starts the bridge task on the current tokio runtime.
+pub fn start(backend: Backend, node: NodeIdentity) -> Bridge {
+    let (tx, rx) = mpsc::channel(MAX_QUEUED);
+    tokio::spawn(run(backend, node, rx));
+    Bridge { tx }
+}
+
+/// Whether a failed call should be retried.
+#[derive(Debug)]
+pub enum CallError {
+    /// Unreachable or failing: retry later.
+    Transient(String),
+    /// Refused for good (unknown channel, bad request): drop the event.
+    Permanent(String),
+}
+
+struct Loop {
+    backend: Backend,
+    node: NodeIdentity,
+    queue: VecDeque<NodeEvent>,
+    streams: HashMap<String, String>,
+    viewers: HashMap<String, u64>,
+    registered: Option<bool>,
+}
+
+async fn run(backend: Backend, node: NodeIdentity, mut rx: mpsc::Receiver<Msg>) {
+    let mut l = Loop {
+        backend,
+        node,
+        queue: VecDeque::new(),
+        streams: HashMap::new(),
+        viewers: HashMap::new(),
+        registered: None,
+    };
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    loop {
+        tokio::select! {
+            msg = rx.recv() => match msg {
+                Some(Msg::Authorize { key_id, channel, reply }) => {
+                    let answer = l.backend.authorize(&key_id, &channel).await;
+                    let _ = reply.send(answer);
+                }
+                Some(Msg::Event(e)) => {
+                    l.enqueue(e);
+                    l.flush().await;
+                }
+                None => return,
+            },
+            _ = tick.tick() => {
+                l.heartbeat().await;
+                l.flush().await;
+            }
+        }
+    }
+}
+
+impl Loop {
+    fn enqueue(&mut self, e: NodeEvent) {
+        if let NodeEvent::Viewers(b, _) = &e {
+            let id = b.broadcast_id.clone();
+            self.queue
+                .retain(|q| !matches!(q, NodeEvent::Viewers(o, _) if o.broadcast_id == id));
+        }
+        if self.queue.len() >= MAX_QUEUED {
+            metrics::counter!("weir_control_events_dropped_total").increment(1);
+            return;
+        }
+        self.queue.push_back(e);
+    }
+
+    async fn flush(&mut self) {
+        while let Some(e) = self.queue.front().cloned() {
+            match self.apply(&e).await {
+                Ok(()) => {
+                    self.queue.pop_front();
+                }
+                Err(CallError::Permanent(why)) => {
+                    tracing::debug!(event = ?e, %why, "control plane refused an event");
+                    self.queue.pop_front();
+                }
+                Err(CallError::Transient(why)) => {
+                    tracing::debug!(%why, queued = self.queue.len(), "control plane unreachable: events queued");
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn apply(&mut self, e: &NodeEvent) -> Result<(), CallError> {
+        let node = self.node.id.clone();
+        match e {
+            NodeEvent::Started(b) => {
+                let id = self.backend.started(&b.channel_id, &node).await?;
+                self.streams.insert(b.broadcast_id.clone(), id);
+            }
+            NodeEvent::Live(b, codecs, w, h) => {
+                if let Some(id) = self.streams.get(&b.broadcast_id) {
+                    self.backend.live(id, codecs, *w, *h).await?;
+                }
+            }
+            NodeEvent::Ended(b) => {
+                if let Some(id) = self.streams.get(&b.broadcast_id).cloned() {
+                    self.backend.ended(&id).await?;
+                    self.streams.remove(&b.broadcast_id);
+                }
+                self.viewers.remove(&b.broadcast_id);
+            }
+            NodeEvent::Viewers(b, n) => {
+                self.viewers.insert(b.broadcast_id.clone(), *n);
+                self.backend.viewers(&b.channel_id, &node, *n).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn heartbeat(&mut self) {
+        let viewers = self.viewers.values().sum();
+        let streams = self.streams.len() as u32;
+        let ok = match self
+            .backend
+            .heartbeat(&self.node, streams, viewers, LEASE)
+            .await
+        {
+            Ok(()) => true,
+            Err(CallError::Transient(why) | CallError::Permanent(why)) => {
+                if self.registered != Some(false) {
+                    tracing::warn!(%why, "lost the control plane: media keeps flowing, events are queued");
+                }
+                false
+            }
+        };
+        match (self.registered, ok) {
+            (None, true) => {
+                tracing::info!(node = %self.node.id, "registered with the control plane")
+            }
+            (Some(false), true) => {
+                tracing::info!(node = %self.node.id, "re-registered with the control plane")
+            }
+            _ => {}
+        }
+        self.registered = Some(ok);
+    }
+}

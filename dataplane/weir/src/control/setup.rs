@@ -1,0 +1,151 @@
+//! Building the control plane in this process: storage, secrets, accounts, the API.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use base64::Engine as _;
+use weir_api::{ApiConfig, ApiState, StreamKeyIssuer};
+use weir_auth::{Auth, AuthConfig, Role};
+use weir_store::{EmbeddedKv, EtcdKv, Kv, SecretBox, Store};
+use weir_streamkey::{KeySigner, Revocations};
+
+/// Where the control plane keeps its state.
+pub enum StoreKind<'a> {
+    /// redb files in this directory (single node, `weir serve`).
+    Embedded(&'a Path),
+    /// etcd (`weir controlplane`).
+    Etcd(&'a [String]),
+}
+
+/// Issues keys with the node's signer; revocations also go to the local list.
+struct Issuer {
+    signer: KeySigner,
+    revocations: Arc<Revocations>,
+}
+
+impl StreamKeyIssuer for Issuer {
+    fn issue(&self, channel: &str) -> (String, String) {
+        match self.signer.issue(channel) {
+            Ok((key, meta)) => (meta.key_id, key),
+            Err(e) => {
+                // An unusable secret never verifies: the caller sees a key that is refused.
+                tracing::error!(error = %e, %channel, "cannot issue a stream key");
+                ("invalid".to_owned(), String::new())
+            }
+        }
+    }
+
+    fn revoke(&self, key_id: &str) {
+        if let Err(e) = self.revocations.revoke(key_id) {
+            tracing::error!(error = %e, "cannot write the local revocation list");
+        }
+    }
+}
+
+/// Reads a secret from `env`, else from `file` (created with `make` on first use).
+fn secret(env: &str, file: &Path, make: impl FnOnce() -> String) -> anyhow::Result<String> {
+    if let Ok(v) = std::env::var(env) {
+        return Ok(v);
+    }
+    if let Ok(v) = std::fs::read_to_string(file) {
+        return Ok(v.trim().to_owned());
+    }
+    let v = make();
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(file)
+            .with_context(|| format!("creating {}", file.display()))?;
+        writeln!(f, "{v}")?;
+    }
+    Ok(v)
+}
+
+fn random_b64() -> String {
+    let mut b = [0u8; 32];
+    let _ = weir_streamkey::random_bytes(&mut b);
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+/// Builds the API state: storage, secrets, accounts, and the bootstrap admin
+/// (`WEIR_BOOTSTRAP_ADMIN=username:email:password`).
+pub async fn build_state(
+    kind: StoreKind<'_>,
+    data_dir: &Path,
+    signer: KeySigner,
+    revocations: Arc<Revocations>,
+    node_token: Option<String>,
+) -> anyhow::Result<ApiState> {
+    let kv: Arc<dyn Kv> = match kind {
+        StoreKind::Embedded(dir) => {
+            Arc::new(EmbeddedKv::open(dir).context("opening the embedded store")?)
+        }
+        StoreKind::Etcd(endpoints) => Arc::new(
+            EtcdKv::connect(endpoints, "/weir")
+                .await
+                .with_context(|| format!("connecting to etcd at {}", endpoints.join(",")))?,
+        ),
+    };
+    let key = secret("WEIR_SECRET_KEY", &data_dir.join("secret.key"), random_b64)?;
+    let secrets =
+        SecretBox::from_base64(&key).context("WEIR_SECRET_KEY must be 32 base64 bytes")?;
+    let jwt = secret("WEIR_JWT_SECRET", &data_dir.join("jwt.secret"), random_b64)?;
+    let store = Store::new(kv, secrets);
+    let auth = Auth::new(store.clone(), AuthConfig::new(jwt.into_bytes()));
+    if let Ok(spec) = std::env::var("WEIR_BOOTSTRAP_ADMIN") {
+        let mut parts = spec.splitn(3, ':');
+        if let (Some(user), Some(email), Some(password)) =
+            (parts.next(), parts.next(), parts.next())
+        {
+            match auth.register(user, email, password, Role::Admin).await {
+                Ok(_) => tracing::info!(%user, "bootstrap admin created"),
+                Err(e) => {
+                    tracing::info!(%user, error = %e, "bootstrap admin not created (exists?)")
+                }
+            }
+        } else {
+            anyhow::bail!("WEIR_BOOTSTRAP_ADMIN must be username:email:password");
+        }
+    }
+    let issuer = Arc::new(Issuer {
+        signer,
+        revocations,
+    });
+    let config = ApiConfig {
+        node_token,
+        ..ApiConfig::default()
+    };
+    Ok(ApiState::new(store, auth, issuer, config))
+}
+
+/// Binds the API listener and serves it until `stop` is notified.
+pub async fn serve_api(
+    addr: SocketAddr,
+    public_host: &str,
+    state: ApiState,
+    stop: Arc<tokio::sync::Notify>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(
+        "GraphQL API listening on {local} (http://{public_host}:{}/graphql, GraphiQL in a browser)",
+        local.port()
+    );
+    Ok(tokio::spawn(async move {
+        let stopped = async move { stop.notified().await };
+        if let Err(e) = weir_api::serve_with_shutdown(listener, state, stopped).await {
+            tracing::error!(error = %e, "GraphQL API stopped");
+        }
+    }))
+}

@@ -1,0 +1,218 @@
+//! All-in-one `weir serve` with its GraphQL API: a creator registers, logs in, creates a
+//! channel and a stream key over GraphQL, publishes with ffmpeg, and a graphql-ws
+//! dashboard sees the stream start, go live, the viewer count move and the stream end.
+//! The key is then revoked over GraphQL and refused; another owner cannot issue keys for
+//! the channel.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use weir_e2e::graphql::{
+    WsClient, create_channel, error_code, gql, gql_ok, issue_stream_key, register_and_login,
+};
+use weir_e2e::player::Player;
+use weir_e2e::subs::{describe, states, stream_events, subscribe_dashboard, viewer_counts};
+use weir_e2e::{Node, NodeOptions, Process, ffmpeg_publish, wait_until};
+
+const SECONDS: u32 = 12;
+const PASSWORD: &str = "correct horse battery staple";
+const SLUG: &str = "e2e-show";
+
+fn publisher(node: &Node, key: &str, seconds: u32, tag: &str) -> Process {
+    Process::spawn(
+        "ffmpeg",
+        ffmpeg_publish(&node.rtmp_url(key), seconds),
+        node.dir.0.join(format!("ffmpeg-{tag}.log")),
+    )
+}
+
+#[test]
+fn creator_streams_and_the_dashboard_follows_over_graphql() {
+    let t0 = Instant::now();
+    let node = Node::start_with(NodeOptions {
+        extra_args: vec!["--reconnect-grace-ms".into(), "1500".into()],
+        ..Default::default()
+    });
+    assert!(
+        node.wait_log("GraphQL API listening on", Duration::from_secs(20)),
+        "weir serve did not log \"GraphQL API listening on\" (WEIR_API_LISTEN=127.0.0.1:{})",
+        node.api_port
+    );
+    let api = node.api_port;
+
+    // Accounts, channel, key: all over GraphQL.
+    let owner = register_and_login(api, "creator", PASSWORD);
+    let other = register_and_login(api, "intruder", PASSWORD);
+    let ch = create_channel(api, &owner.access_token, SLUG);
+    let (key_id, secret) = issue_stream_key(api, &owner.access_token, &ch);
+    assert!(
+        !secret.contains('/'),
+        "the secret is a whole RTMP stream key"
+    );
+
+    // Another owner can neither issue keys for this channel nor see its keys.
+    let r = gql(
+        api,
+        Some(&other.access_token),
+        "mutation($c: ID!) { issueStreamKey(channelId: $c) { secret } }",
+        json!({ "c": ch }),
+    );
+    assert!(
+        matches!(error_code(&r).as_deref(), Some("FORBIDDEN" | "NOT_FOUND")),
+        "another owner issued a key for the channel: {r}"
+    );
+    assert!(
+        r["data"].is_null() || r["data"]["issueStreamKey"].is_null(),
+        "{r}"
+    );
+    let r = gql(
+        api,
+        Some(&other.access_token),
+        "query($c: ID!) { streamKeys(channelId: $c) { keyId } }",
+        json!({ "c": ch }),
+    );
+    assert!(
+        matches!(error_code(&r).as_deref(), Some("FORBIDDEN" | "NOT_FOUND")),
+        "another owner listed the channel's keys: {r}"
+    );
+
+    // The dashboard: stream state and viewer count.
+    let ws = WsClient::connect(api, &owner.access_token);
+    subscribe_dashboard(&ws, &ch);
+    assert!(
+        ws.wait_for(Duration::from_secs(10), |_| !viewer_counts(&ws).is_empty()),
+        "the viewerCount subscription did not send the current value: {}",
+        describe(&ws)
+    );
+    assert_eq!(viewer_counts(&ws)[0], 0, "{}", describe(&ws));
+    assert!(states(&ws).is_empty(), "{}", describe(&ws));
+
+    // Publish.
+    let mut ffmpeg = publisher(&node, &secret, SECONDS, "good");
+    assert!(
+        ws.wait_for(Duration::from_secs(20), |_| {
+            states(&ws).iter().any(|s| s == "LIVE")
+        }),
+        "the subscription did not see the stream go live: {}",
+        describe(&ws)
+    );
+    let seen = states(&ws);
+    assert_eq!(
+        seen[..2],
+        ["STARTING".to_owned(), "LIVE".to_owned()],
+        "{}",
+        describe(&ws)
+    );
+    let events = stream_events(&ws);
+    assert_eq!(events[0]["id"], events[1]["id"], "one stream: {events:?}");
+    assert_eq!(events[0]["channelId"], ch.as_str(), "{events:?}");
+    assert_eq!(
+        events[0]["protocol"]
+            .as_str()
+            .map(str::to_lowercase)
+            .as_deref(),
+        Some("rtmp")
+    );
+    let stream_id = events[0]["id"].clone();
+
+    // Two players: the count reaches 2.
+    let players = [
+        Player::start(node.http_port, SLUG, Duration::from_secs(20)),
+        Player::start(node.http_port, SLUG, Duration::from_secs(20)),
+    ];
+    let reached = ws.wait_for(Duration::from_secs(15), |_| {
+        viewer_counts(&ws).iter().any(|&c| c >= 2)
+    });
+    let playing = players.iter().map(Player::playlists_ok).collect::<Vec<_>>();
+    let stats = players.map(Player::stop);
+    assert!(
+        reached,
+        "viewer count did not reach 2 with two players: {}; players: {stats:#?}",
+        describe(&ws)
+    );
+    for s in &stats {
+        assert!(s.playlists_ok >= 2, "a player did not play: {s:#?}");
+        let v = s.variant.as_deref().unwrap_or_default();
+        assert!(
+            v.contains("s="),
+            "no viewer session in the variant URI {v:?}"
+        );
+    }
+    assert_ne!(
+        stats[0].variant, stats[1].variant,
+        "each multivariant GET hands out its own session"
+    );
+    eprintln!(
+        "viewers reached 2 at {:?}; playlist requests {playing:?}",
+        t0.elapsed()
+    );
+
+    // The publisher ends: the stream ends, and idle viewers stop counting.
+    let status = ffmpeg.wait_exit(Duration::from_secs(u64::from(SECONDS) + 30));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "ffmpeg did not publish to the end ({status:?}):\n{}",
+        ffmpeg.log()
+    );
+    assert!(
+        ws.wait_for(Duration::from_secs(15), |_| {
+            states(&ws).iter().any(|s| s == "ENDED")
+        }),
+        "the subscription did not see the stream end: {}",
+        describe(&ws)
+    );
+    let ended = stream_events(&ws)
+        .into_iter()
+        .find(|e| e["state"] == "ENDED")
+        .expect("ended");
+    assert_eq!(ended["id"], stream_id, "the same stream ended");
+    assert!(
+        ws.wait_for(Duration::from_secs(15), |_| viewer_counts(&ws).last()
+            == Some(&0)),
+        "the viewer count did not fall back to 0 after the players stopped: {}",
+        describe(&ws)
+    );
+    let d = gql_ok(
+        api,
+        Some(&owner.access_token),
+        "query($c: ID!) { currentStream(channelId: $c) { id } \
+         streams(channelId: $c, first: 5) { nodes { id state endedAt peakViewers } } }",
+        json!({ "c": ch }),
+    );
+    assert!(d["currentStream"].is_null(), "{d}");
+    let s = &d["streams"]["nodes"][0];
+    assert_eq!(s["id"], stream_id, "{d}");
+    assert_eq!(s["state"], "ENDED", "{d}");
+    assert!(!s["endedAt"].is_null(), "{d}");
+    assert!(
+        s["peakViewers"].as_i64() >= Some(2),
+        "peak viewers not recorded: {d}"
+    );
+
+    // Revoke the key over GraphQL: the next publish with it is refused.
+    let d = gql_ok(
+        api,
+        Some(&owner.access_token),
+        "mutation($k: ID!) { revokeStreamKey(keyId: $k) { keyId revokedAt } }",
+        json!({ "k": key_id }),
+    );
+    assert!(!d["revokeStreamKey"]["revokedAt"].is_null(), "{d}");
+    let mut refused = publisher(&node, &secret, 4, "revoked");
+    let status = refused.wait_exit(Duration::from_secs(25));
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "ffmpeg published with a revoked key ({status:?})"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        states(&ws).iter().filter(|s| *s == "STARTING").count(),
+        1,
+        "a stream started with a revoked key: {}",
+        describe(&ws)
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || node.log().contains("revoked")),
+        "the node did not say why it refused the key"
+    );
+    eprintln!("done in {:?}", t0.elapsed());
+}
