@@ -34,12 +34,10 @@ fn samples(frames: &[&Frame], scale: impl Fn(i64) -> i64) -> Vec<Sample> {
 
 #[test]
 fn ffprobe_reads_init_and_fragments() {
-    if !tool_available("ffmpeg") || !tool_available("ffprobe") {
-        eprintln!(
-            "SKIPPED: ffmpeg/ffprobe not installed (the project's test runner installs them)"
-        );
-        return;
-    }
+    assert!(
+        tool_available("ffmpeg") && tool_available("ffprobe"),
+        "ffmpeg/ffprobe not installed: run `cargo xtask setup --test`"
+    );
     let dir = temp_dir("probe");
     let fx = encode_fixture(&dir, 3, 30).expect("ffmpeg fixture");
     let video: Vec<&Frame> = fx

@@ -66,12 +66,10 @@ fn probe(args: &[&str], input: &Path) -> Vec<String> {
 
 #[test]
 fn ffmpeg_plays_the_packaged_stream() {
-    if !tool_available("ffmpeg") || !tool_available("ffprobe") {
-        eprintln!(
-            "SKIPPED: ffmpeg/ffprobe not installed (the project's test runner installs them)"
-        );
-        return;
-    }
+    assert!(
+        tool_available("ffmpeg") && tool_available("ffprobe"),
+        "ffmpeg/ffprobe not installed: run `cargo xtask setup --test`"
+    );
     let dir = temp_dir("peer");
     // 5 s at 30 fps with a key frame every second: 1 s segments, 200 ms parts.
     let fx = encode_fixture(&dir.join("src"), 5, 30).expect("ffmpeg fixture");
