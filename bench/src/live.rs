@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use crate::Config;
 use crate::flv::Media;
 use crate::poller::{self, Mode};
+use crate::procstat;
 use crate::publisher::{self, Publish};
 use crate::servers::{Kind, Server, Setup};
 use crate::stats::{self, Latency};
@@ -30,6 +31,10 @@ pub struct StreamRun {
     pub behind: usize,
     /// First publisher error, if any.
     pub error: Option<String>,
+    /// Server CPU over the run, in cores.
+    pub server_cores: f64,
+    /// This benchmark's own CPU over the run, in cores.
+    pub client_cores: f64,
 }
 
 /// How a server's client follows a stream.
@@ -62,6 +67,8 @@ pub fn run_streams(
         mode(server.kind, cfg),
         stop.clone(),
     );
+    let procs = server.procs();
+    let (server_cpu0, client_cpu0) = (procs.cpu_secs(), procstat::cpu_secs(std::process::id())?);
     let t0 = Instant::now() + Duration::from_millis(200);
     let stagger = Duration::from_millis(2000 / k as u64);
     let publishers: Vec<_> = names
@@ -103,6 +110,9 @@ pub fn run_streams(
             }
         }
     }
+    let elapsed = t0.elapsed().as_secs_f64().max(1e-3);
+    let server_cores = (procs.cpu_secs() - server_cpu0) / elapsed;
+    let client_cores = (procstat::cpu_secs(std::process::id())? - client_cpu0) / elapsed;
     // The poller needs a moment for the last objects; then it is left to end by itself.
     std::thread::sleep(Duration::from_millis(1500));
     stop.store(true, Ordering::Relaxed);
@@ -127,6 +137,8 @@ pub fn run_streams(
         max_lag,
         behind,
         error,
+        server_cores,
+        client_cores,
     })
 }
 
@@ -153,11 +165,14 @@ pub fn latency(
         let server = start(kind, setup, "latency")?;
         let run = run_streams(&server, media, 1, "lat", cfg.latency_secs, cfg)?;
         crate::progress!(
-            "latency: {} p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms over {} frames (objects of {:.0} ms)",
+            "latency: {} min {:.0} ms, p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms, max {:.0} ms over {} frames \
+             (objects of {:.0} ms)",
             kind.name(),
+            run.latency.min,
             run.latency.p50,
             run.latency.p95,
             run.latency.p99,
+            run.latency.max,
             run.latency.n,
             run.latency.object_ms
         );
@@ -179,6 +194,17 @@ pub fn ramp(max: usize) -> Vec<usize> {
     v
 }
 
+impl Capacity {
+    /// Server CPU per publisher (core-ms per second) at the largest passing step.
+    pub fn cpu_per_publisher_ms(&self) -> Option<f64> {
+        let (run, _) = self
+            .steps
+            .iter()
+            .rfind(|(r, ok)| *ok && r.publishers == self.max_ok)?;
+        Some(run.server_cores * 1000.0 / run.publishers as f64)
+    }
+}
+
 /// Result of the publisher ramp on one server.
 #[derive(Debug, Clone)]
 pub struct Capacity {
@@ -188,14 +214,15 @@ pub struct Capacity {
     pub steps: Vec<(StreamRun, bool)>,
     /// Largest passing K (0 if even one failed).
     pub max_ok: usize,
-    /// True if the ramp ended without a failing step (max_ok is a lower bound).
-    pub capped: bool,
+    /// Why the ramp ended without a failing step (max_ok is then a lower bound).
+    pub capped: Option<&'static str>,
     /// The p95 bound that was applied, in ms.
     pub bound_ms: f64,
 }
 
 /// Scenario 3: ramp K publishers on one core until latency degrades.
 pub fn capacity(setup: &Setup, media: &Arc<Media>, cfg: &Config) -> anyhow::Result<Vec<Capacity>> {
+    let bench_cpus = crate::bench_cpus();
     let mut out = Vec::new();
     for &kind in &cfg.servers {
         let server = start(kind, setup, "capacity")?;
@@ -203,7 +230,7 @@ pub fn capacity(setup: &Setup, media: &Arc<Media>, cfg: &Config) -> anyhow::Resu
             kind,
             steps: Vec::new(),
             max_ok: 0,
-            capped: true,
+            capped: Some("ramp ended"),
             bound_ms: cfg.part_target_ms as f64 + 150.0,
         };
         for k in ramp(cfg.publishers_max) {
@@ -217,24 +244,38 @@ pub fn capacity(setup: &Setup, media: &Arc<Media>, cfg: &Config) -> anyhow::Resu
                 cap.bound_ms = run.latency.p95 * 1.5;
             }
             let ok = run.behind == 0 && run.latency.n > 0 && run.latency.p95 <= cap.bound_ms;
+            // The bench shares the machine: when it uses nearly all of its CPUs, it is
+            // the bottleneck and the step says nothing about the server.
+            let client_bound = run.client_cores >= 0.85 * bench_cpus as f64;
             crate::progress!(
-                "publishers: {} K={k}: p95 {:.0} ms (bound {:.0}), max lag {} ms, behind {} → {}",
+                "publishers: {} K={k}: p95 {:.0} ms (bound {:.0}), max lag {} ms, behind {}, server CPU {:.2} cores, \
+                 bench CPU {:.2} → {}",
                 kind.name(),
                 run.latency.p95,
                 cap.bound_ms,
                 run.max_lag.as_millis(),
                 run.behind,
-                if ok { "ok" } else { "degraded" }
+                run.server_cores,
+                run.client_cores,
+                match (ok, client_bound) {
+                    (true, _) => "ok",
+                    (false, true) => "inconclusive: the bench is CPU-bound",
+                    (false, false) => "degraded",
+                }
             );
             if let Some(e) = &run.error {
                 crate::progress!("publishers: {}: {e}", kind.name());
             }
             cap.steps.push((run, ok));
             if !ok {
-                cap.capped = false;
+                cap.capped = client_bound.then_some("bench CPU-bound");
                 break;
             }
             cap.max_ok = k;
+            if client_bound {
+                cap.capped = Some("bench CPU-bound");
+                break;
+            }
             std::thread::sleep(Duration::from_secs(1));
         }
         server.stop();

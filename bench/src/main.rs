@@ -89,15 +89,15 @@ impl Config {
         let mut c = Self {
             quick,
             only: vec!["latency".into(), "egress".into(), "publishers".into()],
-            latency_secs: if quick { 15.0 } else { 60.0 },
+            latency_secs: if quick { 15.0 } else { 45.0 },
             viewers: if quick {
                 vec![200]
             } else {
                 vec![200, 500, 1000]
             },
             viewer_secs: if quick { 8.0 } else { 15.0 },
-            publishers_max: if quick { 8 } else { 64 },
-            step_secs: if quick { 10.0 } else { 20.0 },
+            publishers_max: if quick { 8 } else { 768 },
+            step_secs: if quick { 10.0 } else { 15.0 },
             part_target_ms: 200,
             nginx_poll_ms: 50,
             viewer_poll_ms: 500,
@@ -210,6 +210,28 @@ fn test_media(cfg: &Config, cpus: Option<&str>) -> anyhow::Result<PathBuf> {
     ensure!(status.success(), "ffmpeg failed: {status}");
     std::fs::rename(&tmp, &path)?;
     Ok(path)
+}
+
+/// CPUs this process may run on (after pinning).
+fn bench_cpus() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let list = s
+                .lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?;
+            Some(
+                list.trim()
+                    .split(',')
+                    .map(|r| match r.split_once('-') {
+                        Some((a, b)) => (b.parse::<usize>().unwrap_or(0) + 1)
+                            .saturating_sub(a.parse::<usize>().unwrap_or(0)),
+                        None => 1,
+                    })
+                    .sum(),
+            )
+        })
+        .unwrap_or(1)
 }
 
 /// Pins this process to CPUs 1.. and returns the CPU for the servers (0).

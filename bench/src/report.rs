@@ -129,11 +129,11 @@ pub fn table(r: &Results, cfg: &Config) -> String {
         find(&r.capacity, Kind::Weir, |x| x.kind),
         find(&r.capacity, Kind::Nginx, |x| x.kind),
     ) {
-        let show = |c: &Capacity| format!("{}{}", if c.capped { "≥" } else { "" }, c.max_ok);
-        let note = if w.capped || p.capped {
-            " (≥: ramp ended first)"
-        } else {
-            ""
+        let show =
+            |c: &Capacity| format!("{}{}", if c.capped.is_some() { "≥" } else { "" }, c.max_ok);
+        let note = match (w.capped, p.capped) {
+            (Some(a), _) | (None, Some(a)) => format!(" (≥: {a})"),
+            (None, None) => String::new(),
         };
         let _ = writeln!(
             t,
@@ -142,6 +142,24 @@ pub fn table(r: &Results, cfg: &Config) -> String {
             show(p),
             ratio(w.max_ok as f64, p.max_ok as f64, true)
         );
+        if let (Some(cw), Some(cp)) = (w.cpu_per_publisher_ms(), p.cpu_per_publisher_ms()) {
+            row(
+                &mut t,
+                "server CPU per publisher (core-ms/s)",
+                cw,
+                cp,
+                2,
+                false,
+            );
+            row(
+                &mut t,
+                "publishers per core, from CPU per publisher (estimate)",
+                1000.0 / cw,
+                1000.0 / cp,
+                0,
+                true,
+            );
+        }
     }
     t
 }
@@ -151,13 +169,13 @@ pub fn details(r: &Results) -> String {
     let mut t = String::new();
     if !r.capacity.is_empty() {
         t.push_str("Publisher ramp (latency on stream 0; bound: weir part target + 150 ms, nginx-rtmp 1.5 × its K=1 p95):\n\n");
-        t.push_str("| server | K | p50 ms | p95 ms | bound ms | max publisher lag ms | behind | result |\n");
-        t.push_str("|---|---:|---:|---:|---:|---:|---:|---|\n");
+        t.push_str("| server | K | p50 ms | p95 ms | bound ms | max publisher lag ms | behind | server CPU | bench CPU | result |\n");
+        t.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
         for c in &r.capacity {
             for (run, ok) in &c.steps {
                 let _ = writeln!(
                     t,
-                    "| {} | {} | {:.0} | {:.0} | {:.0} | {} | {} | {} |",
+                    "| {} | {} | {:.0} | {:.0} | {:.0} | {} | {} | {:.2} | {:.2} | {} |",
                     c.kind.name(),
                     run.publishers,
                     run.latency.p50,
@@ -165,6 +183,8 @@ pub fn details(r: &Results) -> String {
                     c.bound_ms,
                     run.max_lag.as_millis(),
                     run.behind,
+                    run.server_cores,
+                    run.client_cores,
                     if *ok { "ok" } else { "degraded" }
                 );
             }

@@ -15,6 +15,8 @@ pub struct Latency {
     pub p95: f64,
     /// 99th percentile.
     pub p99: f64,
+    /// Best (negative would mean frames were mapped to the wrong objects).
+    pub min: f64,
     /// Worst.
     pub max: f64,
     /// Mean duration of the objects (part or segment) in ms.
@@ -87,6 +89,7 @@ pub fn latency(
         p50: percentile(&values, 50.0),
         p95: percentile(&values, 95.0),
         p99: percentile(&values, 99.0),
+        min: values.first().copied().unwrap_or(f64::NAN),
         max: values.last().copied().unwrap_or(f64::NAN),
         object_ms,
         unmatched,

@@ -259,9 +259,10 @@ impl WsClient {
         self.closed.load(Ordering::Relaxed)
     }
 
-    /// Waits until `pred` holds for the messages received so far.
+    /// Waits until `pred` holds for (a copy of) the messages received so far; `pred` may
+    /// call the other methods of this client.
     pub fn wait_for(&self, timeout: Duration, mut pred: impl FnMut(&[Value]) -> bool) -> bool {
-        wait_until(timeout, || pred(&self.msgs.lock().expect("lock")))
+        wait_until(timeout, || pred(&self.messages()))
     }
 }
 

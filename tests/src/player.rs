@@ -17,8 +17,12 @@ pub struct PlayerStats {
     pub multivariant_ok: usize,
     /// Media playlist requests answered 200.
     pub playlists_ok: usize,
-    /// Requests that failed or were answered with an error status (first few kept).
+    /// Requests that failed or were answered with an error status once the media
+    /// playlist had been served (first few kept).
     pub errors: Vec<String>,
+    /// Failed requests before the first media playlist was served (it may not exist for
+    /// a moment after the stream goes live; players retry).
+    pub startup_retries: usize,
     /// The variant URI it followed.
     pub variant: Option<String>,
     /// The highest next media sequence number seen.
@@ -90,7 +94,9 @@ fn run(port: u16, slug: &str, stop: &AtomicBool, ok: &AtomicUsize, until: Instan
     let timeout = Duration::from_secs(8);
     let live = || !stop.load(Ordering::Relaxed) && Instant::now() < until;
     let err = |st: &mut PlayerStats, e: String| {
-        if st.errors.len() < 10 {
+        if st.playlists_ok == 0 {
+            st.startup_retries += 1;
+        } else if st.errors.len() < 10 {
             st.errors.push(e);
         }
         std::thread::sleep(Duration::from_millis(200));

@@ -1,6 +1,8 @@
 //! All-in-one `weir serve` with its GraphQL API: a creator registers, logs in, creates a
 //! channel and a stream key over GraphQL, publishes with ffmpeg, and a graphql-ws
-//! dashboard sees the stream start, go live, the viewer count move and the stream end.
+//! dashboard sees the stream start, go live, the viewer count move (multivariant GETs alone
+//! do not count; two players count 2; one leaves: 1; the stream ends and the last one
+//! leaves: 0) and the stream end.
 //! The key is then revoked over GraphQL and refused; another owner cannot issue keys for
 //! the channel.
 
@@ -10,11 +12,12 @@ use serde_json::json;
 use weir_e2e::graphql::{
     WsClient, create_channel, error_code, gql, gql_ok, issue_stream_key, register_and_login,
 };
-use weir_e2e::player::Player;
+use weir_e2e::http::get;
+use weir_e2e::player::{Player, PlayerStats};
 use weir_e2e::subs::{describe, states, stream_events, subscribe_dashboard, viewer_counts};
-use weir_e2e::{Node, NodeOptions, Process, ffmpeg_publish, wait_until};
+use weir_e2e::{Node, NodeOptions, Process, fetch_playlist, ffmpeg_publish, wait_until};
 
-const SECONDS: u32 = 12;
+const SECONDS: u32 = 24;
 const PASSWORD: &str = "correct horse battery staple";
 const SLUG: &str = "e2e-show";
 
@@ -24,6 +27,13 @@ fn publisher(node: &Node, key: &str, seconds: u32, tag: &str) -> Process {
         ffmpeg_publish(&node.rtmp_url(key), seconds),
         node.dir.0.join(format!("ffmpeg-{tag}.log")),
     )
+}
+
+/// The media playlist path (without the viewer session) a player followed, relative to
+/// the channel.
+fn media_path_of(s: &PlayerStats) -> String {
+    let v = s.variant.as_deref().expect("variant");
+    v.split('?').next().unwrap_or(v).to_owned()
 }
 
 #[test]
@@ -115,39 +125,62 @@ fn creator_streams_and_the_dashboard_follows_over_graphql() {
     );
     let stream_id = events[0]["id"].clone();
 
-    // Two players: the count reaches 2.
-    let players = [
-        Player::start(node.http_port, SLUG, Duration::from_secs(20)),
-        Player::start(node.http_port, SLUG, Duration::from_secs(20)),
-    ];
-    let reached = ws.wait_for(Duration::from_secs(15), |_| {
-        viewer_counts(&ws).iter().any(|&c| c >= 2)
-    });
-    let playing = players.iter().map(Player::playlists_ok).collect::<Vec<_>>();
-    let stats = players.map(Player::stop);
+    // Multivariant GETs hand out sessions; a session never used for the media playlist is
+    // not a viewer (two report intervals and more).
+    let mv = format!("/live/{SLUG}/index.m3u8");
     assert!(
-        reached,
-        "viewer count did not reach 2 with two players: {}; players: {stats:#?}",
+        wait_until(Duration::from_secs(10), || get(node.http_port, &mv)
+            .is_ok_and(|r| r.status == 200)),
+        "no multivariant playlist"
+    );
+    for _ in 0..3 {
+        assert_eq!(get(node.http_port, &mv).expect("multivariant").status, 200);
+    }
+    std::thread::sleep(Duration::from_millis(4500));
+    assert!(
+        viewer_counts(&ws).iter().all(|&c| c == 0),
+        "multivariant GETs alone counted as viewers: {}",
         describe(&ws)
     );
-    for s in &stats {
-        assert!(s.playlists_ok >= 2, "a player did not play: {s:#?}");
-        let v = s.variant.as_deref().unwrap_or_default();
-        assert!(
-            v.contains("s="),
-            "no viewer session in the variant URI {v:?}"
-        );
-    }
-    assert_ne!(
-        stats[0].variant, stats[1].variant,
-        "each multivariant GET hands out its own session"
+
+    // Two players: the count reaches 2.
+    let a = Player::start(node.http_port, SLUG, Duration::from_secs(45));
+    let b = Player::start(node.http_port, SLUG, Duration::from_secs(45));
+    // They play (blocking reloads) for at least 6 s, until the count has reached 2.
+    let started = Instant::now();
+    let reached = ws.wait_for(Duration::from_secs(16), |_| {
+        started.elapsed() >= Duration::from_secs(6)
+            && a.playlists_ok() >= 3
+            && b.playlists_ok() >= 3
+            && viewer_counts(&ws).iter().any(|&c| c >= 2)
+    });
+    let playing = [a.playlists_ok(), b.playlists_ok()];
+    // One leaves while the stream is live: the count falls back to 1.
+    let b_stats = b.stop();
+    assert!(
+        reached,
+        "viewer count did not reach 2 with two players ({playing:?} playlists served): {}; \
+         player b: {b_stats:#?}",
+        describe(&ws)
     );
     eprintln!(
         "viewers reached 2 at {:?}; playlist requests {playing:?}",
         t0.elapsed()
     );
+    let left = Instant::now();
+    let dropped = ws.wait_for(Duration::from_secs(14), |_| {
+        viewer_counts(&ws).last() == Some(&1)
+    });
+    assert!(
+        dropped && states(&ws).len() == 2,
+        "the viewer count did not fall to 1 while live, {:?} after one of two players left \
+         (a viewer stops counting ~6 s after its last request): {}",
+        left.elapsed(),
+        describe(&ws)
+    );
+    eprintln!("one viewer left: counted down after {:?}", left.elapsed());
 
-    // The publisher ends: the stream ends, and idle viewers stop counting.
+    // The publisher ends: the stream ends; the last player leaves and the count is 0.
     let status = ffmpeg.wait_exit(Duration::from_secs(u64::from(SECONDS) + 30));
     assert!(
         status.is_some_and(|s| s.success()),
@@ -167,11 +200,50 @@ fn creator_streams_and_the_dashboard_follows_over_graphql() {
         .expect("ended");
     assert_eq!(ended["id"], stream_id, "the same stream ended");
     assert!(
+        wait_until(Duration::from_secs(5), || {
+            fetch_playlist(
+                node.http_port,
+                &format!("/live/{SLUG}/{}", media_path_of(&b_stats)),
+            )
+            .ended
+        }),
+        "the media playlist has no ENDLIST after the stream ended"
+    );
+    let a_stats = a.stop();
+    assert!(a_stats.errors.is_empty(), "player a: {a_stats:#?}");
+    for s in [&a_stats, &b_stats] {
+        let v = s.variant.as_deref().unwrap_or_default();
+        assert!(
+            v.contains("s="),
+            "no viewer session in the variant URI {v:?}"
+        );
+    }
+    assert_ne!(
+        a_stats.variant, b_stats.variant,
+        "each multivariant GET hands out its own session"
+    );
+    let last_left = Instant::now();
+    assert!(
         ws.wait_for(Duration::from_secs(15), |_| viewer_counts(&ws).last()
             == Some(&0)),
-        "the viewer count did not fall back to 0 after the players stopped: {}",
-        describe(&ws)
+        "the viewer count did not fall to 0 within {:?} after the stream ended and the last \
+         player stopped: {}; viewerCount query: {}",
+        last_left.elapsed(),
+        describe(&ws),
+        gql(
+            api,
+            Some(&owner.access_token),
+            "query($c: ID!) { viewerCount(channelId: $c) }",
+            json!({ "c": ch })
+        )
     );
+    let d = gql_ok(
+        api,
+        Some(&owner.access_token),
+        "query($c: ID!) { viewerCount(channelId: $c) }",
+        json!({ "c": ch }),
+    );
+    assert_eq!(d["viewerCount"], 0, "{d}");
     let d = gql_ok(
         api,
         Some(&owner.access_token),
@@ -214,5 +286,5 @@ fn creator_streams_and_the_dashboard_follows_over_graphql() {
         wait_until(Duration::from_secs(5), || node.log().contains("revoked")),
         "the node did not say why it refused the key"
     );
-    eprintln!("done in {:?}", t0.elapsed());
+    eprintln!("{}; done in {:?}", describe(&ws), t0.elapsed());
 }

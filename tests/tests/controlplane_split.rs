@@ -11,11 +11,11 @@ use serde_json::{Value, json};
 use weir_e2e::cluster::{ControlPlane, DataPlane, Secrets};
 use weir_e2e::etcd::Etcd;
 use weir_e2e::graphql::{
-    WsClient, create_channel, error_code, gql, gql_ok, issue_stream_key, login,
-    register_and_login, try_gql,
+    WsClient, create_channel, error_code, gql, gql_ok, issue_stream_key, login, register_and_login,
+    try_gql,
 };
 use weir_e2e::http::get;
-use weir_e2e::player::{Player, parse_part_name};
+use weir_e2e::player::Player;
 use weir_e2e::subs::{describe, states, stream_events, subscribe_dashboard, viewer_counts};
 use weir_e2e::{Process, fetch_playlist, ffmpeg_publish, variant_uri, wait_until};
 
@@ -136,8 +136,21 @@ fn split_deployment_streams_survives_etcd_loss_and_converges() {
     let mv = get(dp.http_port, &format!("/live/{SLUG}/index.m3u8")).expect("multivariant");
     assert_eq!(mv.status, 200);
     let media = format!("/live/{SLUG}/{}", variant_uri(&mv.text()).expect("variant"));
-    let before = fetch_playlist(dp.http_port, &media);
-    assert!(!before.ended && before.preload_hint.is_some(), "{}", before.text);
+    let mut before = fetch_playlist(dp.http_port, &media);
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            before = fetch_playlist(dp.http_port, &media);
+            before.segments.len() >= 2 && player.playlists_ok() >= 3
+        }),
+        "no playback before the etcd kill (player: {} playlists):\n{}",
+        player.playlists_ok(),
+        before.text
+    );
+    assert!(
+        !before.ended && before.preload_hint.is_some(),
+        "{}",
+        before.text
+    );
     etcd.kill();
     let killed = Instant::now();
     let mut last_hint = before.preload_hint.clone();
@@ -162,7 +175,11 @@ fn split_deployment_streams_survives_etcd_loss_and_converges() {
         after.next_msn(),
         after.text
     );
-    assert!(!after.ended, "the stream ended when etcd went away:\n{}", after.text);
+    assert!(
+        !after.ended,
+        "the stream ended when etcd went away:\n{}",
+        after.text
+    );
     let played = player.stop();
     assert!(
         played.errors.is_empty() && played.playlists_ok >= 10,
@@ -181,7 +198,11 @@ fn split_deployment_streams_survives_etcd_loss_and_converges() {
     let restarted_ms = now_ms();
     let mut how = "";
     let back = wait_until(Duration::from_secs(20), || {
-        if dp.proc.log().contains("re-registered with the control plane") {
+        if dp
+            .proc
+            .log()
+            .contains("re-registered with the control plane")
+        {
             how = "the node logged it";
             return true;
         }
@@ -228,13 +249,19 @@ fn split_deployment_streams_survives_etcd_loss_and_converges() {
     );
     assert!(d["currentStream"].is_null(), "{d}");
     let s = &d["streams"]["nodes"][0];
-    assert_eq!((&s["id"], &s["state"]), (&stream_id, &json!("ENDED")), "{d}");
-    assert!(s["peakViewers"].as_i64() >= Some(1), "peak viewers not recorded: {d}");
+    assert_eq!(
+        (&s["id"], &s["state"]),
+        (&stream_id, &json!("ENDED")),
+        "{d}"
+    );
+    assert!(
+        s["peakViewers"].as_i64() >= Some(1),
+        "peak viewers not recorded: {d}"
+    );
     assert!(
         listed_node(api, &admin.access_token).is_some(),
         "the node is no longer listed after etcd's return"
     );
     assert!(cp.proc.log().contains("GraphQL API listening on"));
-    drop(ws);
-    eprintln!("done in {:?}", t0.elapsed());
+    eprintln!("{}; done in {:?}", describe(&ws), t0.elapsed());
 }

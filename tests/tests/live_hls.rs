@@ -48,6 +48,8 @@ fn ffmpeg_publishes_and_players_get_ll_hls() {
     );
     assert!(mv_text.contains("RESOLUTION=640x360"), "{mv_text}");
     let variant = variant_uri(&mv_text).expect("variant");
+    // The variant URI carries a viewer session (`?s=…`); LL-HLS parameters replace it here.
+    let variant = variant.split('?').next().expect("path").to_owned();
     let media_path = format!("/live/show/{variant}");
     let base = media_path.rsplit_once('/').expect("dir").0.to_owned();
 

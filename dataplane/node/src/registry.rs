@@ -266,6 +266,8 @@ impl Registry {
             .values()
             .map(|s| s.state.lock().hls.memory_bytes())
             .sum();
+        let viewers: usize = streams.values().map(|s| s.viewers.lock().count()).sum();
+        metrics::gauge!("weir_viewers").set(viewers as f64);
         metrics::gauge!("weir_packaged_bytes").set(bytes as f64);
     }
 

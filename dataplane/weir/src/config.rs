@@ -111,6 +111,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_sample_config_is_valid_and_matches_the_defaults() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/weir.toml");
+        let c = load(Some(&p), &NodeArgs::default()).expect("deploy/weir.toml loads");
+        let d = NodeConfig::default();
+        assert_eq!(c.node.rtmp_listen, d.rtmp_listen);
+        assert_eq!(c.node.part_target_ms, d.part_target_ms);
+        assert_eq!(c.node.window_segments, d.window_segments);
+        assert_eq!(c.control.api_listen, ControlConfig::default().api_listen);
+    }
+
+    #[test]
     fn file_then_flags() {
         let dir = std::env::temp_dir().join(format!("weir-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");

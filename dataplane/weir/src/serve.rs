@@ -104,7 +104,7 @@ pub fn all_in_one(config: Config) -> anyhow::Result<()> {
     shutdown.trigger();
     started.join();
     // Give the bridge a moment to report the ended streams.
-    rt.block_on(tokio::time::sleep(Duration::from_millis(500)));
+    rt.block_on(async { tokio::time::sleep(Duration::from_millis(500)).await });
     stop_api.notify_waiters();
     let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(3), api).await });
     rt.shutdown_timeout(Duration::from_secs(2));
@@ -133,7 +133,7 @@ pub fn dataplane(config: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down: ending playlists, closing connections");
     shutdown.trigger();
     started.join();
-    rt.block_on(tokio::time::sleep(Duration::from_millis(500)));
+    rt.block_on(async { tokio::time::sleep(Duration::from_millis(500)).await });
     rt.shutdown_timeout(Duration::from_secs(2));
     tracing::info!("stopped");
     Ok(())
