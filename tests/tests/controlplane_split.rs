@@ -3,7 +3,8 @@
 //! plane; a graphql-ws dashboard on the control plane sees the stream go live, the viewer
 //! count move and the stream end; the operator (bootstrap admin) sees the node in `nodes`.
 //! etcd is killed mid-stream: playback goes on; it comes back on the same data and ports:
-//! the node re-registers and the state converges.
+//! the node re-registers and the state converges. Finally the key is revoked over GraphQL
+//! and the data plane refuses it.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -86,7 +87,7 @@ fn split_deployment_streams_survives_etcd_loss_and_converges() {
     let r = gql(api, Some(&owner.access_token), NODES, json!({}));
     assert_eq!(error_code(&r).as_deref(), Some("FORBIDDEN"), "{r}");
     let ch = create_channel(api, &owner.access_token, SLUG);
-    let (_key_id, secret) = issue_stream_key(api, &owner.access_token, &ch);
+    let (key_id, secret) = issue_stream_key(api, &owner.access_token, &ch);
 
     let ws = WsClient::connect(api, &owner.access_token);
     subscribe_dashboard(&ws, &ch);
@@ -131,6 +132,17 @@ fn split_deployment_streams_survives_etcd_loss_and_converges() {
         describe(&ws)
     );
     eprintln!("viewer counted at {:?}", t0.elapsed());
+    // The node's heartbeats carry its load.
+    let mut loaded = None;
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            loaded = listed_node(api, &admin.access_token);
+            loaded.as_ref().is_some_and(|n| {
+                n["streams"].as_i64() >= Some(1) && n["viewers"].as_i64() >= Some(1)
+            })
+        }),
+        "the nodes query does not show the node's stream and viewer: {loaded:?}"
+    );
 
     // Kill etcd mid-stream: the stream keeps flowing for players.
     let mv = get(dp.http_port, &format!("/live/{SLUG}/index.m3u8")).expect("multivariant");
@@ -261,6 +273,32 @@ fn split_deployment_streams_survives_etcd_loss_and_converges() {
     assert!(
         listed_node(api, &admin.access_token).is_some(),
         "the node is no longer listed after etcd's return"
+    );
+
+    // Publish authorization goes through the control plane: a revoked key is refused.
+    let d = gql_ok(
+        api,
+        Some(&owner.access_token),
+        "mutation($k: ID!) { revokeStreamKey(keyId: $k) { revokedAt } }",
+        json!({ "k": key_id }),
+    );
+    assert!(!d["revokeStreamKey"]["revokedAt"].is_null(), "{d}");
+    let mut refused = Process::spawn(
+        "ffmpeg (revoked key)",
+        ffmpeg_publish(&dp.rtmp_url(&secret), 4),
+        dp.dir.0.join("ffmpeg-revoked.log"),
+    );
+    let status = refused.wait_exit(Duration::from_secs(25));
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "the data plane accepted a key revoked on the control plane ({status:?})"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        states(&ws).iter().filter(|s| *s == "STARTING").count(),
+        1,
+        "a stream started with a revoked key: {}",
+        describe(&ws)
     );
     assert!(cp.proc.log().contains("GraphQL API listening on"));
     eprintln!("{}; done in {:?}", describe(&ws), t0.elapsed());

@@ -96,6 +96,8 @@ fn test() -> Result<(), String> {
         "-D",
         "warnings",
     ]))?;
+    // Fuzz targets live outside the workspace (cargo-fuzz); make sure they still build.
+    run(cargo().args(["check", "--manifest-path", "dataplane/fuzz/Cargo.toml"]))?;
     // The end-to-end tests drive the real binary: build it first.
     run(cargo().args(["build", "-p", "weir"]))?;
     run(cargo()
