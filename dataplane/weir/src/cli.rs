@@ -12,14 +12,17 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 ///   weir key issue my-channel           # get the server URL and stream key for OBS/ffmpeg
 ///   ffmpeg -re -i in.mp4 -c:v libx264 -c:a aac -f flv rtmp://localhost:1935/live/<key>
 ///   open http://localhost:8080/live/my-channel/index.m3u8
+///   open http://localhost:8090/graphql                # GraphQL API and GraphiQL
+///
+/// Settings: defaults < TOML file (--config) < WEIR_* environment < flags.
 #[derive(Debug, Parser)]
 #[command(name = "weir", version, about, long_about, verbatim_doc_comment)]
 pub struct Cli {
-    /// TOML configuration file (see deploy/weir.toml). Env: WEIR_CONFIG.
+    /// TOML configuration file (see deploy/weir.toml).
     #[arg(long, short, global = true, env = "WEIR_CONFIG")]
     pub config: Option<PathBuf>,
 
-    /// Log filter, e.g. `info`, `debug`, `weir_node=trace`. Env: WEIR_LOG.
+    /// Log filter, e.g. `info`, `debug`, `weir_node=trace`.
     #[arg(long, global = true)]
     pub log: Option<String>,
 
@@ -35,7 +38,7 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the all-in-one node: ingest, packaging, HTTP origin, embedded storage.
+    /// Run the all-in-one node: ingest, packaging, HTTP origin, GraphQL API, embedded storage.
     Serve,
     /// Run a data-plane node (ingest, packaging, HTTP origin); with --control-plane it
     /// registers there, asks it about keys and reports streams and viewers.
@@ -70,40 +73,40 @@ pub enum KeyCommand {
 /// Overrides of the `[node]` config table.
 #[derive(Debug, Args, Default, Clone)]
 pub struct NodeArgs {
-    /// RTMP listen address. Env: WEIR_RTMP_LISTEN.
+    /// RTMP listen address.
     #[arg(long, global = true, env = "WEIR_RTMP_LISTEN")]
     pub rtmp_listen: Option<SocketAddr>,
-    /// HTTP listen address. Env: WEIR_HTTP_LISTEN.
+    /// HTTP listen address.
     #[arg(long, global = true, env = "WEIR_HTTP_LISTEN")]
     pub http_listen: Option<SocketAddr>,
-    /// Shards (0 = one per core). Env: WEIR_SHARDS.
+    /// Shards (0 = one per core).
     #[arg(long, global = true, env = "WEIR_SHARDS")]
     pub shards: Option<usize>,
-    /// I/O backend. Env: WEIR_IO_BACKEND.
+    /// I/O backend.
     #[arg(long, global = true, env = "WEIR_IO_BACKEND", value_enum)]
     pub io_backend: Option<Backend>,
-    /// State directory (stream key secret, revocations). Env: WEIR_DATA_DIR.
+    /// State directory (stream key secret, revocations).
     #[arg(long, global = true, env = "WEIR_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Host name used in printed URLs. Env: WEIR_PUBLIC_HOST.
+    /// Host name used in printed URLs.
     #[arg(long, global = true, env = "WEIR_PUBLIC_HOST")]
     pub public_host: Option<String>,
-    /// LL-HLS part target in ms. Env: WEIR_PART_TARGET_MS.
+    /// LL-HLS part target in ms.
     #[arg(long, global = true, env = "WEIR_PART_TARGET_MS")]
     pub part_target_ms: Option<u64>,
-    /// Segment target in ms. Env: WEIR_SEGMENT_TARGET_MS.
+    /// Segment target in ms.
     #[arg(long, global = true, env = "WEIR_SEGMENT_TARGET_MS")]
     pub segment_target_ms: Option<u64>,
-    /// Grace period for a publisher to reconnect, in ms. Env: WEIR_RECONNECT_GRACE_MS.
+    /// Grace period for a publisher to reconnect, in ms.
     #[arg(long, global = true, env = "WEIR_RECONNECT_GRACE_MS")]
     pub reconnect_grace_ms: Option<u64>,
-    /// Let a second publisher take a live channel over. Env: WEIR_PUBLISHER_TAKEOVER.
+    /// Let a second publisher take a live channel over.
     #[arg(long, global = true, env = "WEIR_PUBLISHER_TAKEOVER")]
     pub publisher_takeover: Option<bool>,
-    /// GraphQL API listen address (serve, controlplane). Env: WEIR_API_LISTEN.
+    /// GraphQL API listen address (serve, controlplane).
     #[arg(long, global = true, env = "WEIR_API_LISTEN")]
     pub api_listen: Option<SocketAddr>,
-    /// etcd endpoints, comma-separated (controlplane). Env: WEIR_ETCD_ENDPOINTS.
+    /// etcd endpoints, comma-separated (controlplane).
     #[arg(
         long,
         global = true,
@@ -111,10 +114,10 @@ pub struct NodeArgs {
         value_delimiter = ','
     )]
     pub etcd_endpoints: Option<Vec<String>>,
-    /// Control plane URL, http://HOST:PORT (dataplane). Env: WEIR_CONTROL_PLANE.
+    /// Control plane URL, http://HOST:PORT (dataplane).
     #[arg(long, global = true, env = "WEIR_CONTROL_PLANE")]
     pub control_plane: Option<String>,
-    /// This node's id in the control plane (dataplane). Env: WEIR_NODE_ID.
+    /// This node's id in the control plane (dataplane).
     #[arg(long, global = true, env = "WEIR_NODE_ID")]
     pub node_id: Option<String>,
 }
