@@ -210,6 +210,7 @@ fn creator_streams_and_the_dashboard_follows_over_graphql() {
         "the media playlist has no ENDLIST after the stream ended"
     );
     let a_stats = a.stop();
+    let last_left = Instant::now();
     assert!(a_stats.errors.is_empty(), "player a: {a_stats:#?}");
     for s in [&a_stats, &b_stats] {
         let v = s.variant.as_deref().unwrap_or_default();
@@ -222,28 +223,6 @@ fn creator_streams_and_the_dashboard_follows_over_graphql() {
         a_stats.variant, b_stats.variant,
         "each multivariant GET hands out its own session"
     );
-    let last_left = Instant::now();
-    assert!(
-        ws.wait_for(Duration::from_secs(15), |_| viewer_counts(&ws).last()
-            == Some(&0)),
-        "the viewer count did not fall to 0 within {:?} after the stream ended and the last \
-         player stopped: {}; viewerCount query: {}",
-        last_left.elapsed(),
-        describe(&ws),
-        gql(
-            api,
-            Some(&owner.access_token),
-            "query($c: ID!) { viewerCount(channelId: $c) }",
-            json!({ "c": ch })
-        )
-    );
-    let d = gql_ok(
-        api,
-        Some(&owner.access_token),
-        "query($c: ID!) { viewerCount(channelId: $c) }",
-        json!({ "c": ch }),
-    );
-    assert_eq!(d["viewerCount"], 0, "{d}");
     let d = gql_ok(
         api,
         Some(&owner.access_token),
@@ -286,5 +265,27 @@ fn creator_streams_and_the_dashboard_follows_over_graphql() {
         wait_until(Duration::from_secs(5), || node.log().contains("revoked")),
         "the node did not say why it refused the key"
     );
+    // Last: the players are gone and the stream is over, so the count is 0.
+    assert!(
+        ws.wait_for(Duration::from_secs(15), |_| viewer_counts(&ws).last()
+            == Some(&0)),
+        "the viewer count did not fall to 0 within {:?} after the stream ended and the \
+         last player stopped: {}; viewerCount query: {}",
+        last_left.elapsed(),
+        describe(&ws),
+        gql(
+            api,
+            Some(&owner.access_token),
+            "query($c: ID!) { viewerCount(channelId: $c) }",
+            json!({ "c": ch })
+        )
+    );
+    let d = gql_ok(
+        api,
+        Some(&owner.access_token),
+        "query($c: ID!) { viewerCount(channelId: $c) }",
+        json!({ "c": ch }),
+    );
+    assert_eq!(d["viewerCount"], 0, "{d}");
     eprintln!("{}; done in {:?}", describe(&ws), t0.elapsed());
 }

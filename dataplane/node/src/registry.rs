@@ -245,6 +245,7 @@ impl Registry {
                 tracing::info!(%channel, "publisher did not come back: playlist ended");
                 drop(st);
                 stream.notify();
+                self.events.viewers(&stream.info, 0);
                 self.events.stream_ended(&stream.info);
                 return true;
             }
@@ -281,6 +282,7 @@ impl Registry {
             if st.ended_at.is_none() {
                 st.hls.end();
                 st.ended_at = Some(now);
+                self.events.viewers(&stream.info, 0);
                 self.events.stream_ended(&stream.info);
             }
             drop(st);
@@ -390,7 +392,13 @@ mod tests {
         r.tick(t0 + Duration::from_secs(9));
         assert_eq!(
             *events.0.lock(),
-            ["started c", "viewers c 2", "viewers c 1", "ended c"]
+            [
+                "started c",
+                "viewers c 2",
+                "viewers c 1",
+                "viewers c 0",
+                "ended c"
+            ]
         );
     }
 
