@@ -117,6 +117,12 @@ pub struct NodeArgs {
     /// Control plane URL, http://HOST:PORT (dataplane).
     #[arg(long, global = true, env = "WEIR_CONTROL_PLANE")]
     pub control_plane: Option<String>,
+    /// GraphQL requests per second allowed per client IP (burst 4×).
+    #[arg(long, global = true, env = "WEIR_API_RATE_PER_IP")]
+    pub api_rate_per_ip: Option<f64>,
+    /// GraphQL requests per second allowed per signed-in user (burst 4×).
+    #[arg(long, global = true, env = "WEIR_API_RATE_PER_USER")]
+    pub api_rate_per_user: Option<f64>,
     /// This node's id in the control plane (dataplane).
     #[arg(long, global = true, env = "WEIR_NODE_ID")]
     pub node_id: Option<String>,

@@ -31,6 +31,10 @@ pub struct ControlConfig {
     pub control_plane: Option<String>,
     /// This node's id (default: `node-<http port>`).
     pub node_id: Option<String>,
+    /// GraphQL requests per second per client IP (burst 4×).
+    pub rate_per_ip: f64,
+    /// GraphQL requests per second per signed-in user (burst 4×).
+    pub rate_per_user: f64,
 }
 
 impl Default for ControlConfig {
@@ -40,6 +44,8 @@ impl Default for ControlConfig {
             etcd_endpoints: vec!["http://127.0.0.1:2379".to_owned()],
             control_plane: None,
             node_id: None,
+            rate_per_ip: 30.0,
+            rate_per_user: 15.0,
         }
     }
 }
@@ -102,6 +108,12 @@ pub fn load(path: Option<&Path>, args: &NodeArgs) -> anyhow::Result<Config> {
     }
     if a.node_id.is_some() {
         c.node_id = a.node_id;
+    }
+    if let Some(v) = a.api_rate_per_ip {
+        c.rate_per_ip = v;
+    }
+    if let Some(v) = a.api_rate_per_user {
+        c.rate_per_user = v;
     }
     Ok(config)
 }

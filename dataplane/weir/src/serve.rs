@@ -83,6 +83,7 @@ pub fn all_in_one(config: Config) -> anyhow::Result<()> {
         signer,
         revocations,
         None,
+        &config.control,
     ))?;
     // The bridge needs the node's address, the node needs the bridge: start the bridge
     // with the configured address (the port is fixed unless 0).
@@ -154,6 +155,7 @@ pub fn controlplane(config: Config) -> anyhow::Result<()> {
         signer,
         revocations,
         Some(token),
+        &config.control,
     ))?;
     tracing::info!(etcd = %endpoints.join(","), "control plane state in etcd");
     let stop_api = Arc::new(tokio::sync::Notify::new());

@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use base64::Engine as _;
+use weir_api::ratelimit::Rate;
 use weir_api::{ApiConfig, ApiState, StreamKeyIssuer};
+
+use crate::config::ControlConfig;
 use weir_auth::{Auth, AuthConfig, Role};
 use weir_store::{EmbeddedKv, EtcdKv, Kv, SecretBox, Store};
 use weir_streamkey::{KeySigner, Revocations};
@@ -84,6 +87,7 @@ pub async fn build_state(
     signer: KeySigner,
     revocations: Arc<Revocations>,
     node_token: Option<String>,
+    control: &ControlConfig,
 ) -> anyhow::Result<ApiState> {
     let kv: Arc<dyn Kv> = match kind {
         StoreKind::Embedded(dir) => {
@@ -120,8 +124,14 @@ pub async fn build_state(
         signer,
         revocations,
     });
+    let rate = |per_second: f64| Rate {
+        burst: (per_second * 4.0).clamp(1.0, f64::from(u32::MAX)) as u32,
+        per_second,
+    };
     let config = ApiConfig {
         node_token,
+        per_ip: rate(control.rate_per_ip),
+        per_user: rate(control.rate_per_user),
         ..ApiConfig::default()
     };
     Ok(ApiState::new(store, auth, issuer, config))
