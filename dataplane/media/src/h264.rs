@@ -71,6 +71,9 @@ fn take<'a>(p: &mut &'a [u8], n: usize) -> Result<&'a [u8], H264Error> {
     Ok(a)
 }
 
+/// Largest picture width or height accepted, in macroblocks.
+const MAX_MBS: u32 = 1024;
+
 /// Removes emulation-prevention bytes (`00 00 03` → `00 00`).
 fn unescape(nal: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(nal.len());
@@ -155,8 +158,14 @@ pub fn parse_sps(nal: &[u8]) -> Result<SpsInfo, H264Error> {
         2 => (2, 2 - u32::from(frame_mbs_only)),
         _ => (1, 2 - u32::from(frame_mbs_only)),
     };
-    let width = (mbs_w * 16).saturating_sub((cl + cr).saturating_mul(crop_x));
-    let height = (map_units_h * 16 * height_mul).saturating_sub((ct + cb).saturating_mul(crop_y));
+    // Level 6.2 tops out at 139,264 macroblocks a frame; anything past 1024 in either
+    // direction (16,384 px) is a corrupt SPS, not a picture.
+    if mbs_w > MAX_MBS || map_units_h > MAX_MBS {
+        return Err(H264Error::Sps(BitsError));
+    }
+    let width = (mbs_w * 16).saturating_sub(cl.saturating_add(cr).saturating_mul(crop_x));
+    let height = (map_units_h * 16 * height_mul)
+        .saturating_sub(ct.saturating_add(cb).saturating_mul(crop_y));
     Ok(SpsInfo {
         profile,
         level,
