@@ -2,22 +2,7 @@
 //! configuration records. Every read is bounded; a record we cannot read yields `None`
 //! and the demuxer falls back to onMetaData.
 
-use weir_media::{BitReader, BitsError};
-
-/// Removes emulation-prevention bytes (`00 00 03` → `00 00`).
-fn unescape(nal: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(nal.len());
-    let mut zeros = 0;
-    for &b in nal {
-        if zeros >= 2 && b == 3 {
-            zeros = 0;
-            continue;
-        }
-        zeros = if b == 0 { zeros + 1 } else { 0 };
-        out.push(b);
-    }
-    out
-}
+use weir_media::{BitReader, BitsError, unescape_rbsp as unescape};
 
 /// Cropped width and height from the first SPS in an hvcC record.
 pub fn hevc_dimensions(record: &[u8]) -> Option<(u32, u32)> {

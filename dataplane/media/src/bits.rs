@@ -5,6 +5,21 @@
 #[error("bitstream ended early")]
 pub struct BitsError;
 
+/// Removes emulation-prevention bytes (`00 00 03` → `00 00`) from an H.264/H.265 NAL unit.
+pub fn unescape_rbsp(nal: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(nal.len());
+    let mut zeros = 0;
+    for &b in nal {
+        if zeros >= 2 && b == 3 {
+            zeros = 0;
+            continue;
+        }
+        zeros = if b == 0 { zeros + 1 } else { 0 };
+        out.push(b);
+    }
+    out
+}
+
 /// Reads bits MSB-first from a byte slice; never reads out of bounds.
 #[derive(Debug)]
 pub struct BitReader<'a> {

@@ -74,24 +74,9 @@ fn take<'a>(p: &mut &'a [u8], n: usize) -> Result<&'a [u8], H264Error> {
 /// Largest picture width or height accepted, in macroblocks.
 const MAX_MBS: u32 = 1024;
 
-/// Removes emulation-prevention bytes (`00 00 03` → `00 00`).
-fn unescape(nal: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(nal.len());
-    let mut zeros = 0;
-    for &b in nal {
-        if zeros >= 2 && b == 3 {
-            zeros = 0;
-            continue;
-        }
-        zeros = if b == 0 { zeros + 1 } else { 0 };
-        out.push(b);
-    }
-    out
-}
-
 /// Reads profile, level and cropped dimensions from an SPS NAL unit (with its header byte).
 pub fn parse_sps(nal: &[u8]) -> Result<SpsInfo, H264Error> {
-    let rbsp = unescape(nal);
+    let rbsp = crate::bits::unescape_rbsp(nal);
     let mut r = BitReader::new(&rbsp);
     r.skip(8)?; // NAL header
     let profile = r.bits(8)? as u8;

@@ -18,7 +18,7 @@ mod timestamp;
 mod track;
 
 pub use aac::{AacConfig, AacConfigError};
-pub use bits::{BitReader, BitsError};
+pub use bits::{BitReader, BitsError, unescape_rbsp};
 pub use frame::{Frame, TIMESCALE, TrackKind};
 pub use h264::{H264Error, ParameterSets, SpsInfo, parse_avcc, parse_sps};
 pub use timestamp::{NormalizedTime, TimestampNormalizer};
