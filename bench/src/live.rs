@@ -195,13 +195,14 @@ pub fn ramp(max: usize) -> Vec<usize> {
 }
 
 impl Capacity {
-    /// Server CPU per publisher (core-ms per second) at the largest passing step.
+    /// Server CPU per publisher (core-ms per second) at the largest passing step, when
+    /// that step used enough CPU (0.1 core) for /proc's tick resolution to be fine enough.
     pub fn cpu_per_publisher_ms(&self) -> Option<f64> {
         let (run, _) = self
             .steps
             .iter()
             .rfind(|(r, ok)| *ok && r.publishers == self.max_ok)?;
-        Some(run.server_cores * 1000.0 / run.publishers as f64)
+        (run.server_cores >= 0.1).then(|| run.server_cores * 1000.0 / run.publishers as f64)
     }
 }
 

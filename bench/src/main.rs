@@ -9,6 +9,7 @@
 //!                 [--readme | --no-readme] [--media FILE] [--keep] [--servers weir,nginx]
 //! ```
 
+mod api;
 mod egress;
 mod flv;
 mod http;
@@ -89,7 +90,7 @@ impl Config {
         let mut c = Self {
             quick,
             only: vec!["latency".into(), "egress".into(), "publishers".into()],
-            latency_secs: if quick { 15.0 } else { 45.0 },
+            latency_secs: if quick { 12.0 } else { 45.0 },
             viewers: if quick {
                 vec![200]
             } else {
@@ -97,7 +98,7 @@ impl Config {
             },
             viewer_secs: if quick { 8.0 } else { 15.0 },
             publishers_max: if quick { 8 } else { 768 },
-            step_secs: if quick { 10.0 } else { 15.0 },
+            step_secs: if quick { 8.0 } else { 15.0 },
             part_target_ms: 200,
             nginx_poll_ms: 50,
             viewer_poll_ms: 500,
@@ -339,13 +340,43 @@ fn live(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `weir-bench api`: GraphQL and publish-authorisation numbers, written to the README.
+fn api_bench(args: &[String]) -> anyhow::Result<()> {
+    let table = api::run(args)?;
+    if args.iter().any(|a| a == "--no-readme") {
+        return Ok(());
+    }
+    let readme = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let text = std::fs::read_to_string(&readme)?;
+    let (begin, end) = ("<!-- api-results:begin -->", "<!-- api-results:end -->");
+    let section = format!(
+        "{begin}\n## API results\n\n{} (`cargo xtask bench api`{}).\n\n{table}{end}",
+        report::machine(),
+        if args.iter().any(|a| a == "--quick") {
+            " --quick"
+        } else {
+            ""
+        },
+    );
+    let text = match (text.find(begin), text.find(end)) {
+        (Some(a), Some(b)) if a < b => format!("{}{section}{}", &text[..a], &text[b + end.len()..]),
+        _ => format!("{text}\n{section}\n"),
+    };
+    std::fs::write(&readme, text)?;
+    progress!("API results written to {}", readme.display());
+    Ok(())
+}
+
 fn main() -> ExitCode {
     started();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("live") => live(&args[1..]),
+        Some("api") => api_bench(&args[1..]),
         _ => {
-            eprintln!("usage: weir-bench live [--quick] [flags…]  (see bench/README.md)");
+            eprintln!(
+                "usage: weir-bench live [--quick] [flags…] | weir-bench api [--quick] [--clients N]  (see bench/README.md)"
+            );
             return ExitCode::from(2);
         }
     };

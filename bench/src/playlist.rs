@@ -133,9 +133,16 @@ pub fn part_numbers(uri: &str) -> Option<(u64, u64)> {
     Some((m.parse().ok()?, i.parse().ok()?))
 }
 
-/// The directory part of a path, with its trailing slash.
+/// The directory part of a path (its query ignored), with its trailing slash.
 pub fn dir_of(path: &str) -> &str {
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
     path.rfind('/').map_or("/", |i| &path[..=i])
+}
+
+/// `url` with `query` added (`?` or `&`).
+pub fn with_query(url: &str, query: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{query}")
 }
 
 /// One object a client should fetch next.
@@ -271,5 +278,8 @@ mod tests {
         assert_eq!(attr("A=1,B=\"x,y\",C=3", "C"), Some("3"));
         assert_eq!(attr("A=1,B=\"x,y\",C=3", "B"), Some("x,y"));
         assert_eq!(dir_of("/live/c/b/media.m3u8"), "/live/c/b/");
+        assert_eq!(dir_of("/live/c/b/media.m3u8?s=a/b"), "/live/c/b/");
+        assert_eq!(with_query("/m.m3u8", "x=1"), "/m.m3u8?x=1");
+        assert_eq!(with_query("/m.m3u8?s=2", "x=1"), "/m.m3u8?s=2&x=1");
     }
 }

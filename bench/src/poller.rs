@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 
 use crate::http::Client;
-use crate::playlist::{Fetch, Follower, Start, dir_of, first_variant, parse_media};
+use crate::playlist::{Fetch, Follower, Start, dir_of, first_variant, parse_media, with_query};
 
 /// One downloaded media object.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,10 +98,10 @@ fn follow(
     };
     let dir = dir_of(&media_path).to_owned();
     let mut follower = Follower::default();
-    let mut query = None;
+    let mut query: Option<String> = None;
     while !stop.load(Ordering::Relaxed) {
         let url = match &query {
-            Some(q) => format!("{media_path}?{q}"),
+            Some(q) => with_query(&media_path, q),
             None => media_path.clone(),
         };
         let r = client.get(&url)?;

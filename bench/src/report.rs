@@ -45,6 +45,17 @@ fn row(t: &mut String, name: &str, w: f64, p: f64, digits: usize, higher: bool) 
     );
 }
 
+/// The publishers-per-core ratio, marked as a bound where a ramp ended without failing.
+fn bounded_ratio(w: &Capacity, p: &Capacity) -> String {
+    let r = ratio(w.max_ok as f64, p.max_ok as f64, true);
+    match (w.capped.is_some(), p.capped.is_some()) {
+        (true, false) if r != "–" => format!("≥{r}"),
+        (false, true) if r != "–" => format!("≤{r}"),
+        (true, true) => "–".into(),
+        _ => r,
+    }
+}
+
 /// The results table in Markdown (readable as plain text too).
 pub fn table(r: &Results, cfg: &Config) -> String {
     let mut t = String::new();
@@ -77,7 +88,7 @@ pub fn table(r: &Results, cfg: &Config) -> String {
             let v = lw.viewers;
             row(
                 &mut t,
-                &format!("{v} viewers: media objects/s"),
+                &format!("{v} viewers: media objects/s (parts vs segments)"),
                 lw.media_per_s,
                 lp.media_per_s,
                 0,
@@ -140,7 +151,7 @@ pub fn table(r: &Results, cfg: &Config) -> String {
             "| publishers per core{note} | {} | {} | {} |",
             show(w),
             show(p),
-            ratio(w.max_ok as f64, p.max_ok as f64, true)
+            bounded_ratio(w, p)
         );
         if let (Some(cw), Some(cp)) = (w.cpu_per_publisher_ms(), p.cpu_per_publisher_ms()) {
             row(

@@ -14,7 +14,7 @@ use compio::io::{AsyncRead as _, AsyncWriteExt as _};
 use compio::net::TcpStream;
 
 use crate::http::{parse_head, request};
-use crate::playlist::{Follower, Start, dir_of, first_variant, parse_media};
+use crate::playlist::{Follower, Start, dir_of, first_variant, parse_media, with_query};
 use crate::poller::Mode;
 
 /// Download counters shared with the measuring thread.
@@ -130,7 +130,7 @@ async fn follow(addr: SocketAddr, path: &str, mode: Mode, c: &Counters) -> anyho
     let _active = Active::new(&c.active);
     loop {
         let url = match &query {
-            Some(q) => format!("{media_path}?{q}"),
+            Some(q) => with_query(&media_path, q),
             None => media_path.clone(),
         };
         let (status, body, n) = conn.get(&url, true).await?;

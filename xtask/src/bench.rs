@@ -2,6 +2,8 @@
 //!
 //! `cargo xtask bench live [--quick] [FLAGS…]` — flags are those of `weir-bench live`
 //! (bench/README.md); `--quick` takes about 3 minutes, a full run about 15.
+//! `cargo xtask bench api [--quick] [--clients N]` — GraphQL throughput/latency per core
+//! and publish-authorisation latency in split mode (etcd).
 
 use std::process::Command;
 
@@ -35,6 +37,26 @@ pub fn run(args: &[String]) -> Result<(), String> {
                     .env("WEIR_BIN", dir.join("weir")),
             )
         }
-        other => Err(format!("unknown bench scenario {other:?} (have: live)")),
+        "api" => {
+            crate::setup::install(["etcd-server"].iter())?;
+            crate::run(crate::cargo().args([
+                "build",
+                "--release",
+                "-p",
+                "weir",
+                "-p",
+                "weir-bench",
+            ]))?;
+            let dir = crate::target_dir().join("release");
+            crate::run(
+                Command::new(dir.join("weir-bench"))
+                    .arg("api")
+                    .args(rest)
+                    .env("WEIR_BIN", dir.join("weir")),
+            )
+        }
+        other => Err(format!(
+            "unknown bench scenario {other:?} (have: live, api)"
+        )),
     }
 }
