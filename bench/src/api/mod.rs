@@ -162,6 +162,22 @@ pub fn run(args: &[String]) -> anyhow::Result<String> {
     let weir = Weir::serve()?;
     let (token, channel) = account(weir.api_port, "serve")?;
     let t = token.as_str();
+    // One channel per client for the mutation, so clients do not conflict on one record.
+    let mut own = vec![channel];
+    let mut conn = Conn::connect(weir.api_port)?;
+    for k in 1..clients {
+        let v = conn.graphql(
+            Some(t),
+            "mutation($s:String!){createChannel(slug:$s,title:\"bench\"){id}}",
+            json!({"s": format!("bench-serve-{k}")}),
+        )?;
+        own.push(
+            v["data"]["createChannel"]["id"]
+                .as_str()
+                .with_context(|| format!("createChannel failed: {v}"))?
+                .to_owned(),
+        );
+    }
     rows.push(load(
         "query `me`",
         weir.api_port,
@@ -195,10 +211,11 @@ pub fn run(args: &[String]) -> anyhow::Result<String> {
         secs,
         |c, i| {
             let q = "mutation($id:ID!,$t:String){updateChannel(id:$id,title:$t){id}}";
+            let id = &own[(i / 1_000_000) % own.len()];
             Ok(gql_ok(&c.graphql(
                 Some(t),
                 q,
-                json!({"id": channel, "t": format!("t{i}")}),
+                json!({"id": id, "t": format!("t{i}")}),
             )?))
         },
     )?);
