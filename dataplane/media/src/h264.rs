@@ -164,7 +164,11 @@ fn skip_scaling_list(r: &mut BitReader<'_>, size: usize) -> Result<(), BitsError
     let mut next = 8i32;
     for _ in 0..size {
         if next != 0 {
+            // delta_scale is specified in -128..=127; anything else is a corrupt SPS.
             let delta = r.se()?;
+            if !(-128..=127).contains(&delta) {
+                return Err(BitsError);
+            }
             next = (last + delta + 256).rem_euclid(256);
         }
         if next != 0 {
