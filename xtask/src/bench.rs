@@ -19,44 +19,28 @@ pub fn run(args: &[String]) -> Result<(), String> {
         Some(a) => (a, &args[1..]),
     };
     match scenario {
-        "live" => {
-            crate::setup::install(PACKAGES.iter())?;
-            crate::run(crate::cargo().args([
-                "build",
-                "--release",
-                "-p",
-                "weir",
-                "-p",
-                "weir-bench",
-            ]))?;
-            let dir = crate::target_dir().join("release");
-            crate::run(
-                Command::new(dir.join("weir-bench"))
-                    .arg("live")
-                    .args(rest)
-                    .env("WEIR_BIN", dir.join("weir")),
-            )
-        }
-        "api" => {
-            crate::setup::install(["etcd-server"].iter())?;
-            crate::run(crate::cargo().args([
-                "build",
-                "--release",
-                "-p",
-                "weir",
-                "-p",
-                "weir-bench",
-            ]))?;
-            let dir = crate::target_dir().join("release");
-            crate::run(
-                Command::new(dir.join("weir-bench"))
-                    .arg("api")
-                    .args(rest)
-                    .env("WEIR_BIN", dir.join("weir")),
-            )
-        }
-        other => Err(format!(
-            "unknown bench scenario {other:?} (have: live, api)"
-        )),
+        "live" => bench("live", &PACKAGES, rest),
+        "api" => bench("api", &["etcd-server"], rest),
+        other => Err(format!("unknown bench scenario {other:?} (have: live, api)")),
     }
+}
+
+/// Installs `packages`, builds release `weir` and `weir-bench`, runs `weir-bench <scenario>`.
+fn bench(scenario: &str, packages: &[&str], rest: &[String]) -> Result<(), String> {
+    crate::setup::install(packages.iter())?;
+    crate::run(crate::cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "weir",
+        "-p",
+        "weir-bench",
+    ]))?;
+    let dir = crate::target_dir().join("release");
+    crate::run(
+        Command::new(dir.join("weir-bench"))
+            .arg(scenario)
+            .args(rest)
+            .env("WEIR_BIN", dir.join("weir")),
+    )
 }
