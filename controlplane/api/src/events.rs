@@ -122,6 +122,12 @@ impl ApiState {
         }
     }
 
+    /// Whether playback of a channel needs signed URLs (the data plane enforces it).
+    pub async fn playback_signed(&self, channel_id: &str) -> Result<bool, StoreError> {
+        let e = self.store().get_entitlement(channel_id).await?;
+        Ok(crate::state::requires_signature(&e))
+    }
+
     /// Whether a stream key id was revoked (publish authorization).
     pub async fn is_stream_key_revoked(&self, key_id: &str) -> Result<bool, StoreError> {
         self.store().is_stream_key_revoked(key_id).await

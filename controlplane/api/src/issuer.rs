@@ -9,4 +9,8 @@ pub trait StreamKeyIssuer: Send + Sync + 'static {
 
     /// Revokes a key id (e.g. pushes it to the data plane's revocation list).
     fn revoke(&self, key_id: &str);
+
+    /// The query string (`exp=…&sig=…`) that lets a player open `channel`'s playlists on
+    /// the data plane until `expires_at` (UNIX seconds).
+    fn sign_playback(&self, channel: &str, expires_at: u64) -> String;
 }

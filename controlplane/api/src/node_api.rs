@@ -9,7 +9,8 @@
 //!   `stream_ended {stream_id}` → the stream;
 //!   `viewer_count {channel_id, node_id, count}` → `{"total": n}`;
 //!   `heartbeat {node, ttl_secs}` → the node.
-//! - `POST /v1/node/authorize {key_id}` → `200 {"channel_id": …}` or `403`.
+//! - `POST /v1/node/authorize {key_id}` → `200 {"channel_id": …, "signed_playback": bool}`
+//!   or `403`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -177,7 +178,12 @@ async fn authorize(State(state): State<Arc<ApiState>>, req: Request) -> Response
         Err(r) => return r,
     };
     match state.authorize_publish(&a.key_id).await {
-        Ok(Some(channel_id)) => Json(json!({ "channel_id": channel_id })).into_response(),
+        Ok(Some(channel_id)) => match state.playback_signed(&channel_id).await {
+            Ok(signed) => {
+                Json(json!({ "channel_id": channel_id, "signed_playback": signed })).into_response()
+            }
+            Err(e) => store_err(e),
+        },
         Ok(None) => err(StatusCode::FORBIDDEN, "stream key unknown or revoked"),
         Err(e) => store_err(e),
     }

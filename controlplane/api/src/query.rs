@@ -7,7 +7,9 @@ use weir_auth::Permission;
 use crate::ctx::{channel_with, principal, require_global, state};
 use crate::error::{ApiError, ApiResult, gql};
 use crate::pagination::{PageArgs, paginate};
-use crate::types::{Channel, Destination, Entitlement, Node, Recording, Stream, StreamKey, User};
+use crate::types::{
+    Channel, Destination, Entitlement, Node, PlaybackUrl, Recording, Stream, StreamKey, User,
+};
 
 /// The query root.
 #[derive(Default)]
@@ -208,6 +210,38 @@ impl QueryRoot {
             .await
             .map_err(gql)?;
         Ok(e.into())
+    }
+
+    /// Where to watch the channel. Public channels: the plain playlist path, for anyone.
+    /// Channels whose policy requires signed URLs, or subscriber-only ones: a URL signed
+    /// with an expiry (the policy's TTL), for signed-in members of the channel and admins
+    /// (subscriptions themselves are not modelled yet).
+    async fn playback_url(&self, ctx: &Context<'_>, channel_id: ID) -> ApiResult<PlaybackUrl> {
+        let st = state(ctx);
+        let ch = st
+            .store()
+            .get_channel(&channel_id)
+            .await
+            .map_err(gql)?
+            .ok_or_else(|| ApiError::not_found("channel"))?;
+        let e = st.store().get_entitlement(&channel_id).await.map_err(gql)?;
+        let path = format!("/live/{}/index.m3u8", ch.slug);
+        if !crate::state::requires_signature(&e) {
+            return Ok(PlaybackUrl {
+                url: path,
+                expires_at: None,
+            });
+        }
+        channel_with(ctx, &channel_id, Permission::ReadChannel).await?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let exp = now + u64::from(e.signed_url_ttl_secs.max(1));
+        let q = st.inner.issuer.sign_playback(&ch.slug, exp);
+        Ok(PlaybackUrl {
+            url: format!("{path}?{q}"),
+            expires_at: Some(i64::try_from(exp).unwrap_or(i64::MAX)),
+        })
     }
 
     /// Live data-plane nodes (admins only).

@@ -127,3 +127,9 @@ impl ApiState {
         self.inner.events.subscribe()
     }
 }
+
+/// Whether a channel's playback needs a signed URL: signed URLs switched on, or access
+/// restricted to subscribers.
+pub fn requires_signature(e: &weir_store::Entitlement) -> bool {
+    e.signed_urls || e.access != weir_store::Access::Public
+}

@@ -169,6 +169,16 @@ impl From<s::StreamKeyMeta> for StreamKey {
 
 /// A newly issued key: the only time the secret is returned.
 #[derive(SimpleObject, Clone, Debug)]
+pub struct PlaybackUrl {
+    /// Path and query on any data-plane node's HTTP origin, e.g.
+    /// `/live/<slug>/index.m3u8?exp=…&sig=…`.
+    pub url: String,
+    /// When a signed URL stops working (Unix seconds); null for public channels.
+    pub expires_at: Option<i64>,
+}
+
+/// A freshly issued stream key.
+#[derive(SimpleObject, Clone, Debug)]
 pub struct IssuedStreamKey {
     /// Metadata.
     pub key: StreamKey,

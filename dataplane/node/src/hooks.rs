@@ -15,6 +15,8 @@ pub struct PublishGrant {
     pub channel: String,
     /// The control plane's id of the channel (equal to `channel` without one).
     pub channel_id: String,
+    /// Playback of this channel needs a signed URL (see [`PublishAuth::playback_access`]).
+    pub signed_playback: bool,
 }
 
 /// Why a publish was refused; `code` is the RTMP status code sent to the client.
@@ -35,6 +37,21 @@ pub trait PublishAuth: Send + Sync + 'static {
         app: &str,
         stream_name: &str,
     ) -> LocalFuture<Result<PublishGrant, PublishRefusal>>;
+
+    /// For channels with signed playback: what a playlist request's query string
+    /// (`exp=…&sig=…`) grants on `channel` now.
+    fn playback_access(&self, channel: &str, query: &str) -> PlaybackAccess;
+}
+
+/// The verdict on a signed playback URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlaybackAccess {
+    /// Valid and not expired.
+    Allowed,
+    /// Genuinely signed but past its expiry: a player already watching may go on.
+    Expired,
+    /// Missing, malformed or forged.
+    Denied,
 }
 
 /// A broadcast as reported in lifecycle events.

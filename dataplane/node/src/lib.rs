@@ -24,7 +24,8 @@ mod shutdown;
 
 pub use config::{IoBackend, NodeConfig};
 pub use hooks::{
-    BroadcastInfo, LocalFuture, NoEvents, PublishAuth, PublishGrant, PublishRefusal, StreamEvents,
+    BroadcastInfo, LocalFuture, NoEvents, PlaybackAccess, PublishAuth, PublishGrant,
+    PublishRefusal, StreamEvents,
 };
 pub use http::request::{Request, RequestError, RequestParser};
 pub use metrics_setup::install_metrics;

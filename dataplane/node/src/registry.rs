@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use event_listener::Event;
@@ -33,6 +34,8 @@ pub struct Stream {
     pub info: BroadcastInfo,
     /// Viewer sessions (from the multivariant playlist) and when each was last seen.
     pub viewers: Mutex<ViewerSessions>,
+    /// Playlists need a signed URL (the channel's playback policy, set at publish).
+    pub signed_playback: AtomicBool,
     /// Notified whenever a part is added or the stream ends.
     pub changed: Event,
     /// The packager and publisher bookkeeping.
@@ -55,6 +58,15 @@ impl Stream {
     /// Wakes every viewer waiting on this stream.
     pub fn notify(&self) {
         self.changed.notify(usize::MAX);
+    }
+
+    /// Whether a viewer session requested a playlist within the last [`VIEWER_TTL`].
+    pub fn viewer_active(&self, session: u64, now: Instant) -> bool {
+        self.viewers
+            .lock()
+            .seen
+            .get(&session)
+            .is_some_and(|last| now.saturating_duration_since(*last) < VIEWER_TTL)
     }
 
     /// A viewer session requested a playlist.
@@ -189,7 +201,13 @@ impl Registry {
                 });
             }
         }
-        let broadcast_id = format!("b{:x}", wallclock_ms());
+        // Object URLs live under the broadcast id: random, so they cannot be guessed
+        // (signed playback protects the playlists that name them).
+        let mut id = [0u8; 8];
+        let broadcast_id = match weir_streamkey::random_bytes(&mut id) {
+            Ok(()) => format!("b{:016x}", u64::from_be_bytes(id)),
+            Err(_) => format!("b{:x}", wallclock_ms()),
+        };
         let stream = Arc::new(Stream {
             channel: channel.to_owned(),
             info: BroadcastInfo {
@@ -199,6 +217,7 @@ impl Registry {
             },
             broadcast_id,
             viewers: Mutex::new(ViewerSessions::default()),
+            signed_playback: AtomicBool::new(false),
             changed: Event::new(),
             state: Mutex::new(StreamState {
                 hls: LiveStream::new(self.hls.clone()),

@@ -248,6 +248,9 @@ async fn authorize(
     let a = ctx
         .registry
         .begin_publish(&grant.channel, &grant.channel_id, conn, kick.clone())?;
+    a.stream
+        .signed_playback
+        .store(grant.signed_playback, std::sync::atomic::Ordering::Relaxed);
     Ok((a.stream, a.resumed))
 }
 

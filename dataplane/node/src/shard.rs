@@ -14,6 +14,7 @@ use compio::net::TcpListener;
 use futures_util::future::{Either, select};
 
 use crate::config::IoBackend;
+use crate::hooks::PublishAuth;
 use crate::registry::Registry;
 use crate::rtmp_conn::{self, RtmpContext};
 use crate::shutdown::Shutdown;
@@ -99,6 +100,7 @@ pub fn run(spec: ShardSpec) {
         compio::runtime::spawn(accept_http(
             http,
             spec.registry.clone(),
+            spec.rtmp_ctx.auth.clone(),
             spec.shutdown.clone(),
             spec.max_http,
         ))
@@ -135,6 +137,7 @@ async fn accept_rtmp(listener: TcpListener, ctx: Arc<RtmpContext>) {
 async fn accept_http(
     listener: TcpListener,
     registry: Arc<Registry>,
+    auth: Arc<dyn PublishAuth>,
     shutdown: Shutdown,
     max_connections: usize,
 ) {
@@ -152,9 +155,10 @@ async fn accept_http(
                 open.set(open.get() + 1);
                 let open = open.clone();
                 let registry = registry.clone();
+                let auth = auth.clone();
                 let shutdown = shutdown.clone();
                 compio::runtime::spawn(async move {
-                    crate::http::conn::serve(socket, registry, shutdown).await;
+                    crate::http::conn::serve(socket, registry, auth, shutdown).await;
                     open.set(open.get() - 1);
                 })
                 .detach();

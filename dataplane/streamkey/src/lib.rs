@@ -36,6 +36,9 @@ pub enum KeyError {
     /// The key was revoked.
     #[error("stream key has been revoked")]
     Revoked,
+    /// A signed playback URL is past its expiry.
+    #[error("playback URL has expired")]
+    Expired,
     /// The OS random source failed.
     #[error("no randomness available: {0}")]
     Random(String),
@@ -156,6 +159,55 @@ impl KeySigner {
     }
 }
 
+const PLAYBACK_DOMAIN: &str = "weir/playback/v1";
+
+impl KeySigner {
+    fn playback_mac(&self, channel: &str, expires_at: u64) -> HmacSha256 {
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.secret)
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        mac.update(PLAYBACK_DOMAIN.as_bytes());
+        mac.update(b":");
+        mac.update(channel.as_bytes());
+        mac.update(b":");
+        mac.update(expires_at.to_string().as_bytes());
+        mac
+    }
+
+    /// The query string (`exp=…&sig=…`) that lets a player open `channel`'s playlists
+    /// until `expires_at` (UNIX seconds).
+    pub fn sign_playback(&self, channel: &str, expires_at: u64) -> String {
+        let sig = URL_SAFE_NO_PAD.encode(
+            self.playback_mac(channel, expires_at)
+                .finalize()
+                .into_bytes(),
+        );
+        format!("exp={expires_at}&sig={sig}")
+    }
+
+    /// Checks the `exp` and `sig` parameters of a playback request's query string.
+    pub fn verify_playback(&self, channel: &str, query: &str, now: u64) -> Result<(), KeyError> {
+        let param = |name: &str| {
+            query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+        };
+        let exp: u64 = param("exp")
+            .and_then(|v| v.parse().ok())
+            .ok_or(KeyError::Malformed)?;
+        let sig = param("sig").ok_or(KeyError::Malformed)?;
+        let sig = URL_SAFE_NO_PAD
+            .decode(sig)
+            .map_err(|_| KeyError::BadSignature)?;
+        self.playback_mac(channel, exp)
+            .verify_slice(&sig)
+            .map_err(|_| KeyError::BadSignature)?;
+        if now > exp {
+            return Err(KeyError::Expired);
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,6 +223,24 @@ mod tests {
             !got.redacted()
                 .contains(key.rsplit('.').next().expect("sig"))
         );
+    }
+
+    #[test]
+    fn signed_playback_urls_verify_until_they_expire() {
+        let s = KeySigner::new(b"secret".to_vec());
+        let q = s.sign_playback("show", 1000);
+        assert_eq!(s.verify_playback("show", &format!("s=1&{q}"), 999), Ok(()));
+        assert_eq!(s.verify_playback("show", &q, 1001), Err(KeyError::Expired));
+        assert_eq!(
+            s.verify_playback("other", &q, 999),
+            Err(KeyError::BadSignature)
+        );
+        let longer = q.replace("exp=1000", "exp=9999");
+        assert_eq!(
+            s.verify_playback("show", &longer, 999),
+            Err(KeyError::BadSignature)
+        );
+        assert_eq!(s.verify_playback("show", "", 0), Err(KeyError::Malformed));
     }
 
     #[test]

@@ -6,7 +6,9 @@ use std::path::Path;
 use anyhow::Context as _;
 use std::sync::Arc;
 
-use weir_node::{LocalFuture, NodeConfig, PublishAuth, PublishGrant, PublishRefusal};
+use weir_node::{
+    LocalFuture, NodeConfig, PlaybackAccess, PublishAuth, PublishGrant, PublishRefusal,
+};
 use weir_streamkey::{KeyError, KeySigner, Revocations, StreamKey};
 
 use crate::control::{Bridge, KeyAnswer};
@@ -142,6 +144,17 @@ impl KeyAuth {
 }
 
 impl PublishAuth for KeyAuth {
+    fn playback_access(&self, channel: &str, query: &str) -> PlaybackAccess {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        match self.signer.verify_playback(channel, query, now) {
+            Ok(()) => PlaybackAccess::Allowed,
+            Err(KeyError::Expired) => PlaybackAccess::Expired,
+            Err(_) => PlaybackAccess::Denied,
+        }
+    }
+
     fn authorize(
         &self,
         _app: &str,
@@ -155,12 +168,14 @@ impl PublishAuth for KeyAuth {
                 return Ok(PublishGrant {
                     channel_id: key.channel.clone(),
                     channel: key.channel,
+                    signed_playback: false,
                 });
             };
             match control.authorize(&key.key_id, &key.channel).await {
-                KeyAnswer::Channel(channel_id) => Ok(PublishGrant {
+                KeyAnswer::Channel(channel_id, signed_playback) => Ok(PublishGrant {
                     channel: key.channel,
                     channel_id,
+                    signed_playback,
                 }),
                 KeyAnswer::Refused => {
                     tracing::info!(key = %key.redacted(), "control plane refused the key");
@@ -176,6 +191,8 @@ impl PublishAuth for KeyAuth {
                     Ok(PublishGrant {
                         channel_id: key.channel.clone(),
                         channel: key.channel,
+                        // Unknown policy: fail closed for viewers (signed URLs still play).
+                        signed_playback: true,
                     })
                 }
             }

@@ -33,6 +33,10 @@ impl StreamKeyIssuer for TestIssuer {
     fn revoke(&self, key_id: &str) {
         self.revoked.lock().push(key_id.to_string());
     }
+
+    fn sign_playback(&self, channel: &str, expires_at: u64) -> String {
+        format!("exp={expires_at}&sig=test-{channel}")
+    }
 }
 
 pub struct Harness {

@@ -11,6 +11,7 @@ use futures_util::future::{Either, select};
 
 use super::request::{Method, RequestParser};
 use super::response::Response;
+use crate::hooks::PublishAuth;
 use crate::registry::Registry;
 use crate::shutdown::Shutdown;
 
@@ -22,7 +23,12 @@ const READ_BUF: usize = 2048;
 const COALESCE_LIMIT: usize = 16 * 1024;
 
 /// Serves requests on one connection until it closes, idles out, or the node stops.
-pub async fn serve(mut stream: TcpStream, registry: Arc<Registry>, shutdown: Shutdown) {
+pub async fn serve(
+    mut stream: TcpStream,
+    registry: Arc<Registry>,
+    auth: Arc<dyn PublishAuth>,
+    shutdown: Shutdown,
+) {
     // Request heads are small: a 2 KiB read buffer keeps idle viewers cheap (the
     // buffer is owned by the in-flight read), and `pending` only grows for pipelining.
     let mut pending: Vec<u8> = Vec::new();
@@ -32,7 +38,7 @@ pub async fn serve(mut stream: TcpStream, registry: Arc<Registry>, shutdown: Shu
             match RequestParser.parse(&pending) {
                 Ok(Some((req, consumed))) => {
                     pending.drain(..consumed);
-                    let resp = super::origin::respond(&req, &registry).await;
+                    let resp = super::origin::respond(&req, &registry, &*auth).await;
                     metrics::counter!("weir_http_requests_total", "status" => resp.status.to_string())
                         .increment(1);
                     let keep = req.keep_alive && !shutdown.is_triggered();

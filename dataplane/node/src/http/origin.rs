@@ -7,8 +7,11 @@
 //! /metrics                                  Prometheus text format
 //! /healthz                                  liveness
 //! ```
-//! The broadcast id in object URLs changes with every new broadcast on a channel, so
-//! immutable caching is safe even though segment numbers restart.
+//! The broadcast id in object URLs is random and changes with every new broadcast on a
+//! channel, so immutable caching is safe even though segment numbers restart. Channels
+//! whose playback policy needs signed URLs get 403 on playlists without a valid
+//! `exp`/`sig`; the multivariant playlist carries the token onto its variant URI, and
+//! objects are reachable only through the (unguessable) broadcast directory it names.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +22,7 @@ use weir_hls::{ObjectAnswer, ObjectKind, PlaylistAnswer, PlaylistQuery};
 
 use super::request::{Method, Request};
 use super::response::Response;
+use crate::hooks::{PlaybackAccess, PublishAuth};
 use crate::registry::{Registry, Stream, StreamState};
 
 const PLAYLIST: &str = "application/vnd.apple.mpegurl";
@@ -28,7 +32,7 @@ const NO_CACHE: &str = "no-cache";
 const BLOCKING: &str = "public, max-age=2";
 
 /// Answers one request.
-pub async fn respond(req: &Request, registry: &Registry) -> Response {
+pub async fn respond(req: &Request, registry: &Registry, auth: &dyn PublishAuth) -> Response {
     match req.method {
         Method::Get | Method::Head => {}
         Method::Options => {
@@ -54,8 +58,34 @@ pub async fn respond(req: &Request, registry: &Registry) -> Response {
     let Some(stream) = parts.first().and_then(|c| registry.get(c)) else {
         return Response::error(404, "no such stream");
     };
+    let signed = stream.signed_playback.load(Ordering::Relaxed);
+    if signed {
+        let access = match parts.as_slice() {
+            [_, "index.m3u8"] | [_, _, "media.m3u8"] => {
+                Some(auth.playback_access(&stream.channel, &req.query))
+            }
+            _ => None,
+        };
+        // A player already watching (an active viewer session) keeps reloading after its
+        // URL expires; starting playback needs an unexpired URL.
+        let watching = || {
+            matches!(parts.as_slice(), [_, _, "media.m3u8"])
+                && session_of(&req.query).is_some_and(|s| stream.viewer_active(s, Instant::now()))
+        };
+        match access {
+            None | Some(PlaybackAccess::Allowed) => {}
+            Some(PlaybackAccess::Expired) if watching() => {}
+            Some(_) => {
+                metrics::counter!("weir_http_playback_refused_total").increment(1);
+                return Response::error(
+                    403,
+                    "this channel needs a signed playback URL (or it expired)",
+                );
+            }
+        }
+    }
     match parts.as_slice() {
-        [_, "index.m3u8"] => multivariant(&stream),
+        [_, "index.m3u8"] => multivariant(&stream, signed.then_some(req.query.as_str())),
         [_, bid, "media.m3u8"] if *bid == stream.broadcast_id => {
             media_playlist(&stream, &req.query).await
         }
@@ -84,7 +114,19 @@ fn session_of(query: &str) -> Option<u64> {
         .and_then(|v| u64::from_str_radix(v, 16).ok())
 }
 
-fn multivariant(stream: &Stream) -> Response {
+/// The `exp`/`sig` parameters of a signed playback query, to carry onto the variant URI.
+fn token_of(query: &str) -> String {
+    query
+        .split('&')
+        .filter(|kv| kv.starts_with("exp=") || kv.starts_with("sig="))
+        .fold(String::new(), |mut acc, kv| {
+            acc.push('&');
+            acc.push_str(kv);
+            acc
+        })
+}
+
+fn multivariant(stream: &Stream, signed_query: Option<&str>) -> Response {
     let Some(text) = stream.state.lock().hls.multivariant_playlist() else {
         return Response::error(404, "stream is starting: no tracks yet");
     };
@@ -97,7 +139,11 @@ fn multivariant(stream: &Stream) -> Response {
             out.push_str(&stream.broadcast_id);
             out.push('/');
             out.push_str(line);
-            out.push_str(&format!("?s={session:x}\n"));
+            out.push_str(&format!("?s={session:x}"));
+            if let Some(q) = signed_query {
+                out.push_str(&token_of(q));
+            }
+            out.push('\n');
         } else {
             out.push_str(line);
             out.push('\n');

@@ -38,13 +38,17 @@ impl Backend {
                 }
                 // Keys issued by `weir key issue` are not in the store: they are valid by
                 // their signature; map the channel by its slug when it exists.
-                match st.authorize_publish(key_id).await {
-                    Ok(Some(id)) => KeyAnswer::Channel(id),
+                let id = match st.authorize_publish(key_id).await {
+                    Ok(Some(id)) => id,
                     Ok(None) => match st.store().channel_by_slug(channel).await {
-                        Ok(Some(c)) => KeyAnswer::Channel(c.id),
-                        Ok(None) => KeyAnswer::Channel(channel.to_owned()),
-                        Err(_) => KeyAnswer::Unreachable,
+                        Ok(Some(c)) => c.id,
+                        Ok(None) => return KeyAnswer::Channel(channel.to_owned(), false),
+                        Err(_) => return KeyAnswer::Unreachable,
                     },
+                    Err(_) => return KeyAnswer::Unreachable,
+                };
+                match st.playback_signed(&id).await {
+                    Ok(signed) => KeyAnswer::Channel(id, signed),
                     Err(_) => KeyAnswer::Unreachable,
                 }
             }

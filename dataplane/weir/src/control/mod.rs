@@ -28,8 +28,8 @@ const LEASE: Duration = Duration::from_secs(10);
 /// What the control plane answered about a stream key.
 #[derive(Debug)]
 pub enum KeyAnswer {
-    /// Allowed, publishing to this channel id.
-    Channel(String),
+    /// Allowed, publishing to this channel id; playback needs signed URLs when true.
+    Channel(String, bool),
     /// Revoked or unknown.
     Refused,
     /// No answer (control plane or its storage unreachable).

@@ -87,7 +87,12 @@ impl Remote {
             .await
         {
             Ok((_, v)) => match v.get("channel_id").and_then(Value::as_str) {
-                Some(id) => KeyAnswer::Channel(id.to_owned()),
+                Some(id) => KeyAnswer::Channel(
+                    id.to_owned(),
+                    v.get("signed_playback")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false),
+                ),
                 None => KeyAnswer::Refused,
             },
             Err(CallError::Permanent(_)) => KeyAnswer::Refused,

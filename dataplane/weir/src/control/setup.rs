@@ -45,6 +45,10 @@ impl StreamKeyIssuer for Issuer {
             tracing::error!(error = %e, "cannot write the local revocation list");
         }
     }
+
+    fn sign_playback(&self, channel: &str, expires_at: u64) -> String {
+        self.signer.sign_playback(channel, expires_at)
+    }
 }
 
 /// Reads a secret from `env`, else from `file` (created with `make` on first use).
