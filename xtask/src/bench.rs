@@ -21,21 +21,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
     match scenario {
         "live" => bench("live", &PACKAGES, rest),
         "api" => bench("api", &["etcd-server"], rest),
-        other => Err(format!("unknown bench scenario {other:?} (have: live, api)")),
+        other => Err(format!(
+            "unknown bench scenario {other:?} (have: live, api)"
+        )),
     }
 }
 
 /// Installs `packages`, builds release `weir` and `weir-bench`, runs `weir-bench <scenario>`.
 fn bench(scenario: &str, packages: &[&str], rest: &[String]) -> Result<(), String> {
     crate::setup::install(packages.iter())?;
-    crate::run(crate::cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "weir",
-        "-p",
-        "weir-bench",
-    ]))?;
+    crate::run(crate::cargo().args(["build", "--release", "-p", "weir", "-p", "weir-bench"]))?;
     let dir = crate::target_dir().join("release");
     crate::run(
         Command::new(dir.join("weir-bench"))

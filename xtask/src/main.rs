@@ -1,7 +1,8 @@
 //! `cargo xtask`: the project's own commands.
 //!
 //! ```text
-//! cargo xtask setup [--test]     install missing Debian packages (build; --test: test peers too)
+//! cargo xtask setup [--test]     install missing Debian packages (build; --test: test peers
+//!                                too, and `npm ci` in tests/web for the browser test)
 //! cargo xtask serve [ARGS…]      setup, build release, run `weir serve ARGS…`
 //! cargo xtask test               setup --test, fmt check, clippy -D warnings, all tests
 //! cargo xtask bench live         benchmarks against peers run side by side (see bench/README.md)
@@ -98,7 +99,8 @@ fn test() -> Result<(), String> {
     ]))?;
     // Fuzz targets live outside the workspace (cargo-fuzz); make sure they still build.
     run(cargo().args(["check", "--manifest-path", "dataplane/fuzz/Cargo.toml"]))?;
-    // The end-to-end tests drive the real binary: build it first.
+    // The end-to-end tests drive the real binary: build it first. (setup::run(true) above
+    // also ran `npm ci` in tests/web for the browser test, when needed.)
     run(cargo().args(["build", "-p", "weir"]))?;
     run(cargo()
         .args(["test", "--workspace", "--no-fail-fast"])

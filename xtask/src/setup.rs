@@ -1,6 +1,8 @@
-//! Installs the Debian packages the project needs, only those missing.
+//! Installs the Debian packages the project needs, only those missing, and (with the test
+//! peers) the browser test's npm packages in tests/web.
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Stdio};
 
 /// Needed to build and run the node.
 const BUILD: &[&str] = &[
@@ -9,8 +11,12 @@ const BUILD: &[&str] = &[
     "protobuf-compiler",
     "libprotobuf-dev",
 ];
-/// Test peers: real encoders, players and servers the tests start themselves.
-const TEST: &[&str] = &["ffmpeg", "etcd-server"];
+/// Test peers: real encoders, players and servers the tests start themselves
+/// (Chromium runs hls.js in `tests/tests/hlsjs.rs`).
+const TEST: &[&str] = &["ffmpeg", "etcd-server", "chromium"];
+/// Node.js and npm run the browser test's driver; installed from Debian only when
+/// they are not already on PATH (they may come from elsewhere, e.g. NodeSource).
+const NODE: &[(&str, &str)] = &[("node", "nodejs"), ("npm", "npm")];
 
 fn installed(pkg: &str) -> bool {
     Command::new("dpkg-query")
@@ -22,7 +28,30 @@ fn installed(pkg: &str) -> bool {
 
 /// Installs what is missing (needs root or sudo).
 pub fn run(with_test_peers: bool) -> Result<(), String> {
-    install(BUILD.iter().chain(if with_test_peers { TEST } else { &[] }))
+    let mut pkgs: Vec<&str> = BUILD.to_vec();
+    if with_test_peers {
+        pkgs.extend(TEST);
+        pkgs.extend(
+            NODE.iter()
+                .filter(|(tool, _)| !on_path(tool))
+                .map(|(_, pkg)| *pkg),
+        );
+    }
+    install(pkgs.iter())?;
+    if with_test_peers {
+        web_deps()?;
+    }
+    Ok(())
+}
+
+/// Whether `tool --version` runs.
+pub fn on_path(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// Installs the given packages if any is missing.
@@ -48,6 +77,27 @@ pub fn install<'a>(pkgs: impl Iterator<Item = &'a &'a str>) -> Result<(), String
     let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
     args.extend(missing.iter().copied());
     crate::run(&mut apt(&args))
+}
+
+/// `npm ci` in tests/web when its node_modules is missing or older than package-lock.json.
+pub fn web_deps() -> Result<(), String> {
+    let web = crate::root().join("tests/web");
+    let lock = web.join("package-lock.json");
+    // npm writes node_modules/.package-lock.json on every install.
+    let installed = web.join("node_modules/.package-lock.json");
+    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let fresh = match (mtime(&installed), mtime(&lock)) {
+        (Some(i), Some(l)) => i >= l,
+        _ => false,
+    };
+    if fresh {
+        return Ok(());
+    }
+    crate::run(
+        Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&web),
+    )
 }
 
 fn is_root() -> bool {

@@ -1,0 +1,97 @@
+// Plays a weir LL-HLS stream with hls.js in Debian's headless Chromium and prints what the
+// player saw as one JSON line on stdout.
+//
+//   node play.mjs <multivariant URL> [timeout seconds = 30] [seconds to play = 6]
+//
+// Exits 0 once the video has played that far (currentTime and seconds actually played), 1 on a fatal hls.js/video error, 2 on a
+// timeout, 3 when the browser cannot be started. Needs `npm ci` here and /usr/bin/chromium
+// (`cargo xtask setup --test` installs both); CHROMIUM overrides the browser path.
+
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { chromium } from "playwright-core";
+
+const [src, timeoutArg = "30", playArg = "6"] = process.argv.slice(2);
+if (!src) {
+  console.error("usage: node play.mjs <multivariant URL> [timeout s] [seconds to play]");
+  process.exit(64);
+}
+const timeoutMs = Number(timeoutArg) * 1000;
+const playSeconds = Number(playArg);
+const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const page_url = pathToFileURL(join(here, "player.html"));
+page_url.searchParams.set("src", src);
+
+// Chromium as root, on a machine with no network but loopback: no sandbox, no GPU, no
+// background connections to Google, a fresh profile.
+const userDataDir = mkdtempSync(join(tmpdir(), "weir-chromium-"));
+const args = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--autoplay-policy=no-user-gesture-required",
+];
+
+let context;
+try {
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath,
+    headless: true,
+    args,
+    timeout: 20_000,
+  });
+} catch (e) {
+  rmSync(userDataDir, { recursive: true, force: true });
+  console.error(`cannot start ${executablePath}: ${e.message}`);
+  process.exit(3);
+}
+
+let code = 2;
+let report = null;
+const started = Date.now();
+try {
+  const page = context.pages()[0] ?? (await context.newPage());
+  page.on("console", (m) => {
+    if (m.type() === "error" || m.type() === "warning") console.error(`page ${m.type()}: ${m.text()}`);
+  });
+  page.on("pageerror", (e) => console.error(`page exception: ${e.message}`));
+  await page.goto(page_url.href);
+  const deadline = started + timeoutMs;
+  for (;;) {
+    report = await page.evaluate(() => JSON.parse(JSON.stringify(window.snapshot())));
+    if (report.errors.some((e) => e.fatal)) {
+      code = 1;
+      break;
+    }
+    if (report.playing && report.currentTime >= playSeconds && report.played >= playSeconds) {
+      code = 0;
+      break;
+    }
+    if (Date.now() >= deadline) {
+      code = 2;
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+} catch (e) {
+  console.error(`player failed: ${e.stack || e}`);
+  code = 1;
+} finally {
+  await context.close().catch(() => {});
+  rmSync(userDataDir, { recursive: true, force: true });
+}
+if (report) {
+  report.elapsedMs = Date.now() - started;
+  console.log(JSON.stringify(report));
+}
+if (code === 2) console.error(`timed out after ${timeoutArg} s`);
+process.exit(code);
