@@ -5,8 +5,9 @@ use std::time::Duration;
 /// How a [`crate::LiveStream`] cuts parts and segments and how much it keeps.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HlsConfig {
-    /// Target duration of a partial segment (`PART-TARGET`); every part is at most this
-    /// long unless a single frame is longer. Default 200 ms; at least 10 ms is used.
+    /// Nominal duration of a partial segment. Parts are cut at the last frame that keeps
+    /// them within [`HlsConfig::advertised_part_target`] (this plus 5 %), which is what the
+    /// playlist announces as `PART-TARGET`. Default 200 ms; at least 10 ms is used.
     pub part_target: Duration,
     /// Target duration of a segment; segments are cut at the first video key frame once
     /// they are this long (within half a frame). Default 2 s; at least `part_target`.
@@ -36,6 +37,15 @@ impl Default for HlsConfig {
 }
 
 impl HlsConfig {
+    /// `PART-TARGET` as announced: the nominal part target plus 5 % headroom. Encoders
+    /// stamp frames in whole milliseconds (29.97 fps gives 33/34 ms), so six frames of a
+    /// nominal 200 ms part may add up to 201 ms; without headroom such parts would be cut
+    /// a frame early (167 ms), under the 85 % of PART-TARGET that RFC 8216bis requires of
+    /// parts that are neither independent nor last in their segment.
+    pub fn advertised_part_target(&self) -> Duration {
+        self.part_target + self.part_target / 20
+    }
+
     /// The configuration with every value brought into its usable range.
     pub(crate) fn clamped(mut self) -> Self {
         self.part_target = self.part_target.max(Duration::from_millis(10));

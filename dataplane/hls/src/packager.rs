@@ -7,7 +7,8 @@
 //!   Audio samples get nominal durations at once (see [`crate::clock`]).
 //! - When a master sample becomes known, the part is closed *before* it if it would make
 //!   the part longer than the part target, and *after* it if the next sample (assumed as
-//!   long) would. So every part is at most `part_target` long unless one frame is longer.
+//!   long) would. So every part is at most the (advertised) part target long unless one
+//!   frame is longer.
 //! - A segment ends (with its last part) right before a video key frame once it is at
 //!   least `segment_target` long (within half a frame, to absorb millisecond timestamp
 //!   jitter); audio-only streams cut by time. A segment reaching `max_segment` without a

@@ -56,8 +56,8 @@ pub(crate) fn media_playlist(cfg: &HlsConfig, w: &Window, ended: bool, skip: boo
          #EXT-X-PART-INF:PART-TARGET={}\n#EXT-X-MEDIA-SEQUENCE:{first_msn}\n",
         w.target_duration,
         secs3(can_skip_until(w)),
-        secs3(cfg.part_target * 3),
-        secs3(cfg.part_target),
+        secs3(cfg.advertised_part_target() * 3),
+        secs3(cfg.advertised_part_target()),
     );
     if discontinuity_sequence > 0 {
         let _ = writeln!(

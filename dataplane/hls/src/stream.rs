@@ -45,7 +45,7 @@ impl LiveStream {
         let config = config.clamped();
         Self {
             packager: Packager::new(
-                config.part_target,
+                config.advertised_part_target(),
                 config.segment_target,
                 config.max_segment,
             ),
