@@ -94,10 +94,15 @@ pub async fn respond(req: &Request, registry: &Registry, auth: &dyn PublishAuth)
     }
 }
 
-/// A new viewer session id (not a secret: it only de-duplicates viewer counts).
+/// A new viewer session id: random, because on channels with signed playback an active
+/// session lets a player keep reloading after its URL expires.
 fn new_session() -> u64 {
+    let mut b = [0u8; 8];
+    if weir_streamkey::random_bytes(&mut b).is_ok() {
+        return u64::from_be_bytes(b);
+    }
+    // No OS randomness (never seen in practice): splitmix64 over a clock-seeded counter.
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    // splitmix64 over a counter seeded by the clock: distinct and well spread.
     let mut z = NEXT
         .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
         .wrapping_add(crate::registry::wallclock_ms());
