@@ -61,14 +61,7 @@ pub fn parse_audio(payload: &Bytes) -> Result<AudioTag, FlvError> {
             })
         }
         FORMAT_EX_HEADER => {
-            let mut packet_type = c.skip_mod_ex(b0 & 0x0f)?;
-            let (fourcc, body) = if packet_type == MULTITRACK {
-                let (pt, fourcc, body) = c.first_track()?;
-                packet_type = pt;
-                (fourcc, body)
-            } else {
-                (c.bytes::<4>()?, c.rest())
-            };
+            let (packet_type, fourcc, body) = c.ex_header(b0 & 0x0f, MULTITRACK)?;
             let codec = match &fourcc {
                 b"mp4a" => AudioCodec::Aac,
                 b"Opus" => AudioCodec::Opus,

@@ -94,6 +94,23 @@ impl<'a> Cursor<'a> {
         Ok(packet_type)
     }
 
+    /// Reads the rest of an Enhanced RTMP audio or video header after its first byte
+    /// (whose low nibble is `packet_type`): ModEx prefixes, then either a FourCC or, when
+    /// the packet type is `multitrack`, the first track's framing. Returns the final packet
+    /// type, the FourCC and the body.
+    pub(crate) fn ex_header(
+        &mut self,
+        packet_type: u8,
+        multitrack: u8,
+    ) -> Result<(u8, [u8; 4], Bytes), FlvError> {
+        let packet_type = self.skip_mod_ex(packet_type)?;
+        if packet_type == multitrack {
+            self.first_track()
+        } else {
+            Ok((packet_type, self.bytes::<4>()?, self.rest()))
+        }
+    }
+
     /// Reads a multitrack header and the first track's framing; returns the track's
     /// packet type, FourCC and body. Further tracks are skipped (the bus carries one
     /// track per kind).

@@ -102,14 +102,7 @@ pub fn parse_video(payload: &Bytes) -> Result<VideoTag, FlvError> {
 fn parse_enhanced(b0: u8, mut c: Cursor<'_>) -> Result<VideoTag, FlvError> {
     const MULTITRACK: u8 = 6;
     let frame_type = (b0 >> 4) & 0x07;
-    let mut packet_type = c.skip_mod_ex(b0 & 0x0f)?;
-    let (fourcc, body) = if packet_type == MULTITRACK {
-        let (pt, fourcc, body) = c.first_track()?;
-        packet_type = pt;
-        (fourcc, body)
-    } else {
-        (c.bytes::<4>()?, c.rest())
-    };
+    let (packet_type, fourcc, body) = c.ex_header(b0 & 0x0f, MULTITRACK)?;
     let codec = match &fourcc {
         b"avc1" => VideoCodec::Avc,
         b"hvc1" => VideoCodec::Hevc,
