@@ -104,12 +104,7 @@ pub fn all_in_one(config: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down: ending playlists, closing connections");
     shutdown.trigger();
     started.join();
-    // Give the bridge a moment to report the ended streams.
-    rt.block_on(async { tokio::time::sleep(Duration::from_millis(500)).await });
-    stop_api.notify_waiters();
-    let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(3), api).await });
-    rt.shutdown_timeout(Duration::from_secs(2));
-    tracing::info!("stopped");
+    stop_control(rt, true, Some((stop_api, api)));
     Ok(())
 }
 
@@ -134,9 +129,7 @@ pub fn dataplane(config: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down: ending playlists, closing connections");
     shutdown.trigger();
     started.join();
-    rt.block_on(async { tokio::time::sleep(Duration::from_millis(500)).await });
-    rt.shutdown_timeout(Duration::from_secs(2));
-    tracing::info!("stopped");
+    stop_control(rt, true, None);
     Ok(())
 }
 
@@ -167,11 +160,27 @@ pub fn controlplane(config: Config) -> anyhow::Result<()> {
     ))?;
     wait_for_signal()?;
     tracing::info!("shutting down");
-    stop_api.notify_waiters();
-    let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(3), api).await });
+    stop_control(rt, false, Some((stop_api, api)));
+    Ok(())
+}
+
+/// Stops the control side: gives the bridge a moment to report the streams the node just
+/// ended (`flush`), drains the API (if any), then the runtime.
+fn stop_control(
+    rt: tokio::runtime::Runtime,
+    flush: bool,
+    api: Option<(Arc<tokio::sync::Notify>, tokio::task::JoinHandle<()>)>,
+) {
+    if flush {
+        rt.block_on(async { tokio::time::sleep(Duration::from_millis(500)).await });
+    }
+    if let Some((stop, task)) = api {
+        // A stored permit: the API sees it even if it is not waiting at this instant.
+        stop.notify_one();
+        let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(3), task).await });
+    }
     rt.shutdown_timeout(Duration::from_secs(2));
     tracing::info!("stopped");
-    Ok(())
 }
 
 fn wait_for_signal() -> anyhow::Result<()> {
