@@ -185,11 +185,22 @@ pub fn latency(
     Ok(out)
 }
 
-/// The ramp of publisher counts: 1, 2, 4, … up to `max` (always including `max`).
+/// Past this count the ramp grows linearly, by this much a step.
+const RAMP_LINEAR_FROM: usize = 256;
+
+/// The ramp of publisher counts: 1, 2, 4, … 256, then 512, 768, 1024, … (steps of 256, so
+/// the capacity is found to within a quarter of the first doubling that fails) up to
+/// `max`, always including `max`.
 pub fn ramp(max: usize) -> Vec<usize> {
-    let mut v: Vec<usize> = std::iter::successors(Some(1usize), |k| Some(k * 2))
-        .take_while(|&k| k < max)
-        .collect();
+    let mut v: Vec<usize> = std::iter::successors(Some(1usize), |&k| {
+        Some(if k < RAMP_LINEAR_FROM {
+            k * 2
+        } else {
+            k + RAMP_LINEAR_FROM
+        })
+    })
+    .take_while(|&k| k < max)
+    .collect();
     v.push(max.max(1));
     v
 }
@@ -234,7 +245,11 @@ pub fn capacity(setup: &Setup, media: &Arc<Media>, cfg: &Config) -> anyhow::Resu
             capped: Some("ramp ended"),
             bound_ms: cfg.part_target_ms as f64 + 150.0,
         };
-        for k in ramp(cfg.publishers_max) {
+        let steps = match &cfg.ramp {
+            Some(list) => list.clone(),
+            None => ramp(cfg.publishers_max),
+        };
+        for k in steps {
             crate::progress!(
                 "publishers: {} — K={k} for {:.0} s",
                 kind.name(),
@@ -292,5 +307,13 @@ mod tests {
         assert_eq!(super::ramp(1), [1]);
         assert_eq!(super::ramp(8), [1, 2, 4, 8]);
         assert_eq!(super::ramp(48), [1, 2, 4, 8, 16, 32, 48]);
+        assert_eq!(
+            super::ramp(1280),
+            [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 768, 1024, 1280]
+        );
+        assert_eq!(
+            super::ramp(600),
+            [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 600]
+        );
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! weir-bench live [--quick] [--only latency,egress,publishers] [--latency-secs S]
-//!                 [--viewers 200,500,1000] [--viewer-secs S] [--publishers-max K]
+//!                 [--viewers 200,500,1000] [--viewer-secs S] [--publishers-max K] [--ramp K1,K2,…]
 //!                 [--step-secs S] [--part-target-ms MS] [--nginx-poll-ms MS]
 //!                 [--viewer-poll-ms MS] [--lag-limit-ms MS] [--no-pin]
 //!                 [--readme | --no-readme] [--media FILE] [--keep] [--servers weir,nginx]
@@ -62,6 +62,8 @@ pub struct Config {
     pub viewer_secs: f64,
     /// Largest publisher count of the ramp.
     pub publishers_max: usize,
+    /// Explicit publisher counts to run instead of the ramp (`--ramp 512,768`).
+    pub ramp: Option<Vec<usize>>,
     /// Seconds per ramp step.
     pub step_secs: f64,
     /// weir's LL-HLS part target.
@@ -97,7 +99,8 @@ impl Config {
                 vec![200, 500, 1000]
             },
             viewer_secs: if quick { 8.0 } else { 15.0 },
-            publishers_max: if quick { 8 } else { 768 },
+            publishers_max: if quick { 8 } else { 1280 },
+            ramp: None,
             step_secs: if quick { 8.0 } else { 15.0 },
             part_target_ms: 200,
             nginx_poll_ms: 50,
@@ -128,6 +131,15 @@ impl Config {
                 }
                 "--viewer-secs" => c.viewer_secs = value()?.parse()?,
                 "--publishers-max" => c.publishers_max = value()?.parse()?,
+                "--ramp" => {
+                    let list = value()?
+                        .split(',')
+                        .map(|k| k.trim().parse::<usize>())
+                        .collect::<Result<Vec<_>, _>>()?;
+                    ensure!(list.iter().all(|&k| k >= 1), "--ramp counts must be ≥ 1");
+                    c.publishers_max = list.iter().copied().max().unwrap_or(1);
+                    c.ramp = Some(list);
+                }
                 "--step-secs" => c.step_secs = value()?.parse()?,
                 "--part-target-ms" => c.part_target_ms = value()?.parse()?,
                 "--nginx-poll-ms" => c.nginx_poll_ms = value()?.parse()?,

@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 
+use crate::rope::Rope;
 use crate::writer::BoxWriter;
 
 /// One media sample of a fragment.
@@ -43,14 +44,17 @@ const TRUN_FLAGS: u32 = 0x0001 | 0x0100 | 0x0200 | 0x0400 | 0x0800;
 /// `seq` is the `mfhd` sequence number; it must increase from fragment to fragment.
 /// Sample data is laid out in `mdat` track after track, in the order given, and each
 /// `trun` data offset points at its track's first sample (relative to the `moof`).
-pub fn fragment(seq: u32, tracks: &[FragmentTrack<'_>]) -> Bytes {
+///
+/// The result is a [`Rope`]: the `moof` and `mdat` header in one piece, then the samples'
+/// own bytes, shared rather than copied.
+pub fn fragment(seq: u32, tracks: &[FragmentTrack<'_>]) -> Rope {
     let payload: usize = tracks
         .iter()
         .flat_map(|t| t.samples.iter())
         .map(|s| s.data.len())
         .sum();
     let samples: usize = tracks.iter().map(|t| t.samples.len()).sum();
-    let mut w = BoxWriter::with_capacity(payload + 128 + 16 * samples);
+    let mut w = BoxWriter::with_capacity(136 + 16 * samples);
 
     w.begin(*b"moof");
     w.begin_full(*b"mfhd", 0, 0);
@@ -85,7 +89,8 @@ pub fn fragment(seq: u32, tracks: &[FragmentTrack<'_>]) -> Bytes {
     w.end();
 
     let moof_len = w.position();
-    let mut data_offset = moof_len + 8;
+    let large = u32::try_from(payload + 8).is_err();
+    let mut data_offset = moof_len + if large { 16 } else { 8 };
     for (t, field) in tracks
         .iter()
         .filter(|t| !t.samples.is_empty())
@@ -95,14 +100,20 @@ pub fn fragment(seq: u32, tracks: &[FragmentTrack<'_>]) -> Bytes {
         data_offset += t.samples.iter().map(|s| s.data.len()).sum::<usize>();
     }
 
-    w.begin(*b"mdat");
-    for t in tracks {
-        for s in t.samples {
-            w.bytes(&s.data);
-        }
+    // The mdat header; its payload is the samples themselves (64-bit size if needed).
+    if large {
+        w.u32(1);
+        w.bytes(b"mdat");
+        w.u64(payload as u64 + 16);
+    } else {
+        w.u32(payload as u32 + 8);
+        w.bytes(b"mdat");
     }
-    w.end();
-    w.finish()
+    let head = w.finish();
+    let samples = tracks
+        .iter()
+        .flat_map(|t| t.samples.iter().map(|s| s.data.clone()));
+    Rope::from_pieces(std::iter::once(head).chain(samples))
 }
 
 /// A segment type box (`styp`) that may precede the first fragment of a media segment.

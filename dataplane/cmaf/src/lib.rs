@@ -19,6 +19,7 @@
 
 mod fragment;
 mod init;
+mod rope;
 mod sample_entry;
 mod writer;
 
@@ -29,5 +30,6 @@ pub use fragment::{
     FragmentTrack, NON_SYNC_SAMPLE_FLAGS, SYNC_SAMPLE_FLAGS, Sample, fragment, styp,
 };
 pub use init::{COMPATIBLE_BRANDS, InitTrack, init_segment, timescale};
+pub use rope::Rope;
 pub use sample_entry::video_dimensions;
 pub use writer::BoxWriter;

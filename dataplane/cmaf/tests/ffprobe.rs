@@ -90,7 +90,7 @@ fn ffprobe_reads_init_and_fragments() {
                 },
             ],
         );
-        out.extend_from_slice(&frag);
+        out.extend_from_slice(&frag.to_bytes());
         a_at = a_end;
     }
     assert_eq!(a_at, audio.len());

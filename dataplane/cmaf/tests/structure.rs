@@ -216,7 +216,8 @@ fn fragment_offsets_point_at_each_tracks_samples() {
                 samples: &[],
             },
         ],
-    );
+    )
+    .to_bytes();
     let top = boxes(&frag);
     assert_eq!(top.len(), 2);
     assert_eq!(

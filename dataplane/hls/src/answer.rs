@@ -1,6 +1,7 @@
 //! What the HTTP layer gets back from a [`crate::LiveStream`].
 
 use bytes::Bytes;
+use weir_cmaf::Rope;
 
 /// The answer to a media playlist request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,8 +32,8 @@ pub enum ObjectKind {
 /// The answer to a request for an init segment, part or segment by file name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ObjectAnswer {
-    /// The object's bytes.
-    Ready(Bytes, ObjectKind),
+    /// The object's bytes (shared pieces: write them with vectored I/O).
+    Ready(Rope, ObjectKind),
     /// The object is the next one (the preload-hinted part, or a part or segment at most
     /// one ahead of it): wait as for [`PlaylistAnswer::Wait`] and ask again.
     Wait,

@@ -9,8 +9,9 @@
 //!   hint; parsed from the request by [`PlaylistQuery::parse`].
 //! - `init-<n>.mp4`, `seg-<msn>.m4s`, `part-<msn>-<idx>.m4s` ([`LiveStream::object`]):
 //!   CMAF init segments, segments and parts. A part is one CMAF chunk (`moof` + `mdat`
-//!   with both tracks); a segment is the concatenation of its parts, and once it is
-//!   complete its parts are slices of its bytes, so they share memory.
+//!   with both tracks); a segment is the concatenation of its parts. Both are
+//!   [`Rope`]s: the samples' bytes as they came from ingest are shared, never copied,
+//!   by parts and segments.
 //!
 //! No sockets and no clocks: the caller passes wall-clock time with each frame, and
 //! when an answer is [`PlaylistAnswer::Wait`] / [`ObjectAnswer::Wait`] it waits until
@@ -59,6 +60,7 @@ pub use names::{MEDIA_PLAYLIST, MULTIVARIANT_PLAYLIST, ObjectName};
 pub use playlist::VERSION;
 pub use query::{MAX_QUERY_LEN, PlaylistQuery, QueryError};
 pub use stream::LiveStream;
+pub use weir_cmaf::Rope;
 
 /// The media bus types this crate's API takes ([`media::Frame`], track configs).
 pub use weir_media as media;

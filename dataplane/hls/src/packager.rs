@@ -22,7 +22,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use weir_cmaf::{FragmentTrack, Sample, fragment};
+use weir_cmaf::{FragmentTrack, Rope, Sample, fragment};
 use weir_media::{AudioConfig, Frame, TIMESCALE, TrackConfig, TrackKind};
 
 use crate::clock::{AudioClock, Placement};
@@ -38,7 +38,7 @@ const MAX_PART_SAMPLES: usize = 1000;
 #[derive(Debug, Clone)]
 pub(crate) struct PartOut {
     /// `moof` + `mdat`.
-    pub data: Bytes,
+    pub data: Rope,
     /// Duration of its master-track samples.
     pub duration: Duration,
     /// Starts with a key frame (always true for audio-only).

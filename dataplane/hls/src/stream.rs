@@ -257,7 +257,7 @@ impl LiveStream {
         let waiting = !self.ended;
         match parsed {
             ObjectName::Init(n) => match self.inits.iter().find(|(i, _)| *i == n) {
-                Some((_, bytes)) => ObjectAnswer::Ready(bytes.clone(), ObjectKind::Init),
+                Some((_, bytes)) => ObjectAnswer::Ready(bytes.clone().into(), ObjectKind::Init),
                 None => ObjectAnswer::Gone,
             },
             ObjectName::Segment(msn) => match self.window.segment(msn) {

@@ -3,20 +3,20 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use weir_cmaf::Rope;
 
 use crate::packager::PartOut;
 
 /// A partial segment.
 #[derive(Debug, Clone)]
 pub(crate) struct Part {
-    pub data: Bytes,
+    pub data: Rope,
     pub duration: Duration,
     pub independent: bool,
 }
 
-/// A media segment: complete once `data` holds the concatenation of its parts (the parts
-/// are then slices of it, so they share its memory).
+/// A media segment: complete once `data` holds the concatenation of its parts (pieces
+/// shared with the parts, not copies).
 #[derive(Debug, Clone)]
 pub(crate) struct Segment {
     pub msn: u64,
@@ -30,7 +30,7 @@ pub(crate) struct Segment {
     pub duration: Duration,
     pub video_frames: u64,
     pub bytes: usize,
-    pub data: Bytes,
+    pub data: Rope,
 }
 
 /// Segments of the playlist.
@@ -76,7 +76,7 @@ impl Window {
             duration: Duration::ZERO,
             video_frames: 0,
             bytes: 0,
-            data: Bytes::new(),
+            data: Rope::default(),
         });
         seg.duration += part.duration;
         seg.video_frames += u64::from(part.video_frames);
@@ -93,17 +93,7 @@ impl Window {
         let Some(mut seg) = self.open.take() else {
             return;
         };
-        let mut buf = BytesMut::with_capacity(seg.bytes);
-        for p in &seg.parts {
-            buf.extend_from_slice(&p.data);
-        }
-        seg.data = buf.freeze();
-        let mut at = 0;
-        for p in &mut seg.parts {
-            let len = p.data.len();
-            p.data = seg.data.slice(at..at + len);
-            at += len;
-        }
+        seg.data = Rope::concat(seg.parts.iter().map(|p| &p.data));
         let rounded = (seg.duration.as_nanos() + 500_000_000) / 1_000_000_000;
         self.target_duration = self
             .target_duration

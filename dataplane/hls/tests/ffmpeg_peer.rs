@@ -32,7 +32,9 @@ fn write_out(s: &LiveStream, dir: &Path) -> String {
             continue;
         };
         match s.object(&name) {
-            ObjectAnswer::Ready(bytes, _) => std::fs::write(dir.join(&name), bytes).expect("write"),
+            ObjectAnswer::Ready(bytes, _) => {
+                std::fs::write(dir.join(&name), bytes.to_bytes()).expect("write")
+            }
             other => panic!("{name}: {other:?}"),
         }
     }

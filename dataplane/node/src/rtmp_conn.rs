@@ -74,20 +74,34 @@ pub async fn serve(mut socket: TcpStream, peer: std::net::SocketAddr, ctx: Arc<R
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     let _ = socket.set_nodelay(true);
     metrics::gauge!("weir_rtmp_connections").increment(1.0);
+    let ingest_bytes = metrics::counter!("weir_rtmp_ingest_bytes_total");
+
+    // Made once per connection, not per read: the stop signals and the idle timer
+    // (re-armed only when it fires while the connection was active).
+    let mut stop = pin!(async {
+        let a = pin!(kick.wait());
+        let b = pin!(ctx.shutdown.wait());
+        select(a, b).await;
+    });
+    let mut idle = Box::pin(compio::time::sleep(ctx.idle_timeout));
+    let mut last_input = Instant::now();
 
     let close = loop {
         buf.clear();
         let outcome = {
-            let read = pin!(compio::time::timeout(ctx.idle_timeout, socket.read(buf)));
-            let stop = pin!(async {
-                let a = pin!(kick.wait());
-                let b = pin!(ctx.shutdown.wait());
-                select(a, b).await;
-            });
-            match select(read, stop).await {
-                Either::Left((Ok(r), _)) => Ok(r),
-                Either::Left((Err(_), _)) => Err(Close::Idle),
-                Either::Right(_) => Err(Close::Kicked),
+            let mut read = pin!(socket.read(buf));
+            loop {
+                match select(read.as_mut(), select(stop.as_mut(), idle.as_mut())).await {
+                    Either::Left((r, _)) => break Ok(r),
+                    Either::Right((Either::Left(_), _)) => break Err(Close::Kicked),
+                    Either::Right((Either::Right(_), _)) => {
+                        let quiet = last_input.elapsed();
+                        if quiet >= ctx.idle_timeout {
+                            break Err(Close::Idle);
+                        }
+                        idle = Box::pin(compio::time::sleep(ctx.idle_timeout - quiet));
+                    }
+                }
             }
         };
         let BufResult(res, back) = match outcome {
@@ -100,8 +114,9 @@ pub async fn serve(mut socket: TcpStream, peer: std::net::SocketAddr, ctx: Arc<R
             Ok(n) => n,
             Err(e) => break Close::Io(e),
         };
-        metrics::counter!("weir_rtmp_ingest_bytes_total").increment(n as u64);
-        if let Err(e) = session.handle_input(Instant::now(), &buf[..n]) {
+        ingest_bytes.increment(n as u64);
+        last_input = Instant::now();
+        if let Err(e) = session.handle_input(last_input, &buf[..n]) {
             break Close::Protocol(e.to_string());
         }
         let mut out = Vec::new();
@@ -169,7 +184,23 @@ pub async fn serve(mut socket: TcpStream, peer: std::net::SocketAddr, ctx: Arc<R
 }
 
 /// Runs the session's outputs into `out` until it is idle or a publish needs authorising.
+/// Frames demuxed on the way are packaged at the end, under one lock.
 fn drain(
+    session: &mut ServerSession,
+    publishing: &mut Option<Publishing>,
+    conn: u64,
+    ctx: &RtmpContext,
+    peer: std::net::SocketAddr,
+    out: &mut Vec<u8>,
+) -> Option<PendingPublish> {
+    let pending = drain_outputs(session, publishing, conn, ctx, peer, out);
+    if let Some(p) = publishing.as_mut() {
+        package(p, &ctx.registry);
+    }
+    pending
+}
+
+fn drain_outputs(
     session: &mut ServerSession,
     publishing: &mut Option<Publishing>,
     conn: u64,
@@ -210,11 +241,12 @@ fn drain(
                 payload,
             }) => {
                 if let Some(p) = publishing.as_mut().filter(|p| p.stream_id == stream_id) {
-                    ingest(p, &ctx.registry, kind, timestamp, &payload);
+                    demux(p, kind, timestamp, &payload);
                 }
             }
             ServerOutput::Event(ServerEvent::Unpublished { stream_id }) => {
-                if let Some(p) = publishing.take_if(|p| p.stream_id == stream_id) {
+                if let Some(mut p) = publishing.take_if(|p| p.stream_id == stream_id) {
+                    package(&mut p, &ctx.registry);
                     ctx.registry.end_publish(&p.stream, conn, Instant::now());
                     tracing::info!(channel = %p.stream.channel, %peer, "publisher unpublished");
                 }
@@ -254,14 +286,8 @@ async fn authorize(
     Ok((a.stream, a.resumed))
 }
 
-/// Demuxes one media message and packages what comes out.
-fn ingest(
-    p: &mut Publishing,
-    registry: &Registry,
-    kind: MediaKind,
-    timestamp: u32,
-    payload: &Bytes,
-) {
+/// Demuxes one media message; what comes through the gate waits in `p.gated`.
+fn demux(p: &mut Publishing, kind: MediaKind, timestamp: u32, payload: &Bytes) {
     let events = match kind {
         MediaKind::Video => p.demux.push_video(timestamp, payload),
         MediaKind::Audio => p.demux.push_audio(timestamp, payload),
@@ -282,6 +308,10 @@ fn ingest(
             DemuxEvent::Metadata(_) => {}
         }
     }
+}
+
+/// Packages the gated frames (one lock for all of them) and wakes waiting viewers.
+fn package(p: &mut Publishing, registry: &Registry) {
     if p.gated.is_empty() {
         return;
     }

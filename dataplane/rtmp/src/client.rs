@@ -118,8 +118,7 @@ impl ClientSession {
             self.set_chunk_size(self.config.out_chunk_size);
             self.send_connect();
         }
-        self.link.reader.push(rest);
-        while let Some(msg) = self.link.reader.next_message()? {
+        while let Some(msg) = self.link.reader.next_message_from(&mut rest)? {
             self.handle_message(msg)?;
         }
         self.link.count_input(data.len());

@@ -159,8 +159,7 @@ impl ServerSession {
                 return Ok(());
             }
         }
-        self.link.reader.push(rest);
-        while let Some(msg) = self.link.reader.next_message()? {
+        while let Some(msg) = self.link.reader.next_message_from(&mut rest)? {
             self.handle_message(msg)?;
         }
         self.link.count_input(data.len());

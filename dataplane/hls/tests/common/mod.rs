@@ -261,7 +261,7 @@ pub fn trafs(data: &[u8]) -> Vec<Traf> {
 /// An object's bytes, which must be ready.
 pub fn object(s: &LiveStream, name: &str) -> Bytes {
     match s.object(name) {
-        weir_hls::ObjectAnswer::Ready(b, _) => b,
+        weir_hls::ObjectAnswer::Ready(b, _) => b.to_bytes(),
         other => panic!("{name}: {other:?}"),
     }
 }

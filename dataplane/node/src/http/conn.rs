@@ -5,9 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use compio::BufResult;
+use compio::buf::IoVectoredBuf;
 use compio::io::{AsyncRead, AsyncWriteExt};
 use compio::net::TcpStream;
 use futures_util::future::{Either, select};
+
+use weir_hls::Rope;
 
 use super::request::{Method, RequestParser};
 use super::response::Response;
@@ -86,12 +89,45 @@ async fn write(
         return r;
     }
     if resp.body.len() <= COALESCE_LIMIT {
-        head.extend_from_slice(&resp.body);
+        for piece in resp.body.pieces() {
+            head.extend_from_slice(piece);
+        }
         let BufResult(r, _) = stream.write_all(head).await;
         return r;
     }
-    let BufResult(r, _) = stream.write_all(head).await;
-    r?;
-    let BufResult(r, _) = stream.write_all(resp.body.clone()).await;
-    r
+    // Head and body pieces go out with writev, at most MAX_IOVECS at a time.
+    let pieces = resp.body.pieces().len();
+    let mut head = Some(head);
+    let mut at = 0;
+    while at < pieces {
+        let end = (at + MAX_IOVECS - 1).min(pieces);
+        let batch = Wire {
+            head: head.take().unwrap_or_default(),
+            body: resp.body.clone(),
+            pieces: at..end,
+        };
+        let BufResult(r, _) = stream.write_vectored_all(batch).await;
+        r?;
+        at = end;
+    }
+    Ok(())
+}
+
+/// Most buffers per vectored write (the kernel's `IOV_MAX` is 1024).
+const MAX_IOVECS: usize = 512;
+
+/// A response head and a run of body pieces, written with one vectored write.
+struct Wire {
+    head: Vec<u8>,
+    body: Rope,
+    pieces: std::ops::Range<usize>,
+}
+
+impl IoVectoredBuf for Wire {
+    fn iter_slice(&self) -> impl Iterator<Item = &[u8]> {
+        let body = self.body.pieces().get(self.pieces.clone()).unwrap_or(&[]);
+        std::iter::once(&self.head[..])
+            .filter(|h| !h.is_empty())
+            .chain(body.iter().map(|p| &p[..]))
+    }
 }

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use weir_hls::{ObjectAnswer, ObjectKind, PlaylistAnswer, PlaylistQuery};
+use weir_hls::{ObjectAnswer, ObjectKind, PlaylistAnswer, PlaylistQuery, Rope};
 
 use super::request::{Method, Request};
 use super::response::Response;
@@ -37,7 +37,7 @@ pub async fn respond(req: &Request, registry: &Registry, auth: &dyn PublishAuth)
         Method::Get | Method::Head => {}
         Method::Options => {
             let mut r = Response::error(204, "");
-            r.body = Bytes::new();
+            r.body = Rope::default();
             r.extra.push(("Access-Control-Max-Age", "86400".to_owned()));
             return r;
         }

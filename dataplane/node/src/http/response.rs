@@ -1,6 +1,6 @@
-//! Responses: status, headers and a body that is usually a shared `Bytes`.
+//! Responses: status, headers and a body of shared pieces ([`Rope`]).
 
-use bytes::Bytes;
+use weir_hls::Rope;
 
 /// An HTTP response ready to write.
 #[derive(Debug, Clone)]
@@ -12,7 +12,7 @@ pub struct Response {
     /// `Cache-Control`.
     pub cache_control: &'static str,
     /// The body (not sent for HEAD).
-    pub body: Bytes,
+    pub body: Rope,
     /// Extra headers.
     pub extra: Vec<(&'static str, String)>,
 }
@@ -34,12 +34,16 @@ fn reason(status: u16) -> &'static str {
 
 impl Response {
     /// A 200 with a body.
-    pub fn ok(content_type: &'static str, cache_control: &'static str, body: Bytes) -> Self {
+    pub fn ok(
+        content_type: &'static str,
+        cache_control: &'static str,
+        body: impl Into<Rope>,
+    ) -> Self {
         Self {
             status: 200,
             content_type,
             cache_control,
-            body,
+            body: body.into(),
             extra: Vec::new(),
         }
     }
@@ -50,7 +54,7 @@ impl Response {
             status,
             content_type: "text/plain; charset=utf-8",
             cache_control: "no-store",
-            body: Bytes::from(format!("{message}\n")),
+            body: Rope::from(format!("{message}\n")),
             extra: Vec::new(),
         }
     }
