@@ -21,6 +21,7 @@ mod registry;
 mod rtmp_conn;
 mod shard;
 mod shutdown;
+mod watchdog;
 
 pub use config::{IoBackend, NodeConfig};
 pub use hooks::{

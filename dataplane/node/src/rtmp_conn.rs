@@ -9,7 +9,7 @@ use bytes::Bytes;
 use compio::BufResult;
 use compio::io::{AsyncRead, AsyncWriteExt};
 use compio::net::TcpStream;
-use futures_util::future::{Either, select};
+use futures_util::future::select;
 use weir_flv::{DemuxEvent, FlvDemuxer};
 use weir_media::TrackConfig;
 use weir_rtmp::{MediaKind, ServerConfig, ServerEvent, ServerOutput, ServerSession};
@@ -18,6 +18,7 @@ use crate::gate::{GateOutput, TrackGate};
 use crate::hooks::{PublishAuth, PublishRefusal};
 use crate::registry::{Registry, Stream, wallclock_ms};
 use crate::shutdown::Shutdown;
+use crate::watchdog::{StopReason, Watchdog};
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
@@ -76,47 +77,35 @@ pub async fn serve(mut socket: TcpStream, peer: std::net::SocketAddr, ctx: Arc<R
     metrics::gauge!("weir_rtmp_connections").increment(1.0);
     let ingest_bytes = metrics::counter!("weir_rtmp_ingest_bytes_total");
 
-    // Made once per connection, not per read: the stop signals and the idle timer
-    // (re-armed only when it fires while the connection was active).
-    let mut stop = pin!(async {
-        let a = pin!(kick.wait());
-        let b = pin!(ctx.shutdown.wait());
-        select(a, b).await;
-    });
-    let mut idle = Box::pin(compio::time::sleep(ctx.idle_timeout));
-    let mut last_input = Instant::now();
+    // Kicks, node shutdown and idleness end the pending read from outside (see
+    // `watchdog`), so a read costs no timer or signal polling.
+    let watchdog = {
+        let (kick, shutdown) = (kick.clone(), ctx.shutdown.clone());
+        Watchdog::spawn(&socket, ctx.idle_timeout, async move {
+            let a = pin!(kick.wait());
+            let b = pin!(shutdown.wait());
+            select(a, b).await;
+        })
+    };
 
     let close = loop {
         buf.clear();
-        let outcome = {
-            let mut read = pin!(socket.read(buf));
-            loop {
-                match select(read.as_mut(), select(stop.as_mut(), idle.as_mut())).await {
-                    Either::Left((r, _)) => break Ok(r),
-                    Either::Right((Either::Left(_), _)) => break Err(Close::Kicked),
-                    Either::Right((Either::Right(_), _)) => {
-                        let quiet = last_input.elapsed();
-                        if quiet >= ctx.idle_timeout {
-                            break Err(Close::Idle);
-                        }
-                        idle = Box::pin(compio::time::sleep(ctx.idle_timeout - quiet));
-                    }
-                }
-            }
-        };
-        let BufResult(res, back) = match outcome {
-            Ok(r) => r,
-            Err(close) => break close,
-        };
+        let BufResult(res, back) = socket.read(buf).await;
         buf = back;
+        match watchdog.reason() {
+            Some(StopReason::Signalled) => break Close::Kicked,
+            Some(StopReason::Idle) => break Close::Idle,
+            None => {}
+        }
         let n = match res {
             Ok(0) => break Close::Eof,
             Ok(n) => n,
             Err(e) => break Close::Io(e),
         };
         ingest_bytes.increment(n as u64);
-        last_input = Instant::now();
-        if let Err(e) = session.handle_input(last_input, &buf[..n]) {
+        let now = Instant::now();
+        watchdog.touch(now);
+        if let Err(e) = session.handle_input(now, &buf[..n]) {
             break Close::Protocol(e.to_string());
         }
         let mut out = Vec::new();

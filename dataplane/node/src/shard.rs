@@ -52,24 +52,46 @@ pub fn driver_name(t: DriverType) -> &'static str {
     }
 }
 
+/// The runtime of a shard. With io_uring, the ring belongs to this thread alone
+/// (`SINGLE_ISSUER`) and completion work is deferred until the shard asks for events
+/// (`DEFER_TASKRUN`): the kernel runs a whole batch of receives when the shard is ready
+/// for them instead of interrupting it for each one. Kernels without those flags get a
+/// plain ring.
+fn runtime(backend: IoBackend, cpu: Option<usize>) -> std::io::Result<compio::runtime::Runtime> {
+    let build = |tuned: bool| {
+        let mut proactor = ProactorBuilder::new();
+        match backend {
+            IoBackend::Auto => {}
+            IoBackend::IoUring => {
+                proactor.driver_type(DriverType::IoUring);
+            }
+            IoBackend::Epoll => {
+                proactor.driver_type(DriverType::Poll);
+            }
+        }
+        if tuned {
+            proactor
+                .single_issuer(true)
+                .defer_taskrun(true)
+                .coop_taskrun(true)
+                .taskrun_flag(true);
+        }
+        let mut builder = compio::runtime::RuntimeBuilder::new();
+        builder.with_proactor(proactor);
+        if let Some(cpu) = cpu {
+            builder.thread_affinity(HashSet::from([cpu]));
+        }
+        builder.build()
+    };
+    build(backend != IoBackend::Epoll).or_else(|e| {
+        tracing::debug!(error = %e, "io_uring with deferred task work unavailable");
+        build(false)
+    })
+}
+
 /// Runs a shard on the current thread until shutdown.
 pub fn run(spec: ShardSpec) {
-    let mut proactor = ProactorBuilder::new();
-    match spec.backend {
-        IoBackend::Auto => {}
-        IoBackend::IoUring => {
-            proactor.driver_type(DriverType::IoUring);
-        }
-        IoBackend::Epoll => {
-            proactor.driver_type(DriverType::Poll);
-        }
-    }
-    let mut builder = compio::runtime::RuntimeBuilder::new();
-    builder.with_proactor(proactor);
-    if let Some(cpu) = spec.cpu {
-        builder.thread_affinity(HashSet::from([cpu]));
-    }
-    let rt = match builder.build() {
+    let rt = match runtime(spec.backend, spec.cpu) {
         Ok(rt) => rt,
         Err(e) => {
             let _ = spec.ready.send(Err(format!(

@@ -1,14 +1,12 @@
 //! The per-connection HTTP/1.1 driver: read, parse, answer, keep alive.
 
-use std::pin::pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use compio::BufResult;
 use compio::buf::IoVectoredBuf;
 use compio::io::{AsyncRead, AsyncWriteExt};
 use compio::net::TcpStream;
-use futures_util::future::{Either, select};
 
 use weir_hls::Rope;
 
@@ -17,6 +15,7 @@ use super::response::Response;
 use crate::hooks::PublishAuth;
 use crate::registry::Registry;
 use crate::shutdown::Shutdown;
+use crate::watchdog::Watchdog;
 
 /// Idle keep-alive connections are closed after this long.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -36,6 +35,11 @@ pub async fn serve(
     // buffer is owned by the in-flight read), and `pending` only grows for pipelining.
     let mut pending: Vec<u8> = Vec::new();
     let mut buf: Vec<u8> = Vec::with_capacity(READ_BUF);
+    // Idle time-out and node shutdown end the pending read (see `watchdog`).
+    let watchdog = {
+        let shutdown = shutdown.clone();
+        Watchdog::spawn(&stream, IDLE_TIMEOUT, async move { shutdown.wait().await })
+    };
     loop {
         loop {
             match RequestParser.parse(&pending) {
@@ -63,16 +67,17 @@ pub async fn serve(
             }
         }
         buf.clear();
-        let read = pin!(compio::time::timeout(IDLE_TIMEOUT, stream.read(buf)));
-        let stop = pin!(shutdown.wait());
-        let BufResult(res, back) = match select(read, stop).await {
-            Either::Left((Ok(r), _)) => r,
-            Either::Left((Err(_), _)) | Either::Right(_) => return,
-        };
+        let BufResult(res, back) = stream.read(buf).await;
         buf = back;
+        if watchdog.reason().is_some() {
+            return;
+        }
         match res {
             Ok(0) | Err(_) => return,
-            Ok(n) => pending.extend_from_slice(&buf[..n]),
+            Ok(n) => {
+                watchdog.touch(Instant::now());
+                pending.extend_from_slice(&buf[..n]);
+            }
         }
     }
 }
