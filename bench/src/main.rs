@@ -4,7 +4,7 @@
 //! ```text
 //! weir-bench live [--quick] [--only latency,egress,publishers] [--latency-secs S]
 //!                 [--viewers 200,500,1000] [--viewer-secs S] [--publishers-max K] [--ramp K1,K2,…]
-//!                 [--step-secs S] [--part-target-ms MS] [--nginx-poll-ms MS]
+//!                 [--step-secs S] [--part-target-ms MS] [--window-segments N] [--nginx-poll-ms MS]
 //!                 [--viewer-poll-ms MS] [--lag-limit-ms MS] [--no-pin]
 //!                 [--readme | --no-readme] [--media FILE] [--keep] [--servers weir,nginx]
 //! ```
@@ -68,6 +68,8 @@ pub struct Config {
     pub step_secs: f64,
     /// weir's LL-HLS part target.
     pub part_target_ms: u64,
+    /// Segments in weir's sliding window.
+    pub window_segments: usize,
     /// Playlist poll interval of the nginx-rtmp latency poller.
     pub nginx_poll_ms: u64,
     /// Playlist poll interval of the nginx-rtmp egress viewers.
@@ -99,10 +101,11 @@ impl Config {
                 vec![200, 500, 1000]
             },
             viewer_secs: if quick { 8.0 } else { 15.0 },
-            publishers_max: if quick { 8 } else { 1280 },
+            publishers_max: if quick { 8 } else { 1536 },
             ramp: None,
             step_secs: if quick { 8.0 } else { 15.0 },
             part_target_ms: 200,
+            window_segments: 6,
             nginx_poll_ms: 50,
             viewer_poll_ms: 500,
             lag_limit_ms: 500,
@@ -142,6 +145,7 @@ impl Config {
                 }
                 "--step-secs" => c.step_secs = value()?.parse()?,
                 "--part-target-ms" => c.part_target_ms = value()?.parse()?,
+                "--window-segments" => c.window_segments = value()?.parse()?,
                 "--nginx-poll-ms" => c.nginx_poll_ms = value()?.parse()?,
                 "--viewer-poll-ms" => c.viewer_poll_ms = value()?.parse()?,
                 "--lag-limit-ms" => c.lag_limit_ms = value()?.parse()?,
@@ -301,6 +305,7 @@ fn live(args: &[String]) -> anyhow::Result<()> {
         weir_bin,
         work: work.clone(),
         part_target_ms: cfg.part_target_ms,
+        window_segments: cfg.window_segments,
         server_cpu,
     };
     let mut results = report::Results::default();
@@ -334,11 +339,12 @@ fn live(args: &[String]) -> anyhow::Result<()> {
     if cfg.readme.unwrap_or(!cfg.quick) {
         let readme = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
         let section = format!(
-            "## Results\n\n{} run, {machine}.\nweir `--shards 1 --part-target-ms {}`; nginx-rtmp `worker_processes 1`; \
+            "## Results\n\n{} run, {machine}.\nweir `--shards 1 --part-target-ms {} --window-segments {}`; nginx-rtmp `worker_processes 1`; \
              servers pinned to CPU 0: {}. Viewers per level: {:?} for {:.0} s; nginx-rtmp viewers poll every {} ms; \
              publisher ramp up to {} for {:.0} s a step.\n\n{table}\n{details}",
             if cfg.quick { "Quick" } else { "Full" },
             cfg.part_target_ms,
+            cfg.window_segments,
             if server_cpu.is_some() { "yes" } else { "no" },
             cfg.viewers,
             cfg.viewer_secs,

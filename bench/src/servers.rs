@@ -52,6 +52,8 @@ pub struct Setup {
     pub work: PathBuf,
     /// LL-HLS part target of weir in ms.
     pub part_target_ms: u64,
+    /// Segments in weir's sliding window.
+    pub window_segments: usize,
     /// CPU the servers are pinned to (None: not pinned).
     pub server_cpu: Option<usize>,
 }
@@ -117,6 +119,7 @@ impl Server {
             .args(["--http-listen", &http.to_string()])
             .args(["--shards", &shards.to_string()])
             .args(["--part-target-ms", &setup.part_target_ms.to_string()])
+            .args(["--window-segments", &setup.window_segments.to_string()])
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

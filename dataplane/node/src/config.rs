@@ -53,6 +53,9 @@ pub struct NodeConfig {
     pub rtmp_idle_timeout_ms: u64,
     /// Most concurrent HTTP connections per shard.
     pub http_max_connections: usize,
+    /// Longest wait of a publishing connection before its next read while its shard is
+    /// busy (reads then carry several frames); 0 reads at once always. See `pacer`.
+    pub ingest_batch_max_ms: u64,
 }
 
 impl Default for NodeConfig {
@@ -73,6 +76,7 @@ impl Default for NodeConfig {
             publisher_takeover: false,
             rtmp_idle_timeout_ms: 15_000,
             http_max_connections: 10_000,
+            ingest_batch_max_ms: 40,
         }
     }
 }

@@ -17,6 +17,7 @@ mod hooks;
 mod http;
 mod metrics_setup;
 mod node;
+mod pacer;
 mod registry;
 mod rtmp_conn;
 mod shard;

@@ -123,6 +123,7 @@ impl Node {
                 registry: registry.clone(),
                 shutdown: shutdown.clone(),
                 max_http: config.http_max_connections.max(1),
+                ingest_batch_max: Duration::from_millis(config.ingest_batch_max_ms.min(200)),
                 ready: tx.clone(),
             };
             let t = std::thread::Builder::new()

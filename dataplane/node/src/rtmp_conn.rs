@@ -1,6 +1,7 @@
 //! The RTMP ingest driver: socket ⇄ `ServerSession` ⇄ `FlvDemuxer` ⇄ track gate ⇄ packager.
 
 use std::pin::pin;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -16,6 +17,7 @@ use weir_rtmp::{MediaKind, ServerConfig, ServerEvent, ServerOutput, ServerSessio
 
 use crate::gate::{GateOutput, TrackGate};
 use crate::hooks::{PublishAuth, PublishRefusal};
+use crate::pacer::Pacer;
 use crate::registry::{Registry, Stream, wallclock_ms};
 use crate::shutdown::Shutdown;
 use crate::watchdog::{StopReason, Watchdog};
@@ -53,6 +55,9 @@ struct PendingPublish {
     name: String,
 }
 
+/// Bytes read at most per call.
+const READ_BUFFER: usize = 64 * 1024;
+
 /// How long a publish may wait for its authorisation.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -67,12 +72,17 @@ enum Close {
 }
 
 /// Drives one RTMP connection to its end.
-pub async fn serve(mut socket: TcpStream, peer: std::net::SocketAddr, ctx: Arc<RtmpContext>) {
+pub async fn serve(
+    mut socket: TcpStream,
+    peer: std::net::SocketAddr,
+    ctx: Arc<RtmpContext>,
+    pacer: Rc<Pacer>,
+) {
     let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
     let kick = Shutdown::new();
     let mut session = ServerSession::new(ServerConfig::default());
     let mut publishing: Option<Publishing> = None;
-    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_BUFFER);
     let _ = socket.set_nodelay(true);
     metrics::gauge!("weir_rtmp_connections").increment(1.0);
     let ingest_bytes = metrics::counter!("weir_rtmp_ingest_bytes_total");
@@ -152,6 +162,14 @@ pub async fn serve(mut socket: TcpStream, peer: std::net::SocketAddr, ctx: Arc<R
         }
         if refused {
             break Close::Refused;
+        }
+        // A busy shard lets a publisher's frames queue up a little (see `pacer`); a read
+        // that filled half the buffer means more is waiting: no pause then.
+        if publishing.is_some() && n < READ_BUFFER / 2 {
+            let pause = pacer.pause();
+            if !pause.is_zero() {
+                compio::time::sleep(pause).await;
+            }
         }
     };
 

@@ -15,6 +15,7 @@ use futures_util::future::{Either, select};
 
 use crate::config::IoBackend;
 use crate::hooks::PublishAuth;
+use crate::pacer::{self, Pacer};
 use crate::registry::Registry;
 use crate::rtmp_conn::{self, RtmpContext};
 use crate::shutdown::Shutdown;
@@ -39,6 +40,8 @@ pub struct ShardSpec {
     pub shutdown: Shutdown,
     /// Most concurrent HTTP connections on this shard.
     pub max_http: usize,
+    /// Longest ingest read pause under load (see `pacer`).
+    pub ingest_batch_max: Duration,
     /// Where the shard reports its driver (or why it could not start).
     pub ready: Sender<Result<(usize, &'static str), String>>,
 }
@@ -118,7 +121,9 @@ pub fn run(spec: ShardSpec) {
         let _ = spec.ready.send(Ok((spec.index, driver)));
         tracing::debug!(shard = spec.index, driver, "shard running");
 
-        compio::runtime::spawn(accept_rtmp(rtmp, spec.rtmp_ctx.clone())).detach();
+        let pacer = Rc::new(Pacer::new(spec.ingest_batch_max));
+        compio::runtime::spawn(pacer::run(pacer.clone(), spec.shutdown.clone())).detach();
+        compio::runtime::spawn(accept_rtmp(rtmp, spec.rtmp_ctx.clone(), pacer)).detach();
         compio::runtime::spawn(accept_http(
             http,
             spec.registry.clone(),
@@ -139,13 +144,14 @@ pub fn run(spec: ShardSpec) {
     });
 }
 
-async fn accept_rtmp(listener: TcpListener, ctx: Arc<RtmpContext>) {
+async fn accept_rtmp(listener: TcpListener, ctx: Arc<RtmpContext>, pacer: Rc<Pacer>) {
     loop {
         let accept = pin!(listener.accept());
         let stop = pin!(ctx.shutdown.wait());
         match select(accept, stop).await {
             Either::Left((Ok((socket, peer)), _)) => {
-                compio::runtime::spawn(rtmp_conn::serve(socket, peer, ctx.clone())).detach();
+                let conn = rtmp_conn::serve(socket, peer, ctx.clone(), pacer.clone());
+                compio::runtime::spawn(conn).detach();
             }
             Either::Left((Err(e), _)) => {
                 tracing::warn!(error = %e, "RTMP accept failed");

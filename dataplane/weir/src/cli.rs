@@ -97,6 +97,14 @@ pub struct NodeArgs {
     /// Segment target in ms.
     #[arg(long, global = true, env = "WEIR_SEGMENT_TARGET_MS")]
     pub segment_target_ms: Option<u64>,
+    /// Complete segments kept in each playlist's sliding window (memory per stream grows
+    /// with it: about window × segment target × bitrate).
+    #[arg(long, global = true, env = "WEIR_WINDOW_SEGMENTS")]
+    pub window_segments: Option<usize>,
+    /// Longest wait (ms) of a publisher's next read while its shard is busy, so reads
+    /// carry several frames (0: always read at once).
+    #[arg(long, global = true, env = "WEIR_INGEST_BATCH_MAX_MS")]
+    pub ingest_batch_max_ms: Option<u64>,
     /// Grace period for a publisher to reconnect, in ms.
     #[arg(long, global = true, env = "WEIR_RECONNECT_GRACE_MS")]
     pub reconnect_grace_ms: Option<u64>,

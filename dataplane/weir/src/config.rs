@@ -90,6 +90,12 @@ pub fn load(path: Option<&Path>, args: &NodeArgs) -> anyhow::Result<Config> {
     if let Some(v) = a.segment_target_ms {
         n.segment_target_ms = v;
     }
+    if let Some(v) = a.window_segments {
+        n.window_segments = v;
+    }
+    if let Some(v) = a.ingest_batch_max_ms {
+        n.ingest_batch_max_ms = v;
+    }
     if let Some(v) = a.reconnect_grace_ms {
         n.reconnect_grace_ms = v;
     }

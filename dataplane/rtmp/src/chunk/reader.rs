@@ -17,8 +17,6 @@
 //! its full announced length when its first header arrives (that is when its buffer is
 //! allocated), so messages announced but never sent count against the limit too.
 
-use std::collections::HashMap;
-
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::{DEFAULT_CHUNK_SIZE, EXTENDED_TIMESTAMP, MAX_CHUNK_SIZE, RtmpMessage};
@@ -44,6 +42,36 @@ struct ChunkStream {
     partial: Option<BytesMut>,
 }
 
+/// Chunk stream states by id. Peers use a handful of ids (at most
+/// [`MAX_CHUNK_STREAMS`]), so a linear scan beats hashing on every chunk.
+#[derive(Debug, Default)]
+struct ChunkStreams(Vec<(u32, ChunkStream)>);
+
+impl ChunkStreams {
+    fn get(&self, csid: &u32) -> Option<&ChunkStream> {
+        self.0.iter().find(|(id, _)| id == csid).map(|(_, s)| s)
+    }
+
+    fn get_mut(&mut self, csid: &u32) -> Option<&mut ChunkStream> {
+        self.0.iter_mut().find(|(id, _)| id == csid).map(|(_, s)| s)
+    }
+
+    fn get_or_default(&mut self, csid: u32) -> &mut ChunkStream {
+        let i = match self.0.iter().position(|(id, _)| *id == csid) {
+            Some(i) => i,
+            None => {
+                self.0.push((csid, ChunkStream::default()));
+                self.0.len() - 1
+            }
+        };
+        &mut self.0[i].1
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
 /// Reassembles RTMP messages from a chunk stream.
 #[derive(Debug)]
 pub struct ChunkReader {
@@ -56,7 +84,7 @@ pub struct ChunkReader {
     max_pending_bytes: usize,
     /// Sum of the announced lengths of the partially assembled messages.
     pending: usize,
-    streams: HashMap<u32, ChunkStream>,
+    streams: ChunkStreams,
     /// The chunk whose payload is being read: (csid, payload bytes left in this chunk).
     in_chunk: Option<(u32, usize)>,
 }
@@ -99,7 +127,7 @@ impl ChunkReader {
             max_message_size,
             max_pending_bytes,
             pending: 0,
-            streams: HashMap::new(),
+            streams: ChunkStreams::default(),
             in_chunk: None,
         }
     }
@@ -312,10 +340,10 @@ impl ChunkReader {
     /// Applies a consumed header to its chunk stream: starts the chunk's payload, and
     /// for a new message reserves its buffer. Returns a message when it is empty.
     fn apply_header(&mut self, h: Header) -> Result<Option<RtmpMessage>, RtmpError> {
-        if !self.streams.contains_key(&h.csid) && self.streams.len() >= MAX_CHUNK_STREAMS {
+        if self.streams.get(&h.csid).is_none() && self.streams.len() >= MAX_CHUNK_STREAMS {
             return Err(RtmpError::TooManyChunkStreams(MAX_CHUNK_STREAMS));
         }
-        let st = self.streams.entry(h.csid).or_default();
+        let st = self.streams.get_or_default(h.csid);
         let continuation = h.fmt == 3 && st.partial.is_some();
         if !continuation {
             let len = h.length as usize;
