@@ -23,7 +23,7 @@ mod servers;
 mod stats;
 mod viewers;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -337,7 +337,7 @@ fn live(args: &[String]) -> anyhow::Result<()> {
     );
     println!("{table}\n{details}");
     if cfg.readme.unwrap_or(!cfg.quick) {
-        let readme = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+        let readme = bench_dir().join("README.md");
         let section = format!(
             "## Results\n\n{} run, {machine}.\nweir `--shards 1 --part-target-ms {} --window-segments {}`; nginx-rtmp `worker_processes 1`; \
              servers pinned to CPU 0: {}. Viewers per level: {:?} for {:.0} s; nginx-rtmp viewers poll every {} ms; \
@@ -364,7 +364,7 @@ fn api_bench(args: &[String]) -> anyhow::Result<()> {
     if args.iter().any(|a| a == "--no-readme") {
         return Ok(());
     }
-    let readme = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let readme = bench_dir().join("README.md");
     let text = std::fs::read_to_string(&readme)?;
     let (begin, end) = ("<!-- api-results:begin -->", "<!-- api-results:end -->");
     let section = format!(
@@ -405,4 +405,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// This crate's directory: from `cargo xtask bench` (which passes `WEIR_BENCH_DIR`), else
+/// where the binary was built.
+fn bench_dir() -> PathBuf {
+    std::env::var_os("WEIR_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }

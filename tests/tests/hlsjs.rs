@@ -31,7 +31,7 @@ impl Drop for KillOnDrop {
 }
 
 fn web_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("web")
+    Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test")).join("web")
 }
 
 fn chromium() -> PathBuf {

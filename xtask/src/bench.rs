@@ -36,6 +36,7 @@ fn bench(scenario: &str, packages: &[&str], rest: &[String]) -> Result<(), Strin
         Command::new(dir.join("weir-bench"))
             .arg(scenario)
             .args(rest)
-            .env("WEIR_BIN", dir.join("weir")),
+            .env("WEIR_BIN", dir.join("weir"))
+            .env("WEIR_BENCH_DIR", crate::root().join("bench")),
     )
 }

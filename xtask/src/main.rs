@@ -40,9 +40,14 @@ fn main() -> ExitCode {
     }
 }
 
-/// The workspace root (parent of this crate).
+/// The workspace root (parent of this crate). `cargo run` tells the running binary where
+/// its manifest is; the path baked in at compile time is only a fallback, since a target
+/// directory shared by several checkouts may hold a binary built in another one.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."))
