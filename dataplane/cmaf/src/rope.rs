@@ -79,12 +79,6 @@ impl From<String> for Rope {
     }
 }
 
-impl From<&'static [u8]> for Rope {
-    fn from(s: &'static [u8]) -> Self {
-        Self::from(Bytes::from_static(s))
-    }
-}
-
 /// Equal when the bytes are equal, however they are split into pieces.
 impl PartialEq for Rope {
     fn eq(&self, other: &Self) -> bool {
