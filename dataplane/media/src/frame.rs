@@ -17,6 +17,45 @@ pub enum TrackKind {
     Audio,
 }
 
+/// Identifies a track within a broadcast: its kind and its index among the broadcast's
+/// tracks of that kind (an Enhanced RTMP track id, a rendition of a ladder, an audio
+/// language). Index 0 is the default track; most broadcasts have only [`TrackId::VIDEO`]
+/// and [`TrackId::AUDIO`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TrackId {
+    /// Video or audio.
+    pub kind: TrackKind,
+    /// Index among the tracks of this kind (0 = default).
+    pub index: u8,
+}
+
+impl TrackId {
+    /// The default video track.
+    pub const VIDEO: TrackId = TrackId::new(TrackKind::Video, 0);
+    /// The default audio track.
+    pub const AUDIO: TrackId = TrackId::new(TrackKind::Audio, 0);
+
+    /// Track `index` of `kind`.
+    pub const fn new(kind: TrackKind, index: u8) -> Self {
+        Self { kind, index }
+    }
+
+    /// True for a video track.
+    pub fn is_video(self) -> bool {
+        self.kind == TrackKind::Video
+    }
+}
+
+impl std::fmt::Display for TrackId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let k = match self.kind {
+            TrackKind::Video => "video",
+            TrackKind::Audio => "audio",
+        };
+        write!(f, "{k}{}", self.index)
+    }
+}
+
 /// One access unit, in MP4 sample format, with normalised timestamps.
 ///
 /// Invariants kept by the ingest's [`crate::TimestampNormalizer`]: `dts` never goes
@@ -25,7 +64,7 @@ pub enum TrackKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
     /// The track this frame belongs to.
-    pub track: TrackKind,
+    pub track: TrackId,
     /// Decode timestamp in [`TIMESCALE`] ticks.
     pub dts: i64,
     /// Presentation timestamp in [`TIMESCALE`] ticks.
@@ -37,6 +76,11 @@ pub struct Frame {
 }
 
 impl Frame {
+    /// Video or audio.
+    pub fn kind(&self) -> TrackKind {
+        self.track.kind
+    }
+
     /// The composition offset (`pts - dts`) in ticks; negative offsets are legal.
     pub fn composition_offset(&self) -> i64 {
         self.pts - self.dts

@@ -19,7 +19,7 @@ mod track;
 
 pub use aac::{AacConfig, AacConfigError};
 pub use bits::{BitReader, BitsError, unescape_rbsp};
-pub use frame::{Frame, TIMESCALE, TrackKind};
+pub use frame::{Frame, TIMESCALE, TrackId, TrackKind};
 pub use h264::{H264Error, ParameterSets, SpsInfo, parse_avcc, parse_sps};
 pub use timestamp::{NormalizedTime, TimestampNormalizer};
 pub use track::{AudioConfig, Codec, TrackConfig, VideoConfig};
