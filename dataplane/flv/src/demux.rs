@@ -2,8 +2,8 @@
 
 use bytes::Bytes;
 use weir_media::{
-    AacConfig, AudioConfig, Codec, Frame, TimestampNormalizer, TrackConfig, TrackKind, VideoConfig,
-    parse_avcc, parse_sps,
+    AacConfig, AudioConfig, Codec, Frame, TimestampNormalizer, TrackConfig, TrackId, TrackKind,
+    VideoConfig, parse_avcc, parse_sps,
 };
 
 use crate::FlvError;
@@ -12,11 +12,14 @@ use crate::dims::{av1_dimensions, hevc_dimensions};
 use crate::script::{StreamMetadata, parse_metadata};
 use crate::video::{VideoCodec, VideoPacket, parse_video};
 
+/// The most tracks of one kind (video, audio) a broadcast, or one multitrack tag, may have.
+pub const MAX_TRACKS_PER_KIND: usize = 16;
+
 /// What one media message produced for the bus.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DemuxEvent {
-    /// A new or changed track configuration; precedes the frames that need it.
-    Track(TrackConfig),
+    /// A new or changed configuration of a track; precedes the frames that need it.
+    Track(TrackId, TrackConfig),
     /// One access unit.
     Frame(Frame),
     /// The encoder's `onMetaData`.
@@ -34,13 +37,30 @@ pub struct DemuxStats {
 
 /// Turns one broadcast's FLV tag bodies into bus events. Owns the broadcast's
 /// [`TimestampNormalizer`], so timestamps are normalised here, once.
+///
+/// Every Enhanced RTMP track id becomes its own bus track,
+/// `TrackId { kind, index: track_id }`; tags that are not multitrack are track 0. Up to
+/// [`MAX_TRACKS_PER_KIND`] tracks of each kind are configured.
 #[derive(Debug, Default)]
 pub struct FlvDemuxer {
     normalizer: TimestampNormalizer,
-    video: Option<TrackConfig>,
-    audio: Option<TrackConfig>,
+    /// The configured tracks, in the order they were first configured.
+    tracks: Vec<(TrackId, TrackConfig)>,
     metadata: Option<StreamMetadata>,
     stats: DemuxStats,
+}
+
+/// What one track of a tag asks for, decided before any state changes so that a tag
+/// whose later track is an error leaves nothing half-applied.
+enum Action {
+    Configure(TrackId, TrackConfig),
+    Frame {
+        track: TrackId,
+        codec: Codec,
+        cts: i32,
+        keyframe: bool,
+        data: Bytes,
+    },
 }
 
 fn bus_codec(c: VideoCodec) -> Result<Codec, FlvError> {
@@ -56,6 +76,13 @@ fn clamp16(v: u32) -> u16 {
     u16::try_from(v).unwrap_or(u16::MAX)
 }
 
+fn kind_name(kind: TrackKind) -> &'static str {
+    match kind {
+        TrackKind::Video => "video",
+        TrackKind::Audio => "audio",
+    }
+}
+
 impl FlvDemuxer {
     /// A demuxer with no tracks yet.
     pub fn new() -> Self {
@@ -67,67 +94,81 @@ impl FlvDemuxer {
         self.stats
     }
 
-    /// The current track configuration of a kind.
-    pub fn track(&self, kind: TrackKind) -> Option<&TrackConfig> {
-        match kind {
-            TrackKind::Video => self.video.as_ref(),
-            TrackKind::Audio => self.audio.as_ref(),
-        }
+    /// The current configuration of a track.
+    pub fn track(&self, id: TrackId) -> Option<&TrackConfig> {
+        self.tracks.iter().find(|(t, _)| *t == id).map(|(_, c)| c)
     }
 
-    /// One RTMP/FLV video message. Returns the bus events it produced.
+    /// Every configured track, in the order they were first configured.
+    pub fn tracks(&self) -> impl Iterator<Item = (TrackId, &TrackConfig)> {
+        self.tracks.iter().map(|(id, c)| (*id, c))
+    }
+
+    /// One RTMP/FLV video message. Returns the bus events it produced, for every track
+    /// of a multitrack tag in tag order.
     pub fn push_video(
         &mut self,
         timestamp_ms: u32,
         payload: &Bytes,
     ) -> Result<Vec<DemuxEvent>, FlvError> {
         let tag = parse_video(payload)?;
-        let codec = bus_codec(tag.codec)?;
-        match tag.packet {
-            VideoPacket::SequenceStart(record) if !record.is_empty() => {
-                let config = TrackConfig::Video(self.video_config(codec, record)?);
-                Ok(self.set_track(TrackKind::Video, config))
-            }
-            VideoPacket::CodedFrames { cts, data } => {
-                if self.video.as_ref().map(TrackConfig::codec) != Some(codec) {
-                    self.stats.frames_before_config += 1;
-                    return Ok(Vec::new());
+        let keyframe = tag.is_keyframe();
+        let mut actions = Vec::with_capacity(tag.tracks.len());
+        for t in tag.tracks {
+            let track = TrackId::new(TrackKind::Video, t.id);
+            let codec = bus_codec(t.codec)?;
+            match t.packet {
+                VideoPacket::SequenceStart(record) if !record.is_empty() => {
+                    let config = TrackConfig::Video(self.video_config(codec, record)?);
+                    actions.push(Action::Configure(track, config));
                 }
-                let keyframe = tag.frame_type == 1;
-                Ok(self.frame(TrackKind::Video, timestamp_ms, cts, keyframe, data))
+                VideoPacket::CodedFrames { cts, data } => actions.push(Action::Frame {
+                    track,
+                    codec,
+                    cts,
+                    keyframe,
+                    data,
+                }),
+                _ => {}
             }
-            _ => Ok(Vec::new()),
         }
+        self.apply(TrackKind::Video, timestamp_ms, actions)
     }
 
-    /// One RTMP/FLV audio message. Returns the bus events it produced.
+    /// One RTMP/FLV audio message. Returns the bus events it produced, for every track
+    /// of a multitrack tag in tag order.
     pub fn push_audio(
         &mut self,
         timestamp_ms: u32,
         payload: &Bytes,
     ) -> Result<Vec<DemuxEvent>, FlvError> {
         let tag = parse_audio(payload)?;
-        let codec = match tag.codec {
-            AudioCodec::Aac => Codec::Aac,
-            AudioCodec::Opus => Codec::Opus,
-        };
-        match tag.packet {
-            AudioPacket::SequenceStart(record) => {
-                let config = match tag.codec {
-                    AudioCodec::Aac => aac_config(record, tag.stereo)?,
-                    AudioCodec::Opus => opus_config(record),
-                };
-                Ok(self.set_track(TrackKind::Audio, TrackConfig::Audio(config)))
-            }
-            AudioPacket::CodedFrames(data) => {
-                if self.audio.as_ref().map(TrackConfig::codec) != Some(codec) {
-                    self.stats.frames_before_config += 1;
-                    return Ok(Vec::new());
+        let mut actions = Vec::with_capacity(tag.tracks.len());
+        for t in tag.tracks {
+            let track = TrackId::new(TrackKind::Audio, t.id);
+            let codec = match t.codec {
+                AudioCodec::Aac => Codec::Aac,
+                AudioCodec::Opus => Codec::Opus,
+            };
+            match t.packet {
+                AudioPacket::SequenceStart(record) => {
+                    let config = match t.codec {
+                        AudioCodec::Aac => aac_config(record, tag.stereo)?,
+                        AudioCodec::Opus => opus_config(record),
+                    };
+                    actions.push(Action::Configure(track, TrackConfig::Audio(config)));
                 }
-                Ok(self.frame(TrackKind::Audio, timestamp_ms, 0, true, data))
+                AudioPacket::CodedFrames(data) => actions.push(Action::Frame {
+                    track,
+                    codec,
+                    cts: 0,
+                    keyframe: true,
+                    data,
+                }),
+                AudioPacket::SequenceEnd | AudioPacket::Ignored => {}
             }
-            AudioPacket::SequenceEnd | AudioPacket::Ignored => Ok(Vec::new()),
         }
+        self.apply(TrackKind::Audio, timestamp_ms, actions)
     }
 
     /// One data message (FLV SCRIPTDATA body, with or without `@setDataFrame`).
@@ -141,38 +182,81 @@ impl FlvDemuxer {
         }
     }
 
-    fn set_track(&mut self, kind: TrackKind, config: TrackConfig) -> Vec<DemuxEvent> {
-        let slot = match kind {
-            TrackKind::Video => &mut self.video,
-            TrackKind::Audio => &mut self.audio,
-        };
-        if slot.as_ref() == Some(&config) {
-            return Vec::new();
+    /// Applies one tag's actions (all of `kind`), after checking the track bound.
+    fn apply(
+        &mut self,
+        kind: TrackKind,
+        ts: u32,
+        actions: Vec<Action>,
+    ) -> Result<Vec<DemuxEvent>, FlvError> {
+        let mut known: Vec<TrackId> = self
+            .tracks
+            .iter()
+            .map(|(id, _)| *id)
+            .filter(|id| id.kind == kind)
+            .collect();
+        for a in &actions {
+            if let Action::Configure(id, _) = a
+                && !known.contains(id)
+            {
+                if known.len() == MAX_TRACKS_PER_KIND {
+                    return Err(FlvError::TooManyTracks(kind_name(kind)));
+                }
+                known.push(*id);
+            }
         }
-        *slot = Some(config.clone());
-        vec![DemuxEvent::Track(config)]
+        let mut events = Vec::with_capacity(actions.len());
+        for a in actions {
+            match a {
+                Action::Configure(id, config) => self.set_track(id, config, &mut events),
+                Action::Frame {
+                    track,
+                    codec,
+                    cts,
+                    keyframe,
+                    data,
+                } => {
+                    if self.track(track).map(TrackConfig::codec) != Some(codec) {
+                        self.stats.frames_before_config += 1;
+                        continue;
+                    }
+                    self.frame(track, ts, cts, keyframe, data, &mut events);
+                }
+            }
+        }
+        Ok(events)
+    }
+
+    fn set_track(&mut self, id: TrackId, config: TrackConfig, events: &mut Vec<DemuxEvent>) {
+        match self.tracks.iter_mut().find(|(t, _)| *t == id) {
+            Some((_, c)) if *c == config => return,
+            Some((_, c)) => *c = config.clone(),
+            None => self.tracks.push((id, config.clone())),
+        }
+        events.push(DemuxEvent::Track(id, config));
     }
 
     fn frame(
         &mut self,
-        track: TrackKind,
+        track: TrackId,
         ts: u32,
         cts: i32,
         keyframe: bool,
         data: Bytes,
-    ) -> Vec<DemuxEvent> {
+        events: &mut Vec<DemuxEvent>,
+    ) {
         if data.is_empty() {
             self.stats.empty_frames += 1;
-            return Vec::new();
+            return;
         }
         let t = self.normalizer.normalize_ms(track, ts, cts);
-        vec![DemuxEvent::Frame(Frame {
+        events.push(DemuxEvent::Frame(Frame {
             track,
             dts: t.dts,
             pts: t.pts,
             keyframe,
             data,
-        })]
+        }));
     }
 
     fn video_config(&self, codec: Codec, record: Bytes) -> Result<VideoConfig, FlvError> {

@@ -31,6 +31,14 @@ pub enum FlvError {
     /// An onMetaData body that is not valid AMF0.
     #[error("invalid script data: {0}")]
     Script(#[from] Amf0Error),
+    /// An Enhanced RTMP `AvMultitrackType` other than OneTrack, ManyTracks or
+    /// ManyTracksManyCodecs.
+    #[error("unsupported multitrack type {0}")]
+    UnsupportedMultitrackType(u8),
+    /// A tag, or the broadcast, with more tracks of one kind than
+    /// [`MAX_TRACKS_PER_KIND`](crate::MAX_TRACKS_PER_KIND).
+    #[error("more than {max} {0} tracks", max = crate::MAX_TRACKS_PER_KIND)]
+    TooManyTracks(&'static str),
     /// Not an FLV file (bad signature or header).
     #[error("not an FLV file")]
     NotFlv,

@@ -6,7 +6,8 @@ use bytes::Bytes;
 use crate::{DemuxEvent, FlvDemuxer};
 
 /// The first byte picks audio, video or data (and a timestamp nudge); the rest is the
-/// tag body. Never panics on any input; frames produced keep the bus invariants.
+/// tag body. Never panics on any input; frames produced keep the bus invariants and
+/// belong to a configured track.
 pub fn flv_tag(demuxer: &mut FlvDemuxer, data: &[u8]) {
     let Some((&selector, body)) = data.split_first() else {
         return;
@@ -23,6 +24,10 @@ pub fn flv_tag(demuxer: &mut FlvDemuxer, data: &[u8]) {
             if let DemuxEvent::Frame(f) = e {
                 assert!(f.dts >= 0, "negative dts");
                 assert!(!f.data.is_empty(), "empty frame");
+                assert!(
+                    demuxer.track(f.track).is_some(),
+                    "frame of an unknown track"
+                );
             }
         }
     }

@@ -94,40 +94,82 @@ impl<'a> Cursor<'a> {
         Ok(packet_type)
     }
 
+    /// Bytes left after the cursor.
+    pub(crate) fn remaining(&self) -> usize {
+        self.data.len() - self.pos
+    }
+
     /// Reads the rest of an Enhanced RTMP audio or video header after its first byte
-    /// (whose low nibble is `packet_type`): ModEx prefixes, then either a FourCC or, when
-    /// the packet type is `multitrack`, the first track's framing. Returns the final packet
-    /// type, the FourCC and the body.
+    /// (whose low nibble is `packet_type`): ModEx prefixes, then either a FourCC and the
+    /// body (one track, id 0) or, when the packet type is `multitrack`, a multitrack
+    /// header and every track's framing. Returns the final packet type (shared by all
+    /// tracks) and the tracks in tag order.
     pub(crate) fn ex_header(
         &mut self,
         packet_type: u8,
         multitrack: u8,
-    ) -> Result<(u8, [u8; 4], Bytes), FlvError> {
+        kind: &'static str,
+    ) -> Result<(u8, Vec<ExTrack>), FlvError> {
         let packet_type = self.skip_mod_ex(packet_type)?;
         if packet_type == multitrack {
-            self.first_track()
+            self.multitrack(kind)
         } else {
-            Ok((packet_type, self.bytes::<4>()?, self.rest()))
+            let fourcc = self.bytes::<4>()?;
+            let track = ExTrack {
+                id: 0,
+                fourcc,
+                body: self.rest(),
+            };
+            Ok((packet_type, vec![track]))
         }
     }
 
-    /// Reads a multitrack header and the first track's framing; returns the track's
-    /// packet type, FourCC and body. Further tracks are skipped (the bus carries one
-    /// track per kind).
-    pub(crate) fn first_track(&mut self) -> Result<(u8, [u8; 4], Bytes), FlvError> {
+    /// Reads a multitrack header (`AvMultitrackType` and the tracks' packet type), the
+    /// shared FourCC unless every track has its own (ManyTracksManyCodecs), then the
+    /// tracks: \[FourCC\] id, and unless OneTrack a UI24 size before each body. At most
+    /// [`MAX_TRACKS_PER_KIND`](crate::MAX_TRACKS_PER_KIND) tracks per tag.
+    fn multitrack(&mut self, kind: &'static str) -> Result<(u8, Vec<ExTrack>), FlvError> {
         const ONE_TRACK: u8 = 0;
+        const MANY_TRACKS: u8 = 1;
+        const MANY_TRACKS_MANY_CODECS: u8 = 2;
         let b = self.u8()?;
         let (multitrack_type, packet_type) = (b >> 4, b & 0x0f);
-        // One FourCC for all tracks follows the header, or (ManyTracksManyCodecs) one
-        // per track before its id: for the first track both sit here.
-        let fourcc = self.bytes::<4>()?;
-        let _track_id = self.u8()?;
-        let body = if multitrack_type == ONE_TRACK {
-            self.rest()
-        } else {
-            let size = self.u24()? as usize;
-            self.take(size)?
+        let shared_fourcc = match multitrack_type {
+            ONE_TRACK | MANY_TRACKS => Some(self.bytes::<4>()?),
+            MANY_TRACKS_MANY_CODECS => None,
+            other => return Err(FlvError::UnsupportedMultitrackType(other)),
         };
-        Ok((packet_type, fourcc, body))
+        let mut tracks = Vec::new();
+        loop {
+            if tracks.len() == crate::MAX_TRACKS_PER_KIND {
+                return Err(FlvError::TooManyTracks(kind));
+            }
+            let fourcc = match shared_fourcc {
+                Some(f) => f,
+                None => self.bytes::<4>()?,
+            };
+            let id = self.u8()?;
+            let body = if multitrack_type == ONE_TRACK {
+                self.rest()
+            } else {
+                let size = self.u24()? as usize;
+                self.take(size)?
+            };
+            tracks.push(ExTrack { id, fourcc, body });
+            if self.remaining() == 0 {
+                return Ok((packet_type, tracks));
+            }
+        }
     }
+}
+
+/// One track of an Enhanced RTMP audio or video tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ExTrack {
+    /// The E-RTMP track id (0 outside multitrack tags).
+    pub(crate) id: u8,
+    /// The track's codec.
+    pub(crate) fourcc: [u8; 4],
+    /// The track's body, a zero-copy slice of the tag.
+    pub(crate) body: Bytes,
 }

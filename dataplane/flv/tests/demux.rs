@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use weir_flv::file::{TAG_AUDIO, TAG_SCRIPT, TAG_VIDEO, read_tags};
 use weir_flv::{DemuxEvent, FlvDemuxer, FlvError};
-use weir_media::{AudioConfig, Codec, Frame, TrackConfig, TrackKind, VideoConfig};
+use weir_media::{AudioConfig, Codec, Frame, TrackConfig, TrackId, VideoConfig};
 use weir_rtmp::amf0::{self, Amf0Value};
 
 /// avcC from `ffmpeg -f lavfi -i testsrc=size=320x240 -c:v libx264`.
@@ -62,12 +62,15 @@ fn legacy_avc_track_frames_and_zero_copy() {
     let ev = d.push_video(0, &seq).expect("valid");
     assert_eq!(
         ev,
-        vec![DemuxEvent::Track(TrackConfig::Video(VideoConfig {
-            codec: Codec::H264,
-            width: 320,
-            height: 240,
-            record: Bytes::from_static(AVCC_320X240),
-        }))]
+        vec![DemuxEvent::Track(
+            TrackId::VIDEO,
+            TrackConfig::Video(VideoConfig {
+                codec: Codec::H264,
+                width: 320,
+                height: 240,
+                record: Bytes::from_static(AVCC_320X240),
+            })
+        )]
     );
     // The same record again: no new Track.
     assert_eq!(d.push_video(0, &seq), Ok(vec![]));
@@ -75,7 +78,7 @@ fn legacy_avc_track_frames_and_zero_copy() {
     let key = tag(&[&[0x17, 1, 0, 0, 0x42], &[0, 0, 0, 2, 0x65, 0x88]]);
     let f = only_frame(d.push_video(1000, &key).expect("valid"));
     assert!(f.keyframe);
-    assert_eq!(f.track, TrackKind::Video);
+    assert_eq!(f.track, TrackId::VIDEO);
     assert_eq!(f.composition_offset(), 66 * 90);
     assert_eq!(&f.data[..], &[0, 0, 0, 2, 0x65, 0x88]);
     assert_eq!(
@@ -117,7 +120,7 @@ fn changed_config_is_emitted_again_and_bad_config_is_an_error() {
     let ev = d
         .push_video(0, &tag(&[&[0x17, 0, 0, 0, 0], &changed]))
         .expect("valid");
-    assert!(matches!(&ev[..], [DemuxEvent::Track(_)]));
+    assert!(matches!(&ev[..], [DemuxEvent::Track(TrackId::VIDEO, _)]));
     let err = d.push_video(0, &tag(&[&[0x17, 0, 0, 0, 0], &[2, 0x64, 0, 0x1f]]));
     assert!(matches!(
         err,
@@ -142,7 +145,7 @@ fn enhanced_hevc_sequence_start_and_coded_frames() {
         .push_video(0, &tag(&[b"\x90hvc1", HVCC_202X122]))
         .expect("valid");
     match &ev[..] {
-        [DemuxEvent::Track(TrackConfig::Video(v))] => {
+        [DemuxEvent::Track(TrackId::VIDEO, TrackConfig::Video(v))] => {
             assert_eq!((v.codec, v.width, v.height), (Codec::H265, 202, 122));
             assert_eq!(&v.record[..], HVCC_202X122);
         }
@@ -170,7 +173,7 @@ fn enhanced_av1_sequence_start_and_obus() {
         .push_video(0, &tag(&[b"\x90av01", AV1C_208X120]))
         .expect("valid");
     match &ev[..] {
-        [DemuxEvent::Track(t @ TrackConfig::Video(v))] => {
+        [DemuxEvent::Track(TrackId::VIDEO, t @ TrackConfig::Video(v))] => {
             assert_eq!((v.codec, v.width, v.height), (Codec::Av1, 208, 120));
             assert_eq!(t.codec_string(), "av01.0.00M.08");
         }
@@ -227,7 +230,9 @@ fn hevc_falls_back_to_metadata_dimensions() {
         .push_video(0, &tag(&[b"\x90hvc1", &[1, 2, 3]]))
         .expect("valid");
     match &ev[..] {
-        [DemuxEvent::Track(TrackConfig::Video(v))] => assert_eq!((v.width, v.height), (1920, 1080)),
+        [DemuxEvent::Track(TrackId::VIDEO, TrackConfig::Video(v))] => {
+            assert_eq!((v.width, v.height), (1920, 1080))
+        }
         other => panic!("{other:?}"),
     }
     let cue = amf0::encode_all(&[Amf0Value::string("onCuePoint"), Amf0Value::Null]);
@@ -247,30 +252,35 @@ fn aac_legacy_and_sbr() {
         .expect("valid");
     assert_eq!(
         ev,
-        vec![DemuxEvent::Track(TrackConfig::Audio(AudioConfig {
-            codec: Codec::Aac,
-            sample_rate: 44_100,
-            channels: 2,
-            record: Bytes::from_static(&[0x12, 0x10]),
-        }))]
+        vec![DemuxEvent::Track(
+            TrackId::AUDIO,
+            TrackConfig::Audio(AudioConfig {
+                codec: Codec::Aac,
+                sample_rate: 44_100,
+                channels: 2,
+                record: Bytes::from_static(&[0x12, 0x10]),
+            })
+        )]
     );
     let raw = tag(&[&[0xaf, 1], &[0x21, 0x10, 0x04]]);
     let f = only_frame(d.push_audio(23, &raw).expect("valid"));
     assert!(f.keyframe);
-    assert_eq!(f.track, TrackKind::Audio);
+    assert_eq!(f.track, TrackId::AUDIO);
     assert_eq!(f.data.as_ptr(), raw[2..].as_ptr());
     // HE-AAC with explicit SBR: core 24 kHz, output 48 kHz.
     let ev = d
         .push_audio(46, &tag(&[&[0xaf, 0, 0x2b, 0x11, 0x88, 0x00]]))
         .expect("valid");
     assert!(
-        matches!(&ev[..], [DemuxEvent::Track(TrackConfig::Audio(a))] if a.sample_rate == 48_000 && a.channels == 2)
+        matches!(&ev[..], [DemuxEvent::Track(TrackId::AUDIO, TrackConfig::Audio(a))] if a.sample_rate == 48_000 && a.channels == 2)
     );
     // Channel configuration 0 falls back to the FLV mono/stereo flag.
     let ev = d
         .push_audio(46, &tag(&[&[0xae, 0, 0x12, 0x00]]))
         .expect("valid");
-    assert!(matches!(&ev[..], [DemuxEvent::Track(TrackConfig::Audio(a))] if a.channels == 1));
+    assert!(
+        matches!(&ev[..], [DemuxEvent::Track(TrackId::AUDIO, TrackConfig::Audio(a))] if a.channels == 1)
+    );
     assert!(matches!(
         d.push_audio(0, &tag(&[&[0xaf, 0, 0x12]])),
         Err(FlvError::InvalidConfig { codec: "AAC", .. })
@@ -289,8 +299,10 @@ fn enhanced_opus_and_mp4a() {
         0x38, 0x01, 0x80, 0xbb, 0, 0, 0, 0, 1, 4, 2, 0, 4, 1, 2, 3, 5,
     ]);
     let ev = d.push_audio(0, &tag(&[b"\x90Opus", &head])).expect("valid");
-    assert!(matches!(&ev[..], [DemuxEvent::Track(TrackConfig::Audio(a))]
-        if a.codec == Codec::Opus && a.sample_rate == 48_000 && a.channels == 6));
+    assert!(
+        matches!(&ev[..], [DemuxEvent::Track(TrackId::AUDIO, TrackConfig::Audio(a))]
+        if a.codec == Codec::Opus && a.sample_rate == 48_000 && a.channels == 6)
+    );
     let f = only_frame(
         d.push_audio(20, &tag(&[b"\x91Opus", &[0xfc, 0xff, 0xfe]]))
             .expect("valid"),
@@ -298,13 +310,15 @@ fn enhanced_opus_and_mp4a() {
     assert_eq!(&f.data[..], &[0xfc, 0xff, 0xfe]);
     // An empty OpusHead: defaults.
     let ev = d.push_audio(40, &tag(&[b"\x90Opus"])).expect("valid");
-    assert!(matches!(&ev[..], [DemuxEvent::Track(TrackConfig::Audio(a))] if a.channels == 2));
+    assert!(
+        matches!(&ev[..], [DemuxEvent::Track(TrackId::AUDIO, TrackConfig::Audio(a))] if a.channels == 2)
+    );
     // mp4a through the enhanced header.
     let ev = d
         .push_audio(60, &tag(&[b"\x90mp4a", &[0x11, 0x90]]))
         .expect("valid");
     assert!(
-        matches!(&ev[..], [DemuxEvent::Track(TrackConfig::Audio(a))] if a.sample_rate == 48_000)
+        matches!(&ev[..], [DemuxEvent::Track(TrackId::AUDIO, TrackConfig::Audio(a))] if a.sample_rate == 48_000)
     );
     assert_eq!(d.push_audio(80, &tag(&[b"\x92mp4a"])), Ok(vec![]));
 }
@@ -327,19 +341,21 @@ fn real_ffmpeg_flv() {
     let tracks: Vec<_> = events
         .iter()
         .filter_map(|e| match e {
-            DemuxEvent::Track(t) => Some(t),
+            DemuxEvent::Track(id, t) => Some((*id, t)),
             _ => None,
         })
         .collect();
     assert_eq!(tracks.len(), 2);
-    assert!(matches!(tracks[0], TrackConfig::Video(v) if (v.width, v.height) == (160, 120)));
     assert!(
-        matches!(tracks[1], TrackConfig::Audio(a) if a.sample_rate == 44_100 && a.channels == 1)
+        matches!(tracks[0], (TrackId::VIDEO, TrackConfig::Video(v)) if (v.width, v.height) == (160, 120))
+    );
+    assert!(
+        matches!(tracks[1], (TrackId::AUDIO, TrackConfig::Audio(a)) if a.sample_rate == 44_100 && a.channels == 1)
     );
     assert!(matches!(&events[0], DemuxEvent::Metadata(m) if m.width == Some(160)));
     let fs = frames(&events);
-    let video: Vec<_> = fs.iter().filter(|f| f.track == TrackKind::Video).collect();
-    let audio: Vec<_> = fs.iter().filter(|f| f.track == TrackKind::Audio).collect();
+    let video: Vec<_> = fs.iter().filter(|f| f.track == TrackId::VIDEO).collect();
+    let audio: Vec<_> = fs.iter().filter(|f| f.track == TrackId::AUDIO).collect();
     assert!(video.len() >= 7, "{} video frames", video.len());
     assert!(audio.len() >= 20, "{} audio frames", audio.len());
     assert!(video[0].keyframe);
@@ -378,6 +394,18 @@ fn random_and_truncated_tags_never_panic() {
         ]
         .concat(),
         [&[1u8][..], b"\x97\xff\x00\x01\xaa\xbb\x03av01\x0b"].concat(),
+        [
+            &[1u8][..],
+            b"\x96\x20av01\x00\x00\x00\x10",
+            AV1C_208X120,
+            b"hvc1\x04\x00\x00\x03\x01\x02\x03",
+        ]
+        .concat(),
+        [
+            &[1u8][..],
+            b"\x96\x21av01\x00\x00\x00\x01\xaaav01\x04\x00\x00\x01\xbb",
+        ]
+        .concat(),
         vec![0, 0xaf, 0, 0x2b, 0x11, 0x88, 0x00],
         [
             &[0u8][..],
