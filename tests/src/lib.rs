@@ -8,8 +8,10 @@
 
 pub mod cluster;
 pub mod etcd;
+pub mod flv;
 pub mod graphql;
 pub mod http;
+pub mod nginx;
 pub mod player;
 pub mod process;
 pub mod seccomp;
@@ -290,6 +292,10 @@ pub struct MediaPlaylist {
     pub preload_hint: Option<String>,
     pub ended: bool,
     pub discontinuities: usize,
+    /// `#EXT-X-TARGETDURATION`.
+    pub target_duration: Option<u64>,
+    /// The `#EXT-X-MAP` URI (the last one listed).
+    pub map_uri: Option<String>,
 }
 
 fn attr<'a>(line: &'a str, name: &str) -> Option<&'a str> {
@@ -333,6 +339,10 @@ impl MediaPlaylist {
                         .unwrap_or(0.0),
                     attr(v, "INDEPENDENT") == Some("YES"),
                 ));
+            } else if let Some(v) = line.strip_prefix("#EXT-X-TARGETDURATION:") {
+                p.target_duration = v.trim().parse().ok();
+            } else if let Some(v) = line.strip_prefix("#EXT-X-MAP:") {
+                p.map_uri = attr(v, "URI").map(str::to_owned);
             } else if let Some(v) = line.strip_prefix("#EXT-X-PRELOAD-HINT:") {
                 p.preload_hint = attr(v, "URI").map(str::to_owned);
             } else if line.starts_with("#EXT-X-ENDLIST") {
@@ -345,6 +355,19 @@ impl MediaPlaylist {
             }
         }
         p
+    }
+
+    /// The parts listed, each with its index in its segment: (msn, index, uri).
+    pub fn indexed_parts(&self) -> Vec<(u64, u64, String)> {
+        let mut out: Vec<(u64, u64, String)> = Vec::with_capacity(self.parts.len());
+        for p in &self.parts {
+            let idx = match out.last() {
+                Some(last) if last.0 == p.0 => last.1 + 1,
+                _ => 0,
+            };
+            out.push((p.0, idx, p.1.clone()));
+        }
+        out
     }
 
     /// Media sequence number of the segment being built (or the next one).
@@ -395,4 +418,76 @@ pub fn count_frames(url: &str, stream: &str) -> u64 {
         .find(|l| !l.trim().is_empty())
         .and_then(|l| l.trim().parse().ok())
         .unwrap_or_else(|| panic!("ffprobe said {out:?} / {err}"))
+}
+
+/// Fails the test with a clear message when nginx is missing.
+pub fn require_nginx() {
+    let ok = Command::new("nginx")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "nginx is not installed: run `cargo xtask setup --test` (Debian package nginx)"
+    );
+}
+
+/// The sum of the Prometheus samples of `name` on the node's `/metrics` whose labels
+/// contain every `label="value"` pair in `labels`; `None` when the node exports no such
+/// metric (or `/metrics` cannot be read).
+pub fn metric(port: u16, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let r = http::get(port, "/metrics")
+        .ok()
+        .filter(|r| r.status == 200)?;
+    sum_metric(&r.text(), name, labels)
+}
+
+/// [`metric`] on a scraped text.
+pub fn sum_metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut found = None;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        let (label_text, value) = if let Some(r) = rest.strip_prefix('{') {
+            match r.split_once('}') {
+                Some((l, v)) => (l, v),
+                None => continue,
+            }
+        } else if rest.starts_with(' ') {
+            ("", rest)
+        } else {
+            continue; // a longer metric name
+        };
+        if !labels
+            .iter()
+            .all(|(k, v)| label_text.contains(&format!("{k}=\"{v}\"")))
+        {
+            continue;
+        }
+        if let Some(v) = value
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
+        {
+            *found.get_or_insert(0.0) += v;
+        }
+    }
+    found
+}
+
+/// Downloads `init` and `media` (paths on 127.0.0.1:`port`) into one file under `dir`,
+/// for ffprobe: a CMAF segment or part is only playable after its init segment.
+pub fn fetch_with_init(port: u16, init: &str, media: &str, dir: &Path, name: &str) -> PathBuf {
+    let mut bytes = Vec::new();
+    for p in [init, media] {
+        let r = http::get(port, p).unwrap_or_else(|e| panic!("GET {p}: {e}"));
+        assert_eq!(r.status, 200, "GET {p}: {}", r.text());
+        bytes.extend_from_slice(&r.body);
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).expect("write media file");
+    path
 }

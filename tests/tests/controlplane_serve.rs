@@ -1,8 +1,8 @@
 //! All-in-one `weir serve` with its GraphQL API: a creator registers, logs in, creates a
 //! channel and a stream key over GraphQL, publishes with ffmpeg, and a graphql-ws
 //! dashboard sees the stream start, go live, the viewer count move (multivariant GETs alone
-//! do not count; two players count 2; one leaves: 1; the stream ends and the last one
-//! leaves: 0) and the stream end.
+//! do not count; two players fetching parts count 2; one leaves: 1; the stream ends and the
+//! last one leaves: 0) and the stream end. Both players get the same variant URI.
 //! The key is then revoked over GraphQL and refused; another owner cannot issue keys for
 //! the channel.
 
@@ -17,7 +17,8 @@ use weir_e2e::player::{Player, PlayerStats};
 use weir_e2e::subs::{describe, states, stream_events, subscribe_dashboard, viewer_counts};
 use weir_e2e::{Node, NodeOptions, Process, fetch_playlist, ffmpeg_publish, wait_until};
 
-const SECONDS: u32 = 24;
+/// Long enough for the count to reach 2 and fall back to 1 (a few segments each) while live.
+const SECONDS: u32 = 40;
 const PASSWORD: &str = "correct horse battery staple";
 const SLUG: &str = "e2e-show";
 
@@ -29,8 +30,8 @@ fn publisher(node: &Node, key: &str, seconds: u32, tag: &str) -> Process {
     )
 }
 
-/// The media playlist path (without the viewer session) a player followed, relative to
-/// the channel.
+/// The media playlist path (without any query) a player followed, relative to the
+/// channel.
 fn media_path_of(s: &PlayerStats) -> String {
     let v = s.variant.as_deref().expect("variant");
     v.split('?').next().unwrap_or(v).to_owned()
@@ -125,8 +126,8 @@ fn creator_streams_and_the_dashboard_follows_over_graphql() {
     );
     let stream_id = events[0]["id"].clone();
 
-    // Multivariant GETs hand out sessions; a session never used for the media playlist is
-    // not a viewer (two report intervals and more).
+    // Multivariant GETs alone are not viewers (the origin counts media fetches), over two
+    // report intervals and more.
     let mv = format!("/live/{SLUG}/index.m3u8");
     assert!(
         wait_until(Duration::from_secs(10), || get(node.http_port, &mv)
@@ -144,37 +145,41 @@ fn creator_streams_and_the_dashboard_follows_over_graphql() {
     );
 
     // Two players: the count reaches 2.
-    let a = Player::start(node.http_port, SLUG, Duration::from_secs(45));
-    let b = Player::start(node.http_port, SLUG, Duration::from_secs(45));
+    let a = Player::start(node.http_port, SLUG, Duration::from_secs(70));
+    let b = Player::start(node.http_port, SLUG, Duration::from_secs(70));
     // They play (blocking reloads) for at least 6 s, until the count has reached 2.
     let started = Instant::now();
-    let reached = ws.wait_for(Duration::from_secs(16), |_| {
+    // Counting is from the parts of a recent segment, so it takes a few segments.
+    let reached = ws.wait_for(Duration::from_secs(20), |_| {
         started.elapsed() >= Duration::from_secs(6)
             && a.playlists_ok() >= 3
             && b.playlists_ok() >= 3
             && viewer_counts(&ws).iter().any(|&c| c >= 2)
     });
     let playing = [a.playlists_ok(), b.playlists_ok()];
+    let parts = [a.parts_fetched(), b.parts_fetched()];
     // One leaves while the stream is live: the count falls back to 1.
     let b_stats = b.stop();
     assert!(
         reached,
-        "viewer count did not reach 2 with two players ({playing:?} playlists served): {}; \
-         player b: {b_stats:#?}",
+        "viewer count did not reach 2 with two players ({playing:?} playlists served, \
+         {parts:?} parts fetched): {}; player b: {b_stats:#?}",
         describe(&ws)
     );
     eprintln!(
-        "viewers reached 2 at {:?}; playlist requests {playing:?}",
+        "viewers reached 2 at {:?}; playlist requests {playing:?}, parts fetched {parts:?}",
         t0.elapsed()
     );
     let left = Instant::now();
-    let dropped = ws.wait_for(Duration::from_secs(14), |_| {
+    // A viewer stops counting once the recent segments counted no longer have its fetches
+    // (up to ~3 segments, plus a report interval).
+    let dropped = ws.wait_for(Duration::from_secs(18), |_| {
         viewer_counts(&ws).last() == Some(&1)
     });
     assert!(
         dropped && states(&ws).len() == 2,
         "the viewer count did not fall to 1 while live, {:?} after one of two players left \
-         (a viewer stops counting ~6 s after its last request): {}",
+         (a viewer stops counting a few segments after its last fetch): {}",
         left.elapsed(),
         describe(&ws)
     );
@@ -212,16 +217,18 @@ fn creator_streams_and_the_dashboard_follows_over_graphql() {
     let a_stats = a.stop();
     let last_left = Instant::now();
     assert!(a_stats.errors.is_empty(), "player a: {a_stats:#?}");
+    // Every viewer follows the same variant URI (CDN-cacheable): no per-viewer session.
     for s in [&a_stats, &b_stats] {
         let v = s.variant.as_deref().unwrap_or_default();
         assert!(
-            v.contains("s="),
-            "no viewer session in the variant URI {v:?}"
+            !v.is_empty() && !v.contains("s="),
+            "the variant URI {v:?} carries a per-viewer session"
         );
+        assert!(s.parts > 0, "a player fetched no parts: {s:#?}");
     }
-    assert_ne!(
+    assert_eq!(
         a_stats.variant, b_stats.variant,
-        "each multivariant GET hands out its own session"
+        "two players followed different variant URIs"
     );
     let d = gql_ok(
         api,

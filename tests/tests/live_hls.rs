@@ -48,7 +48,8 @@ fn ffmpeg_publishes_and_players_get_ll_hls() {
     );
     assert!(mv_text.contains("RESOLUTION=640x360"), "{mv_text}");
     let variant = variant_uri(&mv_text).expect("variant");
-    // The variant URI carries a viewer session (`?s=…`); LL-HLS parameters replace it here.
+    // The variant URI is the same for every viewer; drop any query before adding LL-HLS
+    // parameters.
     let variant = variant.split('?').next().expect("path").to_owned();
     let media_path = format!("/live/show/{variant}");
     let base = media_path.rsplit_once('/').expect("dir").0.to_owned();
@@ -61,7 +62,8 @@ fn ffmpeg_publishes_and_players_get_ll_hls() {
     }));
     for tag in [
         "#EXT-X-VERSION:",
-        "#EXT-X-TARGETDURATION:2",
+        // Fixed for the broadcast (default 4 s), not derived from the GOP.
+        "#EXT-X-TARGETDURATION:4",
         "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES",
         "PART-HOLD-BACK=",
         "CAN-SKIP-UNTIL=",

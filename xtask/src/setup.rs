@@ -12,8 +12,9 @@ const BUILD: &[&str] = &[
     "libprotobuf-dev",
 ];
 /// Test peers: real encoders, players and servers the tests start themselves
-/// (Chromium runs hls.js in `tests/tests/hlsjs.rs`).
-const TEST: &[&str] = &["ffmpeg", "etcd-server", "chromium"];
+/// (Chromium runs hls.js in `tests/tests/hlsjs.rs`; nginx is the caching reverse proxy, a
+/// stand-in CDN, in `tests/tests/cdn_proxy.rs`).
+const TEST: &[&str] = &["ffmpeg", "etcd-server", "chromium", "nginx"];
 /// Node.js and npm run the browser test's driver; installed from Debian only when
 /// they are not already on PATH (they may come from elsewhere, e.g. NodeSource).
 const NODE: &[(&str, &str)] = &[("node", "nodejs"), ("npm", "npm")];
