@@ -41,6 +41,9 @@ pub struct NodeConfig {
     pub part_target_ms: u64,
     /// Segment target in milliseconds (segments are cut at the first keyframe after it).
     pub segment_target_ms: u64,
+    /// `EXT-X-TARGETDURATION` in milliseconds (announced rounded up to whole seconds,
+    /// fixed for a broadcast): a segment reaching it without a key frame is cut anyway.
+    pub target_duration_ms: u64,
     /// Segments kept in each playlist's sliding window.
     pub window_segments: usize,
     /// How long a channel waits for its publisher to come back before the playlist ends.
@@ -70,6 +73,7 @@ impl Default for NodeConfig {
             rtmp_app: "live".to_owned(),
             part_target_ms: 200,
             segment_target_ms: 2000,
+            target_duration_ms: 4000,
             window_segments: 12,
             reconnect_grace_ms: 10_000,
             ended_retention_ms: 60_000,
@@ -97,6 +101,7 @@ impl NodeConfig {
             part_target: Duration::from_millis(self.part_target_ms.max(50)),
             segment_target: Duration::from_millis(self.segment_target_ms.max(500)),
             window: self.window_segments.max(3),
+            target_duration: Duration::from_millis(self.target_duration_ms.max(1000)),
             ..weir_hls::HlsConfig::default()
         }
     }

@@ -5,7 +5,8 @@
 //! (boundedly) until both configs are in, or until [`GATE_MAX_WAIT`] of media has gone
 //! by with only one, then releases the tracks and everything it held, in order.
 
-use weir_media::{AudioConfig, Frame, TIMESCALE, TrackConfig, VideoConfig};
+use weir_bus::TrackSet;
+use weir_media::{Frame, TIMESCALE, TrackConfig, TrackId, TrackKind};
 
 /// Media time after which a broadcast with a single known track starts without the other.
 pub const GATE_MAX_WAIT: i64 = TIMESCALE as i64; // one second
@@ -15,17 +16,16 @@ pub const GATE_MAX_FRAMES: usize = 512;
 /// What the gate lets through.
 #[derive(Debug, PartialEq, Eq)]
 pub enum GateOutput {
-    /// (Re)configure the packager with these tracks.
-    Tracks(Option<VideoConfig>, Option<AudioConfig>),
-    /// Package this frame.
+    /// The broadcast's tracks (all of them, each time one is added or changes).
+    Tracks(TrackSet),
+    /// Publish this frame.
     Frame(Frame),
 }
 
 /// Buffers frames until the track set is known.
 #[derive(Debug, Default)]
 pub struct TrackGate {
-    video: Option<VideoConfig>,
-    audio: Option<AudioConfig>,
+    tracks: TrackSet,
     open: bool,
     held: Vec<Frame>,
 }
@@ -36,15 +36,16 @@ impl TrackGate {
         Self::default()
     }
 
-    /// A track config arrived.
-    pub fn on_track(&mut self, track: TrackConfig, out: &mut Vec<GateOutput>) {
-        match track {
-            TrackConfig::Video(v) => self.video = Some(v),
-            TrackConfig::Audio(a) => self.audio = Some(a),
+    /// A track config arrived (an invalid one, e.g. a 33rd track, is logged and dropped).
+    pub fn on_track(&mut self, id: TrackId, config: TrackConfig, out: &mut Vec<GateOutput>) {
+        if let Err(e) = self.tracks.insert(id, config) {
+            tracing::debug!(track = %id, error = %e, "track refused");
+            return;
         }
+        let has = |kind| self.tracks.iter().any(|(id, _)| id.kind == kind);
         if self.open {
-            out.push(GateOutput::Tracks(self.video.clone(), self.audio.clone()));
-        } else if self.video.is_some() && self.audio.is_some() {
+            out.push(GateOutput::Tracks(self.tracks.clone()));
+        } else if has(TrackKind::Video) && has(TrackKind::Audio) {
             self.release(out);
         }
     }
@@ -60,7 +61,7 @@ impl TrackGate {
             (Some(a), Some(b)) => b.dts - a.dts,
             _ => 0,
         };
-        let have_one = self.video.is_some() || self.audio.is_some();
+        let have_one = !self.tracks.is_empty();
         if (have_one && span >= GATE_MAX_WAIT) || self.held.len() >= GATE_MAX_FRAMES {
             self.release(out);
         }
@@ -68,16 +69,12 @@ impl TrackGate {
 
     fn release(&mut self, out: &mut Vec<GateOutput>) {
         self.open = true;
-        out.push(GateOutput::Tracks(self.video.clone(), self.audio.clone()));
-        let has_video = self.video.is_some();
-        let has_audio = self.audio.is_some();
+        out.push(GateOutput::Tracks(self.tracks.clone()));
+        let tracks = &self.tracks;
         out.extend(
             self.held
                 .drain(..)
-                .filter(|f| match f.track {
-                    weir_media::TrackKind::Video => has_video,
-                    weir_media::TrackKind::Audio => has_audio,
-                })
+                .filter(|f| tracks.contains(f.track))
                 .map(GateOutput::Frame),
         );
     }
@@ -87,7 +84,7 @@ impl TrackGate {
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use weir_media::{Codec, TrackKind};
+    use weir_media::{AudioConfig, Codec, VideoConfig};
 
     fn video() -> TrackConfig {
         TrackConfig::Video(VideoConfig {
@@ -105,7 +102,7 @@ mod tests {
             record: Bytes::new(),
         })
     }
-    fn frame(track: TrackKind, dts: i64) -> Frame {
+    fn frame(track: TrackId, dts: i64) -> Frame {
         Frame {
             track,
             dts,
@@ -119,14 +116,14 @@ mod tests {
     fn opens_when_both_tracks_are_known_and_keeps_order() {
         let mut g = TrackGate::new();
         let mut out = Vec::new();
-        g.on_track(video(), &mut out);
-        g.on_frame(frame(TrackKind::Video, 0), &mut out);
+        g.on_track(TrackId::VIDEO, video(), &mut out);
+        g.on_frame(frame(TrackId::VIDEO, 0), &mut out);
         assert!(out.is_empty());
-        g.on_track(audio(), &mut out);
-        assert!(matches!(out[0], GateOutput::Tracks(Some(_), Some(_))));
+        g.on_track(TrackId::AUDIO, audio(), &mut out);
+        assert!(matches!(&out[0], GateOutput::Tracks(t) if t.len() == 2));
         assert_eq!(out.len(), 2);
         out.clear();
-        g.on_frame(frame(TrackKind::Audio, 10), &mut out);
+        g.on_frame(frame(TrackId::AUDIO, 10), &mut out);
         assert_eq!(out.len(), 1);
     }
 
@@ -134,13 +131,13 @@ mod tests {
     fn video_only_opens_after_a_second() {
         let mut g = TrackGate::new();
         let mut out = Vec::new();
-        g.on_track(video(), &mut out);
+        g.on_track(TrackId::VIDEO, video(), &mut out);
         for i in 0..30 {
-            g.on_frame(frame(TrackKind::Video, i * 3000), &mut out);
+            g.on_frame(frame(TrackId::VIDEO, i * 3000), &mut out);
         }
         assert!(out.is_empty());
-        g.on_frame(frame(TrackKind::Video, 90_000), &mut out);
-        assert!(matches!(out[0], GateOutput::Tracks(Some(_), None)));
+        g.on_frame(frame(TrackId::VIDEO, 90_000), &mut out);
+        assert!(matches!(&out[0], GateOutput::Tracks(t) if t.video(0).is_some() && t.audio(0).is_none()));
         assert_eq!(out.len(), 32);
     }
 
@@ -149,9 +146,26 @@ mod tests {
         let mut g = TrackGate::new();
         let mut out = Vec::new();
         for i in 0..GATE_MAX_FRAMES as i64 {
-            g.on_frame(frame(TrackKind::Video, i), &mut out);
+            g.on_frame(frame(TrackId::VIDEO, i), &mut out);
         }
-        assert!(matches!(out[0], GateOutput::Tracks(None, None)));
+        assert!(matches!(&out[0], GateOutput::Tracks(t) if t.is_empty()));
         assert_eq!(out.len(), 1, "frames of unknown tracks are dropped");
+    }
+
+    #[test]
+    fn multitrack_renditions_are_separate_tracks() {
+        let mut g = TrackGate::new();
+        let mut out = Vec::new();
+        let low = TrackId::new(TrackKind::Video, 1);
+        g.on_track(TrackId::VIDEO, video(), &mut out);
+        g.on_track(low, video(), &mut out);
+        g.on_frame(frame(low, 0), &mut out);
+        g.on_track(TrackId::AUDIO, audio(), &mut out);
+        assert!(matches!(&out[0], GateOutput::Tracks(t) if t.len() == 3 && t.contains(low)));
+        assert!(matches!(&out[1], GateOutput::Frame(f) if f.track == low));
+        // A track announced after the gate opened comes as a new, complete set.
+        out.clear();
+        g.on_track(TrackId::new(TrackKind::Audio, 1), audio(), &mut out);
+        assert!(matches!(&out[0], GateOutput::Tracks(t) if t.len() == 4));
     }
 }

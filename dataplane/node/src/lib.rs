@@ -4,15 +4,20 @@
 //! Owns: starting one shard per core (each a single-threaded compio runtime on io_uring,
 //! falling back to epoll where io_uring is refused), the SO_REUSEPORT listeners, the RTMP
 //! ingest driver (socket ⇄ [`weir_rtmp::ServerSession`] ⇄ [`weir_flv::FlvDemuxer`] ⇄
-//! [`weir_hls::LiveStream`]), the stream registry shared by all shards, the HTTP origin
-//! serving LL-HLS from memory, and graceful shutdown.
+//! [`weir_bus::Publisher`]), the stream registry shared by all shards (admission,
+//! takeover, reconnect grace, lifecycle events), the LL-HLS packager task (a bus
+//! subscriber owning its [`weir_hls::LiveStream`]), the HTTP origin serving LL-HLS from
+//! memory, and graceful shutdown.
 //!
-//! Packaged media are immutable `Bytes`, so any shard answers any GET; a stream's
-//! packager lives behind a mutex that the ingest shard holds for microseconds per frame,
-//! and viewers blocked on a playlist reload wait on an `event_listener::Event`.
+//! Ingest drivers only publish to the bus; outputs only subscribe. The packager renders a
+//! [`weir_hls::Snapshot`] once per part; any shard answers any GET from the current
+//! snapshot (immutable `Bytes` and ropes) without touching the packager, and a blocked
+//! reload is woken only when the part it waits for exists.
 
 mod config;
+mod delivery;
 mod gate;
+mod hls_task;
 mod hooks;
 mod http;
 mod metrics_setup;

@@ -1,25 +1,24 @@
 //! The streams a node carries, shared by every shard.
 //!
-//! A channel has at most one [`Stream`] (one broadcast) at a time. Its packager sits
-//! behind a mutex: the ingest shard pushes frames, any shard reads playlists and
-//! objects, and viewers blocked on a reload wait on [`Stream::changed`].
+//! A channel has at most one [`Stream`] (one broadcast) at a time. Its media flow over
+//! the bus ([`weir_bus::Broadcast`]): the ingest publishes, the LL-HLS packager task
+//! (see `hls_task`) subscribes and publishes snapshots to [`HlsDelivery`], which any
+//! shard's HTTP requests read. The registry decides who may publish (admission, takeover,
+//! the reconnect grace period) and reports lifecycle events and viewer counts.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use event_listener::Event;
 use parking_lot::Mutex;
+use weir_bus::{Broadcast, BusConfig, Publisher, SubscribeOptions, Subscriber};
 use weir_hls::{HlsConfig, LiveStream};
 
+use crate::delivery::HlsDelivery;
 use crate::hooks::{BroadcastInfo, PublishRefusal, StreamEvents};
 use crate::shutdown::Shutdown;
 
-/// A viewer stops counting this long after its last playlist request.
-pub const VIEWER_TTL: Duration = Duration::from_secs(6);
-/// Most viewer sessions tracked per stream (beyond, new sessions are not counted).
-pub const MAX_VIEWER_SESSIONS: usize = 200_000;
 /// Viewer counts are re-sent at least this often even when unchanged.
 const VIEWER_REPORT_EVERY: Duration = Duration::from_secs(10);
 
@@ -28,94 +27,85 @@ const VIEWER_REPORT_EVERY: Duration = Duration::from_secs(10);
 pub struct Stream {
     /// The channel name.
     pub channel: String,
-    /// Identifies this broadcast in object URLs so caches never mix two broadcasts.
+    /// Identifies this broadcast in object URLs so caches never mix two broadcasts; 128
+    /// random bits, so the broadcast directory is also the capability to play it.
     pub broadcast_id: String,
     /// Channel, control-plane id and broadcast id, as reported in events.
     pub info: BroadcastInfo,
-    /// Viewer sessions (from the multivariant playlist) and when each was last seen.
-    pub viewers: Mutex<ViewerSessions>,
-    /// Playlists need a signed URL (the channel's playback policy, set at publish).
+    /// The multivariant playlist needs a signed URL (the channel's playback policy).
     pub signed_playback: AtomicBool,
-    /// Notified whenever a part is added or the stream ends.
-    pub changed: Event,
-    /// The packager and publisher bookkeeping.
-    pub state: Mutex<StreamState>,
-    /// The target duration, for blocking-reload time-outs.
-    pub segment_target: Duration,
+    /// The broadcast's media.
+    pub bus: Broadcast,
+    /// What viewers read: the LL-HLS snapshot, its waiters and the viewer meter.
+    pub hls: HlsDelivery,
+    state: Mutex<StreamState>,
 }
 
-/// Mutable state of a broadcast.
+/// Publisher bookkeeping of a broadcast.
 #[derive(Debug)]
-pub struct StreamState {
-    /// The LL-HLS packager.
-    pub hls: LiveStream,
+struct StreamState {
     publisher: Option<(u64, Shutdown)>,
     left_at: Option<Instant>,
     ended_at: Option<Instant>,
+    reported_viewers: Option<(u64, Instant)>,
 }
 
 impl Stream {
-    /// Wakes every viewer waiting on this stream.
-    pub fn notify(&self) {
-        self.changed.notify(usize::MAX);
+    /// True once the broadcast ended (its playlists carry `EXT-X-ENDLIST`).
+    pub fn is_ended(&self) -> bool {
+        self.state.lock().ended_at.is_some()
     }
 
-    /// Whether a viewer session requested a playlist within the last [`VIEWER_TTL`].
-    pub fn viewer_active(&self, session: u64, now: Instant) -> bool {
-        self.viewers
-            .lock()
-            .seen
-            .get(&session)
-            .is_some_and(|last| now.saturating_duration_since(*last) < VIEWER_TTL)
-    }
-
-    /// A viewer session requested a playlist.
-    pub fn touch_viewer(&self, session: u64, now: Instant) {
-        let mut v = self.viewers.lock();
-        if v.seen.len() < MAX_VIEWER_SESSIONS || v.seen.contains_key(&session) {
-            v.seen.insert(session, now);
+    /// Ends the broadcast now; false when it had already ended.
+    fn end(&self, now: Instant) -> bool {
+        let mut st = self.state.lock();
+        if let Some((_, kick)) = st.publisher.take() {
+            kick.trigger();
         }
+        if st.ended_at.is_some() {
+            return false;
+        }
+        st.ended_at = Some(now);
+        drop(st);
+        self.bus.end();
+        true
     }
-}
 
-/// Viewer sessions of one broadcast.
-#[derive(Debug, Default)]
-pub struct ViewerSessions {
-    seen: HashMap<u64, Instant>,
-    reported: Option<(u64, Instant)>,
-}
-
-impl ViewerSessions {
-    /// Drops stale sessions; returns the count if it should be reported now.
-    fn expire(&mut self, now: Instant) -> Option<u64> {
-        self.seen
-            .retain(|_, last| now.saturating_duration_since(*last) < VIEWER_TTL);
-        let count = self.seen.len() as u64;
-        let due = match self.reported {
+    /// The viewer count, if it should be reported now.
+    fn viewers_due(&self, now: Instant) -> Option<u64> {
+        let count = self.hls.viewers();
+        let mut st = self.state.lock();
+        let due = match st.reported_viewers {
             None => count > 0,
             Some((c, at)) => c != count || now.duration_since(at) >= VIEWER_REPORT_EVERY,
         };
-        if due {
-            self.reported = Some((count, now));
-            Some(count)
-        } else {
-            None
-        }
+        due.then(|| {
+            st.reported_viewers = Some((count, now));
+            count
+        })
     }
+}
 
-    /// Sessions currently counted.
-    pub fn count(&self) -> usize {
-        self.seen.len()
-    }
+/// The LL-HLS packager of a new broadcast, for the caller to run (see `hls_task`).
+#[derive(Debug)]
+pub struct Packaging {
+    /// The packager.
+    pub hls: LiveStream,
+    /// Its subscription to the broadcast.
+    pub subscriber: Subscriber,
 }
 
 /// How a publish attempt was admitted.
 #[derive(Debug)]
 pub struct Admission {
-    /// The stream to push frames into.
+    /// The stream published to.
     pub stream: Arc<Stream>,
+    /// Where the ingest publishes its tracks and frames.
+    pub publisher: Publisher,
     /// True when this continues a broadcast whose publisher had left (grace period).
     pub resumed: bool,
+    /// For a new broadcast: its packager, to be run by the caller.
+    pub packaging: Option<Packaging>,
 }
 
 /// The node's streams.
@@ -123,6 +113,7 @@ pub struct Registry {
     streams: Mutex<HashMap<String, Arc<Stream>>>,
     events: Arc<dyn StreamEvents>,
     hls: HlsConfig,
+    bus: BusConfig,
     grace: Duration,
     retention: Duration,
     takeover: bool,
@@ -148,6 +139,7 @@ impl Registry {
             streams: Mutex::new(HashMap::new()),
             events,
             hls,
+            bus: BusConfig::default(),
             grace,
             retention,
             takeover,
@@ -179,7 +171,6 @@ impl Registry {
                 let resumed = match st.publisher.take() {
                     Some((_, old)) if self.takeover => {
                         old.trigger();
-                        st.hls.pause();
                         true
                     }
                     Some(current) => {
@@ -191,23 +182,43 @@ impl Registry {
                     }
                     None => true,
                 };
-                st.hls.resume();
+                // The registry decides who publishes: a connection that is going away
+                // may still hold its bus handle for a moment, so take over on the bus.
+                let publisher = stream.bus.publish(true).map_err(|e| PublishRefusal {
+                    code: "NetStream.Publish.Failed",
+                    reason: e.to_string(),
+                })?;
                 st.publisher = Some((conn, kick));
                 st.left_at = None;
                 drop(st);
                 return Ok(Admission {
                     stream: stream.clone(),
+                    publisher,
                     resumed,
+                    packaging: None,
                 });
             }
         }
         // Object URLs live under the broadcast id: random, so they cannot be guessed
-        // (signed playback protects the playlists that name them).
-        let mut id = [0u8; 8];
+        // (signed playback protects the multivariant playlist that names them).
+        let mut id = [0u8; 16];
         let broadcast_id = match weir_streamkey::random_bytes(&mut id) {
-            Ok(()) => format!("b{:016x}", u64::from_be_bytes(id)),
-            Err(_) => format!("b{:x}", wallclock_ms()),
+            Ok(()) => format!("b{:032x}", u128::from_be_bytes(id)),
+            Err(e) => {
+                return Err(PublishRefusal {
+                    code: "NetStream.Publish.Failed",
+                    reason: format!("no randomness for a broadcast id: {e}"),
+                });
+            }
         };
+        let bus = Broadcast::new(self.bus);
+        let refused = |e: weir_bus::BusError| PublishRefusal {
+            code: "NetStream.Publish.Failed",
+            reason: e.to_string(),
+        };
+        let subscriber = bus.subscribe(SubscribeOptions::default()).map_err(refused)?;
+        let publisher = bus.publish(false).map_err(refused)?;
+        let hls = LiveStream::new(self.hls.clone());
         let stream = Arc::new(Stream {
             channel: channel.to_owned(),
             info: BroadcastInfo {
@@ -215,26 +226,27 @@ impl Registry {
                 channel_id: channel_id.to_owned(),
                 broadcast_id: broadcast_id.clone(),
             },
+            hls: HlsDelivery::new(&broadcast_id, hls.snapshot()),
             broadcast_id,
-            viewers: Mutex::new(ViewerSessions::default()),
             signed_playback: AtomicBool::new(false),
-            changed: Event::new(),
+            bus,
             state: Mutex::new(StreamState {
-                hls: LiveStream::new(self.hls.clone()),
                 publisher: Some((conn, kick)),
                 left_at: None,
                 ended_at: None,
+                reported_viewers: None,
             }),
-            segment_target: self.hls.segment_target,
         });
         if let Some(old) = streams.insert(channel.to_owned(), stream.clone()) {
-            old.notify();
+            old.end(Instant::now());
         }
         self.events.stream_started(&stream.info, "rtmp");
         metrics::gauge!("weir_streams").set(streams.len() as f64);
         Ok(Admission {
             stream,
+            publisher,
             resumed: false,
+            packaging: Some(Packaging { hls, subscriber }),
         })
     }
 
@@ -244,36 +256,33 @@ impl Registry {
         if matches!(st.publisher, Some((c, _)) if c == conn) {
             st.publisher = None;
             st.left_at = Some(now);
-            st.hls.pause();
         }
-        drop(st);
-        stream.notify();
     }
 
-    /// Ends streams whose grace ran out and forgets those ended long ago.
+    /// Ends streams whose grace ran out, reports viewer counts and forgets streams
+    /// ended long ago.
     pub fn tick(&self, now: Instant) {
         let mut streams = self.streams.lock();
         streams.retain(|channel, stream| {
-            let mut st = stream.state.lock();
-            if let Some(left) = st.left_at
-                && st.ended_at.is_none()
+            let st = stream.state.lock();
+            let (left_at, ended_at) = (st.left_at, st.ended_at);
+            drop(st);
+            if let Some(left) = left_at
+                && ended_at.is_none()
                 && now.duration_since(left) >= self.grace
             {
-                st.hls.end();
-                st.ended_at = Some(now);
+                stream.end(now);
                 tracing::info!(%channel, "publisher did not come back: playlist ended");
-                drop(st);
-                stream.notify();
                 self.events.viewers(&stream.info, 0);
                 self.events.stream_ended(&stream.info);
                 return true;
             }
-            if st.ended_at.is_none()
-                && let Some(count) = stream.viewers.lock().expire(now)
+            if ended_at.is_none()
+                && let Some(count) = stream.viewers_due(now)
             {
                 self.events.viewers(&stream.info, count);
             }
-            match st.ended_at {
+            match ended_at {
                 Some(ended) if now.duration_since(ended) >= self.retention => {
                     tracing::debug!(%channel, "ended stream dropped");
                     false
@@ -282,30 +291,26 @@ impl Registry {
             }
         });
         metrics::gauge!("weir_streams").set(streams.len() as f64);
-        let bytes: usize = streams
-            .values()
-            .map(|s| s.state.lock().hls.memory_bytes())
-            .sum();
-        let viewers: usize = streams.values().map(|s| s.viewers.lock().count()).sum();
+        let (mut packaged, mut bus, mut viewers) = (0, 0, 0);
+        for s in streams.values() {
+            packaged += s.hls.snapshot().memory_bytes();
+            bus += s.bus.memory_bytes();
+            if !s.is_ended() {
+                viewers += s.hls.viewers();
+            }
+        }
         metrics::gauge!("weir_viewers").set(viewers as f64);
-        metrics::gauge!("weir_packaged_bytes").set(bytes as f64);
+        metrics::gauge!("weir_packaged_bytes").set(packaged as f64);
+        metrics::gauge!("weir_bus_bytes").set(bus as f64);
     }
 
     /// Ends every stream now (graceful shutdown): players see EXT-X-ENDLIST.
     pub fn end_all(&self, now: Instant) {
         for stream in self.streams.lock().values() {
-            let mut st = stream.state.lock();
-            if let Some((_, kick)) = st.publisher.take() {
-                kick.trigger();
-            }
-            if st.ended_at.is_none() {
-                st.hls.end();
-                st.ended_at = Some(now);
+            if stream.end(now) {
                 self.events.viewers(&stream.info, 0);
                 self.events.stream_ended(&stream.info);
             }
-            drop(st);
-            stream.notify();
         }
     }
 }
@@ -362,7 +367,8 @@ mod tests {
         assert_eq!(a.stream.broadcast_id, b.stream.broadcast_id);
         r.end_publish(&b.stream, 2, t0 + Duration::from_secs(6));
         r.tick(t0 + Duration::from_secs(17));
-        assert!(b.stream.state.lock().hls.is_ended());
+        assert!(b.stream.is_ended());
+        assert!(b.stream.bus.is_ended(), "the bus ended too: the packager ends the playlist");
         assert!(r.get("c").is_some(), "ended streams stay readable");
         r.tick(t0 + Duration::from_secs(80));
         assert!(r.get("c").is_none());
@@ -387,7 +393,7 @@ mod tests {
     }
 
     #[test]
-    fn lifecycle_and_viewer_counts_are_reported() {
+    fn lifecycle_is_reported() {
         let events = Arc::new(Recorder::default());
         let r = Registry::new(
             HlsConfig::default(),
@@ -400,24 +406,12 @@ mod tests {
         let a = r
             .begin_publish("c", "id-c", 1, Shutdown::new())
             .expect("publish");
-        a.stream.touch_viewer(1, t0);
-        a.stream.touch_viewer(2, t0);
-        a.stream.touch_viewer(2, t0 + Duration::from_secs(1));
-        r.tick(t0 + Duration::from_secs(2));
-        assert_eq!(a.stream.viewers.lock().count(), 2);
-        r.tick(t0 + Duration::from_millis(2500)); // unchanged: not re-sent
-        r.tick(t0 + Duration::from_secs(6)); // viewer 1 expired
+        r.tick(t0 + Duration::from_secs(2)); // no viewers yet: nothing sent
         r.end_publish(&a.stream, 1, t0 + Duration::from_secs(7));
         r.tick(t0 + Duration::from_secs(9));
         assert_eq!(
             *events.0.lock(),
-            [
-                "started c",
-                "viewers c 2",
-                "viewers c 1",
-                "viewers c 0",
-                "ended c"
-            ]
+            ["started c", "viewers c 0", "ended c"]
         );
     }
 
@@ -433,6 +427,7 @@ mod tests {
             .expect("takeover");
         r.end_publish(&a.stream, 1, t0);
         r.tick(t0 + Duration::from_secs(30));
-        assert!(!a.stream.state.lock().hls.is_ended());
+        assert!(!a.stream.is_ended());
+        assert!(!a.publisher.is_current(), "the displaced publisher no longer publishes");
     }
 }

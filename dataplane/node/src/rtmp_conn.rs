@@ -1,4 +1,7 @@
-//! The RTMP ingest driver: socket ⇄ `ServerSession` ⇄ `FlvDemuxer` ⇄ track gate ⇄ packager.
+//! The RTMP ingest driver: socket ⇄ `ServerSession` ⇄ `FlvDemuxer` ⇄ track gate ⇄ bus.
+//!
+//! It only parses and publishes; admission is the registry's, packaging the bus
+//! subscribers' (see `hls_task`).
 
 use std::pin::pin;
 use std::rc::Rc;
@@ -12,13 +15,12 @@ use compio::io::{AsyncRead, AsyncWriteExt};
 use compio::net::TcpStream;
 use futures_util::future::select;
 use weir_flv::{DemuxEvent, FlvDemuxer};
-use weir_media::TrackConfig;
 use weir_rtmp::{MediaKind, ServerConfig, ServerEvent, ServerOutput, ServerSession};
 
 use crate::gate::{GateOutput, TrackGate};
 use crate::hooks::{PublishAuth, PublishRefusal};
 use crate::pacer::Pacer;
-use crate::registry::{Registry, Stream, wallclock_ms};
+use crate::registry::{Admission, Registry, Stream};
 use crate::shutdown::Shutdown;
 use crate::watchdog::{StopReason, Watchdog};
 
@@ -41,11 +43,11 @@ pub struct RtmpContext {
 /// A live publish on this connection.
 struct Publishing {
     stream: Arc<Stream>,
+    publisher: weir_bus::Publisher,
     stream_id: u32,
     demux: FlvDemuxer,
     gate: TrackGate,
     gated: Vec<GateOutput>,
-    live_reported: bool,
 }
 
 /// A publish request waiting for authorisation.
@@ -124,17 +126,28 @@ pub async fn serve(
         let mut refused = false;
         while let Some(req) = pending.take() {
             match authorize(&ctx, &req, conn, &kick).await {
-                Ok((stream, resumed)) => {
+                Ok(admission) => {
+                    let Admission {
+                        stream,
+                        publisher,
+                        resumed,
+                        packaging,
+                    } = admission;
                     tracing::info!(channel = %stream.channel, %peer, resumed, "publishing started");
                     metrics::counter!("weir_publishes_total", "result" => "accepted").increment(1);
+                    if let Some(packaging) = packaging {
+                        let task =
+                            crate::hls_task::run(stream.clone(), packaging, ctx.registry.clone());
+                        compio::runtime::spawn(task).detach();
+                    }
                     session.accept_publish(req.stream_id);
                     publishing = Some(Publishing {
                         stream,
+                        publisher,
                         stream_id: req.stream_id,
                         demux: FlvDemuxer::new(),
                         gate: TrackGate::new(),
                         gated: Vec::new(),
-                        live_reported: false,
                     });
                     pending = drain(&mut session, &mut publishing, conn, &ctx, peer, &mut out);
                 }
@@ -174,8 +187,10 @@ pub async fn serve(
     };
 
     if let Some(p) = publishing.take() {
-        ctx.registry.end_publish(&p.stream, conn, Instant::now());
-        tracing::info!(channel = %p.stream.channel, %peer, "publisher left");
+        let stream = p.stream.clone();
+        drop(p); // the bus hears that the publisher left
+        ctx.registry.end_publish(&stream, conn, Instant::now());
+        tracing::info!(channel = %stream.channel, %peer, "publisher left");
     }
     metrics::gauge!("weir_rtmp_connections").decrement(1.0);
     match close {
@@ -191,7 +206,7 @@ pub async fn serve(
 }
 
 /// Runs the session's outputs into `out` until it is idle or a publish needs authorising.
-/// Frames demuxed on the way are packaged at the end, under one lock.
+/// Frames demuxed on the way are published at the end, as one batch.
 fn drain(
     session: &mut ServerSession,
     publishing: &mut Option<Publishing>,
@@ -202,7 +217,7 @@ fn drain(
 ) -> Option<PendingPublish> {
     let pending = drain_outputs(session, publishing, conn, ctx, peer, out);
     if let Some(p) = publishing.as_mut() {
-        package(p, &ctx.registry);
+        publish(p);
     }
     pending
 }
@@ -253,9 +268,11 @@ fn drain_outputs(
             }
             ServerOutput::Event(ServerEvent::Unpublished { stream_id }) => {
                 if let Some(mut p) = publishing.take_if(|p| p.stream_id == stream_id) {
-                    package(&mut p, &ctx.registry);
-                    ctx.registry.end_publish(&p.stream, conn, Instant::now());
-                    tracing::info!(channel = %p.stream.channel, %peer, "publisher unpublished");
+                    publish(&mut p);
+                    let stream = p.stream.clone();
+                    drop(p); // the bus hears that the publisher left
+                    ctx.registry.end_publish(&stream, conn, Instant::now());
+                    tracing::info!(channel = %stream.channel, %peer, "publisher unpublished");
                 }
             }
         }
@@ -269,7 +286,7 @@ async fn authorize(
     req: &PendingPublish,
     conn: u64,
     kick: &Shutdown,
-) -> Result<(Arc<Stream>, bool), PublishRefusal> {
+) -> Result<Admission, PublishRefusal> {
     if req.app.trim_matches('/') != ctx.app {
         return Err(PublishRefusal {
             code: "NetStream.Publish.BadName",
@@ -290,7 +307,7 @@ async fn authorize(
     a.stream
         .signed_playback
         .store(grant.signed_playback, std::sync::atomic::Ordering::Relaxed);
-    Ok((a.stream, a.resumed))
+    Ok(a)
 }
 
 /// Demuxes one media message; what comes through the gate waits in `p.gated`.
@@ -310,49 +327,23 @@ fn demux(p: &mut Publishing, kind: MediaKind, timestamp: u32, payload: &Bytes) {
     };
     for ev in events {
         match ev {
-            DemuxEvent::Track(t) => p.gate.on_track(t, &mut p.gated),
+            DemuxEvent::Track(id, t) => p.gate.on_track(id, t, &mut p.gated),
             DemuxEvent::Frame(f) => p.gate.on_frame(f, &mut p.gated),
             DemuxEvent::Metadata(_) => {}
         }
     }
 }
 
-/// Packages the gated frames (one lock for all of them) and wakes waiting viewers.
-fn package(p: &mut Publishing, registry: &Registry) {
+/// Publishes what came through the gate as one batch.
+fn publish(p: &mut Publishing) {
     if p.gated.is_empty() {
         return;
     }
-    let now = wallclock_ms();
-    let mut changed = false;
-    {
-        let mut st = p.stream.state.lock();
-        for out in p.gated.drain(..) {
-            match out {
-                GateOutput::Tracks(v, a) => {
-                    if !p.live_reported {
-                        p.live_reported = true;
-                        let codecs: Vec<String> = v
-                            .iter()
-                            .map(|v| TrackConfig::Video(v.clone()).codec_string())
-                            .chain(
-                                a.iter()
-                                    .map(|a| TrackConfig::Audio(a.clone()).codec_string()),
-                            )
-                            .collect();
-                        let (w, h) = v
-                            .as_ref()
-                            .map_or((0, 0), |v| (v.width.into(), v.height.into()));
-                        registry
-                            .events()
-                            .stream_live(&p.stream.info, codecs.join(","), w, h);
-                    }
-                    st.hls.set_tracks(v, a)
-                }
-                GateOutput::Frame(f) => changed |= st.hls.push_frame(now, f),
-            }
+    for out in p.gated.drain(..) {
+        match out {
+            GateOutput::Tracks(tracks) => p.publisher.set_tracks(tracks),
+            GateOutput::Frame(f) => p.publisher.push(f),
         }
     }
-    if changed {
-        p.stream.notify();
-    }
+    p.publisher.flush();
 }

@@ -97,6 +97,10 @@ pub struct NodeArgs {
     /// Segment target in ms.
     #[arg(long, global = true, env = "WEIR_SEGMENT_TARGET_MS")]
     pub segment_target_ms: Option<u64>,
+    /// EXT-X-TARGETDURATION in ms (rounded up to whole seconds, fixed per broadcast);
+    /// encoders whose key frames are further apart get segments cut at this length.
+    #[arg(long, global = true, env = "WEIR_TARGET_DURATION_MS")]
+    pub target_duration_ms: Option<u64>,
     /// Complete segments kept in each playlist's sliding window (memory per stream grows
     /// with it: about window × segment target × bitrate).
     #[arg(long, global = true, env = "WEIR_WINDOW_SEGMENTS")]

@@ -90,6 +90,9 @@ pub fn load(path: Option<&Path>, args: &NodeArgs) -> anyhow::Result<Config> {
     if let Some(v) = a.segment_target_ms {
         n.segment_target_ms = v;
     }
+    if let Some(v) = a.target_duration_ms {
+        n.target_duration_ms = v;
+    }
     if let Some(v) = a.window_segments {
         n.window_segments = v;
     }

@@ -1,0 +1,113 @@
+//! The LL-HLS packager as a bus subscriber: bus events in, snapshots out.
+//!
+//! One task per broadcast, on the shard that created it. It owns the broadcast's
+//! [`LiveStream`] (no lock: nothing else touches it), feeds it the default video and
+//! audio tracks, and after each batch of events publishes the new snapshot, if any, to
+//! the stream's [`crate::delivery::HlsDelivery`], which wakes the viewers it satisfies.
+
+use std::sync::Arc;
+
+use weir_bus::{BusEvent, TrackSet};
+use weir_media::{TrackConfig, TrackId, TrackKind};
+
+use crate::registry::{Packaging, Registry, Stream, wallclock_ms};
+
+/// Which bus tracks the packager serves (the lowest-index video and audio tracks), as
+/// they appear on the bus.
+#[derive(Debug, Default, Clone, Copy)]
+struct Selected {
+    video: Option<TrackId>,
+    audio: Option<TrackId>,
+}
+
+impl Selected {
+    fn of(tracks: &TrackSet) -> Self {
+        let first = |kind| tracks.iter().map(|(id, _)| id).find(|id| id.kind == kind);
+        Self {
+            video: first(TrackKind::Video),
+            audio: first(TrackKind::Audio),
+        }
+    }
+
+    /// The packager's track for a bus track, if it is served.
+    fn map(self, track: TrackId) -> Option<TrackId> {
+        if Some(track) == self.video {
+            Some(TrackId::VIDEO)
+        } else if Some(track) == self.audio {
+            Some(TrackId::AUDIO)
+        } else {
+            None
+        }
+    }
+}
+
+/// Runs the packager of `stream` until its broadcast ends.
+pub async fn run(stream: Arc<Stream>, packaging: Packaging, registry: Arc<Registry>) {
+    let Packaging {
+        mut hls,
+        mut subscriber,
+    } = packaging;
+    let mut selected = Selected::default();
+    let mut live_reported = false;
+    let mut events = Vec::new();
+    let mut published = hls.snapshot();
+    loop {
+        subscriber.ready().await;
+        let closed = subscriber.drain_into(&mut events).is_err();
+        for event in events.drain(..) {
+            match event {
+                BusEvent::Tracks(tracks) => {
+                    selected = Selected::of(&tracks);
+                    let video = selected.video.and_then(|id| match tracks.get(id) {
+                        Some(TrackConfig::Video(v)) => Some(v.clone()),
+                        _ => None,
+                    });
+                    let audio = selected.audio.and_then(|id| match tracks.get(id) {
+                        Some(TrackConfig::Audio(a)) => Some(a.clone()),
+                        _ => None,
+                    });
+                    if !live_reported {
+                        live_reported = true;
+                        report_live(&stream, &registry, &tracks);
+                    }
+                    hls.set_tracks(video, audio);
+                }
+                BusEvent::Frame(mut frame) => {
+                    if let Some(track) = selected.map(frame.track) {
+                        frame.track = track;
+                        hls.push_frame(wallclock_ms(), frame);
+                    }
+                }
+                BusEvent::Skipped { frames } => {
+                    tracing::warn!(channel = %stream.channel, frames, "packager fell behind: frames skipped");
+                }
+                BusEvent::PublisherLeft => hls.pause(),
+                BusEvent::PublisherJoined { .. } => {}
+                BusEvent::Ended => hls.end(),
+            }
+        }
+        if closed && !hls.is_ended() {
+            hls.end();
+        }
+        let snapshot = hls.snapshot();
+        if !Arc::ptr_eq(&snapshot, &published) {
+            published = snapshot.clone();
+            stream.hls.publish(snapshot);
+        }
+        if closed || hls.is_ended() {
+            return;
+        }
+    }
+}
+
+/// The broadcast's tracks are known: it is live.
+fn report_live(stream: &Stream, registry: &Registry, tracks: &TrackSet) {
+    let codecs: Vec<String> = tracks.iter().map(|(_, c)| c.codec_string()).collect();
+    let (w, h) = tracks
+        .primary_video()
+        .and_then(|id| tracks.video(id.index))
+        .map_or((0, 0), |v| (v.width.into(), v.height.into()));
+    registry
+        .events()
+        .stream_live(&stream.info, codecs.join(","), w, h);
+}
