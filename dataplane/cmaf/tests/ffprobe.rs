@@ -5,7 +5,7 @@ use std::process::Command;
 
 use weir_cmaf::test_support::{encode_fixture, tool_available};
 use weir_cmaf::{FragmentTrack, InitTrack, Sample, fragment, init_segment};
-use weir_media::{Frame, TrackConfig, TrackKind};
+use weir_media::{Frame, TrackConfig, TrackId};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("weir-cmaf-{}-{name}", std::process::id()));
@@ -43,12 +43,12 @@ fn ffprobe_reads_init_and_fragments() {
     let video: Vec<&Frame> = fx
         .frames
         .iter()
-        .filter(|f| f.track == TrackKind::Video)
+        .filter(|f| f.track == TrackId::VIDEO)
         .collect();
     let audio: Vec<&Frame> = fx
         .frames
         .iter()
-        .filter(|f| f.track == TrackKind::Audio)
+        .filter(|f| f.track == TrackId::AUDIO)
         .collect();
     assert_eq!(video.len(), 90);
     assert!(video[0].keyframe && video[30].keyframe && !video[1].keyframe);

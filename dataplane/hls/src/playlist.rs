@@ -19,7 +19,7 @@ pub(crate) fn secs3(d: Duration) -> String {
     format!("{}.{:03}", ms / 1000, ms % 1000)
 }
 
-/// `CAN-SKIP-UNTIL`: six target durations.
+/// `CAN-SKIP-UNTIL`: six (fixed) target durations.
 pub(crate) fn can_skip_until(w: &Window) -> Duration {
     Duration::from_secs(w.target_duration.saturating_mul(6))
 }
@@ -45,7 +45,7 @@ pub(crate) fn skippable(w: &Window) -> usize {
 /// The media playlist (a delta update when `skip` and enough segments exist).
 pub(crate) fn media_playlist(cfg: &HlsConfig, w: &Window, ended: bool, skip: bool) -> String {
     let mut out = String::with_capacity(256 + 160 * (w.closed.len() + 1) * 6);
-    let first = w.closed.front().or(w.open.as_ref());
+    let first = w.closed.front().map(|s| &**s).or(w.open.as_ref());
     let first_msn = first.map_or(w.next_msn, |s| s.msn);
     let discontinuity_sequence =
         w.evicted_discontinuities + first.map_or(0, |s| u64::from(s.discontinuity));
@@ -65,7 +65,9 @@ pub(crate) fn media_playlist(cfg: &HlsConfig, w: &Window, ended: bool, skip: boo
             "#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}"
         );
     }
-    out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
+    if w.all_independent() {
+        out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
+    }
 
     let skipped = if skip { skippable(w) } else { 0 };
     if skipped > 0 {
@@ -148,6 +150,7 @@ fn bandwidth(w: &Window, video: Option<&VideoConfig>, audio: Option<&AudioConfig
     let measured: Vec<(usize, Duration)> = w
         .closed
         .iter()
+        .map(|s| &**s)
         .chain(w.open.as_ref())
         .filter(|s| s.duration >= Duration::from_millis(100))
         .map(|s| (s.bytes, s.duration))
@@ -179,7 +182,10 @@ pub(crate) fn multivariant(
         .into_iter()
         .chain(audio.map(|a| TrackConfig::Audio(a.clone()).codec_string()))
         .collect();
-    let mut out = format!("#EXTM3U\n#EXT-X-VERSION:{VERSION}\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    let mut out = format!("#EXTM3U\n#EXT-X-VERSION:{VERSION}\n");
+    if !w.dependent_cut {
+        out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
+    }
     let _ = write!(
         out,
         "#EXT-X-STREAM-INF:BANDWIDTH={peak},AVERAGE-BANDWIDTH={average},CODECS=\"{}\"",
@@ -190,9 +196,14 @@ pub(crate) fn multivariant(
         if width > 0 && height > 0 {
             let _ = write!(out, ",RESOLUTION={width}x{height}");
         }
-        let (frames, time) = w.closed.iter().fold((0, Duration::ZERO), |(f, t), s| {
-            (f + s.video_frames, t + s.duration)
-        });
+        // Over the segments with video (audio-only ones from a video stall would skew it).
+        let (frames, time) = w
+            .closed
+            .iter()
+            .filter(|s| s.has_video())
+            .fold((0, Duration::ZERO), |(f, t), s| {
+                (f + s.video_frames, t + s.duration)
+            });
         if frames > 0 && !time.is_zero() {
             let _ = write!(out, ",FRAME-RATE={:.3}", frames as f64 / time.as_secs_f64());
         }

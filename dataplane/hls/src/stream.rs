@@ -1,18 +1,19 @@
-//! [`LiveStream`]: one broadcast's packager, segment window and request answers.
+//! [`LiveStream`]: one broadcast's packager and segment window, published as
+//! [`Snapshot`]s.
 
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use weir_cmaf::{InitTrack, init_segment};
 use weir_media::{AudioConfig, Frame, TrackConfig, TrackKind, VideoConfig};
 
-use crate::answer::{ObjectAnswer, ObjectKind, PlaylistAnswer};
+use crate::answer::{ObjectAnswer, PlaylistAnswer};
 use crate::config::HlsConfig;
-use crate::names::ObjectName;
-use crate::packager::{AUDIO_TRACK_ID, Event, Packager, VIDEO_TRACK_ID};
-use crate::playlist;
+use crate::packager::{Event, Packager};
+use crate::part::{AUDIO_TRACK_ID, VIDEO_TRACK_ID};
 use crate::query::PlaylistQuery;
+use crate::snapshot::{Snapshot, Source};
 use crate::window::Window;
 
 /// The live LL-HLS state of one broadcast (see the crate docs).
@@ -31,6 +32,8 @@ pub struct LiveStream {
     paused: bool,
     ended: bool,
     events: Vec<Event>,
+    /// The current snapshot, rendered after each change.
+    snapshot: Arc<Snapshot>,
 }
 
 // Shared by every shard behind a mutex: it must be Send + Sync.
@@ -43,28 +46,43 @@ impl LiveStream {
     /// A stream with no tracks yet (values of `config` are clamped to usable ranges).
     pub fn new(config: HlsConfig) -> Self {
         let config = config.clamped();
+        let window = Window::new(config.window, config.target_duration_secs());
+        let inits = VecDeque::new();
+        let snapshot = Arc::new(Snapshot::render(&Source {
+            config: &config,
+            window: &window,
+            inits: &inits,
+            video: None,
+            audio: None,
+            ended: false,
+            video_stalled: false,
+        }));
         Self {
-            packager: Packager::new(
-                config.advertised_part_target(),
-                config.segment_target,
-                config.max_segment,
-            ),
-            window: Window::new(config.window, config.segment_target),
+            packager: Packager::new(&config),
+            window,
             config,
             video: None,
             audio: None,
-            inits: VecDeque::new(),
+            inits,
             init_used: false,
             pending_discontinuity: false,
             paused: false,
             ended: false,
             events: Vec::new(),
+            snapshot,
         }
     }
 
     /// The configuration in use (after clamping).
     pub fn config(&self) -> &HlsConfig {
         &self.config
+    }
+
+    /// The current snapshot: what viewers are answered from. A new one is rendered after
+    /// each change (a part added, a segment closed, tracks set, pause, resume, end), so
+    /// holding one never blocks the stream and it never changes under its reader.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        Arc::clone(&self.snapshot)
     }
 
     /// Tracks of the (next) broadcast. The same tracks again change nothing. Different
@@ -104,33 +122,41 @@ impl LiveStream {
         self.video = video;
         self.audio = audio;
         self.prune_inits();
+        self.publish();
     }
 
     /// One frame from the bus; `wallclock_ms` is UNIX ms at ingest (the
     /// `EXT-X-PROGRAM-DATE-TIME` of a segment is that of its first frame). Returns true
-    /// when a new part (and so a new playlist) became available: wake the waiters.
+    /// when the snapshot changed (a part was added or a segment completed): wake the
+    /// waiters whose position was reached.
     ///
-    /// Frames of tracks not configured, and all frames after [`Self::end`], are ignored.
-    /// With a video track, frames before its first key frame (audio included) are
-    /// dropped, so that every segment starts with one. A frame while paused resumes the
-    /// stream (as [`Self::resume`]).
+    /// Only the default tracks are packaged: frames whose `track.index` is not 0 are
+    /// ignored (a multivariant playlist over several renditions is not built yet), as
+    /// are frames of tracks not configured and all frames after [`Self::end`]. With a
+    /// video track, frames before its first key frame (audio included) are dropped, so
+    /// that every segment starts with one. A frame while paused resumes the stream (as
+    /// [`Self::resume`]).
     pub fn push_frame(&mut self, wallclock_ms: u64, frame: Frame) -> bool {
-        let known = match frame.track {
+        let known = match frame.kind() {
             TrackKind::Video => self.video.is_some(),
             TrackKind::Audio => self.audio.is_some(),
         };
-        if self.ended || !known {
+        if self.ended || !known || frame.track.index != 0 {
             return false;
         }
         if self.paused {
             self.resume();
         }
         self.packager.push(wallclock_ms, frame, &mut self.events);
-        self.apply_events()
+        let changed = self.apply_events();
+        if changed {
+            self.publish();
+        }
+        changed
     }
 
     /// The publisher left and will not come back: flush what is buffered and end the
-    /// playlist with `EXT-X-ENDLIST`. Waiters should be woken: every answer is final now.
+    /// playlist with `EXT-X-ENDLIST`. Wake every waiter: every answer is final now.
     pub fn end(&mut self) {
         if self.ended {
             return;
@@ -138,6 +164,7 @@ impl LiveStream {
         self.packager.flush(&mut self.events);
         self.apply_events();
         self.ended = true;
+        self.publish();
     }
 
     /// The publisher left but may come back: flush the open part and segment so nothing
@@ -149,6 +176,7 @@ impl LiveStream {
         self.packager.flush(&mut self.events);
         self.apply_events();
         self.paused = true;
+        self.publish();
     }
 
     /// The same publisher came back: the next segment carries `EXT-X-DISCONTINUITY`, and
@@ -165,6 +193,7 @@ impl LiveStream {
         self.paused = false;
         self.pending_discontinuity = !self.window.is_empty();
         self.packager.resume();
+        self.publish();
     }
 
     /// True after [`Self::end`].
@@ -177,114 +206,20 @@ impl LiveStream {
         self.paused
     }
 
-    /// The multivariant playlist (`index.m3u8`), or None before tracks are known.
+    /// The multivariant playlist of the current snapshot
+    /// ([`Snapshot::multivariant_playlist`]).
     pub fn multivariant_playlist(&self) -> Option<Bytes> {
-        if self.video.is_none() && self.audio.is_none() {
-            return None;
-        }
-        let text = playlist::multivariant(&self.window, self.video.as_ref(), self.audio.as_ref());
-        Some(Bytes::from(text))
+        self.snapshot.multivariant_playlist()
     }
 
-    /// The media playlist (`media.m3u8`) for a request with LL-HLS parameters.
-    ///
-    /// - `NotReady` until the first part exists.
-    /// - After [`Self::end`], always `Ready`.
-    /// - `_HLS_msn=M`: `BadRequest` when M is more than two past the segment in progress;
-    ///   `Ready` once segment M is complete or, with `_HLS_part=P`, once part P of it
-    ///   exists (a later segment also satisfies); else `Wait`. `BadRequest` also when the
-    ///   requested part is further ahead than the Advance Part Limit (3 s worth of parts).
-    /// - `_HLS_skip`: a delta update replacing segments older than `CAN-SKIP-UNTIL` with
-    ///   `EXT-X-SKIP`.
+    /// The media playlist of the current snapshot ([`Snapshot::media_playlist`]).
     pub fn media_playlist(&self, query: &PlaylistQuery) -> PlaylistAnswer {
-        if self.window.is_empty() {
-            return PlaylistAnswer::NotReady;
-        }
-        if !self.ended
-            && let Some(msn) = query.msn
-        {
-            let live = self.window.next_msn;
-            if msn > live.saturating_add(2) {
-                return PlaylistAnswer::BadRequest("_HLS_msn is too far ahead");
-            }
-            if let Some(part) = query.part
-                && self.parts_ahead(msn, part) > self.advance_part_limit()
-            {
-                return PlaylistAnswer::BadRequest("_HLS_part is too far ahead");
-            }
-            let open_parts = self.window.open_parts();
-            let ready = msn < live || (msn == live && query.part.is_some_and(|p| p < open_parts));
-            if !ready {
-                return PlaylistAnswer::Wait;
-            }
-        }
-        let text = playlist::media_playlist(&self.config, &self.window, self.ended, query.skip);
-        PlaylistAnswer::Ready(Bytes::from(text))
+        self.snapshot.media_playlist(query)
     }
 
-    /// How many parts past the newest existing one part `part` of segment `msn` is.
-    fn parts_ahead(&self, msn: u64, part: u64) -> u64 {
-        let live = self.window.next_msn;
-        if msn < live {
-            return 0;
-        }
-        let per_segment = self
-            .config
-            .segment_target
-            .as_nanos()
-            .div_ceil(self.config.part_target.as_nanos().max(1));
-        let per_segment = u64::try_from(per_segment).unwrap_or(u64::MAX);
-        (msn - live)
-            .saturating_mul(per_segment)
-            .saturating_add(part)
-            .saturating_add(1)
-            .saturating_sub(self.window.open_parts())
-    }
-
-    /// The Advance Part Limit: 3 s worth of parts (at least 3).
-    fn advance_part_limit(&self) -> u64 {
-        let target = self.config.part_target.as_nanos().max(1);
-        let limit = Duration::from_secs(3).as_nanos().div_ceil(target);
-        u64::try_from(limit).unwrap_or(u64::MAX).max(3)
-    }
-
-    /// An object by its file name (`init-<n>.mp4`, `seg-<msn>.m4s`, `part-<msn>-<i>.m4s`).
+    /// An object of the current snapshot ([`Snapshot::object`]).
     pub fn object(&self, name: &str) -> ObjectAnswer {
-        let Some(parsed) = ObjectName::parse(name) else {
-            return ObjectAnswer::Gone;
-        };
-        let live = self.window.next_msn;
-        let waiting = !self.ended;
-        match parsed {
-            ObjectName::Init(n) => match self.inits.iter().find(|(i, _)| *i == n) {
-                Some((_, bytes)) => ObjectAnswer::Ready(bytes.clone().into(), ObjectKind::Init),
-                None => ObjectAnswer::Gone,
-            },
-            ObjectName::Segment(msn) => match self.window.segment(msn) {
-                Some(seg) if msn < live => {
-                    ObjectAnswer::Ready(seg.data.clone(), ObjectKind::Segment)
-                }
-                _ if waiting && msn == live => ObjectAnswer::Wait,
-                _ => ObjectAnswer::Gone,
-            },
-            ObjectName::Part(msn, idx) => {
-                let found = self
-                    .window
-                    .segment(msn)
-                    .and_then(|s| s.parts.get(usize::try_from(idx).ok()?));
-                if let Some(p) = found {
-                    return ObjectAnswer::Ready(p.data.clone(), ObjectKind::Part);
-                }
-                let next = self.window.open_parts();
-                let soon = (msn == live && idx <= next.saturating_add(1))
-                    || (msn == live.saturating_add(1) && idx == 0);
-                if waiting && soon {
-                    ObjectAnswer::Wait
-                } else {
-                    ObjectAnswer::Gone
-                }
-            }
-        }
+        self.snapshot.object(name)
     }
 
     /// Bytes held: segments, parts, init segments and buffered samples.
@@ -294,9 +229,23 @@ impl LiveStream {
             + self.packager.buffered_bytes()
     }
 
-    /// Applies packager events to the window; true when a part was added.
+    /// Renders the snapshot of the current state.
+    fn publish(&mut self) {
+        self.snapshot = Arc::new(Snapshot::render(&Source {
+            config: &self.config,
+            window: &self.window,
+            inits: &self.inits,
+            video: self.video.as_ref(),
+            audio: self.audio.as_ref(),
+            ended: self.ended,
+            video_stalled: self.packager.video_stalled(),
+        }));
+    }
+
+    /// Applies packager events to the window; true when there were any.
     fn apply_events(&mut self) -> bool {
         let mut new_part = false;
+        let changed = !self.events.is_empty();
         let current_init = self.inits.back().map_or(0, |(n, _)| *n);
         for event in self.events.drain(..) {
             match event {
@@ -312,7 +261,7 @@ impl LiveStream {
         if new_part {
             self.prune_inits();
         }
-        new_part
+        changed
     }
 
     /// Drops init segments no kept segment refers to (the current one always stays).

@@ -1,11 +1,12 @@
 //! The sliding window of segments: the one in progress and the completed ones kept.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use weir_cmaf::Rope;
 
-use crate::packager::PartOut;
+use crate::part::PartOut;
 
 /// A partial segment.
 #[derive(Debug, Clone)]
@@ -28,33 +29,51 @@ pub(crate) struct Segment {
     pub wallclock_ms: u64,
     pub parts: Vec<Part>,
     pub duration: Duration,
+    /// Video samples in it (0: audio only, e.g. while the video track stalled).
     pub video_frames: u64,
     pub bytes: usize,
     pub data: Rope,
 }
 
+impl Segment {
+    /// Starts with a key frame (its first part is independent).
+    pub(crate) fn independent(&self) -> bool {
+        self.parts.first().is_none_or(|p| p.independent)
+    }
+
+    /// Holds video.
+    pub(crate) fn has_video(&self) -> bool {
+        self.video_frames > 0
+    }
+}
+
 /// Segments of the playlist.
 #[derive(Debug)]
 pub(crate) struct Window {
-    pub closed: VecDeque<Segment>,
+    /// Completed segments, immutable (shared with snapshots).
+    pub closed: VecDeque<Arc<Segment>>,
     pub open: Option<Segment>,
     /// Media sequence number of the segment in progress (or the next one).
     pub next_msn: u64,
     /// `EXT-X-DISCONTINUITY` tags of segments dropped from the window.
     pub evicted_discontinuities: u64,
-    /// `EXT-X-TARGETDURATION` in seconds; never decreases.
+    /// `EXT-X-TARGETDURATION` in seconds; fixed for the broadcast.
     pub target_duration: u64,
+    /// A segment that does not start with a key frame was made in this broadcast.
+    pub dependent_cut: bool,
     limit: usize,
 }
 
 impl Window {
-    pub(crate) fn new(limit: usize, segment_target: Duration) -> Self {
+    /// A window of `limit` complete segments announcing `target_duration` seconds.
+    pub(crate) fn new(limit: usize, target_duration: u64) -> Self {
         Self {
             closed: VecDeque::with_capacity(limit + 1),
             open: None,
             next_msn: 0,
             evicted_discontinuities: 0,
-            target_duration: ceil_secs(segment_target).max(1),
+            target_duration,
+            dependent_cut: false,
             limit,
         }
     }
@@ -67,6 +86,9 @@ impl Window {
     /// Appends a part to the segment in progress, opening one (with `init`, and taking
     /// `discontinuity`) if none is.
     pub(crate) fn add_part(&mut self, part: PartOut, init: u64, discontinuity: &mut bool) {
+        if self.open.is_none() && !part.independent {
+            self.dependent_cut = true;
+        }
         let seg = self.open.get_or_insert_with(|| Segment {
             msn: self.next_msn,
             init,
@@ -94,11 +116,7 @@ impl Window {
             return;
         };
         seg.data = Rope::concat(seg.parts.iter().map(|p| &p.data));
-        let rounded = (seg.duration.as_nanos() + 500_000_000) / 1_000_000_000;
-        self.target_duration = self
-            .target_duration
-            .max(u64::try_from(rounded).unwrap_or(u64::MAX));
-        self.closed.push_back(seg);
+        self.closed.push_back(Arc::new(seg));
         self.next_msn += 1;
         while self.closed.len() > self.limit {
             if let Some(old) = self.closed.pop_front() {
@@ -107,14 +125,13 @@ impl Window {
         }
     }
 
-    /// The segment with this media sequence number, if kept (complete or in progress).
-    pub(crate) fn segment(&self, msn: u64) -> Option<&Segment> {
-        if let Some(open) = self.open.as_ref().filter(|s| s.msn == msn) {
-            return Some(open);
-        }
-        let first = self.closed.front()?.msn;
-        let i = usize::try_from(msn.checked_sub(first)?).ok()?;
-        self.closed.get(i)
+    /// Every listed segment (complete or in progress) starts with a key frame.
+    pub(crate) fn all_independent(&self) -> bool {
+        self.closed
+            .iter()
+            .map(|s| &**s)
+            .chain(self.open.as_ref())
+            .all(Segment::independent)
     }
 
     /// Parts of the segment in progress.
@@ -124,7 +141,10 @@ impl Window {
 
     /// The lowest init index still referenced.
     pub(crate) fn oldest_init(&self) -> Option<u64> {
-        self.closed.front().or(self.open.as_ref()).map(|s| s.init)
+        self.closed
+            .front()
+            .map(|s| s.init)
+            .or(self.open.as_ref().map(|s| s.init))
     }
 
     /// Bytes held by segments and parts.
@@ -132,9 +152,4 @@ impl Window {
         self.closed.iter().map(|s| s.data.len()).sum::<usize>()
             + self.open.as_ref().map_or(0, |s| s.bytes)
     }
-}
-
-/// Whole seconds, rounded up.
-pub(crate) fn ceil_secs(d: Duration) -> u64 {
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }

@@ -9,7 +9,7 @@ use std::process::Command;
 use common::*;
 use weir_cmaf::test_support::{encode_fixture, tool_available};
 use weir_hls::{LiveStream, ObjectAnswer, PlaylistQuery};
-use weir_media::TrackKind;
+use weir_media::TrackId;
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("weir-hls-{}-{name}", std::process::id()));
@@ -78,12 +78,12 @@ fn ffmpeg_plays_the_packaged_stream() {
     let video_frames = fx
         .frames
         .iter()
-        .filter(|f| f.track == TrackKind::Video)
+        .filter(|f| f.track == TrackId::VIDEO)
         .count();
     let audio_frames = fx
         .frames
         .iter()
-        .filter(|f| f.track == TrackKind::Audio)
+        .filter(|f| f.track == TrackId::AUDIO)
         .count();
     assert_eq!(video_frames, 150);
 
@@ -130,5 +130,70 @@ fn ffmpeg_plays_the_packaged_stream() {
     std::fs::write(&single, joined).expect("write");
     let streams = probe(&[], &single);
     assert_eq!(streams[0], "h264,6");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn ffmpeg_decodes_across_a_video_stall() {
+    assert!(
+        tool_available("ffmpeg") && tool_available("ffprobe"),
+        "ffmpeg/ffprobe not installed: run `cargo xtask setup --test`"
+    );
+    let dir = temp_dir("stall");
+    // 14 s with a key frame every second: A/V for 4 s, audio only for 5 s, then A/V again
+    // from the key frame at 9 s.
+    let fx = encode_fixture(&dir.join("src"), 14, 30).expect("ffmpeg fixture");
+    let mut s = LiveStream::new(config(200, 2000, 20, 20));
+    s.set_tracks(Some(fx.video.clone()), Some(fx.audio.clone()));
+    let (mut video_in, mut audio_in, mut stalled) = (0, 0, false);
+    for f in fx.frames.clone() {
+        let t = f.dts - 90_000;
+        let video = f.track == TrackId::VIDEO;
+        if video && (4 * 90_000..9 * 90_000).contains(&t) {
+            continue;
+        }
+        if video {
+            video_in += 1;
+        } else {
+            audio_in += 1;
+        }
+        let wall = EPOCH_MS + (f.dts / 90) as u64;
+        s.push_frame(wall, f);
+        stalled |= s.snapshot().video_stalled();
+    }
+    assert!(stalled);
+    assert!(!s.snapshot().video_stalled());
+    assert_eq!(video_in, 120 + 150);
+    s.end();
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    let text = write_out(&s, &out);
+
+    // init + every segment, one after another, decodes without a single error.
+    let mut joined = std::fs::read(out.join("init-0.mp4")).expect("init");
+    for (_, uri) in segments(&text) {
+        joined.extend_from_slice(&std::fs::read(out.join(&uri)).expect("segment"));
+    }
+    let file = out.join("joined.mp4");
+    std::fs::write(&file, joined).expect("write");
+    for input in [&file, &out.join("media.m3u8")] {
+        let run = Command::new("ffmpeg")
+            .args(["-v", "error", "-nostdin", "-i"])
+            .arg(input)
+            .args(["-f", "null", "-"])
+            .output()
+            .expect("ffmpeg runs");
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(
+            run.status.success() && stderr.trim().is_empty(),
+            "ffmpeg on {}: {stderr}",
+            input.display()
+        );
+    }
+    // Every frame that went in comes out.
+    assert_eq!(
+        probe(&[], &file),
+        [format!("h264,{video_in}"), format!("aac,{audio_in}")]
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

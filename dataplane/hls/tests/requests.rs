@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use weir_hls::{LiveStream, ObjectAnswer, ObjectKind, PlaylistAnswer, PlaylistQuery};
+use weir_hls::{LiveStream, ObjectAnswer, ObjectKind, PlaylistAnswer, PlaylistQuery, Position};
 
 fn q(msn: u64, part: Option<u64>) -> PlaylistQuery {
     PlaylistQuery {
@@ -54,8 +54,14 @@ fn nothing_before_the_first_part() {
         s.object("init-0.mp4"),
         ObjectAnswer::Ready(_, ObjectKind::Init)
     ));
-    assert_eq!(s.object("part-0-0.m4s"), ObjectAnswer::Wait);
-    assert_eq!(s.object("seg-0.m4s"), ObjectAnswer::Wait);
+    assert_eq!(
+        s.object("part-0-0.m4s"),
+        ObjectAnswer::Wait(Position::new(0, 1))
+    );
+    assert_eq!(
+        s.object("seg-0.m4s"),
+        ObjectAnswer::Wait(Position::new(1, 0))
+    );
     next_part(&mut src, &mut s);
     assert!(matches!(
         s.media_playlist(&PlaylistQuery::default()),
@@ -85,17 +91,19 @@ fn blocking_reload_answers() {
         );
     }
     // Not yet: the hinted part, later parts within the advance limit, segment 2, 3, 4.
-    for (msn, part) in [
-        (2, Some(2)),
-        (2, Some(16)),
-        (2, None),
-        (3, None),
-        (3, Some(0)),
-        (4, None),
+    // Each waits for the position that satisfies it.
+    assert_eq!(s.snapshot().position(), Position::new(2, 2));
+    for (msn, part, until) in [
+        (2, Some(2), (2, 3)),
+        (2, Some(16), (2, 17)),
+        (2, None, (3, 0)),
+        (3, None, (4, 0)),
+        (3, Some(0), (3, 1)),
+        (4, None, (5, 0)),
     ] {
         assert_eq!(
             s.media_playlist(&q(msn, part)),
-            PlaylistAnswer::Wait,
+            PlaylistAnswer::Wait(Position::new(until.0, until.1)),
             "{msn} {part:?}"
         );
     }
@@ -129,7 +137,8 @@ fn blocking_reload_answers() {
     assert_eq!(hint(&s), (2, 3));
     // Waiting for the whole segment 2: ready once it is complete.
     let mut pushes = 0;
-    while s.media_playlist(&q(2, None)) == PlaylistAnswer::Wait {
+    while let PlaylistAnswer::Wait(until) = s.media_playlist(&q(2, None)) {
+        assert_eq!(until, Position::new(3, 0));
         next_part(&mut src, &mut s);
         pushes += 1;
     }
@@ -155,9 +164,15 @@ fn objects_by_name() {
         ObjectAnswer::Ready(_, ObjectKind::Part)
     ));
     // The hinted part, one more ahead, the first part of the next segment, the segment
-    // in progress: wait.
-    for name in ["part-2-2.m4s", "part-2-3.m4s", "part-3-0.m4s", "seg-2.m4s"] {
-        assert_eq!(s.object(name), ObjectAnswer::Wait, "{name}");
+    // in progress: wait, each until the position at which it exists.
+    for (name, until) in [
+        ("part-2-2.m4s", (2, 3)),
+        ("part-2-3.m4s", (2, 4)),
+        ("part-3-0.m4s", (3, 1)),
+        ("seg-2.m4s", (3, 0)),
+    ] {
+        let until = Position::new(until.0, until.1);
+        assert_eq!(s.object(name), ObjectAnswer::Wait(until), "{name}");
     }
     for name in [
         "part-2-4.m4s",
@@ -215,7 +230,10 @@ fn pause_and_resume_continue_the_timeline_with_a_discontinuity() {
     let before = playlist(&s);
     assert_eq!(segments(&before).len(), 2, "the open segment was flushed");
     assert_eq!(hint(&s), (2, 0));
-    assert_eq!(s.media_playlist(&q(2, Some(0))), PlaylistAnswer::Wait);
+    assert_eq!(
+        s.media_playlist(&q(2, Some(0))),
+        PlaylistAnswer::Wait(Position::new(2, 1))
+    );
     let last_video_end = {
         let t: Vec<Traf> = trafs(&object(&s, "seg-1.m4s"))
             .into_iter()

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use bytes::Bytes;
-use weir_media::{AudioConfig, Codec, Frame, TIMESCALE, TrackKind, VideoConfig};
+use weir_media::{AudioConfig, Codec, Frame, TIMESCALE, TrackId, VideoConfig};
 
 /// Encoded frames and the track configs that describe them.
 #[derive(Debug, Clone)]
@@ -93,7 +93,7 @@ pub fn encode_fixture(dir: &Path, seconds: u32, gop: u32) -> Result<Fixture, Str
     for (i, (keyframe, data)) in units.into_iter().enumerate() {
         let dts = start + i as i64 * 3000;
         frames.push(Frame {
-            track: TrackKind::Video,
+            track: TrackId::VIDEO,
             dts,
             pts: dts,
             keyframe,
@@ -103,7 +103,7 @@ pub fn encode_fixture(dir: &Path, seconds: u32, gop: u32) -> Result<Fixture, Str
     for (i, data) in raw.into_iter().enumerate() {
         let dts = start + (i as i64 * 1024 * 90_000 + 22_050) / 44_100;
         frames.push(Frame {
-            track: TrackKind::Audio,
+            track: TrackId::AUDIO,
             dts,
             pts: dts,
             keyframe: true,

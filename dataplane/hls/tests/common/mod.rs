@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use weir_hls::{HlsConfig, LiveStream, PlaylistAnswer, PlaylistQuery};
-use weir_media::{AudioConfig, Codec, Frame, TrackKind, VideoConfig};
+use weir_media::{AudioConfig, Codec, Frame, TrackId, TrackKind, VideoConfig};
 
 /// avcC of a 320x240 x264 stream.
 pub const AVCC: &[u8] = &[
@@ -35,10 +35,13 @@ pub fn audio_config() -> AudioConfig {
     }
 }
 
+/// A configuration whose target duration is the segment target (rounded up to whole
+/// seconds): the tightest one allowed.
 pub fn config(part_ms: u64, segment_ms: u64, window: usize, keep_parts: usize) -> HlsConfig {
     HlsConfig {
         part_target: Duration::from_millis(part_ms),
         segment_target: Duration::from_millis(segment_ms),
+        target_duration: Duration::from_millis(segment_ms),
         window,
         keep_parts_segments: keep_parts,
         ..HlsConfig::default()
@@ -54,6 +57,9 @@ pub struct Source {
     next_video: u64,
     next_audio: u64,
     pub start: i64,
+    /// Added to audio timestamps (ticks), interleaving unchanged: audio stamped ahead
+    /// of (or, negative, behind) the video it is sent with.
+    pub audio_skew: i64,
 }
 
 impl Source {
@@ -65,6 +71,7 @@ impl Source {
             next_video: 0,
             next_audio: 0,
             start: 90_000,
+            audio_skew: 0,
         }
     }
 
@@ -99,7 +106,7 @@ impl Source {
             let mut data = (i as u32).to_be_bytes().to_vec();
             data.resize(if key { 3000 } else { 600 }, 0x11);
             Frame {
-                track: TrackKind::Video,
+                track: TrackId::VIDEO,
                 dts,
                 pts: dts + 3000,
                 keyframe: key,
@@ -108,9 +115,9 @@ impl Source {
         } else {
             let i = self.next_audio;
             self.next_audio += 1;
-            let dts = self.audio_dts(i);
+            let dts = self.audio_dts(i) + self.audio_skew;
             Frame {
-                track: TrackKind::Audio,
+                track: TrackId::AUDIO,
                 dts,
                 pts: dts,
                 keyframe: true,
@@ -119,15 +126,27 @@ impl Source {
         }
     }
 
+    /// Moves the video clock to where the audio clock is (after video was switched off
+    /// for a while), so the next video frame is the first one at or after it.
+    pub fn resync_video(&mut self) {
+        let at = self.audio_dts(self.next_audio) - self.start;
+        self.next_video = (at as u64).div_ceil(3000);
+    }
+
     /// Pushes frames until the video (or audio) clock passes `until_ms` after the start;
     /// returns how many pushes reported a new part.
     pub fn run_until(&mut self, s: &mut LiveStream, until_ms: u64) -> usize {
         let mut parts = 0;
         loop {
             let f = self.next_frame();
-            if f.dts - self.start > until_ms as i64 * 90 {
+            let skew = if f.kind() == TrackKind::Audio {
+                self.audio_skew
+            } else {
+                0
+            };
+            if f.dts - skew - self.start > until_ms as i64 * 90 {
                 // Put it back by rewinding the counter.
-                match f.track {
+                match f.kind() {
                     TrackKind::Video => self.next_video -= 1,
                     TrackKind::Audio => self.next_audio -= 1,
                 }
