@@ -65,7 +65,12 @@
 //! whose tracks are stamped seconds apart does not look stalled), the open part and
 //! segment are closed and audio becomes the master: audio-only parts (a `moof` with
 //! only the audio `traf`) cut by audio time, audio-only segments cut at the segment
-//! target. They carry real audio, so no `EXT-X-GAP`; [`Snapshot::video_stalled`] tells.
+//! target. They are listed as gaps in the video: `GAP=YES` on their parts and
+//! `EXT-X-GAP` on their segments. Players of a muxed stream cannot play audio without the
+//! video it is muxed with (hls.js keeps one SourceBuffer for both, whose buffered range
+//! stops where video stops: fed the audio-only parts it stalled for good), so they skip
+//! the gap and jump the hole when video returns (checked with hls.js in Chromium); the
+//! audio stays fetchable for players that want it. [`Snapshot::video_stalled`] tells.
 //! When video comes back, its frames are dropped until a key frame, which closes the
 //! audio-only part and segment and starts a new (independent) segment. Every `traf` has
 //! its absolute `tfdt`, so the timeline stays continuous without a discontinuity.

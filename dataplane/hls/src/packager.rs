@@ -431,7 +431,8 @@ impl Packager {
     fn close_part(&mut self, out: &mut Vec<Event>) {
         let part = std::mem::take(&mut self.part);
         let seq = self.seq.wrapping_add(1);
-        if let Some(done) = part.finish(seq, self.master_ts) {
+        if let Some(mut done) = part.finish(seq, self.master_ts) {
+            done.gap = self.video.is_some() && done.video_frames == 0;
             self.seq = seq;
             out.push(Event::Part(done));
         }

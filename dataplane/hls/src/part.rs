@@ -23,6 +23,9 @@ pub(crate) struct PartOut {
     pub wallclock_ms: u64,
     /// Video samples in it.
     pub video_frames: u32,
+    /// Audio only in a stream with a video track (the video stalled): listed with
+    /// `GAP=YES`, so players skip it and jump the hole in the video.
+    pub gap: bool,
 }
 
 /// A video frame waiting for the next one (which gives its duration).
@@ -112,6 +115,7 @@ impl PartBuf {
             independent: self.independent,
             wallclock_ms: self.wallclock_ms,
             video_frames: u32::try_from(self.video.len()).unwrap_or(u32::MAX),
+            gap: false,
         })
     }
 }

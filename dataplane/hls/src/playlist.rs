@@ -77,6 +77,9 @@ pub(crate) fn media_playlist(cfg: &HlsConfig, w: &Window, ended: bool, skip: boo
     let mut previous_init = None;
     for (i, seg) in w.closed.iter().enumerate().skip(skipped) {
         write_segment(&mut out, seg, previous_init, i == 0, i >= parts_from);
+        if seg.gap {
+            out.push_str("#EXT-X-GAP\n");
+        }
         let _ = write!(
             out,
             "#EXTINF:{},\n{}\n",
@@ -129,14 +132,15 @@ fn write_segment(
     for (i, p) in seg.parts.iter().enumerate() {
         let _ = writeln!(
             out,
-            "#EXT-X-PART:DURATION={},URI=\"{}\"{}",
+            "#EXT-X-PART:DURATION={},URI=\"{}\"{}{}",
             secs3(p.duration),
             ObjectName::Part(seg.msn, i as u64).file_name(),
             if p.independent {
                 ",INDEPENDENT=YES"
             } else {
                 ""
-            }
+            },
+            if p.gap { ",GAP=YES" } else { "" }
         );
     }
 }

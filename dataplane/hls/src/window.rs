@@ -14,6 +14,8 @@ pub(crate) struct Part {
     pub data: Rope,
     pub duration: Duration,
     pub independent: bool,
+    /// No video in a stream with video (see `PartOut::gap`).
+    pub gap: bool,
 }
 
 /// A media segment: complete once `data` holds the concatenation of its parts (pieces
@@ -31,6 +33,8 @@ pub(crate) struct Segment {
     pub duration: Duration,
     /// Video samples in it (0: audio only, e.g. while the video track stalled).
     pub video_frames: u64,
+    /// Every part is a gap (audio only while the video stalled): `EXT-X-GAP`.
+    pub gap: bool,
     pub bytes: usize,
     pub data: Rope,
 }
@@ -97,6 +101,7 @@ impl Window {
             parts: Vec::new(),
             duration: Duration::ZERO,
             video_frames: 0,
+            gap: false,
             bytes: 0,
             data: Rope::default(),
         });
@@ -107,7 +112,9 @@ impl Window {
             data: part.data,
             duration: part.duration,
             independent: part.independent,
+            gap: part.gap,
         });
+        seg.gap = seg.parts.iter().all(|p| p.gap);
     }
 
     /// Completes the segment in progress and drops segments beyond the window.

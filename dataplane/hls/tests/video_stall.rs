@@ -118,7 +118,21 @@ fn a_stalled_video_track_does_not_freeze_the_playlist() {
     );
     assert_eq!(t[0].tfdt, 90_000 + 300 * 3000);
     assert!(text.contains("#EXT-X-INDEPENDENT-SEGMENTS\n"));
-    assert!(!text.contains("DISCONTINUITY") && !text.contains("GAP"));
+    assert!(!text.contains("DISCONTINUITY"));
+    // The audio-only parts and segments are signalled as gaps in the video (players skip
+    // them and jump the hole); the others are not.
+    let gaps = text.lines().filter(|l| *l == "#EXT-X-GAP").count();
+    assert_eq!(gaps, stall_to - stall_from, "{text}");
+    for line in text.lines().filter(|l| l.starts_with("#EXT-X-PART:")) {
+        let msn: usize = line
+            .split("part-")
+            .nth(1)
+            .and_then(|r| r.split('-').next())
+            .and_then(|m| m.parse().ok())
+            .expect("part msn");
+        let stalled = (stall_from..stall_to).contains(&msn);
+        assert_eq!(line.contains(",GAP=YES"), stalled, "{line}");
+    }
 
     // Audio is continuous through both switches: every part's audio starts where the
     // previous one's ended.
