@@ -173,7 +173,11 @@ impl Broadcast {
     /// queue (frame payloads are shared, so this is an upper bound of what they pin).
     pub fn memory_bytes(&self) -> usize {
         let st = self.shared.state.lock();
-        st.gop.bytes() + st.subscribers.iter().map(|s| s.queued_bytes()).sum::<usize>()
+        st.gop.bytes()
+            + st.subscribers
+                .iter()
+                .map(|s| s.queued_bytes())
+                .sum::<usize>()
     }
 }
 

@@ -84,8 +84,16 @@ fn a_subscriber_joining_mid_gop_starts_at_the_last_key_frame_with_the_tracks() {
     let events = drain(&mut late);
     assert_eq!(events[0], BusEvent::Tracks(bus.tracks().unwrap()));
     let got = frames(&events);
-    assert_eq!(got[0], (TrackId::VIDEO, 60, true), "starts at the last key frame");
-    assert_eq!(got.len(), 30, "15 video + 15 audio frames of the current GOP");
+    assert_eq!(
+        got[0],
+        (TrackId::VIDEO, 60, true),
+        "starts at the last key frame"
+    );
+    assert_eq!(
+        got.len(),
+        30,
+        "15 video + 15 audio frames of the current GOP"
+    );
     // Then live frames follow.
     publisher.push(video(75, 30));
     publisher.flush();
@@ -109,7 +117,11 @@ fn a_slow_subscriber_skips_to_the_next_key_frame_and_never_slows_the_others() {
         publisher.push(video(n, 30));
         publisher.flush();
         fast_frames += frames(&drain(&mut fast)).len();
-        assert!(slow.queued_bytes() <= 40 * 100, "bounded: {}", slow.queued_bytes());
+        assert!(
+            slow.queued_bytes() <= 40 * 100,
+            "bounded: {}",
+            slow.queued_bytes()
+        );
     }
     assert_eq!(fast_frames, 100, "the fast subscriber got every frame");
     let events = drain(&mut slow);
@@ -125,7 +137,10 @@ fn a_slow_subscriber_skips_to_the_next_key_frame_and_never_slows_the_others() {
     assert!(got[0].2, "resumes at a key frame: {got:?}");
     // Once resumed, frames follow without holes.
     let after_skip: Vec<i64> = got.iter().map(|f| f.1).collect();
-    assert!(after_skip.windows(2).all(|w| w[1] == w[0] + 1), "{after_skip:?}");
+    assert!(
+        after_skip.windows(2).all(|w| w[1] == w[0] + 1),
+        "{after_skip:?}"
+    );
     assert!(got.len() <= 40);
     // Queued frames were dropped (counted), then non-key frames until a key frame.
     assert!(got.len() as u64 + skipped <= 100);
@@ -202,7 +217,10 @@ fn takeover_displaces_the_old_publisher() {
     let events = drain(&mut sub);
     assert_eq!(frames(&events), [(TrackId::VIDEO, 30, true)]);
     assert_eq!(
-        events.iter().filter(|e| **e == BusEvent::PublisherLeft).count(),
+        events
+            .iter()
+            .filter(|e| **e == BusEvent::PublisherLeft)
+            .count(),
         1,
         "{events:?}"
     );
@@ -236,7 +254,11 @@ fn several_video_and_audio_tracks_each_start_at_their_own_key_frame() {
     let got = frames(&drain(&mut late));
     let first = |t: TrackId| got.iter().find(|f| f.0 == t).copied();
     assert_eq!(first(hi), Some((hi, 20, true)));
-    assert_eq!(first(lo), Some((lo, 25, true)), "waits for its own key frame");
+    assert_eq!(
+        first(lo),
+        Some((lo, 25, true)),
+        "waits for its own key frame"
+    );
     assert_eq!(first(en), Some((en, 20, true)));
     assert_eq!(first(fr), Some((fr, 20, true)));
     assert!(got.iter().all(|f| f.0.index != 7));

@@ -110,7 +110,8 @@ impl HlsDelivery {
         }
     }
 
-    /// Waiter positions parked now (for tests and metrics).
+    /// Waiter positions parked now.
+    #[cfg(test)]
     pub fn parked_positions(&self) -> usize {
         self.waiters.lock().len()
     }

@@ -137,7 +137,9 @@ mod tests {
         }
         assert!(out.is_empty());
         g.on_frame(frame(TrackId::VIDEO, 90_000), &mut out);
-        assert!(matches!(&out[0], GateOutput::Tracks(t) if t.video(0).is_some() && t.audio(0).is_none()));
+        assert!(
+            matches!(&out[0], GateOutput::Tracks(t) if t.video(0).is_some() && t.audio(0).is_none())
+        );
         assert_eq!(out.len(), 32);
     }
 

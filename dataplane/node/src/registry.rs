@@ -216,7 +216,9 @@ impl Registry {
             code: "NetStream.Publish.Failed",
             reason: e.to_string(),
         };
-        let subscriber = bus.subscribe(SubscribeOptions::default()).map_err(refused)?;
+        let subscriber = bus
+            .subscribe(SubscribeOptions::default())
+            .map_err(refused)?;
         let publisher = bus.publish(false).map_err(refused)?;
         let hls = LiveStream::new(self.hls.clone());
         let stream = Arc::new(Stream {
@@ -368,7 +370,10 @@ mod tests {
         r.end_publish(&b.stream, 2, t0 + Duration::from_secs(6));
         r.tick(t0 + Duration::from_secs(17));
         assert!(b.stream.is_ended());
-        assert!(b.stream.bus.is_ended(), "the bus ended too: the packager ends the playlist");
+        assert!(
+            b.stream.bus.is_ended(),
+            "the bus ended too: the packager ends the playlist"
+        );
         assert!(r.get("c").is_some(), "ended streams stay readable");
         r.tick(t0 + Duration::from_secs(80));
         assert!(r.get("c").is_none());
@@ -409,10 +414,7 @@ mod tests {
         r.tick(t0 + Duration::from_secs(2)); // no viewers yet: nothing sent
         r.end_publish(&a.stream, 1, t0 + Duration::from_secs(7));
         r.tick(t0 + Duration::from_secs(9));
-        assert_eq!(
-            *events.0.lock(),
-            ["started c", "viewers c 0", "ended c"]
-        );
+        assert_eq!(*events.0.lock(), ["started c", "viewers c 0", "ended c"]);
     }
 
     #[test]
@@ -428,6 +430,9 @@ mod tests {
         r.end_publish(&a.stream, 1, t0);
         r.tick(t0 + Duration::from_secs(30));
         assert!(!a.stream.is_ended());
-        assert!(!a.publisher.is_current(), "the displaced publisher no longer publishes");
+        assert!(
+            !a.publisher.is_current(),
+            "the displaced publisher no longer publishes"
+        );
     }
 }

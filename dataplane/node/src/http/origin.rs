@@ -22,7 +22,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use weir_hls::{ObjectAnswer, ObjectKind, ObjectName, PlaylistAnswer, PlaylistQuery, Rope, Snapshot};
+use weir_hls::{
+    ObjectAnswer, ObjectKind, ObjectName, PlaylistAnswer, PlaylistQuery, Rope, Snapshot,
+};
 
 use super::request::{Method, Request};
 use super::response::Response;
@@ -82,9 +84,7 @@ pub async fn respond(req: &Request, registry: &Registry, auth: &dyn PublishAuth)
         [_, bid, "media.m3u8"] if *bid == stream.broadcast_id => {
             media_playlist(&stream, &req.query).await
         }
-        [_, bid, object] if *bid == stream.broadcast_id => {
-            media_object(&stream, object, get).await
-        }
+        [_, bid, object] if *bid == stream.broadcast_id => media_object(&stream, object, get).await,
         _ => Response::error(404, "not found"),
     }
 }
@@ -163,8 +163,6 @@ async fn media_object(stream: &Stream, name: &str, get: bool) -> Response {
             Response::ok(MP4, IMMUTABLE, body)
         }
         Some(ObjectAnswer::Gone) => Response::error(404, "no such object"),
-        Some(ObjectAnswer::Wait(_)) | None => {
-            Response::error(503, "object did not appear in time")
-        }
+        Some(ObjectAnswer::Wait(_)) | None => Response::error(503, "object did not appear in time"),
     }
 }
