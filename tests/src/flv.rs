@@ -55,48 +55,29 @@ impl Tag {
     }
 }
 
-fn be24(b: &[u8]) -> u32 {
-    (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2])
-}
-
-/// Reads every audio, video and script tag of an FLV file, in file order.
+/// Reads every audio, video and script tag of an FLV file, in file order (with the
+/// project's own FLV file reader).
 pub fn read_tags(path: &Path) -> Vec<Tag> {
     let data = Bytes::from(
         std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display())),
     );
-    assert!(
-        data.len() >= 13 && &data[..3] == b"FLV",
-        "{} is not an FLV file",
-        path.display()
-    );
-    let header = u32::from_be_bytes([data[5], data[6], data[7], data[8]]) as usize;
-    let mut pos = header + 4;
-    let mut tags = Vec::new();
-    while pos + 11 <= data.len() {
-        let h = &data[pos..pos + 11];
-        let size = be24(&h[1..4]) as usize;
-        let ts = be24(&h[4..7]) | (u32::from(h[7]) << 24);
-        let start = pos + 11;
-        let end = start + size;
-        if end > data.len() {
-            break;
-        }
-        let kind = match h[0] & 0x1f {
-            8 => Some(TagKind::Audio),
-            9 => Some(TagKind::Video),
-            18 => Some(TagKind::Script),
-            _ => None,
-        };
-        if let Some(kind) = kind.filter(|_| size > 0) {
-            tags.push(Tag {
+    let tags = weir_flv::file::read_tags(&data)
+        .unwrap_or_else(|e| panic!("{} is not an FLV file: {e}", path.display()));
+    tags.into_iter()
+        .filter_map(|t| {
+            let kind = match t.tag_type {
+                weir_flv::file::TAG_AUDIO => TagKind::Audio,
+                weir_flv::file::TAG_VIDEO => TagKind::Video,
+                weir_flv::file::TAG_SCRIPT => TagKind::Script,
+                _ => return None,
+            };
+            (!t.body.is_empty()).then_some(Tag {
                 kind,
-                ts,
-                body: data.slice(start..end),
-            });
-        }
-        pos = end + 4;
-    }
-    tags
+                ts: t.timestamp,
+                body: t.body,
+            })
+        })
+        .collect()
 }
 
 /// Encodes `seconds` of synthetic 640x360 30 fps H.264 (key frame every `gop` frames, no

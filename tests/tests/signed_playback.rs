@@ -77,29 +77,34 @@ fn signed_playback_urls_are_enforced_by_the_origin() {
     let tampered = url.replace("sig=", "sig=x");
     assert_eq!(get(node.http_port, &tampered).expect("get").status, 403);
 
-    // The variant URI carries the token, so the media playlist plays; without it, 403.
+    // The variant URI names the broadcast directory (the capability: 128 random bits),
+    // the same for every viewer, with no token in it; the media playlist plays from it.
     let mv = get(node.http_port, &url).expect("mv");
     let variant = variant_uri(&mv.text()).expect("variant");
-    assert!(variant.contains("sig="), "{variant}");
+    assert!(!variant.contains('?'), "no per-viewer query: {variant}");
+    let dir = variant.split('/').next().expect("broadcast dir");
+    assert!(
+        dir.len() == 33 && dir.starts_with('b'),
+        "a 128-bit broadcast id: {dir}"
+    );
     let media = format!("/live/members-only/{variant}");
     assert!(
         wait_until(Duration::from_secs(10), || get(node.http_port, &media)
             .is_ok_and(|r| r.status == 200)),
         "signed media playlist never played"
     );
-    let bare = format!(
-        "/live/members-only/{}",
-        variant.split('?').next().expect("path")
-    );
-    assert_eq!(get(node.http_port, &bare).expect("media").status, 403);
+    // A guessed directory is not the broadcast's.
+    let guessed = format!("/live/members-only/b{}/media.m3u8", "0".repeat(32));
+    assert_eq!(get(node.http_port, &guessed).expect("media").status, 404);
 
-    // Signed URLs expire.
+    // Signed URLs expire (for starting playback); a player already watching goes on.
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(
         get(node.http_port, &url).expect("get").status,
         403,
         "expired URL still plays"
     );
+    assert_eq!(get(node.http_port, &media).expect("media").status, 200);
 
     let _ = publisher.kill();
     let _ = publisher.wait();
