@@ -40,6 +40,9 @@ pub struct Level {
     pub bytes_per_viewer: f64,
     /// Failed requests.
     pub errors: u64,
+    /// weir: "part available → answer written to a viewer that waited for it", p50 and p99
+    /// in ms, as the upper bounds of the server's histogram buckets over this window.
+    pub wake_ms: Option<(f64, f64)>,
 }
 
 impl Level {
@@ -55,6 +58,50 @@ impl Level {
     pub fn mb_per_core_s(&self) -> f64 {
         self.bytes_per_s / 1e6 / self.cpu_cores.max(1e-9)
     }
+}
+
+/// The server's "wake → delivery" histogram: (upper bound in s, cumulative count) per
+/// bucket, from its Prometheus text (weir only; None elsewhere).
+fn wake_histogram(server: &Server) -> Option<Vec<(f64, u64)>> {
+    let mut client = Client::new(server.http, Duration::from_secs(10));
+    let text = client.get("/metrics").ok()?.text();
+    let buckets: Vec<(f64, u64)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("weir_hls_wake_to_delivery_seconds_bucket{le=\""))
+        .filter_map(|rest| {
+            let (le, count) = rest.split_once("\"} ")?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le, count.trim().parse().ok()?))
+        })
+        .collect();
+    (!buckets.is_empty()).then_some(buckets)
+}
+
+/// p50 and p99 (ms, bucket upper bounds) of what was recorded between two scrapes.
+fn quantiles(before: &[(f64, u64)], after: &[(f64, u64)]) -> Option<(f64, f64)> {
+    let delta: Vec<(f64, u64)> = after
+        .iter()
+        .map(|&(le, n)| {
+            let was = before.iter().find(|b| b.0 == le).map_or(0, |b| b.1);
+            (le, n.saturating_sub(was))
+        })
+        .collect();
+    let total = delta.iter().map(|d| d.1).max()?;
+    if total == 0 {
+        return None;
+    }
+    let at = |q: f64| {
+        let want = (total as f64 * q).ceil() as u64;
+        delta
+            .iter()
+            .find(|d| d.1 >= want)
+            .map_or(f64::INFINITY, |d| d.0 * 1000.0)
+    };
+    Some((at(0.5), at(0.99)))
 }
 
 /// Egress results of one server.
@@ -173,9 +220,11 @@ pub fn run_one(
             vstop.clone(),
         );
         std::thread::sleep(RAMP + Duration::from_secs(1));
+        let h0 = wake_histogram(&server);
         let (s0, cpu_a, ta) = (sample(&counters), procs.cpu_secs(), Instant::now());
         std::thread::sleep(Duration::from_secs_f64(cfg.viewer_secs));
         let (s1, cpu_b) = (sample(&counters), procs.cpu_secs());
+        let h1 = wake_histogram(&server);
         let secs = ta.elapsed().as_secs_f64();
         let rss = procs.rss_bytes();
         let active = counters.active.load(Ordering::Relaxed);
@@ -193,6 +242,7 @@ pub fn run_one(
             rss,
             bytes_per_viewer: (rss as f64 - rss0 as f64) / v.max(1) as f64,
             errors: s1[3] - s0[3],
+            wake_ms: h0.zip(h1).and_then(|(a, b)| quantiles(&a, &b)),
         };
         crate::progress!(
             "egress: {} {v} viewers ({active} following): {:.0} media/s, {:.0} responses/s, {:.1} MB/s, \
@@ -206,6 +256,12 @@ pub fn run_one(
             level.bytes_per_viewer / 1024.0,
             level.errors
         );
+        if let Some((p50, p99)) = level.wake_ms {
+            crate::progress!(
+                "egress: {} {v} viewers: part available → delivered p50 ≤ {p50} ms, p99 ≤ {p99} ms",
+                kind.name()
+            );
+        }
         levels.push(level);
         std::thread::sleep(Duration::from_secs(2));
     }
@@ -228,4 +284,23 @@ pub fn run(setup: &Setup, media: &Arc<Media>, cfg: &Config) -> anyhow::Result<Ve
         .iter()
         .map(|&k| run_one(k, setup, media, cfg))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quantiles;
+
+    #[test]
+    fn quantiles_come_from_the_window_between_two_scrapes() {
+        let before = [(0.001, 10), (0.002, 10), (0.005, 10), (f64::INFINITY, 10)];
+        // 100 new: 90 within 1 ms, 9 more within 2 ms, 1 within 5 ms.
+        let after = [
+            (0.001, 100),
+            (0.002, 109),
+            (0.005, 110),
+            (f64::INFINITY, 110),
+        ];
+        assert_eq!(quantiles(&before, &after), Some((1.0, 2.0)));
+        assert_eq!(quantiles(&after, &after), None);
+    }
 }

@@ -134,6 +134,12 @@ pub fn table(r: &Results, cfg: &Config) -> String {
                 1,
                 false,
             );
+            if let Some((p50, p99)) = lw.wake_ms {
+                let _ = writeln!(
+                    t,
+                    "| {v} viewers: part available → delivered, weir p50 / p99 (ms, bucket bounds) | {p50} / {p99} | | |"
+                );
+            }
         }
     }
     if let (Some(w), Some(p)) = (

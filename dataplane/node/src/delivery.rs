@@ -27,6 +27,8 @@ pub struct HlsDelivery {
 #[derive(Debug)]
 struct Current {
     snapshot: Arc<Snapshot>,
+    /// When `snapshot` was published.
+    published_at: Instant,
     /// The multivariant playlist with its variant URI under the broadcast directory.
     multivariant: Option<Bytes>,
     /// The packager's multivariant text that `multivariant` was made from.
@@ -38,6 +40,7 @@ impl HlsDelivery {
     pub fn new(broadcast_id: &str, snapshot: Arc<Snapshot>) -> Self {
         let mut current = Current {
             snapshot: snapshot.clone(),
+            published_at: Instant::now(),
             multivariant: None,
             multivariant_source: None,
         };
@@ -67,6 +70,7 @@ impl HlsDelivery {
         {
             let mut c = self.current.lock();
             c.snapshot = snapshot;
+            c.published_at = Instant::now();
             c.update_multivariant(&self.broadcast_id);
         }
         let woken: Vec<Arc<Event>> = {
@@ -87,21 +91,30 @@ impl HlsDelivery {
     }
 
     /// Waits until the stream reaches `needed` (or ends), at most until `deadline`.
-    /// Returns the snapshot that satisfied it, or `None` on time-out.
-    pub async fn wait_for(&self, needed: Position, deadline: Instant) -> Option<Arc<Snapshot>> {
+    /// Returns the snapshot that satisfied it and when it was published, or `None` on
+    /// time-out.
+    pub async fn wait_for(
+        &self,
+        needed: Position,
+        deadline: Instant,
+    ) -> Option<(Arc<Snapshot>, Instant)> {
         let satisfied = |s: &Snapshot| s.position() >= needed || s.is_ended();
+        let current = || {
+            let c = self.current.lock();
+            (c.snapshot.clone(), c.published_at)
+        };
         loop {
-            let snapshot = self.snapshot();
+            let (snapshot, at) = current();
             if satisfied(&snapshot) {
-                return Some(snapshot);
+                return Some((snapshot, at));
             }
             // Listen, then look again, so a publish in between is not missed. (An entry
             // left behind when that second look succeeds goes at the next publish that
             // reaches it.)
             let listener = self.waiters.lock().entry(needed).or_default().listen();
-            let snapshot = self.snapshot();
+            let (snapshot, at) = current();
             if satisfied(&snapshot) {
-                return Some(snapshot);
+                return Some((snapshot, at));
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() || compio::time::timeout(left, listener).await.is_err() {
@@ -271,12 +284,12 @@ mod tests {
                 n += 1;
             }
             d.publish(hls.snapshot());
-            let got = near_task.await.expect("near").expect("satisfied");
+            let (got, _) = near_task.await.expect("near").expect("satisfied");
             assert!(got.position() >= near);
             assert_eq!(d.parked_positions(), 1, "the far waiter was not woken");
             hls.end();
             d.publish(hls.snapshot());
-            let got = far_task.await.expect("far").expect("woken by the end");
+            let (got, _) = far_task.await.expect("far").expect("woken by the end");
             assert!(got.is_ended());
             assert_eq!(d.parked_positions(), 0);
         });

@@ -19,6 +19,9 @@ use crate::watchdog::Watchdog;
 
 /// Idle keep-alive connections are closed after this long.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Histogram: seconds from a part becoming available to a waiting viewer's answer being
+/// written (blocked reloads and preload-hint requests).
+pub const WAKE_TO_DELIVERY: &str = "weir_hls_wake_to_delivery_seconds";
 /// Bytes read per call.
 const READ_BUF: usize = 2048;
 /// Bodies up to this size are written with their head in one call.
@@ -52,8 +55,14 @@ pub async fn serve(
                     if write(&mut stream, &resp, req.method != Method::Head, keep)
                         .await
                         .is_err()
-                        || !keep
                     {
+                        return;
+                    }
+                    if let Some(at) = resp.available_at {
+                        // Part available → its answer written to a viewer that waited.
+                        metrics::histogram!(WAKE_TO_DELIVERY).record(at.elapsed().as_secs_f64());
+                    }
+                    if !keep {
                         return;
                     }
                 }

@@ -97,17 +97,23 @@ fn block_limit(snapshot: &Snapshot) -> Duration {
 }
 
 /// Asks `check` of the current snapshot until it answers, waiting for the position it
-/// names up to the block limit.
+/// names up to the block limit. Returns the answer and, when it had to wait, when the
+/// snapshot that answered was published.
 async fn wait_for<T>(
     stream: &Stream,
     mut check: impl FnMut(&Snapshot) -> Result<T, weir_hls::Position>,
-) -> Option<T> {
+) -> Option<(T, Option<Instant>)> {
     let mut snapshot = stream.hls.snapshot();
+    let mut published = None;
     let deadline = Instant::now() + block_limit(&snapshot);
     loop {
         match check(&snapshot) {
-            Ok(answer) => return Some(answer),
-            Err(needed) => snapshot = stream.hls.wait_for(needed, deadline).await?,
+            Ok(answer) => return Some((answer, published)),
+            Err(needed) => {
+                let (s, at) = stream.hls.wait_for(needed, deadline).await?;
+                snapshot = s;
+                published = Some(at);
+            }
         }
     }
 }
@@ -125,9 +131,12 @@ async fn media_playlist(stream: &Stream, query: &str) -> Response {
         other => Ok(other),
     })
     .await;
+    let (answer, available_at) = answer.map_or((None, None), |(a, at)| (Some(a), at));
     match answer {
         Some(PlaylistAnswer::Ready(body)) => {
-            Response::ok(PLAYLIST, if blocking { BLOCKING } else { NO_CACHE }, body)
+            let mut r = Response::ok(PLAYLIST, if blocking { BLOCKING } else { NO_CACHE }, body);
+            r.available_at = available_at;
+            r
         }
         Some(PlaylistAnswer::BadRequest(why)) => Response::error(400, why),
         Some(PlaylistAnswer::NotReady) => Response::error(404, "no playlist yet"),
@@ -143,6 +152,7 @@ async fn media_object(stream: &Stream, name: &str, get: bool) -> Response {
         other => Ok(other),
     })
     .await;
+    let (answer, available_at) = answer.map_or((None, None), |(a, at)| (Some(a), at));
     match answer {
         Some(ObjectAnswer::Ready(body, kind)) => {
             let label = match kind {
@@ -160,7 +170,9 @@ async fn media_object(stream: &Stream, name: &str, get: bool) -> Response {
             metrics::counter!("weir_http_objects_total", "kind" => label).increment(1);
             metrics::counter!("weir_http_object_bytes_total", "kind" => label)
                 .increment(body.len() as u64);
-            Response::ok(MP4, IMMUTABLE, body)
+            let mut r = Response::ok(MP4, IMMUTABLE, body);
+            r.available_at = available_at;
+            r
         }
         Some(ObjectAnswer::Gone) => Response::error(404, "no such object"),
         Some(ObjectAnswer::Wait(_)) | None => Response::error(503, "object did not appear in time"),

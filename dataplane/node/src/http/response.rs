@@ -15,6 +15,9 @@ pub struct Response {
     pub body: Rope,
     /// Extra headers.
     pub extra: Vec<(&'static str, String)>,
+    /// For an answer that waited for a part: when that part became available (the
+    /// connection records the time to delivery).
+    pub available_at: Option<std::time::Instant>,
 }
 
 fn reason(status: u16) -> &'static str {
@@ -45,6 +48,7 @@ impl Response {
             cache_control,
             body: body.into(),
             extra: Vec::new(),
+            available_at: None,
         }
     }
 
@@ -56,6 +60,7 @@ impl Response {
             cache_control: "no-store",
             body: Rope::from(format!("{message}\n")),
             extra: Vec::new(),
+            available_at: None,
         }
     }
 
