@@ -88,13 +88,15 @@ impl TrackSet {
         self.tracks.is_empty()
     }
 
+    /// The track of `kind` with the lowest index (the default one).
+    pub fn first(&self, kind: TrackKind) -> Option<TrackId> {
+        self.tracks.iter().map(|(i, _)| *i).find(|i| i.kind == kind)
+    }
+
     /// The video track with the lowest index: the one whose key frames start GOPs in the
     /// cache (see [`crate::Broadcast::subscribe`]).
     pub fn primary_video(&self) -> Option<TrackId> {
-        self.tracks
-            .iter()
-            .map(|(i, _)| *i)
-            .find(|i| i.kind == TrackKind::Video)
+        self.first(TrackKind::Video)
     }
 
     /// The configuration of video track `index`.

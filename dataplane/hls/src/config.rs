@@ -31,6 +31,10 @@ pub struct HlsConfig {
     /// Completed segments (counted from the live edge) whose parts stay listed, besides
     /// the segment in progress. Default 4.
     pub keep_parts_segments: usize,
+    /// The variant URI the multivariant playlist names, relative to it. Default
+    /// `media.m3u8`; a server that puts each broadcast in its own directory sets
+    /// `<directory>/media.m3u8`.
+    pub media_playlist_uri: String,
 }
 
 impl Default for HlsConfig {
@@ -42,6 +46,7 @@ impl Default for HlsConfig {
             video_stall: Duration::from_secs(1),
             window: 12,
             keep_parts_segments: 4,
+            media_playlist_uri: crate::names::MEDIA_PLAYLIST.to_owned(),
         }
     }
 }

@@ -7,7 +7,7 @@ use weir_media::{AudioConfig, TrackConfig, VideoConfig};
 
 use crate::config::HlsConfig;
 use crate::datetime::format_iso8601_ms;
-use crate::names::{MEDIA_PLAYLIST, ObjectName};
+use crate::names::ObjectName;
 use crate::window::{Segment, Window};
 
 /// `EXT-X-VERSION` of every playlist (`EXT-X-SKIP` and LL-HLS need 9).
@@ -176,6 +176,7 @@ fn bandwidth(w: &Window, video: Option<&VideoConfig>, audio: Option<&AudioConfig
 
 /// The multivariant playlist with the one variant this stream has.
 pub(crate) fn multivariant(
+    cfg: &HlsConfig,
     w: &Window,
     video: Option<&VideoConfig>,
     audio: Option<&AudioConfig>,
@@ -212,6 +213,6 @@ pub(crate) fn multivariant(
             let _ = write!(out, ",FRAME-RATE={:.3}", frames as f64 / time.as_secs_f64());
         }
     }
-    let _ = write!(out, "\n{MEDIA_PLAYLIST}\n");
+    let _ = write!(out, "\n{}\n", cfg.media_playlist_uri);
     out
 }

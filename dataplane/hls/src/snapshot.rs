@@ -73,7 +73,7 @@ impl Snapshot {
             (Some(Bytes::from(full)), delta.map(Bytes::from))
         };
         let multivariant = (src.video.is_some() || src.audio.is_some())
-            .then(|| Bytes::from(playlist::multivariant(w, src.video, src.audio)));
+            .then(|| Bytes::from(playlist::multivariant(src.config, w, src.video, src.audio)));
         Self {
             position: Position::new(w.next_msn, w.open_parts()),
             ended: src.ended,

@@ -10,7 +10,6 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
 use event_listener::Event;
 use parking_lot::Mutex;
 use weir_hls::{Position, Snapshot};
@@ -18,7 +17,6 @@ use weir_hls::{Position, Snapshot};
 /// The published state of one broadcast's LL-HLS.
 #[derive(Debug)]
 pub struct HlsDelivery {
-    broadcast_id: String,
     current: Mutex<Current>,
     waiters: Mutex<BTreeMap<Position, Arc<Event>>>,
     meter: ViewerMeter,
@@ -29,25 +27,16 @@ struct Current {
     snapshot: Arc<Snapshot>,
     /// When `snapshot` was published.
     published_at: Instant,
-    /// The multivariant playlist with its variant URI under the broadcast directory.
-    multivariant: Option<Bytes>,
-    /// The packager's multivariant text that `multivariant` was made from.
-    multivariant_source: Option<Bytes>,
 }
 
 impl HlsDelivery {
-    /// Delivery of broadcast `broadcast_id`, starting from `snapshot`.
-    pub fn new(broadcast_id: &str, snapshot: Arc<Snapshot>) -> Self {
-        let mut current = Current {
-            snapshot: snapshot.clone(),
-            published_at: Instant::now(),
-            multivariant: None,
-            multivariant_source: None,
-        };
-        current.update_multivariant(broadcast_id);
+    /// Delivery starting from `snapshot`.
+    pub fn new(snapshot: Arc<Snapshot>) -> Self {
         Self {
-            broadcast_id: broadcast_id.to_owned(),
-            current: Mutex::new(current),
+            current: Mutex::new(Current {
+                snapshot,
+                published_at: Instant::now(),
+            }),
             waiters: Mutex::new(BTreeMap::new()),
             meter: ViewerMeter::default(),
         }
@@ -58,21 +47,14 @@ impl HlsDelivery {
         self.current.lock().snapshot.clone()
     }
 
-    /// The multivariant playlist viewers get (the same bytes for every viewer).
-    pub fn multivariant(&self) -> Option<Bytes> {
-        self.current.lock().multivariant.clone()
-    }
-
     /// A new snapshot: stored, then the waiters it satisfies are woken.
     pub fn publish(&self, snapshot: Arc<Snapshot>) {
         let position = snapshot.position();
         let ended = snapshot.is_ended();
-        {
-            let mut c = self.current.lock();
-            c.snapshot = snapshot;
-            c.published_at = Instant::now();
-            c.update_multivariant(&self.broadcast_id);
-        }
+        *self.current.lock() = Current {
+            snapshot,
+            published_at: Instant::now(),
+        };
         let woken: Vec<Arc<Event>> = {
             let mut w = self.waiters.lock();
             if ended {
@@ -137,29 +119,6 @@ impl HlsDelivery {
     /// Viewers now, from the fetches of a recent segment (see [`ViewerMeter`]).
     pub fn viewers(&self) -> u64 {
         self.meter.viewers(self.snapshot().position().msn)
-    }
-}
-
-impl Current {
-    fn update_multivariant(&mut self, broadcast_id: &str) {
-        let source = self.snapshot.multivariant_playlist();
-        if source == self.multivariant_source {
-            return;
-        }
-        self.multivariant = source.as_ref().map(|text| {
-            let text = String::from_utf8_lossy(text);
-            let mut out = String::with_capacity(text.len() + broadcast_id.len() + 2);
-            for line in text.lines() {
-                if !line.starts_with('#') && !line.is_empty() {
-                    out.push_str(broadcast_id);
-                    out.push('/');
-                }
-                out.push_str(line);
-                out.push('\n');
-            }
-            Bytes::from(out)
-        });
-        self.multivariant_source = source;
     }
 }
 
@@ -241,7 +200,10 @@ mod tests {
 
     /// A video-only stream with 100 ms frames (two per 200 ms part), key frame every 2 s.
     fn stream() -> LiveStream {
-        let mut s = LiveStream::new(HlsConfig::default());
+        let mut s = LiveStream::new(HlsConfig {
+            media_playlist_uri: "b1/media.m3u8".to_owned(),
+            ..HlsConfig::default()
+        });
         s.set_tracks(
             Some(VideoConfig {
                 codec: Codec::H264,
@@ -269,7 +231,7 @@ mod tests {
         let rt = compio::runtime::Runtime::new().expect("runtime");
         rt.block_on(async {
             let mut hls = stream();
-            let d = Arc::new(HlsDelivery::new("b1", hls.snapshot()));
+            let d = Arc::new(HlsDelivery::new(hls.snapshot()));
             let deadline = Instant::now() + std::time::Duration::from_secs(5);
             let near = Position { msn: 0, part: 1 };
             let far = Position { msn: 0, part: 4 };
@@ -301,8 +263,9 @@ mod tests {
         for n in 0..30 {
             hls.push_frame(0, frame(n));
         }
-        let d = HlsDelivery::new("b1", hls.snapshot());
-        let text = String::from_utf8(d.multivariant().expect("tracks").to_vec()).expect("utf8");
+        let d = HlsDelivery::new(hls.snapshot());
+        let text = d.snapshot().multivariant_playlist().expect("tracks");
+        let text = String::from_utf8(text.to_vec()).expect("utf8");
         assert!(text.contains("\nb1/media.m3u8\n"), "{text}");
     }
 

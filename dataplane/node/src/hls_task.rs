@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use weir_bus::{BusEvent, TrackSet};
-use weir_media::{TrackConfig, TrackId, TrackKind};
+use weir_media::{TrackId, TrackKind};
 
 use crate::registry::{Packaging, Registry, Stream, wallclock_ms};
 
@@ -22,10 +22,9 @@ struct Selected {
 
 impl Selected {
     fn of(tracks: &TrackSet) -> Self {
-        let first = |kind| tracks.iter().map(|(id, _)| id).find(|id| id.kind == kind);
         Self {
-            video: first(TrackKind::Video),
-            audio: first(TrackKind::Audio),
+            video: tracks.first(TrackKind::Video),
+            audio: tracks.first(TrackKind::Audio),
         }
     }
 
@@ -58,14 +57,14 @@ pub async fn run(stream: Arc<Stream>, packaging: Packaging, registry: Arc<Regist
             match event {
                 BusEvent::Tracks(tracks) => {
                     selected = Selected::of(&tracks);
-                    let video = selected.video.and_then(|id| match tracks.get(id) {
-                        Some(TrackConfig::Video(v)) => Some(v.clone()),
-                        _ => None,
-                    });
-                    let audio = selected.audio.and_then(|id| match tracks.get(id) {
-                        Some(TrackConfig::Audio(a)) => Some(a.clone()),
-                        _ => None,
-                    });
+                    let video = selected
+                        .video
+                        .and_then(|id| tracks.video(id.index))
+                        .cloned();
+                    let audio = selected
+                        .audio
+                        .and_then(|id| tracks.audio(id.index))
+                        .cloned();
                     if !live_reported {
                         live_reported = true;
                         report_live(&stream, &registry, &tracks);

@@ -220,7 +220,10 @@ impl Registry {
             .subscribe(SubscribeOptions::default())
             .map_err(refused)?;
         let publisher = bus.publish(false).map_err(refused)?;
-        let hls = LiveStream::new(self.hls.clone());
+        let hls = LiveStream::new(HlsConfig {
+            media_playlist_uri: format!("{broadcast_id}/{}", weir_hls::MEDIA_PLAYLIST),
+            ..self.hls.clone()
+        });
         let stream = Arc::new(Stream {
             channel: channel.to_owned(),
             info: BroadcastInfo {
@@ -228,7 +231,7 @@ impl Registry {
                 channel_id: channel_id.to_owned(),
                 broadcast_id: broadcast_id.clone(),
             },
-            hls: HlsDelivery::new(&broadcast_id, hls.snapshot()),
+            hls: HlsDelivery::new(hls.snapshot()),
             broadcast_id,
             signed_playback: AtomicBool::new(false),
             bus,
@@ -342,6 +345,12 @@ mod tests {
             .expect_err("second");
         assert_eq!(err.code, "NetStream.Publish.BadName");
         assert!(!a.resumed);
+        let hls = &a.packaging.as_ref().expect("a new broadcast").hls;
+        assert_eq!(
+            hls.config().media_playlist_uri,
+            format!("{}/media.m3u8", a.stream.broadcast_id),
+            "the variant URI names the broadcast directory"
+        );
 
         let r = registry(true);
         let kick = Shutdown::new();

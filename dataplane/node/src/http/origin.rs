@@ -77,7 +77,7 @@ pub async fn respond(req: &Request, registry: &Registry, auth: &dyn PublishAuth)
     }
     let get = req.method == Method::Get;
     match parts.as_slice() {
-        [_, "index.m3u8"] => match stream.hls.multivariant() {
+        [_, "index.m3u8"] => match stream.hls.snapshot().multivariant_playlist() {
             Some(body) => Response::ok(PLAYLIST, NO_CACHE, body),
             None => Response::error(404, "stream is starting: no tracks yet"),
         },
