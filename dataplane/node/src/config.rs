@@ -56,6 +56,15 @@ pub struct NodeConfig {
     pub rtmp_idle_timeout_ms: u64,
     /// Most concurrent HTTP connections per shard.
     pub http_max_connections: usize,
+    /// First UDP port for WebRTC (WHIP/WHEP): shard `i` listens on this port + `i`
+    /// (0: any free port per shard).
+    pub webrtc_udp_port: u16,
+    /// Address the WebRTC UDP sockets bind to.
+    pub webrtc_bind_ip: std::net::IpAddr,
+    /// Addresses announced to WebRTC clients as ICE candidates (1:1 NAT: the public
+    /// IPs). Empty: the bind address, or the address of the default route when bound
+    /// to all interfaces.
+    pub webrtc_public_ips: Vec<std::net::IpAddr>,
     /// Longest wait of a publishing connection before its next read while its shard is
     /// busy (reads then carry several frames); 0 reads at once always. See `pacer`.
     pub ingest_batch_max_ms: u64,
@@ -81,6 +90,9 @@ impl Default for NodeConfig {
             rtmp_idle_timeout_ms: 15_000,
             http_max_connections: 10_000,
             ingest_batch_max_ms: 40,
+            webrtc_udp_port: 8189,
+            webrtc_bind_ip: std::net::IpAddr::from([0, 0, 0, 0]),
+            webrtc_public_ips: Vec::new(),
         }
     }
 }

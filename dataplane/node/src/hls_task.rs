@@ -6,6 +6,7 @@
 //! the stream's [`crate::delivery::HlsDelivery`], which wakes the viewers it satisfies.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use weir_bus::{BusEvent, TrackSet};
 use weir_media::{TrackId, TrackKind};
@@ -72,6 +73,9 @@ pub async fn run(stream: Arc<Stream>, packaging: Packaging, registry: Arc<Regist
                     hls.set_tracks(video, audio);
                 }
                 BusEvent::Frame(mut frame) => {
+                    if frame.track.is_video() && frame.composition_offset() != 0 {
+                        stream.video_reorders.store(true, Ordering::Relaxed);
+                    }
                     if let Some(track) = selected.map(frame.track) {
                         frame.track = track;
                         hls.push_frame(wallclock_ms(), frame);

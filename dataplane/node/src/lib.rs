@@ -28,6 +28,7 @@ mod rtmp_conn;
 mod shard;
 mod shutdown;
 mod watchdog;
+mod webrtc;
 
 pub use config::{IoBackend, NodeConfig};
 pub use hooks::{

@@ -41,6 +41,10 @@ pub struct StartedNode {
     pub rtmp_addr: SocketAddr,
     /// Where HTTP listens (port resolved).
     pub http_addr: SocketAddr,
+    /// Each shard's WebRTC UDP address, by shard index.
+    pub webrtc_addrs: Vec<SocketAddr>,
+    /// The addresses announced to WebRTC clients as candidates.
+    pub webrtc_public_ips: Vec<std::net::IpAddr>,
     /// The I/O driver of each shard, by shard index.
     pub drivers: Vec<&'static str>,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -84,6 +88,44 @@ fn listeners(
     Ok((actual, all))
 }
 
+/// Binds shard `i`'s WebRTC socket: `port + i`, or any free port with port 0.
+fn udp_socket(ip: std::net::IpAddr, port: u16, i: usize) -> Result<std::net::UdpSocket, NodeError> {
+    let port = if port == 0 {
+        0
+    } else {
+        port.saturating_add(u16::try_from(i).unwrap_or(u16::MAX))
+    };
+    let addr = SocketAddr::new(ip, port);
+    let bind = || -> std::io::Result<std::net::UdpSocket> {
+        let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+        s.set_nonblocking(true)?;
+        // Room for bursts: a key frame for many viewers leaves at once.
+        let _ = s.set_send_buffer_size(4 << 20);
+        let _ = s.set_recv_buffer_size(4 << 20);
+        s.bind(&addr.into())?;
+        Ok(s.into())
+    };
+    bind().map_err(|source| NodeError::Bind { addr, source })
+}
+
+/// The addresses WebRTC clients are told to reach: configured, the bind address, or the
+/// source address of the default route (found without sending anything), else loopback.
+fn announced_ips(config: &NodeConfig) -> Vec<std::net::IpAddr> {
+    if !config.webrtc_public_ips.is_empty() {
+        return config.webrtc_public_ips.clone();
+    }
+    if !config.webrtc_bind_ip.is_unspecified() {
+        return vec![config.webrtc_bind_ip];
+    }
+    let routed = std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| s.connect("192.0.2.1:9").map(|_| s))
+        .and_then(|s| s.local_addr())
+        .map(|a| a.ip())
+        .ok()
+        .filter(|ip| !ip.is_unspecified());
+    vec![routed.unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]))]
+}
+
 impl Node {
     /// Binds the listeners and starts the shards; returns once every shard runs.
     pub fn start(
@@ -109,10 +151,30 @@ impl Node {
             idle_timeout: Duration::from_millis(config.rtmp_idle_timeout_ms.max(1000)),
             shutdown: shutdown.clone(),
         });
+        let mut udp = Vec::with_capacity(n);
+        for i in 0..n {
+            udp.push(udp_socket(
+                config.webrtc_bind_ip,
+                config.webrtc_udp_port,
+                i,
+            )?);
+        }
+        let webrtc_addrs = udp
+            .iter()
+            .map(|s| s.local_addr())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| NodeError::Shard(format!("WebRTC socket: {e}")))?;
+        let webrtc_public_ips = announced_ips(config);
+        let webrtc = crate::shard::WebrtcSpec {
+            public_ips: webrtc_public_ips.clone(),
+            settings: weir_webrtc::RtcSettings::new(Vec::new()),
+            directory: Arc::default(),
+        };
         let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
         let (tx, rx) = mpsc::channel();
         let mut threads = Vec::with_capacity(n);
-        for (index, (rtmp, http)) in rtmp.into_iter().zip(http).enumerate() {
+        let listeners = rtmp.into_iter().zip(http).zip(udp);
+        for (index, ((rtmp, http), webrtc_udp)) in listeners.enumerate() {
             let spec = ShardSpec {
                 index,
                 cpu: (n <= cores).then_some(index),
@@ -120,6 +182,8 @@ impl Node {
                 rtmp,
                 http,
                 rtmp_ctx: rtmp_ctx.clone(),
+                webrtc_udp,
+                webrtc: webrtc.clone(),
                 registry: registry.clone(),
                 shutdown: shutdown.clone(),
                 max_http: config.http_max_connections.max(1),
@@ -150,6 +214,8 @@ impl Node {
         Ok(StartedNode {
             rtmp_addr,
             http_addr,
+            webrtc_addrs,
+            webrtc_public_ips,
             drivers,
             threads,
         })

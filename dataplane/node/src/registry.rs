@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
@@ -36,6 +36,10 @@ pub struct Stream {
     pub signed_playback: AtomicBool,
     /// The broadcast's media.
     pub bus: Broadcast,
+    /// Its H.264 video has B-frames (composition offsets): WebRTC cannot play it as is.
+    pub video_reorders: AtomicBool,
+    /// WHEP viewers connected on this node.
+    pub webrtc_viewers: AtomicU64,
     /// What viewers read: the LL-HLS snapshot, its waiters and the viewer meter.
     pub hls: HlsDelivery,
     state: Mutex<StreamState>,
@@ -73,7 +77,7 @@ impl Stream {
 
     /// The viewer count, if it should be reported now.
     fn viewers_due(&self, now: Instant) -> Option<u64> {
-        let count = self.hls.viewers();
+        let count = self.hls.viewers() + self.webrtc_viewers.load(Ordering::Relaxed);
         let mut st = self.state.lock();
         let due = match st.reported_viewers {
             None => count > 0,
@@ -163,6 +167,7 @@ impl Registry {
         channel_id: &str,
         conn: u64,
         kick: Shutdown,
+        protocol: &'static str,
     ) -> Result<Admission, PublishRefusal> {
         let mut streams = self.streams.lock();
         if let Some(stream) = streams.get(channel) {
@@ -235,6 +240,8 @@ impl Registry {
             broadcast_id,
             signed_playback: AtomicBool::new(false),
             bus,
+            video_reorders: AtomicBool::new(false),
+            webrtc_viewers: AtomicU64::new(0),
             state: Mutex::new(StreamState {
                 publisher: Some((conn, kick)),
                 left_at: None,
@@ -245,7 +252,7 @@ impl Registry {
         if let Some(old) = streams.insert(channel.to_owned(), stream.clone()) {
             old.end(Instant::now());
         }
-        self.events.stream_started(&stream.info, "rtmp");
+        self.events.stream_started(&stream.info, protocol);
         metrics::gauge!("weir_streams").set(streams.len() as f64);
         Ok(Admission {
             stream,
@@ -338,10 +345,10 @@ mod tests {
     fn second_publisher_is_refused_unless_takeover() {
         let r = registry(false);
         let a = r
-            .begin_publish("c", "c", 1, Shutdown::new())
+            .begin_publish("c", "c", 1, Shutdown::new(), "rtmp")
             .expect("first");
         let err = r
-            .begin_publish("c", "c", 2, Shutdown::new())
+            .begin_publish("c", "c", 2, Shutdown::new(), "rtmp")
             .expect_err("second");
         assert_eq!(err.code, "NetStream.Publish.BadName");
         assert!(!a.resumed);
@@ -354,9 +361,10 @@ mod tests {
 
         let r = registry(true);
         let kick = Shutdown::new();
-        r.begin_publish("c", "c", 1, kick.clone()).expect("first");
+        r.begin_publish("c", "c", 1, kick.clone(), "rtmp")
+            .expect("first");
         let b = r
-            .begin_publish("c", "c", 2, Shutdown::new())
+            .begin_publish("c", "c", 2, Shutdown::new(), "rtmp")
             .expect("takeover");
         assert!(kick.is_triggered());
         assert!(b.resumed);
@@ -367,12 +375,12 @@ mod tests {
         let r = registry(false);
         let t0 = Instant::now();
         let a = r
-            .begin_publish("c", "c", 1, Shutdown::new())
+            .begin_publish("c", "c", 1, Shutdown::new(), "rtmp")
             .expect("first");
         r.end_publish(&a.stream, 1, t0);
         r.tick(t0 + Duration::from_secs(5));
         let b = r
-            .begin_publish("c", "c", 2, Shutdown::new())
+            .begin_publish("c", "c", 2, Shutdown::new(), "rtmp")
             .expect("again");
         assert!(b.resumed);
         assert_eq!(a.stream.broadcast_id, b.stream.broadcast_id);
@@ -418,7 +426,7 @@ mod tests {
         );
         let t0 = Instant::now();
         let a = r
-            .begin_publish("c", "id-c", 1, Shutdown::new())
+            .begin_publish("c", "id-c", 1, Shutdown::new(), "rtmp")
             .expect("publish");
         r.tick(t0 + Duration::from_secs(2)); // no viewers yet: nothing sent
         r.end_publish(&a.stream, 1, t0 + Duration::from_secs(7));
@@ -431,10 +439,10 @@ mod tests {
         let r = registry(true);
         let t0 = Instant::now();
         let a = r
-            .begin_publish("c", "c", 1, Shutdown::new())
+            .begin_publish("c", "c", 1, Shutdown::new(), "rtmp")
             .expect("first");
         let _b = r
-            .begin_publish("c", "c", 2, Shutdown::new())
+            .begin_publish("c", "c", 2, Shutdown::new(), "rtmp")
             .expect("takeover");
         r.end_publish(&a.stream, 1, t0);
         r.tick(t0 + Duration::from_secs(30));

@@ -26,6 +26,11 @@ use crate::watchdog::{StopReason, Watchdog};
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
+/// A node-unique id for a publishing connection (RTMP or WHIP).
+pub fn next_connection_id() -> u64 {
+    NEXT_CONN.fetch_add(1, Ordering::Relaxed)
+}
+
 /// What an RTMP connection needs from its shard.
 pub struct RtmpContext {
     /// The node's streams.
@@ -80,7 +85,7 @@ pub async fn serve(
     ctx: Arc<RtmpContext>,
     pacer: Rc<Pacer>,
 ) {
-    let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+    let conn = next_connection_id();
     let kick = Shutdown::new();
     let mut session = ServerSession::new(ServerConfig::default());
     let mut publishing: Option<Publishing> = None;
@@ -301,9 +306,13 @@ async fn authorize(
             code: "NetStream.Publish.Failed",
             reason: "authorisation timed out".to_owned(),
         })??;
-    let a = ctx
-        .registry
-        .begin_publish(&grant.channel, &grant.channel_id, conn, kick.clone())?;
+    let a = ctx.registry.begin_publish(
+        &grant.channel,
+        &grant.channel_id,
+        conn,
+        kick.clone(),
+        "rtmp",
+    )?;
     a.stream
         .signed_playback
         .store(grant.signed_playback, std::sync::atomic::Ordering::Relaxed);

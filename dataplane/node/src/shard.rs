@@ -19,6 +19,7 @@ use crate::pacer::{self, Pacer};
 use crate::registry::Registry;
 use crate::rtmp_conn::{self, RtmpContext};
 use crate::shutdown::Shutdown;
+use crate::webrtc::WebrtcShard;
 
 /// Everything a shard thread is started with.
 pub struct ShardSpec {
@@ -34,6 +35,10 @@ pub struct ShardSpec {
     pub http: std::net::TcpListener,
     /// Shared RTMP context.
     pub rtmp_ctx: Arc<RtmpContext>,
+    /// This shard's WebRTC UDP socket.
+    pub webrtc_udp: std::net::UdpSocket,
+    /// What WebRTC sessions are answered with (candidates, certificate, directory).
+    pub webrtc: WebrtcSpec,
     /// The node's streams.
     pub registry: Arc<Registry>,
     /// Node shutdown.
@@ -44,6 +49,17 @@ pub struct ShardSpec {
     pub ingest_batch_max: Duration,
     /// Where the shard reports its driver (or why it could not start).
     pub ready: Sender<Result<(usize, &'static str), String>>,
+}
+
+/// Node-wide WebRTC settings handed to each shard.
+#[derive(Clone)]
+pub struct WebrtcSpec {
+    /// Announced candidate IPs (the port is the shard's).
+    pub public_ips: Vec<std::net::IpAddr>,
+    /// Certificate and defaults.
+    pub settings: weir_webrtc::RtcSettings,
+    /// Sessions of the node.
+    pub directory: Arc<crate::webrtc::SessionDirectory>,
 }
 
 /// Name of a driver type for logs.
@@ -106,18 +122,35 @@ pub fn run(spec: ShardSpec) {
     };
     let driver = driver_name(rt.driver_type());
     rt.block_on(async move {
-        let (rtmp, http) = match (
+        let (rtmp, http, udp) = match (
             TcpListener::from_std(spec.rtmp),
             TcpListener::from_std(spec.http),
+            compio::net::UdpSocket::from_std(spec.webrtc_udp),
         ) {
-            (Ok(r), Ok(h)) => (r, h),
-            (Err(e), _) | (_, Err(e)) => {
+            (Ok(r), Ok(h), Ok(u)) => (r, h, u),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
                 let _ = spec
                     .ready
                     .send(Err(format!("shard {}: listener: {e}", spec.index)));
                 return;
             }
         };
+        let rtc = match WebrtcShard::new(
+            udp,
+            &spec.webrtc.public_ips,
+            spec.webrtc.directory.clone(),
+            spec.rtmp_ctx.clone(),
+            &spec.webrtc.settings,
+        ) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = spec
+                    .ready
+                    .send(Err(format!("shard {}: WebRTC socket: {e}", spec.index)));
+                return;
+            }
+        };
+        compio::runtime::spawn(crate::webrtc::receive(rtc.clone(), spec.shutdown.clone())).detach();
         let _ = spec.ready.send(Ok((spec.index, driver)));
         tracing::debug!(shard = spec.index, driver, "shard running");
 
@@ -128,6 +161,7 @@ pub fn run(spec: ShardSpec) {
             http,
             spec.registry.clone(),
             spec.rtmp_ctx.auth.clone(),
+            rtc,
             spec.shutdown.clone(),
             spec.max_http,
         ))
@@ -166,6 +200,7 @@ async fn accept_http(
     listener: TcpListener,
     registry: Arc<Registry>,
     auth: Arc<dyn PublishAuth>,
+    rtc: Rc<WebrtcShard>,
     shutdown: Shutdown,
     max_connections: usize,
 ) {
@@ -184,9 +219,10 @@ async fn accept_http(
                 let open = open.clone();
                 let registry = registry.clone();
                 let auth = auth.clone();
+                let rtc = rtc.clone();
                 let shutdown = shutdown.clone();
                 compio::runtime::spawn(async move {
-                    crate::http::conn::serve(socket, registry, auth, shutdown).await;
+                    crate::http::conn::serve(socket, registry, auth, rtc, shutdown).await;
                     open.set(open.get() - 1);
                 })
                 .detach();

@@ -204,6 +204,11 @@ impl WhepSession {
         self.need_keyframe = true;
     }
 
+    /// Ends the session for a reason of the driver's.
+    pub fn fail_with(&mut self, why: String) {
+        self.core.fail(WebrtcError::Session(why));
+    }
+
     /// Sends one frame of a track configured as `config`. Returns false when it was not
     /// sent (not connected, waiting for a key frame, a codec this session does not send).
     pub fn send_frame(&mut self, now: Instant, frame: &Frame, config: &TrackConfig) -> bool {

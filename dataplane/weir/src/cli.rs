@@ -109,6 +109,18 @@ pub struct NodeArgs {
     /// carry several frames (0: always read at once).
     #[arg(long, global = true, env = "WEIR_INGEST_BATCH_MAX_MS")]
     pub ingest_batch_max_ms: Option<u64>,
+    /// First WebRTC (WHIP/WHEP) UDP port: shard i uses this + i (0: any free ports).
+    #[arg(long, global = true, env = "WEIR_WEBRTC_UDP_PORT")]
+    pub webrtc_udp_port: Option<u16>,
+    /// IPs announced to WebRTC clients as ICE candidates, comma-separated (behind 1:1
+    /// NAT: the public IPs; default: the default route's address).
+    #[arg(
+        long,
+        global = true,
+        env = "WEIR_WEBRTC_PUBLIC_IPS",
+        value_delimiter = ','
+    )]
+    pub webrtc_public_ips: Option<Vec<std::net::IpAddr>>,
     /// Grace period for a publisher to reconnect, in ms.
     #[arg(long, global = true, env = "WEIR_RECONNECT_GRACE_MS")]
     pub reconnect_grace_ms: Option<u64>,

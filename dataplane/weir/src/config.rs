@@ -71,6 +71,12 @@ pub fn load(path: Option<&Path>, args: &NodeArgs) -> anyhow::Result<Config> {
     if let Some(v) = a.shards {
         n.shards = v;
     }
+    if let Some(v) = a.webrtc_udp_port {
+        n.webrtc_udp_port = v;
+    }
+    if let Some(v) = a.webrtc_public_ips {
+        n.webrtc_public_ips = v;
+    }
     if let Some(v) = a.io_backend {
         n.io_backend = match v {
             Backend::Auto => IoBackend::Auto,

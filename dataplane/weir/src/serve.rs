@@ -68,6 +68,22 @@ fn start_node(
         started.http_addr,
         started.http_addr.port()
     );
+    let ports: Vec<String> = started
+        .webrtc_addrs
+        .iter()
+        .map(|a| a.port().to_string())
+        .collect();
+    let ips: Vec<String> = started
+        .webrtc_public_ips
+        .iter()
+        .map(|ip| ip.to_string())
+        .collect();
+    tracing::info!(
+        "WebRTC on UDP {} (one port per shard, ICE-lite; announced as {}): WHIP http://{host}:{}/whip/<stream key>, WHEP /whep/<channel>, pages /web/whip.html and /web/whep.html",
+        ports.join(","),
+        ips.join(","),
+        started.http_addr.port()
+    );
     Ok(started)
 }
 

@@ -1,5 +1,6 @@
 //! The per-connection HTTP/1.1 driver: read, parse, answer, keep alive.
 
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,7 @@ use crate::hooks::PublishAuth;
 use crate::registry::Registry;
 use crate::shutdown::Shutdown;
 use crate::watchdog::Watchdog;
+use crate::webrtc::WebrtcShard;
 
 /// Idle keep-alive connections are closed after this long.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -32,6 +34,7 @@ pub async fn serve(
     mut stream: TcpStream,
     registry: Arc<Registry>,
     auth: Arc<dyn PublishAuth>,
+    rtc: Rc<WebrtcShard>,
     shutdown: Shutdown,
 ) {
     // Request heads are small: a 2 KiB read buffer keeps idle viewers cheap (the
@@ -46,9 +49,18 @@ pub async fn serve(
     loop {
         loop {
             match RequestParser.parse(&pending) {
-                Ok(Some((req, consumed))) => {
-                    pending.drain(..consumed);
-                    let resp = super::origin::respond(&req, &registry, &*auth).await;
+                Ok(Some((mut req, head))) => {
+                    // A body (WHIP/WHEP) follows the head: wait until all of it is here.
+                    let Some(end) = head.checked_add(req.content_length) else {
+                        return;
+                    };
+                    if pending.len() < end {
+                        pending.reserve(end - pending.len());
+                        break;
+                    }
+                    req.body = bytes::Bytes::copy_from_slice(&pending[head..end]);
+                    pending.drain(..end);
+                    let resp = super::origin::respond(&req, &registry, &*auth, &rtc).await;
                     metrics::counter!("weir_http_requests_total", "status" => resp.status.to_string())
                         .increment(1);
                     let keep = req.keep_alive && !shutdown.is_triggered();

@@ -5,3 +5,4 @@ pub mod conn;
 pub mod origin;
 pub mod request;
 pub mod response;
+pub mod webrtc;

@@ -4,6 +4,7 @@
 //! /live/<channel>/index.m3u8                multivariant playlist (no-cache)
 //! /live/<channel>/<broadcast>/media.m3u8    LL-HLS media playlist (blocking reload, delta updates)
 //! /live/<channel>/<broadcast>/<object>      init segment, part or segment (immutable)
+//! /whip, /whep, /web/…                      WebRTC (see `webrtc`)
 //! /metrics                                  Prometheus text format
 //! /healthz                                  liveness
 //! ```
@@ -18,6 +19,7 @@
 //! media fetches (see `delivery`). Requests read the broadcast's current snapshot and
 //! never lock its packager; blocked requests wait for the position they need.
 
+use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -30,6 +32,7 @@ use super::request::{Method, Request};
 use super::response::Response;
 use crate::hooks::{PlaybackAccess, PublishAuth};
 use crate::registry::{Registry, Stream};
+use crate::webrtc::WebrtcShard;
 
 const PLAYLIST: &str = "application/vnd.apple.mpegurl";
 const MP4: &str = "video/mp4";
@@ -38,7 +41,15 @@ const NO_CACHE: &str = "no-cache";
 const BLOCKING: &str = "public, max-age=2";
 
 /// Answers one request.
-pub async fn respond(req: &Request, registry: &Registry, auth: &dyn PublishAuth) -> Response {
+pub async fn respond(
+    req: &Request,
+    registry: &Registry,
+    auth: &dyn PublishAuth,
+    rtc: &Rc<WebrtcShard>,
+) -> Response {
+    if let Some(r) = super::webrtc::respond(req, rtc).await {
+        return r;
+    }
     match req.method {
         Method::Get | Method::Head => {}
         Method::Options => {
@@ -47,7 +58,9 @@ pub async fn respond(req: &Request, registry: &Registry, auth: &dyn PublishAuth)
             r.extra.push(("Access-Control-Max-Age", "86400".to_owned()));
             return r;
         }
-        Method::Other => return Response::error(405, "only GET, HEAD and OPTIONS are served"),
+        Method::Post | Method::Patch | Method::Delete | Method::Other => {
+            return Response::error(405, "only GET, HEAD and OPTIONS are served here");
+        }
     }
     let path = req.path.as_str();
     if path == "/healthz" {
@@ -56,6 +69,9 @@ pub async fn respond(req: &Request, registry: &Registry, auth: &dyn PublishAuth)
     if path == "/metrics" {
         let body = crate::metrics_setup::render();
         return Response::ok("text/plain; version=0.0.4", "no-store", Bytes::from(body));
+    }
+    if let Some(page) = super::webrtc::page(path) {
+        return page;
     }
     let Some(rest) = path.strip_prefix("/live/") else {
         return Response::error(404, "not found");

@@ -1,11 +1,15 @@
 //! A bounded, sans-IO HTTP/1.1 request-head parser (on top of `httparse`).
 //!
-//! The origin only serves `GET`, `HEAD` and `OPTIONS`; a request announcing a body is
-//! refused so the connection can never be made to buffer one.
+//! `GET`, `HEAD` and `OPTIONS` carry no body; `POST` and `PATCH` (WHIP/WHEP offers and
+//! trickle candidates) may carry one of at most [`MAX_BODY_BYTES`] with a
+//! `Content-Length` (chunked bodies are refused), so a connection never buffers more
+//! than a head and one small body.
 
 /// Longest request head accepted.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 const MAX_HEADERS: usize = 48;
+/// Longest request body accepted (an SDP offer with simulcast is ~10 KiB).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Request methods the origin distinguishes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +20,12 @@ pub enum Method {
     Head,
     /// OPTIONS (CORS preflight).
     Options,
+    /// POST (WHIP/WHEP offers).
+    Post,
+    /// PATCH (trickle ICE).
+    Patch,
+    /// DELETE (end a WHIP/WHEP session).
+    Delete,
     /// Anything else (answered 405).
     Other,
 }
@@ -31,6 +41,14 @@ pub struct Request {
     pub query: String,
     /// Whether the connection stays open after the response.
     pub keep_alive: bool,
+    /// `Content-Length` of the body that follows the head (0 without one).
+    pub content_length: usize,
+    /// `Content-Type`, if sent.
+    pub content_type: Option<String>,
+    /// `Authorization`, if sent (WHIP clients send `Bearer <stream key>`).
+    pub authorization: Option<String>,
+    /// The body (filled in by the connection once it has arrived).
+    pub body: bytes::Bytes,
 }
 
 /// A request that cannot be served.
@@ -42,9 +60,10 @@ pub enum RequestError {
     /// The head is longer than [`MAX_HEAD_BYTES`].
     #[error("request head too large")]
     TooLarge,
-    /// The request carries a body, which the origin never accepts.
-    #[error("request bodies are not accepted")]
-    Body,
+    /// A body on a method that takes none, a chunked body, or one over
+    /// [`MAX_BODY_BYTES`].
+    #[error("request body refused: {0}")]
+    Body(&'static str),
 }
 
 impl RequestError {
@@ -53,7 +72,7 @@ impl RequestError {
         match self {
             RequestError::Malformed(_) => 400,
             RequestError::TooLarge => 431,
-            RequestError::Body => 413,
+            RequestError::Body(_) => 413,
         }
     }
 }
@@ -86,6 +105,9 @@ impl RequestParser {
             Some("GET") => Method::Get,
             Some("HEAD") => Method::Head,
             Some("OPTIONS") => Method::Options,
+            Some("POST") => Method::Post,
+            Some("PATCH") => Method::Patch,
+            Some("DELETE") => Method::Delete,
             _ => Method::Other,
         };
         let target = req.path.unwrap_or("/");
@@ -97,6 +119,9 @@ impl RequestParser {
         }
         let version = req.version.unwrap_or(1);
         let mut keep_alive = version == 1;
+        let mut content_length = 0usize;
+        let (mut content_type, mut authorization) = (None, None);
+        let text = |v: &[u8]| String::from_utf8_lossy(v).trim().to_owned();
         for h in req.headers.iter() {
             if h.name.eq_ignore_ascii_case("connection") {
                 let v = String::from_utf8_lossy(h.value).to_ascii_lowercase();
@@ -105,14 +130,23 @@ impl RequestParser {
                 } else if v.contains("keep-alive") {
                     keep_alive = true;
                 }
-            } else if h.name.eq_ignore_ascii_case("transfer-encoding")
-                || (h.name.eq_ignore_ascii_case("content-length")
-                    && h.value
-                        .iter()
-                        .any(|&b| b != b'0' && !b.is_ascii_whitespace()))
-            {
-                return Err(RequestError::Body);
+            } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                return Err(RequestError::Body("chunked bodies are not accepted"));
+            } else if h.name.eq_ignore_ascii_case("content-length") {
+                content_length = text(h.value)
+                    .parse()
+                    .map_err(|_| RequestError::Malformed("bad Content-Length".into()))?;
+            } else if h.name.eq_ignore_ascii_case("content-type") {
+                content_type = Some(text(h.value));
+            } else if h.name.eq_ignore_ascii_case("authorization") {
+                authorization = Some(text(h.value));
             }
+        }
+        if content_length > 0 && !matches!(method, Method::Post | Method::Patch) {
+            return Err(RequestError::Body("this method takes no body"));
+        }
+        if content_length > MAX_BODY_BYTES {
+            return Err(RequestError::Body("body too large"));
         }
         Ok(Some((
             Request {
@@ -120,6 +154,10 @@ impl RequestParser {
                 path: path.to_owned(),
                 query: query.to_owned(),
                 keep_alive,
+                content_length,
+                content_type,
+                authorization,
+                body: bytes::Bytes::new(),
             },
             consumed,
         )))
@@ -153,10 +191,26 @@ mod tests {
         big.resize(MAX_HEAD_BYTES + 10, b'a');
         assert_eq!(RequestParser.parse(&big), Err(RequestError::TooLarge));
         assert!(RequestParser.parse(b"\x00\x01\x02garbage\r\n\r\n").is_err());
-        assert_eq!(
-            RequestParser.parse(b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"),
-            Err(RequestError::Body)
-        );
+        assert!(matches!(
+            RequestParser.parse(b"GET / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"),
+            Err(RequestError::Body(_))
+        ));
+        assert!(matches!(
+            RequestParser.parse(b"POST / HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n"),
+            Err(RequestError::Body(_))
+        ));
+        assert!(matches!(
+            RequestParser.parse(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            Err(RequestError::Body(_))
+        ));
+        let (r, n) = RequestParser
+            .parse(b"POST /whip HTTP/1.1\r\nContent-Length: 5\r\nAuthorization: Bearer k\r\nContent-Type: application/sdp\r\n\r\nhello")
+            .expect("ok")
+            .expect("complete");
+        assert_eq!((r.method, r.content_length), (Method::Post, 5));
+        assert_eq!(r.authorization.as_deref(), Some("Bearer k"));
+        assert_eq!(r.content_type.as_deref(), Some("application/sdp"));
+        assert_eq!(n, 98);
     }
 
     #[test]

@@ -23,13 +23,18 @@ pub struct Response {
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        201 => "Created",
         204 => "No Content",
         400 => "Bad Request",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        409 => "Conflict",
         413 => "Payload Too Large",
+        415 => "Unsupported Media Type",
+        422 => "Unprocessable Content",
         431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
         503 => "Service Unavailable",
         _ => "Unknown",
     }
@@ -71,8 +76,9 @@ impl Response {
         let _ = write!(
             h,
             "HTTP/1.1 {} {}\r\nServer: weir\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: {}\r\n\
-             Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Methods: GET, HEAD, OPTIONS\r\n\
-             Access-Control-Allow-Headers: *\r\nAccess-Control-Expose-Headers: Content-Length, Age\r\n",
+             Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Methods: GET, HEAD, OPTIONS, POST, PATCH, DELETE\r\n\
+             Access-Control-Allow-Headers: *, Authorization\r\n\
+             Access-Control-Expose-Headers: Content-Length, Age, Location, ETag, Link\r\n",
             self.status,
             reason(self.status),
             self.content_type,

@@ -1,0 +1,128 @@
+//! WHIP (RFC 9725) and WHEP endpoints, and the browser pages that use them.
+//!
+//! ```text
+//! POST   /whip[/<stream key>]        offer → 201 + answer, Location /whip/session/<id>
+//!                                    (the key may come as `Authorization: Bearer <key>`)
+//! POST   /whep/<channel>             offer → 201 + answer, Location /whep/session/<id>
+//! PATCH  /whi{p,ep}/session/<id>     trickle ICE: 204 (ICE-lite: the server needs none
+//!                                    of the client's candidates; checks reach it anyway)
+//! DELETE /whi{p,ep}/session/<id>     ends the session
+//! GET    /web/whip.html, /web/whep.html, /web/webrtc.js
+//! ```
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+
+use super::request::{Method, Request};
+use super::response::Response;
+use crate::webrtc::{self, Answered, Refused, WebrtcShard};
+
+const SDP: &str = "application/sdp";
+
+/// Answers a WHIP/WHEP request, or `None` when the path is not one of them.
+pub async fn respond(req: &Request, rtc: &Rc<WebrtcShard>) -> Option<Response> {
+    let path = req.path.as_str();
+    let (kind, rest) = if let Some(r) = path.strip_prefix("/whip") {
+        ("whip", r)
+    } else if let Some(r) = path.strip_prefix("/whep") {
+        ("whep", r)
+    } else {
+        return None;
+    };
+    if let Some(id) = rest.strip_prefix("/session/") {
+        return Some(session_resource(req, rtc, id));
+    }
+    let name = rest.strip_prefix('/').unwrap_or(rest);
+    if !rest.is_empty() && !rest.starts_with('/') {
+        return None;
+    }
+    if req.method != Method::Post {
+        return Some(Response::error(405, "POST an SDP offer here"));
+    }
+    if !req
+        .content_type
+        .as_deref()
+        .is_some_and(|t| t.to_ascii_lowercase().starts_with(SDP))
+    {
+        return Some(Response::error(415, "the offer must be application/sdp"));
+    }
+    let Ok(offer) = std::str::from_utf8(&req.body) else {
+        return Some(Response::error(400, "the offer is not UTF-8"));
+    };
+    let result = if kind == "whip" {
+        let bearer = req.authorization.as_deref().and_then(|a| {
+            a.strip_prefix("Bearer ")
+                .or_else(|| a.strip_prefix("bearer "))
+        });
+        let key = if name.is_empty() {
+            bearer.unwrap_or("")
+        } else {
+            name
+        };
+        if key.is_empty() {
+            return Some(Response::error(
+                401,
+                "a stream key is needed: POST /whip/<key> or Authorization: Bearer <key>",
+            ));
+        }
+        webrtc::publish(rtc, key, offer).await
+    } else {
+        if name.is_empty() || name.contains('/') {
+            return Some(Response::error(404, "POST /whep/<channel>"));
+        }
+        webrtc::play(rtc, name, offer).await
+    };
+    metrics::counter!("weir_webrtc_offers_total", "endpoint" => kind, "result" => if result.is_ok() { "answered" } else { "refused" })
+        .increment(1);
+    Some(match result {
+        Ok(Answered { id, answer }) => {
+            let mut r = Response::ok(SDP, "no-store", Bytes::from(answer));
+            r.status = 201;
+            r.extra.push(("Location", format!("/{kind}/session/{id}")));
+            r.extra.push(("ETag", format!("\"{id}\"")));
+            r
+        }
+        Err(Refused { status, message }) => {
+            tracing::debug!(endpoint = kind, status, %message, "offer refused");
+            Response::error(status, &message)
+        }
+    })
+}
+
+fn session_resource(req: &Request, rtc: &WebrtcShard, id: &str) -> Response {
+    match req.method {
+        Method::Delete if rtc.directory.end(id) => Response::error(200, "session ended"),
+        Method::Patch if rtc.directory.contains(id) => {
+            let mut r = Response::error(204, "");
+            r.body = weir_hls::Rope::default();
+            r
+        }
+        Method::Delete | Method::Patch => Response::error(404, "no such session"),
+        _ => Response::error(405, "PATCH (trickle ICE) or DELETE a session"),
+    }
+}
+
+/// The browser pages in `web/` (compiled in: no files to deploy).
+pub fn page(path: &str) -> Option<Response> {
+    let (body, content_type): (&'static str, &'static str) = match path {
+        "/web/whip.html" => (
+            include_str!("../../../../web/whip.html"),
+            "text/html; charset=utf-8",
+        ),
+        "/web/whep.html" => (
+            include_str!("../../../../web/whep.html"),
+            "text/html; charset=utf-8",
+        ),
+        "/web/webrtc.js" => (
+            include_str!("../../../../web/webrtc.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        _ => return None,
+    };
+    Some(Response::ok(
+        content_type,
+        "no-cache",
+        Bytes::from_static(body.as_bytes()),
+    ))
+}

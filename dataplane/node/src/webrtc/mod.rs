@@ -1,0 +1,281 @@
+//! The WebRTC driver of a shard: one UDP socket (ICE-lite, one port per shard), the
+//! sessions this shard answered, and the node-wide directory that lets any shard end a
+//! session (WHIP/WHEP `DELETE` may arrive on another connection).
+//!
+//! A datagram is routed by its sender address once known, and before that by the ufrag
+//! in its STUN binding request ([`weir_webrtc::stun`]); anything else is counted and
+//! dropped without touching a session. Each session is a task (see `publish` and
+//! `play`) owning its sans-IO [`weir_webrtc`] session; the receive loop only queues
+//! datagrams into the session's inbox.
+
+mod play;
+mod publish;
+
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use compio::BufResult;
+use compio::net::UdpSocket;
+use parking_lot::Mutex;
+use weir_webrtc::{Datagram, RtcSettings, WebrtcError, stun};
+
+use crate::rtmp_conn::RtmpContext;
+use crate::shutdown::Shutdown;
+
+pub use play::play;
+pub use publish::publish;
+
+/// Datagrams queued for one session before further ones are dropped.
+const INBOX_LIMIT: usize = 1024;
+/// Largest datagram read.
+const MAX_DATAGRAM: usize = 2048;
+
+/// Sessions of the whole node, by id, so that any shard can end one.
+#[derive(Default)]
+pub struct SessionDirectory {
+    sessions: Mutex<HashMap<String, Shutdown>>,
+}
+
+impl SessionDirectory {
+    /// Ends session `id`; false when there is no such session.
+    pub fn end(&self, id: &str) -> bool {
+        match self.sessions.lock().get(id) {
+            Some(kick) => {
+                kick.trigger();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// True while session `id` runs.
+    pub fn contains(&self, id: &str) -> bool {
+        self.sessions.lock().contains_key(id)
+    }
+
+    fn insert(&self, id: String, kick: Shutdown) {
+        let mut s = self.sessions.lock();
+        s.insert(id, kick);
+        metrics::gauge!("weir_webrtc_sessions").set(s.len() as f64);
+    }
+
+    fn remove(&self, id: &str) {
+        let mut s = self.sessions.lock();
+        s.remove(id);
+        metrics::gauge!("weir_webrtc_sessions").set(s.len() as f64);
+    }
+}
+
+/// Datagrams waiting for one session.
+#[derive(Default)]
+struct Inbox {
+    queue: RefCell<VecDeque<(SocketAddr, Vec<u8>)>>,
+    wake: event_listener::Event,
+}
+
+impl Inbox {
+    fn push(&self, from: SocketAddr, data: Vec<u8>) {
+        let mut q = self.queue.borrow_mut();
+        if q.len() >= INBOX_LIMIT {
+            metrics::counter!("weir_webrtc_dropped_datagrams_total", "why" => "inbox_full")
+                .increment(1);
+            return;
+        }
+        q.push_back((from, data));
+        drop(q);
+        self.wake.notify(1);
+    }
+
+    fn take(&self) -> VecDeque<(SocketAddr, Vec<u8>)> {
+        std::mem::take(&mut *self.queue.borrow_mut())
+    }
+
+    async fn wait(&self) {
+        loop {
+            if !self.queue.borrow().is_empty() {
+                return;
+            }
+            let listener = self.wake.listen();
+            if !self.queue.borrow().is_empty() {
+                return;
+            }
+            listener.await;
+        }
+    }
+}
+
+/// One shard's WebRTC state.
+pub struct WebrtcShard {
+    socket: Rc<UdpSocket>,
+    local: SocketAddr,
+    settings: RtcSettings,
+    by_ufrag: RefCell<HashMap<String, Rc<Inbox>>>,
+    by_addr: RefCell<HashMap<SocketAddr, Rc<Inbox>>>,
+    /// Node-wide session directory.
+    pub directory: Arc<SessionDirectory>,
+    /// Publish authorisation, the registry and the RTMP application name (WHIP keys are
+    /// checked exactly like RTMP publishing names).
+    pub ctx: Arc<RtmpContext>,
+}
+
+impl WebrtcShard {
+    /// Wraps this shard's socket; `public_ips` are announced as candidates on its port.
+    pub fn new(
+        socket: UdpSocket,
+        public_ips: &[std::net::IpAddr],
+        directory: Arc<SessionDirectory>,
+        ctx: Arc<RtmpContext>,
+        settings: &RtcSettings,
+    ) -> std::io::Result<Rc<Self>> {
+        let bound = socket.local_addr()?;
+        let candidates: Vec<SocketAddr> = public_ips
+            .iter()
+            .map(|ip| SocketAddr::new(*ip, bound.port()))
+            .collect();
+        // ICE pairs a request with the local candidate it was sent to. A socket bound to
+        // all interfaces cannot tell (no IP_PKTINFO here), so datagrams are taken as sent
+        // to the first announced address.
+        let local = if bound.ip().is_unspecified() {
+            candidates.first().copied().unwrap_or(bound)
+        } else {
+            bound
+        };
+        Ok(Rc::new(Self {
+            socket: Rc::new(socket),
+            local,
+            settings: RtcSettings {
+                candidates,
+                ..settings.clone()
+            },
+            by_ufrag: RefCell::default(),
+            by_addr: RefCell::default(),
+            directory,
+            ctx,
+        }))
+    }
+
+    /// The settings sessions on this shard are answered with.
+    pub fn settings(&self) -> &RtcSettings {
+        &self.settings
+    }
+
+    fn register(&self, ufrag: &str) -> Rc<Inbox> {
+        let inbox = Rc::new(Inbox::default());
+        self.by_ufrag
+            .borrow_mut()
+            .insert(ufrag.to_owned(), inbox.clone());
+        inbox
+    }
+
+    fn unregister(&self, ufrag: &str, inbox: &Rc<Inbox>) {
+        self.by_ufrag.borrow_mut().remove(ufrag);
+        self.by_addr
+            .borrow_mut()
+            .retain(|_, i| !Rc::ptr_eq(i, inbox));
+    }
+
+    fn route(&self, from: SocketAddr, data: Vec<u8>) {
+        if let Some(inbox) = self.by_addr.borrow().get(&from) {
+            inbox.push(from, data);
+            return;
+        }
+        let inbox = stun::local_ufrag(&data).and_then(|u| self.by_ufrag.borrow().get(u).cloned());
+        match inbox {
+            Some(inbox) => {
+                self.by_addr.borrow_mut().insert(from, inbox.clone());
+                inbox.push(from, data);
+            }
+            None => {
+                metrics::counter!("weir_webrtc_dropped_datagrams_total", "why" => "unknown_peer")
+                    .increment(1);
+            }
+        }
+    }
+
+    async fn send(&self, d: Datagram) {
+        let BufResult(r, _) = self.socket.send_to(d.contents, d.destination).await;
+        if let Err(e) = r {
+            metrics::counter!("weir_webrtc_send_errors_total").increment(1);
+            tracing::debug!(error = %e, to = %d.destination, "WebRTC send failed");
+        }
+    }
+}
+
+/// Reads this shard's WebRTC socket until shutdown.
+pub async fn receive(shard: Rc<WebrtcShard>, shutdown: Shutdown) {
+    use futures_util::future::{Either, select};
+    use std::pin::pin;
+    let mut buf = Vec::with_capacity(MAX_DATAGRAM);
+    loop {
+        let recv = pin!(shard.socket.recv_from(buf));
+        let stop = pin!(shutdown.wait());
+        let BufResult(res, back) = match select(recv, stop).await {
+            Either::Left((r, _)) => r,
+            Either::Right(_) => return,
+        };
+        buf = back;
+        match res {
+            Ok((n, from)) => {
+                metrics::counter!("weir_webrtc_datagrams_in_total").increment(1);
+                shard.route(from, buf[..n].to_vec());
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "WebRTC receive failed");
+                compio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        buf.clear();
+    }
+}
+
+/// A new random session id (128 bits, hex).
+fn session_id() -> Result<String, WebrtcError> {
+    let mut id = [0u8; 16];
+    weir_streamkey::random_bytes(&mut id)
+        .map_err(|e| WebrtcError::Session(format!("no randomness: {e}")))?;
+    Ok(format!("{:032x}", u128::from_be_bytes(id)))
+}
+
+/// Waits for the first of: a datagram, the session's timeout, its kick, node shutdown.
+async fn wait_turn(inbox: &Inbox, timeout: Instant, kick: &Shutdown, stop: &Shutdown) {
+    use futures_util::future::select;
+    use std::pin::pin;
+    let sleep = pin!(compio::time::sleep(
+        timeout.saturating_duration_since(Instant::now())
+    ));
+    let inbox = pin!(inbox.wait());
+    let kicked = pin!(kick.wait());
+    let stopped = pin!(stop.wait());
+    select(select(sleep, inbox), select(kicked, stopped)).await;
+}
+
+/// A refused WHIP/WHEP request: HTTP status and message.
+#[derive(Debug)]
+pub struct Refused {
+    /// HTTP status.
+    pub status: u16,
+    /// Plain-text reason for the client.
+    pub message: String,
+}
+
+impl From<WebrtcError> for Refused {
+    fn from(e: WebrtcError) -> Self {
+        Refused {
+            status: e.http_status(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// An answered WHIP/WHEP offer.
+#[derive(Debug)]
+pub struct Answered {
+    /// Session id (its resource is `/whip/session/<id>` or `/whep/session/<id>`).
+    pub id: String,
+    /// The SDP answer.
+    pub answer: String,
+}

@@ -1,0 +1,186 @@
+//! WHEP playback on a shard: answer a viewer's offer for a live channel with the codecs
+//! its broadcast carries, and once connected subscribe to the bus and send frames.
+//!
+//! The subscription starts at the GOP cache's key frame, so a viewer sees a picture at
+//! once without asking the publisher. A subscriber that falls behind skips to the next
+//! key frame (bus policy) and the session waits for it. H.264 with B-frames cannot be
+//! played by WebRTC decoders (RTP carries no decode order), so such streams are refused
+//! with a clear message until the transcoder offers a rendition without them.
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use futures_util::future::select;
+use weir_bus::{BusEvent, LagPolicy, SubscribeOptions, Subscriber, TrackSet};
+use weir_media::{Codec, TrackId, TrackKind};
+use weir_webrtc::{PlaybackEvent, WhepSession};
+
+use super::{Answered, Inbox, Refused, WebrtcShard, session_id, wait_turn};
+use crate::registry::Stream;
+use crate::shutdown::Shutdown;
+
+/// Answers a WHEP offer for `channel` and starts its session on this shard.
+pub async fn play(
+    shard: &Rc<WebrtcShard>,
+    channel: &str,
+    offer: &str,
+) -> Result<Answered, Refused> {
+    let registry = &shard.ctx.registry;
+    let Some(stream) = registry.get(channel).filter(|s| !s.is_ended()) else {
+        return Err(Refused {
+            status: 404,
+            message: format!("channel {channel} is not live"),
+        });
+    };
+    if stream.signed_playback.load(Ordering::Relaxed) {
+        return Err(Refused {
+            status: 403,
+            message: "this channel needs signed playback, which WHEP does not carry yet".into(),
+        });
+    }
+    let Some(tracks) = stream.bus.tracks() else {
+        return Err(Refused {
+            status: 503,
+            message: "the stream is starting: no tracks yet, retry shortly".into(),
+        });
+    };
+    let video = tracks
+        .first(TrackKind::Video)
+        .and_then(|t| tracks.get(t))
+        .map(|c| c.codec());
+    let audio = tracks
+        .first(TrackKind::Audio)
+        .and_then(|t| tracks.get(t))
+        .map(|c| c.codec());
+    if video == Some(Codec::H264) && stream.video_reorders.load(Ordering::Relaxed) {
+        return Err(Refused {
+            status: 422,
+            message: "this stream's H.264 has B-frames, which WebRTC players cannot decode; \
+                      publish without B-frames (x264: -bf 0) or watch over LL-HLS"
+                .into(),
+        });
+    }
+    let (session, answer) =
+        WhepSession::accept(Instant::now(), shard.settings(), offer, video, audio)?;
+    if !session.sends(TrackKind::Audio) && audio.is_some() {
+        tracing::debug!(%channel, codec = ?audio, "WHEP viewer gets no audio: codec not carried");
+    }
+    let id = session_id()?;
+    let kick = Shutdown::new();
+    let inbox = shard.register(session.ufrag());
+    shard.directory.insert(id.clone(), kick.clone());
+    metrics::counter!("weir_whep_sessions_total").increment(1);
+    let task = run(shard.clone(), session, inbox, stream, kick, id.clone());
+    compio::runtime::spawn(task).detach();
+    Ok(Answered { id, answer })
+}
+
+/// The tracks a viewer is sent: the default (best) video and audio.
+#[derive(Default)]
+struct Selection {
+    tracks: Option<Arc<TrackSet>>,
+    video: Option<TrackId>,
+    audio: Option<TrackId>,
+}
+
+async fn run(
+    shard: Rc<WebrtcShard>,
+    mut session: WhepSession,
+    inbox: Rc<Inbox>,
+    stream: Arc<Stream>,
+    kick: Shutdown,
+    id: String,
+) {
+    let node_stop = shard.ctx.shutdown.clone();
+    let mut subscriber: Option<Subscriber> = None;
+    let mut selection = Selection::default();
+    let mut events = Vec::new();
+    let mut counted = false;
+    loop {
+        let now = Instant::now();
+        for (from, data) in inbox.take() {
+            session.handle_datagram(now, from, shard.local, &data);
+        }
+        if session.timeout() <= now {
+            session.handle_timeout(now);
+        }
+        if kick.is_triggered() || node_stop.is_triggered() {
+            session.close();
+        }
+        while let Some(e) = session.poll_event() {
+            match e {
+                PlaybackEvent::Connected if subscriber.is_none() => {
+                    let options = SubscribeOptions {
+                        policy: LagPolicy::SkipToKeyframe,
+                        ..SubscribeOptions::default()
+                    };
+                    match stream.bus.subscribe(options) {
+                        Ok(s) => subscriber = Some(s),
+                        Err(e) => session.fail_with(format!("cannot subscribe: {e}")),
+                    }
+                    stream.webrtc_viewers.fetch_add(1, Ordering::Relaxed);
+                    counted = true;
+                    tracing::info!(channel = %stream.channel, session = %id, "WHEP viewer connected");
+                }
+                PlaybackEvent::Connected => {}
+                PlaybackEvent::KeyframeWanted => {
+                    metrics::counter!("weir_whep_keyframe_requests_total").increment(1);
+                }
+            }
+        }
+        if let Some(sub) = subscriber.as_mut() {
+            let ended = sub.drain_into(&mut events).is_err();
+            for event in events.drain(..) {
+                forward(&mut session, &mut selection, now, event);
+            }
+            if ended {
+                session.close();
+            }
+        }
+        while let Some(d) = session.poll_transmit() {
+            shard.send(d).await;
+        }
+        if let Some(why) = session.failure() {
+            tracing::info!(channel = %stream.channel, session = %id, reason = %why, "WHEP session ended");
+            break;
+        }
+        match subscriber.as_ref() {
+            Some(sub) => {
+                let turn = std::pin::pin!(wait_turn(&inbox, session.timeout(), &kick, &node_stop));
+                let media = std::pin::pin!(sub.ready());
+                let _ = select(turn, media).await;
+            }
+            None => wait_turn(&inbox, session.timeout(), &kick, &node_stop).await,
+        }
+    }
+    if counted {
+        stream.webrtc_viewers.fetch_sub(1, Ordering::Relaxed);
+    }
+    shard.unregister(session.ufrag(), &inbox);
+    shard.directory.remove(&id);
+}
+
+fn forward(session: &mut WhepSession, sel: &mut Selection, now: Instant, event: BusEvent) {
+    match event {
+        BusEvent::Tracks(tracks) => {
+            sel.video = tracks.first(TrackKind::Video);
+            sel.audio = tracks.first(TrackKind::Audio);
+            sel.tracks = Some(tracks);
+        }
+        BusEvent::Frame(frame) => {
+            if Some(frame.track) != sel.video && Some(frame.track) != sel.audio {
+                return;
+            }
+            let Some(config) = sel.tracks.as_ref().and_then(|t| t.get(frame.track)) else {
+                return;
+            };
+            if session.send_frame(now, &frame, config) {
+                metrics::counter!("weir_whep_frames_sent_total").increment(1);
+            }
+        }
+        BusEvent::Skipped { .. } => session.resync(),
+        BusEvent::PublisherLeft | BusEvent::PublisherJoined { .. } | BusEvent::Ended => {}
+    }
+}
