@@ -117,6 +117,7 @@ impl DataPlane {
             .args(["--node-id", node_id])
             .args(["--rtmp-listen", &format!("127.0.0.1:{rtmp_port}")])
             .args(["--http-listen", &format!("127.0.0.1:{http_port}")])
+            .args(["--webrtc-udp-port", "0", "--webrtc-public-ips", "127.0.0.1"])
             .args(["--public-host", "127.0.0.1"])
             .arg("--data-dir")
             .arg(dir.0.join("data"))

@@ -60,7 +60,8 @@ pub fn post_json(
     )
 }
 
-/// One request on a fresh connection; the body, if any, is sent as JSON.
+/// One request on a fresh connection; the body, if any, is sent as JSON unless
+/// `headers` name another `Content-Type`.
 pub fn send(
     port: u16,
     method: &str,
@@ -81,10 +82,13 @@ pub fn send(
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     if let Some(b) = body {
-        req.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            b.len()
-        ));
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
+            req.push_str("Content-Type: application/json\r\n");
+        }
+        req.push_str(&format!("Content-Length: {}\r\n", b.len()));
     }
     req.push_str("\r\n");
     if let Some(b) = body {

@@ -115,6 +115,8 @@ pub const WEIR_ENV: &[&str] = &[
     "WEIR_DATA_DIR",
     "WEIR_RTMP_LISTEN",
     "WEIR_HTTP_LISTEN",
+    "WEIR_WEBRTC_UDP_PORT",
+    "WEIR_WEBRTC_PUBLIC_IPS",
 ];
 
 /// A `weir` command with a clean environment and the tests' log filter.
@@ -172,6 +174,11 @@ impl Node {
             "--http-listen".into(),
             format!("127.0.0.1:{http}"),
             "--public-host".into(),
+            "127.0.0.1".into(),
+            // Tests run in parallel: any free UDP ports, announced on loopback.
+            "--webrtc-udp-port".into(),
+            "0".into(),
+            "--webrtc-public-ips".into(),
             "127.0.0.1".into(),
         ]
     }

@@ -58,6 +58,7 @@ impl Weir {
             .arg(dir.join("data"))
             .args(["--rtmp-listen", &format!("127.0.0.1:{}", free_port()?)])
             .args(["--http-listen", &format!("127.0.0.1:{}", free_port()?)])
+            .args(["--webrtc-udp-port", "0", "--webrtc-public-ips", "127.0.0.1"])
             .args(["--api-listen", &format!("127.0.0.1:{api_port}")])
             .args([
                 "--shards",

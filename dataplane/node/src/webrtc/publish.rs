@@ -30,11 +30,7 @@ pub async fn publish(shard: &Rc<WebrtcShard>, key: &str, offer: &str) -> Result<
             metrics::counter!("weir_publishes_total", "result" => "refused").increment(1);
             tracing::warn!(code = r.code, reason = %r.reason, "WHIP publish refused");
             Refused {
-                status: if r.code.ends_with("BadName") {
-                    409
-                } else {
-                    403
-                },
+                status: 403,
                 message: r.reason,
             }
         })?;

@@ -57,14 +57,19 @@ impl Backend {
     }
 
     /// A stream started; returns the control plane's stream id.
-    pub async fn started(&self, channel_id: &str, node: &str) -> Result<String, CallError> {
+    pub async fn started(
+        &self,
+        channel_id: &str,
+        node: &str,
+        protocol: &str,
+    ) -> Result<String, CallError> {
         match self {
             Backend::Local(st) => st
-                .stream_started(channel_id, "rtmp", Some(node))
+                .stream_started(channel_id, protocol, Some(node))
                 .await
                 .map(|s| s.id)
                 .map_err(store_err),
-            Backend::Remote(r) => r.started(channel_id, node).await,
+            Backend::Remote(r) => r.started(channel_id, node, protocol).await,
         }
     }
 

@@ -40,7 +40,7 @@ pub enum KeyAnswer {
 #[derive(Debug, Clone)]
 pub enum NodeEvent {
     /// A broadcast began.
-    Started(BroadcastInfo),
+    Started(BroadcastInfo, &'static str),
     /// Media is packaged: codecs and dimensions.
     Live(BroadcastInfo, String, u32, u32),
     /// A broadcast ended.
@@ -87,8 +87,8 @@ impl Bridge {
 }
 
 impl StreamEvents for Bridge {
-    fn stream_started(&self, b: &BroadcastInfo, _protocol: &'static str) {
-        self.send(NodeEvent::Started(b.clone()));
+    fn stream_started(&self, b: &BroadcastInfo, protocol: &'static str) {
+        self.send(NodeEvent::Started(b.clone(), protocol));
     }
     fn stream_live(&self, b: &BroadcastInfo, codecs: String, width: u32, height: u32) {
         self.send(NodeEvent::Live(b.clone(), codecs, width, height));
@@ -203,8 +203,8 @@ impl Loop {
     async fn apply(&mut self, e: &NodeEvent) -> Result<(), CallError> {
         let node = self.node.id.clone();
         match e {
-            NodeEvent::Started(b) => {
-                let id = self.backend.started(&b.channel_id, &node).await?;
+            NodeEvent::Started(b, protocol) => {
+                let id = self.backend.started(&b.channel_id, &node, protocol).await?;
                 self.streams.insert(b.broadcast_id.clone(), id);
             }
             NodeEvent::Live(b, codecs, w, h) => {

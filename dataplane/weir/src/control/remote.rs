@@ -14,10 +14,19 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(3);
 const MAX_REPLY: usize = 1 << 20;
 
 /// A control plane at `http://host:port`, authenticated by the node token.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Remote {
     host_port: String,
     token: String,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote")
+            .field("host_port", &self.host_port)
+            .field("token", &"<redacted>")
+            .finish()
+    }
 }
 
 impl Remote {
@@ -101,9 +110,14 @@ impl Remote {
     }
 
     /// `stream_started`; returns the stream id.
-    pub async fn started(&self, channel_id: &str, node: &str) -> Result<String, CallError> {
+    pub async fn started(
+        &self,
+        channel_id: &str,
+        node: &str,
+        protocol: &str,
+    ) -> Result<String, CallError> {
         let v = self
-            .event(json!({"type": "stream_started", "channel_id": channel_id, "protocol": "rtmp", "node_id": node}))
+            .event(json!({"type": "stream_started", "channel_id": channel_id, "protocol": protocol, "node_id": node}))
             .await?;
         v.get("id")
             .and_then(Value::as_str)
