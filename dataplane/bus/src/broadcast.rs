@@ -1,9 +1,10 @@
 //! [`Broadcast`] and its one [`Publisher`].
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
-use weir_media::Frame;
+use weir_media::{Frame, TrackId, TrackKind};
 
 use crate::event::BusEvent;
 use crate::gop::GopCache;
@@ -61,6 +62,9 @@ struct State {
 struct Shared {
     config: BusConfig,
     state: Mutex<State>,
+    /// Video track indices (bits) whose key frame an output asked for (see
+    /// [`Broadcast::request_keyframe`]); taken by the publisher.
+    keyframe_requests: AtomicU64,
 }
 
 /// One broadcast on the bus: its tracks, its GOP cache and its subscribers. Cheap to
@@ -84,6 +88,7 @@ impl Broadcast {
                     generation: 0,
                     ended: false,
                 }),
+                keyframe_requests: AtomicU64::new(0),
             }),
         }
     }
@@ -132,6 +137,16 @@ impl Broadcast {
         st.subscribers.push(sub.clone());
         metrics::counter!("weir_bus_subscribes_total").increment(1);
         Ok(Subscriber::new(sub))
+    }
+
+    /// Asks the publisher for a key frame of video track `track` (coalesced: many
+    /// requests before the publisher looks are one).
+    pub fn request_keyframe(&self, track: TrackId) {
+        if track.kind == TrackKind::Video && track.index < 64 {
+            self.shared
+                .keyframe_requests
+                .fetch_or(1u64 << track.index, Ordering::Relaxed);
+        }
     }
 
     /// Ends the broadcast: subscribers get [`BusEvent::Ended`], publishing stops.
@@ -227,6 +242,21 @@ impl Publisher {
     /// track set are dropped there.
     pub fn push(&mut self, frame: Frame) {
         self.batch.push(BusEvent::Frame(frame));
+    }
+
+    /// The video tracks whose key frame an output asked for since the last call (a
+    /// viewer lost pictures). Ingests that can ask their sender (WebRTC PLI) do; those
+    /// that cannot (RTMP) ignore it.
+    pub fn take_keyframe_requests(&self) -> Vec<TrackId> {
+        let bits = self
+            .broadcast
+            .shared
+            .keyframe_requests
+            .swap(0, Ordering::Relaxed);
+        (0..64u8)
+            .filter(|i| bits & (1u64 << i) != 0)
+            .map(|i| TrackId::new(TrackKind::Video, i))
+            .collect()
     }
 
     /// Delivers the queued frames to every subscriber and the GOP cache.

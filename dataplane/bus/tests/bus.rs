@@ -370,3 +370,17 @@ fn dropped_subscribers_are_forgotten_and_limits_hold() {
     drop(a);
     assert!(bus.subscribe(SubscribeOptions::default()).is_ok());
 }
+
+#[test]
+fn keyframe_requests_reach_the_publisher_coalesced() {
+    let b = Broadcast::new(BusConfig::default());
+    let p = b.publish(false).expect("publisher");
+    assert!(p.take_keyframe_requests().is_empty());
+    let layer = weir_media::TrackId::new(weir_media::TrackKind::Video, 2);
+    b.request_keyframe(weir_media::TrackId::VIDEO);
+    b.request_keyframe(weir_media::TrackId::VIDEO);
+    b.request_keyframe(layer);
+    b.request_keyframe(weir_media::TrackId::AUDIO); // audio needs none: ignored
+    assert_eq!(p.take_keyframe_requests(), vec![weir_media::TrackId::VIDEO, layer]);
+    assert!(p.take_keyframe_requests().is_empty(), "taken once");
+}

@@ -126,7 +126,12 @@ async fn run(
                 }
                 PlaybackEvent::Connected => {}
                 PlaybackEvent::KeyframeWanted => {
+                    // The viewer lost a picture NACK could not repair: ask the source
+                    // (throttled there, coalesced on the bus).
                     metrics::counter!("weir_whep_keyframe_requests_total").increment(1);
+                    if let Some(video) = selection.video {
+                        stream.bus.request_keyframe(video);
+                    }
                 }
             }
         }

@@ -107,6 +107,9 @@ async fn run(
         if session.timeout() <= now {
             session.handle_timeout(now);
         }
+        for track in publisher.take_keyframe_requests() {
+            session.request_keyframe(now, track);
+        }
         if kick.is_triggered() || node_stop.is_triggered() {
             session.close();
         }
