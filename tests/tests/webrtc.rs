@@ -143,18 +143,27 @@ fn whip_from_chromium_plays_over_whep_and_ll_hls() {
                 .is_ok_and(|r| r.status == 200)
         });
         assert!(ok, "the WHIP broadcast never got an LL-HLS playlist");
-        std::thread::sleep(Duration::from_secs(4));
-        let mut cmd = Command::new("ffmpeg");
-        cmd.args([
-            "-hide_banner",
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-i",
-            &hls_url,
-        ])
-        .args(["-t", "4", "-f", "null", "-", "-progress", "pipe:1"]);
-        output(&mut cmd)
+        // The browsers publish for 20 s: give ffmpeg a few tries inside that window (a
+        // loaded machine may take a while to have whole segments).
+        let mut last = (false, String::new(), String::new());
+        for _ in 0..3 {
+            std::thread::sleep(Duration::from_secs(3));
+            let mut cmd = Command::new("ffmpeg");
+            cmd.args([
+                "-hide_banner",
+                "-nostdin",
+                "-loglevel",
+                "error",
+                "-i",
+                &hls_url,
+            ])
+            .args(["-t", "4", "-f", "null", "-", "-progress", "pipe:1"]);
+            last = output(&mut cmd);
+            if last.0 {
+                break;
+            }
+        }
+        last
     });
 
     let (code, report, err) = browsers(&[publish, play.clone(), play], 20);
