@@ -16,8 +16,12 @@ pub mod code {
     pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
     /// Uniqueness or state conflict.
     pub const CONFLICT: &str = "CONFLICT";
-    /// Too many requests.
+    /// Too many requests (per IP or user, over HTTP or graphql-ws), or too many failed
+    /// logins for one account; `extensions.retryAfter` (seconds) may say when to retry.
     pub const RATE_LIMITED: &str = "RATE_LIMITED";
+    /// The server is at capacity for this operation (all password workers busy): retry
+    /// in a few seconds.
+    pub const SERVICE_UNAVAILABLE: &str = "SERVICE_UNAVAILABLE";
     /// Refresh token reuse: the session family was revoked.
     pub const TOKEN_REUSED: &str = "TOKEN_REUSED";
     /// Body over the limit.
@@ -39,6 +43,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// Human-readable message.
     pub message: String,
+    /// Seconds after which a retry may succeed (`extensions.retryAfter`).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -47,7 +53,28 @@ impl ApiError {
         Self {
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// Rate limited, with when to retry.
+    pub fn rate_limited(message: impl Into<String>, retry_after_secs: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after_secs),
+            ..Self::new(code::RATE_LIMITED, message)
+        }
+    }
+
+    /// The error as a GraphQL server error (for extensions).
+    pub fn into_server_error(self) -> async_graphql::ServerError {
+        let mut e = async_graphql::ServerError::new(self.message, None);
+        let mut ext = async_graphql::ErrorExtensionValues::default();
+        ext.set("code", self.code);
+        if let Some(s) = self.retry_after {
+            ext.set("retryAfter", s);
+        }
+        e.extensions = Some(ext);
+        e
     }
 
     /// Not authenticated.
@@ -73,7 +100,12 @@ impl ApiError {
 
 impl From<ApiError> for async_graphql::Error {
     fn from(e: ApiError) -> Self {
-        async_graphql::Error::new(e.message).extend_with(|_, ext| ext.set("code", e.code))
+        async_graphql::Error::new(e.message).extend_with(|_, ext| {
+            ext.set("code", e.code);
+            if let Some(s) = e.retry_after {
+                ext.set("retryAfter", s);
+            }
+        })
     }
 }
 
@@ -101,6 +133,13 @@ impl From<AuthError> for ApiError {
             }
             AuthError::WeakPassword => ApiError::bad_input(e.to_string()),
             AuthError::RefreshReplayed => ApiError::new(code::TOKEN_REUSED, e.to_string()),
+            AuthError::TooManyAttempts { retry_after } => {
+                ApiError::rate_limited(e.to_string(), weir_auth::whole_secs(retry_after))
+            }
+            AuthError::Busy => ApiError {
+                retry_after: Some(2),
+                ..ApiError::new(code::SERVICE_UNAVAILABLE, e.to_string())
+            },
             other => ApiError::new(code::UNAUTHENTICATED, other.to_string()),
         }
     }

@@ -1,22 +1,28 @@
 //! The HTTP layer: `POST /graphql` (JSON), `GET /graphql` (graphql-ws upgrade, or GraphiQL
 //! for browsers), with the body limit, rate limits and authentication in front of the schema.
+//!
+//! graphql-ws connections get the same limits per operation (see [`crate::ws`]) and are
+//! closed once their token or account is no longer valid.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use async_graphql::Data;
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::Router;
+use axum::extract::ws::{CloseFrame, Message};
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use futures_util::{SinkExt, StreamExt};
 use weir_auth::Principal;
 
 use crate::error::{ApiError, code};
 use crate::graphiql;
 use crate::schema::{ApiSchema, build_schema};
 use crate::state::ApiState;
+use crate::ws::{WsSession, watchdog};
 
 struct App {
     state: ApiState,
@@ -51,10 +57,29 @@ pub async fn serve_with_shutdown(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "GraphQL API listening on /graphql");
     }
+    let janitor = state.config().purge_interval.map(|every| {
+        let store = state.store().clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match store.purge_expired().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(purged = n, "expired records deleted"),
+                    Err(e) => tracing::warn!(error = %e, "purging expired records failed"),
+                }
+            }
+        })
+    });
     let svc = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, svc)
+    let served = axum::serve(listener, svc)
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    if let Some(j) = janitor {
+        j.abort();
+    }
+    served
 }
 
 /// A JSON error response in GraphQL's shape.
@@ -65,26 +90,58 @@ fn error_response(status: StatusCode, e: ApiError) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
+/// The rate-limit key of a client address: the address for IPv4, its /64 for IPv6 (one
+/// host usually holds a whole /64, so per-address keys would be free to multiply).
+fn ip_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
 fn client_ip(req: &Request) -> String {
     req.extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
+        .map(|c| ip_key(c.0.ip()))
         .unwrap_or_else(|| "local".into())
 }
 
 /// Verifies a bearer token and loads the account (so disabled users and role changes
-/// take effect at once, not at token expiry).
-async fn authenticate(state: &ApiState, token: &str) -> Result<Principal, ApiError> {
-    let mut who = state.auth().verify_access(token.trim())?;
+/// take effect at once, not at token expiry); refuses tokens whose session was revoked
+/// (logout, refresh-token reuse). Returns the caller and the token's expiry (Unix s).
+pub(crate) async fn authenticate_with_expiry(
+    state: &ApiState,
+    token: &str,
+) -> Result<(Principal, u64), ApiError> {
+    let claims = state.auth().verify_access_claims(token.trim())?;
     let user = state
         .store()
-        .get_user(&who.user_id)
+        .get_user(&claims.sub)
         .await?
         .filter(|u| !u.disabled)
         .ok_or_else(|| ApiError::new(code::UNAUTHENTICATED, "account is not active"))?;
-    who.role = user.role;
-    who.username = user.username;
-    Ok(who)
+    if let Some(sid) = &claims.sid
+        && state.auth().is_session_revoked(sid).await?
+    {
+        return Err(weir_auth::AuthError::SessionRevoked.into());
+    }
+    let who = Principal {
+        user_id: user.id,
+        username: user.username,
+        role: user.role,
+    };
+    Ok((who, claims.exp))
+}
+
+/// [`authenticate_with_expiry`] without the expiry.
+pub(crate) async fn authenticate(state: &ApiState, token: &str) -> Result<Principal, ApiError> {
+    authenticate_with_expiry(state, token).await.map(|(w, _)| w)
 }
 
 fn bearer(headers: &HeaderMap) -> Option<Result<&str, ApiError>> {
@@ -242,27 +299,58 @@ async fn graphql_get(State(app): State<Arc<App>>, req: Request) -> Response {
     };
     let schema = app.schema.clone();
     let state = app.state.clone();
+    let header_token = req_headers_token(&parts.headers);
     upgrade
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| async move {
+            let session = Arc::new(WsSession::new(ip.clone(), header_token));
             let mut data = Data::default();
             data.insert(ClientIp(ip));
+            data.insert(session.clone());
             if let Some(w) = header_caller {
                 data.insert(w);
             }
-            GraphQLWebSocket::new(socket, schema, protocol)
+            let watch = tokio::spawn(watchdog(state.clone(), session.clone()));
+            let (mut sink, stream) = socket.split();
+            // The connection ends when the client leaves, or when the session is closed
+            // (the watchdog or an operation found the token or account no longer valid):
+            // its input then ends, and the server sends the close frame below.
+            let closing = session.clone();
+            let stream = stream.take_until(async move { closing.closed().await });
+            let init_session = session.clone();
+            GraphQLWebSocket::new_with_pair(&mut sink, stream, schema, protocol)
                 .with_data(data)
-                .on_connection_init(move |payload| connection_init(state, payload))
+                .on_connection_init(move |payload| connection_init(state, init_session, payload))
                 .serve()
                 .await;
+            watch.abort();
+            if let Some((code, reason)) = session.close_reason() {
+                tracing::info!(code, %reason, "graphql-ws session closed by the server");
+                let frame = CloseFrame {
+                    code,
+                    reason: reason.into(),
+                };
+                let _ = sink.send(Message::Close(Some(frame))).await;
+                let _ = sink.close().await;
+            }
         })
+}
+
+/// The raw bearer token of the upgrade request, if well formed.
+fn req_headers_token(headers: &HeaderMap) -> Option<String> {
+    match bearer(headers) {
+        Some(Ok(t)) => Some(t.trim().to_string()),
+        _ => None,
+    }
 }
 
 /// Reads `Authorization` (or `authorization`, or `token`) from the graphql-ws
 /// `connection_init` payload. No token: an anonymous connection (subscriptions then fail
-/// with `UNAUTHENTICATED`). A bad token: the connection is refused.
+/// with `UNAUTHENTICATED`). A bad token: the connection is refused. A good one is kept by
+/// the session, which re-checks it.
 async fn connection_init(
     state: ApiState,
+    session: Arc<WsSession>,
     payload: serde_json::Value,
 ) -> async_graphql::Result<Data> {
     let mut data = Data::default();
@@ -278,6 +366,7 @@ async fn connection_init(
         });
     if let Some(t) = token {
         let who = authenticate(&state, &t).await?;
+        session.set_token(t.trim().to_string());
         data.insert(who);
     }
     Ok(data)

@@ -11,7 +11,12 @@
 //! - Every resolver checks the caller's role on the object (see `weir_auth::roles`);
 //!   objects of other owners read as `NOT_FOUND`. Errors carry `extensions.code`
 //!   ([`error::code`]).
-//! - Limits: body size, query depth and complexity, token buckets per IP and per user.
+//! - Limits: body size, query depth and complexity, token buckets per IP and per user
+//!   (for `POST /graphql` and for each graphql-ws operation alike), `login`/`register`
+//!   per IP, failed logins per account (in `weir_auth`), argon2 on a bounded pool.
+//! - graphql-ws connections re-check their token and account at each operation and
+//!   periodically, and are closed (4401) when the token expired, the account was disabled
+//!   or deleted, or the session was revoked.
 //! - The SDL ([`sdl`]) is committed at `schemas/graphql/schema.graphql`; a test compares
 //!   them (`WEIR_UPDATE_SCHEMA=1 cargo test -p weir-api` rewrites the file).
 
@@ -30,6 +35,7 @@ mod schema;
 mod state;
 mod subscription;
 mod types;
+mod ws;
 
 pub use events::Event;
 pub use http::{ClientIp, router, serve, serve_with_shutdown};

@@ -18,7 +18,8 @@ pub fn build_schema(state: &ApiState) -> ApiSchema {
         .limit_depth(cfg.max_depth)
         .limit_complexity(cfg.max_complexity)
         .limit_recursive_depth(32)
-        .limit_directives(16);
+        .limit_directives(16)
+        .extension(crate::ws::WsGuard);
     if !cfg.introspection {
         b = b.disable_introspection();
     }

@@ -11,8 +11,8 @@ use crate::events::Event;
 use crate::issuer::StreamKeyIssuer;
 use crate::ratelimit::{Rate, RateLimiter};
 
-/// Limits and policies of the API.
-#[derive(Debug, Clone)]
+/// Limits and policies of the API. `Debug` leaves the node token out.
+#[derive(Clone)]
 pub struct ApiConfig {
     /// Largest accepted request body in bytes.
     pub max_body_bytes: usize,
@@ -24,6 +24,16 @@ pub struct ApiConfig {
     pub per_ip: Rate,
     /// Requests per authenticated user.
     pub per_user: Rate,
+    /// `login` and `register` calls per client IP (each costs an argon2 hash), on top of
+    /// `per_ip`; failed logins are also throttled per account (`weir_auth::throttle`).
+    pub per_ip_login: Rate,
+    /// How often a graphql-ws connection re-checks its access token and account (it is
+    /// also checked at each operation, and at the token's expiry); the connection is
+    /// closed (code 4401) once they are no longer valid.
+    pub ws_recheck_interval: Duration,
+    /// How often [`crate::serve_with_shutdown`] deletes expired records from the store
+    /// (refresh tokens, revocations…); `None`: never.
+    pub purge_interval: Option<Duration>,
     /// Whether `register` is open to anyone.
     pub open_registration: bool,
     /// Global role of self-registered accounts (creators by default).
@@ -51,12 +61,41 @@ impl Default for ApiConfig {
                 burst: 60,
                 per_second: 15.0,
             },
+            per_ip_login: Rate {
+                burst: 10,
+                per_second: 0.2,
+            },
+            ws_recheck_interval: Duration::from_secs(30),
+            purge_interval: Some(Duration::from_secs(600)),
             open_registration: true,
             default_role: Role::Owner,
             viewer_count_ttl: Duration::from_secs(30),
             introspection: true,
             node_token: None,
         }
+    }
+}
+
+impl std::fmt::Debug for ApiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiConfig")
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_depth", &self.max_depth)
+            .field("max_complexity", &self.max_complexity)
+            .field("per_ip", &self.per_ip)
+            .field("per_user", &self.per_user)
+            .field("per_ip_login", &self.per_ip_login)
+            .field("ws_recheck_interval", &self.ws_recheck_interval)
+            .field("purge_interval", &self.purge_interval)
+            .field("open_registration", &self.open_registration)
+            .field("default_role", &self.default_role)
+            .field("viewer_count_ttl", &self.viewer_count_ttl)
+            .field("introspection", &self.introspection)
+            .field(
+                "node_token",
+                &self.node_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
     }
 }
 
@@ -74,6 +113,7 @@ pub(crate) struct Inner {
     pub events: broadcast::Sender<Event>,
     pub ip_limiter: RateLimiter,
     pub user_limiter: RateLimiter,
+    pub login_limiter: RateLimiter,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -98,6 +138,7 @@ impl ApiState {
             inner: Arc::new(Inner {
                 ip_limiter: RateLimiter::new(config.per_ip),
                 user_limiter: RateLimiter::new(config.per_user),
+                login_limiter: RateLimiter::new(config.per_ip_login),
                 store,
                 auth,
                 issuer,

@@ -73,7 +73,8 @@ impl From<s::User> for User {
 }
 
 /// Tokens returned by login and refresh.
-#[derive(SimpleObject, Clone, Debug)]
+// `Debug` (below) leaves the tokens out.
+#[derive(SimpleObject, Clone)]
 pub struct AuthPayload {
     /// JWT for `Authorization: Bearer` (short-lived).
     pub access_token: String,
@@ -178,12 +179,37 @@ pub struct PlaybackUrl {
 }
 
 /// A freshly issued stream key.
-#[derive(SimpleObject, Clone, Debug)]
+// `Debug` (below) leaves the secret out.
+#[derive(SimpleObject, Clone)]
 pub struct IssuedStreamKey {
     /// Metadata.
     pub key: StreamKey,
     /// The secret to paste into the encoder. Shown once.
     pub secret: String,
+}
+
+/// What `Debug` prints instead of a secret.
+pub(crate) const REDACTED: &str = "<redacted>";
+
+impl std::fmt::Debug for AuthPayload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthPayload")
+            .field("access_token", &REDACTED)
+            .field("access_expires_at", &self.access_expires_at)
+            .field("refresh_token", &REDACTED)
+            .field("refresh_expires_at", &self.refresh_expires_at)
+            .field("user", &self.user)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for IssuedStreamKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedStreamKey")
+            .field("key", &self.key)
+            .field("secret", &REDACTED)
+            .finish()
+    }
 }
 
 /// Session state.

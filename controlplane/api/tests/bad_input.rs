@@ -95,6 +95,7 @@ async fn forged_expired_and_garbage_tokens() {
             iss: "weir".into(),
             iat: 1_000,
             exp: 2_000,
+            sid: None,
         })
         .expect("sign");
     let other_issuer = JwtKeys::new(

@@ -26,12 +26,29 @@ pub enum AuthError {
     /// The refresh token had already been used: its whole family is now revoked.
     #[error("refresh token reuse detected: all sessions of this login were revoked")]
     RefreshReplayed,
+    /// Too many failed logins for this account (from any address): wait `retry_after`.
+    #[error("too many failed logins for this account: try again in {} s", whole_secs(*retry_after))]
+    TooManyAttempts {
+        /// How long until the next attempt is accepted.
+        retry_after: std::time::Duration,
+    },
+    /// Every password worker is busy and the queue is full: try again shortly.
+    #[error("the server is busy checking passwords: try again in a few seconds")]
+    Busy,
+    /// The access token's session was ended (logout, or refresh-token reuse).
+    #[error("session revoked: log in again")]
+    SessionRevoked,
     /// Password hashing failed.
     #[error("password hashing failed")]
     Hash,
     /// Storage failed (or refused the input).
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// `d` in whole seconds, rounded up (at least 1): what a client should wait.
+pub fn whole_secs(d: std::time::Duration) -> u64 {
+    (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
 }
 
 /// Result alias.

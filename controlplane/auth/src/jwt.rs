@@ -24,6 +24,10 @@ pub struct Claims {
     pub iat: u64,
     /// Expiry (Unix seconds).
     pub exp: u64,
+    /// Session: the refresh-token family of the login that issued it (absent in tokens
+    /// from before sessions were tracked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 /// Signs and checks access tokens.
@@ -71,6 +75,17 @@ impl JwtKeys {
 
     /// Issues a token; returns it with its expiry (Unix seconds).
     pub fn issue(&self, user_id: &str, username: &str, role: Role) -> Result<(String, u64)> {
+        self.issue_for_session(user_id, username, role, None)
+    }
+
+    /// Issues a token tied to a session (`sid`); returns it with its expiry (Unix seconds).
+    pub fn issue_for_session(
+        &self,
+        user_id: &str,
+        username: &str,
+        role: Role,
+        sid: Option<&str>,
+    ) -> Result<(String, u64)> {
         let iat = now_secs();
         let claims = Claims {
             sub: user_id.to_string(),
@@ -79,6 +94,7 @@ impl JwtKeys {
             iss: self.issuer.clone(),
             iat,
             exp: iat + self.ttl.as_secs(),
+            sid: sid.map(str::to_string),
         };
         self.sign(&claims).map(|t| (t, claims.exp))
     }
@@ -87,6 +103,11 @@ impl JwtKeys {
     pub fn sign(&self, claims: &Claims) -> Result<String> {
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.enc)
             .map_err(|_| AuthError::InvalidToken)
+    }
+
+    /// The leeway allowed on `exp` (seconds): a token is refused this long after it expired.
+    pub fn leeway(&self) -> u64 {
+        self.validation.leeway
     }
 
     /// Checks signature, algorithm, issuer and expiry.

@@ -1,7 +1,7 @@
 //! [`Auth`]: register, login, refresh (rotation with replay detection), logout, and
 //! access-token verification.
 
-use std::sync::OnceLock;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -11,12 +11,13 @@ use weir_store::ids::{new_id, now_ms, random_bytes};
 use weir_store::{Consume, RefreshToken, Role, Store, User};
 
 use crate::error::{AuthError, Result};
-use crate::jwt::JwtKeys;
-use crate::password::{self, PasswordParams};
+use crate::jwt::{Claims, JwtKeys};
+use crate::password::{self, HashPool, PasswordParams, PoolConfig};
 use crate::roles::Principal;
+use crate::throttle::{LoginThrottle, ThrottleConfig};
 
-/// Configuration of [`Auth`].
-#[derive(Debug, Clone)]
+/// Configuration of [`Auth`]. `Debug` leaves the JWT secret out.
+#[derive(Clone)]
 pub struct AuthConfig {
     /// HMAC secret for access tokens (32+ random bytes).
     pub jwt_secret: Vec<u8>,
@@ -28,6 +29,24 @@ pub struct AuthConfig {
     pub refresh_ttl: Duration,
     /// Argon2 costs.
     pub password: PasswordParams,
+    /// Argon2 workers and queue.
+    pub hash_pool: PoolConfig,
+    /// Per-account throttle of failed logins.
+    pub login_throttle: ThrottleConfig,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("jwt_secret", &"<redacted>")
+            .field("issuer", &self.issuer)
+            .field("access_ttl", &self.access_ttl)
+            .field("refresh_ttl", &self.refresh_ttl)
+            .field("password", &self.password)
+            .field("hash_pool", &self.hash_pool)
+            .field("login_throttle", &self.login_throttle)
+            .finish()
+    }
 }
 
 impl AuthConfig {
@@ -39,12 +58,14 @@ impl AuthConfig {
             access_ttl: Duration::from_secs(15 * 60),
             refresh_ttl: Duration::from_secs(30 * 86400),
             password: PasswordParams::default(),
+            hash_pool: PoolConfig::default(),
+            login_throttle: ThrottleConfig::default(),
         }
     }
 }
 
-/// An access token and a refresh token.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An access token and a refresh token. `Debug` leaves both tokens out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct TokenPair {
     /// JWT for `Authorization: Bearer`.
     pub access_token: String,
@@ -56,12 +77,37 @@ pub struct TokenPair {
     pub refresh_expires_at: i64,
 }
 
-/// The account service.
+impl std::fmt::Debug for TokenPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenPair")
+            .field("access_token", &"<redacted>")
+            .field("access_expires_at", &self.access_expires_at)
+            .field("refresh_token", &"<redacted>")
+            .field("refresh_expires_at", &self.refresh_expires_at)
+            .finish()
+    }
+}
+
+/// The account service. Cheap to clone (clones share the hash pool and the throttle).
 #[derive(Debug, Clone)]
 pub struct Auth {
     store: Store,
     jwt: JwtKeys,
     cfg: AuthConfig,
+    pool: HashPool,
+    throttle: Arc<LoginThrottle>,
+    /// Hash of a throwaway password with this service's costs (see `dummy_hash`).
+    dummy: Arc<tokio::sync::OnceCell<String>>,
+}
+
+/// The throttle key of a login attempt: the account when it exists (so its username and
+/// e-mail share one count), else a digest of the normalized login (unknown logins are
+/// throttled alike, so throttling does not tell which accounts exist).
+fn throttle_key(login: &str, user: Option<&User>) -> String {
+    match user {
+        Some(u) => format!("user:{}", u.id),
+        None => format!("login:{}", hash_refresh_token(&login.trim().to_lowercase())),
+    }
 }
 
 /// Hex SHA-256 of a refresh token: the stored form.
@@ -74,7 +120,24 @@ impl Auth {
     /// A service over `store`.
     pub fn new(store: Store, cfg: AuthConfig) -> Self {
         let jwt = JwtKeys::new(&cfg.jwt_secret, &cfg.issuer, cfg.access_ttl);
-        Self { store, jwt, cfg }
+        Self {
+            pool: HashPool::new(cfg.hash_pool),
+            throttle: Arc::new(LoginThrottle::new(cfg.login_throttle)),
+            dummy: Arc::default(),
+            store,
+            jwt,
+            cfg,
+        }
+    }
+
+    /// The argon2 pool.
+    pub fn hash_pool(&self) -> &HashPool {
+        &self.pool
+    }
+
+    /// The per-account login throttle.
+    pub fn login_throttle(&self) -> &LoginThrottle {
+        &self.throttle
     }
 
     /// The store.
@@ -99,24 +162,45 @@ impl Auth {
         // Validate before paying for the hash.
         weir_store::normalize_username(username)?;
         weir_store::normalize_email(email)?;
-        let phc = password::hash(self.cfg.password, password).await?;
+        let phc = self.pool.hash(self.cfg.password, password).await?;
         let user = self.store.create_user(username, email, &phc, role).await?;
         tracing::info!(user_id = %user.id, role = role.as_str(), "user registered");
         Ok(user)
     }
 
-    /// Checks credentials and opens a session (a new refresh-token family).
+    /// Checks credentials and opens a session (a new refresh-token family). Failed
+    /// attempts on one account are throttled ([`AuthError::TooManyAttempts`]) before any
+    /// password is checked; a success clears the account's count.
     pub async fn login(&self, login: &str, password: &str) -> Result<(User, TokenPair)> {
         let user = self.store.find_user_by_login(login).await?;
+        let key = throttle_key(login, user.as_ref());
+        self.throttle
+            .begin(&key)
+            .map_err(|retry_after| AuthError::TooManyAttempts { retry_after })?;
         let phc = match &user {
-            Some(u) => u.password_hash.clone(),
+            Some(u) => Ok(u.password_hash.clone()),
             None => self.dummy_hash().await,
         };
-        let ok = password::verify(password, &phc).await?;
+        let checked = match phc {
+            Ok(phc) => self.pool.verify(password, &phc).await,
+            Err(e) => Err(e),
+        };
+        let ok = match checked {
+            Ok(ok) => ok,
+            Err(e) => {
+                // Busy or broken: not the caller's failure.
+                self.throttle.cancel(&key);
+                return Err(e);
+            }
+        };
         let user = match user {
             Some(u) if ok => u,
-            _ => return Err(AuthError::InvalidCredentials),
+            _ => {
+                tracing::info!(throttle_key = %key, "failed login");
+                return Err(AuthError::InvalidCredentials);
+            }
         };
+        self.throttle.succeeded(&key);
         if user.disabled {
             return Err(AuthError::Disabled);
         }
@@ -131,7 +215,9 @@ impl Auth {
         let token = match self.store.consume_refresh_token(&hash).await? {
             Consume::Consumed(t) => t,
             Consume::Replayed(t) => {
-                self.store.revoke_token_family(&t.family_id).await?;
+                self.store
+                    .revoke_token_family(&t.family_id, self.cfg.refresh_ttl)
+                    .await?;
                 tracing::warn!(user_id = %t.user_id, "refresh token replayed");
                 return Err(AuthError::RefreshReplayed);
             }
@@ -159,7 +245,9 @@ impl Auth {
     pub async fn logout(&self, refresh_token: &str) -> Result<()> {
         let hash = hash_refresh_token(refresh_token);
         if let Some(t) = self.store.get_refresh_token(&hash).await? {
-            self.store.revoke_token_family(&t.family_id).await?;
+            self.store
+                .revoke_token_family(&t.family_id, self.cfg.refresh_ttl)
+                .await?;
             self.store.delete_refresh_token(&hash).await?;
         }
         Ok(())
@@ -175,9 +263,21 @@ impl Auth {
         })
     }
 
+    /// Checks an access token and returns its claims (expiry and session included).
+    pub fn verify_access_claims(&self, token: &str) -> Result<Claims> {
+        self.jwt.verify(token)
+    }
+
+    /// Whether the session (`sid` claim) of an access token was ended by logout or by
+    /// refresh-token reuse.
+    pub async fn is_session_revoked(&self, sid: &str) -> Result<bool> {
+        Ok(self.store.is_token_family_revoked(sid).await?)
+    }
+
     async fn issue(&self, user: &User, family_id: &str) -> Result<TokenPair> {
         let (access_token, access_expires_at) =
-            self.jwt.issue(&user.id, &user.username, user.role)?;
+            self.jwt
+                .issue_for_session(&user.id, &user.username, user.role, Some(family_id))?;
         let mut raw = [0u8; 32];
         random_bytes(&mut raw);
         let refresh_token = format!("wrt_{}", URL_SAFE_NO_PAD.encode(raw));
@@ -200,15 +300,14 @@ impl Auth {
     }
 
     /// A hash to verify against when the login is unknown, so timing does not tell
-    /// whether an account exists.
-    async fn dummy_hash(&self) -> String {
-        static DUMMY: OnceLock<String> = OnceLock::new();
-        if let Some(h) = DUMMY.get() {
-            return h.clone();
-        }
-        let h = password::hash(self.cfg.password, "dummy-password-for-timing")
+    /// whether an account exists. Made once per service, with its own costs.
+    async fn dummy_hash(&self) -> Result<String> {
+        self.dummy
+            .get_or_try_init(|| {
+                self.pool
+                    .hash(self.cfg.password, "dummy-password-for-timing")
+            })
             .await
-            .unwrap_or_default();
-        DUMMY.get_or_init(|| h).clone()
+            .cloned()
     }
 }

@@ -17,6 +17,7 @@ pub async fn run(store: &Store) {
     kv_contract(store).await;
     users(store).await;
     tokens(store).await;
+    token_expiry(store).await;
     let owner = store
         .create_user(
             &uniq("own"),
@@ -37,6 +38,7 @@ pub async fn run(store: &Store) {
     recordings(store, &ch.id).await;
     entitlements(store, &ch.id).await;
     nodes(store).await;
+    heartbeats_renew_a_node(store).await;
     tracing::info!(backend = store.kv().backend(), "conformance suite passed");
 }
 
@@ -169,9 +171,158 @@ async fn tokens(store: &Store) {
         Consume::Unknown
     );
     assert!(!store.is_token_family_revoked(&t.family_id).await.unwrap());
-    store.revoke_token_family(&t.family_id).await.unwrap();
+    store
+        .revoke_token_family(&t.family_id, Duration::from_secs(60))
+        .await
+        .unwrap();
     assert!(store.is_token_family_revoked(&t.family_id).await.unwrap());
     assert!(store.delete_refresh_token(&t.token_hash).await.unwrap());
+}
+
+/// Waits (up to 10 s) until `cond` holds.
+async fn eventually<F, Fut>(what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..40 {
+        if cond().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("{what}: not within 10 s");
+}
+
+/// Refresh tokens, spent ones included, and revoked families vanish from the backend
+/// after their lifetime.
+async fn token_expiry(store: &Store) {
+    let fresh = crate::RefreshToken {
+        token_hash: uniq("short"),
+        user_id: "u1".into(),
+        family_id: uniq("fam"),
+        expires_at: ids::now_ms() + 1500,
+        used: false,
+        created_at: ids::now_ms(),
+    };
+    let spent = crate::RefreshToken {
+        token_hash: uniq("spent"),
+        ..fresh.clone()
+    };
+    store.put_refresh_token(&fresh).await.unwrap();
+    store.put_refresh_token(&spent).await.unwrap();
+    // Spending a token must keep its expiry (a compare-and-swap without TTL would not).
+    assert!(matches!(
+        store
+            .consume_refresh_token(&spent.token_hash)
+            .await
+            .unwrap(),
+        Consume::Consumed(_)
+    ));
+    store
+        .revoke_token_family(&fresh.family_id, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .is_token_family_revoked(&fresh.family_id)
+            .await
+            .unwrap()
+    );
+    let kv = store.kv();
+    eventually("expired refresh tokens leave the backend", || async {
+        kv.get("refresh-tokens", &fresh.token_hash)
+            .await
+            .unwrap()
+            .is_none()
+            && kv
+                .get("refresh-tokens", &spent.token_hash)
+                .await
+                .unwrap()
+                .is_none()
+    })
+    .await;
+    eventually(
+        "an expired family revocation leaves the backend",
+        || async {
+            kv.get("revoked-families", &fresh.family_id)
+                .await
+                .unwrap()
+                .is_none()
+        },
+    )
+    .await;
+    assert!(
+        !store
+            .is_token_family_revoked(&fresh.family_id)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .consume_refresh_token(&spent.token_hash)
+            .await
+            .unwrap(),
+        Consume::Unknown,
+        "an expired spent token is forgotten, not a replay"
+    );
+    assert!(
+        store
+            .get_refresh_token(&fresh.token_hash)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Whatever the backend still holds of them is deleted by a purge.
+    store.purge_expired().await.unwrap();
+    // A record whose expiry passed is ignored even if the backend still has it.
+    let stale = crate::RefreshToken {
+        token_hash: uniq("stale"),
+        expires_at: ids::now_ms() - 1,
+        ..fresh.clone()
+    };
+    store.put_refresh_token(&stale).await.unwrap();
+    assert!(
+        store
+            .get_refresh_token(&stale.token_hash)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store
+            .consume_refresh_token(&stale.token_hash)
+            .await
+            .unwrap(),
+        Consume::Unknown
+    );
+}
+
+/// A node heartbeating faster than its TTL stays registered past the TTL, then vanishes
+/// once the heartbeats stop.
+async fn heartbeats_renew_a_node(store: &Store) {
+    let id = uniq("beat");
+    let node = Node {
+        id: id.clone(),
+        address: "10.0.0.2:8080".into(),
+        shards: 1,
+        version: "0.1.0".into(),
+        load: NodeLoad::default(),
+        last_seen: 0,
+    };
+    let ttl = Duration::from_secs(2);
+    for _ in 0..8 {
+        store.register_node(node.clone(), ttl).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        store.get_node(&id).await.unwrap().is_some(),
+        "4 s of heartbeats keep a 2 s lease alive"
+    );
+    eventually("a node without heartbeats expires", || async {
+        store.get_node(&id).await.unwrap().is_none()
+    })
+    .await;
 }
 
 async fn channels(store: &Store, owner: &str) {

@@ -7,8 +7,9 @@ use crate::ids::{is_safe_id, new_id, now_ms};
 use crate::model::Destination;
 use crate::store::Store;
 
-/// Fields of a destination to change; `None` keeps the current value.
-#[derive(Debug, Default, Clone)]
+/// Fields of a destination to change; `None` keeps the current value. `Debug` leaves
+/// the stream key out.
+#[derive(Default, Clone)]
 pub struct DestinationPatch {
     /// New name.
     pub name: Option<String>,
@@ -18,6 +19,20 @@ pub struct DestinationPatch {
     pub stream_key: Option<String>,
     /// Enable or disable.
     pub enabled: Option<bool>,
+}
+
+impl std::fmt::Debug for DestinationPatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DestinationPatch")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field(
+                "stream_key",
+                &self.stream_key.as_ref().map(|_| crate::model::REDACTED),
+            )
+            .field("enabled", &self.enabled)
+            .finish()
+    }
 }
 
 fn check_url(url: &str) -> Result<()> {

@@ -1,7 +1,8 @@
 //! The embedded backend: one redb file in a data directory. Single node, survives restarts.
 //!
 //! Layout: one table `kv`, key `<bucket>\0<key>`, value `expiry_ms (8 bytes LE, 0 = none) ||
-//! payload`. Expired entries are invisible and removed by the next write that meets them.
+//! payload`. Expired entries are invisible; [`Kv::purge_expired`] (run at open and
+//! periodically by the API server) deletes them.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -65,7 +66,8 @@ impl EmbeddedKv {
         let txn = db.begin_write().map_err(be)?;
         txn.open_table(TABLE).map_err(be)?;
         txn.commit().map_err(be)?;
-        tracing::info!(path = %path.display(), "embedded store opened");
+        let purged = purge(&db)?;
+        tracing::info!(path = %path.display(), purged, "embedded store opened");
         Ok(Self {
             db: Arc::new(db),
             path,
@@ -167,9 +169,63 @@ impl Kv for EmbeddedKv {
         new: Option<&[u8]>,
     ) -> Result<bool> {
         check_path(bucket, key)?;
-        let k = full_key(bucket, key);
-        let expected = expected.map(<[u8]>::to_vec);
-        let new = new.map(|v| encode(v, None));
+        self.swap(
+            full_key(bucket, key),
+            expected.map(<[u8]>::to_vec),
+            new.map(|v| encode(v, None)),
+        )
+        .await
+    }
+
+    async fn cas_expiring(
+        &self,
+        bucket: &str,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: &[u8],
+        ttl: Duration,
+    ) -> Result<bool> {
+        check_path(bucket, key)?;
+        self.swap(
+            full_key(bucket, key),
+            expected.map(<[u8]>::to_vec),
+            Some(encode(new, Some(ttl))),
+        )
+        .await
+    }
+
+    async fn purge_expired(&self) -> Result<usize> {
+        self.blocking(purge).await
+    }
+}
+
+/// Removes expired (and malformed, equally invisible) entries in one write transaction.
+fn purge(db: &Database) -> Result<usize> {
+    let txn = db.begin_write().map_err(be)?;
+    let mut removed = 0;
+    {
+        let mut table = txn.open_table(TABLE).map_err(be)?;
+        table
+            .retain(|_, v| {
+                let keep = decode(v).is_some();
+                removed += usize::from(!keep);
+                keep
+            })
+            .map_err(be)?;
+    }
+    txn.commit().map_err(be)?;
+    Ok(removed)
+}
+
+impl EmbeddedKv {
+    /// Compare-and-swap of an encoded entry: `expected` is the live payload (`None`:
+    /// absent), `new` the encoded entry (`None`: delete).
+    async fn swap(
+        &self,
+        k: String,
+        expected: Option<Vec<u8>>,
+        new: Option<Vec<u8>>,
+    ) -> Result<bool> {
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(be)?;
             let swapped = {

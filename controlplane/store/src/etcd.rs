@@ -2,9 +2,20 @@
 //! nodes (sessions, channel registry, key revocations, node registry under leases).
 //!
 //! Layout (see `schemas/etcd/keys.md`): `<prefix>/<bucket>/<key>`, prefix `/weir` by default;
-//! values are JSON. TTL puts attach a fresh lease; compare-and-swap is an etcd transaction.
+//! values are JSON; compare-and-swap is an etcd transaction.
+//!
+//! Leases are reused, never granted per write:
+//! - writes on behalf of a data-plane node ([`Kv::put_owned`]: its registration, its viewer
+//!   counts) share one lease per node and TTL, kept alive by each write (a keep-alive, then
+//!   the put). The lease ends `ttl` after the node's last write, taking its keys with it.
+//! - other TTL writes (refresh tokens, revoked token families) share a lease per expiry
+//!   slot: the expiry rounded up to 1/16 of the TTL (1 s to 1 h), so a key lives at least
+//!   its TTL and at most one slot longer. Refresh tokens also carry their expiry, checked
+//!   on read.
 
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use etcd_client::{
@@ -12,10 +23,80 @@ use etcd_client::{
     TxnOp,
 };
 
+use parking_lot::Mutex;
+
 use crate::error::{Result, StoreError};
+use crate::ids::now_ms;
 use crate::kv::{Kv, check_path};
 
 const NAME: &str = "etcd";
+
+/// Most cached leases of each kind; beyond, the stalest are forgotten (their keys still
+/// expire with them on the server; a later write just takes a new lease).
+const MAX_LEASES: usize = 4096;
+
+/// A lease kept alive by an owner's writes.
+#[derive(Debug, Clone, Copy)]
+struct OwnedLease {
+    id: i64,
+    /// Last grant or keep-alive: the lease ends `ttl` after it.
+    renewed: Instant,
+}
+
+/// The leases this client reuses.
+#[derive(Debug, Default)]
+struct Leases {
+    /// By (owner, TTL seconds).
+    owned: HashMap<(String, i64), OwnedLease>,
+    /// By expiry slot (Unix seconds).
+    slots: BTreeMap<i64, i64>,
+}
+
+impl Leases {
+    fn prune_owned(&mut self, now: Instant) {
+        self.owned.retain(|(_, ttl), l| {
+            now.duration_since(l.renewed) < Duration::from_secs(ttl.unsigned_abs())
+        });
+        while self.owned.len() >= MAX_LEASES {
+            let Some(oldest) = self
+                .owned
+                .iter()
+                .min_by_key(|(_, l)| l.renewed)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            self.owned.remove(&oldest);
+        }
+    }
+
+    fn prune_slots(&mut self, now_secs: i64) {
+        self.slots = self.slots.split_off(&(now_secs + 1));
+        while self.slots.len() >= MAX_LEASES {
+            self.slots.pop_first();
+        }
+    }
+}
+
+/// The expiry slot of a TTL write made at `now_secs`: the expiry rounded up to a multiple
+/// of 1/16 of the TTL, clamped to 1 s … 1 h.
+fn slot(now_secs: i64, ttl_secs: i64) -> i64 {
+    let step = (ttl_secs / 16).clamp(1, 3600);
+    let expiry = now_secs.saturating_add(ttl_secs);
+    expiry
+        .div_euclid(step)
+        .saturating_add(i64::from(expiry % step != 0))
+        * step
+}
+
+fn ttl_secs(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX)
+}
+
+/// Whether etcd refused a write because its lease is gone (expired or revoked).
+fn lease_gone(e: &etcd_client::Error) -> bool {
+    e.to_string().contains("lease not found")
+}
 
 fn be(e: impl std::fmt::Display) -> StoreError {
     StoreError::backend(NAME, e)
@@ -26,12 +107,16 @@ fn be(e: impl std::fmt::Display) -> StoreError {
 pub struct EtcdKv {
     client: Client,
     prefix: String,
+    leases: Arc<Mutex<Leases>>,
 }
 
 impl std::fmt::Debug for EtcdKv {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let l = self.leases.lock();
         f.debug_struct("EtcdKv")
             .field("prefix", &self.prefix)
+            .field("owned_leases", &l.owned.len())
+            .field("slot_leases", &l.slots.len())
             .finish()
     }
 }
@@ -48,11 +133,109 @@ impl EtcdKv {
         Ok(Self {
             client,
             prefix: prefix.trim_end_matches('/').to_string(),
+            leases: Arc::default(),
         })
     }
 
     fn key(&self, bucket: &str, key: &str) -> String {
         format!("{}/{bucket}/{key}", self.prefix)
+    }
+
+    /// How many leases this client holds for reuse: (per owner, per expiry slot).
+    pub fn cached_leases(&self) -> (usize, usize) {
+        let l = self.leases.lock();
+        (l.owned.len(), l.slots.len())
+    }
+
+    /// The shared lease of the expiry slot of a `ttl` write made now.
+    async fn slot_lease(&self, ttl: Duration) -> Result<i64> {
+        let now = now_ms().div_euclid(1000);
+        let at = slot(now, ttl_secs(ttl));
+        {
+            let mut l = self.leases.lock();
+            if let Some(id) = l.slots.get(&at) {
+                return Ok(*id);
+            }
+            l.prune_slots(now);
+        }
+        let granted = self
+            .client
+            .clone()
+            .lease_grant((at - now).max(1), None)
+            .await
+            .map_err(be)?;
+        // Two writers may race to grant the slot's lease: the first one cached wins, the
+        // other lease (holding only this key) expires at the same time.
+        Ok(*self.leases.lock().slots.entry(at).or_insert(granted.id()))
+    }
+
+    /// The lease of `owner` for `ttl`, renewed now (a keep-alive, or a new grant when there
+    /// is none or it lapsed).
+    async fn owned_lease(&self, owner: &str, ttl: Duration) -> Result<i64> {
+        let secs = ttl_secs(ttl);
+        let k = (owner.to_string(), secs);
+        let now = Instant::now();
+        let cached = self
+            .leases
+            .lock()
+            .owned
+            .get(&k)
+            .copied()
+            .filter(|l| now.duration_since(l.renewed) < ttl);
+        let mut client = self.client.clone();
+        if let Some(l) = cached {
+            // `lease_keep_alive` sends one keep-alive and reads its answer; it fails when
+            // the lease is gone.
+            match client.lease_keep_alive(l.id).await {
+                Ok(_) => {
+                    self.remember(k, l.id, now);
+                    return Ok(l.id);
+                }
+                Err(e) => {
+                    tracing::debug!(owner, error = %e, "etcd lease lapsed: granting a new one")
+                }
+            }
+        }
+        let id = client.lease_grant(secs, None).await.map_err(be)?.id();
+        self.remember(k, id, now);
+        Ok(id)
+    }
+
+    fn remember(&self, k: (String, i64), id: i64, renewed: Instant) {
+        let mut l = self.leases.lock();
+        if !l.owned.contains_key(&k) {
+            l.prune_owned(renewed);
+        }
+        l.owned.insert(k, OwnedLease { id, renewed });
+    }
+
+    fn forget_owned(&self, owner: &str, ttl: Duration) {
+        self.leases
+            .lock()
+            .owned
+            .remove(&(owner.to_string(), ttl_secs(ttl)));
+    }
+
+    fn forget_slot(&self, id: i64) {
+        self.leases.lock().slots.retain(|_, v| *v != id);
+    }
+
+    async fn put_with_lease(
+        &self,
+        bucket: &str,
+        key: &str,
+        value: &[u8],
+        lease: i64,
+    ) -> std::result::Result<(), etcd_client::Error> {
+        self.client
+            .clone()
+            .put(
+                self.key(bucket, key),
+                value,
+                Some(PutOptions::new().with_lease(lease)),
+            )
+            .await
+            .map(drop)
     }
 }
 
@@ -81,20 +264,78 @@ impl Kv for EtcdKv {
         ttl: Option<Duration>,
     ) -> Result<()> {
         check_path(bucket, key)?;
-        let mut client = self.client.clone();
-        let opts = match ttl {
-            Some(ttl) => {
-                let secs = ttl.as_secs().max(1) as i64;
-                let lease = client.lease_grant(secs, None).await.map_err(be)?;
-                Some(PutOptions::new().with_lease(lease.id()))
-            }
-            None => None,
+        let Some(ttl) = ttl else {
+            self.client
+                .clone()
+                .put(self.key(bucket, key), value, None)
+                .await
+                .map_err(be)?;
+            return Ok(());
         };
-        client
-            .put(self.key(bucket, key), value, opts)
-            .await
-            .map_err(be)?;
-        Ok(())
+        let lease = self.slot_lease(ttl).await?;
+        match self.put_with_lease(bucket, key, value, lease).await {
+            Err(e) if lease_gone(&e) => {
+                self.forget_slot(lease);
+                let lease = self.slot_lease(ttl).await?;
+                self.put_with_lease(bucket, key, value, lease)
+                    .await
+                    .map_err(be)
+            }
+            r => r.map_err(be),
+        }
+    }
+
+    async fn put_owned(
+        &self,
+        bucket: &str,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        owner: &str,
+    ) -> Result<()> {
+        check_path(bucket, key)?;
+        let lease = self.owned_lease(owner, ttl).await?;
+        match self.put_with_lease(bucket, key, value, lease).await {
+            // Lapsed between the keep-alive and the put: once more with a new lease.
+            Err(e) if lease_gone(&e) => {
+                self.forget_owned(owner, ttl);
+                let lease = self.owned_lease(owner, ttl).await?;
+                self.put_with_lease(bucket, key, value, lease)
+                    .await
+                    .map_err(be)
+            }
+            r => r.map_err(be),
+        }
+    }
+
+    async fn cas_expiring(
+        &self,
+        bucket: &str,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: &[u8],
+        ttl: Duration,
+    ) -> Result<bool> {
+        check_path(bucket, key)?;
+        let lease = self.slot_lease(ttl).await?;
+        let k = self.key(bucket, key);
+        let txn = |lease: i64| {
+            let cmp = match expected {
+                Some(v) => Compare::value(k.as_str(), CompareOp::Equal, v),
+                None => Compare::create_revision(k.as_str(), CompareOp::Equal, 0),
+            };
+            let op = TxnOp::put(k.as_str(), new, Some(PutOptions::new().with_lease(lease)));
+            Txn::new().when(vec![cmp]).and_then(vec![op])
+        };
+        let resp = match self.client.clone().txn(txn(lease)).await {
+            Err(e) if lease_gone(&e) => {
+                self.forget_slot(lease);
+                let lease = self.slot_lease(ttl).await?;
+                self.client.clone().txn(txn(lease)).await.map_err(be)?
+            }
+            r => r.map_err(be)?,
+        };
+        Ok(resp.succeeded())
     }
 
     async fn delete(&self, bucket: &str, key: &str) -> Result<bool> {

@@ -40,6 +40,47 @@ pub trait Kv: Send + Sync + 'static {
         expected: Option<&[u8]>,
         new: Option<&[u8]>,
     ) -> Result<bool>;
+
+    /// Like [`Kv::cas`] with a new value that expires after `ttl` (a spent refresh token
+    /// keeps its lifetime). The default makes the swap, then writes the value again with
+    /// the TTL: a backend that can do both at once overrides it.
+    async fn cas_expiring(
+        &self,
+        bucket: &str,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: &[u8],
+        ttl: Duration,
+    ) -> Result<bool> {
+        if !self.cas(bucket, key, expected, Some(new)).await? {
+            return Ok(false);
+        }
+        self.put(bucket, key, new, Some(ttl)).await?;
+        Ok(true)
+    }
+
+    /// Writes a value that expires `ttl` after the last write, on behalf of `owner` (a
+    /// data-plane node id). Backends with leases keep one lease per owner and TTL, renewed
+    /// by each write, instead of one per write: every key written for one owner with one
+    /// TTL may then live until `ttl` after the owner's latest write of any of them. The
+    /// default is a plain [`Kv::put`] with the TTL.
+    async fn put_owned(
+        &self,
+        bucket: &str,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        owner: &str,
+    ) -> Result<()> {
+        let _ = owner;
+        self.put(bucket, key, value, Some(ttl)).await
+    }
+
+    /// Deletes the entries whose TTL has passed (they are already invisible); returns how
+    /// many. Backends that expire entries themselves (etcd, Scylla) return 0.
+    async fn purge_expired(&self) -> Result<usize> {
+        Ok(0)
+    }
 }
 
 /// Checks a bucket name and key for the characters every backend accepts.

@@ -104,4 +104,56 @@ impl Kv for MemoryKv {
         }
         Ok(true)
     }
+
+    async fn cas_expiring(
+        &self,
+        bucket: &str,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: &[u8],
+        ttl: Duration,
+    ) -> Result<bool> {
+        check_path(bucket, key)?;
+        let mut map = self.map.lock();
+        let k = (bucket.to_string(), key.to_string());
+        let current = map.get(&k).filter(|e| live(e)).map(|e| e.0.as_slice());
+        if current != expected {
+            return Ok(false);
+        }
+        map.insert(k, (new.to_vec(), Some(Instant::now() + ttl)));
+        Ok(true)
+    }
+
+    async fn purge_expired(&self) -> Result<usize> {
+        let mut map = self.map.lock();
+        let before = map.len();
+        map.retain(|_, e| live(e));
+        Ok(before - map.len())
+    }
+}
+
+impl MemoryKv {
+    /// How many entries are held, expired ones included (tests check purging).
+    pub fn raw_len(&self) -> usize {
+        self.map.lock().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn purge_deletes_expired_entries() {
+        let kv = MemoryKv::new();
+        kv.put("b", "gone", b"1", Some(Duration::from_millis(10)))
+            .await
+            .expect("put");
+        kv.put("b", "kept", b"2", None).await.expect("put");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert_eq!(kv.raw_len(), 2, "expired entries linger until purged");
+        assert_eq!(kv.purge_expired().await.expect("purge"), 1);
+        assert_eq!(kv.raw_len(), 1);
+        assert!(kv.get("b", "kept").await.expect("get").is_some());
+    }
 }

@@ -44,8 +44,8 @@ impl Role {
     }
 }
 
-/// An account.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// An account. `Debug` leaves the password hash out.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct User {
     /// Id.
     pub id: String,
@@ -63,8 +63,9 @@ pub struct User {
     pub created_at: i64,
 }
 
-/// A stored refresh token (the token itself is never stored, only its hash).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A stored refresh token (the token itself is never stored, only its hash). `Debug`
+/// leaves the hash out (it is the record's lookup key).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct RefreshToken {
     /// Hex SHA-256 of the opaque token.
     pub token_hash: String,
@@ -186,8 +187,8 @@ pub struct Stream {
     pub peak_viewers: u64,
 }
 
-/// A relay destination, with its stream key sealed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A relay destination, with its stream key sealed. `Debug` leaves the sealed key out.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct Destination {
     /// Id.
     pub id: String,
@@ -298,4 +299,103 @@ pub struct Node {
     pub load: NodeLoad,
     /// Last heartbeat.
     pub last_seen: i64,
+}
+
+/// What `Debug` prints instead of a secret.
+pub(crate) const REDACTED: &str = "<redacted>";
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("email", &self.email)
+            .field("password_hash", &REDACTED)
+            .field("role", &self.role)
+            .field("disabled", &self.disabled)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for RefreshToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefreshToken")
+            .field("token_hash", &REDACTED)
+            .field("user_id", &self.user_id)
+            .field("family_id", &self.family_id)
+            .field("expires_at", &self.expires_at)
+            .field("used", &self.used)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Destination")
+            .field("id", &self.id)
+            .field("channel_id", &self.channel_id)
+            .field("name", &self.name)
+            .field("platform", &self.platform)
+            .field("url", &self.url)
+            .field("stream_key_sealed", &REDACTED)
+            .field("enabled", &self.enabled)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_holds_no_secrets() {
+        let u = User {
+            id: "u1".into(),
+            username: "alice".into(),
+            email: "a@example.com".into(),
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$SALTSALT$HASHHASH".into(),
+            role: Role::Owner,
+            disabled: false,
+            created_at: 1,
+        };
+        let t = RefreshToken {
+            token_hash: "5f2b0cafe0123456789abcdef".into(),
+            user_id: "u1".into(),
+            family_id: "fam".into(),
+            expires_at: 2,
+            used: false,
+            created_at: 1,
+        };
+        let d = Destination {
+            id: "d1".into(),
+            channel_id: "c1".into(),
+            name: "yt".into(),
+            platform: "youtube".into(),
+            url: "rtmp://a/b".into(),
+            stream_key_sealed: "c2VhbGVkLWtleS1ieXRlcw".into(),
+            enabled: true,
+            created_at: 1,
+        };
+        let patch = crate::DestinationPatch {
+            stream_key: Some("live_plaintext_key".into()),
+            ..Default::default()
+        };
+        let out = format!(
+            "{u:?} {t:?} {d:?} {patch:?} {:?}",
+            crate::Consume::Replayed(t.clone())
+        );
+        for secret in [
+            "argon2id",
+            "HASHHASH",
+            "5f2b0cafe",
+            "c2VhbGVk",
+            "live_plaintext_key",
+        ] {
+            assert!(!out.contains(secret), "{secret} leaked: {out}");
+        }
+        assert!(out.contains("alice") && out.contains("<redacted>"), "{out}");
+    }
 }

@@ -29,7 +29,8 @@ impl Store {
             return Err(StoreError::Invalid("bad node id".into()));
         }
         node.last_seen = now_ms();
-        self.put_json(NODES, &node.id.clone(), &node, Some(ttl))
+        // One lease per node (etcd), renewed by every heartbeat.
+        self.put_json_owned(NODES, &node.id, &node, ttl, &node.id)
             .await?;
         Ok(node)
     }
@@ -55,8 +56,9 @@ impl Store {
         self.kv().delete(NODES, id).await
     }
 
-    /// Records a node's viewer count for a channel; it expires after `ttl` so a dead node's
-    /// viewers drop out of the total.
+    /// Records a node's viewer count for a channel; it expires `ttl` after the node's last
+    /// report (at the latest: see [`crate::Kv::put_owned`]) so a dead node's viewers drop
+    /// out of the total.
     pub async fn set_viewer_count(
         &self,
         channel_id: &str,
@@ -71,7 +73,9 @@ impl Store {
             count,
             at: now_ms(),
         };
-        self.put_json(&viewers(channel_id), node_id, &c, Some(ttl))
+        // The node's counts share one lease (etcd), renewed by each report: they all
+        // vanish `ttl` after the node's last report (a node reports 0 when a stream ends).
+        self.put_json_owned(&viewers(channel_id), node_id, &c, ttl, node_id)
             .await
     }
 

@@ -73,6 +73,20 @@ impl Store {
         self.kv.put(bucket, key, &encode(value)?, ttl).await
     }
 
+    /// [`Kv::put_owned`] of JSON: a TTL write on behalf of a data-plane node.
+    pub(crate) async fn put_json_owned<T: Serialize>(
+        &self,
+        bucket: &str,
+        key: &str,
+        value: &T,
+        ttl: Duration,
+        owner: &str,
+    ) -> Result<()> {
+        self.kv
+            .put_owned(bucket, key, &encode(value)?, ttl, owner)
+            .await
+    }
+
     /// Inserts only when absent; false when the key was taken.
     pub(crate) async fn insert_new<T: Serialize>(
         &self,

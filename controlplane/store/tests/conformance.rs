@@ -42,6 +42,22 @@ async fn embedded_backend_and_reopen() {
         user_id = u.id;
         dest_id = d.id;
     }
+    // Expired entries are deleted from the file, not only hidden.
+    {
+        let kv = EmbeddedKv::open(dir.path()).expect("open");
+        kv.put("purge", "short", b"x", Some(Duration::from_millis(50)))
+            .await
+            .expect("put");
+        kv.put("purge", "long", b"y", None).await.expect("put");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(kv.purge_expired().await.expect("purge") >= 1);
+        assert_eq!(
+            kv.purge_expired().await.expect("purge"),
+            0,
+            "nothing left to purge"
+        );
+        assert!(kv.get("purge", "long").await.expect("get").is_some());
+    }
     // Reopen: everything is still there, and the sealed key still opens.
     let store = Store::new(Arc::new(EmbeddedKv::open(dir.path()).expect("reopen")), key);
     let u = store
@@ -132,6 +148,73 @@ async fn etcd_backend() {
     let kv = kv.expect("etcd did not come up within 10 s");
     let store = Store::new(Arc::new(kv), SecretBox::generate());
     conformance::run(&store).await;
+}
+
+/// Heartbeats and viewer counts of a node reuse its lease (kept alive by each write)
+/// instead of granting one per write; TTL writes without an owner share expiry slots.
+#[tokio::test]
+async fn etcd_reuses_leases() {
+    let (_etcd, url) = start_etcd();
+    let mut admin = None;
+    for _ in 0..50 {
+        if let Ok(mut c) = etcd_client::Client::connect([url.as_str()], None).await
+            && c.leases().await.is_ok()
+        {
+            admin = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut admin = admin.expect("etcd did not come up within 10 s");
+    let kv = Arc::new(
+        EtcdKv::connect(std::slice::from_ref(&url), "/weir-lease")
+            .await
+            .expect("connect"),
+    );
+    let store = Store::new(kv.clone(), SecretBox::generate());
+    let node = weir_store::Node {
+        id: "edge-1".into(),
+        address: "10.0.0.1:8080".into(),
+        shards: 2,
+        version: "t".into(),
+        load: weir_store::NodeLoad::default(),
+        last_seen: 0,
+    };
+    let before = admin.leases().await.expect("leases").leases().len();
+    for i in 0..20u64 {
+        store
+            .register_node(node.clone(), Duration::from_secs(10))
+            .await
+            .expect("heartbeat");
+        for ch in ["ch-a", "ch-b"] {
+            store
+                .set_viewer_count(ch, "edge-1", i, Duration::from_secs(30))
+                .await
+                .expect("viewers");
+        }
+    }
+    for i in 0..20 {
+        let t = weir_store::RefreshToken {
+            token_hash: format!("tok{i}"),
+            user_id: "u".into(),
+            family_id: "f".into(),
+            expires_at: weir_store::ids::now_ms() + 86_400_000,
+            used: false,
+            created_at: 0,
+        };
+        store.put_refresh_token(&t).await.expect("token");
+    }
+    let after = admin.leases().await.expect("leases").leases().len();
+    // One lease for the registration, one for the viewer counts, one or two expiry slots
+    // for the tokens (a slot boundary may fall inside the loop): 60 + 20 writes before.
+    assert!(
+        after - before <= 4,
+        "{} leases for 80 TTL writes",
+        after - before
+    );
+    assert_eq!(kv.cached_leases().0, 2);
+    assert!(store.get_node("edge-1").await.expect("get").is_some());
+    assert_eq!(store.viewer_count("ch-a").await.expect("count"), 19);
 }
 
 /// Runs only when `WEIR_SCYLLA_NODES` names a cluster (e.g. `127.0.0.1:9042`) and the crate

@@ -11,6 +11,22 @@ use crate::types::{AuthPayload, Role, User};
 #[derive(Default)]
 pub(crate) struct AccountMutations;
 
+/// The per-IP limit of `login` and `register` (each costs an argon2 hash).
+fn login_limit(ctx: &Context<'_>) -> ApiResult<()> {
+    let ip = ctx
+        .data_opt::<crate::http::ClientIp>()
+        .map_or("local", |c| c.0.as_str());
+    if state(ctx).inner.login_limiter.check(ip) {
+        Ok(())
+    } else {
+        Err(ApiError::rate_limited(
+            "too many login or registration attempts from this address: try again later",
+            5,
+        )
+        .into())
+    }
+}
+
 fn payload(user: StoreUser, t: TokenPair) -> AuthPayload {
     AuthPayload {
         access_token: t.access_token,
@@ -35,6 +51,7 @@ impl AccountMutations {
         if !st.config().open_registration {
             return Err(ApiError::forbidden().into());
         }
+        login_limit(ctx)?;
         let u = st
             .auth()
             .register(&username, &email, &password, st.config().default_role)
@@ -50,6 +67,7 @@ impl AccountMutations {
         login: String,
         password: String,
     ) -> ApiResult<AuthPayload> {
+        login_limit(ctx)?;
         let (u, t) = state(ctx)
             .auth()
             .login(&login, &password)

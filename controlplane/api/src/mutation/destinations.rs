@@ -12,7 +12,8 @@ use crate::types::Destination;
 pub(crate) struct DestinationMutations;
 
 /// A new destination.
-#[derive(InputObject, Debug)]
+// `Debug` (below) leaves the stream key out.
+#[derive(InputObject)]
 pub struct DestinationInput {
     /// Display name.
     pub name: String,
@@ -25,7 +26,8 @@ pub struct DestinationInput {
 }
 
 /// Changes to a destination; absent fields stay.
-#[derive(InputObject, Debug, Default)]
+// `Debug` (below) leaves the stream key out.
+#[derive(InputObject, Default)]
 pub struct DestinationUpdate {
     /// Name.
     pub name: Option<String>,
@@ -35,6 +37,31 @@ pub struct DestinationUpdate {
     pub stream_key: Option<String>,
     /// Enabled.
     pub enabled: Option<bool>,
+}
+
+impl std::fmt::Debug for DestinationInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DestinationInput")
+            .field("name", &self.name)
+            .field("platform", &self.platform)
+            .field("url", &self.url)
+            .field("stream_key", &crate::types::REDACTED)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for DestinationUpdate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DestinationUpdate")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field(
+                "stream_key",
+                &self.stream_key.as_ref().map(|_| crate::types::REDACTED),
+            )
+            .field("enabled", &self.enabled)
+            .finish()
+    }
 }
 
 async fn check(ctx: &Context<'_>, id: &str) -> ApiResult<()> {

@@ -45,15 +45,22 @@ pub struct Harness {
     pub issuer: Arc<TestIssuer>,
 }
 
-pub fn harness_with(mut config: ApiConfig) -> Harness {
-    let store = Store::memory();
+pub fn harness_with(config: ApiConfig) -> Harness {
     let mut acfg = AuthConfig::new(SECRET.to_vec());
     acfg.password = PasswordParams::insecure_fast();
+    harness_with_auth(config, acfg)
+}
+
+pub fn harness_with_auth(mut config: ApiConfig, acfg: AuthConfig) -> Harness {
+    let store = Store::memory();
     let auth = Auth::new(store.clone(), acfg);
     let issuer = Arc::new(TestIssuer::default());
     if config.per_ip.burst == ApiConfig::default().per_ip.burst {
         config.per_ip.burst = 100_000;
         config.per_user.burst = 100_000;
+    }
+    if config.per_ip_login == ApiConfig::default().per_ip_login {
+        config.per_ip_login.burst = 100_000;
     }
     let state = ApiState::new(store, auth, issuer.clone(), config);
     Harness {
@@ -94,16 +101,27 @@ impl Resp {
 
 impl Harness {
     pub async fn raw(&self, token: Option<&str>, body: Body) -> Resp {
+        self.raw_from(None, token, body).await
+    }
+
+    /// Like [`Harness::gql`], from client address `ip`.
+    pub async fn gql_from(&self, ip: &str, token: Option<&str>, query: &str, vars: Value) -> Resp {
+        let body = json!({ "query": query, "variables": vars }).to_string();
+        self.raw_from(Some(ip), token, Body::from(body)).await
+    }
+
+    pub async fn raw_from(&self, ip: Option<&str>, token: Option<&str>, body: Body) -> Resp {
         let mut req = Request::post("/graphql").header("content-type", "application/json");
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
-        let resp = self
-            .app
-            .clone()
-            .oneshot(req.body(body).expect("request"))
-            .await
-            .expect("infallible");
+        let mut req = req.body(body).expect("request");
+        if let Some(ip) = ip {
+            let addr = std::net::SocketAddr::new(ip.parse().expect("ip"), 40000);
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(addr));
+        }
+        let resp = self.app.clone().oneshot(req).await.expect("infallible");
         let status = resp.status();
         let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
             .await
