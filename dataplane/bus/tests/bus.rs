@@ -381,6 +381,9 @@ fn keyframe_requests_reach_the_publisher_coalesced() {
     b.request_keyframe(weir_media::TrackId::VIDEO);
     b.request_keyframe(layer);
     b.request_keyframe(weir_media::TrackId::AUDIO); // audio needs none: ignored
-    assert_eq!(p.take_keyframe_requests(), vec![weir_media::TrackId::VIDEO, layer]);
+    assert_eq!(
+        p.take_keyframe_requests(),
+        vec![weir_media::TrackId::VIDEO, layer]
+    );
     assert!(p.take_keyframe_requests().is_empty(), "taken once");
 }
