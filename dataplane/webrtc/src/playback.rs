@@ -28,6 +28,8 @@ pub enum PlaybackEvent {
     /// The viewer lost pictures it could not recover (PLI/FIR): ask the source for a key
     /// frame.
     KeyframeWanted,
+    /// The viewer's estimated available bandwidth changed (bits per second).
+    Bandwidth(u64),
 }
 
 struct Sender {
@@ -68,6 +70,10 @@ impl WhepSession {
         let configure = |c: RtcConfig| {
             c.enable_h264(video.is_some())
                 .enable_opus(audio.is_some(), false)
+                // TWCC bandwidth estimation would drive the simulcast layer choice
+                // (`PlaybackEvent::Bandwidth` → `LayerSelector`), but with str0m's BWE on
+                // (initial 2.5 Mb/s) Chromium decoded no video of a simulcast publisher in a
+                // first try: off until understood, so viewers get the best layer.
                 .enable_bwe(None)
         };
         let (core, events, answer) = RtcCore::accept(now, settings, offer, configure)?;
@@ -268,6 +274,10 @@ impl WhepSession {
             match e {
                 Event::Connected => self.events.push(PlaybackEvent::Connected),
                 Event::KeyframeRequest(_) => self.events.push(PlaybackEvent::KeyframeWanted),
+                Event::EgressBitrateEstimate(str0m::bwe::BweKind::Twcc { estimate, .. }) => {
+                    self.events
+                        .push(PlaybackEvent::Bandwidth(estimate.as_u64()));
+                }
                 _ => {}
             }
         }

@@ -15,7 +15,7 @@ use std::time::Instant;
 use futures_util::future::select;
 use weir_bus::{BusEvent, LagPolicy, SubscribeOptions, Subscriber, TrackSet};
 use weir_media::{Codec, TrackId, TrackKind};
-use weir_webrtc::{PlaybackEvent, WhepSession};
+use weir_webrtc::{Forward, LayerSelector, PlaybackEvent, WhepSession};
 
 use super::{Answered, Inbox, Refused, WebrtcShard, session_id, wait_turn};
 use crate::registry::Stream;
@@ -77,12 +77,22 @@ pub async fn play(
     Ok(Answered { id, answer })
 }
 
-/// The tracks a viewer is sent: the default (best) video and audio.
+/// The tracks a viewer is sent: the simulcast layer (video track) its bandwidth allows,
+/// and the default audio.
 #[derive(Default)]
 struct Selection {
     tracks: Option<Arc<TrackSet>>,
-    video: Option<TrackId>,
+    layers: LayerSelector,
     audio: Option<TrackId>,
+}
+
+impl Selection {
+    /// The video track being sent.
+    fn video(&self) -> Option<TrackId> {
+        self.layers
+            .current()
+            .map(|i| TrackId::new(TrackKind::Video, i))
+    }
 }
 
 async fn run(
@@ -129,9 +139,14 @@ async fn run(
                     // The viewer lost a picture NACK could not repair: ask the source
                     // (throttled there, coalesced on the bus).
                     metrics::counter!("weir_whep_keyframe_requests_total").increment(1);
-                    if let Some(video) = selection.video {
+                    if let Some(video) = selection.video() {
                         stream.bus.request_keyframe(video);
                     }
+                }
+                PlaybackEvent::Bandwidth(bps) => {
+                    let before = selection.layers.current();
+                    selection.layers.on_estimate(now, bps);
+                    tracing::trace!(session = %id, bps, layer = ?before, "viewer bandwidth");
                 }
             }
         }
@@ -139,6 +154,13 @@ async fn run(
             let ended = sub.drain_into(&mut events).is_err();
             for event in events.drain(..) {
                 forward(&mut session, &mut selection, now, event);
+            }
+            if let Some(layer) = selection.layers.poll_keyframe_request(now) {
+                // Switching layers: the new one starts at its next key frame.
+                metrics::counter!("weir_whep_layer_switches_total").increment(1);
+                stream
+                    .bus
+                    .request_keyframe(TrackId::new(TrackKind::Video, layer));
             }
             if ended {
                 session.close();
@@ -170,17 +192,28 @@ async fn run(
 fn forward(session: &mut WhepSession, sel: &mut Selection, now: Instant, event: BusEvent) {
     match event {
         BusEvent::Tracks(tracks) => {
-            sel.video = tracks.first(TrackKind::Video);
             sel.audio = tracks.first(TrackKind::Audio);
             sel.tracks = Some(tracks);
         }
         BusEvent::Frame(frame) => {
-            if Some(frame.track) != sel.video && Some(frame.track) != sel.audio {
-                return;
-            }
             let Some(config) = sel.tracks.as_ref().and_then(|t| t.get(frame.track)) else {
                 return;
             };
+            if frame.track.is_video() {
+                // Every H.264 video track is a candidate layer (simulcast, or E-RTMP
+                // renditions); the selector says which one this viewer gets.
+                if config.codec() != Codec::H264 {
+                    return;
+                }
+                let f =
+                    sel.layers
+                        .on_frame(now, frame.track.index, frame.data.len(), frame.keyframe);
+                if f == Forward::Drop {
+                    return;
+                }
+            } else if Some(frame.track) != sel.audio {
+                return;
+            }
             if session.send_frame(now, &frame, config) {
                 metrics::counter!("weir_whep_frames_sent_total").increment(1);
             }
