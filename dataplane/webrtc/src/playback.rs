@@ -70,11 +70,9 @@ impl WhepSession {
         let configure = |c: RtcConfig| {
             c.enable_h264(video.is_some())
                 .enable_opus(audio.is_some(), false)
-                // TWCC bandwidth estimation would drive the simulcast layer choice
-                // (`PlaybackEvent::Bandwidth` → `LayerSelector`), but with str0m's BWE on
-                // (initial 2.5 Mb/s) Chromium decoded no video of a simulcast publisher in a
-                // first try: off until understood, so viewers get the best layer.
-                .enable_bwe(None)
+                // TWCC bandwidth estimation (starting at 2.5 Mb/s) drives the simulcast
+                // layer choice: `PlaybackEvent::Bandwidth` → `LayerSelector`.
+                .enable_bwe(Some(str0m::bwe::Bitrate::kbps(2500)))
         };
         let (core, events, answer) = RtcCore::accept(now, settings, offer, configure)?;
         let mut s = Self {
