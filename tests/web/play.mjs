@@ -9,11 +9,9 @@
 // sampled every 250 ms ({t: Date.now(), currentTime, paused, readyState, buffered}). Needs `npm ci` here and /usr/bin/chromium
 // (`cargo xtask setup --test` installs both); CHROMIUM overrides the browser path.
 
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 
 const [src, timeoutArg = "30", playArg = "6", watchArg = "0"] = process.argv.slice(2);
 if (!src) {
@@ -23,40 +21,12 @@ if (!src) {
 const timeoutMs = Number(timeoutArg) * 1000;
 const playSeconds = Number(playArg);
 const watchMs = Number(watchArg) * 1000;
-const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const page_url = pathToFileURL(join(here, "player.html"));
 page_url.searchParams.set("src", src);
 
-// Chromium as root, on a machine with no network but loopback: no sandbox, no GPU, no
-// background connections to Google, a fresh profile.
-const userDataDir = mkdtempSync(join(tmpdir(), "weir-chromium-"));
-const args = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--autoplay-policy=no-user-gesture-required",
-];
-
-let context;
-try {
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath,
-    headless: true,
-    args,
-    timeout: 20_000,
-  });
-} catch (e) {
-  rmSync(userDataDir, { recursive: true, force: true });
-  console.error(`cannot start ${executablePath}: ${e.message}`);
-  process.exit(3);
-}
+const { context, close } = await launch();
 
 let code = 2;
 let report = null;
@@ -103,8 +73,7 @@ try {
   console.error(`player failed: ${e.stack || e}`);
   code = 1;
 } finally {
-  await context.close().catch(() => {});
-  rmSync(userDataDir, { recursive: true, force: true });
+  await close();
 }
 if (report) {
   report.elapsedMs = Date.now() - started;

@@ -19,10 +19,7 @@
 // localhost, a secure context) for getUserMedia. Page console errors and exceptions go to
 // stderr as "[page N] …". Needs `npm ci` here and /usr/bin/chromium; CHROMIUM overrides it.
 
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 
 const usage = "usage: node webrtc.mjs [--seconds N] [--timeout N] [--parallel] --page <url> [--page <url> ...]";
 const opts = { seconds: 20, timeout: 30, parallel: false, pages: [] };
@@ -43,43 +40,20 @@ if (!opts.pages.length || !(opts.seconds >= 0) || !(opts.timeout > 0) || opts.pa
   process.exit(64);
 }
 
-const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
-const userDataDir = mkdtempSync(join(tmpdir(), "weir-chromium-"));
-const args = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--autoplay-policy=no-user-gesture-required",
-  "--use-fake-device-for-media-stream",
-  "--use-fake-ui-for-media-stream",
-  "--allow-loopback-in-peer-connection",
-  // Real host candidates instead of mDNS names on pages without camera permission (WHEP).
-  "--disable-features=WebRtcHideLocalIpsWithMdns",
-  // Keep background pages' timers and media running at full speed.
-  "--disable-background-timer-throttling",
-  "--disable-renderer-backgrounding",
-  "--disable-backgrounding-occluded-windows",
-];
-
-let context;
-try {
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath,
-    headless: true,
-    args,
-    timeout: 20_000,
-    permissions: ["camera", "microphone"],
-  });
-} catch (e) {
-  rmSync(userDataDir, { recursive: true, force: true });
-  console.error(`cannot start ${executablePath}: ${e.message}`);
-  process.exit(3);
-}
+const { context, close } = await launch(
+  [
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    // Real host candidates instead of mDNS names on pages without camera permission (WHEP).
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    // Keep background pages' timers and media running at full speed.
+    "--disable-background-timer-throttling",
+    "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
+  ],
+  { permissions: ["camera", "microphone"] },
+);
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const started = Date.now();
@@ -164,8 +138,7 @@ try {
       Promise.race([page.evaluate(() => window.weirStop?.()).catch(() => {}), sleep(3000)]),
     ),
   );
-  await context.close().catch(() => {});
-  rmSync(userDataDir, { recursive: true, force: true });
+  await close();
 }
 for (const p of pages) if (p.final?.state === "failed") console.error(`page ${p.url} failed: ${p.final.error}`);
 console.log(JSON.stringify({ pages, code, elapsedMs: Date.now() - started }));
