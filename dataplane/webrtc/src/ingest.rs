@@ -77,7 +77,7 @@ impl WhipSession {
                 .enable_opus(true, false)
                 .enable_bwe(None)
         };
-        let (core, events, answer) = RtcCore::accept(now, settings, offer, configure)?;
+        let (core, answer) = RtcCore::accept(now, settings, offer, configure)?;
         let mut s = Self {
             core,
             clock: SessionClock::new(now),
@@ -86,7 +86,6 @@ impl WhipSession {
             audio: HashMap::new(),
             events: VecDeque::new(),
         };
-        let _ = events;
         let mut usable = 0;
         for m in s.core.negotiated_media(offer) {
             if matches!(m.direction, Direction::RecvOnly | Direction::SendRecv) {

@@ -8,6 +8,7 @@
 //! follows the bus timeline from the first frame sent, so the receiver's A/V sync (RTCP
 //! sender reports) sees one consistent clock even when a GOP is sent in a burst on join.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -45,7 +46,7 @@ pub struct WhepSession {
     need_keyframe: bool,
     /// Bus time and instant of the first frame sent.
     base: Option<(i64, Instant)>,
-    events: Vec<PlaybackEvent>,
+    events: VecDeque<PlaybackEvent>,
     sent_frames: u64,
 }
 
@@ -74,17 +75,16 @@ impl WhepSession {
                 // layer choice: `PlaybackEvent::Bandwidth` → `LayerSelector`.
                 .enable_bwe(Some(str0m::bwe::Bitrate::kbps(2500)))
         };
-        let (core, events, answer) = RtcCore::accept(now, settings, offer, configure)?;
+        let (core, answer) = RtcCore::accept(now, settings, offer, configure)?;
         let mut s = Self {
             core,
             video: None,
             audio: None,
             need_keyframe: true,
             base: None,
-            events: Vec::new(),
+            events: VecDeque::new(),
             sent_frames: 0,
         };
-        let _ = events;
         for m in s.core.negotiated_media(offer) {
             if !matches!(m.direction, Direction::SendOnly | Direction::SendRecv) {
                 continue;
@@ -170,11 +170,7 @@ impl WhepSession {
 
     /// The next event for the driver.
     pub fn poll_event(&mut self) -> Option<PlaybackEvent> {
-        if self.events.is_empty() {
-            None
-        } else {
-            Some(self.events.remove(0))
-        }
+        self.events.pop_front()
     }
 
     /// A datagram for this session arrived.
@@ -270,11 +266,11 @@ impl WhepSession {
     fn on_events(&mut self, events: Vec<Event>) {
         for e in events {
             match e {
-                Event::Connected => self.events.push(PlaybackEvent::Connected),
-                Event::KeyframeRequest(_) => self.events.push(PlaybackEvent::KeyframeWanted),
+                Event::Connected => self.events.push_back(PlaybackEvent::Connected),
+                Event::KeyframeRequest(_) => self.events.push_back(PlaybackEvent::KeyframeWanted),
                 Event::EgressBitrateEstimate(str0m::bwe::BweKind::Twcc { estimate, .. }) => {
                     self.events
-                        .push(PlaybackEvent::Bandwidth(estimate.as_u64()));
+                        .push_back(PlaybackEvent::Bandwidth(estimate.as_u64()));
                 }
                 _ => {}
             }

@@ -88,13 +88,14 @@ pub(crate) struct RtcCore {
 }
 
 impl RtcCore {
-    /// Accepts `offer`; returns the core, its str0m events so far and the SDP answer.
+    /// Accepts `offer`; returns the core and the SDP answer. (str0m announces media only
+    /// once connected, so nothing it emits here is needed: see `negotiated_media`.)
     pub fn accept(
         now: Instant,
         settings: &RtcSettings,
         offer: &str,
         configure: impl FnOnce(RtcConfig) -> RtcConfig,
-    ) -> Result<(Self, Vec<Event>, String), WebrtcError> {
+    ) -> Result<(Self, String), WebrtcError> {
         if offer.len() > MAX_OFFER_BYTES {
             return Err(WebrtcError::BadSdp(format!(
                 "offer of {} bytes exceeds {MAX_OFFER_BYTES}",
@@ -134,8 +135,8 @@ impl RtcCore {
             connected: false,
             failure: None,
         };
-        let events = core.drain();
-        Ok((core, events, answer.to_sdp_string()))
+        core.drain();
+        Ok((core, answer.to_sdp_string()))
     }
 
     /// The media sections the answer accepted, in offer order (str0m only announces

@@ -4,14 +4,16 @@
 //! [`TrackGate`] as RTMP, so packagers see a complete track set first).
 
 use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use weir_bus::Publisher;
 use weir_webrtc::{IngestEvent, WhipSession};
 
 use super::{Answered, Inbox, Refused, WebrtcShard, session_id, wait_turn};
 use crate::gate::{GateOutput, TrackGate};
-use crate::registry::Admission;
+use crate::registry::{Admission, Stream};
 use crate::shutdown::Shutdown;
 
 /// Longest wait for the stream key check.
@@ -40,7 +42,12 @@ pub async fn publish(shard: &Rc<WebrtcShard>, key: &str, offer: &str) -> Result<
     let id = session_id()?;
     let conn = crate::rtmp_conn::next_connection_id();
     let kick = Shutdown::new();
-    let admission = ctx
+    let Admission {
+        stream,
+        publisher,
+        packaging,
+        ..
+    } = ctx
         .registry
         .begin_publish(
             &grant.channel,
@@ -53,49 +60,46 @@ pub async fn publish(shard: &Rc<WebrtcShard>, key: &str, offer: &str) -> Result<
             status: 409,
             message: r.reason,
         })?;
-    admission
-        .stream
+    stream
         .signed_playback
         .store(grant.signed_playback, Ordering::Relaxed);
     metrics::counter!("weir_publishes_total", "result" => "accepted").increment(1);
-    tracing::info!(channel = %admission.stream.channel, session = %id, "WHIP publishing started");
-    if let Some(packaging) = admission.packaging {
-        let task = crate::hls_task::run(admission.stream.clone(), packaging, ctx.registry.clone());
+    tracing::info!(channel = %stream.channel, session = %id, "WHIP publishing started");
+    if let Some(packaging) = packaging {
+        let task = crate::hls_task::run(stream.clone(), packaging, ctx.registry.clone());
         compio::runtime::spawn(task).detach();
     }
-    let admission = Admission {
-        packaging: None,
-        ..admission
-    };
     let inbox = shard.register(session.ufrag());
     shard.directory.insert(id.clone(), kick.clone());
-    let task = run(
-        shard.clone(),
-        session,
-        inbox,
-        admission,
+    let publishing = Publishing {
+        stream,
+        publisher,
         conn,
         kick,
-        id.clone(),
-    );
+        id: id.clone(),
+    };
+    let task = run(shard.clone(), session, inbox, publishing);
     compio::runtime::spawn(task).detach();
     Ok(Answered { id, answer })
 }
 
-async fn run(
-    shard: Rc<WebrtcShard>,
-    mut session: WhipSession,
-    inbox: Rc<Inbox>,
-    admission: Admission,
+/// What a WHIP session publishes to, and how it is told to end.
+struct Publishing {
+    stream: Arc<Stream>,
+    publisher: Publisher,
     conn: u64,
     kick: Shutdown,
     id: String,
-) {
-    let Admission {
+}
+
+async fn run(shard: Rc<WebrtcShard>, mut session: WhipSession, inbox: Rc<Inbox>, p: Publishing) {
+    let Publishing {
         stream,
         mut publisher,
-        ..
-    } = admission;
+        conn,
+        kick,
+        id,
+    } = p;
     let mut gate = TrackGate::new();
     let mut gated = Vec::new();
     let node_stop = shard.ctx.shutdown.clone();
