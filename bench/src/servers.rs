@@ -118,6 +118,7 @@ impl Server {
             .args(["--rtmp-listen", &rtmp.to_string()])
             .args(["--http-listen", &http.to_string()])
             .args(["--webrtc-udp-port", "0", "--webrtc-public-ips", "127.0.0.1"])
+            .args(["--srt-listen", "127.0.0.1:0"])
             .args(["--shards", &shards.to_string()])
             .args(["--part-target-ms", &setup.part_target_ms.to_string()])
             .args(["--window-segments", &setup.window_segments.to_string()])

@@ -11,6 +11,7 @@ pub mod etcd;
 pub mod flv;
 pub mod graphql;
 pub mod http;
+pub mod lossy;
 pub mod nginx;
 pub mod player;
 pub mod process;
@@ -82,11 +83,21 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// A free UDP port on loopback (bound then released).
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free UDP port")
+}
+
 /// A running `weir serve`.
 pub struct Node {
     proc: Process,
     pub rtmp_port: u16,
     pub http_port: u16,
+    /// SRT ingest port (UDP, loopback).
+    pub srt_port: u16,
     /// Port of the GraphQL API (passed as `WEIR_API_LISTEN`, so a binary without the
     /// API simply ignores it).
     pub api_port: u16,
@@ -116,6 +127,8 @@ pub const WEIR_ENV: &[&str] = &[
     "WEIR_RTMP_LISTEN",
     "WEIR_HTTP_LISTEN",
     "WEIR_WEBRTC_UDP_PORT",
+    "WEIR_SRT_LISTEN",
+    "WEIR_SRT_LATENCY_MS",
     "WEIR_WEBRTC_PUBLIC_IPS",
 ];
 
@@ -138,10 +151,12 @@ impl Node {
         let dir = TempDir::new("node");
         let rtmp_port = free_port();
         let http_port = free_port();
+        let srt_port = free_udp_port();
         let api_port = free_port();
         let log = dir.0.join("weir.log");
         let mut cmd = weir_command();
         cmd.args(Self::common_args(&dir.0, rtmp_port, http_port))
+            .args(["--srt-listen".to_owned(), format!("127.0.0.1:{srt_port}")])
             .arg("serve")
             .args(&opts.extra_args)
             .env("WEIR_API_LISTEN", format!("127.0.0.1:{api_port}"))
@@ -154,6 +169,7 @@ impl Node {
             proc,
             rtmp_port,
             http_port,
+            srt_port,
             api_port,
             dir,
         };
@@ -181,6 +197,11 @@ impl Node {
             "--webrtc-public-ips".into(),
             "127.0.0.1".into(),
         ]
+    }
+
+    /// The SRT URL publishing with `stream_id`.
+    pub fn srt_url(&self, stream_id: &str) -> String {
+        format!("srt://127.0.0.1:{}?streamid={stream_id}", self.srt_port)
     }
 
     /// Runs `weir key …` against this node's data dir and returns stdout.

@@ -5,16 +5,26 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// Needed to build and run the node.
+/// (GStreamer is the codec engine of `dataplane/codec`: headers to build, plugins with
+/// the decoders, scaler and encoders it loads at run time.)
 const BUILD: &[&str] = &[
     "build-essential",
     "pkg-config",
     "protobuf-compiler",
     "libprotobuf-dev",
+    "libgstreamer1.0-dev",
+    "libgstreamer-plugins-base1.0-dev",
+    "gstreamer1.0-plugins-base",
+    "gstreamer1.0-plugins-good",
+    "gstreamer1.0-plugins-ugly",
+    "gstreamer1.0-plugins-bad",
+    "gstreamer1.0-libav",
 ];
 /// Test peers: real encoders, players and servers the tests start themselves
 /// (Chromium runs hls.js in `tests/tests/hlsjs.rs`; nginx is the caching reverse proxy, a
-/// stand-in CDN, in `tests/tests/cdn_proxy.rs`).
-const TEST: &[&str] = &["ffmpeg", "etcd-server", "chromium", "nginx"];
+/// stand-in CDN, in `tests/tests/cdn_proxy.rs`; srt-live-transmit is an SRT caller in
+/// `tests/tests/srt.rs`).
+const TEST: &[&str] = &["ffmpeg", "etcd-server", "chromium", "nginx", "srt-tools"];
 /// Node.js and npm run the browser test's driver; installed from Debian only when
 /// they are not already on PATH (they may come from elsewhere, e.g. NodeSource).
 const NODE: &[(&str, &str)] = &[("node", "nodejs"), ("npm", "npm")];

@@ -59,6 +59,7 @@ impl Weir {
             .args(["--rtmp-listen", &format!("127.0.0.1:{}", free_port()?)])
             .args(["--http-listen", &format!("127.0.0.1:{}", free_port()?)])
             .args(["--webrtc-udp-port", "0", "--webrtc-public-ips", "127.0.0.1"])
+            .args(["--srt-listen", "127.0.0.1:0"])
             .args(["--api-listen", &format!("127.0.0.1:{api_port}")])
             .args([
                 "--shards",

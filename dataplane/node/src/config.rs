@@ -65,6 +65,13 @@ pub struct NodeConfig {
     /// IPs). Empty: the bind address, or the address of the default route when bound
     /// to all interfaces.
     pub webrtc_public_ips: Vec<std::net::IpAddr>,
+    /// SRT ingest listener (UDP; every shard binds it with SO_REUSEPORT).
+    pub srt_listen: SocketAddr,
+    /// Receiver latency (TSBPD) the node asks SRT callers for, in milliseconds; the
+    /// larger of this and the caller's own setting is used.
+    pub srt_latency_ms: u64,
+    /// Most concurrent SRT connections per shard.
+    pub srt_max_connections: usize,
     /// Longest wait of a publishing connection before its next read while its shard is
     /// busy (reads then carry several frames); 0 reads at once always. See `pacer`.
     pub ingest_batch_max_ms: u64,
@@ -93,6 +100,9 @@ impl Default for NodeConfig {
             webrtc_udp_port: 8189,
             webrtc_bind_ip: std::net::IpAddr::from([0, 0, 0, 0]),
             webrtc_public_ips: Vec::new(),
+            srt_listen: SocketAddr::from(([0, 0, 0, 0], 9000)),
+            srt_latency_ms: 120,
+            srt_max_connections: 1000,
         }
     }
 }
@@ -115,6 +125,15 @@ impl NodeConfig {
             window: self.window_segments.max(3),
             target_duration: Duration::from_millis(self.target_duration_ms.max(1000)),
             ..weir_hls::HlsConfig::default()
+        }
+    }
+
+    /// The SRT listener settings.
+    pub fn srt(&self) -> weir_srt::SrtConfig {
+        weir_srt::SrtConfig {
+            latency: Duration::from_millis(self.srt_latency_ms.clamp(20, 8000)),
+            max_connections: self.srt_max_connections,
+            ..weir_srt::SrtConfig::default()
         }
     }
 

@@ -22,6 +22,20 @@ pub enum GateOutput {
     Frame(Frame),
 }
 
+/// Publishes what came through a gate as one batch (one wake-up for subscribers).
+pub fn publish(gated: &mut Vec<GateOutput>, publisher: &mut weir_bus::Publisher) {
+    if gated.is_empty() {
+        return;
+    }
+    for out in gated.drain(..) {
+        match out {
+            GateOutput::Tracks(tracks) => publisher.set_tracks(tracks),
+            GateOutput::Frame(f) => publisher.push(f),
+        }
+    }
+    publisher.flush();
+}
+
 /// Buffers frames until the track set is known.
 #[derive(Debug, Default)]
 pub struct TrackGate {

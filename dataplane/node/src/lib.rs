@@ -4,7 +4,8 @@
 //! Owns: starting one shard per core (each a single-threaded compio runtime on io_uring,
 //! falling back to epoll where io_uring is refused), the SO_REUSEPORT listeners, the RTMP
 //! ingest driver (socket ⇄ [`weir_rtmp::ServerSession`] ⇄ [`weir_flv::FlvDemuxer`] ⇄
-//! [`weir_bus::Publisher`]), the stream registry shared by all shards (admission,
+//! [`weir_bus::Publisher`]), the SRT ingest driver (UDP ⇄ [`weir_srt::SrtListener`] ⇄
+//! [`weir_ts::TsDemuxer`] ⇄ bus), the WebRTC driver (WHIP/WHEP over [`weir_webrtc`]), the stream registry shared by all shards (admission,
 //! takeover, reconnect grace, lifecycle events), the LL-HLS packager task (a bus
 //! subscriber owning its [`weir_hls::LiveStream`]), the HTTP origin serving LL-HLS from
 //! memory, and graceful shutdown.
@@ -27,6 +28,7 @@ mod registry;
 mod rtmp_conn;
 mod shard;
 mod shutdown;
+mod srt;
 mod watchdog;
 mod webrtc;
 

@@ -41,6 +41,8 @@ pub struct StartedNode {
     pub rtmp_addr: SocketAddr,
     /// Where HTTP listens (port resolved).
     pub http_addr: SocketAddr,
+    /// Where SRT listens (UDP, port resolved).
+    pub srt_addr: SocketAddr,
     /// Each shard's WebRTC UDP address, by shard index.
     pub webrtc_addrs: Vec<SocketAddr>,
     /// The addresses announced to WebRTC clients as candidates.
@@ -108,6 +110,32 @@ fn udp_socket(ip: std::net::IpAddr, port: u16, i: usize) -> Result<std::net::Udp
     bind().map_err(|source| NodeError::Bind { addr, source })
 }
 
+/// Binds `n` SO_REUSEPORT UDP sockets on one address for SRT (port 0 resolves once).
+/// The kernel hashes each caller's address to one socket, so a connection stays on one
+/// shard.
+fn srt_sockets(
+    addr: SocketAddr,
+    n: usize,
+) -> Result<(SocketAddr, Vec<std::net::UdpSocket>), NodeError> {
+    let bind = |addr: SocketAddr| -> std::io::Result<std::net::UdpSocket> {
+        let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+        s.set_reuse_port(true)?;
+        s.set_nonblocking(true)?;
+        let _ = s.set_recv_buffer_size(4 << 20);
+        s.bind(&addr.into())?;
+        Ok(s.into())
+    };
+    let first = bind(addr).map_err(|source| NodeError::Bind { addr, source })?;
+    let actual = first
+        .local_addr()
+        .map_err(|source| NodeError::Bind { addr, source })?;
+    let mut all = vec![first];
+    for _ in 1..n {
+        all.push(bind(actual).map_err(|source| NodeError::Bind { addr: actual, source })?);
+    }
+    Ok((actual, all))
+}
+
 /// The addresses WebRTC clients are told to reach: configured, the bind address, or the
 /// source address of the default route (found without sending anything), else loopback.
 fn announced_ips(config: &NodeConfig) -> Vec<std::net::IpAddr> {
@@ -137,6 +165,7 @@ impl Node {
         let n = config.shard_count();
         let (rtmp_addr, rtmp) = listeners(config.rtmp_listen, n)?;
         let (http_addr, http) = listeners(config.http_listen, n)?;
+        let (srt_addr, srt) = srt_sockets(config.srt_listen, n)?;
         let registry = Arc::new(Registry::new(
             config.hls(),
             Duration::from_millis(config.reconnect_grace_ms),
@@ -173,8 +202,8 @@ impl Node {
         let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
         let (tx, rx) = mpsc::channel();
         let mut threads = Vec::with_capacity(n);
-        let listeners = rtmp.into_iter().zip(http).zip(udp);
-        for (index, ((rtmp, http), webrtc_udp)) in listeners.enumerate() {
+        let listeners = rtmp.into_iter().zip(http).zip(udp).zip(srt);
+        for (index, (((rtmp, http), webrtc_udp), srt_udp)) in listeners.enumerate() {
             let spec = ShardSpec {
                 index,
                 cpu: (n <= cores).then_some(index),
@@ -184,6 +213,8 @@ impl Node {
                 rtmp_ctx: rtmp_ctx.clone(),
                 webrtc_udp,
                 webrtc: webrtc.clone(),
+                srt_udp,
+                srt: config.srt(),
                 registry: registry.clone(),
                 shutdown: shutdown.clone(),
                 max_http: config.http_max_connections.max(1),
@@ -214,6 +245,7 @@ impl Node {
         Ok(StartedNode {
             rtmp_addr,
             http_addr,
+            srt_addr,
             webrtc_addrs,
             webrtc_public_ips,
             drivers,

@@ -345,14 +345,5 @@ fn demux(p: &mut Publishing, kind: MediaKind, timestamp: u32, payload: &Bytes) {
 
 /// Publishes what came through the gate as one batch.
 fn publish(p: &mut Publishing) {
-    if p.gated.is_empty() {
-        return;
-    }
-    for out in p.gated.drain(..) {
-        match out {
-            GateOutput::Tracks(tracks) => p.publisher.set_tracks(tracks),
-            GateOutput::Frame(f) => p.publisher.push(f),
-        }
-    }
-    p.publisher.flush();
+    crate::gate::publish(&mut p.gated, &mut p.publisher);
 }

@@ -39,6 +39,10 @@ pub struct ShardSpec {
     pub webrtc_udp: std::net::UdpSocket,
     /// What WebRTC sessions are answered with (candidates, certificate, directory).
     pub webrtc: WebrtcSpec,
+    /// This shard's SRT UDP socket (SO_REUSEPORT on the SRT port).
+    pub srt_udp: std::net::UdpSocket,
+    /// SRT listener settings.
+    pub srt: weir_srt::SrtConfig,
     /// The node's streams.
     pub registry: Arc<Registry>,
     /// Node shutdown.
@@ -122,13 +126,14 @@ pub fn run(spec: ShardSpec) {
     };
     let driver = driver_name(rt.driver_type());
     rt.block_on(async move {
-        let (rtmp, http, udp) = match (
+        let (rtmp, http, udp, srt_udp) = match (
             TcpListener::from_std(spec.rtmp),
             TcpListener::from_std(spec.http),
             compio::net::UdpSocket::from_std(spec.webrtc_udp),
+            compio::net::UdpSocket::from_std(spec.srt_udp),
         ) {
-            (Ok(r), Ok(h), Ok(u)) => (r, h, u),
-            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            (Ok(r), Ok(h), Ok(u), Ok(s)) => (r, h, u, s),
+            (Err(e), _, _, _) | (_, Err(e), _, _) | (_, _, Err(e), _) | (_, _, _, Err(e)) => {
                 let _ = spec
                     .ready
                     .send(Err(format!("shard {}: listener: {e}", spec.index)));
@@ -151,6 +156,8 @@ pub fn run(spec: ShardSpec) {
             }
         };
         compio::runtime::spawn(crate::webrtc::receive(rtc.clone(), spec.shutdown.clone())).detach();
+        let srt = crate::srt::SrtShard::new(srt_udp, spec.srt.clone(), spec.rtmp_ctx.clone());
+        compio::runtime::spawn(crate::srt::run(srt, spec.shutdown.clone())).detach();
         let _ = spec.ready.send(Ok((spec.index, driver)));
         tracing::debug!(shard = spec.index, driver, "shard running");
 

@@ -121,6 +121,13 @@ pub struct NodeArgs {
         value_delimiter = ','
     )]
     pub webrtc_public_ips: Option<Vec<std::net::IpAddr>>,
+    /// SRT ingest listen address (UDP): `ffmpeg … -f mpegts "srt://HOST:PORT?streamid=<key>"`.
+    #[arg(long, global = true, env = "WEIR_SRT_LISTEN")]
+    pub srt_listen: Option<std::net::SocketAddr>,
+    /// SRT receiver latency in ms that the node asks callers for (the larger of this and
+    /// the caller's own wins); more latency recovers more loss.
+    #[arg(long, global = true, env = "WEIR_SRT_LATENCY_MS")]
+    pub srt_latency_ms: Option<u64>,
     /// Grace period for a publisher to reconnect, in ms.
     #[arg(long, global = true, env = "WEIR_RECONNECT_GRACE_MS")]
     pub reconnect_grace_ms: Option<u64>,

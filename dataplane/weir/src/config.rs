@@ -71,6 +71,12 @@ pub fn load(path: Option<&Path>, args: &NodeArgs) -> anyhow::Result<Config> {
     if let Some(v) = a.shards {
         n.shards = v;
     }
+    if let Some(v) = a.srt_listen {
+        n.srt_listen = v;
+    }
+    if let Some(v) = a.srt_latency_ms {
+        n.srt_latency_ms = v;
+    }
     if let Some(v) = a.webrtc_udp_port {
         n.webrtc_udp_port = v;
     }

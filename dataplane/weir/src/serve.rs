@@ -68,6 +68,12 @@ fn start_node(
         started.http_addr,
         started.http_addr.port()
     );
+    tracing::info!(
+        "SRT ingest listening on UDP {} (latency {} ms): srt://{host}:{}?streamid=<stream key>",
+        started.srt_addr,
+        node.srt_latency_ms,
+        started.srt_addr.port()
+    );
     let ports: Vec<String> = started
         .webrtc_addrs
         .iter()
