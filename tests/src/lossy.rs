@@ -39,7 +39,8 @@ impl LossyRelay {
         let back = UdpSocket::bind("127.0.0.1:0").expect("relay back");
         back.connect(server).expect("relay connect");
         for s in [&front, &back] {
-            s.set_read_timeout(Some(Duration::from_millis(50))).expect("timeout");
+            s.set_read_timeout(Some(Duration::from_millis(50)))
+                .expect("timeout");
         }
         let addr = front.local_addr().expect("addr");
         let stop = Arc::new(AtomicBool::new(false));
@@ -50,8 +51,13 @@ impl LossyRelay {
 
         // caller → server
         {
-            let (rx_sock, tx_sock, stop, caller, dropped) =
-                (front.clone(), back.clone(), stop.clone(), caller.clone(), dropped_up.clone());
+            let (rx_sock, tx_sock, stop, caller, dropped) = (
+                front.clone(),
+                back.clone(),
+                stop.clone(),
+                caller.clone(),
+                dropped_up.clone(),
+            );
             let send = delayed(stop.clone(), move |b: Vec<u8>, _| {
                 let _ = tx_sock.send(&b);
             });

@@ -66,7 +66,10 @@ fn decode_ll_hls(node: &Node, channel: &str) -> (u64, String) {
         node.log()
     );
     let mv = get(node.http_port, &path).expect("get").text();
-    assert!(mv.contains("CODECS=\"avc1.") && mv.contains("mp4a.40.2"), "{mv}");
+    assert!(
+        mv.contains("CODECS=\"avc1.") && mv.contains("mp4a.40.2"),
+        "{mv}"
+    );
     assert!(mv.contains("RESOLUTION=640x360"), "{mv}");
     assert!(variant_uri(&mv).is_some(), "{mv}");
     let url = node.http_url(&path);
@@ -107,13 +110,24 @@ fn publisher_left(node: &Node) -> Option<(u64, u64)> {
 #[test]
 fn ffmpeg_publishes_over_srt_and_ll_hls_decodes() {
     let node = Node::start();
-    assert!(node.log().contains("SRT ingest listening on UDP"), "{}", node.log());
+    assert!(
+        node.log().contains("SRT ingest listening on UDP"),
+        "{}",
+        node.log()
+    );
     let (_, key) = node.issue_key("srtcam");
     let url = format!("{}&latency=120000", node.srt_url(&key));
     let publisher = KillOnDrop(obs_like_ts(14, &url).spawn().expect("ffmpeg"));
     let (frames, errors) = decode_ll_hls(&node, "srtcam");
-    assert!(frames >= 60, "decoded {frames} frames: {errors}\n{}", node.log());
-    assert!(errors.trim().is_empty(), "ffmpeg errors decoding LL-HLS: {errors}");
+    assert!(
+        frames >= 60,
+        "decoded {frames} frames: {errors}\n{}",
+        node.log()
+    );
+    assert!(
+        errors.trim().is_empty(),
+        "ffmpeg errors decoding LL-HLS: {errors}"
+    );
     // The media playlist is live and its segments hold B-frames (pts ≠ dts).
     drop(publisher);
     assert!(
@@ -131,7 +145,9 @@ fn publish_through_loss(loss: u64) -> (u64, u64, u64, u64) {
     let node = Node::start();
     let channel = format!("lossy{loss}");
     let (_, key) = node.issue_key(&channel);
-    let server: SocketAddr = format!("127.0.0.1:{}", node.srt_port).parse().expect("addr");
+    let server: SocketAddr = format!("127.0.0.1:{}", node.srt_port)
+        .parse()
+        .expect("addr");
     let relay = LossyRelay::start(server, loss, Duration::from_millis(10));
     let url = format!(
         "srt://{}?streamid=%23!::r=live/{key},m=publish&latency=120",
@@ -139,7 +155,11 @@ fn publish_through_loss(loss: u64) -> (u64, u64, u64, u64) {
     );
     let (enc, slt) = srt_live_transmit(16, &url);
     let (frames, errors) = decode_ll_hls(&node, &channel);
-    assert!(frames >= 60, "{loss}%: decoded {frames} frames: {errors}\n{}", node.log());
+    assert!(
+        frames >= 60,
+        "{loss}%: decoded {frames} frames: {errors}\n{}",
+        node.log()
+    );
     drop(enc);
     drop(slt);
     assert!(
@@ -149,12 +169,17 @@ fn publish_through_loss(loss: u64) -> (u64, u64, u64, u64) {
     );
     let (dropped, retransmitted) = publisher_left(&node).expect("stats");
     let up = relay.dropped_up.load(std::sync::atomic::Ordering::Relaxed);
-    let down = relay.dropped_down.load(std::sync::atomic::Ordering::Relaxed);
+    let down = relay
+        .dropped_down
+        .load(std::sync::atomic::Ordering::Relaxed);
     eprintln!(
         "SRT at {loss}% loss: receiver dropped {dropped}, retransmitted {retransmitted}; relay lost {up} up / {down} down; LL-HLS decoded {frames} frames"
     );
     assert!(up > 0, "the relay lost nothing");
-    assert!(retransmitted > 0, "nothing was retransmitted at {loss}% loss");
+    assert!(
+        retransmitted > 0,
+        "nothing was retransmitted at {loss}% loss"
+    );
     (dropped, retransmitted, up, down)
 }
 
@@ -184,31 +209,26 @@ fn refused_callers_get_srt_reject_codes_and_junk_is_ignored() {
     let try_publish = |stream_id: &str| {
         let url = format!("srt://127.0.0.1:{}?streamid={stream_id}", node.srt_port);
         let mut c = Command::new("timeout");
-        c.args(["10", "ffmpeg"]).args(obs_like_ts(3, &url).get_args());
+        c.args(["10", "ffmpeg"])
+            .args(obs_like_ts(3, &url).get_args());
         let (ok, _, stderr) = output(&mut c);
         assert!(!ok, "a refused publish succeeded: {stderr}");
     };
     try_publish("not-a-valid-key");
     assert!(
-        wait_until(Duration::from_secs(5), || node
-            .log()
-            .contains("code=2403")),
+        wait_until(Duration::from_secs(5), || node.log().contains("code=2403")),
         "{}",
         node.log()
     );
     try_publish(&format!("%23!::r=live/{key},m=request"));
     assert!(
-        wait_until(Duration::from_secs(5), || node
-            .log()
-            .contains("code=2405")),
+        wait_until(Duration::from_secs(5), || node.log().contains("code=2405")),
         "{}",
         node.log()
     );
     try_publish(&format!("other/{key}"));
     assert!(
-        wait_until(Duration::from_secs(5), || node
-            .log()
-            .contains("code=2404")),
+        wait_until(Duration::from_secs(5), || node.log().contains("code=2404")),
         "{}",
         node.log()
     );
@@ -222,10 +242,17 @@ fn refused_callers_get_srt_reject_codes_and_junk_is_ignored() {
         let _ = udp.send_to(&junk, ("127.0.0.1", node.srt_port));
     }
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(get(node.http_port, "/healthz").expect("healthz").status, 200);
+    assert_eq!(
+        get(node.http_port, "/healthz").expect("healthz").status,
+        200
+    );
     // A good publish still works afterwards.
     let url = format!("{}&latency=120000", node.srt_url(&key));
     let _publisher = KillOnDrop(obs_like_ts(12, &url).spawn().expect("ffmpeg"));
     let (frames, errors) = decode_ll_hls(&node, "guarded");
-    assert!(frames >= 60, "decoded {frames} frames: {errors}\n{}", node.log());
+    assert!(
+        frames >= 60,
+        "decoded {frames} frames: {errors}\n{}",
+        node.log()
+    );
 }

@@ -131,7 +131,10 @@ fn srt_sockets(
         .map_err(|source| NodeError::Bind { addr, source })?;
     let mut all = vec![first];
     for _ in 1..n {
-        all.push(bind(actual).map_err(|source| NodeError::Bind { addr: actual, source })?);
+        all.push(bind(actual).map_err(|source| NodeError::Bind {
+            addr: actual,
+            source,
+        })?);
     }
     Ok((actual, all))
 }

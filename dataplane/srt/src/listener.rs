@@ -384,8 +384,11 @@ impl SrtListener {
         let settings = conn.duplex.settings();
         let shutdown = Packet::Control(ControlPacket {
             timestamp: TimeStamp::from_micros(
-                u32::try_from(now.saturating_duration_since(settings.socket_start_time).as_micros())
-                    .unwrap_or(u32::MAX),
+                u32::try_from(
+                    now.saturating_duration_since(settings.socket_start_time)
+                        .as_micros(),
+                )
+                .unwrap_or(u32::MAX),
             ),
             dest_sockid: settings.remote_sockid,
             control_type: ControlTypes::Shutdown,

@@ -8,6 +8,8 @@
 //!   `t` type, `h` host); unknown keys are ignored.
 //!
 //! MediaMTX-style `publish:live/<key>` and `read:live/<key>` prefixes set the mode too.
+//! Callers that take the id from a URL (ffmpeg, srt-live-transmit) pass `%XX` escapes on
+//! verbatim — `streamid=%23!::r=…` is how `#` gets into a URL — so escapes are decoded.
 //! Ids are at most [`MAX_STREAM_ID`] bytes (libsrt's limit).
 
 /// Longest stream id accepted, in bytes (the SRT handshake carries at most 512).
@@ -58,7 +60,8 @@ impl StreamRequest {
         if id.len() > MAX_STREAM_ID {
             return Err(StreamIdError::TooLong);
         }
-        let id = id.trim();
+        let decoded = percent_decode(id.trim());
+        let id = decoded.as_str();
         let request = match id.strip_prefix("#!::") {
             Some(pairs) => Self::parse_pairs(pairs)?,
             None => Self::parse_plain(id),
@@ -122,6 +125,34 @@ impl StreamRequest {
     }
 }
 
+/// Decodes `%XX` escapes; anything else (a lone `%`, invalid UTF-8) is kept as it was.
+fn percent_decode(s: &str) -> String {
+    if !s.contains('%') {
+        return s.to_owned();
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, ..) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| s.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,7 +165,10 @@ mod tests {
         let r = StreamRequest::parse("live/abc123").unwrap();
         assert_eq!(r.app_and_name("x"), ("live", "abc123"));
         let r = StreamRequest::parse("publish:live/k").unwrap();
-        assert_eq!((r.mode, r.app_and_name("x")), (Mode::Publish, ("live", "k")));
+        assert_eq!(
+            (r.mode, r.app_and_name("x")),
+            (Mode::Publish, ("live", "k"))
+        );
         let r = StreamRequest::parse("read:live/k").unwrap();
         assert_eq!(r.mode, Mode::Request);
     }
@@ -146,13 +180,27 @@ mod tests {
         assert_eq!(r.mode, Mode::Publish);
         assert_eq!(r.user.as_deref(), Some("alice"));
         let r = StreamRequest::parse("#!::m=request,r=key2").unwrap();
-        assert_eq!((r.mode, r.app_and_name("live")), (Mode::Request, ("live", "key2")));
+        assert_eq!(
+            (r.mode, r.app_and_name("live")),
+            (Mode::Request, ("live", "key2"))
+        );
+    }
+
+    #[test]
+    fn escaped_ids() {
+        let r = StreamRequest::parse("%23!::r=live/k1,m=publish").unwrap();
+        assert_eq!(r.app_and_name("x"), ("live", "k1"));
+        assert_eq!(StreamRequest::parse("a%2").unwrap().resource, "a%2");
+        assert_eq!(StreamRequest::parse("%ff%fe").unwrap().resource, "%ff%fe");
     }
 
     #[test]
     fn refusals() {
         assert_eq!(StreamRequest::parse(""), Err(StreamIdError::Missing));
-        assert_eq!(StreamRequest::parse("#!::m=publish"), Err(StreamIdError::Missing));
+        assert_eq!(
+            StreamRequest::parse("#!::m=publish"),
+            Err(StreamIdError::Missing)
+        );
         assert_eq!(
             StreamRequest::parse("#!::r=a,m=play"),
             Err(StreamIdError::UnknownMode("play".into()))

@@ -256,7 +256,9 @@ fn handshake_carries_the_stream_id_and_data_arrives_in_order() {
         }
         other => panic!("first event {other:?}"),
     }
-    assert!(matches!(w.events[1], SrtEvent::Connected { latency, .. } if latency >= Duration::from_millis(120)));
+    assert!(
+        matches!(w.events[1], SrtEvent::Connected { latency, .. } if latency >= Duration::from_millis(120))
+    );
     let data = w.data();
     assert_eq!(data.len(), 300);
     for (i, d) in data.iter().enumerate() {
@@ -301,7 +303,10 @@ fn loss_is_recovered_within_the_latency() {
     // 600 ms and 1 s) — not a deadline problem; see the SRT notes. Bounded here so a
     // regression shows; the end-to-end test measures libsrt callers through netem.
     let (delivered, dropped) = lossy_run(5, 120);
-    assert!(dropped <= 40 && delivered >= 960, "{delivered} delivered, {dropped} dropped");
+    assert!(
+        dropped <= 40 && delivered >= 960,
+        "{delivered} delivered, {dropped} dropped"
+    );
 }
 
 #[test]
@@ -350,9 +355,15 @@ fn close_tells_the_caller() {
     let peer: SocketAddr = CLIENT.parse().unwrap();
     w.listener.close(w.now, peer);
     assert_eq!(w.listener.connections(), 0);
-    assert!(matches!(w.listener.poll_event(), Some(SrtEvent::Closed { .. })));
+    assert!(matches!(
+        w.listener.poll_event(),
+        Some(SrtEvent::Closed { .. })
+    ));
     w.run(200, None, 0);
-    assert!(w.caller.received_closed, "the caller did not hear the shutdown");
+    assert!(
+        w.caller.received_closed,
+        "the caller did not hear the shutdown"
+    );
 }
 
 #[test]

@@ -145,11 +145,19 @@ impl SrtShard {
         self.flush().await;
     }
 
-    async fn admit(&self, peer: SocketAddr, stream_id: &str) -> Result<Publishing, (RejectCode, String)> {
+    async fn admit(
+        &self,
+        peer: SocketAddr,
+        stream_id: &str,
+    ) -> Result<Publishing, (RejectCode, String)> {
         let ctx = &self.ctx;
-        let req = StreamRequest::parse(stream_id).map_err(|e| (RejectCode::BadRequest, e.to_string()))?;
+        let req =
+            StreamRequest::parse(stream_id).map_err(|e| (RejectCode::BadRequest, e.to_string()))?;
         if req.mode != Mode::Publish {
-            return Err((RejectCode::BadMode, "SRT playback is not offered: use LL-HLS or WHEP".into()));
+            return Err((
+                RejectCode::BadMode,
+                "SRT playback is not offered: use LL-HLS or WHEP".into(),
+            ));
         }
         let (app, key) = req.app_and_name(&ctx.app);
         if app != ctx.app {
@@ -160,7 +168,12 @@ impl SrtShard {
         }
         let grant = compio::time::timeout(AUTH_TIMEOUT, ctx.auth.authorize(app, key))
             .await
-            .map_err(|_| (RejectCode::Unavailable, "authorisation timed out".to_owned()))?
+            .map_err(|_| {
+                (
+                    RejectCode::Unavailable,
+                    "authorisation timed out".to_owned(),
+                )
+            })?
             .map_err(|r| (RejectCode::Forbidden, r.reason))?;
         let conn = crate::rtmp_conn::next_connection_id();
         let kick = Shutdown::new();

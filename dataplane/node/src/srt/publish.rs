@@ -5,14 +5,11 @@ use std::sync::Arc;
 
 use weir_bus::Publisher;
 use weir_media::{Frame, TimestampNormalizer};
-use weir_ts::{TsDemuxer, TsEvent};
+use weir_ts::{TsDemuxer, TsEvent, composition_offset};
 
 use crate::gate::{self, GateOutput, TrackGate};
 use crate::registry::Stream;
 use crate::shutdown::Shutdown;
-
-/// A 33-bit MPEG clock's modulus.
-const WRAP_33: u64 = 1 << 33;
 
 /// An admitted SRT caller's publish.
 pub struct Publishing {
@@ -68,7 +65,9 @@ impl Publishing {
                     keyframe,
                     data,
                 } => {
-                    let t = self.clock.normalize_90k(track, dts, composition_offset(dts, pts));
+                    let t = self
+                        .clock
+                        .normalize_90k(track, dts, composition_offset(dts, pts));
                     if t.discontinuity {
                         tracing::info!(channel = %self.stream.channel, %track, "SRT clock jump absorbed");
                     }
@@ -88,29 +87,5 @@ impl Publishing {
             }
         }
         gate::publish(&mut self.gated, &mut self.publisher);
-    }
-}
-
-/// `pts − dts` of two 33-bit clock values, signed (B-frames: positive).
-fn composition_offset(dts: u64, pts: u64) -> i64 {
-    let d = pts.wrapping_sub(dts) % WRAP_33;
-    let d = i64::try_from(d).unwrap_or(0);
-    if d >= (1 << 32) {
-        d - (1 << 33)
-    } else {
-        d
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::composition_offset;
-
-    #[test]
-    fn composition_offsets_across_the_wrap() {
-        assert_eq!(composition_offset(1000, 4000), 3000);
-        assert_eq!(composition_offset(4000, 1000), -3000);
-        assert_eq!(composition_offset((1 << 33) - 1000, 2000), 3000);
-        assert_eq!(composition_offset(5, 5), 0);
     }
 }

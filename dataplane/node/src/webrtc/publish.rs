@@ -12,7 +12,7 @@ use weir_bus::Publisher;
 use weir_webrtc::{IngestEvent, WhipSession};
 
 use super::{Answered, Inbox, Refused, WebrtcShard, session_id, wait_turn};
-use crate::gate::{GateOutput, TrackGate};
+use crate::gate::TrackGate;
 use crate::registry::{Admission, Stream};
 use crate::shutdown::Shutdown;
 
@@ -126,15 +126,7 @@ async fn run(shard: Rc<WebrtcShard>, mut session: WhipSession, inbox: Rc<Inbox>,
                 IngestEvent::Frame(frame) => gate.on_frame(frame, &mut gated),
             }
         }
-        if !gated.is_empty() {
-            for out in gated.drain(..) {
-                match out {
-                    GateOutput::Tracks(t) => publisher.set_tracks(t),
-                    GateOutput::Frame(f) => publisher.push(f),
-                }
-            }
-            publisher.flush();
-        }
+        crate::gate::publish(&mut gated, &mut publisher);
         while let Some(d) = session.poll_transmit() {
             shard.send(d).await;
         }
