@@ -1,4 +1,7 @@
-//! H.264 helpers: the avcC record and the dimensions in a sequence parameter set.
+//! H.264 helpers: the avcC record (read and built) and what a sequence parameter set
+//! says about the picture.
+
+use bytes::Bytes;
 
 use crate::bits::{BitReader, BitsError};
 
@@ -11,9 +14,12 @@ pub enum H264Error {
     /// The avcC version is not 1.
     #[error("avcC version {0} is not 1")]
     Version(u8),
-    /// The avcC record carries no SPS.
+    /// The avcC record carries no SPS (or, when building one, no SPS or no PPS).
     #[error("avcC record has no SPS")]
     NoSps,
+    /// Too many parameter sets, or one too long, for an avcC record.
+    #[error("parameter sets do not fit an avcC record")]
+    TooLarge,
     /// The SPS bitstream ended early or held out-of-range values.
     #[error("malformed SPS")]
     Sps(#[from] BitsError),
@@ -30,6 +36,12 @@ pub struct SpsInfo {
     pub width: u32,
     /// Displayed height after cropping.
     pub height: u32,
+    /// `chroma_format_idc` (1 = 4:2:0 unless the profile says otherwise).
+    pub chroma_format_idc: u8,
+    /// Luma bit depth (8 unless a high profile says otherwise).
+    pub bit_depth_luma: u8,
+    /// Chroma bit depth.
+    pub bit_depth_chroma: u8,
 }
 
 /// The parameter sets of an avcC record: (SPS list, PPS list).
@@ -84,6 +96,7 @@ pub fn parse_sps(nal: &[u8]) -> Result<SpsInfo, H264Error> {
     let level = r.bits(8)? as u8;
     r.ue()?; // seq_parameter_set_id
     let mut chroma_format_idc = 1;
+    let (mut depth_luma, mut depth_chroma) = (0, 0);
     if matches!(
         profile,
         100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135
@@ -92,8 +105,11 @@ pub fn parse_sps(nal: &[u8]) -> Result<SpsInfo, H264Error> {
         if chroma_format_idc == 3 {
             r.skip(1)?; // separate_colour_plane_flag
         }
-        r.ue()?; // bit_depth_luma_minus8
-        r.ue()?; // bit_depth_chroma_minus8
+        depth_luma = r.ue()?; // bit_depth_luma_minus8
+        depth_chroma = r.ue()?; // bit_depth_chroma_minus8
+        if chroma_format_idc > 3 || depth_luma > 6 || depth_chroma > 6 {
+            return Err(H264Error::Sps(BitsError));
+        }
         r.skip(1)?; // qpprime_y_zero_transform_bypass_flag
         if r.bit()? {
             let lists = if chroma_format_idc == 3 { 12 } else { 8 };
@@ -156,7 +172,59 @@ pub fn parse_sps(nal: &[u8]) -> Result<SpsInfo, H264Error> {
         level,
         width,
         height,
+        // Range-checked above.
+        chroma_format_idc: chroma_format_idc as u8,
+        bit_depth_luma: 8 + depth_luma as u8,
+        bit_depth_chroma: 8 + depth_chroma as u8,
     })
+}
+
+/// Builds an avcC record (AVCDecoderConfigurationRecord, 4-byte NAL lengths) from SPS and
+/// PPS NAL units (with their header bytes). Profile and level come from the first SPS,
+/// which must parse; high profiles get the chroma format and bit depth extension.
+pub fn avcc_record(sps: &[&[u8]], pps: &[&[u8]]) -> Result<Bytes, H264Error> {
+    let first = sps.first().ok_or(H264Error::NoSps)?;
+    if pps.is_empty() {
+        return Err(H264Error::NoSps);
+    }
+    if sps.len() > 31 || pps.len() > 255 {
+        return Err(H264Error::TooLarge);
+    }
+    let info = parse_sps(first)?;
+    let mut out =
+        Vec::with_capacity(16 + first.len() + pps.iter().map(|p| p.len() + 2).sum::<usize>());
+    // parse_sps read these three bytes.
+    out.extend_from_slice(&[
+        1,
+        first[1],
+        first[2],
+        first[3],
+        0xff,
+        0xe0 | sps.len() as u8,
+    ]);
+    for nal in sps {
+        push_u16_prefixed(&mut out, nal)?;
+    }
+    out.push(pps.len() as u8);
+    for nal in pps {
+        push_u16_prefixed(&mut out, nal)?;
+    }
+    if matches!(info.profile, 100 | 110 | 122 | 144) {
+        out.extend_from_slice(&[
+            0xfc | info.chroma_format_idc,
+            0xf8 | (info.bit_depth_luma - 8),
+            0xf8 | (info.bit_depth_chroma - 8),
+            0, // numOfSequenceParameterSetExt
+        ]);
+    }
+    Ok(Bytes::from(out))
+}
+
+fn push_u16_prefixed(out: &mut Vec<u8>, nal: &[u8]) -> Result<(), H264Error> {
+    let len = u16::try_from(nal.len()).map_err(|_| H264Error::TooLarge)?;
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(nal);
+    Ok(())
 }
 
 fn skip_scaling_list(r: &mut BitReader<'_>, size: usize) -> Result<(), BitsError> {
@@ -197,6 +265,28 @@ mod tests {
         assert_eq!(info.profile, 100);
         assert_eq!(info.level, 13);
         assert_eq!((info.width, info.height), (320, 240));
+    }
+
+    #[test]
+    fn builds_the_avcc_record_ffmpeg_writes() {
+        let (sps, pps) = parse_avcc(AVCC).expect("valid avcC");
+        let info = parse_sps(sps[0]).expect("valid sps");
+        assert_eq!(
+            (
+                info.chroma_format_idc,
+                info.bit_depth_luma,
+                info.bit_depth_chroma
+            ),
+            (1, 8, 8)
+        );
+        let built = avcc_record(&sps, &pps).expect("builds");
+        // ffmpeg's record plus the high-profile extension (4:2:0, 8 bit, no SPS ext).
+        assert_eq!(&built[..AVCC.len()], AVCC);
+        assert_eq!(&built[AVCC.len()..], &[0xfd, 0xf8, 0xf8, 0]);
+        assert_eq!(parse_avcc(&built), Ok((sps.clone(), pps.clone())));
+        assert_eq!(avcc_record(&sps, &[]), Err(H264Error::NoSps));
+        assert_eq!(avcc_record(&[], &pps), Err(H264Error::NoSps));
+        assert!(avcc_record(&[&[0x67, 0x64]], &pps).is_err());
     }
 
     #[test]

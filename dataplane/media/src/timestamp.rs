@@ -1,38 +1,52 @@
 //! Timestamp normalisation, done once per broadcast at ingest.
 //!
-//! Ingest protocols hand us wrapping, jumping, sometimes backwards clocks (RTMP: a
-//! 32-bit millisecond clock per message, plus a signed 24-bit composition offset), and
-//! encoders interleave tracks loosely: audio may be sent a second or more behind the
-//! video it belongs to. Everything downstream relies on these rules instead:
+//! Ingest protocols hand us wrapping, jumping, sometimes backwards clocks, and encoders
+//! interleave tracks loosely: audio may be sent a second or more behind the video it
+//! belongs to. Two kinds of raw clock come in:
+//!
+//! - [`TimestampNormalizer::normalize_ms`]: RTMP/FLV, a 32-bit millisecond decode clock
+//!   per message plus a signed composition offset in milliseconds. It wraps at 2^32 ms.
+//! - [`TimestampNormalizer::normalize_90k`]: MPEG-TS (and RTP-like 90 kHz clocks), a
+//!   33-bit decode clock in 90 kHz ticks plus a signed composition offset in ticks. It
+//!   wraps at 2^33 ticks (about 26.5 hours) and keeps tick precision (an AAC frame at
+//!   48 kHz is exactly 1920 ticks).
+//!
+//! Internally both are raw tick counts with a wrap modulus (milliseconds become
+//! `ms × 90` ticks with a modulus of `2^32 × 90`), so the rules below are the same for
+//! both; the limits are stated in milliseconds and apply in ticks (`× 90`). Everything
+//! downstream relies on these rules instead of the raw clocks:
 //!
 //! 1. **One timeline per broadcast**, in [`TIMESCALE`](crate::TIMESCALE) ticks. The first
 //!    frame of the broadcast sits at [`TIMELINE_START_MS`], so that tracks stamped up to
 //!    that much earlier than the first frame, and negative composition offsets, never
 //!    produce negative times. Raw clocks map onto the timeline through one broadcast-wide
 //!    *epoch* (raw value ↔ timeline position), so tracks stay in sync: audio stamped
-//!    1.5 s behind video lands 1.5 s earlier on the timeline.
+//!    1.5 s behind video lands 1.5 s earlier on the timeline. (A track on the other kind
+//!    of clock than the epoch's cannot map through it: it is an unrelated clock, rule 2.)
 //! 2. **Each track has its own clock.** A track's first frame maps through the current
 //!    epoch. If that lands more than [`TIMELINE_START_MS`] before, or more than
 //!    [`MAX_FORWARD_MS`] after, the newest timeline position of any track, the track runs
 //!    on an unrelated clock: it starts at that newest position instead and the frame is
 //!    flagged `discontinuity`. Up to [`MAX_TRACKS`] tracks get their own clock; further
 //!    tracks share one fallback clock (never a panic, never unbounded state).
-//! 3. **Rollover**: a track's raw clock is unwrapped by taking the signed 32-bit
-//!    difference to *that track's* previous raw value, so 0xFFFF_FFF0 → 0x10 is a step of
-//!    +32 ms. Steps from −[`MAX_BACKWARD_MS`] to +[`MAX_FORWARD_MS`] are applied as they
-//!    are (small steps back tolerate sloppy encoders; rule 6 keeps dts increasing).
+//! 3. **Rollover**: a track's raw clock is unwrapped by taking the signed difference,
+//!    modulo the clock's wrap, to *that track's* previous raw value, so 0xFFFF_FFF0 →
+//!    0x10 ms is a step of +32 ms, and 2^33 − 900 → 900 ticks a step of +1800 ticks.
+//!    Steps from −[`MAX_BACKWARD_MS`] to +[`MAX_FORWARD_MS`] are applied as they are
+//!    (small steps back tolerate sloppy encoders; rule 6 keeps dts increasing).
 //! 4. **Jumps** (a step of a track more than [`MAX_FORWARD_MS`] forwards or
-//!    [`MAX_BACKWARD_MS`] backwards: an encoder restart, a clock reset) are absorbed per
-//!    track. If another track's jump re-based the epoch recently (within
-//!    [`MAX_FORWARD_MS`] of this track's position) and this raw value mapped through that
-//!    epoch lands within a normal step (rule 3) of the track's last position, the track
-//!    adopts that epoch: after an encoder restart audio and video re-sync, and only the
-//!    first track to jump is flagged. Otherwise a new epoch is created that continues the
-//!    track one nominal step (its last forward step, or 1 ms) after its last position,
-//!    and the frame is flagged `discontinuity`. Tracks that did not jump keep their clock.
+//!    [`MAX_BACKWARD_MS`] backwards: an encoder restart, a clock reset; or a track
+//!    switching to the other kind of clock) are absorbed per track. If another track's
+//!    jump re-based the epoch recently (within [`MAX_FORWARD_MS`] of this track's
+//!    position) and this raw value mapped through that epoch lands within a normal step
+//!    (rule 3) of the track's last position, the track adopts that epoch: after an
+//!    encoder restart audio and video re-sync, and only the first track to jump is
+//!    flagged. Otherwise a new epoch is created that continues the track one nominal step
+//!    (its last forward step, or 1 ms) after its last position, and the frame is flagged
+//!    `discontinuity`. Tracks that did not jump keep their clock.
 //! 5. **The epoch follows the clock**: every normal step of a track on the current epoch
 //!    refreshes the epoch's reference point, so mapping stays exact over any broadcast
-//!    length (no 32-bit horizon).
+//!    length (no 32- or 33-bit horizon).
 //! 6. **Decode times are strictly increasing per track**: a frame whose dts would not
 //!    advance is moved one tick after its predecessor on the same track.
 //! 7. **Composition offsets** (pts − dts) are carried as they come, including negative ones
@@ -51,6 +65,16 @@ pub const TIMELINE_START_MS: i64 = 10_000;
 pub const MAX_TRACKS: usize = 32;
 
 const TICKS_PER_MS: i64 = 90;
+/// [`MAX_BACKWARD_MS`] in ticks.
+const MAX_BACKWARD: i64 = MAX_BACKWARD_MS * TICKS_PER_MS;
+/// [`MAX_FORWARD_MS`] in ticks.
+const MAX_FORWARD: i64 = MAX_FORWARD_MS * TICKS_PER_MS;
+/// [`TIMELINE_START_MS`] in ticks.
+const TIMELINE_START: i64 = TIMELINE_START_MS * TICKS_PER_MS;
+/// The wrap of the RTMP millisecond clock, in ticks.
+const MS_CLOCK_WRAP: u64 = (1 << 32) * TICKS_PER_MS as u64;
+/// The wrap of the MPEG 33-bit 90 kHz clock.
+const MPEG_CLOCK_WRAP: u64 = 1 << 33;
 
 /// A normalised decode/presentation time pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,41 +89,60 @@ pub struct NormalizedTime {
     pub discontinuity: bool,
 }
 
-/// The broadcast-wide raw → timeline mapping: `raw` sits at `timeline_ms`.
-#[derive(Debug, Clone, Copy)]
-struct Epoch {
-    generation: u64,
-    raw: u32,
-    timeline_ms: i64,
-    /// Where a track's jump created this epoch (`None` for the broadcast's first).
-    rebased_at_ms: Option<i64>,
+/// A raw clock reading: `ticks` in `0..wrap`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Raw {
+    ticks: u64,
+    wrap: u64,
 }
 
-impl Epoch {
-    fn map(&self, raw: u32) -> i64 {
-        self.timeline_ms + step(self.raw, raw)
+impl Raw {
+    /// The signed difference `to - self` modulo the wrap (rule 3), `None` across clock kinds.
+    fn step_to(self, to: Raw) -> Option<i64> {
+        if self.wrap != to.wrap {
+            return None;
+        }
+        let d = (to.ticks + self.wrap - self.ticks) % self.wrap;
+        // Both wraps are far below 2^62: the casts are exact.
+        let d = d as i64;
+        Some(if d >= (self.wrap / 2) as i64 {
+            d - self.wrap as i64
+        } else {
+            d
+        })
     }
 }
 
-/// One track's clock.
+/// The broadcast-wide raw → timeline mapping: `raw` sits at `timeline`.
+#[derive(Debug, Clone, Copy)]
+struct Epoch {
+    generation: u64,
+    raw: Raw,
+    timeline: i64,
+    /// Where a track's jump created this epoch (`None` for the broadcast's first).
+    rebased_at: Option<i64>,
+}
+
+impl Epoch {
+    fn map(&self, raw: Raw) -> Option<i64> {
+        Some(self.timeline + self.raw.step_to(raw)?)
+    }
+}
+
+/// One track's clock (positions in ticks).
 #[derive(Debug, Clone)]
 struct TrackClock {
-    last_raw: u32,
-    timeline_ms: i64,
+    last_raw: Raw,
+    timeline: i64,
     /// The last forward step, continued after a jump.
-    nominal_step_ms: i64,
+    nominal_step: i64,
     /// The epoch generation this track maps through (`None`: its own, unrelated clock).
     epoch: Option<u64>,
     last_dts: i64,
 }
 
-/// The signed 32-bit difference `to - from` (rule 3).
-fn step(from: u32, to: u32) -> i64 {
-    i64::from(to.wrapping_sub(from) as i32)
-}
-
 fn is_normal_step(step: i64) -> bool {
-    (-MAX_BACKWARD_MS..=MAX_FORWARD_MS).contains(&step)
+    (-MAX_BACKWARD..=MAX_FORWARD).contains(&step)
 }
 
 /// The state all tracks share.
@@ -107,37 +150,35 @@ fn is_normal_step(step: i64) -> bool {
 struct Shared {
     epoch: Option<Epoch>,
     /// The newest timeline position any track reached.
-    newest_ms: i64,
+    newest: i64,
 }
 
 impl Shared {
     /// A track's first frame (rule 2): its clock, placed on the timeline.
-    fn start(&mut self, raw: u32) -> (TrackClock, bool) {
-        let (timeline_ms, epoch, discontinuity) = match self.epoch {
+    fn start(&mut self, raw: Raw) -> (TrackClock, bool) {
+        let (timeline, epoch, discontinuity) = match self.epoch {
             None => {
                 self.epoch = Some(Epoch {
                     generation: 0,
                     raw,
-                    timeline_ms: TIMELINE_START_MS,
-                    rebased_at_ms: None,
+                    timeline: TIMELINE_START,
+                    rebased_at: None,
                 });
-                (TIMELINE_START_MS, Some(0), false)
+                (TIMELINE_START, Some(0), false)
             }
             Some(e) => {
-                let mapped = e.map(raw);
-                let window = self.newest_ms - TIMELINE_START_MS..=self.newest_ms + MAX_FORWARD_MS;
-                if window.contains(&mapped) {
-                    (mapped, Some(e.generation), false)
-                } else {
-                    (self.newest_ms, None, true)
+                let window = self.newest - TIMELINE_START..=self.newest + MAX_FORWARD;
+                match e.map(raw) {
+                    Some(mapped) if window.contains(&mapped) => (mapped, Some(e.generation), false),
+                    _ => (self.newest, None, true),
                 }
             }
         };
-        self.newest_ms = self.newest_ms.max(timeline_ms);
+        self.newest = self.newest.max(timeline);
         let clock = TrackClock {
             last_raw: raw,
-            timeline_ms,
-            nominal_step_ms: 1,
+            timeline,
+            nominal_step: TICKS_PER_MS,
             epoch,
             last_dts: i64::MIN,
         };
@@ -145,27 +186,27 @@ impl Shared {
     }
 
     /// A further frame of a track (rules 3–5). Returns the discontinuity flag.
-    fn advance(&mut self, c: &mut TrackClock, raw: u32) -> bool {
-        let s = step(c.last_raw, raw);
+    fn advance(&mut self, c: &mut TrackClock, raw: Raw) -> bool {
+        let s = c.last_raw.step_to(raw).filter(|&s| is_normal_step(s));
         c.last_raw = raw;
-        let discontinuity = if is_normal_step(s) {
-            c.timeline_ms += s;
+        let discontinuity = if let Some(s) = s {
+            c.timeline += s;
             if s > 0 {
-                c.nominal_step_ms = s;
+                c.nominal_step = s;
             }
             false
         } else if let Some(adopted) = self.resync(c, raw) {
-            c.timeline_ms = adopted.0;
+            c.timeline = adopted.0;
             c.epoch = Some(adopted.1);
             false
         } else {
-            c.timeline_ms += c.nominal_step_ms;
+            c.timeline += c.nominal_step;
             let generation = self.epoch.map_or(0, |e| e.generation + 1);
             self.epoch = Some(Epoch {
                 generation,
                 raw,
-                timeline_ms: c.timeline_ms,
-                rebased_at_ms: Some(c.timeline_ms),
+                timeline: c.timeline,
+                rebased_at: Some(c.timeline),
             });
             c.epoch = Some(generation);
             true
@@ -174,22 +215,22 @@ impl Shared {
             && c.epoch == Some(e.generation)
         {
             e.raw = raw;
-            e.timeline_ms = c.timeline_ms;
+            e.timeline = c.timeline;
         }
-        self.newest_ms = self.newest_ms.max(c.timeline_ms);
+        self.newest = self.newest.max(c.timeline);
         discontinuity
     }
 
     /// Rule 4: the position and generation of a recent epoch another track's jump created,
     /// if `raw` mapped through it is a normal step from the track's last position.
-    fn resync(&self, c: &TrackClock, raw: u32) -> Option<(i64, u64)> {
+    fn resync(&self, c: &TrackClock, raw: Raw) -> Option<(i64, u64)> {
         let e = self.epoch?;
-        let at = e.rebased_at_ms?;
-        if c.epoch == Some(e.generation) || (c.timeline_ms - at).abs() > MAX_FORWARD_MS {
+        let at = e.rebased_at?;
+        if c.epoch == Some(e.generation) || (c.timeline - at).abs() > MAX_FORWARD {
             return None;
         }
-        let mapped = e.map(raw);
-        is_normal_step(mapped - c.timeline_ms).then_some((mapped, e.generation))
+        let mapped = e.map(raw)?;
+        is_normal_step(mapped - c.timeline).then_some((mapped, e.generation))
     }
 }
 
@@ -208,7 +249,7 @@ impl TimestampNormalizer {
         Self {
             shared: Shared {
                 epoch: None,
-                newest_ms: TIMELINE_START_MS,
+                newest: TIMELINE_START,
             },
             tracks: Vec::new(),
             fallback: None,
@@ -218,37 +259,56 @@ impl TimestampNormalizer {
     /// Normalises a frame of `track` stamped with a 32-bit millisecond decode clock and a
     /// millisecond composition offset (RTMP/FLV).
     pub fn normalize_ms(&mut self, track: TrackId, dts_ms: u32, cts_ms: i32) -> NormalizedTime {
+        let raw = Raw {
+            ticks: u64::from(dts_ms) * TICKS_PER_MS as u64,
+            wrap: MS_CLOCK_WRAP,
+        };
+        self.normalize(track, raw, i64::from(cts_ms) * TICKS_PER_MS)
+    }
+
+    /// Normalises a frame of `track` stamped with a 33-bit 90 kHz decode clock (MPEG-TS
+    /// PTS/DTS as in the stream, not unwrapped; bits above 33 are ignored) and a
+    /// composition offset in 90 kHz ticks (pts − dts, computed modulo 2^33 by the caller).
+    pub fn normalize_90k(&mut self, track: TrackId, dts: u64, cts_ticks: i64) -> NormalizedTime {
+        let raw = Raw {
+            ticks: dts & (MPEG_CLOCK_WRAP - 1),
+            wrap: MPEG_CLOCK_WRAP,
+        };
+        self.normalize(track, raw, cts_ticks)
+    }
+
+    fn normalize(&mut self, track: TrackId, raw: Raw, cts_ticks: i64) -> NormalizedTime {
         let known = self.tracks.iter().position(|(id, _)| *id == track);
         let (clock, discontinuity) = match known {
             Some(i) => {
                 let c = &mut self.tracks[i].1;
-                let d = self.shared.advance(c, dts_ms);
+                let d = self.shared.advance(c, raw);
                 (c, d)
             }
             None if self.tracks.len() < MAX_TRACKS => {
-                let (c, d) = self.shared.start(dts_ms);
+                let (c, d) = self.shared.start(raw);
                 self.tracks.push((track, c));
                 let last = self.tracks.len() - 1;
                 (&mut self.tracks[last].1, d)
             }
             None => match &mut self.fallback {
                 Some(c) => {
-                    let d = self.shared.advance(c, dts_ms);
+                    let d = self.shared.advance(c, raw);
                     (c, d)
                 }
                 slot @ None => {
-                    let (c, d) = self.shared.start(dts_ms);
+                    let (c, d) = self.shared.start(raw);
                     (slot.insert(c), d)
                 }
             },
         };
 
         // Rule 6.
-        let dts = (clock.timeline_ms.max(0) * TICKS_PER_MS).max(clock.last_dts.saturating_add(1));
+        let dts = clock.timeline.max(0).max(clock.last_dts.saturating_add(1));
         clock.last_dts = dts;
         NormalizedTime {
             dts,
-            pts: dts + i64::from(cts_ms) * TICKS_PER_MS,
+            pts: dts.saturating_add(cts_ticks),
             discontinuity,
         }
     }
@@ -488,5 +548,122 @@ mod tests {
         }
         assert_eq!(n.tracks.len(), MAX_TRACKS);
         assert!(n.fallback.is_some());
+    }
+
+    // 90 kHz (MPEG-TS) input.
+
+    const WRAP_33: u64 = 1 << 33;
+
+    /// (dts, pts) in ticks relative to the timeline start, and the discontinuity flag.
+    fn ticks(n: &mut TimestampNormalizer, t: TrackId, dts: u64, cts: i64) -> (i64, i64, bool) {
+        let r = n.normalize_90k(t, dts, cts);
+        (
+            r.dts - TIMELINE_START,
+            r.pts - TIMELINE_START,
+            r.discontinuity,
+        )
+    }
+
+    #[test]
+    fn ninety_khz_unwraps_33_bit_rollover_as_a_small_step() {
+        let mut n = TimestampNormalizer::new();
+        assert_eq!(ticks(&mut n, V, WRAP_33 - 900, 0), (0, 0, false));
+        assert_eq!(ticks(&mut n, V, 900, 0), (1800, 1800, false));
+        assert_eq!(ticks(&mut n, V, 900 + 3003, 0), (4803, 4803, false));
+        // Bits above 33 are not part of the clock.
+        assert_eq!(
+            ticks(&mut n, V, WRAP_33 + 900 + 6006, 0),
+            (7806, 7806, false)
+        );
+        // A small step back across the wrap is tolerated, dts still advances.
+        let mut m = TimestampNormalizer::new();
+        ticks(&mut m, V, 450, 0);
+        assert_eq!(ticks(&mut m, V, WRAP_33 - 450, 0), (1, 1, false));
+    }
+
+    #[test]
+    fn ninety_khz_keeps_tick_precision_across_the_wrap() {
+        let mut n = TimestampNormalizer::new();
+        let start = WRAP_33 - 1920 * 5000;
+        for k in 0..10_000u64 {
+            let raw = (start + k * 1920) % WRAP_33;
+            let (dts, pts, disc) = ticks(&mut n, A, raw, 0);
+            assert!(!disc);
+            assert_eq!(dts, k as i64 * 1920);
+            assert_eq!(pts, dts);
+        }
+    }
+
+    #[test]
+    fn ninety_khz_audio_behind_video_stays_in_sync() {
+        let mut n = TimestampNormalizer::new();
+        // 29.97 fps video and 48 kHz AAC on one clock that wraps during the test; audio is
+        // sent 1.5 s behind the video it belongs to.
+        let origin = WRAP_33 - 90_000 * 3;
+        let mut sends: Vec<(u64, TrackId, u64)> = Vec::new();
+        for i in 0..700u64 {
+            let t = i * 3003;
+            sends.push((t, V, (origin + t) % WRAP_33));
+        }
+        for j in 0..1100u64 {
+            let t = j * 1920;
+            sends.push((t + 135_000, A, (origin + t) % WRAP_33));
+        }
+        sends.sort_by_key(|s| s.0);
+        let mut out: Vec<(TrackId, u64, i64)> = Vec::new();
+        for (_, t, raw) in sends {
+            let r = n.normalize_90k(t, raw, if t == V { 6006 } else { 0 });
+            assert!(!r.discontinuity, "{t} at {raw}");
+            if t == V {
+                assert_eq!(r.pts - r.dts, 6006);
+            }
+            out.push((t, raw, r.dts));
+        }
+        let at = |t: TrackId, raw: u64| out.iter().find(|o| o.0 == t && o.1 == raw).map(|o| o.2);
+        assert_eq!(at(V, origin), Some(TIMELINE_START));
+        assert_eq!(at(A, origin), at(V, origin));
+        // Video frame 640 and audio frame 1001 share a raw time, 21 s after the wrap.
+        let same = (origin + 3003 * 640) % WRAP_33;
+        assert!(at(V, same).is_some());
+        assert_eq!(at(V, same), at(A, same));
+        assert_eq!(at(V, same), Some(TIMELINE_START + 3003 * 640));
+    }
+
+    #[test]
+    fn ninety_khz_jumps_are_flagged_and_tracks_resync() {
+        let mut n = TimestampNormalizer::new();
+        let base = 1_000_000u64;
+        for k in 0..30u64 {
+            ticks(&mut n, V, base + k * 3000, 0);
+            ticks(&mut n, A, base + k * 1920, 0);
+        }
+        // An encoder restart: video first, continuing one frame later, flagged.
+        let (v0, _, disc) = ticks(&mut n, V, 7, 0);
+        assert!(disc);
+        assert_eq!(v0, 29 * 3000 + 3000);
+        // Audio follows onto the new epoch without a flag.
+        let (a0, _, disc) = ticks(&mut n, A, 7 + 1920, 0);
+        assert!(!disc);
+        assert_eq!(a0, v0 + 1920);
+        // A jump of an hour forwards.
+        let (v1, _, disc) = ticks(&mut n, V, 7 + 90_000 * 3600, 0);
+        assert!(disc);
+        assert_eq!(v1, v0 + 3000);
+    }
+
+    #[test]
+    fn ninety_khz_negative_offsets_and_mixed_clock_kinds() {
+        let mut n = TimestampNormalizer::new();
+        ticks(&mut n, V, 90_000, 0);
+        let t = n.normalize_90k(V, 93_003, -3003);
+        assert_eq!(t.pts - t.dts, -3003);
+        // A track on a millisecond clock cannot map through a 90 kHz epoch: its own clock.
+        let m = n.normalize_ms(A, 1000, 0);
+        assert!(m.discontinuity);
+        assert_eq!(m.dts, TIMELINE_START + 3003);
+        // A track switching clock kinds is a jump.
+        let s = n.normalize_90k(A, 90_000, 0);
+        assert!(s.discontinuity);
+        assert!(s.dts > m.dts);
     }
 }

@@ -60,7 +60,7 @@ impl Link {
 }
 
 enum CallerState {
-    Connecting(Connect),
+    Connecting(Box<Connect>),
     Open(Box<DuplexConnection>),
     Rejected(ConnectionReject),
 }
@@ -89,7 +89,7 @@ impl Caller {
         );
         Self {
             addr,
-            state: CallerState::Connecting(connect),
+            state: CallerState::Connecting(Box::new(connect)),
             out: Vec::new(),
             received_closed: false,
         }

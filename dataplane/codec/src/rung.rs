@@ -1,0 +1,313 @@
+//! One encoded rung: `queue ! videoconvertscale ! capsfilter ! <encoder> [! h264parse]
+//! ! capsfilter(avc, au) ! appsink`, its gate/keyframe probe and its output.
+//!
+//! The probe on the queue's source pad (the rung's own streaming thread) drops frames
+//! while the rung is off, restarts it only at a keyframe position, applies the frame-rate
+//! cap, and sends a downstream force-key-unit event right before every frame at a
+//! keyframe position, so all rungs cut their GOPs on the same frames.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use gstreamer_video as gst_video;
+use parking_lot::Mutex;
+use weir_media::{Codec, Frame, TrackConfig, VideoConfig};
+
+use crate::config::LadderConfig;
+use crate::error::CodecError;
+use crate::ladder::{LadderOutput, Shared, rung_track};
+use crate::pipeline::{has_element, make, running_ns, set_str};
+use crate::plan::PlannedRung;
+use crate::select::{EncoderKind, Selection};
+use crate::timeline::FrameDecimator;
+
+/// x264's "no automatic keyframes" (`X264_KEYINT_MAX_INFINITE`).
+const KEYINT_INFINITE: &str = "1073741824";
+
+/// Builds rung `index`'s branch, links it to the tee and wires its probe and sink.
+pub(crate) fn add_branch(
+    pipeline: &gst::Pipeline,
+    tee: &gst::Element,
+    index: usize,
+    rung: &PlannedRung,
+    config: &LadderConfig,
+    selection: Selection,
+    shared: &Arc<Shared>,
+) -> Result<(), CodecError> {
+    let queue = make("queue")?;
+    for (k, v) in [
+        ("max-size-buffers", "4"),
+        ("max-size-bytes", "0"),
+        ("max-size-time", "0"),
+    ] {
+        set_str(&queue, k, v);
+    }
+    let mut chain = vec![queue.clone()];
+    if has_element("videoconvertscale") {
+        chain.push(make("videoconvertscale")?);
+    } else {
+        chain.push(make("videoscale")?);
+        chain.push(make("videoconvert")?);
+    }
+    for el in &chain[1..] {
+        set_str(el, "add-borders", "false");
+    }
+    let raw = make("capsfilter")?;
+    let format = if selection.encoder == EncoderKind::Nvenc {
+        "NV12"
+    } else {
+        "I420"
+    };
+    raw.set_property(
+        "caps",
+        gst::Caps::builder("video/x-raw")
+            .field("format", format)
+            .field("width", i32::from(rung.width))
+            .field("height", i32::from(rung.height))
+            .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+            .build(),
+    );
+    chain.push(raw);
+    chain.push(encoder(selection.encoder, rung, config)?);
+    if selection.encoder == EncoderKind::Nvenc {
+        chain.push(make("h264parse")?);
+    }
+    let h264 = make("capsfilter")?;
+    h264.set_property(
+        "caps",
+        gst::Caps::builder("video/x-h264")
+            .field("stream-format", "avc")
+            .field("alignment", "au")
+            .build(),
+    );
+    chain.push(h264);
+    let sink = gst_app::AppSink::builder()
+        .name(format!("rung{index}"))
+        .sync(false)
+        .enable_last_sample(false)
+        .build();
+    set_str(sink.upcast_ref(), "async", "false");
+    chain.push(sink.clone().upcast());
+
+    let pipe_err = |e: gst::glib::BoolError| CodecError::Pipeline(e.to_string());
+    pipeline.add_many(&chain).map_err(pipe_err)?;
+    gst::Element::link_many(&chain).map_err(pipe_err)?;
+    tee.link(&queue).map_err(pipe_err)?;
+
+    let src = queue
+        .static_pad("src")
+        .ok_or_else(|| CodecError::Pipeline("queue without src pad".into()))?;
+    install_gate(&src, index, rung.max_fps, shared);
+    install_sink(&sink, index, config.tuning.bframes > 0, shared);
+    Ok(())
+}
+
+fn encoder(
+    kind: EncoderKind,
+    rung: &PlannedRung,
+    config: &LadderConfig,
+) -> Result<gst::Element, CodecError> {
+    let enc = make(kind.factory())?;
+    let kbps = rung.video_bitrate_kbps.to_string();
+    let bframes = config.tuning.bframes.to_string();
+    match kind {
+        EncoderKind::X264 => {
+            set_str(&enc, "bitrate", &kbps);
+            set_str(&enc, "speed-preset", "veryfast");
+            if config.tuning.zerolatency {
+                set_str(&enc, "tune", "zerolatency");
+            }
+            // Keyframes come only from the force-key-unit events (see the module docs).
+            set_str(&enc, "key-int-max", KEYINT_INFINITE);
+            set_str(&enc, "bframes", &bframes);
+            set_str(&enc, "option-string", "scenecut=0");
+            set_str(&enc, "byte-stream", "false");
+        }
+        EncoderKind::Nvenc => {
+            // Not exercised on these machines (no NVENC): every setting is best effort.
+            set_str(&enc, "bitrate", &kbps);
+            set_str(&enc, "rc-mode", "cbr");
+            set_str(&enc, "preset", "low-latency-hq");
+            set_str(&enc, "gop-size", "-1");
+            set_str(&enc, "bframes", &bframes);
+            set_str(
+                &enc,
+                "zerolatency",
+                if config.tuning.zerolatency {
+                    "true"
+                } else {
+                    "false"
+                },
+            );
+        }
+    }
+    Ok(enc)
+}
+
+fn install_gate(src: &gst::Pad, index: usize, max_fps: Option<u32>, shared: &Arc<Shared>) {
+    let shared = Arc::clone(shared);
+    let decimator = max_fps.map(|f| Mutex::new(FrameDecimator::new(f)));
+    src.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        let Some(pts) = info.buffer().and_then(|b| b.pts()) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let ns = pts.nseconds();
+        let key = shared.keyframes.lock().contains(&ns);
+        let state = &shared.rungs[index];
+        if !state.enabled.load(Ordering::Acquire) {
+            state.live.store(false, Ordering::Release);
+            return gst::PadProbeReturn::Drop;
+        }
+        if !state.live.load(Ordering::Acquire) {
+            if !key {
+                return gst::PadProbeReturn::Drop;
+            }
+            state.live.store(true, Ordering::Release);
+            if let Some(origin) = shared.origin.get() {
+                state
+                    .last_out_pts
+                    .fetch_max(origin.to_ticks(ns), Ordering::AcqRel);
+            }
+        }
+        if let Some(d) = &decimator
+            && !d.lock().keep(ns, key)
+        {
+            return gst::PadProbeReturn::Drop;
+        }
+        if key {
+            let running_time = pad
+                .sticky_event::<gst::event::Segment>(0)
+                .and_then(|e| {
+                    e.segment()
+                        .downcast_ref::<gst::ClockTime>()
+                        .and_then(|s| s.to_running_time(pts))
+                })
+                .unwrap_or(pts);
+            let event = gst_video::DownstreamForceKeyUnitEvent::builder()
+                .timestamp(pts)
+                .running_time(running_time)
+                .all_headers(false)
+                .build();
+            let ok = pad.push_event(event);
+            if !ok {
+                tracing::debug!(rung = index, "force-key-unit event not handled");
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// What a rung's sink remembers between samples.
+#[derive(Default)]
+struct SinkState {
+    record: Option<Bytes>,
+    last_dts: Option<i64>,
+    /// An output was dropped (queue full): skip to the next keyframe.
+    need_key: bool,
+}
+
+fn install_sink(
+    sink: &gst_app::AppSink,
+    index: usize,
+    dts_from_encoder: bool,
+    shared: &Arc<Shared>,
+) {
+    let shared = Arc::clone(shared);
+    let state = Mutex::new(SinkState::default());
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                on_sample(&sample, index, dts_from_encoder, &shared, &mut state.lock());
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+}
+
+fn on_sample(
+    sample: &gst::Sample,
+    index: usize,
+    dts_from_encoder: bool,
+    shared: &Shared,
+    st: &mut SinkState,
+) {
+    let (Some(caps), Some(buffer), Some(origin)) = (
+        sample.caps(),
+        sample.buffer_owned(),
+        shared.origin.get().copied(),
+    ) else {
+        return;
+    };
+    if let Some(s) = caps.structure(0)
+        && let Ok(codec_data) = s.get::<gst::Buffer>("codec_data")
+        && let Ok(map) = codec_data.map_readable()
+        && st.record.as_deref() != Some(map.as_slice())
+    {
+        let record = Bytes::copy_from_slice(map.as_slice());
+        let dim = |k: &str| {
+            s.get::<i32>(k)
+                .ok()
+                .and_then(|v| u16::try_from(v).ok())
+                .unwrap_or(0)
+        };
+        st.record = Some(record.clone());
+        shared.emit(LadderOutput::Config {
+            rung: index,
+            config: TrackConfig::Video(VideoConfig {
+                codec: Codec::H264,
+                width: dim("width"),
+                height: dim("height"),
+                record,
+            }),
+        });
+    }
+    let segment = sample.segment();
+    let Some(pts_ns) = buffer.pts().and_then(|t| running_ns(segment, t)) else {
+        return;
+    };
+    let pts = origin.to_ticks(pts_ns);
+    let keyframe = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
+    let mapped = if dts_from_encoder {
+        buffer
+            .dts()
+            .and_then(|t| running_ns(segment, t))
+            .map(|d| origin.to_ticks(d))
+    } else {
+        shared.timeline.lock().dts_for(pts)
+    };
+    let mut dts = mapped.unwrap_or(pts);
+    if let Some(last) = st.last_dts
+        && dts <= last
+    {
+        dts = last + 1;
+    }
+    if st.need_key && !keyframe {
+        shared.output_dropped.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let Ok(data) = buffer.into_mapped_buffer_readable() else {
+        return;
+    };
+    let frame = Frame {
+        track: rung_track(index),
+        dts,
+        pts,
+        keyframe,
+        data: Bytes::from_owner(data),
+    };
+    if shared.emit(LadderOutput::Frame { rung: index, frame }) {
+        st.need_key = false;
+        st.last_dts = Some(dts);
+        let rung = &shared.rungs[index];
+        rung.frames_out.fetch_add(1, Ordering::Relaxed);
+        rung.last_out_pts.fetch_max(pts, Ordering::AcqRel);
+    } else {
+        st.need_key = true;
+        shared.output_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+}
