@@ -8,8 +8,8 @@
 //! srt-protocol's. What the messages carry (MPEG-TS) is not this crate's business: the
 //! node hands them to its demuxer.
 //!
-//! Encryption (passphrases) is not offered yet: callers that ask for it are refused by
-//! the handshake.
+//! Encryption (passphrases) is not offered yet: a caller that sends a key exchange is
+//! refused with `SRT_REJ_UNSECURE` (1011).
 
 mod listener;
 mod stats;

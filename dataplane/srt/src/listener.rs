@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use srt_protocol::connection::DuplexConnection;
 use srt_protocol::packet::{
-    ControlPacket, ControlTypes, Packet, RejectReason, ServerRejectReason, TimeStamp,
+    ControlPacket, ControlTypes, CoreRejectReason, HandshakeControlInfo, HandshakeVsInfo, HsV5Info,
+    Packet, RejectReason, ServerRejectReason, ShakeType, TimeStamp,
 };
 use srt_protocol::protocol::pending_connection::listen::Listen;
 use srt_protocol::protocol::pending_connection::{AccessControlResponse, ConnectionResult};
@@ -260,6 +261,14 @@ impl SrtListener {
             if let Some(b) = answer.clone() {
                 self.transmits.push_back((from, b));
             }
+            return;
+        }
+        if let Some(refusal) = refuse_encrypted(&packet) {
+            // srt-protocol panics on a key exchange it was not configured for.
+            let b = serialize(&refusal);
+            self.transmits.push_back((from, b.clone()));
+            p.state = PendingState::Rejected(Some(b));
+            self.counters.rejected += 1;
             return;
         }
         let listen = &mut p.listen;
@@ -520,6 +529,34 @@ impl SrtListener {
     fn transmit(&mut self, to: SocketAddr, p: &Packet) {
         self.transmits.push_back((to, serialize(p)));
     }
+}
+
+/// The rejection (`SRT_REJ_UNSECURE`) of a conclusion handshake carrying a key exchange:
+/// this listener has no passphrase.
+fn refuse_encrypted(p: &Packet) -> Option<Packet> {
+    let Packet::Control(ControlPacket {
+        timestamp,
+        control_type: ControlTypes::Handshake(shake),
+        ..
+    }) = p
+    else {
+        return None;
+    };
+    let HandshakeVsInfo::V5(info) = &shake.info else {
+        return None;
+    };
+    if shake.shake_type != ShakeType::Conclusion || info.ext_km.is_none() {
+        return None;
+    }
+    Some(Packet::Control(ControlPacket {
+        timestamp: *timestamp,
+        dest_sockid: shake.socket_id,
+        control_type: ControlTypes::Handshake(HandshakeControlInfo {
+            shake_type: ShakeType::Rejection(RejectReason::Core(CoreRejectReason::Unsecure)),
+            info: HandshakeVsInfo::V5(HsV5Info::default()),
+            ..shake.clone()
+        }),
+    }))
 }
 
 fn is_handshake(p: &Packet) -> bool {

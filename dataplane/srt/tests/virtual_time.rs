@@ -75,9 +75,17 @@ struct Caller {
 
 impl Caller {
     fn new(addr: SocketAddr, stream_id: &str) -> Self {
+        Self::with_passphrase(addr, stream_id, None)
+    }
+
+    fn with_passphrase(addr: SocketAddr, stream_id: &str, passphrase: Option<&str>) -> Self {
         let settings = ConnInitSettings {
             recv_latency: Duration::from_millis(120),
             send_latency: Duration::from_millis(120),
+            key_settings: passphrase.map(|p| srt_protocol::settings::KeySettings {
+                key_size: srt_protocol::options::KeySize::AES128,
+                passphrase: p.into(),
+            }),
             ..ConnInitSettings::default()
         };
         let connect = Connect::new(
@@ -409,5 +417,23 @@ fn connections_beyond_the_limit_are_refused_with_overload() {
             ServerRejectReason::Overload
         )))
     ));
+    assert!(w.events.is_empty(), "{:?}", w.events);
+}
+
+#[test]
+fn a_caller_with_a_passphrase_is_refused_as_unsecure() {
+    let mut w = World::new(0, "k", SrtConfig::default());
+    w.caller = Caller::with_passphrase(CLIENT.parse().unwrap(), "k", Some("0123456789abcdef"));
+    w.run(500, None, 10);
+    assert!(
+        matches!(
+            w.caller.state,
+            CallerState::Rejected(ConnectionReject::Rejected(RejectReason::Core(
+                srt_protocol::packet::CoreRejectReason::Unsecure
+            )))
+        ),
+        "caller not refused"
+    );
+    assert_eq!(w.listener.counters().panics, 0);
     assert!(w.events.is_empty(), "{:?}", w.events);
 }
