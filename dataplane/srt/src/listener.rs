@@ -221,10 +221,20 @@ impl SrtListener {
 
     /// One datagram from `from`.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
-        let packet = match Packet::parse(&mut &data[..], from.is_ipv6()) {
-            Ok(p) => p,
+        // srt-protocol's parser can panic on crafted input (found by the `srt_listener`
+        // fuzz target: a truncated control packet advances past the end of the buffer).
+        let parsed = catch_unwind(AssertUnwindSafe(|| {
+            Packet::parse(&mut &data[..], from.is_ipv6())
+        }));
+        let packet = match parsed {
+            Ok(Ok(p)) => p,
+            Ok(Err(_)) => {
+                self.counters.malformed += 1;
+                return;
+            }
             Err(_) => {
                 self.counters.malformed += 1;
+                self.counters.panics += 1;
                 return;
             }
         };

@@ -437,3 +437,26 @@ fn a_caller_with_a_passphrase_is_refused_as_unsecure() {
     assert_eq!(w.listener.counters().panics, 0);
     assert!(w.events.is_empty(), "{:?}", w.events);
 }
+
+/// A fuzzer find: records of [caller | step ms][len][bytes] (the `srt_listener` fuzz
+/// target's format) that made srt-protocol's packet parser panic.
+#[test]
+fn crafted_datagrams_found_by_the_fuzzer_do_not_panic() {
+    let data = include_bytes!("data/fuzz-parse-panic.bin");
+    let mut l = SrtListener::new(SrtConfig::default());
+    let mut now = Instant::now();
+    let mut rest = &data[..];
+    while rest.len() >= 2 {
+        let (head, len) = (rest[0], usize::from(rest[1]));
+        rest = &rest[2..];
+        let body = &rest[..len.min(rest.len())];
+        rest = &rest[body.len()..];
+        now += Duration::from_millis(u64::from(head & 0x3f));
+        let from = SocketAddr::from(([10, 0, 0, 1], 5000 + u16::from(head >> 6)));
+        l.handle_datagram(now, from, body);
+        l.handle_timeout(now);
+        while l.poll_event().is_some() {}
+        while l.poll_transmit().is_some() {}
+    }
+    assert!(l.counters().malformed > 0);
+}
