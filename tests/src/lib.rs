@@ -130,6 +130,8 @@ pub const WEIR_ENV: &[&str] = &[
     "WEIR_SRT_LISTEN",
     "WEIR_SRT_LATENCY_MS",
     "WEIR_WEBRTC_PUBLIC_IPS",
+    "WEIR_LADDER",
+    "WEIR_LADDER_RUNGS",
 ];
 
 /// A `weir` command with a clean environment and the tests' log filter.

@@ -14,8 +14,11 @@
 //!   from ingest are shared, never copied, by parts and segments.
 //!
 //! Only the default tracks ([`media::TrackId::VIDEO`], [`media::TrackId::AUDIO`]) are
-//! packaged: frames of tracks with another index are ignored (a multivariant playlist
-//! over several renditions comes later).
+//! packaged by one [`LiveStream`]: frames of tracks with another index are ignored. A
+//! broadcast with several renditions (a transcode ladder) runs one `LiveStream` per CMAF
+//! track (video-only per rendition, one audio-only) and lists them with
+//! [`multivariant_playlist`] (variants sharing an audio group) and
+//! [`LiveStream::set_rendition_reports`] (`EXT-X-RENDITION-REPORT`).
 //!
 //! # Snapshots
 //! Viewers never touch the [`LiveStream`]: it renders a [`Snapshot`] once per change (a
@@ -97,16 +100,18 @@ mod playlist;
 mod query;
 mod snapshot;
 mod stream;
+mod variant;
 mod window;
 
 pub use answer::{ObjectAnswer, ObjectKind, PlaylistAnswer, Position};
 pub use config::HlsConfig;
 pub use datetime::format_iso8601_ms;
 pub use names::{MEDIA_PLAYLIST, MULTIVARIANT_PLAYLIST, ObjectName};
-pub use playlist::VERSION;
+pub use playlist::{RenditionReport, VERSION};
 pub use query::{MAX_QUERY_LEN, PlaylistQuery, QueryError};
 pub use snapshot::Snapshot;
 pub use stream::LiveStream;
+pub use variant::{AUDIO_GROUP, AudioRendition, VariantInfo, VideoVariant, multivariant_playlist};
 pub use weir_cmaf::Rope;
 
 /// The media bus types this crate's API takes ([`media::Frame`], track configs).

@@ -3,11 +3,10 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use weir_media::{AudioConfig, TrackConfig, VideoConfig};
-
 use crate::config::HlsConfig;
 use crate::datetime::format_iso8601_ms;
 use crate::names::ObjectName;
+use crate::variant::VariantInfo;
 use crate::window::{Segment, Window};
 
 /// `EXT-X-VERSION` of every playlist (`EXT-X-SKIP` and LL-HLS need 9).
@@ -43,7 +42,13 @@ pub(crate) fn skippable(w: &Window) -> usize {
 }
 
 /// The media playlist (a delta update when `skip` and enough segments exist).
-pub(crate) fn media_playlist(cfg: &HlsConfig, w: &Window, ended: bool, skip: bool) -> String {
+pub(crate) fn media_playlist(
+    cfg: &HlsConfig,
+    w: &Window,
+    ended: bool,
+    skip: bool,
+    reports: &[RenditionReport],
+) -> String {
     let mut out = String::with_capacity(256 + 160 * (w.closed.len() + 1) * 6);
     let first = w.closed.front().map(|s| &**s).or(w.open.as_ref());
     let first_msn = first.map_or(w.next_msn, |s| s.msn);
@@ -100,7 +105,26 @@ pub(crate) fn media_playlist(cfg: &HlsConfig, w: &Window, ended: bool, skip: boo
             ObjectName::Part(w.next_msn, w.open_parts()).file_name()
         );
     }
+    for r in reports {
+        let _ = writeln!(
+            out,
+            "#EXT-X-RENDITION-REPORT:URI=\"{}\",LAST-MSN={},LAST-PART={}",
+            r.uri, r.last_msn, r.last_part
+        );
+    }
     out
+}
+
+/// An `EXT-X-RENDITION-REPORT`: where another rendition of the broadcast has got, so a
+/// player switching to it can ask for its next part at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenditionReport {
+    /// Its media playlist, relative to this one (`../480p/media.m3u8`).
+    pub uri: String,
+    /// Media sequence number of its last (partial) segment.
+    pub last_msn: u64,
+    /// Index of the last part of that segment.
+    pub last_part: u64,
 }
 
 /// The tags of one segment before its `EXTINF`: discontinuity, map, date, parts.
@@ -145,74 +169,17 @@ fn write_segment(
     }
 }
 
-/// Bits per second (peak segment, average) over the kept segments, or an estimate.
-fn bandwidth(w: &Window, video: Option<&VideoConfig>, audio: Option<&AudioConfig>) -> (u64, u64) {
-    let rate = |bytes: usize, d: Duration| {
-        let nanos = d.as_nanos().max(1);
-        u64::try_from(bytes as u128 * 8 * 1_000_000_000 / nanos).unwrap_or(u64::MAX)
-    };
-    let measured: Vec<(usize, Duration)> = w
-        .closed
-        .iter()
-        .map(|s| &**s)
-        .chain(w.open.as_ref())
-        .filter(|s| s.duration >= Duration::from_millis(100))
-        .map(|s| (s.bytes, s.duration))
-        .collect();
-    if measured.is_empty() {
-        // Nothing measured yet: about 3 bits per pixel per second, plus 128 kbit/s audio.
-        let v = video.map_or(0, |v| {
-            let (w, h) = weir_cmaf::video_dimensions(v);
-            (u64::from(w) * u64::from(h) * 3).max(500_000)
-        });
-        let a = audio.map_or(0, |_| 128_000);
-        return (v + a, v + a);
-    }
-    let peak = measured.iter().map(|&(b, d)| rate(b, d)).max().unwrap_or(0);
-    let bytes = measured.iter().map(|&(b, _)| b).sum();
-    let time = measured.iter().map(|&(_, d)| d).sum();
-    (peak, rate(bytes, time))
-}
-
 /// The multivariant playlist with the one variant this stream has.
-pub(crate) fn multivariant(
-    cfg: &HlsConfig,
-    w: &Window,
-    video: Option<&VideoConfig>,
-    audio: Option<&AudioConfig>,
-) -> String {
-    let (peak, average) = bandwidth(w, video, audio);
-    let codecs: Vec<String> = video
-        .map(|v| TrackConfig::Video(v.clone()).codec_string())
-        .into_iter()
-        .chain(audio.map(|a| TrackConfig::Audio(a.clone()).codec_string()))
-        .collect();
+pub(crate) fn multivariant(cfg: &HlsConfig, info: &VariantInfo) -> String {
     let mut out = format!("#EXTM3U\n#EXT-X-VERSION:{VERSION}\n");
-    if !w.dependent_cut {
+    if info.independent {
         out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
     }
     let _ = write!(
         out,
-        "#EXT-X-STREAM-INF:BANDWIDTH={peak},AVERAGE-BANDWIDTH={average},CODECS=\"{}\"",
-        codecs.join(",")
+        "#EXT-X-STREAM-INF:{}\n{}\n",
+        info.stream_inf_attributes(None),
+        cfg.media_playlist_uri
     );
-    if let Some(v) = video {
-        let (width, height) = weir_cmaf::video_dimensions(v);
-        if width > 0 && height > 0 {
-            let _ = write!(out, ",RESOLUTION={width}x{height}");
-        }
-        // Over the segments with video (audio-only ones from a video stall would skew it).
-        let (frames, time) = w
-            .closed
-            .iter()
-            .filter(|s| s.has_video())
-            .fold((0, Duration::ZERO), |(f, t), s| {
-                (f + s.video_frames, t + s.duration)
-            });
-        if frames > 0 && !time.is_zero() {
-            let _ = write!(out, ",FRAME-RATE={:.3}", frames as f64 / time.as_secs_f64());
-        }
-    }
-    let _ = write!(out, "\n{}\n", cfg.media_playlist_uri);
     out
 }

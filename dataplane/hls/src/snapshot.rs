@@ -12,8 +12,9 @@ use weir_media::{AudioConfig, VideoConfig};
 use crate::answer::{ObjectAnswer, ObjectKind, PlaylistAnswer, Position};
 use crate::config::HlsConfig;
 use crate::names::ObjectName;
-use crate::playlist;
+use crate::playlist::{self, RenditionReport};
 use crate::query::PlaylistQuery;
+use crate::variant::VariantInfo;
 use crate::window::{Segment, Window};
 
 /// The state of a stream after one change, rendered once: playlist texts, the objects
@@ -34,6 +35,8 @@ pub struct Snapshot {
     /// The delta update (`_HLS_skip`), when some segments can be skipped.
     delta: Option<Bytes>,
     multivariant: Option<Bytes>,
+    variant: Option<VariantInfo>,
+    last_part: Option<(u64, u64)>,
     inits: Vec<(u64, Bytes)>,
     /// Complete segments kept, consecutive media sequence numbers.
     closed: Vec<Arc<Segment>>,
@@ -58,6 +61,7 @@ pub(crate) struct Source<'a> {
     pub audio: Option<&'a AudioConfig>,
     pub ended: bool,
     pub video_stalled: bool,
+    pub reports: &'a [RenditionReport],
 }
 
 impl Snapshot {
@@ -67,13 +71,23 @@ impl Snapshot {
         let (media, delta) = if w.is_empty() {
             (None, None)
         } else {
-            let full = playlist::media_playlist(src.config, w, src.ended, false);
+            let full = playlist::media_playlist(src.config, w, src.ended, false, src.reports);
             let delta = (playlist::skippable(w) > 0)
-                .then(|| playlist::media_playlist(src.config, w, src.ended, true));
+                .then(|| playlist::media_playlist(src.config, w, src.ended, true, src.reports));
             (Some(Bytes::from(full)), delta.map(Bytes::from))
         };
-        let multivariant = (src.video.is_some() || src.audio.is_some())
-            .then(|| Bytes::from(playlist::multivariant(src.config, w, src.video, src.audio)));
+        let variant = (src.video.is_some() || src.audio.is_some())
+            .then(|| VariantInfo::of(w, src.video, src.audio));
+        let multivariant = variant
+            .as_ref()
+            .map(|info| Bytes::from(playlist::multivariant(src.config, info)));
+        let last_part = match &w.open {
+            Some(open) if !open.parts.is_empty() => Some((open.msn, open.parts.len() as u64 - 1)),
+            _ => w
+                .closed
+                .back()
+                .and_then(|s| Some((s.msn, (s.parts.len() as u64).checked_sub(1)?))),
+        };
         Self {
             position: Position::new(w.next_msn, w.open_parts()),
             ended: src.ended,
@@ -82,6 +96,8 @@ impl Snapshot {
             media,
             delta,
             multivariant,
+            variant,
+            last_part,
             inits: src.inits.iter().cloned().collect(),
             closed: w.closed.iter().cloned().collect(),
             open: w
@@ -118,6 +134,17 @@ impl Snapshot {
     /// The multivariant playlist (`index.m3u8`), or None before tracks are known.
     pub fn multivariant_playlist(&self) -> Option<Bytes> {
         self.multivariant.clone()
+    }
+
+    /// What a multivariant playlist says of this rendition (None before tracks are known).
+    pub fn variant_info(&self) -> Option<&VariantInfo> {
+        self.variant.as_ref()
+    }
+
+    /// The last part that exists: `(msn, part index)`, as an `EXT-X-RENDITION-REPORT`
+    /// of this rendition names it (`LAST-MSN`, `LAST-PART`).
+    pub fn last_part(&self) -> Option<(u64, u64)> {
+        self.last_part
     }
 
     /// The media playlist (`media.m3u8`) for a request with LL-HLS parameters.

@@ -12,6 +12,7 @@ use crate::answer::{ObjectAnswer, PlaylistAnswer};
 use crate::config::HlsConfig;
 use crate::packager::{Event, Packager};
 use crate::part::{AUDIO_TRACK_ID, VIDEO_TRACK_ID};
+use crate::playlist::RenditionReport;
 use crate::query::PlaylistQuery;
 use crate::snapshot::{Snapshot, Source};
 use crate::window::Window;
@@ -34,6 +35,8 @@ pub struct LiveStream {
     events: Vec<Event>,
     /// The current snapshot, rendered after each change.
     snapshot: Arc<Snapshot>,
+    /// Where the broadcast's other renditions are (see [`Self::set_rendition_reports`]).
+    reports: Vec<RenditionReport>,
 }
 
 // Shared by every shard behind a mutex: it must be Send + Sync.
@@ -56,6 +59,7 @@ impl LiveStream {
             audio: None,
             ended: false,
             video_stalled: false,
+            reports: &[],
         }));
         Self {
             packager: Packager::new(&config),
@@ -70,6 +74,7 @@ impl LiveStream {
             ended: false,
             events: Vec::new(),
             snapshot,
+            reports: Vec::new(),
         }
     }
 
@@ -83,6 +88,14 @@ impl LiveStream {
     /// holding one never blocks the stream and it never changes under its reader.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         Arc::clone(&self.snapshot)
+    }
+
+    /// The broadcast's other renditions and how far they have got, listed as
+    /// `EXT-X-RENDITION-REPORT` in the media playlists rendered from now on (the next
+    /// change renders them; nothing is rendered here). Renditions cut at the same key
+    /// frames advance together, so reports lag by at most the part in progress.
+    pub fn set_rendition_reports(&mut self, reports: Vec<RenditionReport>) {
+        self.reports = reports;
     }
 
     /// Tracks of the (next) broadcast. The same tracks again change nothing. Different
@@ -239,6 +252,7 @@ impl LiveStream {
             audio: self.audio.as_ref(),
             ended: self.ended,
             video_stalled: self.packager.video_stalled(),
+            reports: &self.reports,
         }));
     }
 

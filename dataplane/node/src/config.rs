@@ -75,6 +75,116 @@ pub struct NodeConfig {
     /// Longest wait of a publishing connection before its next read while its shard is
     /// busy (reads then carry several frames); 0 reads at once always. See `pacer`.
     pub ingest_batch_max_ms: u64,
+    /// The transcode ladder (`[node.ladder]`).
+    pub ladder: LadderSettings,
+}
+
+/// Which H.264 encoder a ladder uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LadderEncoder {
+    /// NVENC when this machine's GPU has it (probed at run time), else x264.
+    #[default]
+    Auto,
+    /// x264 on the CPU.
+    X264,
+    /// NVENC only: a ladder fails to start where there is none.
+    Nvenc,
+}
+
+/// One rendition of the ladder (`[[node.ladder.rungs]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RungSetting {
+    /// Rendition name, used in playlist URLs (`720p`): letters, digits, `-`, `_`.
+    pub name: String,
+    /// Output height (even); the width follows the source's aspect ratio.
+    pub height: u16,
+    /// Video bitrate in kbit/s.
+    pub video_kbps: u32,
+    /// Frame-rate cap (frames are dropped to stay under it).
+    #[serde(default)]
+    pub max_fps: Option<u32>,
+}
+
+/// The transcode ladder for the node's broadcasts (`[node.ladder]`).
+///
+/// With a ladder, every H.264 broadcast is decoded once and encoded at each rung not
+/// taller than the source (keyframes at the source's), and its LL-HLS is a multivariant
+/// playlist over those renditions plus one audio rendition. Sources the ladder cannot
+/// take (not H.264, no GStreamer) are packaged as they come.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LadderSettings {
+    /// Transcode every broadcast on this node.
+    pub enabled: bool,
+    /// The rung at the source's height is the source itself (no re-encode), and a
+    /// source taller than every rung is offered as it is on top.
+    pub passthrough_top: bool,
+    /// Encoder choice.
+    pub encoder: LadderEncoder,
+    /// The rungs, any order (default 1080p 6000k, 720p 3000k, 480p 1200k, 360p 700k).
+    pub rungs: Vec<RungSetting>,
+}
+
+impl Default for LadderSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            passthrough_top: true,
+            encoder: LadderEncoder::Auto,
+            rungs: weir_codec::default_ladder()
+                .into_iter()
+                .map(|r| RungSetting {
+                    name: r.name,
+                    height: r.height,
+                    video_kbps: r.video_bitrate_kbps,
+                    max_fps: r.max_fps,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl LadderSettings {
+    /// The codec engine's configuration, or why these settings are unusable.
+    pub fn codec_config(&self) -> Result<weir_codec::LadderConfig, String> {
+        if let Some(r) = self.rungs.iter().find(|r| {
+            r.name.is_empty()
+                || !r
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                || r.name == crate::renditions::AUDIO_RENDITION
+        }) {
+            return Err(format!(
+                "ladder rung name {:?}: use letters, digits, '-' or '_' (and not \"{}\")",
+                r.name,
+                crate::renditions::AUDIO_RENDITION
+            ));
+        }
+        let config = weir_codec::LadderConfig {
+            rungs: self
+                .rungs
+                .iter()
+                .map(|r| weir_codec::Rung {
+                    name: r.name.clone(),
+                    height: r.height,
+                    video_bitrate_kbps: r.video_kbps,
+                    max_fps: r.max_fps,
+                })
+                .collect(),
+            passthrough_top: self.passthrough_top,
+            encoder: match self.encoder {
+                LadderEncoder::Auto => weir_codec::EncoderChoice::Auto,
+                LadderEncoder::X264 => weir_codec::EncoderChoice::X264,
+                LadderEncoder::Nvenc => weir_codec::EncoderChoice::Nvenc,
+            },
+            ..weir_codec::LadderConfig::default()
+        };
+        config.validate().map_err(|e| e.to_string())?;
+        Ok(config)
+    }
 }
 
 impl Default for NodeConfig {
@@ -103,6 +213,7 @@ impl Default for NodeConfig {
             srt_listen: SocketAddr::from(([0, 0, 0, 0], 9000)),
             srt_latency_ms: 120,
             srt_max_connections: 1000,
+            ladder: LadderSettings::default(),
         }
     }
 }

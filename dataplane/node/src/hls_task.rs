@@ -46,7 +46,14 @@ pub async fn run(stream: Arc<Stream>, packaging: Packaging, registry: Arc<Regist
     let Packaging {
         mut hls,
         mut subscriber,
+        ladder,
     } = packaging;
+    if let Some(job) = ladder {
+        compio::runtime::spawn(crate::ladder_task::run(stream.clone(), job)).detach();
+        let config = hls.config().clone();
+        drop(hls);
+        return crate::renditions_task::run(stream, config, subscriber, registry).await;
+    }
     let mut selected = Selected::default();
     let mut live_reported = false;
     let mut events = Vec::new();
@@ -104,7 +111,7 @@ pub async fn run(stream: Arc<Stream>, packaging: Packaging, registry: Arc<Regist
 }
 
 /// The broadcast's tracks are known: it is live.
-fn report_live(stream: &Stream, registry: &Registry, tracks: &TrackSet) {
+pub(crate) fn report_live(stream: &Stream, registry: &Registry, tracks: &TrackSet) {
     let codecs: Vec<String> = tracks.iter().map(|(_, c)| c.codec_string()).collect();
     let (w, h) = tracks
         .primary_video()

@@ -21,10 +21,13 @@ mod gate;
 mod hls_task;
 mod hooks;
 mod http;
+mod ladder_task;
 mod metrics_setup;
 mod node;
 mod pacer;
 mod registry;
+mod renditions;
+mod renditions_task;
 mod rtmp_conn;
 mod shard;
 mod shutdown;
@@ -32,7 +35,7 @@ mod srt;
 mod watchdog;
 mod webrtc;
 
-pub use config::{IoBackend, NodeConfig};
+pub use config::{IoBackend, LadderEncoder, LadderSettings, NodeConfig, RungSetting};
 pub use hooks::{
     BroadcastInfo, LocalFuture, NoEvents, PlaybackAccess, PublishAuth, PublishGrant,
     PublishRefusal, StreamEvents,

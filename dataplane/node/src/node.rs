@@ -28,6 +28,9 @@ pub enum NodeError {
     /// A shard failed to start (e.g. io_uring forced but refused).
     #[error("{0}")]
     Shard(String),
+    /// The configuration cannot be used.
+    #[error("{0}")]
+    Config(String),
 }
 
 /// The data-plane node.
@@ -49,6 +52,8 @@ pub struct StartedNode {
     pub webrtc_public_ips: Vec<std::net::IpAddr>,
     /// The I/O driver of each shard, by shard index.
     pub drivers: Vec<&'static str>,
+    /// The transcode ladder's rungs (`720p 3000k`), empty when off.
+    pub ladder: Vec<String>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -169,13 +174,35 @@ impl Node {
         let (rtmp_addr, rtmp) = listeners(config.rtmp_listen, n)?;
         let (http_addr, http) = listeners(config.http_listen, n)?;
         let (srt_addr, srt) = srt_sockets(config.srt_listen, n)?;
-        let registry = Arc::new(Registry::new(
+        let mut registry = Registry::new(
             config.hls(),
             Duration::from_millis(config.reconnect_grace_ms),
             Duration::from_millis(config.ended_retention_ms),
             config.publisher_takeover,
             events,
-        ));
+        );
+        let ladder = if config.ladder.enabled {
+            let ladder = config
+                .ladder
+                .codec_config()
+                .map_err(|e| NodeError::Config(format!("[node.ladder]: {e}")))?;
+            weir_codec::cpu_ladder_available().map_err(|e| {
+                NodeError::Config(format!(
+                    "[node.ladder] is enabled but the codec engine is not usable: {e} \
+                     (install gstreamer1.0-plugins-base/good/bad/ugly and gstreamer1.0-libav)"
+                ))
+            })?;
+            let rungs = ladder
+                .rungs
+                .iter()
+                .map(|r| format!("{} {}k", r.name, r.video_bitrate_kbps))
+                .collect();
+            registry.set_ladder(ladder);
+            rungs
+        } else {
+            Vec::new()
+        };
+        let registry = Arc::new(registry);
         let rtmp_ctx = Arc::new(RtmpContext {
             registry: registry.clone(),
             auth,
@@ -252,6 +279,7 @@ impl Node {
             webrtc_addrs,
             webrtc_public_ips,
             drivers,
+            ladder,
             threads,
         })
     }

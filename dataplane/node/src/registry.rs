@@ -17,6 +17,8 @@ use weir_hls::{HlsConfig, LiveStream};
 
 use crate::delivery::HlsDelivery;
 use crate::hooks::{BroadcastInfo, PublishRefusal, StreamEvents};
+use crate::ladder_task::{LadderJob, LadderStatus};
+use crate::renditions::RenditionSlot;
 use crate::shutdown::Shutdown;
 
 /// Viewer counts are re-sent at least this often even when unchanged.
@@ -40,8 +42,16 @@ pub struct Stream {
     pub video_reorders: AtomicBool,
     /// WHEP viewers connected on this node.
     pub webrtc_viewers: AtomicU64,
-    /// What viewers read: the LL-HLS snapshot, its waiters and the viewer meter.
+    /// What viewers read: the LL-HLS snapshot, its waiters and the viewer meter (one
+    /// muxed playlist; unused when the broadcast is packaged as renditions).
     pub hls: HlsDelivery,
+    /// The renditions, for a broadcast packaged one track per playlist (a ladder).
+    pub renditions: RenditionSlot,
+    /// The ladder's output, when this broadcast is transcoded: its packager reads this
+    /// instead of [`Self::bus`].
+    pub renditions_bus: Option<Broadcast>,
+    /// What the ladder is doing (rungs, encoder, overload).
+    pub ladder: Mutex<LadderStatus>,
     state: Mutex<StreamState>,
 }
 
@@ -72,12 +82,28 @@ impl Stream {
         st.ended_at = Some(now);
         drop(st);
         self.bus.end();
+        if let Some(bus) = &self.renditions_bus {
+            bus.end();
+        }
         true
+    }
+
+    /// Viewers of the LL-HLS, over every rendition.
+    pub fn hls_viewers(&self) -> u64 {
+        match self.renditions.get() {
+            Some(set) => set.viewers(),
+            None => self.hls.viewers(),
+        }
+    }
+
+    /// Bytes the published LL-HLS snapshots refer to.
+    pub fn packaged_bytes(&self) -> usize {
+        self.hls.snapshot().memory_bytes() + self.renditions.get().map_or(0, |s| s.memory_bytes())
     }
 
     /// The viewer count, if it should be reported now.
     fn viewers_due(&self, now: Instant) -> Option<u64> {
-        let count = self.hls.viewers() + self.webrtc_viewers.load(Ordering::Relaxed);
+        let count = self.hls_viewers() + self.webrtc_viewers.load(Ordering::Relaxed);
         let mut st = self.state.lock();
         let due = match st.reported_viewers {
             None => count > 0,
@@ -95,8 +121,10 @@ impl Stream {
 pub struct Packaging {
     /// The packager.
     pub hls: LiveStream,
-    /// Its subscription to the broadcast.
+    /// Its subscription to the broadcast (to the renditions, with a ladder).
     pub subscriber: Subscriber,
+    /// The ladder to run beside it, when the broadcast is transcoded.
+    pub ladder: Option<LadderJob>,
 }
 
 /// How a publish attempt was admitted.
@@ -121,6 +149,7 @@ pub struct Registry {
     grace: Duration,
     retention: Duration,
     takeover: bool,
+    ladder: Option<weir_codec::LadderConfig>,
 }
 
 /// UNIX time in milliseconds.
@@ -147,7 +176,13 @@ impl Registry {
             grace,
             retention,
             takeover,
+            ladder: None,
         }
+    }
+
+    /// Transcodes every new broadcast with this ladder.
+    pub fn set_ladder(&mut self, ladder: weir_codec::LadderConfig) {
+        self.ladder = Some(ladder);
     }
 
     /// Where lifecycle events go.
@@ -225,6 +260,21 @@ impl Registry {
             .subscribe(SubscribeOptions::default())
             .map_err(refused)?;
         let publisher = bus.publish(false).map_err(refused)?;
+        let (renditions_bus, subscriber, ladder) = match &self.ladder {
+            Some(config) => {
+                let renditions = Broadcast::new(self.bus);
+                let packager = renditions
+                    .subscribe(SubscribeOptions::default())
+                    .map_err(refused)?;
+                let job = LadderJob {
+                    source: subscriber,
+                    renditions: renditions.clone(),
+                    config: config.clone(),
+                };
+                (Some(renditions), packager, Some(job))
+            }
+            None => (None, subscriber, None),
+        };
         let hls = LiveStream::new(HlsConfig {
             media_playlist_uri: format!("{broadcast_id}/{}", weir_hls::MEDIA_PLAYLIST),
             ..self.hls.clone()
@@ -240,6 +290,9 @@ impl Registry {
             broadcast_id,
             signed_playback: AtomicBool::new(false),
             bus,
+            renditions: RenditionSlot::default(),
+            renditions_bus,
+            ladder: Mutex::new(LadderStatus::default()),
             video_reorders: AtomicBool::new(false),
             webrtc_viewers: AtomicU64::new(0),
             state: Mutex::new(StreamState {
@@ -258,7 +311,11 @@ impl Registry {
             stream,
             publisher,
             resumed: false,
-            packaging: Some(Packaging { hls, subscriber }),
+            packaging: Some(Packaging {
+                hls,
+                subscriber,
+                ladder,
+            }),
         })
     }
 
@@ -305,10 +362,11 @@ impl Registry {
         metrics::gauge!("weir_streams").set(streams.len() as f64);
         let (mut packaged, mut bus, mut viewers) = (0, 0, 0);
         for s in streams.values() {
-            packaged += s.hls.snapshot().memory_bytes();
-            bus += s.bus.memory_bytes();
+            packaged += s.packaged_bytes();
+            bus +=
+                s.bus.memory_bytes() + s.renditions_bus.as_ref().map_or(0, Broadcast::memory_bytes);
             if !s.is_ended() {
-                viewers += s.hls.viewers();
+                viewers += s.hls_viewers();
             }
         }
         metrics::gauge!("weir_viewers").set(viewers as f64);

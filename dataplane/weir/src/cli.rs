@@ -128,6 +128,16 @@ pub struct NodeArgs {
     /// the caller's own wins); more latency recovers more loss.
     #[arg(long, global = true, env = "WEIR_SRT_LATENCY_MS")]
     pub srt_latency_ms: Option<u64>,
+    /// Transcode every broadcast into the ladder of `[node.ladder]` (default 1080p/720p/
+    /// 480p/360p, never above the source; the source itself on top): viewers get a
+    /// multivariant LL-HLS playlist and switch renditions. Needs GStreamer with x264
+    /// (or NVENC, chosen at run time).
+    #[arg(long, global = true, env = "WEIR_LADDER")]
+    pub ladder: Option<bool>,
+    /// Rungs of the ladder as `NAME:HEIGHT:KBPS`, comma-separated (e.g.
+    /// `720p:720:3000,360p:360:700`); replaces `[node.ladder] rungs`.
+    #[arg(long, global = true, env = "WEIR_LADDER_RUNGS", value_delimiter = ',')]
+    pub ladder_rungs: Option<Vec<String>>,
     /// Grace period for a publisher to reconnect, in ms.
     #[arg(long, global = true, env = "WEIR_RECONNECT_GRACE_MS")]
     pub reconnect_grace_ms: Option<u64>,

@@ -50,6 +50,23 @@ impl Default for ControlConfig {
     }
 }
 
+/// A rung given as `NAME:HEIGHT:KBPS`.
+fn parse_rung(text: &str) -> anyhow::Result<weir_node::RungSetting> {
+    let bad =
+        || anyhow::anyhow!("ladder rung {text:?}: expected NAME:HEIGHT:KBPS, e.g. 720p:720:3000");
+    let mut it = text.trim().split(':');
+    let (Some(name), Some(height), Some(kbps), None) = (it.next(), it.next(), it.next(), it.next())
+    else {
+        return Err(bad());
+    };
+    Ok(weir_node::RungSetting {
+        name: name.to_owned(),
+        height: height.parse().map_err(|_| bad())?,
+        video_kbps: kbps.parse().map_err(|_| bad())?,
+        max_fps: None,
+    })
+}
+
 /// Reads the file (if any) and applies overrides.
 pub fn load(path: Option<&Path>, args: &NodeArgs) -> anyhow::Result<Config> {
     let mut config = match path {
@@ -76,6 +93,15 @@ pub fn load(path: Option<&Path>, args: &NodeArgs) -> anyhow::Result<Config> {
     }
     if let Some(v) = a.srt_latency_ms {
         n.srt_latency_ms = v;
+    }
+    if let Some(v) = a.ladder {
+        n.ladder.enabled = v;
+    }
+    if let Some(rungs) = &a.ladder_rungs {
+        n.ladder.rungs = rungs
+            .iter()
+            .map(|r| parse_rung(r))
+            .collect::<anyhow::Result<_>>()?;
     }
     if let Some(v) = a.webrtc_udp_port {
         n.webrtc_udp_port = v;

@@ -74,6 +74,21 @@ fn start_node(
         node.srt_latency_ms,
         started.srt_addr.port()
     );
+    if started.ladder.is_empty() {
+        tracing::info!(
+            "transcode ladder off (--ladder or [node.ladder] enabled = true turns it on)"
+        );
+    } else {
+        tracing::info!(
+            "transcode ladder on: {} (never above the source{}); encoder chosen per broadcast: NVENC when present, else x264",
+            started.ladder.join(", "),
+            if node.ladder.passthrough_top {
+                "; the source itself on top"
+            } else {
+                ""
+            }
+        );
+    }
     let ports: Vec<String> = started
         .webrtc_addrs
         .iter()

@@ -4,6 +4,8 @@
 //! /live/<channel>/index.m3u8                multivariant playlist (no-cache)
 //! /live/<channel>/<broadcast>/media.m3u8    LL-HLS media playlist (blocking reload, delta updates)
 //! /live/<channel>/<broadcast>/<object>      init segment, part or segment (immutable)
+//! /live/<channel>/<broadcast>/<rendition>/… the same, per rendition (a transcode ladder:
+//!                                           one CMAF track per playlist, see `renditions`)
 //! /whip, /whep, /web/…                      WebRTC (see `webrtc`)
 //! /metrics                                  Prometheus text format
 //! /healthz                                  liveness
@@ -30,8 +32,9 @@ use weir_hls::{
 
 use super::request::{Method, Request};
 use super::response::Response;
+use crate::delivery::HlsDelivery;
 use crate::hooks::{PlaybackAccess, PublishAuth};
-use crate::registry::{Registry, Stream};
+use crate::registry::Registry;
 use crate::webrtc::WebrtcShard;
 
 const PLAYLIST: &str = "application/vnd.apple.mpegurl";
@@ -93,14 +96,37 @@ pub async fn respond(
     }
     let get = req.method == Method::Get;
     match parts.as_slice() {
-        [_, "index.m3u8"] => match stream.hls.snapshot().multivariant_playlist() {
-            Some(body) => Response::ok(PLAYLIST, NO_CACHE, body),
-            None => Response::error(404, "stream is starting: no tracks yet"),
-        },
-        [_, bid, "media.m3u8"] if *bid == stream.broadcast_id => {
-            media_playlist(&stream, &req.query).await
+        [_, "index.m3u8"] => {
+            let body = match stream.renditions.get() {
+                Some(set) => Some(set.multivariant.clone()),
+                None if stream.renditions_bus.is_some() => None,
+                None => stream.hls.snapshot().multivariant_playlist(),
+            };
+            match body {
+                Some(body) => Response::ok(PLAYLIST, NO_CACHE, body),
+                None => Response::error(404, "stream is starting: no tracks yet"),
+            }
         }
-        [_, bid, object] if *bid == stream.broadcast_id => media_object(&stream, object, get).await,
+        [_, bid, "media.m3u8"] if *bid == stream.broadcast_id => {
+            media_playlist(&stream.hls, &req.query).await
+        }
+        [_, bid, object] if *bid == stream.broadcast_id => {
+            media_object(&stream.hls, object, get).await
+        }
+        [_, bid, rendition, file] if *bid == stream.broadcast_id => {
+            let Some(r) = stream
+                .renditions
+                .get()
+                .and_then(|set| set.get(rendition).cloned())
+            else {
+                return Response::error(404, "no such rendition");
+            };
+            if *file == weir_hls::MEDIA_PLAYLIST {
+                media_playlist(&r.delivery, &req.query).await
+            } else {
+                media_object(&r.delivery, file, get).await
+            }
+        }
         _ => Response::error(404, "not found"),
     }
 }
@@ -116,17 +142,17 @@ fn block_limit(snapshot: &Snapshot) -> Duration {
 /// names up to the block limit. Returns the answer and, when it had to wait, when the
 /// snapshot that answered was published.
 async fn wait_for<T>(
-    stream: &Stream,
+    hls: &HlsDelivery,
     mut check: impl FnMut(&Snapshot) -> Result<T, weir_hls::Position>,
 ) -> Option<(T, Option<Instant>)> {
-    let mut snapshot = stream.hls.snapshot();
+    let mut snapshot = hls.snapshot();
     let mut published = None;
     let deadline = Instant::now() + block_limit(&snapshot);
     loop {
         match check(&snapshot) {
             Ok(answer) => return Some((answer, published)),
             Err(needed) => {
-                let (s, at) = stream.hls.wait_for(needed, deadline).await?;
+                let (s, at) = hls.wait_for(needed, deadline).await?;
                 snapshot = s;
                 published = Some(at);
             }
@@ -134,7 +160,7 @@ async fn wait_for<T>(
     }
 }
 
-async fn media_playlist(stream: &Stream, query: &str) -> Response {
+async fn media_playlist(hls: &HlsDelivery, query: &str) -> Response {
     let q = match PlaylistQuery::parse(query) {
         Ok(q) => q,
         Err(e) => return Response::error(400, &e.to_string()),
@@ -142,7 +168,7 @@ async fn media_playlist(stream: &Stream, query: &str) -> Response {
     let blocking = q.msn.is_some();
     metrics::counter!("weir_http_playlist_requests_total", "blocking" => if blocking { "yes" } else { "no" })
         .increment(1);
-    let answer = wait_for(stream, |s| match s.media_playlist(&q) {
+    let answer = wait_for(hls, |s| match s.media_playlist(&q) {
         PlaylistAnswer::Wait(needed) => Err(needed),
         other => Ok(other),
     })
@@ -162,8 +188,8 @@ async fn media_playlist(stream: &Stream, query: &str) -> Response {
     }
 }
 
-async fn media_object(stream: &Stream, name: &str, get: bool) -> Response {
-    let answer = wait_for(stream, |s| match s.object(name) {
+async fn media_object(hls: &HlsDelivery, name: &str, get: bool) -> Response {
+    let answer = wait_for(hls, |s| match s.object(name) {
         ObjectAnswer::Wait(needed) => Err(needed),
         other => Ok(other),
     })
@@ -178,8 +204,8 @@ async fn media_object(stream: &Stream, name: &str, get: bool) -> Response {
             };
             if get {
                 match ObjectName::parse(name) {
-                    Some(ObjectName::Part(msn, i)) => stream.hls.fetched(msn, Some(i)),
-                    Some(ObjectName::Segment(msn)) => stream.hls.fetched(msn, None),
+                    Some(ObjectName::Part(msn, i)) => hls.fetched(msn, Some(i)),
+                    Some(ObjectName::Segment(msn)) => hls.fetched(msn, None),
                     _ => {}
                 }
             }

@@ -1,0 +1,255 @@
+//! The LL-HLS packager of a broadcast with renditions: one [`LiveStream`] per CMAF track.
+//!
+//! One task per broadcast, on the shard that created it, subscribed to the broadcast's
+//! renditions (the ladder's output, see `ladder_task`). Every video track becomes a
+//! video-only rendition and the first audio track the audio rendition they share. The
+//! renditions are cut independently but identically: their key frames and timestamps
+//! are the same (the ladder keys every rung at the source's key frames), so their
+//! segments and parts line up and a player switches at any part boundary. After each
+//! batch of events it publishes every changed snapshot, refreshes the renditions'
+//! `EXT-X-RENDITION-REPORT`s and re-renders the multivariant playlist when it changed.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use weir_bus::{BusEvent, Subscriber, TrackSet};
+use weir_hls::{
+    AudioRendition, HlsConfig, LiveStream, RenditionReport, Snapshot, VideoVariant,
+    multivariant_playlist,
+};
+use weir_media::{TrackConfig, TrackId, TrackKind};
+
+use crate::delivery::HlsDelivery;
+use crate::registry::{Registry, Stream, wallclock_ms};
+use crate::renditions::{AUDIO_RENDITION, Rendition, RenditionSet};
+
+/// One rendition being packaged.
+struct Packaged {
+    /// The bus track it packages.
+    track: TrackId,
+    hls: LiveStream,
+    rendition: Arc<Rendition>,
+    published: Arc<Snapshot>,
+    /// Nominal bitrate (the ladder rung's), bit/s.
+    nominal_bps: Option<u64>,
+}
+
+/// The packagers of one broadcast's renditions.
+struct Renditions {
+    config: HlsConfig,
+    list: Vec<Packaged>,
+    multivariant: Option<Bytes>,
+}
+
+impl Renditions {
+    /// Adds packagers for tracks of `tracks` not packaged yet, and gives every packager
+    /// its track's (possibly new) configuration.
+    fn set_tracks(&mut self, stream: &Stream, tracks: &TrackSet) {
+        let audio = tracks.first(TrackKind::Audio);
+        for (id, config) in tracks.iter() {
+            if id.kind == TrackKind::Audio && Some(id) != audio {
+                continue; // one audio rendition (languages come with their metadata)
+            }
+            let at = match self.list.iter().position(|p| p.track == id) {
+                Some(at) => at,
+                None => {
+                    let Some(p) = self.new_packager(stream, id, config) else {
+                        continue;
+                    };
+                    self.list.push(p);
+                    self.list.len() - 1
+                }
+            };
+            let p = &mut self.list[at];
+            match config {
+                TrackConfig::Video(v) => p.hls.set_tracks(Some(v.clone()), None),
+                TrackConfig::Audio(a) => p.hls.set_tracks(None, Some(a.clone())),
+            }
+        }
+        // Video top first (bus order), audio last.
+        self.list.sort_by_key(|p| p.track);
+    }
+
+    fn new_packager(&self, stream: &Stream, id: TrackId, config: &TrackConfig) -> Option<Packaged> {
+        let rung = stream
+            .ladder
+            .lock()
+            .rungs
+            .get(usize::from(id.index))
+            .cloned();
+        let name = match (config, &rung) {
+            (TrackConfig::Audio(_), _) => AUDIO_RENDITION.to_owned(),
+            (TrackConfig::Video(_), Some(r)) => r.name.clone(),
+            (TrackConfig::Video(v), None) => format!("{}p", v.height),
+        };
+        let name = if self.list.iter().any(|p| p.rendition.name == name) {
+            format!("{name}-{}", id.index)
+        } else {
+            name
+        };
+        if self.list.len() >= weir_bus::MAX_TRACKS {
+            return None;
+        }
+        let hls = LiveStream::new(HlsConfig {
+            media_playlist_uri: format!(
+                "{}/{name}/{}",
+                stream.broadcast_id,
+                weir_hls::MEDIA_PLAYLIST
+            ),
+            ..self.config.clone()
+        });
+        let published = hls.snapshot();
+        Some(Packaged {
+            track: id,
+            rendition: Arc::new(Rendition {
+                name,
+                kind: id.kind,
+                delivery: HlsDelivery::new(published.clone()),
+            }),
+            published,
+            hls,
+            nominal_bps: rung
+                .filter(|r| r.video_kbps > 0)
+                .map(|r| u64::from(r.video_kbps) * 1000),
+        })
+    }
+
+    /// Publishes what changed: snapshots, rendition reports, the multivariant playlist.
+    fn publish(&mut self, stream: &Stream) {
+        let positions: Vec<(String, Option<(u64, u64)>)> = self
+            .list
+            .iter()
+            .map(|p| (p.rendition.name.clone(), p.published.last_part()))
+            .collect();
+        let mut changed = false;
+        for p in &mut self.list {
+            let reports = positions
+                .iter()
+                .filter(|(name, _)| *name != p.rendition.name)
+                .filter_map(|(name, at)| {
+                    let (last_msn, last_part) = (*at)?;
+                    Some(RenditionReport {
+                        uri: format!("../{name}/{}", weir_hls::MEDIA_PLAYLIST),
+                        last_msn,
+                        last_part,
+                    })
+                })
+                .collect();
+            p.hls.set_rendition_reports(reports);
+            let snapshot = p.hls.snapshot();
+            if !Arc::ptr_eq(&snapshot, &p.published) {
+                p.published = snapshot.clone();
+                p.rendition.delivery.publish(snapshot);
+                changed = true;
+            }
+        }
+        if changed || self.multivariant.is_none() {
+            self.render_multivariant(stream);
+        }
+    }
+
+    fn render_multivariant(&mut self, stream: &Stream) {
+        let uri = |p: &Packaged| {
+            format!(
+                "{}/{}/{}",
+                stream.broadcast_id,
+                p.rendition.name,
+                weir_hls::MEDIA_PLAYLIST
+            )
+        };
+        let videos: Vec<VideoVariant> = self
+            .list
+            .iter()
+            .filter(|p| p.track.kind == TrackKind::Video)
+            .filter_map(|p| {
+                Some(VideoVariant {
+                    uri: uri(p),
+                    info: p.published.variant_info()?.clone(),
+                    nominal_bps: p.nominal_bps,
+                })
+            })
+            .collect();
+        let audio = self
+            .list
+            .iter()
+            .find(|p| p.track.kind == TrackKind::Audio)
+            .and_then(|p| {
+                Some(AudioRendition {
+                    uri: uri(p),
+                    name: p.rendition.name.clone(),
+                    info: p.published.variant_info()?.clone(),
+                })
+            });
+        if videos.is_empty() && audio.is_none() {
+            return;
+        }
+        let text = Bytes::from(multivariant_playlist(&videos, audio.as_ref()));
+        let set_changed = stream
+            .renditions
+            .get()
+            .is_none_or(|s| s.list.len() != self.list.len());
+        if !set_changed && self.multivariant.as_ref() == Some(&text) {
+            return;
+        }
+        self.multivariant = Some(text.clone());
+        stream.renditions.set(RenditionSet {
+            list: self.list.iter().map(|p| p.rendition.clone()).collect(),
+            multivariant: text,
+        });
+    }
+}
+
+/// Runs the renditions' packagers of `stream` until its broadcast ends.
+pub async fn run(
+    stream: Arc<Stream>,
+    config: HlsConfig,
+    mut subscriber: Subscriber,
+    registry: Arc<Registry>,
+) {
+    let mut set = Renditions {
+        config,
+        list: Vec::new(),
+        multivariant: None,
+    };
+    let mut live_reported = false;
+    let mut events = Vec::new();
+    loop {
+        subscriber.ready().await;
+        let closed = subscriber.drain_into(&mut events).is_err();
+        let mut ended = false;
+        for event in events.drain(..) {
+            match event {
+                BusEvent::Tracks(tracks) => {
+                    if !live_reported {
+                        live_reported = true;
+                        crate::hls_task::report_live(&stream, &registry, &tracks);
+                    }
+                    set.set_tracks(&stream, &tracks);
+                }
+                BusEvent::Frame(mut frame) => {
+                    let Some(p) = set.list.iter_mut().find(|p| p.track == frame.track) else {
+                        continue;
+                    };
+                    frame.track = match frame.track.kind {
+                        TrackKind::Video => TrackId::VIDEO,
+                        TrackKind::Audio => TrackId::AUDIO,
+                    };
+                    p.hls.push_frame(wallclock_ms(), frame);
+                }
+                BusEvent::Skipped { frames } => {
+                    tracing::warn!(channel = %stream.channel, frames, "rendition packager fell behind: frames skipped");
+                }
+                BusEvent::PublisherLeft => set.list.iter_mut().for_each(|p| p.hls.pause()),
+                BusEvent::PublisherJoined { .. } => {}
+                BusEvent::Ended => ended = true,
+            }
+        }
+        if closed || ended {
+            set.list.iter_mut().for_each(|p| p.hls.end());
+        }
+        set.publish(&stream);
+        if closed || ended {
+            return;
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! The transcode ladder end to end: ffmpeg publishes OBS-like 720p30 x264 (B-frames,
+//! 2 s keyint) with AAC over RTMP to a node started with `--ladder true` and the default
+//! rungs (1080p/720p/480p/360p). The multivariant playlist must offer 720p (the source,
+//! passed through), 480p and 360p (never 1080p: no upscaling) sharing one audio group;
+//! every media playlist reports the other renditions; after the broadcast, segments
+//! and parts line up across renditions, ffprobe finds each rendition's resolution and
+//! the same key frame times in all of them, and ffmpeg decodes the whole multivariant
+//! stream without errors.
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use weir_e2e::http::get;
+use weir_e2e::{Node, NodeOptions, output, require, wait_until};
+
+/// OBS-like x264: B-frames, fixed 2 s GOP, 720p30, AAC 48 kHz stereo.
+fn publish_720p(url: &str, seconds: u32) -> Command {
+    require("ffmpeg");
+    let mut c = Command::new("ffmpeg");
+    c.args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", &seconds.to_string(), "-pix_fmt", "yuv420p"])
+        .args(["-c:v", "libx264", "-preset", "superfast", "-bf", "2"])
+        .args(["-g", "60", "-b:v", "2500k", "-c:a", "aac", "-ac", "2"])
+        .args(["-b:a", "128k", "-f", "flv", url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// `(attributes, uri)` of each `EXT-X-STREAM-INF`.
+fn variants(multivariant: &str) -> Vec<(String, String)> {
+    let lines: Vec<&str> = multivariant.lines().collect();
+    lines
+        .windows(2)
+        .filter_map(|w| {
+            let attrs = w[0].strip_prefix("#EXT-X-STREAM-INF:")?;
+            Some((attrs.to_owned(), w[1].trim().to_owned()))
+        })
+        .collect()
+}
+
+fn attr<'a>(attrs: &'a str, name: &str) -> Option<&'a str> {
+    attrs
+        .split(',')
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// Per segment: its `EXTINF` and its parts' durations.
+fn segment_layout(playlist: &str) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    let mut parts = Vec::new();
+    for l in playlist.lines() {
+        if let Some(p) = l.strip_prefix("#EXT-X-PART:DURATION=") {
+            parts.push(p.split(',').next().unwrap_or_default().to_owned());
+        } else if let Some(d) = l.strip_prefix("#EXTINF:") {
+            out.push((d.to_owned(), std::mem::take(&mut parts)));
+        }
+    }
+    out
+}
+
+/// ffprobe: (width, height) and key frame presentation times of the video in `url`.
+fn probe(url: &str) -> ((u32, u32), Vec<String>) {
+    let (ok, dims, err) = output(Command::new("ffprobe").args([
+        "-v",
+        "error",
+        "-select_streams",
+        "v:0",
+        "-show_entries",
+        "stream=width,height",
+        "-of",
+        "csv=p=0",
+        url,
+    ]));
+    assert!(ok, "ffprobe {url}: {err}");
+    let mut wh = dims
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default()
+        .split(',')
+        .map(|n| n.trim().parse::<u32>().unwrap_or(0));
+    let dims = (wh.next().unwrap_or(0), wh.next().unwrap_or(0));
+    let (ok, packets, err) = output(Command::new("ffprobe").args([
+        "-v",
+        "error",
+        "-select_streams",
+        "v:0",
+        "-show_entries",
+        "packet=pts_time,flags",
+        "-of",
+        "compact=p=0:nk=0",
+        url,
+    ]));
+    assert!(ok, "ffprobe {url}: {err}");
+    let keys = packets
+        .lines()
+        .filter(|l| l.contains("flags=K"))
+        .filter_map(|l| {
+            l.split('|')
+                .find_map(|kv| kv.strip_prefix("pts_time="))
+                .map(str::to_owned)
+        })
+        .collect();
+    (dims, keys)
+}
+
+#[test]
+fn ladder_renditions_are_aligned_and_decodable() {
+    require("ffprobe");
+    let node = Node::start_with(NodeOptions {
+        extra_args: vec![
+            "--ladder".into(),
+            "true".into(),
+            "--reconnect-grace-ms".into(),
+            "2000".into(),
+        ],
+        ..NodeOptions::default()
+    });
+    assert!(
+        node.log()
+            .contains("transcode ladder on: 1080p 6000k, 720p 3000k, 480p 1200k, 360p 700k"),
+        "{}",
+        node.log()
+    );
+    let (_, key) = node.issue_key("ladder");
+    let mut ffmpeg = publish_720p(&node.rtmp_url(&key), 16)
+        .spawn()
+        .expect("ffmpeg");
+
+    // Live: the multivariant playlist lists the renditions once each has measured a segment.
+    let mut mv = String::new();
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            mv = get(node.http_port, "/live/ladder/index.m3u8").map_or(String::new(), |r| r.text());
+            variants(&mv).len() == 3 && !mv.contains("BANDWIDTH=0")
+        }),
+        "no multivariant playlist with three renditions:\n{mv}\n{}",
+        node.log()
+    );
+    assert!(
+        mv.contains("#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\"") && mv.contains("CHANNELS=\"2\""),
+        "{mv}"
+    );
+    let vs = variants(&mv);
+    let resolutions: Vec<&str> = vs
+        .iter()
+        .filter_map(|(a, _)| attr(a, "RESOLUTION"))
+        .collect();
+    assert_eq!(resolutions, ["1280x720", "854x480", "640x360"], "{mv}");
+    for (a, _) in &vs {
+        assert!(
+            a.contains("AUDIO=\"audio\"") && a.contains("mp4a.40.2"),
+            "{a}"
+        );
+        assert!(
+            attr(a, "FRAME-RATE").is_some() || !a.contains("FRAME"),
+            "{a}"
+        );
+    }
+    // Each media playlist reports the other renditions (LL-HLS level switching).
+    let base = vs[0]
+        .1
+        .rsplit_once("/720p/")
+        .map(|(b, _)| b.to_owned())
+        .expect("rendition dir");
+    let names = ["720p", "480p", "360p", "audio"];
+    for name in names {
+        let mut text = String::new();
+        let reports_all = |text: &str| {
+            names.iter().filter(|o| **o != name).all(|other| {
+                text.contains(&format!(
+                    "#EXT-X-RENDITION-REPORT:URI=\"../{other}/media.m3u8\",LAST-MSN="
+                ))
+            })
+        };
+        assert!(
+            wait_until(Duration::from_secs(10), || {
+                text = get(
+                    node.http_port,
+                    &format!("/live/ladder/{base}/{name}/media.m3u8"),
+                )
+                .map_or(String::new(), |r| r.text());
+                reports_all(&text)
+            }),
+            "{name} does not report the other renditions:\n{text}"
+        );
+    }
+
+    let (ok, _, err) = {
+        let status = ffmpeg.wait().expect("ffmpeg");
+        let mut err = String::new();
+        if let Some(mut e) = ffmpeg.stderr.take() {
+            use std::io::Read as _;
+            let _ = e.read_to_string(&mut err);
+        }
+        (status.success(), (), err)
+    };
+    assert!(ok, "publisher failed: {err}");
+    // The broadcast ends after the reconnect grace; the playlists are then complete.
+    let video = ["720p", "480p", "360p"];
+    let mut playlists = BTreeMap::new();
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            playlists = video
+                .iter()
+                .map(|n| {
+                    let p = format!("/live/ladder/{base}/{n}/media.m3u8");
+                    (
+                        *n,
+                        get(node.http_port, &p).map_or(String::new(), |r| r.text()),
+                    )
+                })
+                .collect();
+            playlists.values().all(|t| t.contains("#EXT-X-ENDLIST"))
+        }),
+        "renditions did not end:\n{}",
+        node.log()
+    );
+    let layouts: Vec<_> = video
+        .iter()
+        .map(|n| segment_layout(&playlists[n]))
+        .collect();
+    assert!(layouts[0].len() >= 5, "{}", playlists["720p"]);
+    let segs =
+        |l: &Vec<(String, Vec<String>)>| l.iter().map(|(d, _)| d.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        segs(&layouts[0]),
+        segs(&layouts[1]),
+        "720p vs 480p segments"
+    );
+    assert_eq!(
+        segs(&layouts[0]),
+        segs(&layouts[2]),
+        "720p vs 360p segments"
+    );
+    assert_eq!(layouts[1], layouts[2], "480p vs 360p parts");
+
+    let mut keys = Vec::new();
+    for (n, want) in video.iter().zip([(1280, 720), (854, 480), (640, 360)]) {
+        let (dims, k) = probe(&node.http_url(&format!("/live/ladder/{base}/{n}/media.m3u8")));
+        assert_eq!(dims, want, "{n}");
+        assert!(k.len() >= 5, "{n}: key frames {k:?}");
+        keys.push(k);
+    }
+    assert_eq!(keys[0], keys[1], "key frames 720p vs 480p");
+    assert_eq!(keys[0], keys[2], "key frames 720p vs 360p");
+
+    let (ok, _, err) = output(Command::new("ffmpeg").args([
+        "-v",
+        "error",
+        "-i",
+        &node.http_url("/live/ladder/index.m3u8"),
+        "-map",
+        "0",
+        "-f",
+        "null",
+        "-",
+    ]));
+    assert!(ok && err.trim().is_empty(), "decoding the ladder: {err}");
+}
