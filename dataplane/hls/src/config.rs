@@ -69,7 +69,7 @@ impl HlsConfig {
 
     /// The longest segment: the longest `EXTINF` that still rounds (to the nearest
     /// millisecond as written, then to the nearest second) to the target duration.
-    pub(crate) fn max_segment(&self) -> Duration {
+    pub fn max_segment(&self) -> Duration {
         Duration::from_secs(self.target_duration_secs()) + Duration::from_millis(499)
     }
 

@@ -92,6 +92,7 @@
 mod answer;
 mod clock;
 mod config;
+mod dash;
 mod datetime;
 mod names;
 mod packager;
@@ -105,6 +106,9 @@ mod window;
 
 pub use answer::{ObjectAnswer, ObjectKind, PlaylistAnswer, Position};
 pub use config::HlsConfig;
+pub use dash::{
+    DashManifest, DashRepresentation, Timeline, TimelineEntry, close_mpd, render_mpd_open,
+};
 pub use datetime::format_iso8601_ms;
 pub use names::{MEDIA_PLAYLIST, MULTIVARIANT_PLAYLIST, ObjectName};
 pub use playlist::{RenditionReport, VERSION};

@@ -26,6 +26,12 @@ pub(crate) struct PartOut {
     /// Audio only in a stream with a video track (the video stalled): listed with
     /// `GAP=YES`, so players skip it and jump the hole in the video.
     pub gap: bool,
+    /// Decode time of its first master sample, in `timescale` ticks (its `tfdt`).
+    pub start: u64,
+    /// Sum of its master samples' durations, in `timescale` ticks.
+    pub ticks: u64,
+    /// The master track's timescale.
+    pub timescale: u32,
 }
 
 /// A video frame waiting for the next one (which gives its duration).
@@ -92,7 +98,7 @@ impl PartBuf {
     /// The CMAF chunk of this part (fragment sequence number `seq`), or None when it holds
     /// no master sample (only audio waiting for video: nothing to play).
     pub(crate) fn finish(self, seq: u32, master_timescale: u32) -> Option<PartOut> {
-        self.start?;
+        let start = self.start?;
         let mut tracks = Vec::with_capacity(2);
         if !self.video.is_empty() {
             tracks.push(FragmentTrack {
@@ -116,6 +122,9 @@ impl PartBuf {
             wallclock_ms: self.wallclock_ms,
             video_frames: u32::try_from(self.video.len()).unwrap_or(u32::MAX),
             gap: false,
+            start,
+            ticks: self.master_len,
+            timescale: master_timescale,
         })
     }
 }

@@ -11,6 +11,7 @@ use weir_media::{AudioConfig, VideoConfig};
 
 use crate::answer::{ObjectAnswer, ObjectKind, PlaylistAnswer, Position};
 use crate::config::HlsConfig;
+use crate::dash::{Timeline, TimelineEntry};
 use crate::names::ObjectName;
 use crate::playlist::{self, RenditionReport};
 use crate::query::PlaylistQuery;
@@ -37,6 +38,7 @@ pub struct Snapshot {
     multivariant: Option<Bytes>,
     variant: Option<VariantInfo>,
     last_part: Option<(u64, u64)>,
+    timeline: Timeline,
     inits: Vec<(u64, Bytes)>,
     /// Complete segments kept, consecutive media sequence numbers.
     closed: Vec<Arc<Segment>>,
@@ -88,7 +90,26 @@ impl Snapshot {
                 .back()
                 .and_then(|s| Some((s.msn, (s.parts.len() as u64).checked_sub(1)?))),
         };
+        let entry = |s: &Segment, complete: bool| TimelineEntry {
+            msn: s.msn,
+            start: s.start,
+            duration: s.ticks,
+            wallclock_ms: s.wallclock_ms,
+            complete,
+        };
+        let newest = w.open.as_ref().or(w.closed.back().map(|s| &**s));
+        let timeline = Timeline {
+            timescale: newest.map_or(0, |s| s.timescale),
+            init: newest.map_or(0, |s| s.init),
+            entries: w
+                .closed
+                .iter()
+                .map(|s| entry(s, true))
+                .chain(w.open.as_ref().map(|s| entry(s, false)))
+                .collect(),
+        };
         Self {
+            timeline,
             position: Position::new(w.next_msn, w.open_parts()),
             ended: src.ended,
             video_stalled: src.video_stalled,
@@ -139,6 +160,11 @@ impl Snapshot {
     /// What a multivariant playlist says of this rendition (None before tracks are known).
     pub fn variant_info(&self) -> Option<&VariantInfo> {
         self.variant.as_ref()
+    }
+
+    /// The segments held, in media time (for a DASH `SegmentTimeline`).
+    pub fn timeline(&self) -> &Timeline {
+        &self.timeline
     }
 
     /// The last part that exists: `(msn, part index)`, as an `EXT-X-RENDITION-REPORT`
@@ -228,6 +254,16 @@ impl Snapshot {
                 }
             }
         }
+    }
+
+    /// The parts of segment `msn` so far and whether it is complete: all of them for a
+    /// kept complete segment, those made so far for the segment in progress (complete
+    /// once the stream ended). None for a segment not held.
+    pub fn segment_parts(&self, msn: u64) -> Option<(Vec<Rope>, bool)> {
+        if let Some(seg) = self.closed_segment(msn) {
+            return Some((seg.parts.iter().map(|p| p.data.clone()).collect(), true));
+        }
+        (msn == self.position.msn).then(|| (self.open.clone(), self.ended))
     }
 
     /// Bytes this snapshot refers to: segments, parts, init segments and playlist texts

@@ -37,6 +37,12 @@ pub(crate) struct Segment {
     pub gap: bool,
     pub bytes: usize,
     pub data: Rope,
+    /// Decode time of its first master sample (master timescale ticks).
+    pub start: u64,
+    /// Its master samples' total duration (master timescale ticks).
+    pub ticks: u64,
+    /// The master track's timescale.
+    pub timescale: u32,
 }
 
 impl Segment {
@@ -104,7 +110,11 @@ impl Window {
             gap: false,
             bytes: 0,
             data: Rope::default(),
+            start: part.start,
+            ticks: 0,
+            timescale: part.timescale,
         });
+        seg.ticks += part.ticks;
         seg.duration += part.duration;
         seg.video_frames += u64::from(part.video_frames);
         seg.bytes += part.data.len();

@@ -39,6 +39,9 @@ pub struct RenditionSet {
     pub list: Vec<Arc<Rendition>>,
     /// `index.m3u8`, rendered when the set or a rendition's figures change.
     pub multivariant: Bytes,
+    /// `manifest.mpd` without its `UTCTiming` and closing tag (the origin adds them,
+    /// naming its own clock URL), rendered when a segment starts or completes.
+    pub mpd: Option<Bytes>,
 }
 
 impl RenditionSet {

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use weir_bus::{BusEvent, Subscriber, TrackSet};
 use weir_hls::{
-    AudioRendition, HlsConfig, LiveStream, RenditionReport, Snapshot, VideoVariant,
-    multivariant_playlist,
+    AudioRendition, DashManifest, DashRepresentation, HlsConfig, LiveStream, RenditionReport,
+    Snapshot, VideoVariant, multivariant_playlist, render_mpd_open,
 };
 use weir_media::{TrackConfig, TrackId, TrackKind};
 
@@ -32,6 +32,8 @@ struct Packaged {
     published: Arc<Snapshot>,
     /// Nominal bitrate (the ladder rung's), bit/s.
     nominal_bps: Option<u64>,
+    /// Audio sampling rate.
+    sample_rate: Option<u32>,
 }
 
 /// The packagers of one broadcast's renditions.
@@ -39,6 +41,12 @@ struct Renditions {
     config: HlsConfig,
     list: Vec<Packaged>,
     multivariant: Option<Bytes>,
+    mpd: Option<Bytes>,
+    /// What the MPD was last rendered from: per rendition, its segments' (first msn,
+    /// newest msn, newest complete) and whether the stream ended.
+    mpd_key: Vec<(u64, u64, bool, bool)>,
+    /// `availabilityStartTime`, fixed at the first segment (UNIX ms).
+    availability_start_ms: Option<u64>,
 }
 
 impl Renditions {
@@ -111,6 +119,10 @@ impl Renditions {
             nominal_bps: rung
                 .filter(|r| r.video_kbps > 0)
                 .map(|r| u64::from(r.video_kbps) * 1000),
+            sample_rate: match config {
+                TrackConfig::Audio(a) => Some(a.sample_rate),
+                TrackConfig::Video(_) => None,
+            },
         })
     }
 
@@ -144,11 +156,85 @@ impl Renditions {
             }
         }
         if changed || self.multivariant.is_none() {
-            self.render_multivariant(stream);
+            let mpd = self.render_mpd();
+            self.render_multivariant(stream, mpd);
         }
     }
 
-    fn render_multivariant(&mut self, stream: &Stream) {
+    /// The MPD when what it lists changed (a segment started or completed), else None.
+    fn render_mpd(&mut self) -> Option<Bytes> {
+        let key: Vec<_> = self
+            .list
+            .iter()
+            .map(|p| {
+                let t = p.published.timeline();
+                let first = t.entries.first().map_or(0, |e| e.msn);
+                let last = t.entries.last().map_or((0, false), |e| (e.msn, e.complete));
+                (first, last.0, last.1, p.published.is_ended())
+            })
+            .collect();
+        if key == self.mpd_key && self.mpd.is_some() {
+            return None;
+        }
+        let top = self
+            .list
+            .iter()
+            .find(|p| p.track.kind == TrackKind::Video)
+            .or(self.list.first())?;
+        if self.availability_start_ms.is_none() {
+            self.availability_start_ms = top.published.timeline().availability_start_ms();
+        }
+        let ast = self.availability_start_ms?;
+        fn rep(p: &Packaged) -> Option<DashRepresentation<'_>> {
+            Some(DashRepresentation {
+                id: &p.rendition.name,
+                // `<broadcast>/<name>/`, beside its media playlist.
+                base: p
+                    .hls
+                    .config()
+                    .media_playlist_uri
+                    .trim_end_matches(weir_hls::MEDIA_PLAYLIST)
+                    .to_owned(),
+                info: p.published.variant_info()?,
+                nominal_bps: p.nominal_bps,
+                timeline: p.published.timeline(),
+                sample_rate: p.sample_rate,
+            })
+        }
+        let video: Vec<_> = self
+            .list
+            .iter()
+            .filter(|p| {
+                p.track.kind == TrackKind::Video && !p.published.timeline().entries.is_empty()
+            })
+            .filter_map(rep)
+            .collect();
+        let audio = self
+            .list
+            .iter()
+            .find(|p| {
+                p.track.kind == TrackKind::Audio && !p.published.timeline().entries.is_empty()
+            })
+            .and_then(rep);
+        let segment_target = self.config.segment_target;
+        let part_target = self.config.advertised_part_target();
+        let text = render_mpd_open(&DashManifest {
+            availability_start_ms: ast,
+            publish_ms: wallclock_ms(),
+            ended: self.list.iter().all(|p| p.published.is_ended()),
+            segment_target,
+            part_target,
+            max_segment: self.config.max_segment(),
+            latency_target: segment_target + part_target * 3,
+            video,
+            audio,
+        });
+        self.mpd_key = key;
+        self.mpd = Some(Bytes::from(text));
+        self.mpd.clone()
+    }
+
+    fn render_multivariant(&mut self, stream: &Stream, new_mpd: Option<Bytes>) {
         let uri = |p: &Packaged| {
             format!(
                 "{}/{}/{}",
@@ -188,13 +274,14 @@ impl Renditions {
             .renditions
             .get()
             .is_none_or(|s| s.list.len() != self.list.len());
-        if !set_changed && self.multivariant.as_ref() == Some(&text) {
+        if !set_changed && new_mpd.is_none() && self.multivariant.as_ref() == Some(&text) {
             return;
         }
         self.multivariant = Some(text.clone());
         stream.renditions.set(RenditionSet {
             list: self.list.iter().map(|p| p.rendition.clone()).collect(),
             multivariant: text,
+            mpd: self.mpd.clone(),
         });
     }
 }
@@ -210,6 +297,9 @@ pub async fn run(
         config,
         list: Vec::new(),
         multivariant: None,
+        mpd: None,
+        mpd_key: Vec::new(),
+        availability_start_ms: None,
     };
     let mut live_reported = false;
     let mut events = Vec::new();

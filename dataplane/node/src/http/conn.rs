@@ -12,7 +12,7 @@ use compio::net::TcpStream;
 use weir_hls::Rope;
 
 use super::request::{Method, RequestParser};
-use super::response::Response;
+use super::response::{Response, SegmentStream};
 use crate::hooks::PublishAuth;
 use crate::registry::Registry;
 use crate::shutdown::Shutdown;
@@ -110,6 +110,11 @@ async fn write(
     keep_alive: bool,
 ) -> std::io::Result<()> {
     let mut head = resp.head(keep_alive);
+    if let (Some(seg), true) = (&resp.segment_stream, with_body) {
+        let BufResult(r, _) = stream.write_all(head).await;
+        r?;
+        return write_segment_stream(stream, seg).await;
+    }
     if !with_body || resp.body.is_empty() {
         let BufResult(r, _) = stream.write_all(head).await;
         return r;
@@ -137,6 +142,44 @@ async fn write(
         at = end;
     }
     Ok(())
+}
+
+/// Sends segment `seg.msn` with chunked transfer: the parts made so far at once, then
+/// each part as it is made, until the segment is complete (or the stream ends, or a part
+/// takes longer than the blocking limit: the response then ends short and the client
+/// sees a truncated chunked body, not a complete-looking segment).
+async fn write_segment_stream(stream: &mut TcpStream, seg: &SegmentStream) -> std::io::Result<()> {
+    let delivery = &seg.rendition.delivery;
+    let mut sent = 0usize;
+    loop {
+        let snapshot = delivery.snapshot();
+        let Some((parts, complete)) = snapshot.segment_parts(seg.msn) else {
+            return Err(std::io::Error::other("segment left the window"));
+        };
+        for part in parts.iter().skip(sent) {
+            let mut chunk = format!("{:x}\r\n", part.len()).into_bytes();
+            for piece in part.pieces() {
+                chunk.extend_from_slice(piece);
+            }
+            chunk.extend_from_slice(b"\r\n");
+            let BufResult(r, _) = stream.write_all(chunk).await;
+            r?;
+        }
+        sent = sent.max(parts.len());
+        if complete {
+            let BufResult(r, _) = stream.write_all(b"0\r\n\r\n".to_vec()).await;
+            return r;
+        }
+        let limit = snapshot.target_duration().max(Duration::from_secs(1)) * 3;
+        let needed = weir_hls::Position::after_part(seg.msn, sent as u64);
+        if delivery
+            .wait_for(needed, Instant::now() + limit)
+            .await
+            .is_none()
+        {
+            return Err(std::io::Error::other("part did not appear in time"));
+        }
+    }
 }
 
 /// Most buffers per vectored write (the kernel's `IOV_MAX` is 1024).

@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! /live/<channel>/index.m3u8                multivariant playlist (no-cache)
+//! /live/<channel>/manifest.mpd              DASH manifest over the same CMAF objects (renditions)
+//! /time                                     the server clock (DASH UTCTiming)
 //! /live/<channel>/<broadcast>/media.m3u8    LL-HLS media playlist (blocking reload, delta updates)
 //! /live/<channel>/<broadcast>/<object>      init segment, part or segment (immutable)
 //! /live/<channel>/<broadcast>/<rendition>/… the same, per rendition (a transcode ladder:
@@ -22,22 +24,26 @@
 //! never lock its packager; blocked requests wait for the position they need.
 
 use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use weir_hls::{
-    ObjectAnswer, ObjectKind, ObjectName, PlaylistAnswer, PlaylistQuery, Rope, Snapshot,
+    ObjectAnswer, ObjectKind, ObjectName, PlaylistAnswer, PlaylistQuery, Position, Rope, Snapshot,
 };
 
 use super::request::{Method, Request};
-use super::response::Response;
+use super::response::{Response, SegmentStream};
 use crate::delivery::HlsDelivery;
 use crate::hooks::{PlaybackAccess, PublishAuth};
 use crate::registry::Registry;
+use crate::renditions::Rendition;
 use crate::webrtc::WebrtcShard;
 
 const PLAYLIST: &str = "application/vnd.apple.mpegurl";
+const DASH: &str = "application/dash+xml";
+const MPD_NAME: &str = "manifest.mpd";
 const MP4: &str = "video/mp4";
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const NO_CACHE: &str = "no-cache";
@@ -69,6 +75,11 @@ pub async fn respond(
     if path == "/healthz" {
         return Response::ok("text/plain", "no-store", Bytes::from_static(b"ok\n"));
     }
+    if path == "/time" {
+        // The clock DASH players sync to (the MPD's UTCTiming, ISO 8601 with ms).
+        let now = weir_hls::format_iso8601_ms(crate::registry::wallclock_ms());
+        return Response::ok("text/plain", "no-store", Bytes::from(now));
+    }
     if path == "/metrics" {
         let body = crate::metrics_setup::render();
         return Response::ok("text/plain; version=0.0.4", "no-store", Bytes::from(body));
@@ -84,7 +95,7 @@ pub async fn respond(
         return Response::error(404, "no such stream");
     };
     if parts.as_slice().len() == 2
-        && parts[1] == "index.m3u8"
+        && (parts[1] == "index.m3u8" || parts[1] == MPD_NAME)
         && stream.signed_playback.load(Ordering::Relaxed)
         && auth.playback_access(&stream.channel, &req.query) != PlaybackAccess::Allowed
     {
@@ -107,6 +118,24 @@ pub async fn respond(
                 None => Response::error(404, "stream is starting: no tracks yet"),
             }
         }
+        [_, MPD_NAME] => match stream.renditions.get().and_then(|set| set.mpd.clone()) {
+            Some(open) => {
+                let host = req.host.as_deref().filter(|h| {
+                    h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+                });
+                let time_url = host.map_or_else(|| "/time".to_owned(), |h| format!("//{h}/time"));
+                let close = Bytes::from(weir_hls::close_mpd(&time_url));
+                Response::ok(DASH, NO_CACHE, Rope::from_pieces([open, close]))
+            }
+            None if stream.renditions_bus.is_some() => {
+                Response::error(404, "stream is starting: no segments yet")
+            }
+            None => Response::error(
+                404,
+                "DASH is served for broadcasts packaged one track per playlist: turn the transcode ladder on (--ladder)",
+            ),
+        },
         [_, bid, "media.m3u8"] if *bid == stream.broadcast_id => {
             media_playlist(&stream.hls, &req.query).await
         }
@@ -123,6 +152,8 @@ pub async fn respond(
             };
             if *file == weir_hls::MEDIA_PLAYLIST {
                 media_playlist(&r.delivery, &req.query).await
+            } else if let Some(resp) = segment_in_progress(&r, file, get).await {
+                resp
             } else {
                 media_object(&r.delivery, file, get).await
             }
@@ -186,6 +217,37 @@ async fn media_playlist(hls: &HlsDelivery, query: &str) -> Response {
             Response::error(503, "the requested part did not appear in time")
         }
     }
+}
+
+/// A request for a rendition's segment in progress (or the next one, about to start):
+/// low-latency DASH asks for it before it is complete, so it is sent with chunked
+/// transfer as its parts are made (see `conn`). None for any other object.
+async fn segment_in_progress(r: &Arc<Rendition>, name: &str, get: bool) -> Option<Response> {
+    let Some(ObjectName::Segment(msn)) = ObjectName::parse(name) else {
+        return None;
+    };
+    let snapshot = r.delivery.snapshot();
+    let live = snapshot.position().msn;
+    if snapshot.is_ended() || (msn != live && msn != live.saturating_add(1)) {
+        return None;
+    }
+    if msn > live {
+        // Wait for its first part, then stream it.
+        let deadline = Instant::now() + block_limit(&snapshot);
+        r.delivery
+            .wait_for(Position::after_part(msn, 0), deadline)
+            .await?;
+    }
+    if get {
+        r.delivery.fetched(msn, None);
+    }
+    metrics::counter!("weir_http_objects_total", "kind" => "segment_in_progress").increment(1);
+    let mut resp = Response::ok(MP4, IMMUTABLE, Rope::default());
+    resp.segment_stream = Some(SegmentStream {
+        rendition: r.clone(),
+        msn,
+    });
+    Some(resp)
 }
 
 async fn media_object(hls: &HlsDelivery, name: &str, get: bool) -> Response {

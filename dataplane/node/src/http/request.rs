@@ -47,6 +47,8 @@ pub struct Request {
     pub content_type: Option<String>,
     /// `Authorization`, if sent (WHIP clients send `Bearer <stream key>`).
     pub authorization: Option<String>,
+    /// `Host`, if sent.
+    pub host: Option<String>,
     /// The body (filled in by the connection once it has arrived).
     pub body: bytes::Bytes,
 }
@@ -120,7 +122,7 @@ impl RequestParser {
         let version = req.version.unwrap_or(1);
         let mut keep_alive = version == 1;
         let mut content_length = 0usize;
-        let (mut content_type, mut authorization) = (None, None);
+        let (mut content_type, mut authorization, mut host) = (None, None, None);
         let text = |v: &[u8]| String::from_utf8_lossy(v).trim().to_owned();
         for h in req.headers.iter() {
             if h.name.eq_ignore_ascii_case("connection") {
@@ -140,6 +142,8 @@ impl RequestParser {
                 content_type = Some(text(h.value));
             } else if h.name.eq_ignore_ascii_case("authorization") {
                 authorization = Some(text(h.value));
+            } else if h.name.eq_ignore_ascii_case("host") {
+                host = Some(text(h.value));
             }
         }
         if content_length > 0 && !matches!(method, Method::Post | Method::Patch) {
@@ -157,6 +161,7 @@ impl RequestParser {
                 content_length,
                 content_type,
                 authorization,
+                host,
                 body: bytes::Bytes::new(),
             },
             consumed,

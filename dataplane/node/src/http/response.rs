@@ -18,6 +18,18 @@ pub struct Response {
     /// For an answer that waited for a part: when that part became available (the
     /// connection records the time to delivery).
     pub available_at: Option<std::time::Instant>,
+    /// Instead of `body`: a segment in progress, sent with chunked transfer as its parts
+    /// (CMAF chunks) are made, until it completes (low-latency DASH).
+    pub segment_stream: Option<SegmentStream>,
+}
+
+/// A segment sent as it is being made (see [`Response::segment_stream`]).
+#[derive(Debug, Clone)]
+pub struct SegmentStream {
+    /// The rendition it belongs to.
+    pub rendition: std::sync::Arc<crate::renditions::Rendition>,
+    /// Its media sequence number.
+    pub msn: u64,
 }
 
 fn reason(status: u16) -> &'static str {
@@ -54,6 +66,7 @@ impl Response {
             body: body.into(),
             extra: Vec::new(),
             available_at: None,
+            segment_stream: None,
         }
     }
 
@@ -66,6 +79,7 @@ impl Response {
             body: Rope::from(format!("{message}\n")),
             extra: Vec::new(),
             available_at: None,
+            segment_stream: None,
         }
     }
 
@@ -75,14 +89,17 @@ impl Response {
         let mut h = String::with_capacity(256);
         let _ = write!(
             h,
-            "HTTP/1.1 {} {}\r\nServer: weir\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: {}\r\n\
+            "HTTP/1.1 {} {}\r\nServer: weir\r\nContent-Type: {}\r\n{}Cache-Control: {}\r\n\
              Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Methods: GET, HEAD, OPTIONS, POST, PATCH, DELETE\r\n\
              Access-Control-Allow-Headers: *, Authorization\r\n\
              Access-Control-Expose-Headers: Content-Length, Age, Location, ETag, Link\r\n",
             self.status,
             reason(self.status),
             self.content_type,
-            self.body.len(),
+            match self.segment_stream {
+                Some(_) => "Transfer-Encoding: chunked\r\n".to_owned(),
+                None => format!("Content-Length: {}\r\n", self.body.len()),
+            },
             self.cache_control,
         );
         for (k, v) in &self.extra {
