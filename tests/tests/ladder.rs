@@ -5,12 +5,14 @@
 //! every media playlist reports the other renditions; after the broadcast, segments
 //! and parts line up across renditions, ffprobe finds each rendition's resolution and
 //! the same key frame times in all of them, and ffmpeg decodes the whole multivariant
-//! stream without errors.
+//! stream without errors. Over GraphQL, the live Stream lists the three renditions.
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use serde_json::{Value, json};
+use weir_e2e::graphql::{create_channel, gql_ok, issue_stream_key, register_and_login};
 use weir_e2e::http::get;
 use weir_e2e::{Node, NodeOptions, output, require, wait_until};
 
@@ -126,7 +128,19 @@ fn ladder_renditions_are_aligned_and_decodable() {
         "{}",
         node.log()
     );
-    let (_, key) = node.issue_key("ladder");
+    // The channel and its key over GraphQL, so the Stream's renditions can be read back.
+    assert!(
+        node.wait_log("GraphQL API listening on", Duration::from_secs(20)),
+        "{}",
+        node.log()
+    );
+    let owner = register_and_login(
+        node.api_port,
+        "ladder-owner",
+        "correct horse battery staple",
+    );
+    let channel_id = create_channel(node.api_port, &owner.access_token, "ladder");
+    let (_, key) = issue_stream_key(node.api_port, &owner.access_token, &channel_id);
     let mut ffmpeg = publish_720p(&node.rtmp_url(&key), 16)
         .spawn()
         .expect("ffmpeg");
@@ -189,6 +203,49 @@ fn ladder_renditions_are_aligned_and_decodable() {
             "{name} does not report the other renditions:\n{text}"
         );
     }
+
+    // GraphQL: the live Stream lists the renditions with their nominal bitrates.
+    let mut renditions = Value::Null;
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let d = gql_ok(
+                node.api_port,
+                Some(&owner.access_token),
+                "query($c: ID!) { streams(channelId: $c, first: 1) { nodes { state renditions { name width height bitrate } } } }",
+                json!({ "c": channel_id }),
+            );
+            renditions = d["streams"]["nodes"][0]["renditions"].clone();
+            renditions.as_array().is_some_and(|r| r.len() == 3)
+        }),
+        "the Stream does not list three renditions: {renditions}"
+    );
+    let r = renditions.as_array().expect("array");
+    let summary: Vec<(String, u64, u64, u64)> = r
+        .iter()
+        .map(|x| {
+            (
+                x["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .split(' ')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+                x["width"].as_u64().unwrap_or(0),
+                x["height"].as_u64().unwrap_or(0),
+                x["bitrate"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("720p".to_owned(), 1280, 720, 3_000_000),
+            ("480p".to_owned(), 854, 480, 1_200_000),
+            ("360p".to_owned(), 640, 360, 700_000)
+        ],
+        "{renditions}"
+    );
 
     let (ok, _, err) = {
         let status = ffmpeg.wait().expect("ffmpeg");

@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 use weir_bus::{BusEvent, TrackSet};
 use weir_media::{TrackId, TrackKind};
 
+use crate::hooks::RenditionInfo;
 use crate::registry::{Packaging, Registry, Stream, wallclock_ms};
 
 /// Which bus tracks the packager serves (the lowest-index video and audio tracks), as
@@ -110,14 +111,19 @@ pub async fn run(stream: Arc<Stream>, packaging: Packaging, registry: Arc<Regist
     }
 }
 
-/// The broadcast's tracks are known: it is live.
+/// The broadcast's tracks are known: it is live, as one rendition (the source).
 pub(crate) fn report_live(stream: &Stream, registry: &Registry, tracks: &TrackSet) {
     let codecs: Vec<String> = tracks.iter().map(|(_, c)| c.codec_string()).collect();
-    let (w, h) = tracks
+    let (width, height) = tracks
         .primary_video()
         .and_then(|id| tracks.video(id.index))
         .map_or((0, 0), |v| (v.width.into(), v.height.into()));
-    registry
-        .events()
-        .stream_live(&stream.info, codecs.join(","), w, h);
+    let source = RenditionInfo {
+        name: "source".to_owned(),
+        codecs: codecs.join(","),
+        width,
+        height,
+        bitrate: 0,
+    };
+    registry.events().stream_live(&stream.info, vec![source]);
 }

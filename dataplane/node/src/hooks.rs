@@ -65,13 +65,28 @@ pub struct BroadcastInfo {
     pub broadcast_id: String,
 }
 
+/// A rendition of a live broadcast, as reported to the control plane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenditionInfo {
+    /// Name (`720p`; `source` for a broadcast packaged as it came).
+    pub name: String,
+    /// RFC 6381 codec strings of its tracks, comma-separated.
+    pub codecs: String,
+    /// Video width (0: audio only).
+    pub width: u32,
+    /// Video height (0: audio only).
+    pub height: u32,
+    /// Nominal bitrate, bit/s (0: not known, e.g. the source passed through).
+    pub bitrate: u64,
+}
+
 /// Lifecycle events; implementations must return at once (queue, never block).
 pub trait StreamEvents: Send + Sync + 'static {
     /// A publisher was admitted and a new broadcast began (state `starting`).
     fn stream_started(&self, b: &BroadcastInfo, protocol: &'static str);
-    /// The broadcast's tracks are known and media is packaged (state `live`);
-    /// `renditions` are `(codecs, width, height)` per video/audio track set.
-    fn stream_live(&self, b: &BroadcastInfo, codecs: String, width: u32, height: u32);
+    /// The broadcast's tracks are known and media is packaged (state `live`), as these
+    /// renditions (one for a broadcast packaged as it came; one per rung with a ladder).
+    fn stream_live(&self, b: &BroadcastInfo, renditions: Vec<RenditionInfo>);
     /// The broadcast ended (publisher gone past the grace period, or shutdown).
     fn stream_ended(&self, b: &BroadcastInfo);
     /// Current viewers of the broadcast on this node.
@@ -84,7 +99,7 @@ pub struct NoEvents;
 
 impl StreamEvents for NoEvents {
     fn stream_started(&self, _: &BroadcastInfo, _: &'static str) {}
-    fn stream_live(&self, _: &BroadcastInfo, _: String, _: u32, _: u32) {}
+    fn stream_live(&self, _: &BroadcastInfo, _: Vec<RenditionInfo>) {}
     fn stream_ended(&self, _: &BroadcastInfo) {}
     fn viewers(&self, _: &BroadcastInfo, _: u64) {}
 }

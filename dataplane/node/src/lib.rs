@@ -38,7 +38,7 @@ mod webrtc;
 pub use config::{IoBackend, LadderEncoder, LadderSettings, NodeConfig, RungSetting};
 pub use hooks::{
     BroadcastInfo, LocalFuture, NoEvents, PlaybackAccess, PublishAuth, PublishGrant,
-    PublishRefusal, StreamEvents,
+    PublishRefusal, RenditionInfo, StreamEvents,
 };
 pub use http::request::{Request, RequestError, RequestParser};
 pub use metrics_setup::install_metrics;

@@ -461,7 +461,7 @@ mod tests {
         fn stream_started(&self, b: &BroadcastInfo, _: &'static str) {
             self.0.lock().push(format!("started {}", b.channel));
         }
-        fn stream_live(&self, b: &BroadcastInfo, _: String, _: u32, _: u32) {
+        fn stream_live(&self, b: &BroadcastInfo, _: Vec<crate::hooks::RenditionInfo>) {
             self.0.lock().push(format!("live {}", b.channel));
         }
         fn stream_ended(&self, b: &BroadcastInfo) {

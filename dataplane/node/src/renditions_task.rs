@@ -20,6 +20,7 @@ use weir_hls::{
 use weir_media::{TrackConfig, TrackId, TrackKind};
 
 use crate::delivery::HlsDelivery;
+use crate::hooks::RenditionInfo;
 use crate::registry::{Registry, Stream, wallclock_ms};
 use crate::renditions::{AUDIO_RENDITION, Rendition, RenditionSet};
 
@@ -286,6 +287,38 @@ impl Renditions {
     }
 }
 
+/// The renditions are known: the broadcast is live, as one rendition per video track
+/// (the ladder's rungs, with their nominal bitrates) carrying the shared audio.
+fn report_live(stream: &Stream, registry: &Registry, tracks: &TrackSet) {
+    let audio = tracks
+        .first(TrackKind::Audio)
+        .and_then(|id| tracks.get(id))
+        .map(TrackConfig::codec_string);
+    let rungs = stream.ladder.lock().rungs.clone();
+    let renditions = tracks
+        .iter()
+        .filter_map(|(id, config)| match config {
+            TrackConfig::Video(v) => Some((id, v, config.codec_string())),
+            TrackConfig::Audio(_) => None,
+        })
+        .map(|(id, v, codec)| {
+            let rung = rungs.get(usize::from(id.index));
+            RenditionInfo {
+                name: rung.map_or_else(|| format!("{}p", v.height), |r| r.name.clone()),
+                codecs: [Some(codec), audio.clone()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(","),
+                width: v.width.into(),
+                height: v.height.into(),
+                bitrate: rung.map_or(0, |r| u64::from(r.video_kbps) * 1000),
+            }
+        })
+        .collect();
+    registry.events().stream_live(&stream.info, renditions);
+}
+
 /// Runs the renditions' packagers of `stream` until its broadcast ends.
 pub async fn run(
     stream: Arc<Stream>,
@@ -310,11 +343,11 @@ pub async fn run(
         for event in events.drain(..) {
             match event {
                 BusEvent::Tracks(tracks) => {
+                    set.set_tracks(&stream, &tracks);
                     if !live_reported {
                         live_reported = true;
-                        crate::hls_task::report_live(&stream, &registry, &tracks);
+                        report_live(&stream, &registry, &tracks);
                     }
-                    set.set_tracks(&stream, &tracks);
                 }
                 BusEvent::Frame(mut frame) => {
                     let Some(p) = set.list.iter_mut().find(|p| p.track == frame.track) else {

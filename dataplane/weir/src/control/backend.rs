@@ -8,6 +8,7 @@ use weir_store::{Node, NodeLoad, Rendition, StoreError};
 
 use super::remote::Remote;
 use super::{CallError, KeyAnswer, NodeIdentity};
+use weir_node::RenditionInfo;
 
 /// The control plane the bridge talks to.
 pub enum Backend {
@@ -77,16 +78,17 @@ impl Backend {
     pub async fn live(
         &self,
         stream_id: &str,
-        codecs: &str,
-        w: u32,
-        h: u32,
+        renditions: &[RenditionInfo],
     ) -> Result<(), CallError> {
-        let renditions = vec![Rendition {
-            name: format!("source ({codecs})"),
-            width: w,
-            height: h,
-            bitrate: 0,
-        }];
+        let renditions: Vec<Rendition> = renditions
+            .iter()
+            .map(|r| Rendition {
+                name: format!("{} ({})", r.name, r.codecs),
+                width: r.width,
+                height: r.height,
+                bitrate: r.bitrate,
+            })
+            .collect();
         match self {
             Backend::Local(st) => st
                 .stream_live(stream_id, renditions)

@@ -14,7 +14,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
-use weir_node::{BroadcastInfo, StreamEvents};
+use weir_node::{BroadcastInfo, RenditionInfo, StreamEvents};
 
 pub use backend::Backend;
 pub use remote::Remote;
@@ -42,7 +42,7 @@ pub enum NodeEvent {
     /// A broadcast began.
     Started(BroadcastInfo, &'static str),
     /// Media is packaged: codecs and dimensions.
-    Live(BroadcastInfo, String, u32, u32),
+    Live(BroadcastInfo, Vec<RenditionInfo>),
     /// A broadcast ended.
     Ended(BroadcastInfo),
     /// Viewers on this node.
@@ -90,8 +90,8 @@ impl StreamEvents for Bridge {
     fn stream_started(&self, b: &BroadcastInfo, protocol: &'static str) {
         self.send(NodeEvent::Started(b.clone(), protocol));
     }
-    fn stream_live(&self, b: &BroadcastInfo, codecs: String, width: u32, height: u32) {
-        self.send(NodeEvent::Live(b.clone(), codecs, width, height));
+    fn stream_live(&self, b: &BroadcastInfo, renditions: Vec<RenditionInfo>) {
+        self.send(NodeEvent::Live(b.clone(), renditions));
     }
     fn stream_ended(&self, b: &BroadcastInfo) {
         self.send(NodeEvent::Ended(b.clone()));
@@ -207,9 +207,9 @@ impl Loop {
                 let id = self.backend.started(&b.channel_id, &node, protocol).await?;
                 self.streams.insert(b.broadcast_id.clone(), id);
             }
-            NodeEvent::Live(b, codecs, w, h) => {
+            NodeEvent::Live(b, renditions) => {
                 if let Some(id) = self.streams.get(&b.broadcast_id) {
-                    self.backend.live(id, codecs, *w, *h).await?;
+                    self.backend.live(id, renditions).await?;
                 }
             }
             NodeEvent::Ended(b) => {
