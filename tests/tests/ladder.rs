@@ -18,10 +18,16 @@ use weir_e2e::{Node, NodeOptions, output, require, wait_until};
 
 /// OBS-like x264: B-frames, fixed 2 s GOP, 720p30, AAC 48 kHz stereo.
 fn publish_720p(url: &str, seconds: u32) -> Command {
+    publish(url, seconds, "1280x720")
+}
+
+/// OBS-like x264 at `size` (see [`publish_720p`]).
+fn publish(url: &str, seconds: u32, size: &str) -> Command {
     require("ffmpeg");
     let mut c = Command::new("ffmpeg");
+    let source = format!("testsrc2=size={size}:rate=30");
     c.args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30"])
+        .args(["-f", "lavfi", "-i", &source])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
         .args(["-t", &seconds.to_string(), "-pix_fmt", "yuv420p"])
         .args(["-c:v", "libx264", "-preset", "superfast", "-bf", "2"])
@@ -318,4 +324,83 @@ fn ladder_renditions_are_aligned_and_decodable() {
         "-",
     ]));
     assert!(ok && err.trim().is_empty(), "decoding the ladder: {err}");
+}
+
+/// A node without a node-wide ladder: a channel set to `ON` over GraphQL gets one from
+/// its next publish (480p source: itself on top, 360p encoded); set back to
+/// `NODE_DEFAULT`, its next broadcast is packaged as it comes (one variant, muxed).
+#[test]
+fn a_channel_setting_turns_the_ladder_on_and_off() {
+    let node = Node::start_with(NodeOptions {
+        extra_args: vec!["--reconnect-grace-ms".into(), "500".into()],
+        ..NodeOptions::default()
+    });
+    assert!(
+        node.log().contains("transcode ladder off"),
+        "{}",
+        node.log()
+    );
+    assert!(
+        node.wait_log("GraphQL API listening on", Duration::from_secs(20)),
+        "{}",
+        node.log()
+    );
+    let owner = register_and_login(
+        node.api_port,
+        "switch-owner",
+        "correct horse battery staple",
+    );
+    let channel_id = create_channel(node.api_port, &owner.access_token, "switch");
+    let (_, key) = issue_stream_key(node.api_port, &owner.access_token, &channel_id);
+    let set = |mode: &str| {
+        let d = gql_ok(
+            node.api_port,
+            Some(&owner.access_token),
+            "mutation($c: ID!, $t: Transcode!) { setChannelTranscode(channelId: $c, transcode: $t) { transcode } }",
+            json!({ "c": channel_id, "t": mode }),
+        );
+        assert_eq!(d["setChannelTranscode"]["transcode"], mode, "{d}");
+    };
+    // The broadcast directory of a multivariant playlist's first variant.
+    let broadcast_of = |mv: &str| {
+        variants(mv)
+            .first()
+            .and_then(|(_, uri)| uri.split('/').next().map(str::to_owned))
+    };
+    let variants_of_next_broadcast = |previous: Option<String>| {
+        let mut ffmpeg = publish(&node.rtmp_url(&key), 8, "854x480")
+            .spawn()
+            .expect("ffmpeg");
+        let mut mv = String::new();
+        // The ended broadcast stays readable until the new one replaces it.
+        let seen = wait_until(Duration::from_secs(20), || {
+            mv = get(node.http_port, "/live/switch/index.m3u8").map_or(String::new(), |r| r.text());
+            broadcast_of(&mv).is_some() && broadcast_of(&mv) != previous
+        });
+        let _ = ffmpeg.wait();
+        assert!(seen, "no multivariant playlist:\n{mv}\n{}", node.log());
+        // This broadcast ends (grace over) before the next one starts.
+        let ended = |log: String| log.matches("publisher did not come back").count();
+        let started = node.log().matches("publishing started").count();
+        assert!(
+            wait_until(Duration::from_secs(20), || ended(node.log()) >= started),
+            "{}",
+            node.log()
+        );
+        mv
+    };
+
+    set("ON");
+    let mv = variants_of_next_broadcast(None);
+    let res: Vec<String> = variants(&mv)
+        .iter()
+        .filter_map(|(a, _)| attr(a, "RESOLUTION").map(str::to_owned))
+        .collect();
+    assert_eq!(res, ["854x480", "640x360"], "{mv}");
+    assert!(mv.contains("GROUP-ID=\"audio\""), "{mv}");
+
+    set("NODE_DEFAULT");
+    let mv = variants_of_next_broadcast(broadcast_of(&mv));
+    assert_eq!(variants(&mv).len(), 1, "{mv}");
+    assert!(!mv.contains("EXT-X-MEDIA"), "muxed, not transcoded:\n{mv}");
 }

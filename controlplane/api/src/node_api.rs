@@ -9,7 +9,8 @@
 //!   `stream_ended {stream_id}` → the stream;
 //!   `viewer_count {channel_id, node_id, count}` → `{"total": n}`;
 //!   `heartbeat {node, ttl_secs}` → the node.
-//! - `POST /v1/node/authorize {key_id}` → `200 {"channel_id": …, "signed_playback": bool}`
+//! - `POST /v1/node/authorize {key_id}` → `200 {"channel_id": …, "signed_playback": bool,
+//!   "transcode": bool | null}` (null: the node's own default)
 //!   or `403`.
 
 use std::sync::Arc;
@@ -178,12 +179,22 @@ async fn authorize(State(state): State<Arc<ApiState>>, req: Request) -> Response
         Err(r) => return r,
     };
     match state.authorize_publish(&a.key_id).await {
-        Ok(Some(channel_id)) => match state.playback_signed(&channel_id).await {
-            Ok(signed) => {
-                Json(json!({ "channel_id": channel_id, "signed_playback": signed })).into_response()
+        Ok(Some(channel_id)) => {
+            let policy = async {
+                let signed = state.playback_signed(&channel_id).await?;
+                let transcode = state.channel_transcode(&channel_id).await?;
+                Ok::<_, StoreError>((signed, transcode))
+            };
+            match policy.await {
+                Ok((signed, transcode)) => Json(json!({
+                    "channel_id": channel_id,
+                    "signed_playback": signed,
+                    "transcode": transcode,
+                }))
+                .into_response(),
+                Err(e) => store_err(e),
             }
-            Err(e) => store_err(e),
-        },
+        }
         Ok(None) => err(StatusCode::FORBIDDEN, "stream key unknown or revoked"),
         Err(e) => store_err(e),
     }

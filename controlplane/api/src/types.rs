@@ -3,6 +3,37 @@
 use async_graphql::{Enum, ID, InputObject, SimpleObject};
 use weir_store as s;
 
+/// A channel's transcode setting.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum Transcode {
+    /// As the data-plane node is configured (`[node.ladder] enabled`).
+    NodeDefault,
+    /// Always: viewers get the ladder's renditions (1080p…360p, never above the source).
+    On,
+    /// Never: the source is packaged as it comes.
+    Off,
+}
+
+impl From<s::Transcode> for Transcode {
+    fn from(t: s::Transcode) -> Self {
+        match t {
+            s::Transcode::NodeDefault => Transcode::NodeDefault,
+            s::Transcode::On => Transcode::On,
+            s::Transcode::Off => Transcode::Off,
+        }
+    }
+}
+
+impl From<Transcode> for s::Transcode {
+    fn from(t: Transcode) -> Self {
+        match t {
+            Transcode::NodeDefault => s::Transcode::NodeDefault,
+            Transcode::On => s::Transcode::On,
+            Transcode::Off => s::Transcode::Off,
+        }
+    }
+}
+
 /// A role.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum Role {
@@ -114,6 +145,8 @@ pub struct Channel {
     pub members: Vec<ChannelMember>,
     /// The caller's role on this channel.
     pub my_role: Role,
+    /// Whether its broadcasts are transcoded into adaptive renditions.
+    pub transcode: Transcode,
     /// Creation time (ms).
     pub created_at: i64,
     /// Last update (ms).
@@ -138,6 +171,7 @@ impl Channel {
                 })
                 .collect(),
             my_role: my_role.into(),
+            transcode: c.transcode.into(),
             created_at: c.created_at,
             updated_at: c.updated_at,
         }

@@ -3,7 +3,9 @@
 use crate::child::{DESTINATIONS, KEYS, RECORDINGS};
 use crate::error::{Result, StoreError};
 use crate::ids::{is_safe_id, new_id, now_ms};
-use crate::model::{Channel, ChannelMember, Destination, Recording, Role, StreamKeyMeta};
+use crate::model::{
+    Channel, ChannelMember, Destination, Recording, Role, StreamKeyMeta, Transcode,
+};
 use crate::store::Store;
 
 const CHANNELS: &str = "channels";
@@ -61,6 +63,7 @@ impl Store {
             title: title.to_string(),
             description: description.to_string(),
             members: Vec::new(),
+            transcode: Transcode::default(),
             created_at: now,
             updated_at: now,
         };
@@ -112,6 +115,16 @@ impl Store {
             if let Some(d) = description {
                 c.description = d.to_string();
             }
+            c.updated_at = now_ms();
+            Ok(())
+        })
+        .await
+    }
+
+    /// Sets whether the channel's broadcasts are transcoded (from their next publish on).
+    pub async fn set_channel_transcode(&self, id: &str, transcode: Transcode) -> Result<Channel> {
+        self.update_json(CHANNELS, id, "channel", |c: &mut Channel| {
+            c.transcode = transcode;
             c.updated_at = now_ms();
             Ok(())
         })

@@ -105,10 +105,37 @@ pub struct Channel {
     pub description: String,
     /// Moderators and guests.
     pub members: Vec<ChannelMember>,
+    /// Whether its broadcasts are transcoded into the ladder.
+    #[serde(default)]
+    pub transcode: Transcode,
     /// Creation time.
     pub created_at: i64,
     /// Last update.
     pub updated_at: i64,
+}
+
+/// A channel's transcode setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transcode {
+    /// As the data-plane node is configured (`[node.ladder] enabled`).
+    #[default]
+    NodeDefault,
+    /// Always run the ladder (adaptive renditions).
+    On,
+    /// Never: the source is packaged as it comes.
+    Off,
+}
+
+impl Transcode {
+    /// The node's view: `Some(true)` on, `Some(false)` off, `None` its own default.
+    pub fn as_override(self) -> Option<bool> {
+        match self {
+            Transcode::NodeDefault => None,
+            Transcode::On => Some(true),
+            Transcode::Off => Some(false),
+        }
+    }
 }
 
 impl Channel {

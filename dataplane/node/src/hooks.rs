@@ -17,6 +17,9 @@ pub struct PublishGrant {
     pub channel_id: String,
     /// Playback of this channel needs a signed URL (see [`PublishAuth::playback_access`]).
     pub signed_playback: bool,
+    /// The channel's transcode setting: `Some(true)` runs the ladder, `Some(false)` never
+    /// does, `None` follows the node (`[node.ladder] enabled`).
+    pub transcode: Option<bool>,
 }
 
 /// Why a publish was refused; `code` is the RTMP status code sent to the client.

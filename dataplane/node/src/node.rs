@@ -181,27 +181,26 @@ impl Node {
             config.publisher_takeover,
             events,
         );
+        let ladder_config = config
+            .ladder
+            .codec_config()
+            .map_err(|e| NodeError::Config(format!("[node.ladder]: {e}")))?;
         let ladder = if config.ladder.enabled {
-            let ladder = config
-                .ladder
-                .codec_config()
-                .map_err(|e| NodeError::Config(format!("[node.ladder]: {e}")))?;
             weir_codec::cpu_ladder_available().map_err(|e| {
                 NodeError::Config(format!(
                     "[node.ladder] is enabled but the codec engine is not usable: {e} \
                      (install gstreamer1.0-plugins-base/good/bad/ugly and gstreamer1.0-libav)"
                 ))
             })?;
-            let rungs = ladder
+            ladder_config
                 .rungs
                 .iter()
                 .map(|r| format!("{} {}k", r.name, r.video_bitrate_kbps))
-                .collect();
-            registry.set_ladder(ladder);
-            rungs
+                .collect()
         } else {
             Vec::new()
         };
+        registry.set_ladder(ladder_config, config.ladder.enabled);
         let registry = Arc::new(registry);
         let rtmp_ctx = Arc::new(RtmpContext {
             registry: registry.clone(),

@@ -149,7 +149,10 @@ pub struct Registry {
     grace: Duration,
     retention: Duration,
     takeover: bool,
-    ladder: Option<weir_codec::LadderConfig>,
+    /// The ladder a transcoded broadcast gets.
+    ladder: weir_codec::LadderConfig,
+    /// Whether broadcasts are transcoded unless their channel says otherwise.
+    ladder_default: bool,
 }
 
 /// UNIX time in milliseconds.
@@ -176,13 +179,18 @@ impl Registry {
             grace,
             retention,
             takeover,
-            ladder: None,
+            ladder: weir_codec::LadderConfig::default(),
+            ladder_default: false,
         }
     }
 
-    /// Transcodes every new broadcast with this ladder.
-    pub fn set_ladder(&mut self, ladder: weir_codec::LadderConfig) {
-        self.ladder = Some(ladder);
+    /// The ladder of transcoded broadcasts, and whether broadcasts are transcoded when
+    /// their channel does not say (a channel's setting wins: [`PublishGrant::transcode`]).
+    ///
+    /// [`PublishGrant::transcode`]: crate::PublishGrant::transcode
+    pub fn set_ladder(&mut self, ladder: weir_codec::LadderConfig, by_default: bool) {
+        self.ladder = ladder;
+        self.ladder_default = by_default;
     }
 
     /// Where lifecycle events go.
@@ -203,6 +211,7 @@ impl Registry {
         conn: u64,
         kick: Shutdown,
         protocol: &'static str,
+        transcode: Option<bool>,
     ) -> Result<Admission, PublishRefusal> {
         let mut streams = self.streams.lock();
         if let Some(stream) = streams.get(channel) {
@@ -260,7 +269,11 @@ impl Registry {
             .subscribe(SubscribeOptions::default())
             .map_err(refused)?;
         let publisher = bus.publish(false).map_err(refused)?;
-        let (renditions_bus, subscriber, ladder) = match &self.ladder {
+        let ladder = match transcode.unwrap_or(self.ladder_default) {
+            true => Some(&self.ladder),
+            false => None,
+        };
+        let (renditions_bus, subscriber, ladder) = match ladder {
             Some(config) => {
                 let renditions = Broadcast::new(self.bus);
                 let packager = renditions
@@ -403,10 +416,10 @@ mod tests {
     fn second_publisher_is_refused_unless_takeover() {
         let r = registry(false);
         let a = r
-            .begin_publish("c", "c", 1, Shutdown::new(), "rtmp")
+            .begin_publish("c", "c", 1, Shutdown::new(), "rtmp", None)
             .expect("first");
         let err = r
-            .begin_publish("c", "c", 2, Shutdown::new(), "rtmp")
+            .begin_publish("c", "c", 2, Shutdown::new(), "rtmp", None)
             .expect_err("second");
         assert_eq!(err.code, "NetStream.Publish.BadName");
         assert!(!a.resumed);
@@ -419,10 +432,10 @@ mod tests {
 
         let r = registry(true);
         let kick = Shutdown::new();
-        r.begin_publish("c", "c", 1, kick.clone(), "rtmp")
+        r.begin_publish("c", "c", 1, kick.clone(), "rtmp", None)
             .expect("first");
         let b = r
-            .begin_publish("c", "c", 2, Shutdown::new(), "rtmp")
+            .begin_publish("c", "c", 2, Shutdown::new(), "rtmp", None)
             .expect("takeover");
         assert!(kick.is_triggered());
         assert!(b.resumed);
@@ -433,12 +446,12 @@ mod tests {
         let r = registry(false);
         let t0 = Instant::now();
         let a = r
-            .begin_publish("c", "c", 1, Shutdown::new(), "rtmp")
+            .begin_publish("c", "c", 1, Shutdown::new(), "rtmp", None)
             .expect("first");
         r.end_publish(&a.stream, 1, t0);
         r.tick(t0 + Duration::from_secs(5));
         let b = r
-            .begin_publish("c", "c", 2, Shutdown::new(), "rtmp")
+            .begin_publish("c", "c", 2, Shutdown::new(), "rtmp", None)
             .expect("again");
         assert!(b.resumed);
         assert_eq!(a.stream.broadcast_id, b.stream.broadcast_id);
@@ -484,7 +497,7 @@ mod tests {
         );
         let t0 = Instant::now();
         let a = r
-            .begin_publish("c", "id-c", 1, Shutdown::new(), "rtmp")
+            .begin_publish("c", "id-c", 1, Shutdown::new(), "rtmp", None)
             .expect("publish");
         r.tick(t0 + Duration::from_secs(2)); // no viewers yet: nothing sent
         r.end_publish(&a.stream, 1, t0 + Duration::from_secs(7));
@@ -497,10 +510,10 @@ mod tests {
         let r = registry(true);
         let t0 = Instant::now();
         let a = r
-            .begin_publish("c", "c", 1, Shutdown::new(), "rtmp")
+            .begin_publish("c", "c", 1, Shutdown::new(), "rtmp", None)
             .expect("first");
         let _b = r
-            .begin_publish("c", "c", 2, Shutdown::new(), "rtmp")
+            .begin_publish("c", "c", 2, Shutdown::new(), "rtmp", None)
             .expect("takeover");
         r.end_publish(&a.stream, 1, t0);
         r.tick(t0 + Duration::from_secs(30));

@@ -312,6 +312,7 @@ async fn authorize(
         conn,
         kick.clone(),
         "rtmp",
+        grant.transcode,
     )?;
     a.stream
         .signed_playback

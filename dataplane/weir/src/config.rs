@@ -179,6 +179,40 @@ mod tests {
         assert_eq!(c.node.part_target_ms, d.part_target_ms);
         assert_eq!(c.node.window_segments, d.window_segments);
         assert_eq!(c.control.api_listen, ControlConfig::default().api_listen);
+        assert_eq!(c.node.ladder, d.ladder);
+        assert!(c.node.ladder.codec_config().is_ok());
+    }
+
+    #[test]
+    fn ladder_rungs_from_the_command_line() {
+        let args = NodeArgs {
+            ladder: Some(true),
+            ladder_rungs: Some(vec!["720p:720:3000".into(), " 360p:360:700".into()]),
+            ..NodeArgs::default()
+        };
+        let c = load(None, &args).expect("load");
+        assert!(c.node.ladder.enabled);
+        let names: Vec<_> = c
+            .node
+            .ladder
+            .rungs
+            .iter()
+            .map(|r| (r.name.as_str(), r.height, r.video_kbps))
+            .collect();
+        assert_eq!(names, [("720p", 720, 3000), ("360p", 360, 700)]);
+        for bad in ["720p:720", "720p:x:3000", "a:1:2:3"] {
+            let args = NodeArgs {
+                ladder_rungs: Some(vec![bad.into()]),
+                ..NodeArgs::default()
+            };
+            assert!(load(None, &args).is_err(), "{bad}");
+        }
+        // A rung named like the audio rendition, or with a '/', is refused.
+        let mut l = c.node.ladder.clone();
+        l.rungs[0].name = "audio".into();
+        assert!(l.codec_config().is_err());
+        l.rungs[0].name = "../x".into();
+        assert!(l.codec_config().is_err());
     }
 
     #[test]

@@ -169,13 +169,15 @@ impl PublishAuth for KeyAuth {
                     channel_id: key.channel.clone(),
                     channel: key.channel,
                     signed_playback: false,
+                    transcode: None,
                 });
             };
             match control.authorize(&key.key_id, &key.channel).await {
-                KeyAnswer::Channel(channel_id, signed_playback) => Ok(PublishGrant {
+                KeyAnswer::Channel(channel_id, signed_playback, transcode) => Ok(PublishGrant {
                     channel: key.channel,
                     channel_id,
                     signed_playback,
+                    transcode,
                 }),
                 KeyAnswer::Refused => {
                     tracing::info!(key = %key.redacted(), "control plane refused the key");
@@ -193,6 +195,8 @@ impl PublishAuth for KeyAuth {
                         channel: key.channel,
                         // Unknown policy: fail closed for viewers (signed URLs still play).
                         signed_playback: true,
+                        // Unknown transcode setting: the node's default.
+                        transcode: None,
                     })
                 }
             }

@@ -5,7 +5,7 @@ use weir_auth::Permission;
 
 use crate::ctx::{channel_with, require_global, state};
 use crate::error::{ApiError, ApiResult, gql};
-use crate::types::{Channel, Role};
+use crate::types::{Channel, Role, Transcode};
 
 #[derive(Default)]
 pub(crate) struct ChannelMutations;
@@ -41,6 +41,23 @@ impl ChannelMutations {
         let ch = state(ctx)
             .store()
             .update_channel(&id, title.as_deref(), description.as_deref())
+            .await
+            .map_err(gql)?;
+        Ok(Channel::new(ch, role))
+    }
+
+    /// Sets whether the channel's broadcasts are transcoded into the ladder (applies
+    /// from the next publish on).
+    async fn set_channel_transcode(
+        &self,
+        ctx: &Context<'_>,
+        channel_id: ID,
+        transcode: Transcode,
+    ) -> ApiResult<Channel> {
+        let (_, role) = channel_with(ctx, &channel_id, Permission::UpdateChannel).await?;
+        let ch = state(ctx)
+            .store()
+            .set_channel_transcode(&channel_id, transcode.into())
             .await
             .map_err(gql)?;
         Ok(Channel::new(ch, role))

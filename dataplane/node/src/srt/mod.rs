@@ -179,7 +179,14 @@ impl SrtShard {
         let kick = Shutdown::new();
         let a = ctx
             .registry
-            .begin_publish(&grant.channel, &grant.channel_id, conn, kick.clone(), "srt")
+            .begin_publish(
+                &grant.channel,
+                &grant.channel_id,
+                conn,
+                kick.clone(),
+                "srt",
+                grant.transcode,
+            )
             .map_err(|r| (RejectCode::Conflict, r.reason))?;
         a.stream
             .signed_playback

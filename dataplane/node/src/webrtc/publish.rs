@@ -55,6 +55,7 @@ pub async fn publish(shard: &Rc<WebrtcShard>, key: &str, offer: &str) -> Result<
             conn,
             kick.clone(),
             "webrtc",
+            grant.transcode,
         )
         .map_err(|r| Refused {
             status: 409,

@@ -43,14 +43,17 @@ impl Backend {
                     Ok(Some(id)) => id,
                     Ok(None) => match st.store().channel_by_slug(channel).await {
                         Ok(Some(c)) => c.id,
-                        Ok(None) => return KeyAnswer::Channel(channel.to_owned(), false),
+                        Ok(None) => return KeyAnswer::Channel(channel.to_owned(), false, None),
                         Err(_) => return KeyAnswer::Unreachable,
                     },
                     Err(_) => return KeyAnswer::Unreachable,
                 };
-                match st.playback_signed(&id).await {
-                    Ok(signed) => KeyAnswer::Channel(id, signed),
-                    Err(_) => KeyAnswer::Unreachable,
+                match (
+                    st.playback_signed(&id).await,
+                    st.channel_transcode(&id).await,
+                ) {
+                    (Ok(signed), Ok(transcode)) => KeyAnswer::Channel(id, signed, transcode),
+                    _ => KeyAnswer::Unreachable,
                 }
             }
             Backend::Remote(r) => r.authorize(key_id).await,

@@ -28,8 +28,9 @@ const LEASE: Duration = Duration::from_secs(10);
 /// What the control plane answered about a stream key.
 #[derive(Debug)]
 pub enum KeyAnswer {
-    /// Allowed, publishing to this channel id; playback needs signed URLs when true.
-    Channel(String, bool),
+    /// Allowed, publishing to this channel id; playback needs signed URLs when true; the
+    /// channel's transcode setting (`None`: the node's default).
+    Channel(String, bool, Option<bool>),
     /// Revoked or unknown.
     Refused,
     /// No answer (control plane or its storage unreachable).

@@ -101,6 +101,7 @@ impl Remote {
                     v.get("signed_playback")
                         .and_then(Value::as_bool)
                         .unwrap_or(false),
+                    v.get("transcode").and_then(Value::as_bool),
                 ),
                 None => KeyAnswer::Refused,
             },
