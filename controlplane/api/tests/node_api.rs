@@ -62,6 +62,23 @@ async fn node_api_lifecycle() {
         (st, v["channel_id"].as_str()),
         (StatusCode::OK, Some(ch.as_str()))
     );
+    assert!(v["transcode"].is_null(), "the node's default: {v}");
+    // The channel's transcode setting reaches the node with the authorisation.
+    h.gql(
+        Some(&t),
+        "mutation($c: ID!) { setChannelTranscode(channelId: $c, transcode: ON) { transcode } }",
+        json!({ "c": ch }),
+    )
+    .await
+    .ok();
+    let (_, v) = post(
+        &h,
+        "/v1/node/authorize",
+        "node-secret",
+        json!({ "key_id": key }),
+    )
+    .await;
+    assert_eq!(v["transcode"], json!(true), "{v}");
     let (st, _) = post(
         &h,
         "/v1/node/authorize",
