@@ -82,6 +82,8 @@ pub(crate) struct Packager {
     need_key: bool,
     offset: i64,
     rebase_pending: bool,
+    /// The pending rebase keeps `offset` (see [`Self::resume_in_place`]).
+    keep_time: bool,
     /// End of the last video sample, bus ticks (rebased).
     video_end: i64,
     /// End of the last audio sample, bus ticks (rebased).
@@ -113,6 +115,7 @@ impl Packager {
             need_key: true,
             offset: 0,
             rebase_pending: false,
+            keep_time: false,
             video_end: 0,
             audio_end: 0,
             audio_run: 0,
@@ -155,6 +158,14 @@ impl Packager {
     /// The next frame's timestamps are rebased to continue the timeline.
     pub(crate) fn resume(&mut self) {
         self.rebase_pending = true;
+        self.keep_time = false;
+    }
+
+    /// Like [`Self::resume`], but timestamps keep their offset: the timeline jumps over
+    /// the pause (a rendition that was off while its siblings went on).
+    pub(crate) fn resume_in_place(&mut self) {
+        self.rebase_pending = true;
+        self.keep_time = true;
     }
 
     /// True while the video track is stalled and audio is packaged alone.
@@ -183,7 +194,9 @@ impl Packager {
                 return;
             }
             self.rebase_pending = false;
-            self.offset = self.video_end.max(self.audio_end) - frame.dts;
+            if !self.keep_time {
+                self.offset = self.video_end.max(self.audio_end) - frame.dts;
+            }
         }
         let dts = frame.dts.saturating_add(self.offset);
         let pts = frame.pts.saturating_add(self.offset);

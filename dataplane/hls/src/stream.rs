@@ -209,6 +209,23 @@ impl LiveStream {
         self.publish();
     }
 
+    /// Resumes after a pause keeping the frames' own timestamps (no rebase): for a
+    /// rendition that was switched off while the broadcast's other renditions went on,
+    /// so that it stays on their timeline. The next segment starts at a key frame with
+    /// `EXT-X-DISCONTINUITY` (the media timeline jumps over the pause).
+    pub fn resume_in_place(&mut self) {
+        if self.ended {
+            return;
+        }
+        if !self.paused {
+            self.pause();
+        }
+        self.paused = false;
+        self.pending_discontinuity = !self.window.is_empty();
+        self.packager.resume_in_place();
+        self.publish();
+    }
+
     /// True after [`Self::end`].
     pub fn is_ended(&self) -> bool {
         self.ended

@@ -277,6 +277,38 @@ fn pause_and_resume_continue_the_timeline_with_a_discontinuity() {
 }
 
 #[test]
+fn a_rendition_switched_off_resumes_on_its_siblings_timeline() {
+    // Video only, as a ladder rung is packaged; keyframe every 2 s.
+    let mut src = Source::new(true, false, |i| i % 60 == 0);
+    let mut s = stream(config(200, 2000, 10, 10), &src);
+    src.run_until(&mut s, 4_000);
+    s.pause();
+    // 6 s of frames the rung did not produce (the encoder was overloaded).
+    let mut skipped = LiveStream::new(config(200, 2000, 10, 10));
+    skipped.set_tracks(Some(video_config()), None);
+    src.run_until(&mut skipped, 10_000);
+    s.resume_in_place();
+    src.run_until(&mut s, 14_000);
+    let text = playlist(&s);
+    assert!(text.contains("#EXT-X-DISCONTINUITY\n"), "{text}");
+    // The first segment after the pause starts at the source's own time (its first key
+    // frame after the pause, 12 s after the first frame), not right after the last one
+    // before the pause (4 s) as a rebased resume would.
+    let msn = text
+        .lines()
+        .skip_while(|l| *l != "#EXT-X-DISCONTINUITY")
+        .find_map(|l| {
+            l.strip_prefix("#EXT-X-PART:")
+                .and_then(|p| p.split("URI=\"part-").nth(1))
+        })
+        .and_then(|p| p.split('-').next())
+        .and_then(|m| m.parse::<u64>().ok())
+        .expect("a part after the discontinuity");
+    let t = trafs(&object(&s, &format!("part-{msn}-0.m4s")));
+    assert_eq!(t[0].tfdt, 90_000 + 12 * 90_000, "{text}");
+}
+
+#[test]
 fn frames_while_paused_resume_implicitly() {
     let mut src = Source::gop(60);
     let mut s = stream(config(200, 2000, 10, 10), &src);

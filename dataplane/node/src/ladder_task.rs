@@ -122,6 +122,8 @@ struct State {
     video_mark: Option<i64>,
     /// First rung output time (for [`CONFIG_WAIT`]).
     first_output: Option<i64>,
+    /// Rungs switched off by the overload policy (left out of the renditions' tracks).
+    off_rungs: Vec<usize>,
 }
 
 impl State {
@@ -159,6 +161,7 @@ impl State {
     fn start(&mut self, video: VideoConfig) {
         self.stop_engine();
         self.rung_configs.clear();
+        self.off_rungs.clear();
         self.video_mark = None;
         self.first_output = None;
         self.engine = Engine::Starting(video);
@@ -292,6 +295,16 @@ impl State {
                 return;
             };
             let rungs = ladder.rungs().len();
+            let encoded_from_top = |n: usize| -> Vec<usize> {
+                ladder
+                    .rungs()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| !r.passthrough)
+                    .map(|(i, _)| i)
+                    .take(n)
+                    .collect()
+            };
             match output {
                 LadderOutput::Config { rung, config } => {
                     if let Some(slot) = self.rung_configs.get_mut(rung) {
@@ -324,10 +337,14 @@ impl State {
                     tracing::warn!(channel = %self.stream.channel, dropped_rungs, "transcoder cannot keep up: top rungs dropped");
                     self.stream.ladder.lock().dropped_rungs = dropped_rungs;
                     metrics::counter!("weir_ladder_overloads_total").increment(1);
+                    self.off_rungs = encoded_from_top(dropped_rungs);
+                    self.announce();
                 }
                 LadderOutput::Recovered { dropped_rungs } => {
                     tracing::info!(channel = %self.stream.channel, dropped_rungs, "transcoder keeps up again: a rung is back");
                     self.stream.ladder.lock().dropped_rungs = dropped_rungs;
+                    self.off_rungs = encoded_from_top(dropped_rungs);
+                    self.announce();
                 }
                 LadderOutput::Error(why) => self.fail(why),
                 LadderOutput::Finished => {
@@ -353,6 +370,9 @@ impl State {
     fn announce_partial(&mut self) {
         let mut set = TrackSet::new();
         for (i, c) in self.rung_configs.iter().enumerate() {
+            if self.off_rungs.contains(&i) {
+                continue;
+            }
             if let (Some(c), Ok(i)) = (c, u8::try_from(i)) {
                 let _ = set.insert(TrackId::new(TrackKind::Video, i), c.clone());
             }
@@ -507,6 +527,7 @@ pub async fn run(stream: Arc<Stream>, job: LadderJob) {
         audio: VecDeque::new(),
         video_mark: None,
         first_output: None,
+        off_rungs: Vec::new(),
     };
     let _ = st.publisher();
     let mut events = Vec::new();

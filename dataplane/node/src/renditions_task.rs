@@ -35,6 +35,9 @@ struct Packaged {
     nominal_bps: Option<u64>,
     /// Audio sampling rate.
     sample_rate: Option<u32>,
+    /// In the current track set: a ladder rung switched off (the encoder could not keep
+    /// up) is paused and left out of the playlists until it comes back.
+    active: bool,
 }
 
 /// The packagers of one broadcast's renditions.
@@ -73,6 +76,17 @@ impl Renditions {
             match config {
                 TrackConfig::Video(v) => p.hls.set_tracks(Some(v.clone()), None),
                 TrackConfig::Audio(a) => p.hls.set_tracks(None, Some(a.clone())),
+            }
+            if !p.active {
+                // Back from being off: on the others' timeline, from its next key frame.
+                p.active = true;
+                p.hls.resume_in_place();
+            }
+        }
+        for p in &mut self.list {
+            if p.active && !tracks.contains(p.track) {
+                p.active = false;
+                p.hls.pause();
             }
         }
         // Video top first (bus order), audio last.
@@ -124,6 +138,7 @@ impl Renditions {
                 TrackConfig::Audio(a) => Some(a.sample_rate),
                 TrackConfig::Video(_) => None,
             },
+            active: true,
         })
     }
 
@@ -132,6 +147,7 @@ impl Renditions {
         let positions: Vec<(String, Option<(u64, u64)>)> = self
             .list
             .iter()
+            .filter(|p| p.active)
             .map(|p| (p.rendition.name.clone(), p.published.last_part()))
             .collect();
         let mut changed = false;
@@ -167,6 +183,7 @@ impl Renditions {
         let key: Vec<_> = self
             .list
             .iter()
+            .filter(|p| p.active)
             .map(|p| {
                 let t = p.published.timeline();
                 let first = t.entries.first().map_or(0, |e| e.msn);
@@ -247,7 +264,7 @@ impl Renditions {
         let videos: Vec<VideoVariant> = self
             .list
             .iter()
-            .filter(|p| p.track.kind == TrackKind::Video)
+            .filter(|p| p.active && p.track.kind == TrackKind::Video)
             .filter_map(|p| {
                 Some(VideoVariant {
                     uri: uri(p),
