@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use weir_e2e::graphql::{create_channel, gql_ok, issue_stream_key, register_and_login};
+use weir_e2e::graphql::{Account, create_channel, gql_ok, issue_stream_key, register_and_login};
 use weir_e2e::http::get;
 use weir_e2e::{Node, NodeOptions, output, require, wait_until};
 
@@ -116,13 +116,50 @@ fn probe(url: &str) -> ((u32, u32), Vec<String>) {
     (dims, keys)
 }
 
+/// The tests of this file transcode: one at a time, so two ladders and their publishers
+/// do not share this machine's two cores (overload is not what they test).
+static ONE_LADDER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_ladder() -> std::sync::MutexGuard<'static, ()> {
+    ONE_LADDER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// An owner (signed in), a channel `slug` and a stream key for it, over GraphQL.
+fn channel_with_key(node: &Node, slug: &str) -> (Account, String, String) {
+    assert!(
+        node.wait_log("GraphQL API listening on", Duration::from_secs(20)),
+        "{}",
+        node.log()
+    );
+    let owner = register_and_login(
+        node.api_port,
+        &format!("{slug}-owner"),
+        "correct horse battery staple",
+    );
+    let channel_id = create_channel(node.api_port, &owner.access_token, slug);
+    let (_, key) = issue_stream_key(node.api_port, &owner.access_token, &channel_id);
+    (owner, channel_id, key)
+}
+
 #[test]
 fn ladder_renditions_are_aligned_and_decodable() {
     require("ffprobe");
+    let _one = one_ladder();
+    // Rungs are never shed here: on a loaded 2-core CI machine the encoder may fall
+    // behind for a moment, and this test is about alignment, not overload.
+    let config = weir_e2e::TempDir::new("ladder-config");
+    let toml = config.0.join("weir.toml");
+    std::fs::write(
+        &toml,
+        "[node.ladder]\nenabled = true\nshed_rungs_when_behind = false\n",
+    )
+    .expect("config");
     let node = Node::start_with(NodeOptions {
         extra_args: vec![
-            "--ladder".into(),
-            "true".into(),
+            "--config".into(),
+            toml.display().to_string(),
             "--reconnect-grace-ms".into(),
             "2000".into(),
         ],
@@ -135,18 +172,7 @@ fn ladder_renditions_are_aligned_and_decodable() {
         node.log()
     );
     // The channel and its key over GraphQL, so the Stream's renditions can be read back.
-    assert!(
-        node.wait_log("GraphQL API listening on", Duration::from_secs(20)),
-        "{}",
-        node.log()
-    );
-    let owner = register_and_login(
-        node.api_port,
-        "ladder-owner",
-        "correct horse battery staple",
-    );
-    let channel_id = create_channel(node.api_port, &owner.access_token, "ladder");
-    let (_, key) = issue_stream_key(node.api_port, &owner.access_token, &channel_id);
+    let (owner, channel_id, key) = channel_with_key(&node, "ladder");
     let mut ffmpeg = publish_720p(&node.rtmp_url(&key), 16)
         .spawn()
         .expect("ffmpeg");
@@ -331,6 +357,7 @@ fn ladder_renditions_are_aligned_and_decodable() {
 /// `NODE_DEFAULT`, its next broadcast is packaged as it comes (one variant, muxed).
 #[test]
 fn a_channel_setting_turns_the_ladder_on_and_off() {
+    let _one = one_ladder();
     let node = Node::start_with(NodeOptions {
         extra_args: vec!["--reconnect-grace-ms".into(), "500".into()],
         ..NodeOptions::default()
@@ -340,18 +367,7 @@ fn a_channel_setting_turns_the_ladder_on_and_off() {
         "{}",
         node.log()
     );
-    assert!(
-        node.wait_log("GraphQL API listening on", Duration::from_secs(20)),
-        "{}",
-        node.log()
-    );
-    let owner = register_and_login(
-        node.api_port,
-        "switch-owner",
-        "correct horse battery staple",
-    );
-    let channel_id = create_channel(node.api_port, &owner.access_token, "switch");
-    let (_, key) = issue_stream_key(node.api_port, &owner.access_token, &channel_id);
+    let (owner, channel_id, key) = channel_with_key(&node, "switch");
     let set = |mode: &str| {
         let d = gql_ok(
             node.api_port,

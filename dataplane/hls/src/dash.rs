@@ -97,6 +97,10 @@ pub struct DashManifest<'a> {
     pub max_segment: Duration,
     /// Latency the player should hold (`ServiceDescription`).
     pub latency_target: Duration,
+    /// How much media the origin keeps (`timeShiftBufferDepth`: the configured window,
+    /// not what exists so far, since players fix their DVR window and cap their latency
+    /// target with it once, at start).
+    pub time_shift_buffer: Duration,
     /// Video representations, top first.
     pub video: Vec<DashRepresentation<'a>>,
     /// The audio representation.
@@ -141,7 +145,7 @@ pub fn render_mpd_open(m: &DashManifest<'_>) -> String {
         format_iso8601_ms(m.publish_ms),
         iso_duration(m.max_segment),
         iso_duration(m.part_target * 2),
-        iso_duration(depth.max(m.segment_target)),
+        iso_duration(m.time_shift_buffer.max(depth).max(m.latency_target * 2)),
     );
     if m.ended {
         let _ = write!(
@@ -162,7 +166,7 @@ pub fn render_mpd_open(m: &DashManifest<'_>) -> String {
     let target_ms = m.latency_target.as_millis();
     let _ = write!(
         out,
-        "  <ServiceDescription id=\"0\">\n    <Latency referenceId=\"0\" target=\"{target_ms}\" min=\"{}\" max=\"{}\"/>\n    <PlaybackRate min=\"0.96\" max=\"1.04\"/>\n  </ServiceDescription>\n",
+        "  <ServiceDescription id=\"0\">\n    <Latency target=\"{target_ms}\" min=\"{}\" max=\"{}\"/>\n    <PlaybackRate min=\"0.96\" max=\"1.04\"/>\n  </ServiceDescription>\n",
         target_ms * 3 / 4,
         target_ms * 2
     );
@@ -249,7 +253,9 @@ fn representation(out: &mut String, m: &DashManifest<'_>, r: &DashRepresentation
     }
     out.push_str(">\n          <SegmentTimeline>\n");
     let mut next: Option<u64> = None;
+    let mut last_complete = false;
     for e in t.entries.iter().filter(|e| e.complete || !m.ended) {
+        last_complete = e.complete;
         let d = if e.complete {
             e.duration
         } else {
@@ -262,9 +268,30 @@ fn representation(out: &mut String, m: &DashManifest<'_>, r: &DashRepresentation
         }
         next = Some(e.start + d);
     }
+    if !m.ended && next.is_some() {
+        // The next segment, announced ahead: players only ask for what the timeline lists
+        // and reload the MPD at most about once a second, so without it they would find
+        // each new segment up to an update period late instead of one part into it (the
+        // origin holds a request for it until its first part exists). When the newest
+        // listed segment is complete, that next one is already in progress.
+        let ahead = if last_complete { 2 } else { 1 };
+        let d = nominal_ticks(ticks(m.segment_target), r);
+        for _ in 0..ahead {
+            let _ = writeln!(out, "            <S d=\"{d}\"/>");
+        }
+    }
     out.push_str(
         "          </SegmentTimeline>\n        </SegmentTemplate>\n      </Representation>\n",
     );
+}
+
+/// A segment target in ticks, rounded to whole audio frames for audio (AAC: 1024
+/// samples) so the prediction matches what the packager cuts.
+fn nominal_ticks(ticks: u64, r: &DashRepresentation<'_>) -> u64 {
+    match r.sample_rate {
+        Some(_) => ticks.div_ceil(1024) * 1024,
+        None => ticks,
+    }
 }
 
 /// XML attribute escaping.
@@ -334,6 +361,7 @@ mod tests {
             part_target: Duration::from_millis(200),
             max_segment: Duration::from_secs(4),
             latency_target: Duration::from_secs(3),
+            time_shift_buffer: Duration::from_secs(24),
             video: vec![DashRepresentation {
                 id: "720p",
                 base: "b1/720p/".into(),
@@ -355,14 +383,17 @@ mod tests {
         assert!(text.contains("type=\"dynamic\""), "{text}");
         assert!(text.contains("minimumUpdatePeriod=\"PT2.000S\""), "{text}");
         assert!(text.contains("startNumber=\"3\" initialization=\"b1/720p/init-0.mp4\" media=\"b1/720p/seg-$Number$.m4s\" availabilityTimeOffset=\"1.800\""), "{text}");
-        assert!(text.contains("<S t=\"540000\" d=\"180000\"/>\n            <S d=\"180000\"/>\n            <S d=\"180000\"/>\n"), "the open segment is announced at the target:\n{text}");
-        assert!(text.contains("width=\"1280\" height=\"720\""), "{text}");
+        assert!(text.contains("<S t=\"540000\" d=\"180000\"/>\n            <S d=\"180000\"/>\n            <S d=\"180000\"/>\n            <S d=\"180000\"/>\n          </S"), "the open segment and the next one are announced at the target:\n{text}");
         assert!(
-            text.contains("<Latency referenceId=\"0\" target=\"3000\""),
+            text.contains("timeShiftBufferDepth=\"PT24.000S\""),
             "{text}"
         );
+        assert!(text.contains("width=\"1280\" height=\"720\""), "{text}");
+        assert!(text.contains("<Latency target=\"3000\""), "{text}");
         assert!(text.contains("audioSamplingRate=\"48000\""), "{text}");
-        assert!(text.contains("<S t=\"288000\" d=\"96000\"/>"), "{text}");
+        // Audio: its complete segment, then the one in progress and the next predicted
+        // in whole AAC frames (2 s at 48 kHz = 93.75 frames → 94).
+        assert!(text.contains("<S t=\"288000\" d=\"96000\"/>\n            <S d=\"96256\"/>\n            <S d=\"96256\"/>\n"), "{text}");
         assert!(
             text.ends_with("value=\"http://h/time\"/>\n</MPD>\n"),
             "{text}"
@@ -385,6 +416,7 @@ mod tests {
             part_target: Duration::from_millis(200),
             max_segment: Duration::from_secs(4),
             latency_target: Duration::from_secs(3),
+            time_shift_buffer: Duration::from_secs(24),
             video: vec![DashRepresentation {
                 id: "v",
                 base: "b/v/".into(),

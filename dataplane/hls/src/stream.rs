@@ -197,16 +197,7 @@ impl LiveStream {
     /// increasing from where it stopped. Resuming a stream that was not paused pauses it
     /// first.
     pub fn resume(&mut self) {
-        if self.ended {
-            return;
-        }
-        if !self.paused {
-            self.pause();
-        }
-        self.paused = false;
-        self.pending_discontinuity = !self.window.is_empty();
-        self.packager.resume();
-        self.publish();
+        self.resume_with(false);
     }
 
     /// Resumes after a pause keeping the frames' own timestamps (no rebase): for a
@@ -214,6 +205,10 @@ impl LiveStream {
     /// so that it stays on their timeline. The next segment starts at a key frame with
     /// `EXT-X-DISCONTINUITY` (the media timeline jumps over the pause).
     pub fn resume_in_place(&mut self) {
+        self.resume_with(true);
+    }
+
+    fn resume_with(&mut self, keep_time: bool) {
         if self.ended {
             return;
         }
@@ -222,7 +217,11 @@ impl LiveStream {
         }
         self.paused = false;
         self.pending_discontinuity = !self.window.is_empty();
-        self.packager.resume_in_place();
+        if keep_time {
+            self.packager.resume_in_place();
+        } else {
+            self.packager.resume();
+        }
         self.publish();
     }
 

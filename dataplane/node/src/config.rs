@@ -125,6 +125,9 @@ pub struct LadderSettings {
     pub encoder: LadderEncoder,
     /// The rungs, any order (default 1080p 6000k, 720p 3000k, 480p 1200k, 360p 700k).
     pub rungs: Vec<RungSetting>,
+    /// When the encoder falls behind live, switch the top encoded rungs off until it
+    /// keeps up (default on). Off: every rung stays, however late.
+    pub shed_rungs_when_behind: bool,
 }
 
 impl Default for LadderSettings {
@@ -133,6 +136,7 @@ impl Default for LadderSettings {
             enabled: false,
             passthrough_top: true,
             encoder: LadderEncoder::Auto,
+            shed_rungs_when_behind: true,
             rungs: weir_codec::default_ladder()
                 .into_iter()
                 .map(|r| RungSetting {
@@ -180,6 +184,9 @@ impl LadderSettings {
                 LadderEncoder::X264 => weir_codec::EncoderChoice::X264,
                 LadderEncoder::Nvenc => weir_codec::EncoderChoice::Nvenc,
             },
+            overload: self
+                .shed_rungs_when_behind
+                .then(weir_codec::OverloadConfig::default),
             ..weir_codec::LadderConfig::default()
         };
         config.validate().map_err(|e| e.to_string())?;

@@ -244,6 +244,8 @@ impl Renditions {
             part_target,
             max_segment: self.config.max_segment(),
             latency_target: segment_target + part_target * 3,
+            time_shift_buffer: segment_target
+                * u32::try_from(self.config.window).unwrap_or(u32::MAX),
             video,
             audio,
         });

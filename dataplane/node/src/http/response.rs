@@ -92,7 +92,8 @@ impl Response {
             "HTTP/1.1 {} {}\r\nServer: weir\r\nContent-Type: {}\r\n{}Cache-Control: {}\r\n\
              Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Methods: GET, HEAD, OPTIONS, POST, PATCH, DELETE\r\n\
              Access-Control-Allow-Headers: *, Authorization\r\n\
-             Access-Control-Expose-Headers: Content-Length, Age, Location, ETag, Link\r\n",
+             Access-Control-Expose-Headers: Content-Length, Age, Date, Location, ETag, Link\r\n\
+             Timing-Allow-Origin: *\r\n",
             self.status,
             reason(self.status),
             self.content_type,

@@ -1,0 +1,493 @@
+//! weir's low-latency DASH end to end. ffmpeg publishes OBS-like 720p30 x264 + AAC over
+//! RTMP to a node started with `--ladder true` (the default rungs: 720p passed through,
+//! 480p and 360p transcoded), which serves, besides LL-HLS, a dynamic MPD at
+//! `/live/<channel>/manifest.mpd`: one video AdaptationSet with a Representation per
+//! rendition and one audio AdaptationSet, `SegmentTemplate` `$Number$` + `SegmentTimeline`,
+//! `availabilityTimeOffset` with `availabilityTimeComplete="false"` (the segment in
+//! progress is sent with chunked transfer as its CMAF chunks are made), a
+//! `ServiceDescription` latency target and `UTCTiming` at the node's `/time`.
+//!
+//! - `dashjs_plays_the_ladder_in_low_latency_mode`: dash.js 5 (npm `dashjs`) in Debian's
+//!   headless Chromium (`tests/web/dash.mjs` + `dash.html`, driven by playwright-core)
+//!   plays the MPD with live catch-up on and the latency target taken from the MPD's
+//!   ServiceDescription. dash.js must switch itself to low-latency mode (it does so from
+//!   `availabilityTimeComplete="false"`), load media with its fetch loader (the chunked
+//!   CMAF one), play at least [`PLAY_SECONDS`] without a fatal error, and report a live
+//!   latency (`getCurrentLiveLatency()`, against the node's clock) under
+//!   [`MAX_LATENCY_SECONDS`]. The latency, the target, and whether segments were fetched
+//!   while still being made (the node's `segment_in_progress` counter, and requests whose
+//!   body kept coming long after its first byte) are printed, not asserted: dash.js only
+//!   learns of a new segment when it reloads the MPD (every `minimumUpdatePeriod`), so
+//!   whether it asks for a segment before it is complete depends on when those reloads
+//!   fall within the segments.
+//! - `ffmpeg_reads_the_mpd`: Debian's ffprobe lists one video stream per rendition (720p,
+//!   480p, 360p) and the audio stream, and ffmpeg decodes 5 s of all of them from the live
+//!   MPD without an error.
+//!
+//! Both fail (never skip) when a peer is missing; they run one at a time (each runs a
+//! transcode ladder, and the machine may have two cores).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use weir_e2e::http::get;
+use weir_e2e::{Node, NodeOptions, metric, output, require, wait_until};
+
+/// How long ffmpeg may publish (each test stops it once done).
+const PUBLISH_SECONDS: u32 = 90;
+/// How far dash.js must play (currentTime advanced, and video.played).
+const PLAY_SECONDS: f64 = 8.0;
+/// dash.mjs gives up after this long.
+const PLAYER_TIMEOUT_SECONDS: u64 = 45;
+/// A loose bound on dash.js's live latency (the MPD asks for about 2.6 s).
+const MAX_LATENCY_SECONDS: f64 = 6.0;
+/// The renditions of a 720p source with the default rungs, and their heights.
+const VIDEO: [(&str, u32); 3] = [("720p", 720), ("480p", 480), ("360p", 360)];
+
+const SETUP: &str =
+    "run `cargo xtask setup --test` (installs chromium and runs `npm ci` in tests/web)";
+
+/// One ladder at a time: the tests would otherwise share two cores between two
+/// transcoders, two publishers and a browser.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Kills the child on drop, so a failed assertion leaves no ffmpeg behind.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// OBS-like x264: B-frames, fixed 2 s GOP, 720p30, AAC 48 kHz stereo.
+fn publish_720p(url: &str, seconds: u32) -> Command {
+    require("ffmpeg");
+    let mut c = Command::new("ffmpeg");
+    c.args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", &seconds.to_string(), "-pix_fmt", "yuv420p"])
+        .args(["-c:v", "libx264", "-preset", "superfast", "-bf", "2"])
+        .args(["-g", "60", "-b:v", "2500k", "-c:a", "aac", "-ac", "2"])
+        .args(["-b:a", "128k", "-f", "flv", url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    c
+}
+
+/// A node with the default transcode ladder, and ffmpeg publishing 720p to `channel`.
+fn start_ladder(channel: &str) -> (Node, KillOnDrop) {
+    let node = Node::start_with(NodeOptions {
+        extra_args: vec![
+            "--ladder".into(),
+            "true".into(),
+            "--reconnect-grace-ms".into(),
+            "2000".into(),
+        ],
+        ..NodeOptions::default()
+    });
+    let (_, key) = node.issue_key(channel);
+    let publisher = KillOnDrop(
+        publish_720p(&node.rtmp_url(&key), PUBLISH_SECONDS)
+            .spawn()
+            .expect("ffmpeg"),
+    );
+    (node, publisher)
+}
+
+/// The `id`s of the MPD's Representations, in order.
+fn representation_ids(mpd: &str) -> Vec<String> {
+    mpd.split("<Representation ")
+        .skip(1)
+        .filter_map(|r| {
+            let rest = r.split_once("id=\"")?.1;
+            Some(rest.split_once('"')?.0.to_owned())
+        })
+        .collect()
+}
+
+/// The first value of attribute `name` in the MPD ("?" when absent).
+fn mpd_attr<'a>(mpd: &'a str, name: &str) -> &'a str {
+    mpd.split_once(&format!(" {name}=\""))
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map_or("?", |(v, _)| v)
+}
+
+/// Waits for the MPD to list every rendition (each has made a segment), and returns it.
+fn wait_for_mpd(node: &Node, path: &str) -> String {
+    let mut mpd = String::new();
+    let want: Vec<&str> = VIDEO.iter().map(|(n, _)| *n).chain(["audio"]).collect();
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            mpd = get(node.http_port, path)
+                .ok()
+                .filter(|r| r.status == 200)
+                .map_or(String::new(), |r| r.text());
+            representation_ids(&mpd) == want
+        }),
+        "no MPD listing {want:?} at {path}:\n{mpd}\n{}",
+        node.log()
+    );
+    for needle in [
+        "type=\"dynamic\"",
+        "availabilityTimeComplete=\"false\"",
+        "<ServiceDescription",
+        "urn:mpeg:dash:utc:http-iso:2014",
+        "contentType=\"video\"",
+        "contentType=\"audio\"",
+    ] {
+        assert!(mpd.contains(needle), "the MPD has no {needle}:\n{mpd}");
+    }
+    mpd
+}
+
+/// What the node logged about its transcoder falling behind (a dropped rung leaves a
+/// Representation whose segments stop), for failure messages.
+fn ladder_trouble(node: &Node) -> String {
+    let lines: Vec<String> = node
+        .log()
+        .lines()
+        .filter(|l| l.contains("cannot keep up") || l.contains("keeps up again"))
+        .map(str::to_owned)
+        .collect();
+    if lines.is_empty() {
+        "the ladder kept up (no rung dropped)".to_owned()
+    } else {
+        format!(
+            "the ladder dropped rungs while the test ran:\n{}",
+            lines.join("\n")
+        )
+    }
+}
+
+fn web_dir() -> PathBuf {
+    Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test")).join("web")
+}
+
+fn chromium() -> PathBuf {
+    std::env::var_os("CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
+}
+
+/// Fails (never skips) when the browser peer is not installed.
+fn require_browser_peer() {
+    let node_ok = Command::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(node_ok, "node (Node.js) is not installed: {SETUP}");
+    let chromium = chromium();
+    assert!(
+        chromium.exists(),
+        "{} is not installed: {SETUP}",
+        chromium.display()
+    );
+    let web = web_dir();
+    for dep in [
+        "node_modules/dashjs/dist/modern/umd/dash.all.debug.js",
+        "node_modules/playwright-core/package.json",
+        "dash.mjs",
+        "dash.html",
+    ] {
+        assert!(
+            web.join(dep).exists(),
+            "{} is missing: {SETUP}",
+            web.join(dep).display()
+        );
+    }
+}
+
+/// Reads a pipe to the end on a thread.
+fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(mut p) = pipe {
+            let _ = p.read_to_string(&mut s);
+        }
+        s
+    })
+}
+
+/// Runs dash.mjs on `url` until the video has played [`PLAY_SECONDS`]; returns (exit
+/// success, stdout, stderr), killing it if it hangs.
+fn run_dash_mjs(url: &str) -> (bool, String, String) {
+    let web = web_dir();
+    let mut child = Command::new("node")
+        .arg(web.join("dash.mjs"))
+        .arg(url)
+        .arg(PLAYER_TIMEOUT_SECONDS.to_string())
+        .arg(PLAY_SECONDS.to_string())
+        .current_dir(&web)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run node: {e}: {SETUP}"));
+    let out = drain(child.stdout.take());
+    let err = drain(child.stderr.take());
+    let deadline = Instant::now() + Duration::from_secs(PLAYER_TIMEOUT_SECONDS + 20);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for node") {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let out = out.join().unwrap_or_default();
+    let mut err = err.join().unwrap_or_default();
+    if status.is_none() {
+        err.push_str("\n(dash.mjs hung and was killed)");
+    }
+    (status.is_some_and(|s| s.success()), out, err)
+}
+
+/// The last `n` lines of `text`.
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[test]
+fn dashjs_plays_the_ladder_in_low_latency_mode() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_browser_peer();
+    let (node, _publisher) = start_ladder("dashjs");
+    let mpd_path = "/live/dashjs/manifest.mpd";
+    let mpd = wait_for_mpd(&node, mpd_path);
+    eprintln!(
+        "MPD when the player started: timeShiftBufferDepth {}, minimumUpdatePeriod {}, \
+         availabilityTimeOffset {}, Latency target {} ms",
+        mpd_attr(&mpd, "timeShiftBufferDepth"),
+        mpd_attr(&mpd, "minimumUpdatePeriod"),
+        mpd_attr(&mpd, "availabilityTimeOffset"),
+        mpd_attr(&mpd, "target"),
+    );
+
+    let (ok, out, err) = run_dash_mjs(&node.http_url(mpd_path));
+    let in_progress = metric(
+        node.http_port,
+        "weir_http_objects_total",
+        &[("kind", "segment_in_progress")],
+    )
+    .unwrap_or(0.0);
+    let line = out.lines().rev().find(|l| l.starts_with('{'));
+    let report: Value = line
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("dash.mjs printed no report (ok={ok}):\n{out}\n{err}"));
+    let num = |k: &str| report[k].as_f64().unwrap_or(f64::NAN);
+    let net = &report["network"];
+    let latencies: Vec<String> = report["latencies"]
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .map(|s| format!("{:.2}", s["latency"].as_f64().unwrap_or(f64::NAN)))
+                .collect()
+        })
+        .unwrap_or_default();
+    eprintln!(
+        "dash.js {}: live latency {:.2} s (target {} s, low-latency mode {}), played {:.1} s \
+         from {:.1} s, rate {:.3}, video {} (switches {}), DVR window {}",
+        report["dashVersion"],
+        num("latency"),
+        report["targetLatency"],
+        report["lowLatencyMode"],
+        num("played"),
+        num("startTime"),
+        num("playbackRate"),
+        report["currentVideo"],
+        report["videoSwitches"],
+        report["dvrWindow"],
+    );
+    eprintln!("dash.js latency once a second: [{}]", latencies.join(", "));
+    eprintln!(
+        "media requests by loader {}; CMAF chunks handed on {}; MPD loads {}, /time {}, \
+         segments {} ({} sent while being made, as the browser saw them); the node sent \
+         {in_progress} segments in progress",
+        report["requests"],
+        report["chunkProgress"],
+        net["mpd"],
+        net["time"],
+        net["segments"],
+        net["streamedSegments"],
+    );
+    let events: Vec<String> = report["events"]
+        .as_array()
+        .map(|evs| {
+            evs.iter()
+                .map(|e| {
+                    format!(
+                        "{} {} @{:.2}",
+                        e["type"].as_str().unwrap_or(""),
+                        e["details"].as_str().unwrap_or(""),
+                        e["currentTime"].as_f64().unwrap_or(f64::NAN)
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    eprintln!("dash.js events: {events:?}");
+    let ctx = format!(
+        "errors: {}\nevents: {events:#?}\nfailed requests: {}\n{}\nMPD when the player \
+         started:\n{mpd}\nMPD now:\n{}\ndash.mjs stderr:\n{}",
+        report["errors"],
+        net["failed"],
+        ladder_trouble(&node),
+        get(node.http_port, mpd_path).map_or(String::new(), |r| r.text()),
+        tail(&err, 60),
+    );
+
+    let fatal: Vec<&Value> = report["errors"]
+        .as_array()
+        .map(|e| e.iter().filter(|e| e["fatal"] != false).collect())
+        .unwrap_or_default();
+    assert!(fatal.is_empty(), "fatal dash.js errors: {fatal:?}\n{ctx}");
+    assert!(ok, "dash.mjs failed (timed out or crashed)\n{ctx}");
+    assert_eq!(report["playing"], true, "dash.js never played\n{ctx}");
+    assert!(
+        num("advanced") >= PLAY_SECONDS && num("played") >= PLAY_SECONDS,
+        "dash.js played too little\n{ctx}"
+    );
+    assert_eq!(
+        report["lowLatencyMode"], true,
+        "dash.js did not switch to low-latency mode (availabilityTimeComplete=\"false\")\n{ctx}"
+    );
+    assert!(
+        report["requests"]["fetch_loader"].as_f64().unwrap_or(0.0) > 0.0,
+        "dash.js never used its low-latency (fetch, chunked CMAF) loader\n{ctx}"
+    );
+    assert!(
+        report["timeSync"]["offsetMs"].is_number() && net["time"].as_f64().unwrap_or(0.0) > 0.0,
+        "dash.js did not sync its clock to the node's UTCTiming (/time)\n{ctx}"
+    );
+    let latency = num("latency");
+    assert!(
+        latency.is_finite() && latency > 0.0 && latency < MAX_LATENCY_SECONDS,
+        "dash.js live latency {latency:.2} s is not under {MAX_LATENCY_SECONDS} s\n{ctx}"
+    );
+}
+
+#[test]
+fn ffmpeg_reads_the_mpd() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require("ffprobe");
+    let (node, _publisher) = start_ladder("dashff");
+    let mpd_path = "/live/dashff/manifest.mpd";
+    let mpd = wait_for_mpd(&node, mpd_path);
+    let url = node.http_url(mpd_path);
+
+    // One stream per Representation: the renditions' heights, then the audio.
+    let (ok, probed, err) = output(Command::new("ffprobe").args([
+        "-v",
+        "error",
+        "-show_entries",
+        "stream=codec_type,codec_name,height,sample_rate,channels",
+        "-of",
+        "json",
+        &url,
+    ]));
+    assert!(ok && err.trim().is_empty(), "ffprobe {url}: {err}\n{mpd}");
+    let probed: Value = serde_json::from_str(&probed).expect("ffprobe JSON");
+    let streams = probed["streams"].as_array().cloned().unwrap_or_default();
+    let of_type =
+        |t: &str| -> Vec<&Value> { streams.iter().filter(|s| s["codec_type"] == t).collect() };
+    let heights: Vec<u64> = of_type("video")
+        .iter()
+        .filter_map(|s| s["height"].as_u64())
+        .collect();
+    assert_eq!(
+        heights,
+        VIDEO.iter().map(|(_, h)| u64::from(*h)).collect::<Vec<_>>(),
+        "video streams of the MPD: {probed}"
+    );
+    let audio = of_type("audio");
+    assert!(
+        audio.len() == 1
+            && audio[0]["codec_name"] == "aac"
+            && audio[0]["sample_rate"] == "48000"
+            && audio[0]["channels"] == 2,
+        "audio streams of the MPD: {probed}"
+    );
+
+    // 5 s of every stream, decoded; framecrc writes one line per decoded frame. The log
+    // is verbose (to show what ffmpeg fetched) with each line's level, so that it can be
+    // held to what `-v error` would print: nothing.
+    let (ok, frames, log) = output(Command::new("ffmpeg").args([
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "level+verbose",
+        "-i",
+        &url,
+        "-map",
+        "0",
+        "-t",
+        "5",
+        "-f",
+        "framecrc",
+        "-",
+    ]));
+    let errors: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            ["[error]", "[fatal]", "[panic]"]
+                .iter()
+                .any(|t| l.contains(t))
+        })
+        .collect();
+    let fetched: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.split_once("DASH request for url '")?.1.split_once('\''))
+        .map(|(u, _)| u.rsplit_once("/live/").map_or(u, |(_, p)| p))
+        .collect();
+    // Per stream: frames, and the first and last timestamps (its time base).
+    let per_stream = |i: usize| {
+        let ts: Vec<i64> = frames
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let mut f = l.split(',').map(str::trim);
+                (f.next()? == i.to_string()).then(|| f.next()?.parse().ok())?
+            })
+            .collect();
+        (ts.len(), ts.first().copied(), ts.last().copied())
+    };
+    let streams: Vec<_> = (0..=VIDEO.len()).map(per_stream).collect();
+    let counts: Vec<usize> = streams.iter().map(|s| s.0).collect();
+    eprintln!("ffmpeg decoded from the MPD (720p, 480p, 360p, audio frames): {counts:?}");
+    let ctx = format!(
+        "frames, first and last dts per stream: {streams:?}\nffmpeg fetched: {fetched:?}\n{}\n\
+         MPD:\n{}",
+        ladder_trouble(&node),
+        get(node.http_port, mpd_path).map_or(String::new(), |r| r.text())
+    );
+    assert!(
+        ok && errors.is_empty(),
+        "ffmpeg decoding the MPD failed: {errors:#?}\n{}\n{ctx}",
+        tail(&log, 30)
+    );
+    // 5 s at 30 fps (and 48 kHz / 1024 for the audio), with some slack.
+    for (i, (name, _)) in VIDEO.iter().enumerate() {
+        assert!(
+            counts[i] >= 120,
+            "ffmpeg decoded {} frames of {name} in 5 s\n{ctx}",
+            counts[i]
+        );
+    }
+    assert!(
+        counts[VIDEO.len()] >= 180,
+        "ffmpeg decoded {} audio frames in 5 s\n{ctx}",
+        counts[VIDEO.len()]
+    );
+}
