@@ -1,0 +1,414 @@
+//! hls.js switches level on weir's transcode ladder when its bandwidth drops.
+//!
+//! A node started with `--ladder true` transcodes an OBS-like 720p30 x264 broadcast (B-frames,
+//! 2 s keyint, AAC, published by ffmpeg over RTMP) into 480p and 360p next to the source, so
+//! `/live/<channel>/index.m3u8` is a multivariant LL-HLS playlist with three video
+//! variants sharing one audio rendition. hls.js 1.7.4 in Debian's headless Chromium
+//! (`tests/web/levels.mjs`, on `tests/web/player.html`, low-latency mode) plays it:
+//!
+//! 1. at the full loopback rate for a few seconds: it must be playing a level above 360p
+//!    (levels.mjs pins the top level, then hands the choice back to ABR, should ABR have
+//!    stayed on 360p; the report says so and the test then requires the pin to have taken);
+//! 2. then the page's download rate is capped through the DevTools protocol
+//!    (`Network.emulateNetworkConditions`) between the 360p and the 480p variants'
+//!    `BANDWIDTH` (read from the multivariant playlist): hls.js's ABR — the script sets no
+//!    level after the cap — must switch to the 360p level within [`SWITCH_TIMEOUT_SECONDS`];
+//! 3. and keep playing, throttled, at 360p: `currentTime` advances.
+//!
+//! The test fails (never skips) when node, Chromium or the npm packages are missing.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use weir_e2e::http::get;
+use weir_e2e::{Node, NodeOptions, require, wait_until};
+
+/// How long ffmpeg publishes (the test stops it once the player is done).
+const PUBLISH_SECONDS: u32 = 40;
+/// How far the video plays unthrottled before the cap.
+const WARM_SECONDS: u64 = 6;
+/// How long after the cap hls.js has to switch down to 360p.
+const SWITCH_TIMEOUT_SECONDS: u64 = 20;
+/// How long the player keeps watching, throttled, after the switch.
+const AFTER_SECONDS: u64 = 6;
+/// … and how far `currentTime` must advance in that time.
+const AFTER_MIN_PLAYED: f64 = 3.0;
+
+const SETUP: &str =
+    "run `cargo xtask setup --test` (installs chromium and runs `npm ci` in tests/web)";
+
+/// Kills the child on drop, so a failed assertion leaves no ffmpeg behind.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn web_dir() -> PathBuf {
+    Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test")).join("web")
+}
+
+fn chromium() -> PathBuf {
+    std::env::var_os("CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
+}
+
+/// Fails (never skips) when the browser peer is not installed.
+fn require_browser_peer() {
+    let node_ok = Command::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(node_ok, "node (Node.js) is not installed: {SETUP}");
+    let chromium = chromium();
+    assert!(
+        chromium.exists(),
+        "{} is not installed: {SETUP}",
+        chromium.display()
+    );
+    let web = web_dir();
+    for dep in [
+        "node_modules/hls.js/dist/hls.js",
+        "node_modules/playwright-core/package.json",
+    ] {
+        assert!(
+            web.join(dep).exists(),
+            "{} is missing: {SETUP}",
+            web.join(dep).display()
+        );
+    }
+}
+
+/// OBS-like x264: B-frames, fixed 2 s GOP, 720p30, AAC 48 kHz stereo (as in ladder.rs).
+fn publish_720p(url: &str, seconds: u32) -> Command {
+    require("ffmpeg");
+    let mut c = Command::new("ffmpeg");
+    c.args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", &seconds.to_string(), "-pix_fmt", "yuv420p"])
+        .args(["-c:v", "libx264", "-preset", "superfast", "-bf", "2"])
+        .args(["-g", "60", "-b:v", "2500k", "-c:a", "aac", "-ac", "2"])
+        .args(["-b:a", "128k", "-f", "flv", url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    c
+}
+
+/// `(attributes, uri)` of each `EXT-X-STREAM-INF`.
+fn variants(multivariant: &str) -> Vec<(String, String)> {
+    let lines: Vec<&str> = multivariant.lines().collect();
+    lines
+        .windows(2)
+        .filter_map(|w| {
+            let attrs = w[0].strip_prefix("#EXT-X-STREAM-INF:")?;
+            Some((attrs.to_owned(), w[1].trim().to_owned()))
+        })
+        .collect()
+}
+
+fn attr<'a>(attrs: &'a str, name: &str) -> Option<&'a str> {
+    attrs
+        .split(',')
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// `BANDWIDTH` (bit/s) of the variant with `RESOLUTION=resolution`.
+fn bandwidth_of(vs: &[(String, String)], resolution: &str) -> Option<u64> {
+    vs.iter()
+        .find(|(a, _)| attr(a, "RESOLUTION") == Some(resolution))
+        .and_then(|(a, _)| attr(a, "BANDWIDTH")?.parse().ok())
+}
+
+/// Reads a pipe to the end on a thread.
+fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(mut p) = pipe {
+            let _ = p.read_to_string(&mut s);
+        }
+        s
+    })
+}
+
+/// Runs levels.mjs on `url` with the download cap `throttle_kbps`; returns (exit success,
+/// stdout, stderr), killing it if it hangs.
+fn run_levels_mjs(url: &str, throttle_kbps: u64) -> (bool, String, String) {
+    let web = web_dir();
+    let mut child = Command::new("node")
+        .arg(web.join("levels.mjs"))
+        .arg(url)
+        .arg(throttle_kbps.to_string())
+        .arg(WARM_SECONDS.to_string())
+        .arg(SWITCH_TIMEOUT_SECONDS.to_string())
+        .arg(AFTER_SECONDS.to_string())
+        .current_dir(&web)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run node: {e}: {SETUP}"));
+    let out = drain(child.stdout.take());
+    let err = drain(child.stderr.take());
+    // Warm-up (≤ 30 s more to start), a possible pin (≤ 23 s), the switch, the watch.
+    let deadline = Instant::now()
+        + Duration::from_secs(WARM_SECONDS + 30 + 23 + SWITCH_TIMEOUT_SECONDS + AFTER_SECONDS + 30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for node") {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let out = out.join().unwrap_or_default();
+    let mut err = err.join().unwrap_or_default();
+    if status.is_none() {
+        err.push_str("\n(levels.mjs hung and was killed)");
+    }
+    (status.is_some_and(|s| s.success()), out, err)
+}
+
+#[test]
+fn hlsjs_switches_down_the_ladder_when_bandwidth_is_capped() {
+    require_browser_peer();
+    let node = Node::start_with(NodeOptions {
+        extra_args: vec![
+            "--ladder".into(),
+            "true".into(),
+            "--reconnect-grace-ms".into(),
+            "2000".into(),
+        ],
+        ..NodeOptions::default()
+    });
+    let (_, key) = node.issue_key("levels");
+    let published = Instant::now();
+    let _publisher = KillOnDrop(
+        publish_720p(&node.rtmp_url(&key), PUBLISH_SECONDS)
+            .spawn()
+            .expect("ffmpeg"),
+    );
+
+    // The multivariant playlist lists the three renditions once each has measured a segment.
+    let mv_path = "/live/levels/index.m3u8";
+    let mut mv = String::new();
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            mv = get(node.http_port, mv_path).map_or(String::new(), |r| r.text());
+            variants(&mv).len() == 3 && !mv.contains("BANDWIDTH=0")
+        }),
+        "no multivariant playlist with three renditions:\n{mv}\n{}",
+        node.log()
+    );
+    let vs = variants(&mv);
+    let bw480 = bandwidth_of(&vs, "854x480").unwrap_or_else(|| panic!("no 480p variant:\n{mv}"));
+    let bw360 = bandwidth_of(&vs, "640x360").unwrap_or_else(|| panic!("no 360p variant:\n{mv}"));
+    assert!(bw360 < bw480, "360p is not below 480p:\n{mv}");
+    // Halfway between: enough for 360p (audio included, BANDWIDTH counts it), not for 480p.
+    let throttle_kbps = (bw360 + bw480) / 2 / 1000;
+    eprintln!(
+        "multivariant after {:.1} s; 480p {bw480} bit/s, 360p {bw360} bit/s → cap {throttle_kbps} kbit/s\n{mv}",
+        published.elapsed().as_secs_f64()
+    );
+
+    let started = Instant::now();
+    let (ok, out, err) = run_levels_mjs(&node.http_url(mv_path), throttle_kbps);
+    eprintln!(
+        "levels.mjs ran {:.1} s (publisher at {:.1} s of {PUBLISH_SECONDS} s)",
+        started.elapsed().as_secs_f64(),
+        published.elapsed().as_secs_f64()
+    );
+    let line = out.lines().rev().find(|l| l.starts_with('{'));
+    let report: Value = line
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("levels.mjs printed no report (ok={ok}):\n{out}\n{err}"));
+
+    // A readable digest of what hls.js did.
+    let t0 = report["throttledAt"].as_f64().unwrap_or(f64::NAN);
+    let rel = |v: &Value| (v["t"].as_f64().unwrap_or(f64::NAN) - t0) / 1000.0;
+    let switches: Vec<String> = report["hls"]["switches"]
+        .as_array()
+        .map(|s| {
+            s.iter()
+                .map(|s| {
+                    format!(
+                        "{:+.1}s → level {} ({}p, auto {}) @{:.2} bwe {}",
+                        rel(s),
+                        s["level"],
+                        s["height"],
+                        s["auto"],
+                        s["currentTime"].as_f64().unwrap_or(f64::NAN),
+                        s["bandwidthEstimate"]
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let timeline: Vec<String> = report["timeline"]
+        .as_array()
+        .map(|tl| {
+            tl.iter()
+                .step_by(4)
+                .map(|v| {
+                    format!(
+                        "{:+.1}s {} ct={:.2} {}p load={} bwe={} rs={} buf={}",
+                        rel(v),
+                        v["phase"].as_str().unwrap_or(""),
+                        v["currentTime"].as_f64().unwrap_or(f64::NAN),
+                        v["height"],
+                        v["loadLevel"],
+                        v["bwe"],
+                        v["readyState"],
+                        v["buffered"]
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let events: Vec<String> = report["events"]
+        .as_array()
+        .map(|evs| {
+            evs.iter()
+                .map(|e| {
+                    format!(
+                        "{:+.1}s {} {} @{:.2}",
+                        rel(e),
+                        e["type"].as_str().unwrap_or(""),
+                        e["details"].as_str().unwrap_or(""),
+                        e["currentTime"].as_f64().unwrap_or(f64::NAN)
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    // The first playlist request of each level hls.js moves to: `_HLS_msn`/`_HLS_part`
+    // there come from the previous playlist's EXT-X-RENDITION-REPORT.
+    let mut last_level = None;
+    let level_moves: Vec<String> = report["hls"]["loads"]
+        .as_array()
+        .map(|loads| {
+            loads
+                .iter()
+                .filter(|l| {
+                    let moved = last_level != Some(&l["level"]);
+                    last_level = Some(&l["level"]);
+                    moved
+                })
+                .map(|l| {
+                    let url = l["url"].as_str().unwrap_or("");
+                    let tail = url.rsplit_once('/').map_or(url, |(dir, file)| {
+                        let name = dir.rsplit('/').next().unwrap_or("");
+                        &url[url.len() - file.len() - name.len() - 1..]
+                    });
+                    format!("{:+.1}s level {}: {tail}", rel(l), l["level"])
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    // Video parts and segments buffered from 2 s before the cap on.
+    let buffered: Vec<String> = report["hls"]["buffered"]
+        .as_array()
+        .map(|b| {
+            b.iter()
+                .filter(|f| rel(f) >= -2.0)
+                .take(40)
+                .map(|f| {
+                    format!(
+                        "{:+.1}s level {} sn {} part {} {} B ttfb {} ms load {} ms bwe {}",
+                        rel(f),
+                        f["level"],
+                        f["sn"],
+                        f["part"],
+                        f["bytes"],
+                        f["ttfb"],
+                        f["load"],
+                        f["bwe"]
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    eprintln!(
+        "hls.js {} levels {}\nbefore the cap: {}\nswitched down: {}\nafter: {}\npinned: {}, \
+         throttle via {}\nrendition reports per level playlist: {}\nlevel switches (s since the \
+         cap):\n  {}\nfirst playlist load of each level moved to:\n  {}\nvideo buffered:\n  {}\n\
+         events:\n  {}\ntimeline (every 1 s):\n  {}",
+        report["hlsVersion"],
+        report["hls"]["manifestLevels"],
+        report["before"],
+        report["switchedDown"],
+        report["after"],
+        report["pinned"],
+        report["throttleMethod"],
+        report["hls"]["renditionReports"],
+        switches.join("\n  "),
+        level_moves.join("\n  "),
+        buffered.join("\n  "),
+        events.join("\n  "),
+        timeline.join("\n  "),
+    );
+    let ctx = format!(
+        "switches: {switches:#?}\nevents: {events:#?}\ntimeline: {timeline:#?}\nerrors: {}\nwhy: {}\n\
+         levels.mjs stderr:\n{err}",
+        report["errors"], report["why"]
+    );
+
+    let fatal: Vec<_> = report["errors"]
+        .as_array()
+        .map(|e| {
+            e.iter()
+                .filter(|e| e["fatal"].as_bool() != Some(false))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(fatal.is_empty(), "fatal hls.js errors: {fatal:?}\n{ctx}");
+    let heights: Vec<u64> = report["hls"]["manifestLevels"]
+        .as_array()
+        .map(|l| l.iter().filter_map(|l| l["height"].as_u64()).collect())
+        .unwrap_or_default();
+    assert_eq!(heights, [360, 480, 720], "hls.js's levels\n{ctx}");
+    assert_eq!(report["playing"], true, "never played\n{ctx}");
+
+    // 1. Above 360p at the full rate (by ABR, or pinned there and handed back to ABR).
+    let before = &report["before"];
+    assert!(
+        before["height"].as_u64().is_some_and(|h| h > 360),
+        "not above 360p before the cap: {before}\n{ctx}"
+    );
+    assert_eq!(
+        before["auto"], true,
+        "ABR was not in charge before the cap\n{ctx}"
+    );
+    // 2. ABR switched down to 360p once capped.
+    assert!(ok, "levels.mjs failed: {}\n{ctx}", report["why"]);
+    let down = &report["switchedDown"];
+    assert_eq!(down["height"], 360, "no switch down to 360p\n{ctx}");
+    assert_eq!(
+        down["auto"], true,
+        "the switch down was not hls.js's ABR's\n{ctx}"
+    );
+    let since = down["sinceThrottleMs"].as_f64().unwrap_or(f64::NAN);
+    assert!(
+        since <= (SWITCH_TIMEOUT_SECONDS * 1000) as f64,
+        "switched down {since} ms after the cap\n{ctx}"
+    );
+    // 3. Still playing, throttled.
+    let after = &report["after"];
+    let advanced = after["advanced"].as_f64().unwrap_or(f64::NAN);
+    assert!(
+        advanced >= AFTER_MIN_PLAYED,
+        "currentTime advanced only {advanced:.2} s in the {AFTER_SECONDS} s after the switch\n{ctx}"
+    );
+}

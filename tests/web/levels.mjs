@@ -1,0 +1,300 @@
+// hls.js level switching on weir's transcode ladder: plays a multivariant LL-HLS stream
+// (player.html, hls.js in low-latency mode, headless Chromium) at the full loopback rate,
+// then caps the page's download rate through the DevTools protocol and watches hls.js's
+// ABR switch down. Prints one JSON line on stdout (tests/tests/hlsjs_levels.rs asserts on
+// it); page warnings and errors go to stderr.
+//
+//   node levels.mjs <multivariant URL> <throttle kbit/s> [warm-up s = 6] [switch timeout s = 20] [watch after switch s = 6]
+//
+// Phases:
+//   1. warm-up: wait until the video has played <warm-up> seconds (at most 30 s more) and
+//      record the level hls.js plays. Should ABR still be on the lowest level (height ≤
+//      360) then, the script pins the top level (hls.nextLevel), waits until it plays, and
+//      hands the choice back to ABR (hls.nextLevel = -1) while still unthrottled, so that
+//      a switch down afterwards means something. The report says whether it did
+//      ("pinned").
+//   2. throttle: Network.emulateNetworkConditions (downloadThroughput = <throttle> kbit/s)
+//      on a CDP session of the page; wait up to <switch timeout> s for hls.js to switch
+//      (LEVEL_SWITCHED, by its ABR: the script sets no level any more) to a level of
+//      height 360.
+//   3. watch: keep playing throttled for <watch after switch> s and record how far
+//      currentTime advanced.
+//
+// Exit status: 0 when hls.js switched down to 360p and kept playing, 1 on a fatal hls.js or
+// video error (or a script failure), 2 when it did not switch in time or stopped playing,
+// 3 when the browser cannot be started.
+
+import { dirname, join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { launch } from "./chromium.mjs";
+
+const [src, throttleArg, warmArg = "6", switchArg = "20", afterArg = "6"] = process.argv.slice(2);
+if (!src || !(Number(throttleArg) > 0)) {
+  console.error(
+    "usage: node levels.mjs <multivariant URL> <throttle kbit/s> [warm-up s] [switch timeout s] [watch after switch s]",
+  );
+  process.exit(64);
+}
+const throttleKbps = Number(throttleArg);
+const warmSeconds = Number(warmArg);
+const switchMs = Number(switchArg) * 1000;
+const afterMs = Number(afterArg) * 1000;
+const LOW_HEIGHT = 360;
+
+const here = dirname(fileURLToPath(import.meta.url));
+const pageUrl = pathToFileURL(join(here, "player.html"));
+pageUrl.searchParams.set("src", src);
+
+// Runs in the page before player.html's script: player.html does `window.hls = hls` before
+// hls.loadSource(), so a setter on window.hls hooks the instance's events before the
+// manifest loads.
+function hookPlayer() {
+  const levels = {
+    switches: [], // LEVEL_SWITCHED: {t, level, height, auto}
+    loads: [], // LEVEL_LOADING of the video renditions: {t, level, url}, first 400
+    audioLoads: 0,
+    levelLoads: {}, // LEVEL_LOADED count per level
+    manifestLevels: null,
+    firstLevel: null,
+    startLevel: null,
+    renditionReports: {}, // per level: how many EXT-X-RENDITION-REPORTs its playlist had
+    fragsPerLevel: {}, // FRAG_LOADED (parts and segments) per level
+    // Video parts and segments (FRAG_LOADING, FRAG_LOADED, FRAG_BUFFERED,
+    // FRAG_LOAD_EMERGENCY_ABORTED), first 600: {t, ev, level, sn, part (index or null),
+    // then bytes, ttfb and load ms, bwe}
+    frags: [],
+  };
+  window.levels = levels;
+  let instance;
+  Object.defineProperty(window, "hls", {
+    configurable: true,
+    get: () => instance,
+    set: (hls) => {
+      instance = hls;
+      const E = window.Hls.Events;
+      const height = (i) => hls.levels[i]?.height ?? null;
+      hls.on(E.MANIFEST_PARSED, (_, data) => {
+        levels.manifestLevels = data.levels.map((l) => ({
+          height: l.height,
+          width: l.width,
+          bitrate: l.bitrate,
+          maxBitrate: l.maxBitrate,
+          averageBitrate: l.averageBitrate,
+          url: l.url[0],
+        }));
+        levels.firstLevel = data.firstLevel;
+        levels.startLevel = hls.startLevel;
+      });
+      hls.on(E.LEVEL_SWITCHED, (_, data) => {
+        levels.switches.push({
+          t: Date.now(),
+          level: data.level,
+          height: height(data.level),
+          auto: hls.autoLevelEnabled,
+          currentTime: hls.media?.currentTime ?? null,
+          bandwidthEstimate: Math.round(hls.bandwidthEstimate),
+        });
+      });
+      hls.on(E.LEVEL_LOADING, (_, data) => {
+        if (levels.loads.length < 400) levels.loads.push({ t: Date.now(), level: data.level, url: data.url });
+      });
+      hls.on(E.AUDIO_TRACK_LOADING, () => {
+        levels.audioLoads += 1;
+      });
+      hls.on(E.LEVEL_LOADED, (_, data) => {
+        levels.levelLoads[data.level] = (levels.levelLoads[data.level] || 0) + 1;
+        levels.renditionReports[data.level] = data.details.renditionReports?.length ?? 0;
+      });
+      // Video parts and segments: loading, loaded, buffered (with load stats) or aborted.
+      const frag = (ev) => (_, data) => {
+        const { frag, part } = data;
+        if (frag?.type !== "main" || frag.sn === "initSegment" || levels.frags.length >= 600) return;
+        const st = part ? part.stats : frag.stats;
+        const e = { t: Date.now(), ev, level: frag.level, sn: frag.sn, part: part ? part.index : null };
+        if (ev !== "loading") {
+          e.bytes = st.loaded;
+          e.ttfb = Math.round(st.loading.first - st.loading.start);
+          e.load = Math.round(st.loading.end - st.loading.start);
+          e.bwe = Math.round(hls.bandwidthEstimate);
+        }
+        levels.frags.push(e);
+      };
+      hls.on(E.FRAG_LOADING, frag("loading"));
+      hls.on(E.FRAG_LOADED, frag("loaded"));
+      hls.on(E.FRAG_BUFFERED, frag("buffered"));
+      hls.on(E.FRAG_LOAD_EMERGENCY_ABORTED, frag("emergency-aborted"));
+      hls.on(E.FRAG_LOADED, (_, data) => {
+        if (data.frag.type === "main") {
+          const l = data.frag.level;
+          levels.fragsPerLevel[l] = (levels.fragsPerLevel[l] || 0) + 1;
+        }
+      });
+    },
+  });
+}
+
+// What the page shows now: player.html's report plus the hls.js level state.
+async function sample(page) {
+  return page.evaluate(() => {
+    const r = JSON.parse(JSON.stringify(window.snapshot()));
+    const hls = window.hls;
+    r.levels = JSON.parse(JSON.stringify(window.levels ?? {}));
+    if (hls) {
+      r.currentLevel = hls.currentLevel;
+      r.loadLevel = hls.loadLevel;
+      r.nextLoadLevel = hls.nextLoadLevel;
+      r.autoLevelEnabled = hls.autoLevelEnabled;
+      r.currentHeight = hls.levels?.[hls.currentLevel]?.height ?? null;
+      r.bandwidthEstimate = Number.isFinite(hls.bandwidthEstimate) ? Math.round(hls.bandwidthEstimate) : null;
+      r.levelCount = hls.levels?.length ?? 0;
+    }
+    return r;
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const fatal = (r) => r.errors.some((e) => e.fatal);
+
+const { context, close } = await launch();
+
+let code = 2;
+let report = null;
+const out = {
+  throttleKbps,
+  pinned: false,
+  phase: "warm-up",
+  before: null,
+  throttledAt: null,
+  throttleMethod: null,
+  switchedDown: null,
+  after: null,
+  timeline: [],
+};
+const started = Date.now();
+const record = (r) => {
+  out.timeline.push({
+    t: Date.now(),
+    phase: out.phase,
+    currentTime: r.currentTime,
+    level: r.currentLevel ?? null,
+    height: r.currentHeight ?? null,
+    loadLevel: r.loadLevel ?? null,
+    bwe: r.bandwidthEstimate ?? null,
+    readyState: r.readyState,
+    buffered: r.buffered,
+    latency: r.latency,
+  });
+};
+const state = (r) => ({
+  t: Date.now(),
+  level: r.currentLevel,
+  height: r.currentHeight,
+  auto: r.autoLevelEnabled,
+  currentTime: r.currentTime,
+  bandwidthEstimate: r.bandwidthEstimate,
+  latency: r.latency,
+});
+
+try {
+  const page = context.pages()[0] ?? (await context.newPage());
+  page.on("console", (m) => {
+    if (m.type() === "error" || m.type() === "warning") console.error(`page ${m.type()}: ${m.text()}`);
+  });
+  page.on("pageerror", (e) => console.error(`page exception: ${e.message}`));
+  await page.addInitScript(hookPlayer);
+  await page.goto(pageUrl.href);
+
+  // Polls every 250 ms until `done(report)` or `ms` pass; returns the last report and
+  // whether `done` held (null on a fatal error).
+  const until = async (ms, done) => {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      report = await sample(page);
+      record(report);
+      if (fatal(report)) return null;
+      if (done(report)) return true;
+      if (Date.now() >= deadline) return false;
+      await sleep(250);
+    }
+  };
+
+  // 1. Warm-up at the full rate.
+  let ok = await until(warmSeconds * 1000 + 30_000, (r) => r.playing && r.currentTime >= warmSeconds && r.played >= warmSeconds && r.currentLevel >= 0);
+  if (ok === null) throw { code: 1 };
+  if (!ok) throw { code: 2, why: `did not play ${warmSeconds} s unthrottled` };
+  out.before = state(report);
+  if (!(report.currentHeight > LOW_HEIGHT)) {
+    // ABR stayed low on an unthrottled loopback: pin the top level so that the switch down
+    // later is meaningful, then give ABR the choice back (still unthrottled) before the cap.
+    out.pinned = true;
+    out.phase = "pin";
+    const top = report.levelCount - 1;
+    await page.evaluate((top) => {
+      window.hls.nextLevel = top;
+    }, top);
+    ok = await until(20_000, (r) => r.currentLevel === top);
+    if (ok === null) throw { code: 1 };
+    if (!ok) throw { code: 2, why: "the pinned top level never played" };
+    await page.evaluate(() => {
+      window.hls.nextLevel = -1;
+    });
+    await until(3000, () => false);
+    out.before = state(report);
+    if (!(report.currentHeight > LOW_HEIGHT)) throw { code: 2, why: "back on a low level before the throttle" };
+  }
+
+  // 2. Cap the download rate.
+  out.phase = "throttled";
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send("Network.enable");
+  const bytesPerSecond = (throttleKbps * 1000) / 8;
+  try {
+    await cdp.send("Network.emulateNetworkConditions", {
+      offline: false,
+      latency: 0,
+      downloadThroughput: bytesPerSecond,
+      uploadThroughput: -1,
+    });
+    out.throttleMethod = "Network.emulateNetworkConditions";
+  } catch (e) {
+    // Deprecated in newer Chromium in favour of the per-URL-pattern rules.
+    console.error(`Network.emulateNetworkConditions failed (${e.message}); trying ByRule`);
+    await cdp.send("Network.emulateNetworkConditionsByRule", {
+      matchedNetworkConditions: [{ urlPattern: "", latency: 0, downloadThroughput: bytesPerSecond, uploadThroughput: -1 }],
+    });
+    out.throttleMethod = "Network.emulateNetworkConditionsByRule";
+  }
+  out.throttledAt = Date.now();
+  const lowAfterThrottle = (r) =>
+    (r.levels.switches ?? []).find((s) => s.t >= out.throttledAt && s.height !== null && s.height <= LOW_HEIGHT);
+  ok = await until(switchMs, (r) => lowAfterThrottle(r) !== undefined);
+  if (ok === null) throw { code: 1 };
+  if (!ok) throw { code: 2, why: `no switch to ${LOW_HEIGHT}p within ${switchArg} s of the throttle` };
+  out.switchedDown = { ...lowAfterThrottle(report), sinceThrottleMs: lowAfterThrottle(report).t - out.throttledAt };
+
+  // 3. Keep watching, throttled.
+  out.phase = "after";
+  const from = report.currentTime;
+  ok = await until(afterMs, () => false);
+  if (ok === null) throw { code: 1 };
+  out.after = { ...state(report), advanced: report.currentTime - from, watchedMs: afterMs };
+  code = out.after.advanced > 0 ? 0 : 2;
+  if (code) out.why = "currentTime did not advance after the switch";
+} catch (e) {
+  if (e && typeof e.code === "number") {
+    code = e.code;
+    if (e.why) out.why = e.why;
+  } else {
+    console.error(`player failed: ${e?.stack || e}`);
+    code = 1;
+  }
+} finally {
+  await close();
+}
+if (report) {
+  const { levels, ...player } = report;
+  const result = { ...player, ...out, hls: levels, elapsedMs: Date.now() - started, exit: code };
+  console.log(JSON.stringify(result));
+}
+if (out.why) console.error(out.why);
+process.exit(code);
