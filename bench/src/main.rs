@@ -7,6 +7,10 @@
 //!                 [--step-secs S] [--part-target-ms MS] [--window-segments N] [--nginx-poll-ms MS]
 //!                 [--viewer-poll-ms MS] [--lag-limit-ms MS] [--no-pin]
 //!                 [--readme | --no-readme] [--media FILE] [--keep] [--servers weir,nginx]
+//! weir-bench transcode [--quick] [--secs S] [--warmup-secs S] [--rounds N] [--media FILE]
+//!                      [--lag-limit-ms MS] [--keep] [--readme | --no-readme]
+//! weir-bench srt [--quick] [--secs S] [--loss 0,1,5] [--latency-ms MS] [--delay-ms MS]
+//!                [--media FILE.ts] [--keep] [--readme | --no-readme]
 //! ```
 
 mod api;
@@ -20,8 +24,11 @@ mod procstat;
 mod publisher;
 mod report;
 mod servers;
+mod srt;
 mod stats;
+mod transcode;
 mod viewers;
+mod weirproc;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
@@ -391,9 +398,11 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("live") => live(&args[1..]),
         Some("api") => api_bench(&args[1..]),
+        Some("transcode") => transcode::run(&args[1..]),
+        Some("srt") => srt::run(&args[1..]),
         _ => {
             eprintln!(
-                "usage: weir-bench live [--quick] [flags…] | weir-bench api [--quick] [--clients N]  (see bench/README.md)"
+                "usage: weir-bench live [--quick] [flags…] | weir-bench api [--quick] [--clients N] | weir-bench transcode|srt [--quick] [flags…]  (see bench/README.md)"
             );
             return ExitCode::from(2);
         }

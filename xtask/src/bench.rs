@@ -4,6 +4,8 @@
 //! (bench/README.md); `--quick` takes about 3 minutes, a full run about 15.
 //! `cargo xtask bench api [--quick] [--clients N]` — GraphQL throughput/latency per core
 //! and publish-authorisation latency in split mode (etcd).
+//! `cargo xtask bench transcode [--quick] [FLAGS…]` — CPU of weir's transcode ladder
+//! against the ffmpeg CLI doing the same ladder (1080p30 source, 4 rungs).
 
 use std::process::Command;
 
@@ -21,8 +23,19 @@ pub fn run(args: &[String]) -> Result<(), String> {
     match scenario {
         "live" => bench("live", &PACKAGES, rest),
         "api" => bench("api", &["etcd-server"], rest),
+        // ffmpeg: source encoder and the peer; GStreamer's plugins: weir's ladder.
+        "transcode" => bench(
+            "transcode",
+            &[
+                "ffmpeg",
+                "gstreamer1.0-plugins-base",
+                "gstreamer1.0-plugins-ugly",
+                "gstreamer1.0-libav",
+            ],
+            rest,
+        ),
         other => Err(format!(
-            "unknown bench scenario {other:?} (have: live, api)"
+            "unknown bench scenario {other:?} (have: live, api, transcode)"
         )),
     }
 }
