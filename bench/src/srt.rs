@@ -169,6 +169,8 @@ pub struct TsMedia {
     due: Vec<f64>,
     /// Video frames: (DTS ticks, chunk holding the next frame's PES header).
     frames: Vec<(u64, usize)>,
+    /// Chunk holding each video frame's PES header.
+    starts: Vec<usize>,
 }
 
 impl TsMedia {
@@ -216,7 +218,13 @@ impl TsMedia {
             .map(|(i, ts, _)| (i, ts))
             .collect();
         let frames = starts.windows(2).map(|w| (w[0].1, w[1].0 / 7)).collect();
-        Ok(Self { data, due, frames })
+        let starts = starts.iter().map(|s| s.0 / 7).collect();
+        Ok(Self {
+            data,
+            due,
+            frames,
+            starts,
+        })
     }
 
     fn first_dts(&self) -> u64 {
@@ -238,6 +246,21 @@ struct Sent {
     by_dts: HashMap<u64, Instant>,
     /// Worst lateness of a chunk.
     max_lag: Duration,
+    /// Video frames whose PES header was sent (the last one included).
+    frames_total: usize,
+}
+
+impl Sent {
+    /// The frames to measure latency on: past the client start-up, and not in the last
+    /// second (the stream's last part is only closed when the stream ends).
+    fn measured(&self) -> Vec<(f64, Instant)> {
+        let last = self.sends.iter().map(|s| s.0).fold(0.0, f64::max);
+        self.sends
+            .iter()
+            .copied()
+            .filter(|s| s.0 >= SKIP_S && s.0 < last - 1.0)
+            .collect()
+    }
 }
 
 /// Writes the chunks due before `secs` to `out` in real time from `start`.
@@ -264,6 +287,7 @@ fn send(
     }
     let mut s = Sent {
         max_lag,
+        frames_total: ts.starts.iter().filter(|&&c| c < sent_at.len()).count(),
         ..Sent::default()
     };
     for &(dts, chunk) in &ts.frames {
@@ -538,7 +562,7 @@ fn weir_run(bin: &Path, work: &Path, ts: &TsMedia, cfg: &Config, loss: u64) -> a
         run.srt_dropped = Some(d);
         run.srt_retransmitted = Some(r);
     }
-    run.frames_sent = sent.sends.len();
+    run.frames_sent = sent.frames_total;
     run.send_lag_ms = sent.max_lag.as_secs_f64() * 1000.0;
     match media_path {
         Some(p) => {
@@ -559,7 +583,7 @@ fn weir_run(bin: &Path, work: &Path, ts: &TsMedia, cfg: &Config, loss: u64) -> a
         .lock()
         .map_err(|_| anyhow::anyhow!("poisoned"))?
         .clone();
-    match stats::latency(&sent.sends, &objects, SKIP_S) {
+    match stats::latency(&sent.measured(), &objects, 0.0) {
         Ok(l) => run.latency = Some(l),
         Err(e) => {
             run.error.get_or_insert(format!("latency: {e:#}"));
@@ -610,11 +634,12 @@ fn receive(mut out: impl std::io::Read) -> Received {
     let mut last_cc: HashMap<u16, u8> = HashMap::new();
     let mut video_pid = None;
     let mut current: Option<u64> = None;
+    let mut now = Instant::now();
     while let Ok(n) = out.read(&mut buf) {
         if n == 0 {
             break;
         }
-        let now = Instant::now();
+        now = Instant::now();
         pending.extend_from_slice(&buf[..n]);
         // Resynchronise on the sync byte if needed.
         let mut at = 0;
@@ -645,6 +670,10 @@ fn receive(mut out: impl std::io::Read) -> Received {
             at += 188;
         }
         pending.drain(..at);
+    }
+    // The last frame is complete when the stream ends.
+    if let Some(last) = current {
+        r.frames.entry(last).or_insert(now);
     }
     r
 }
@@ -691,20 +720,23 @@ fn peer_run(work: &Path, ts: &TsMedia, cfg: &Config, loss: u64) -> anyhow::Resul
         .map_err(|_| anyhow::anyhow!("reader panicked"))?;
     let mut run = Run {
         loss,
-        frames_sent: sent.sends.len(),
+        frames_sent: sent.frames_total,
         send_lag_ms: sent.max_lag.as_secs_f64() * 1000.0,
         cc_gaps: Some(got.cc_gaps),
         ..Run::default()
     };
     // Latency per frame, as in `stats::latency` but matched by DTS.
+    let measured: HashMap<u64, Instant> = sent
+        .measured()
+        .into_iter()
+        .map(|(m, at)| ((m * 90_000.0).round() as u64, at))
+        .collect();
     let mut values: Vec<f64> = Vec::new();
-    let mut delivered = 0;
     for (&dts, &at) in &sent.by_dts {
         let Some(&got_at) = got.frames.get(&dts) else {
             continue;
         };
-        delivered += 1;
-        if ts.media_s(dts) >= SKIP_S {
+        if measured.contains_key(&dts.wrapping_sub(ts.first_dts())) {
             values.push(if got_at >= at {
                 got_at.duration_since(at).as_secs_f64() * 1000.0
             } else {
@@ -712,8 +744,7 @@ fn peer_run(work: &Path, ts: &TsMedia, cfg: &Config, loss: u64) -> anyhow::Resul
             });
         }
     }
-    // The last frame sent is only complete at the listener once a next frame arrives.
-    run.frames_delivered = delivered;
+    run.frames_delivered = got.frames.len();
     values.sort_by(f64::total_cmp);
     run.latency = Some(Latency {
         n: values.len(),
@@ -1018,7 +1049,8 @@ mod tests {
         assert!((ts.media_s(93_000) - 1.0 / 30.0).abs() < 1e-9);
         let got = receive(&data[..]);
         assert_eq!(got.cc_gaps, 0);
-        assert_eq!(got.frames.len(), 2);
+        // The last frame counts once the stream ends.
+        assert_eq!(got.frames.len(), 3);
         // A lost packet shows as a continuity gap.
         let mut lossy = data.clone();
         lossy.drain(188 * 3..188 * 4);

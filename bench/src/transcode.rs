@@ -13,7 +13,9 @@
 //! so the lag of the lowest rendition can be measured: ingest → part downloaded by a
 //! client following it with blocking reloads); ffmpeg reads the same FLV with `-re`. CPU
 //! is utime + stime of the measured process (all threads: weir's GStreamer threads are in
-//! its process) over a window that starts after a warm-up. See bench/README.md.
+//! its process) over a window that starts after a warm-up. weir runs with
+//! `shed_rungs_when_behind = false`, so that like ffmpeg it always encodes every rung: a
+//! run that cannot keep up shows as lag growing, not as less work. See bench/README.md.
 
 use std::fmt::Write as _;
 use std::io::BufRead as _;
@@ -340,7 +342,8 @@ fn source_media(cfg: &Config) -> anyhow::Result<PathBuf> {
 /// The config file of a weir ladder run.
 fn ladder_toml(passthrough_top: bool) -> String {
     let mut t = format!(
-        "[node.ladder]\nenabled = true\npassthrough_top = {passthrough_top}\nencoder = \"x264\"\n"
+        "[node.ladder]\nenabled = true\npassthrough_top = {passthrough_top}\nencoder = \"x264\"\n\
+         shed_rungs_when_behind = false\n"
     );
     for (name, height, kbps) in RUNGS {
         let _ = write!(

@@ -14,7 +14,8 @@
 //      a switch down afterwards means something. The report says whether it did
 //      ("pinned").
 //   2. throttle: Network.emulateNetworkConditions (downloadThroughput = <throttle> kbit/s)
-//      on a CDP session of the page; wait up to <switch timeout> s for hls.js to switch
+//      on a CDP session of the page, applied in the middle of a video segment (see below
+//      why); wait up to <switch timeout> s for hls.js to switch
 //      (LEVEL_SWITCHED, by its ABR: the script sets no level any more) to a level of
 //      height 360.
 //   3. watch: keep playing throttled for <watch after switch> s and record how far
@@ -63,6 +64,9 @@ function hookPlayer() {
     // FRAG_LOAD_EMERGENCY_ABORTED), first 600: {t, ev, level, sn, part (index or null),
     // then bytes, ttfb and load ms, bwe}
     frags: [],
+    capArmed: false,
+    lastPartIndex: null, // the highest part index of a buffered segment
+    capAfter: null, // the part after which the cap came
   };
   window.levels = levels;
   let instance;
@@ -120,6 +124,23 @@ function hookPlayer() {
         levels.frags.push(e);
       };
       hls.on(E.FRAG_LOADING, frag("loading"));
+      hls.on(E.FRAG_BUFFERED, (_, data) => {
+        // hls.js buffers a segment's parts together, once its last part is in.
+        if (data.frag.type === "main" && data.part) {
+          levels.lastPartIndex = Math.max(levels.lastPartIndex ?? 0, data.part.index);
+        }
+      });
+      hls.on(E.FRAG_LOADED, (_, data) => {
+        // Armed by levels.mjs: tell it (window.weirCap, an exposed function) that the middle
+        // part of a video segment is in, to cap the rate now.
+        const { frag, part } = data;
+        const middle = Math.max(1, Math.floor((levels.lastPartIndex ?? 0) / 2));
+        if (levels.capArmed && frag.type === "main" && part && levels.lastPartIndex !== null && part.index === middle) {
+          levels.capArmed = false;
+          levels.capAfter = { t: Date.now(), level: frag.level, sn: frag.sn, part: part.index };
+          window.weirCap?.();
+        }
+      });
       hls.on(E.FRAG_LOADED, frag("loaded"));
       hls.on(E.FRAG_BUFFERED, frag("buffered"));
       hls.on(E.FRAG_LOAD_EMERGENCY_ABORTED, frag("emergency-aborted"));
@@ -201,6 +222,33 @@ try {
     if (m.type() === "error" || m.type() === "warning") console.error(`page ${m.type()}: ${m.text()}`);
   });
   page.on("pageerror", (e) => console.error(`page exception: ${e.message}`));
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send("Network.enable");
+  const bytesPerSecond = (throttleKbps * 1000) / 8;
+  let capping = null;
+  const cap = () => {
+    capping ??= (async () => {
+      try {
+        await cdp.send("Network.emulateNetworkConditions", {
+          offline: false,
+          latency: 0,
+          downloadThroughput: bytesPerSecond,
+          uploadThroughput: -1,
+        });
+        out.throttleMethod = "Network.emulateNetworkConditions";
+      } catch (e) {
+        // Deprecated in newer Chromium in favour of the per-URL-pattern rules.
+        console.error(`Network.emulateNetworkConditions failed (${e.message}); trying ByRule`);
+        await cdp.send("Network.emulateNetworkConditionsByRule", {
+          matchedNetworkConditions: [{ urlPattern: "", latency: 0, downloadThroughput: bytesPerSecond, uploadThroughput: -1 }],
+        });
+        out.throttleMethod = "Network.emulateNetworkConditionsByRule";
+      }
+      out.throttledAt = Date.now();
+    })();
+    return capping;
+  };
+  await page.exposeFunction("weirCap", cap);
   await page.addInitScript(hookPlayer);
   await page.goto(pageUrl.href);
 
@@ -243,28 +291,26 @@ try {
     if (!(report.currentHeight > LOW_HEIGHT)) throw { code: 2, why: "back on a low level before the throttle" };
   }
 
-  // 2. Cap the download rate.
+  // 2. Cap the download rate in the middle of a video segment (once its middle part has
+  // loaded). Where the cap falls matters to hls.js 1.7.4: its ABR reconsiders the level
+  // when a segment's first part starts loading (FRAG_LOADING; the segment's other parts
+  // are chained onto that load), and abandons that load for a lower level only when the
+  // buffer is about to run dry. A cap just before or after a segment starts lets the
+  // buffer (~1 s at LL-HLS latency) outlast that first part, so hls.js goes on to load the
+  // whole segment at the top level at the capped rate (~8 s) before it reconsiders; a cap
+  // mid-segment drains the buffer by the next segment start, where the switch then comes.
+  // Should no such part load within 5 s, the cap is applied anyway.
   out.phase = "throttled";
-  const cdp = await page.context().newCDPSession(page);
-  await cdp.send("Network.enable");
-  const bytesPerSecond = (throttleKbps * 1000) / 8;
-  try {
-    await cdp.send("Network.emulateNetworkConditions", {
-      offline: false,
-      latency: 0,
-      downloadThroughput: bytesPerSecond,
-      uploadThroughput: -1,
-    });
-    out.throttleMethod = "Network.emulateNetworkConditions";
-  } catch (e) {
-    // Deprecated in newer Chromium in favour of the per-URL-pattern rules.
-    console.error(`Network.emulateNetworkConditions failed (${e.message}); trying ByRule`);
-    await cdp.send("Network.emulateNetworkConditionsByRule", {
-      matchedNetworkConditions: [{ urlPattern: "", latency: 0, downloadThroughput: bytesPerSecond, uploadThroughput: -1 }],
-    });
-    out.throttleMethod = "Network.emulateNetworkConditionsByRule";
+  await page.evaluate(() => {
+    window.levels.capArmed = true;
+  });
+  ok = await until(5000, () => out.throttledAt !== null);
+  if (ok === null) throw { code: 1 };
+  if (!ok) {
+    console.error("no middle part within 5 s of arming the cap: capping now");
+    await cap();
   }
-  out.throttledAt = Date.now();
+  await capping;
   const lowAfterThrottle = (r) =>
     (r.levels.switches ?? []).find((s) => s.t >= out.throttledAt && s.height !== null && s.height <= LOW_HEIGHT);
   ok = await until(switchMs, (r) => lowAfterThrottle(r) !== undefined);

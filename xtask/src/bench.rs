@@ -6,6 +6,8 @@
 //! and publish-authorisation latency in split mode (etcd).
 //! `cargo xtask bench transcode [--quick] [FLAGS…]` — CPU of weir's transcode ladder
 //! against the ffmpeg CLI doing the same ladder (1080p30 source, 4 rungs).
+//! `cargo xtask bench srt [--quick] [FLAGS…]` — SRT ingest latency and frames lost through
+//! a lossy relay, weir against srt-live-transmit.
 
 use std::process::Command;
 
@@ -34,8 +36,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
             ],
             rest,
         ),
+        // ffmpeg/ffprobe: the test media and frame counts; srt-tools: the libsrt caller
+        // and the peer (srt-live-transmit).
+        "srt" => bench("srt", &["ffmpeg", "srt-tools"], rest),
         other => Err(format!(
-            "unknown bench scenario {other:?} (have: live, api, transcode)"
+            "unknown bench scenario {other:?} (have: live, api, transcode, srt)"
         )),
     }
 }

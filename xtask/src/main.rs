@@ -7,6 +7,7 @@
 //! cargo xtask test               setup --test, fmt check, clippy -D warnings, all tests
 //! cargo xtask bench live         benchmarks against peers run side by side (see bench/README.md)
 //! cargo xtask bench transcode    the transcode ladder's CPU against the ffmpeg CLI's
+//! cargo xtask bench srt          SRT ingest latency and loss against srt-live-transmit
 //! cargo xtask fuzz TARGET [SECS] run one cargo-fuzz target (installs cargo-fuzz)
 //! ```
 //! Only std: this crate must build in seconds on a fresh machine.
@@ -27,7 +28,7 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <setup [--test] | serve [ARGS…] | test | bench live|api|transcode | fuzz TARGET [SECS]>"
+                "usage: cargo xtask <setup [--test] | serve [ARGS…] | test | bench live|api|transcode|srt | fuzz TARGET [SECS]>"
             );
             return ExitCode::from(2);
         }

@@ -137,6 +137,7 @@ mod tests {
                     role: Role::Guest,
                 },
             ],
+            transcode: weir_store::Transcode::default(),
             created_at: 0,
             updated_at: 0,
         };
