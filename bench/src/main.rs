@@ -8,7 +8,8 @@
 //!                 [--viewer-poll-ms MS] [--lag-limit-ms MS] [--no-pin]
 //!                 [--readme | --no-readme] [--media FILE] [--keep] [--servers weir,nginx]
 //! weir-bench transcode [--quick] [--secs S] [--warmup-secs S] [--rounds N] [--media FILE]
-//!                      [--lag-limit-ms MS] [--keep] [--readme | --no-readme]
+//!                      [--lag-limit-ms MS] [--quiet-cores C] [--wait-quiet-secs S]
+//!                      [--keep] [--readme | --no-readme]
 //! weir-bench srt [--quick] [--secs S] [--loss 0,1,5] [--latency-ms MS] [--delay-ms MS]
 //!                [--media FILE.ts] [--keep] [--readme | --no-readme]
 //! ```

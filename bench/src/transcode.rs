@@ -73,6 +73,10 @@ pub struct Config {
     pub readme: Option<bool>,
     /// Growth of the lag over the window beyond which a run has not kept real time.
     pub lag_limit_ms: f64,
+    /// Before each run, wait until the rest of the machine uses at most this many cores…
+    pub quiet_cores: f64,
+    /// … for at most this long (0: do not wait).
+    pub wait_quiet_secs: f64,
 }
 
 impl Config {
@@ -87,6 +91,8 @@ impl Config {
             keep: false,
             readme: None,
             lag_limit_ms: 500.0,
+            quiet_cores: 0.3,
+            wait_quiet_secs: if quick { 30.0 } else { 600.0 },
         };
         let mut it = args.iter();
         while let Some(flag) = it.next() {
@@ -101,6 +107,8 @@ impl Config {
                 "--rounds" => c.rounds = value()?.parse()?,
                 "--media" => c.media = Some(PathBuf::from(value()?)),
                 "--lag-limit-ms" => c.lag_limit_ms = value()?.parse()?,
+                "--quiet-cores" => c.quiet_cores = value()?.parse()?,
+                "--wait-quiet-secs" => c.wait_quiet_secs = value()?.parse()?,
                 other => bail!("unknown flag {other} (see the top of bench/src/main.rs)"),
             }
         }
@@ -150,6 +158,8 @@ impl RunKind {
 pub struct Run {
     /// What ran.
     pub kind: RunKind,
+    /// Round (0-based).
+    pub round: usize,
     /// CPU of the measured process over the window, in cores.
     pub cores: f64,
     /// This benchmark's own CPU (publisher, follower) over the window.
@@ -181,6 +191,7 @@ impl Run {
     fn new(kind: RunKind) -> Self {
         Self {
             kind,
+            round: 0,
             cores: f64::NAN,
             bench_cores: f64::NAN,
             machine_cores: f64::NAN,
@@ -210,6 +221,21 @@ impl Run {
     /// Others' CPU on the machine during the window (busy − measured − bench).
     pub fn others_cores(&self) -> f64 {
         (self.machine_cores - self.cores - self.bench_cores).max(0.0)
+    }
+
+    /// CPU per second of media processed (cores / media s per s): what a run that fell
+    /// behind would have needed to keep up, to a first approximation.
+    pub fn cores_per_media_s(&self) -> f64 {
+        if self.rate > 0.0 {
+            self.cores / self.rate
+        } else {
+            f64::NAN
+        }
+    }
+
+    /// Kept real time with the rest of the machine nearly idle (others ≤ quiet + 0.2 cores).
+    pub fn clean(&self, cfg: &Config) -> bool {
+        self.real_time(cfg.lag_limit_ms) && self.others_cores() <= cfg.quiet_cores + 0.2
     }
 }
 
@@ -270,6 +296,49 @@ impl Sample {
             (later.bench - self.bench) / secs,
             machine,
         )
+    }
+}
+
+/// The machine is shared (builds of other work): waits, up to `--wait-quiet-secs`, until
+/// the CPU used by everything but this bench stays at or under `--quiet-cores` for 2 s.
+fn wait_quiet(cfg: &Config) {
+    let deadline = Instant::now() + Duration::from_secs_f64(cfg.wait_quiet_secs);
+    let mut said = false;
+    loop {
+        let (b0, m0) = (
+            procstat::cpu_secs(std::process::id()).unwrap_or(0.0),
+            machine_ticks(),
+        );
+        std::thread::sleep(Duration::from_secs(2));
+        let (b1, m1) = (
+            procstat::cpu_secs(std::process::id()).unwrap_or(0.0),
+            machine_ticks(),
+        );
+        let total = m1.1.saturating_sub(m0.1).max(1) as f64;
+        let busy = m1.0.saturating_sub(m0.0) as f64 / total * cpus();
+        let others = (busy - (b1 - b0) / 2.0).max(0.0);
+        if others <= cfg.quiet_cores {
+            if said {
+                progress!("  the machine is quiet ({others:.2} cores used by others)");
+            }
+            return;
+        }
+        if Instant::now() >= deadline {
+            if cfg.wait_quiet_secs > 0.0 {
+                progress!(
+                    "  still {others:.2} cores used by others after {:.0} s: running anyway",
+                    cfg.wait_quiet_secs
+                );
+            }
+            return;
+        }
+        if !said {
+            progress!(
+                "  waiting for the machine to be quiet: {others:.2} cores used by others (≤ {:.2} wanted)",
+                cfg.quiet_cores
+            );
+            said = true;
+        }
     }
 }
 
@@ -740,8 +809,34 @@ pub fn tables(runs: &[Run], cfg: &Config) -> String {
         );
     }
     t.push_str(
-        "\n| ladder | weir net (cores) | weir gross | ffmpeg | ffmpeg / weir net | ffmpeg / weir gross |\n\
-         |---|---:|---:|---:|---:|---:|\n",
+        "\nEvery run (CPU per media s = cores ÷ media s per s; clean = real time with others ≤ \
+         quiet + 0.2 cores):\n\n\
+         | round | run | CPU (cores) | CPU per media s | others' CPU | lag early → late (ms) | \
+         media s/s | real time | clean |\n|---:|---|---:|---:|---:|---:|---:|---|---|\n",
+    );
+    for r in runs {
+        let _ = writeln!(
+            t,
+            "| {} | {} | {:.2} | {:.2} | {:.2} | {:.0} → {:.0} | {:.3} | {} | {} |",
+            r.round + 1,
+            r.kind.label(),
+            r.cores,
+            r.cores_per_media_s(),
+            r.others_cores(),
+            r.lag_early_ms,
+            r.lag_late_ms,
+            r.rate,
+            if r.real_time(cfg.lag_limit_ms) {
+                "yes"
+            } else {
+                "no"
+            },
+            if r.clean(cfg) { "yes" } else { "no" }
+        );
+    }
+    t.push_str(
+        "\n| ladder | basis | weir net (cores) | weir gross | ffmpeg | ffmpeg / weir net | \
+         ffmpeg / weir gross |\n|---|---|---:|---:|---:|---:|---:|\n",
     );
     for (name, w, f) in [
         (
@@ -755,11 +850,29 @@ pub fn tables(runs: &[Run], cfg: &Config) -> String {
             RunKind::FfmpegPassthrough,
         ),
     ] {
-        let (wg, fc) = (cores(w), cores(f));
+        let clean = |k: RunKind| {
+            of(k)
+                .into_iter()
+                .filter(|r| r.clean(cfg))
+                .collect::<Vec<_>>()
+        };
+        let (cw, cf) = (clean(w), clean(f));
+        let (ws, fs, basis) = if !cw.is_empty() && !cf.is_empty() {
+            let basis = format!("clean runs ({} weir, {} ffmpeg)", cw.len(), cf.len());
+            (cw, cf, basis)
+        } else {
+            (
+                of(w),
+                of(f),
+                "all runs, per media s (**contended**: no clean pair)".to_owned(),
+            )
+        };
+        let wg = mean(ws.iter().map(|r| r.cores_per_media_s()));
+        let fc = mean(fs.iter().map(|r| r.cores_per_media_s()));
         let wn = wg - base;
         let _ = writeln!(
             t,
-            "| {name} | {wn:.2} | {wg:.2} | {fc:.2} | {:.2}× | {:.2}× |",
+            "| {name} | {basis} | {wn:.2} | {wg:.2} | {fc:.2} | {:.2}× | {:.2}× |",
             fc / wn,
             fc / wg
         );
@@ -804,7 +917,7 @@ const README_BEGIN: &str = "<!-- transcode-results:begin (written by weir-bench 
 const README_END: &str = "<!-- transcode-results:end -->";
 
 /// `weir-bench transcode [--quick] [--secs S] [--warmup-secs S] [--rounds N] [--media FILE]
-/// [--lag-limit-ms MS] [--keep] [--readme | --no-readme]`.
+/// [--lag-limit-ms MS] [--quiet-cores C] [--wait-quiet-secs S] [--keep] [--readme | --no-readme]`.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let cfg = Config::parse(args)?;
     let source = source_media(&cfg)?;
@@ -837,12 +950,14 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let outcome = (|| -> anyhow::Result<()> {
         for round in 0..cfg.rounds {
             for kind in ORDER {
+                wait_quiet(&cfg);
                 progress!("round {}/{}: {} …", round + 1, cfg.rounds, kind.label());
-                let run = if kind.is_weir() {
+                let mut run = if kind.is_weir() {
                     weir_run(kind, &weir_bin, &work, &media, &cfg, round)?
                 } else {
                     ffmpeg_run(kind, &source, &work, &cfg)?
                 };
+                run.round = round;
                 progress!("  {}", describe(&run, &cfg));
                 runs.push(run);
                 std::thread::sleep(Duration::from_secs(2));

@@ -124,4 +124,5 @@ if (report) {
   console.log(JSON.stringify(report));
 }
 if (code === 2) console.error(`timed out after ${timeoutArg} s`);
-process.exit(code);
+// Exit once stdout is flushed: a pipe takes 64 KiB at a time and process.exit drops the rest.
+process.stdout.write("", () => process.exit(code));

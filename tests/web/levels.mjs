@@ -4,7 +4,10 @@
 // ABR switch down. Prints one JSON line on stdout (tests/tests/hlsjs_levels.rs asserts on
 // it); page warnings and errors go to stderr.
 //
-//   node levels.mjs <multivariant URL> <throttle kbit/s> [warm-up s = 6] [switch timeout s = 20] [watch after switch s = 6]
+//   node levels.mjs <multivariant URL> <cap> [warm-up s = 6] [switch timeout s = 20] [watch after switch s = 6]
+//
+// <cap> is the download cap in kbit/s, or "P%": P percent of the way from the 360p
+// level's BANDWIDTH to the 480p level's, as hls.js parsed them.
 //
 // Phases:
 //   1. warm-up: wait until the video has played <warm-up> seconds (at most 30 s more) and
@@ -13,11 +16,10 @@
 //      hands the choice back to ABR (hls.nextLevel = -1) while still unthrottled, so that
 //      a switch down afterwards means something. The report says whether it did
 //      ("pinned").
-//   2. throttle: Network.emulateNetworkConditions (downloadThroughput = <throttle> kbit/s)
-//      on a CDP session of the page, applied in the middle of a video segment (see below
-//      why); wait up to <switch timeout> s for hls.js to switch
-//      (LEVEL_SWITCHED, by its ABR: the script sets no level any more) to a level of
-//      height 360.
+//   2. throttle: Network.emulateNetworkConditions (downloadThroughput = the cap) on a CDP
+//      session of the page, applied early in a video segment (see below why); wait up to
+//      <switch timeout> s for hls.js to switch (LEVEL_SWITCHED, by its ABR: the script
+//      sets no level any more) to a level of height 360.
 //   3. watch: keep playing throttled for <watch after switch> s and record how far
 //      currentTime advanced.
 //
@@ -30,13 +32,16 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { launch } from "./chromium.mjs";
 
 const [src, throttleArg, warmArg = "6", switchArg = "20", afterArg = "6"] = process.argv.slice(2);
-if (!src || !(Number(throttleArg) > 0)) {
+// The cap: kbit/s, or "P%": P percent of the way from the 360p level's BANDWIDTH to the
+// 480p level's, as hls.js read them from the multivariant playlist.
+const capShare = /^[0-9.]+%$/.test(throttleArg ?? "") ? Number(throttleArg.slice(0, -1)) / 100 : null;
+if (!src || !(capShare !== null ? capShare >= 0 && capShare <= 1 : Number(throttleArg) > 0)) {
   console.error(
-    "usage: node levels.mjs <multivariant URL> <throttle kbit/s> [warm-up s] [switch timeout s] [watch after switch s]",
+    "usage: node levels.mjs <multivariant URL> <throttle kbit/s | P%> [warm-up s] [switch timeout s] [watch after switch s]",
   );
   process.exit(64);
 }
-const throttleKbps = Number(throttleArg);
+let throttleKbps = capShare === null ? Number(throttleArg) : null;
 const warmSeconds = Number(warmArg);
 const switchMs = Number(switchArg) * 1000;
 const afterMs = Number(afterArg) * 1000;
@@ -131,11 +136,11 @@ function hookPlayer() {
         }
       });
       hls.on(E.FRAG_LOADED, (_, data) => {
-        // Armed by levels.mjs: tell it (window.weirCap, an exposed function) that the middle
-        // part of a video segment is in, to cap the rate now.
+        // Armed by levels.mjs: tell it (window.weirCap, an exposed function) that a video
+        // segment's part a quarter of the way in has loaded, to cap the rate now.
         const { frag, part } = data;
-        const middle = Math.max(1, Math.floor((levels.lastPartIndex ?? 0) / 2));
-        if (levels.capArmed && frag.type === "main" && part && levels.lastPartIndex !== null && part.index === middle) {
+        const early = Math.max(1, Math.round((levels.lastPartIndex ?? 0) / 4));
+        if (levels.capArmed && frag.type === "main" && part && levels.lastPartIndex !== null && part.index === early) {
           levels.capArmed = false;
           levels.capAfter = { t: Date.now(), level: frag.level, sn: frag.sn, part: part.index };
           window.weirCap?.();
@@ -181,7 +186,7 @@ const { context, close } = await launch();
 let code = 2;
 let report = null;
 const out = {
-  throttleKbps,
+  throttleKbps: null,
   pinned: false,
   phase: "warm-up",
   before: null,
@@ -224,10 +229,10 @@ try {
   page.on("pageerror", (e) => console.error(`page exception: ${e.message}`));
   const cdp = await page.context().newCDPSession(page);
   await cdp.send("Network.enable");
-  const bytesPerSecond = (throttleKbps * 1000) / 8;
   let capping = null;
   const cap = () => {
     capping ??= (async () => {
+      const bytesPerSecond = (throttleKbps * 1000) / 8;
       try {
         await cdp.send("Network.emulateNetworkConditions", {
           offline: false,
@@ -291,15 +296,26 @@ try {
     if (!(report.currentHeight > LOW_HEIGHT)) throw { code: 2, why: "back on a low level before the throttle" };
   }
 
-  // 2. Cap the download rate in the middle of a video segment (once its middle part has
-  // loaded). Where the cap falls matters to hls.js 1.7.4: its ABR reconsiders the level
-  // when a segment's first part starts loading (FRAG_LOADING; the segment's other parts
-  // are chained onto that load), and abandons that load for a lower level only when the
-  // buffer is about to run dry. A cap just before or after a segment starts lets the
-  // buffer (~1 s at LL-HLS latency) outlast that first part, so hls.js goes on to load the
-  // whole segment at the top level at the capped rate (~8 s) before it reconsiders; a cap
-  // mid-segment drains the buffer by the next segment start, where the switch then comes.
-  // Should no such part load within 5 s, the cap is applied anyway.
+  // 2. Cap the download rate early in a video segment (once the part a quarter of the way
+  // in has loaded). Where in a segment the cap falls matters to hls.js 1.7.4: its ABR
+  // picks the level as a segment's first part starts loading (the segment's other parts
+  // are chained onto that load, with no new FRAG_LOADING and no new bandwidth sample until
+  // the segment is in), and abandons such a load for a lower level only when the video
+  // buffer is about to run dry. With its estimate still at the loopback rate (tens of
+  // Mbit/s), a cap that lets the buffer (~1 s at LL-HLS latency) outlast the next
+  // segment's first part has hls.js load that whole segment at the top level at the
+  // capped rate (~5-8 s) before it reconsiders, and once it has fallen a segment behind
+  // it loads whole segments, whose slow loads it did not abandon in our runs (switches
+  // 13-20 s or more after the cap). A cap early in a segment has drained the buffer by the
+  // next segment start, where hls.js then abandons the top level for 360p. Should no
+  // such part load within 5 s, the cap is applied anyway.
+  if (capShare !== null) {
+    const byHeight = (h) => (report.levels.manifestLevels ?? []).find((l) => l.height === h);
+    const [l360, l480] = [byHeight(LOW_HEIGHT), byHeight(480)];
+    if (!l360 || !l480) throw { code: 2, why: "no 360p and 480p levels to place the cap between" };
+    throttleKbps = Math.round((l360.maxBitrate + capShare * (l480.maxBitrate - l360.maxBitrate)) / 1000);
+  }
+  out.throttleKbps = throttleKbps;
   out.phase = "throttled";
   await page.evaluate(() => {
     window.levels.capArmed = true;
@@ -307,7 +323,7 @@ try {
   ok = await until(5000, () => out.throttledAt !== null);
   if (ok === null) throw { code: 1 };
   if (!ok) {
-    console.error("no middle part within 5 s of arming the cap: capping now");
+    console.error("no video part to cap after within 5 s: capping now");
     await cap();
   }
   await capping;
@@ -343,4 +359,5 @@ if (report) {
   console.log(JSON.stringify(result));
 }
 if (out.why) console.error(out.why);
-process.exit(code);
+// Exit once stdout is flushed: a pipe takes 64 KiB at a time and process.exit drops the rest.
+process.stdout.write("", () => process.exit(code));
