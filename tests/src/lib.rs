@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
+pub mod browser;
 pub mod cluster;
 pub mod etcd;
 pub mod flv;
@@ -298,6 +299,55 @@ pub fn ffmpeg_publish(url: &str, seconds: u32) -> Command {
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     c
+}
+
+/// Kills the child on drop, so a failed assertion leaves no publisher behind.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// ffmpeg publishing OBS-like x264 at `size` (e.g. `1280x720`) over RTMP: 30 fps,
+/// B-frames, fixed 2 s GOP, 2.5 Mb/s, AAC 48 kHz stereo, in real time for `seconds`.
+/// Its stderr is piped (set it to null if it is not read).
+pub fn obs_like_publish(url: &str, seconds: u32, size: &str) -> Command {
+    require("ffmpeg");
+    let mut c = Command::new("ffmpeg");
+    let source = format!("testsrc2=size={size}:rate=30");
+    c.args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i", &source])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", &seconds.to_string(), "-pix_fmt", "yuv420p"])
+        .args(["-c:v", "libx264", "-preset", "superfast", "-bf", "2"])
+        .args(["-g", "60", "-b:v", "2500k", "-c:a", "aac", "-ac", "2"])
+        .args(["-b:a", "128k", "-f", "flv", url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// `(attributes, uri)` of each `EXT-X-STREAM-INF` of a multivariant playlist.
+pub fn stream_infs(multivariant: &str) -> Vec<(String, String)> {
+    let lines: Vec<&str> = multivariant.lines().collect();
+    lines
+        .windows(2)
+        .filter_map(|w| {
+            let attrs = w[0].strip_prefix("#EXT-X-STREAM-INF:")?;
+            Some((attrs.to_owned(), w[1].trim().to_owned()))
+        })
+        .collect()
+}
+
+/// The value of attribute `name` in an attribute list (`A=1,B=2`), unquoted values only.
+pub fn list_attr<'a>(attrs: &'a str, name: &str) -> Option<&'a str> {
+    attrs
+        .split(',')
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
 }
 
 /// Runs a command to completion and returns (success, stdout, stderr).

@@ -27,15 +27,15 @@
 //! Both fail (never skip) when a peer is missing; they run one at a time (each runs a
 //! transcode ladder, and the machine may have two cores).
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
+use weir_e2e::KillOnDrop;
+use weir_e2e::browser::{require_browser_peer, run_script};
 use weir_e2e::http::get;
-use weir_e2e::{Node, NodeOptions, metric, output, require, wait_until};
+use weir_e2e::{Node, NodeOptions, metric, obs_like_publish, output, require, wait_until};
 
 /// How long ffmpeg may publish (each test stops it once done).
 const PUBLISH_SECONDS: u32 = 90;
@@ -48,39 +48,9 @@ const MAX_LATENCY_SECONDS: f64 = 6.0;
 /// The renditions of a 720p source with the default rungs, and their heights.
 const VIDEO: [(&str, u32); 3] = [("720p", 720), ("480p", 480), ("360p", 360)];
 
-const SETUP: &str =
-    "run `cargo xtask setup --test` (installs chromium and runs `npm ci` in tests/web)";
-
 /// One ladder at a time: the tests would otherwise share two cores between two
 /// transcoders, two publishers and a browser.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-/// Kills the child on drop, so a failed assertion leaves no ffmpeg behind.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// OBS-like x264: B-frames, fixed 2 s GOP, 720p30, AAC 48 kHz stereo.
-fn publish_720p(url: &str, seconds: u32) -> Command {
-    require("ffmpeg");
-    let mut c = Command::new("ffmpeg");
-    c.args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args(["-t", &seconds.to_string(), "-pix_fmt", "yuv420p"])
-        .args(["-c:v", "libx264", "-preset", "superfast", "-bf", "2"])
-        .args(["-g", "60", "-b:v", "2500k", "-c:a", "aac", "-ac", "2"])
-        .args(["-b:a", "128k", "-f", "flv", url])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    c
-}
 
 /// A node with the default transcode ladder, and ffmpeg publishing 720p to `channel`.
 fn start_ladder(channel: &str) -> (Node, KillOnDrop) {
@@ -95,7 +65,8 @@ fn start_ladder(channel: &str) -> (Node, KillOnDrop) {
     });
     let (_, key) = node.issue_key(channel);
     let publisher = KillOnDrop(
-        publish_720p(&node.rtmp_url(&key), PUBLISH_SECONDS)
+        obs_like_publish(&node.rtmp_url(&key), PUBLISH_SECONDS, "1280x720")
+            .stderr(Stdio::null())
             .spawn()
             .expect("ffmpeg"),
     );
@@ -167,90 +138,19 @@ fn ladder_trouble(node: &Node) -> String {
     }
 }
 
-fn web_dir() -> PathBuf {
-    Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test")).join("web")
-}
-
-fn chromium() -> PathBuf {
-    std::env::var_os("CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
-}
-
-/// Fails (never skips) when the browser peer is not installed.
-fn require_browser_peer() {
-    let node_ok = Command::new("node")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(node_ok, "node (Node.js) is not installed: {SETUP}");
-    let chromium = chromium();
-    assert!(
-        chromium.exists(),
-        "{} is not installed: {SETUP}",
-        chromium.display()
-    );
-    let web = web_dir();
-    for dep in [
-        "node_modules/dashjs/dist/modern/umd/dash.all.debug.js",
-        "node_modules/playwright-core/package.json",
-        "dash.mjs",
-        "dash.html",
-    ] {
-        assert!(
-            web.join(dep).exists(),
-            "{} is missing: {SETUP}",
-            web.join(dep).display()
-        );
-    }
-}
-
-/// Reads a pipe to the end on a thread.
-fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut s = String::new();
-        if let Some(mut p) = pipe {
-            let _ = p.read_to_string(&mut s);
-        }
-        s
-    })
-}
-
 /// Runs dash.mjs on `url` until the video has played [`PLAY_SECONDS`]; returns (exit
 /// success, stdout, stderr), killing it if it hangs.
 fn run_dash_mjs(url: &str) -> (bool, String, String) {
-    let web = web_dir();
-    let mut child = Command::new("node")
-        .arg(web.join("dash.mjs"))
-        .arg(url)
-        .arg(PLAYER_TIMEOUT_SECONDS.to_string())
-        .arg(PLAY_SECONDS.to_string())
-        .current_dir(&web)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run node: {e}: {SETUP}"));
-    let out = drain(child.stdout.take());
-    let err = drain(child.stderr.take());
-    let deadline = Instant::now() + Duration::from_secs(PLAYER_TIMEOUT_SECONDS + 20);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for node") {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let out = out.join().unwrap_or_default();
-    let mut err = err.join().unwrap_or_default();
-    if status.is_none() {
-        err.push_str("\n(dash.mjs hung and was killed)");
-    }
-    (status.is_some_and(|s| s.success()), out, err)
+    let args = [
+        url.to_owned(),
+        PLAYER_TIMEOUT_SECONDS.to_string(),
+        PLAY_SECONDS.to_string(),
+    ];
+    run_script(
+        "dash.mjs",
+        &args,
+        Duration::from_secs(PLAYER_TIMEOUT_SECONDS + 20),
+    )
 }
 
 /// The last `n` lines of `text`.
@@ -262,7 +162,12 @@ fn tail(text: &str, n: usize) -> String {
 #[test]
 fn dashjs_plays_the_ladder_in_low_latency_mode() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    require_browser_peer();
+    require_browser_peer(&[
+        "node_modules/dashjs/dist/modern/umd/dash.all.debug.js",
+        "node_modules/playwright-core/package.json",
+        "dash.mjs",
+        "dash.html",
+    ]);
     let (node, _publisher) = start_ladder("dashjs");
     let mpd_path = "/live/dashjs/manifest.mpd";
     let mpd = wait_for_mpd(&node, mpd_path);

@@ -5,14 +5,14 @@
 //! parts) and hls.js keeps playing or recovers once the video is back.
 
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use weir_e2e::KillOnDrop;
+use weir_e2e::browser::{require_browser_peer, run_script};
 use weir_e2e::flv::{Action, FlvPublisher, TagKind, make_flv, read_tags};
 use weir_e2e::http::get;
 use weir_e2e::{Node, TempDir, fetch_playlist, ffmpeg_publish, variant_uri, wait_until};
@@ -24,66 +24,6 @@ const PLAY_SECONDS: f64 = 6.0;
 /// play.mjs gives up after this long.
 const PLAYER_TIMEOUT_SECONDS: u64 = 30;
 
-const SETUP: &str =
-    "run `cargo xtask setup --test` (installs chromium and runs `npm ci` in tests/web)";
-
-/// Kills the child on drop, so a failed assertion leaves no ffmpeg behind.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn web_dir() -> PathBuf {
-    Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test")).join("web")
-}
-
-fn chromium() -> PathBuf {
-    std::env::var_os("CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
-}
-
-/// Fails (never skips) when the browser peer is not installed.
-fn require_browser_peer() {
-    let node_ok = Command::new("node")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(node_ok, "node (Node.js) is not installed: {SETUP}");
-    let chromium = chromium();
-    assert!(
-        chromium.exists(),
-        "{} is not installed: {SETUP}",
-        chromium.display()
-    );
-    let web = web_dir();
-    for dep in [
-        "node_modules/hls.js/dist/hls.js",
-        "node_modules/playwright-core/package.json",
-    ] {
-        assert!(
-            web.join(dep).exists(),
-            "{} is missing: {SETUP}",
-            web.join(dep).display()
-        );
-    }
-}
-
-/// Reads a pipe to the end on a thread.
-fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut s = String::new();
-        if let Some(mut p) = pipe {
-            let _ = p.read_to_string(&mut s);
-        }
-        s
-    })
-}
-
 /// Runs play.mjs on `url` until the video has played [`PLAY_SECONDS`]; returns (exit
 /// success, stdout, stderr), killing it if it hangs.
 fn play(url: &str) -> (bool, String, String) {
@@ -92,44 +32,25 @@ fn play(url: &str) -> (bool, String, String) {
 
 /// Runs play.mjs with its arguments: timeout, seconds to play, watch seconds (0: off).
 fn run_play_mjs(url: &str, timeout: u64, play_s: f64, watch_s: u64) -> (bool, String, String) {
-    let web = web_dir();
-    let mut child = Command::new("node")
-        .arg(web.join("play.mjs"))
-        .arg(url)
-        .arg(timeout.to_string())
-        .arg(play_s.to_string())
-        .arg(watch_s.to_string())
-        .current_dir(&web)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run node: {e}: {SETUP}"));
-    let out = drain(child.stdout.take());
-    let err = drain(child.stderr.take());
-    let deadline = Instant::now() + Duration::from_secs(timeout.max(watch_s) + 20);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for node") {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let out = out.join().unwrap_or_default();
-    let mut err = err.join().unwrap_or_default();
-    if status.is_none() {
-        err.push_str("\n(play.mjs hung and was killed)");
-    }
-    (status.is_some_and(|s| s.success()), out, err)
+    let args = [
+        url.to_owned(),
+        timeout.to_string(),
+        play_s.to_string(),
+        watch_s.to_string(),
+    ];
+    run_script(
+        "play.mjs",
+        &args,
+        Duration::from_secs(timeout.max(watch_s) + 20),
+    )
 }
 
 #[test]
 fn hlsjs_in_chromium_plays_ll_hls() {
-    require_browser_peer();
+    require_browser_peer(&[
+        "node_modules/hls.js/dist/hls.js",
+        "node_modules/playwright-core/package.json",
+    ]);
     let node = Node::start();
     let (_, key) = node.issue_key("chan");
     let _publisher = KillOnDrop(
@@ -236,7 +157,10 @@ fn samples_around(timeline: &[Value], unix_ms: f64, span: f64) -> Option<(&Value
 
 #[test]
 fn hlsjs_keeps_playing_through_a_video_stall_with_audio_going_on() {
-    require_browser_peer();
+    require_browser_peer(&[
+        "node_modules/hls.js/dist/hls.js",
+        "node_modules/playwright-core/package.json",
+    ]);
     let node = Node::start();
     let (_, key) = node.issue_key("stall");
     let tmp = TempDir::new("stall");

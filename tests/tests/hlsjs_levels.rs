@@ -25,14 +25,14 @@
 //!
 //! The test fails (never skips) when node, Chromium or the npm packages are missing.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use weir_e2e::KillOnDrop;
+use weir_e2e::browser::{require_browser_peer, run_script};
 use weir_e2e::http::get;
-use weir_e2e::{Node, NodeOptions, require, wait_until};
+use weir_e2e::{Node, NodeOptions, list_attr, obs_like_publish, stream_infs, wait_until};
 
 /// How long ffmpeg publishes at most: the test stops it once the player is done, ~30 s in
 /// (~40 s when the machine is busy); the slack keeps the stream live through a slow start.
@@ -55,145 +55,27 @@ const AFTER_MIN_PLAYED: f64 = 2.0;
 /// small parallel requests) and wants headroom above a level's bitrate.
 const CAP_SHARE: &str = "75%";
 
-const SETUP: &str =
-    "run `cargo xtask setup --test` (installs chromium and runs `npm ci` in tests/web)";
-
-/// Kills the child on drop, so a failed assertion leaves no ffmpeg behind.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn web_dir() -> PathBuf {
-    Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test")).join("web")
-}
-
-fn chromium() -> PathBuf {
-    std::env::var_os("CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
-}
-
-/// Fails (never skips) when the browser peer is not installed.
-fn require_browser_peer() {
-    let node_ok = Command::new("node")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(node_ok, "node (Node.js) is not installed: {SETUP}");
-    let chromium = chromium();
-    assert!(
-        chromium.exists(),
-        "{} is not installed: {SETUP}",
-        chromium.display()
-    );
-    let web = web_dir();
-    for dep in [
-        "node_modules/hls.js/dist/hls.js",
-        "node_modules/playwright-core/package.json",
-    ] {
-        assert!(
-            web.join(dep).exists(),
-            "{} is missing: {SETUP}",
-            web.join(dep).display()
-        );
-    }
-}
-
-/// OBS-like x264: B-frames, fixed 2 s GOP, 720p30, AAC 48 kHz stereo (as in ladder.rs).
-fn publish_720p(url: &str, seconds: u32) -> Command {
-    require("ffmpeg");
-    let mut c = Command::new("ffmpeg");
-    c.args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args(["-t", &seconds.to_string(), "-pix_fmt", "yuv420p"])
-        .args(["-c:v", "libx264", "-preset", "superfast", "-bf", "2"])
-        .args(["-g", "60", "-b:v", "2500k", "-c:a", "aac", "-ac", "2"])
-        .args(["-b:a", "128k", "-f", "flv", url])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    c
-}
-
-/// `(attributes, uri)` of each `EXT-X-STREAM-INF`.
-fn variants(multivariant: &str) -> Vec<(String, String)> {
-    let lines: Vec<&str> = multivariant.lines().collect();
-    lines
-        .windows(2)
-        .filter_map(|w| {
-            let attrs = w[0].strip_prefix("#EXT-X-STREAM-INF:")?;
-            Some((attrs.to_owned(), w[1].trim().to_owned()))
-        })
-        .collect()
-}
-
-fn attr<'a>(attrs: &'a str, name: &str) -> Option<&'a str> {
-    attrs
-        .split(',')
-        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
-}
-
-/// Reads a pipe to the end on a thread.
-fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut s = String::new();
-        if let Some(mut p) = pipe {
-            let _ = p.read_to_string(&mut s);
-        }
-        s
-    })
-}
-
 /// Runs levels.mjs on `url` with the download cap `cap` (kbit/s, or a share between 360p
 /// and 480p); returns (exit success, stdout, stderr), killing it if it hangs.
 fn run_levels_mjs(url: &str, cap: &str) -> (bool, String, String) {
-    let web = web_dir();
-    let mut child = Command::new("node")
-        .arg(web.join("levels.mjs"))
-        .arg(url)
-        .arg(cap)
-        .arg(WARM_SECONDS.to_string())
-        .arg(SWITCH_TIMEOUT_SECONDS.to_string())
-        .arg(AFTER_SECONDS.to_string())
-        .current_dir(&web)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run node: {e}: {SETUP}"));
-    let out = drain(child.stdout.take());
-    let err = drain(child.stderr.take());
+    let args = [
+        url.to_owned(),
+        cap.to_owned(),
+        WARM_SECONDS.to_string(),
+        SWITCH_TIMEOUT_SECONDS.to_string(),
+        AFTER_SECONDS.to_string(),
+    ];
     // Warm-up (≤ 30 s more to start), a possible pin (≤ 23 s), the switch, the watch.
-    let deadline = Instant::now()
-        + Duration::from_secs(WARM_SECONDS + 30 + 23 + SWITCH_TIMEOUT_SECONDS + AFTER_SECONDS + 30);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for node") {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let out = out.join().unwrap_or_default();
-    let mut err = err.join().unwrap_or_default();
-    if status.is_none() {
-        err.push_str("\n(levels.mjs hung and was killed)");
-    }
-    (status.is_some_and(|s| s.success()), out, err)
+    let limit = WARM_SECONDS + 30 + 23 + SWITCH_TIMEOUT_SECONDS + AFTER_SECONDS + 30;
+    run_script("levels.mjs", &args, Duration::from_secs(limit))
 }
 
 #[test]
 fn hlsjs_switches_down_the_ladder_when_bandwidth_is_capped() {
-    require_browser_peer();
+    require_browser_peer(&[
+        "node_modules/hls.js/dist/hls.js",
+        "node_modules/playwright-core/package.json",
+    ]);
     let node = Node::start_with(NodeOptions {
         extra_args: vec![
             "--ladder".into(),
@@ -206,7 +88,8 @@ fn hlsjs_switches_down_the_ladder_when_bandwidth_is_capped() {
     let (_, key) = node.issue_key("levels");
     let published = Instant::now();
     let _publisher = KillOnDrop(
-        publish_720p(&node.rtmp_url(&key), PUBLISH_SECONDS)
+        obs_like_publish(&node.rtmp_url(&key), PUBLISH_SECONDS, "1280x720")
+            .stderr(Stdio::null())
             .spawn()
             .expect("ffmpeg"),
     );
@@ -217,15 +100,15 @@ fn hlsjs_switches_down_the_ladder_when_bandwidth_is_capped() {
     assert!(
         wait_until(Duration::from_secs(30), || {
             mv = get(node.http_port, mv_path).map_or(String::new(), |r| r.text());
-            variants(&mv).len() == 3 && !mv.contains("BANDWIDTH=0")
+            stream_infs(&mv).len() == 3 && !mv.contains("BANDWIDTH=0")
         }),
         "no multivariant playlist with three renditions:\n{mv}\n{}",
         node.log()
     );
-    let vs = variants(&mv);
+    let vs = stream_infs(&mv);
     let resolutions: Vec<&str> = vs
         .iter()
-        .filter_map(|(a, _)| attr(a, "RESOLUTION"))
+        .filter_map(|(a, _)| list_attr(a, "RESOLUTION"))
         .collect();
     assert_eq!(resolutions, ["1280x720", "854x480", "640x360"], "{mv}");
     eprintln!(

@@ -8,54 +8,15 @@
 //! stream without errors. Over GraphQL, the live Stream lists the three renditions.
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use weir_e2e::graphql::{Account, create_channel, gql_ok, issue_stream_key, register_and_login};
 use weir_e2e::http::get;
-use weir_e2e::{Node, NodeOptions, output, require, wait_until};
-
-/// OBS-like x264: B-frames, fixed 2 s GOP, 720p30, AAC 48 kHz stereo.
-fn publish_720p(url: &str, seconds: u32) -> Command {
-    publish(url, seconds, "1280x720")
-}
-
-/// OBS-like x264 at `size` (see [`publish_720p`]).
-fn publish(url: &str, seconds: u32, size: &str) -> Command {
-    require("ffmpeg");
-    let mut c = Command::new("ffmpeg");
-    let source = format!("testsrc2=size={size}:rate=30");
-    c.args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", &source])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args(["-t", &seconds.to_string(), "-pix_fmt", "yuv420p"])
-        .args(["-c:v", "libx264", "-preset", "superfast", "-bf", "2"])
-        .args(["-g", "60", "-b:v", "2500k", "-c:a", "aac", "-ac", "2"])
-        .args(["-b:a", "128k", "-f", "flv", url])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    c
-}
-
-/// `(attributes, uri)` of each `EXT-X-STREAM-INF`.
-fn variants(multivariant: &str) -> Vec<(String, String)> {
-    let lines: Vec<&str> = multivariant.lines().collect();
-    lines
-        .windows(2)
-        .filter_map(|w| {
-            let attrs = w[0].strip_prefix("#EXT-X-STREAM-INF:")?;
-            Some((attrs.to_owned(), w[1].trim().to_owned()))
-        })
-        .collect()
-}
-
-fn attr<'a>(attrs: &'a str, name: &str) -> Option<&'a str> {
-    attrs
-        .split(',')
-        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
-}
+use weir_e2e::{
+    Node, NodeOptions, list_attr, obs_like_publish, output, require, stream_infs, wait_until,
+};
 
 /// Per segment: its `EXTINF` and its parts' durations.
 fn segment_layout(playlist: &str) -> Vec<(String, Vec<String>)> {
@@ -173,7 +134,7 @@ fn ladder_renditions_are_aligned_and_decodable() {
     );
     // The channel and its key over GraphQL, so the Stream's renditions can be read back.
     let (owner, channel_id, key) = channel_with_key(&node, "ladder");
-    let mut ffmpeg = publish_720p(&node.rtmp_url(&key), 16)
+    let mut ffmpeg = obs_like_publish(&node.rtmp_url(&key), 16, "1280x720")
         .spawn()
         .expect("ffmpeg");
 
@@ -182,7 +143,7 @@ fn ladder_renditions_are_aligned_and_decodable() {
     assert!(
         wait_until(Duration::from_secs(30), || {
             mv = get(node.http_port, "/live/ladder/index.m3u8").map_or(String::new(), |r| r.text());
-            variants(&mv).len() == 3 && !mv.contains("BANDWIDTH=0")
+            stream_infs(&mv).len() == 3 && !mv.contains("BANDWIDTH=0")
         }),
         "no multivariant playlist with three renditions:\n{mv}\n{}",
         node.log()
@@ -191,10 +152,10 @@ fn ladder_renditions_are_aligned_and_decodable() {
         mv.contains("#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\"") && mv.contains("CHANNELS=\"2\""),
         "{mv}"
     );
-    let vs = variants(&mv);
+    let vs = stream_infs(&mv);
     let resolutions: Vec<&str> = vs
         .iter()
-        .filter_map(|(a, _)| attr(a, "RESOLUTION"))
+        .filter_map(|(a, _)| list_attr(a, "RESOLUTION"))
         .collect();
     assert_eq!(resolutions, ["1280x720", "854x480", "640x360"], "{mv}");
     for (a, _) in &vs {
@@ -203,7 +164,7 @@ fn ladder_renditions_are_aligned_and_decodable() {
             "{a}"
         );
         assert!(
-            attr(a, "FRAME-RATE").is_some() || !a.contains("FRAME"),
+            list_attr(a, "FRAME-RATE").is_some() || !a.contains("FRAME"),
             "{a}"
         );
     }
@@ -379,12 +340,12 @@ fn a_channel_setting_turns_the_ladder_on_and_off() {
     };
     // The broadcast directory of a multivariant playlist's first variant.
     let broadcast_of = |mv: &str| {
-        variants(mv)
+        stream_infs(mv)
             .first()
             .and_then(|(_, uri)| uri.split('/').next().map(str::to_owned))
     };
     let variants_of_next_broadcast = |previous: Option<String>| {
-        let mut ffmpeg = publish(&node.rtmp_url(&key), 8, "854x480")
+        let mut ffmpeg = obs_like_publish(&node.rtmp_url(&key), 8, "854x480")
             .spawn()
             .expect("ffmpeg");
         let mut mv = String::new();
@@ -408,15 +369,15 @@ fn a_channel_setting_turns_the_ladder_on_and_off() {
 
     set("ON");
     let mv = variants_of_next_broadcast(None);
-    let res: Vec<String> = variants(&mv)
+    let res: Vec<String> = stream_infs(&mv)
         .iter()
-        .filter_map(|(a, _)| attr(a, "RESOLUTION").map(str::to_owned))
+        .filter_map(|(a, _)| list_attr(a, "RESOLUTION").map(str::to_owned))
         .collect();
     assert_eq!(res, ["854x480", "640x360"], "{mv}");
     assert!(mv.contains("GROUP-ID=\"audio\""), "{mv}");
 
     set("NODE_DEFAULT");
     let mv = variants_of_next_broadcast(broadcast_of(&mv));
-    assert_eq!(variants(&mv).len(), 1, "{mv}");
+    assert_eq!(stream_infs(&mv).len(), 1, "{mv}");
     assert!(!mv.contains("EXT-X-MEDIA"), "muxed, not transcoded:\n{mv}");
 }

@@ -5,21 +5,13 @@
 //! codes; junk datagrams do not disturb the node.
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use weir_e2e::KillOnDrop;
 use weir_e2e::http::get;
 use weir_e2e::lossy::LossyRelay;
 use weir_e2e::{Node, output, require, variant_uri, wait_until};
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// ffmpeg encoding OBS-like x264 (B-frames, 4 s keyint with scene cuts) + AAC into
 /// MPEG-TS at real time, for `seconds`, to `target` (an `srt://` URL or `-`).

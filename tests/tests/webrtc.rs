@@ -6,30 +6,15 @@
 //! offers get clear errors and leave the node serving.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use weir_e2e::KillOnDrop;
+use weir_e2e::browser::{SETUP, web_dir};
 use weir_e2e::http::{request, send};
 use weir_e2e::{Node, ffmpeg_publish, output, require, wait_until};
-
-const SETUP: &str =
-    "run `cargo xtask setup --test` (installs chromium and runs `npm ci` in tests/web)";
-
-/// Kills the child on drop.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn web_dir() -> PathBuf {
-    Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test")).join("web")
-}
 
 fn require_browser() {
     require("node");
