@@ -19,6 +19,7 @@ mod egress;
 mod flv;
 mod http;
 mod live;
+mod media;
 mod playlist;
 mod poller;
 mod procstat;
@@ -53,6 +54,13 @@ macro_rules! progress {
     ($($arg:tt)*) => {
         eprintln!("[{:>6.1}s] {}", $crate::started().elapsed().as_secs_f64(), format_args!($($arg)*))
     };
+}
+
+/// Sleeps until `at` (at once when it has passed).
+pub fn sleep_until(at: Instant) {
+    if let Some(d) = at.checked_duration_since(Instant::now()) {
+        std::thread::sleep(d);
+    }
 }
 
 /// Settings of a `live` run.
@@ -195,20 +203,6 @@ fn test_media(cfg: &Config, cpus: Option<&str>) -> anyhow::Result<PathBuf> {
     if let Some(p) = &cfg.media {
         return Ok(p.clone());
     }
-    let cache = std::env::var_os("WEIR_BENCH_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| {
-            let exe = std::env::current_exe().ok()?;
-            Some(exe.parent()?.parent()?.join("weir-bench-cache"))
-        })
-        .unwrap_or_else(|| std::env::temp_dir().join("weir-bench-cache"));
-    std::fs::create_dir_all(&cache)?;
-    let path = cache.join("testsrc2-720p30-x264-2500k-aac-30s.flv");
-    if path.exists() {
-        return Ok(path);
-    }
-    progress!("encoding the test media with ffmpeg → {}", path.display());
-    let tmp = cache.join("encoding.flv");
     let mut cmd = match cpus {
         Some(list) => {
             let mut c = Command::new("taskset");
@@ -217,8 +211,7 @@ fn test_media(cfg: &Config, cpus: Option<&str>) -> anyhow::Result<PathBuf> {
         }
         None => Command::new("ffmpeg"),
     };
-    let status = cmd
-        .args(["-hide_banner", "-loglevel", "error", "-y"])
+    cmd.args(["-hide_banner", "-loglevel", "error", "-y"])
         .args(["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30"])
         .args(["-f", "lavfi", "-i", "sine", "-t", "30"])
         .args([
@@ -227,14 +220,8 @@ fn test_media(cfg: &Config, cpus: Option<&str>) -> anyhow::Result<PathBuf> {
         .args([
             "-b:v", "2500k", "-maxrate", "2500k", "-bufsize", "5000k", "-g", "60",
         ])
-        .args(["-c:a", "aac", "-f", "flv"])
-        .arg(&tmp)
-        .stdin(Stdio::null())
-        .status()
-        .context("running ffmpeg (install it: cargo xtask setup --test)")?;
-    ensure!(status.success(), "ffmpeg failed: {status}");
-    std::fs::rename(&tmp, &path)?;
-    Ok(path)
+        .args(["-c:a", "aac", "-f", "flv"]);
+    media::cached("testsrc2-720p30-x264-2500k-aac-30s.flv", cmd)
 }
 
 /// CPUs this process may run on (after pinning).

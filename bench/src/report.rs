@@ -272,16 +272,27 @@ const END: &str = "<!-- results:end -->";
 
 /// Replaces the results section of the README (appends one if there is none).
 pub fn write_readme(path: &Path, section: &str) -> anyhow::Result<()> {
-    let old = std::fs::read_to_string(path).unwrap_or_default();
-    let block = format!("{BEGIN}\n{section}{END}\n");
-    let new = match (old.find(BEGIN), old.find(END)) {
-        (Some(a), Some(b)) if b > a => format!(
-            "{}{block}{}",
-            &old[..a],
-            old[b + END.len()..].trim_start_matches('\n')
-        ),
-        _ => format!("{}\n{block}", old.trim_end()),
-    };
-    std::fs::write(path, new)?;
+    if !replace_marked(path, BEGIN, END, section)? {
+        let old = std::fs::read_to_string(path).unwrap_or_default();
+        std::fs::write(
+            path,
+            format!("{}\n{BEGIN}\n{section}{END}\n", old.trim_end()),
+        )?;
+    }
     Ok(())
+}
+
+/// Replaces what stands between the markers `begin` and `end` of the file at `path` with
+/// `section` (markers kept); false, and nothing written, when the markers are not there.
+pub fn replace_marked(path: &Path, begin: &str, end: &str, section: &str) -> anyhow::Result<bool> {
+    let old = std::fs::read_to_string(path).unwrap_or_default();
+    let (Some(a), Some(b)) = (old.find(begin), old.find(end)) else {
+        return Ok(false);
+    };
+    if b < a {
+        return Ok(false);
+    }
+    let rest = &old[b + end.len()..];
+    std::fs::write(path, format!("{}{begin}\n{section}{end}{rest}", &old[..a]))?;
+    Ok(true)
 }
