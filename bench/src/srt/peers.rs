@@ -1,4 +1,5 @@
-//! The processes of a run: the libsrt caller, weir and srt-live-transmit as listeners, and what each delivered.
+//! The processes of a run: the libsrt caller, weir and srt-live-transmit as listeners,
+//! and what each delivered.
 
 use crate::http::Client;
 use crate::playlist::{dir_of, first_variant};

@@ -1,10 +1,12 @@
-//! MPEG-TS, just enough to pace a file by its PCR in SRT-sized chunks and find its video frames; the cached test media.
+//! MPEG-TS, just enough to pace a file by its PCR in SRT-sized chunks and find its video
+//! frames; the cached test media.
 
-use anyhow::{Context as _, ensure};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, ensure};
 
 use super::*;
 

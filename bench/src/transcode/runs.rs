@@ -1,4 +1,5 @@
-//! One measured run each: the source media, weir with a ladder, the ffmpeg CLI doing the same ladder.
+//! One measured run each: the source media, weir with a ladder, the ffmpeg CLI doing the
+//! same ladder.
 
 use crate::flv::Media;
 use crate::poller::{Object, Timeline};

@@ -91,6 +91,7 @@ impl Renditions {
         }
         // Video top first (bus order), audio last.
         self.list.sort_by_key(|p| p.track);
+        self.update_reports();
     }
 
     fn new_packager(&self, stream: &Stream, id: TrackId, config: &TrackConfig) -> Option<Packaged> {
@@ -144,13 +145,32 @@ impl Renditions {
 
     /// Publishes what changed: snapshots, rendition reports, the multivariant playlist.
     fn publish(&mut self, stream: &Stream) {
+        let mut changed = false;
+        for p in &mut self.list {
+            let snapshot = p.hls.snapshot();
+            if !Arc::ptr_eq(&snapshot, &p.published) {
+                p.published = snapshot.clone();
+                p.rendition.delivery.publish(snapshot);
+                changed = true;
+            }
+        }
+        if changed || self.multivariant.is_none() {
+            self.update_reports();
+            let mpd = self.render_mpd();
+            self.render_multivariant(stream, mpd);
+        }
+    }
+
+    /// Gives every packager the other active renditions' positions, for the
+    /// `EXT-X-RENDITION-REPORT`s of its next playlist (positions only move when a
+    /// snapshot is published, so this runs then, not per batch).
+    fn update_reports(&mut self) {
         let positions: Vec<(String, Option<(u64, u64)>)> = self
             .list
             .iter()
             .filter(|p| p.active)
             .map(|p| (p.rendition.name.clone(), p.published.last_part()))
             .collect();
-        let mut changed = false;
         for p in &mut self.list {
             let reports = positions
                 .iter()
@@ -165,16 +185,6 @@ impl Renditions {
                 })
                 .collect();
             p.hls.set_rendition_reports(reports);
-            let snapshot = p.hls.snapshot();
-            if !Arc::ptr_eq(&snapshot, &p.published) {
-                p.published = snapshot.clone();
-                p.rendition.delivery.publish(snapshot);
-                changed = true;
-            }
-        }
-        if changed || self.multivariant.is_none() {
-            let mpd = self.render_mpd();
-            self.render_multivariant(stream, mpd);
         }
     }
 
