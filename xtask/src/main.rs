@@ -85,11 +85,13 @@ fn serve(args: &[String]) -> Result<(), String> {
     run(cargo().args(["build", "--release", "-p", "weir"]))?;
     let bin = target_dir().join("release/weir");
     let mut cmd = Command::new(bin);
-    if args.is_empty() {
+    // `cargo xtask serve --ladder true` runs `weir serve --ladder true`; ARGS naming another
+    // subcommand (`cargo xtask serve key issue demo`) run it instead.
+    const SUBCOMMANDS: [&str; 5] = ["serve", "dataplane", "controlplane", "key", "help"];
+    if !args.iter().any(|a| SUBCOMMANDS.contains(&a.as_str())) {
         cmd.arg("serve");
-    } else {
-        cmd.args(args);
     }
+    cmd.args(args);
     run(&mut cmd)
 }
 
