@@ -8,6 +8,8 @@
 //! 3. `ffmpeg`: one decode, `split`, `scale`, 4 × libx264 at the same settings, null muxer;
 //! 4. `weir --ladder`, `passthrough_top = true`: the 1080p source passed through + 3 encoded;
 //! 5. `ffmpeg`: the same with the 1080p stream copied.
+//! 6. `weir --ladder` as 4. with per-title bitrates: the complexity probe's cost (the
+//!    trade: CPU for bitrates that follow the content).
 //!
 //! weir gets the source from the bench's own real-time RTMP publisher (exact send times,
 //! so the lag of the lowest rendition can be measured: ingest → part downloaded by a
@@ -130,6 +132,8 @@ pub enum RunKind {
     Ffmpeg,
     /// ffmpeg, 1080p copied + 3 encoded.
     FfmpegPassthrough,
+    /// weir, 1080p passed through + 3 encoded, per-title bitrates (the probe's cost).
+    WeirPerTitle,
 }
 
 impl RunKind {
@@ -140,13 +144,14 @@ impl RunKind {
             Self::WeirPassthrough => "weir ladder, 1080p passthrough + 3 encoded",
             Self::Ffmpeg => "ffmpeg, 4 encoded",
             Self::FfmpegPassthrough => "ffmpeg, 1080p copy + 3 encoded",
+            Self::WeirPerTitle => "weir ladder, passthrough + 3 encoded, per-title",
         }
     }
 
     fn is_weir(self) -> bool {
         matches!(
             self,
-            Self::WeirBase | Self::WeirLadder | Self::WeirPassthrough
+            Self::WeirBase | Self::WeirLadder | Self::WeirPassthrough | Self::WeirPerTitle
         )
     }
 }
@@ -257,7 +262,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let media = Arc::new(Media::load(&source)?);
     let load_before = loadavg();
     progress!(
-        "{} transcode run: source {} ({:.0} kbit/s, {:.1} s a loop); {} round(s) of 5 runs, \
+        "{} transcode run: source {} ({:.0} kbit/s, {:.1} s a loop); {} round(s) of 6 runs, \
          {:.0} s warm-up + {:.0} s measured each; servers not pinned ({} CPUs); load {load_before}",
         if cfg.quick { "quick" } else { "full" },
         source.display(),
@@ -353,7 +358,7 @@ mod tests {
 
     #[test]
     fn ladder_toml_parses_as_the_rungs() {
-        let t = ladder_toml(false);
+        let t = ladder_toml(false, false);
         assert!(t.starts_with("[node.ladder]\nenabled = true\npassthrough_top = false\n"));
         assert_eq!(t.matches("[[node.ladder.rungs]]").count(), 4);
         assert!(t.contains("name = \"360p\"\nheight = 360\nvideo_kbps = 700\n"));

@@ -59,10 +59,10 @@ pub(super) fn source_media(cfg: &Config) -> anyhow::Result<PathBuf> {
 }
 
 /// The config file of a weir ladder run.
-pub(super) fn ladder_toml(passthrough_top: bool) -> String {
+pub(super) fn ladder_toml(passthrough_top: bool, per_title: bool) -> String {
     let mut t = format!(
         "[node.ladder]\nenabled = true\npassthrough_top = {passthrough_top}\nencoder = \"x264\"\n\
-         shed_rungs_when_behind = false\n"
+         shed_rungs_when_behind = false\nper_title = {per_title}\n"
     );
     for (name, height, kbps) in RUNGS {
         let _ = write!(
@@ -167,8 +167,13 @@ pub(super) fn weir_run(
 ) -> anyhow::Result<Run> {
     let (tag, config, variant) = match kind {
         RunKind::WeirBase => ("base", None, None),
-        RunKind::WeirLadder => ("ladder", Some(ladder_toml(false)), Some("/360p/")),
-        RunKind::WeirPassthrough => ("passthrough", Some(ladder_toml(true)), Some("/360p/")),
+        RunKind::WeirLadder => ("ladder", Some(ladder_toml(false, false)), Some("/360p/")),
+        RunKind::WeirPassthrough => (
+            "passthrough",
+            Some(ladder_toml(true, false)),
+            Some("/360p/"),
+        ),
+        RunKind::WeirPerTitle => ("per-title", Some(ladder_toml(true, true)), Some("/360p/")),
         _ => bail!("not a weir run"),
     };
     let tag = format!("{tag}-r{round}");

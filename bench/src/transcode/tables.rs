@@ -45,12 +45,13 @@ pub(super) fn describe(run: &Run, cfg: &Config) -> String {
     s
 }
 
-pub(super) const ORDER: [RunKind; 5] = [
+pub(super) const ORDER: [RunKind; 6] = [
     RunKind::WeirBase,
     RunKind::WeirLadder,
     RunKind::Ffmpeg,
     RunKind::WeirPassthrough,
     RunKind::FfmpegPassthrough,
+    RunKind::WeirPerTitle,
 ];
 
 pub(super) fn mean(v: impl Iterator<Item = f64>) -> f64 {

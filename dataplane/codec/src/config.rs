@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::error::CodecError;
 use crate::overload::OverloadConfig;
+use crate::pertitle::PerTitleConfig;
 
 /// Which H.264 encoder the ladder uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -100,6 +101,9 @@ pub struct LadderConfig {
     pub max_output_queue: usize,
     /// Dropping and restoring rungs when the engine falls behind; `None` never drops.
     pub overload: Option<OverloadConfig>,
+    /// Per-title mode: the encoded rungs' bitrates follow the content's measured
+    /// complexity (see [`crate::pertitle`]); `None` (the default) keeps the table's.
+    pub per_title: Option<PerTitleConfig>,
 }
 
 impl Default for LadderConfig {
@@ -114,6 +118,7 @@ impl Default for LadderConfig {
             max_input_backlog: Duration::from_secs(2),
             max_output_queue: 1024,
             overload: Some(OverloadConfig::default()),
+            per_title: None,
         }
     }
 }
@@ -156,6 +161,9 @@ impl LadderConfig {
         }
         if self.max_output_queue == 0 {
             return Err(CodecError::Config("max_output_queue is 0".into()));
+        }
+        if let Some(p) = &self.per_title {
+            p.validate().map_err(CodecError::Config)?;
         }
         Ok(())
     }

@@ -1,4 +1,5 @@
-//! The control thread: pipeline messages (errors, EOS) and the overload policy.
+//! The control thread: pipeline messages (errors, EOS), the overload policy and the
+//! per-title bitrates.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -9,7 +10,52 @@ use weir_media::TIMESCALE;
 
 use crate::ladder::{LadderOutput, Shared};
 use crate::overload::{OverloadAction, OverloadConfig, OverloadPolicy};
-use crate::pipeline::CONTROL_TICK;
+use crate::pertitle::scaled_kbps;
+use crate::pipeline::{CONTROL_TICK, set_str};
+use crate::select::EncoderKind;
+
+/// What the control thread needs to change bitrates live (per-title mode).
+pub(crate) struct Bitrates {
+    /// (rung index, its encoder, the table's kbit/s) of every encoded rung.
+    pub encoders: Vec<(usize, gst::Element, u32)>,
+    /// Which encoder they are.
+    pub kind: EncoderKind,
+    /// Rungs in the ladder (passthrough ones included).
+    pub rungs: usize,
+}
+
+impl Bitrates {
+    /// Asks the per-title estimator for a new factor; when there is one, sets every
+    /// encoder's bitrate and reports the new bitrates.
+    fn update(&self, shared: &Shared) {
+        let (scale, bpp) = {
+            let mut guard = shared.per_title.lock();
+            let Some(p) = guard.as_mut() else {
+                return;
+            };
+            let Some(scale) = p.decide() else {
+                return;
+            };
+            (scale, p.complexity().unwrap_or(0.0))
+        };
+        let mut kbps = vec![0; self.rungs];
+        for (rung, enc, table) in &self.encoders {
+            let v = scaled_kbps(*table, scale);
+            // x264enc and nvh264enc both take `bitrate` (kbit/s) while playing.
+            if !set_str(enc, "bitrate", &v.to_string()) {
+                tracing::warn!(rung, encoder = self.kind.factory(), "bitrate not changed");
+            }
+            if let Some(k) = kbps.get_mut(*rung) {
+                *k = v;
+            }
+        }
+        tracing::info!(scale, complexity_bpp = bpp, ?kbps, "per-title bitrates");
+        shared.emit(LadderOutput::Bitrates {
+            kbps,
+            complexity_millibits: (bpp * 1000.0).round().clamp(0.0, f64::from(u32::MAX)) as u32,
+        });
+    }
+}
 
 /// How often the overload policy looks at the lag.
 const POLICY_EVERY: Duration = Duration::from_millis(250);
@@ -19,6 +65,7 @@ pub(crate) fn run(
     bus: &gst::Bus,
     overload: Option<OverloadConfig>,
     encoded: &[usize],
+    bitrates: &Bitrates,
     shared: &Shared,
 ) {
     let start = Instant::now();
@@ -52,13 +99,14 @@ pub(crate) fn run(
                 _ => {}
             }
         }
-        let Some(policy) = policy.as_mut() else {
-            continue;
-        };
         if ended || last_eval.elapsed() < POLICY_EVERY {
             continue;
         }
         last_eval = Instant::now();
+        bitrates.update(shared);
+        let Some(policy) = policy.as_mut() else {
+            continue;
+        };
         let Some(action) = policy.observe(start.elapsed(), lag(shared, encoded)) else {
             continue;
         };

@@ -10,6 +10,7 @@ use weir_media::{Codec, Frame, TIMESCALE, TrackConfig, TrackId, TrackKind, Video
 
 use crate::config::LadderConfig;
 use crate::error::{CodecError, PushError};
+use crate::pertitle::PerTitle;
 use crate::pipeline::{self, Engine};
 use crate::plan::{PlannedRung, plan};
 use crate::select::Selection;
@@ -48,6 +49,13 @@ pub enum LadderOutput {
     Recovered {
         /// Encoded rungs still off, counted from the top.
         dropped_rungs: usize,
+    },
+    /// Per-title mode: the encoded rungs' bitrates changed with the content.
+    Bitrates {
+        /// kbit/s per rung (index into [`Ladder::rungs`]; 0 for passthrough rungs).
+        kbps: Vec<u32>,
+        /// The complexity that chose them: probe bits per 1000 pixels.
+        complexity_millibits: u32,
     },
     /// The pipeline failed; the ladder takes no more input.
     Error(String),
@@ -103,6 +111,8 @@ pub(crate) struct Shared {
     pub closed: AtomicBool,
     pub dropped_rungs: AtomicU64,
     pub output_dropped: AtomicU64,
+    /// The per-title estimator, fed by the probe branch (per-title mode only).
+    pub per_title: Mutex<Option<PerTitle>>,
 }
 
 impl Shared {
@@ -193,6 +203,7 @@ impl Ladder {
             closed: AtomicBool::new(false),
             dropped_rungs: AtomicU64::new(0),
             output_dropped: AtomicU64::new(0),
+            per_title: Mutex::new(None),
         });
         for (i, r) in rungs.iter().enumerate().filter(|(_, r)| r.passthrough) {
             shared.emit(LadderOutput::Config {

@@ -56,14 +56,22 @@
 //! [`LadderOutput::Overloaded`]; after keeping up for `recover_after` one comes back, at its
 //! next keyframe ([`LadderOutput::Recovered`]); flapping doubles the wait. The policy is a
 //! sans-IO state machine ([`OverloadPolicy`]) tested in virtual time.
+//!
+//! # Per-title bitrates
+//! With [`LadderConfig::per_title`], one more branch encodes a small picture at constant
+//! quality; its cost is the content's complexity, and the control thread scales every
+//! encoded rung's bitrate from the table by it, live (x264 and NVENC take a new bitrate
+//! while playing), reported as [`LadderOutput::Bitrates`]. See [`pertitle`].
 
 mod config;
 mod control;
 mod error;
 mod ladder;
 mod overload;
+pub mod pertitle;
 mod pipeline;
 mod plan;
+mod probe;
 mod rung;
 mod select;
 pub mod synth;
@@ -73,6 +81,7 @@ pub use config::{EncoderChoice, EncoderTuning, LadderConfig, Rung, default_ladde
 pub use error::{CodecError, PushError};
 pub use ladder::{Ladder, LadderOutput, LadderStats};
 pub use overload::{OverloadAction, OverloadConfig, OverloadPolicy};
+pub use pertitle::{PerTitle, PerTitleConfig};
 pub use plan::{PlannedRung, plan, source_dimensions};
 pub use select::{DecoderKind, EncoderKind, Selection, Selector};
 pub use timeline::{FrameDecimator, ORIGIN_MARGIN, SourceTimeline, TimeOrigin};

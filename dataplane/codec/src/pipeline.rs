@@ -44,6 +44,8 @@ pub(crate) struct Engine {
     appsrc: gst_app::AppSrc,
     /// The decoder and encoder in use.
     pub selection: Selection,
+    /// Each encoded rung's encoder element, by rung index (for live bitrate changes).
+    pub encoders: Vec<(usize, gst::Element)>,
 }
 
 impl Engine {
@@ -229,13 +231,25 @@ fn build(
         });
     }
 
+    let mut encoders = Vec::new();
     for (index, rung) in rungs.iter().enumerate().filter(|(_, r)| !r.passthrough) {
-        crate::rung::add_branch(&pipeline, &tee, index, rung, config, selection, shared)?;
+        let enc = crate::rung::add_branch(&pipeline, &tee, index, rung, config, selection, shared)?;
+        encoders.push((index, enc));
+    }
+    if let Some(cfg) = config.per_title {
+        let dims = crate::plan::source_dimensions(source);
+        let added = dims
+            .ok_or_else(|| CodecError::Source("unknown picture dimensions".into()))
+            .and_then(|d| crate::probe::add_probe(&pipeline, &tee, d, cfg, shared));
+        if let Err(e) = added {
+            tracing::warn!(error = %e, "per-title probe unavailable: the table's bitrates stay");
+        }
     }
     Ok(Engine {
         pipeline,
         appsrc,
         selection,
+        encoders,
     })
 }
 
@@ -254,10 +268,19 @@ pub(crate) fn spawn_control(
         .filter(|&i| !rungs[i].passthrough)
         .collect();
     let overload = config.overload;
+    let bitrates = crate::control::Bitrates {
+        encoders: engine
+            .encoders
+            .iter()
+            .map(|(i, e)| (*i, e.clone(), rungs[*i].video_bitrate_kbps))
+            .collect(),
+        kind: engine.selection.encoder,
+        rungs: rungs.len(),
+    };
     let shared = Arc::clone(shared);
     std::thread::Builder::new()
         .name("weir-ladder-ctl".into())
-        .spawn(move || crate::control::run(&bus, overload, &encoded, &shared))
+        .spawn(move || crate::control::run(&bus, overload, &encoded, &bitrates, &shared))
         .map_err(|e| CodecError::Pipeline(format!("control thread: {e}")))
 }
 

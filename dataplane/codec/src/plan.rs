@@ -112,7 +112,7 @@ pub fn plan(config: &LadderConfig, source: &VideoConfig) -> Vec<PlannedRung> {
 }
 
 /// `src_w * height / src_h` rounded to the nearest even number (at least 2).
-fn scaled_width(src_w: u32, src_h: u32, height: u32) -> u16 {
+pub(crate) fn scaled_width(src_w: u32, src_h: u32, height: u32) -> u16 {
     let num = u64::from(src_w) * u64::from(height);
     let den = 2 * u64::from(src_h.max(1));
     let half = (num + den / 2) / den;

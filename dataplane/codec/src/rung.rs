@@ -1,4 +1,4 @@
-//! One encoded rung: `queue ! videoconvertscale ! capsfilter ! <encoder> [! h264parse]
+//! One encoded rung (the encoder element is returned, for live bitrate changes): `queue ! videoconvertscale ! capsfilter ! <encoder> [! h264parse]
 //! ! capsfilter(avc, au) ! appsink`, its gate/keyframe probe and its output.
 //!
 //! The probe on the queue's source pad (the rung's own streaming thread) drops frames
@@ -37,7 +37,7 @@ pub(crate) fn add_branch(
     config: &LadderConfig,
     selection: Selection,
     shared: &Arc<Shared>,
-) -> Result<(), CodecError> {
+) -> Result<gst::Element, CodecError> {
     let queue = make("queue")?;
     for (k, v) in [
         ("max-size-buffers", "4"),
@@ -72,7 +72,8 @@ pub(crate) fn add_branch(
             .build(),
     );
     chain.push(raw);
-    chain.push(encoder(selection.encoder, rung, config)?);
+    let enc = encoder(selection.encoder, rung, config)?;
+    chain.push(enc.clone());
     if selection.encoder == EncoderKind::Nvenc {
         chain.push(make("h264parse")?);
     }
@@ -103,7 +104,7 @@ pub(crate) fn add_branch(
         .ok_or_else(|| CodecError::Pipeline("queue without src pad".into()))?;
     install_gate(&src, index, rung.max_fps, shared);
     install_sink(&sink, index, config.tuning.bframes > 0, shared);
-    Ok(())
+    Ok(enc)
 }
 
 fn encoder(

@@ -10,8 +10,8 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use weir_codec::synth::{SynthSpec, synth_h264};
 use weir_codec::{
-    EncoderKind, Ladder, LadderConfig, LadderOutput, PushError, Rung, cpu_ladder_available,
-    default_ladder,
+    EncoderKind, Ladder, LadderConfig, LadderOutput, PerTitleConfig, PushError, Rung,
+    cpu_ladder_available, default_ladder,
 };
 use weir_media::{Frame, TrackConfig, VideoConfig, parse_avcc, parse_sps};
 
@@ -54,6 +54,15 @@ struct RungOut {
 /// Pushes every frame (retrying never: the backlog bound is set high), finishes, and
 /// collects outputs until `Finished`.
 fn run(ladder: &Ladder, frames: &[Frame]) -> (Vec<RungOut>, Vec<LadderOutput>) {
+    run_at(ladder, frames, None)
+}
+
+/// [`run`], pushing at most `speed` × real time when given.
+fn run_at(
+    ladder: &Ladder,
+    frames: &[Frame],
+    speed: Option<f64>,
+) -> (Vec<RungOut>, Vec<LadderOutput>) {
     let (tx, rx) = mpsc::channel::<()>();
     ladder.set_notify(Box::new(move || {
         let _ = tx.send(());
@@ -76,7 +85,13 @@ fn run(ladder: &Ladder, frames: &[Frame]) -> (Vec<RungOut>, Vec<LadderOutput>) {
         finished
     };
     let mut finished = false;
+    let started = Instant::now();
     for f in frames {
+        if let Some(speed) = speed {
+            let media = (f.dts - frames[0].dts) as f64 / 90_000.0 / speed;
+            let due = started + Duration::from_secs_f64(media.max(0.0));
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        }
         ladder.push(f).expect("push");
         finished |= drain(&mut outs, &mut other);
     }
@@ -411,4 +426,67 @@ fn overload_drops_the_top_rungs_and_every_rung_stays_decodable() {
         assert_eq!(n, out.frames.len());
     }
     assert!(ladder.stats().dropped_rungs >= 1);
+}
+
+/// Per-title mode: a still picture gets the floor of the table, noise its ceiling, and
+/// the encoder really changes its rate while playing (the noisy rung's output after the
+/// change is well above the table's bitrate).
+#[test]
+fn per_title_follows_the_content() {
+    if skip() {
+        return;
+    }
+    let per_title = PerTitleConfig {
+        window: Duration::from_secs(2),
+        ..PerTitleConfig::default()
+    };
+    let config = LadderConfig {
+        rungs: vec![Rung::new("360p", 360, 500)],
+        overload: None,
+        per_title: Some(per_title),
+        max_input_backlog: Duration::from_secs(60),
+        ..LadderConfig::default()
+    };
+    let mut seen = Vec::new();
+    // `colors`: still bars (videotestsrc `smpte` has a corner of snow).
+    for pattern in ["colors", "snow"] {
+        let spec = SynthSpec {
+            pattern: pattern.into(),
+            frames: 180,
+            bframes: 0,
+            ..SynthSpec::default()
+        };
+        let (source, frames) = synth_h264(&spec).expect("synthetic source");
+        let ladder = Ladder::start(&config, &source).expect("ladder");
+        let (outs, other) = run_at(&ladder, &frames, Some(2.0));
+        let changes: Vec<(Vec<u32>, u32)> = other
+            .into_iter()
+            .filter_map(|o| match o {
+                LadderOutput::Bitrates {
+                    kbps,
+                    complexity_millibits,
+                } => Some((kbps, complexity_millibits)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(changes.len(), 1, "{pattern}: one change, {changes:?}");
+        // The rung's output over the last second (media time).
+        let last = outs[0].frames.iter().map(|f| f.pts).max().expect("frames");
+        let bytes: usize = outs[0]
+            .frames
+            .iter()
+            .filter(|f| f.pts > last - 90_000)
+            .map(|f| f.data.len())
+            .sum();
+        seen.push((pattern, changes[0].clone(), bytes * 8 / 1000));
+    }
+    let (_, (still, still_c), _) = &seen[0];
+    let (_, (noise, noise_c), noise_kbits) = &seen[1];
+    assert!(still_c < noise_c, "{seen:?}");
+    assert_eq!(still[0], 150, "floor: 0.3 × 500 ({seen:?})");
+    assert_eq!(noise[0], 750, "ceiling: 1.5 × 500 ({seen:?})");
+    assert!(
+        *noise_kbits > 600,
+        "the encoder took the new rate: {noise_kbits} kbit in the last second ({seen:?})"
+    );
 }

@@ -128,6 +128,10 @@ pub struct LadderSettings {
     /// When the encoder falls behind live, switch the top encoded rungs off until it
     /// keeps up (default on). Off: every rung stays, however late.
     pub shed_rungs_when_behind: bool,
+    /// Per-title bitrates: the encoded rungs' bitrates follow the content's measured
+    /// complexity (0.3 to 1.5 × each rung's `video_kbps`), re-measured while live
+    /// (default off: the table's bitrates).
+    pub per_title: bool,
 }
 
 impl Default for LadderSettings {
@@ -137,6 +141,7 @@ impl Default for LadderSettings {
             passthrough_top: true,
             encoder: LadderEncoder::Auto,
             shed_rungs_when_behind: true,
+            per_title: false,
             rungs: weir_codec::default_ladder()
                 .into_iter()
                 .map(|r| RungSetting {
@@ -187,6 +192,7 @@ impl LadderSettings {
             overload: self
                 .shed_rungs_when_behind
                 .then(weir_codec::OverloadConfig::default),
+            per_title: self.per_title.then(weir_codec::PerTitleConfig::default),
             ..weir_codec::LadderConfig::default()
         };
         config.validate().map_err(|e| e.to_string())?;

@@ -346,6 +346,10 @@ impl State {
                     self.off_rungs = encoded_from_top(dropped_rungs);
                     self.announce();
                 }
+                LadderOutput::Bitrates {
+                    kbps,
+                    complexity_millibits,
+                } => self.bitrates_changed(&kbps, complexity_millibits),
                 LadderOutput::Error(why) => self.fail(why),
                 LadderOutput::Finished => {
                     if matches!(self.engine, Engine::Draining(..)) {
@@ -354,6 +358,20 @@ impl State {
                 }
             }
         }
+    }
+
+    /// Per-title mode moved the rungs' bitrates: the status (and with it the renditions'
+    /// nominal bitrates in the playlists and the MPD) follows.
+    fn bitrates_changed(&mut self, kbps: &[u32], complexity_millibits: u32) {
+        let mut status = self.stream.ladder.lock();
+        for (rung, &k) in status.rungs.iter_mut().zip(kbps) {
+            if !rung.passthrough && k > 0 {
+                rung.video_kbps = k;
+                metrics::gauge!("weir_ladder_rung_kbps", "rung" => rung.name.clone())
+                    .set(f64::from(k));
+            }
+        }
+        tracing::info!(channel = %self.stream.channel, complexity_millibits, ?kbps, "per-title: rung bitrates follow the content");
     }
 
     /// Announces the renditions' tracks once every rung's configuration is known.

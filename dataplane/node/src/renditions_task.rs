@@ -38,7 +38,13 @@ struct Packaged {
     /// In the current track set: a ladder rung switched off (the encoder could not keep
     /// up) is paused and left out of the playlists until it comes back.
     active: bool,
+    /// DTS of the last frame packaged (gap detection).
+    last_dts: Option<i64>,
 }
+
+/// A jump in a rendition's decode times this large (90 kHz) is a hole, not a slow frame
+/// rate: the encoder skipped to a key frame after its input queue overflowed.
+const GAP_TICKS: i64 = weir_media::TIMESCALE as i64;
 
 /// The packagers of one broadcast's renditions.
 struct Renditions {
@@ -140,11 +146,13 @@ impl Renditions {
                 TrackConfig::Video(_) => None,
             },
             active: true,
+            last_dts: None,
         })
     }
 
     /// Publishes what changed: snapshots, rendition reports, the multivariant playlist.
     fn publish(&mut self, stream: &Stream) {
+        self.refresh_nominal(stream);
         let mut changed = false;
         for p in &mut self.list {
             let snapshot = p.hls.snapshot();
@@ -158,6 +166,22 @@ impl Renditions {
             self.update_reports();
             let mpd = self.render_mpd();
             self.render_multivariant(stream, mpd);
+        }
+    }
+
+    /// Takes the rungs' current nominal bitrates (per-title mode moves them).
+    fn refresh_nominal(&mut self, stream: &Stream) {
+        let status = stream.ladder.lock();
+        for p in self
+            .list
+            .iter_mut()
+            .filter(|p| p.track.kind == TrackKind::Video)
+        {
+            if let Some(r) = status.rungs.get(usize::from(p.track.index))
+                && r.video_kbps > 0
+            {
+                p.nominal_bps = Some(u64::from(r.video_kbps) * 1000);
+            }
         }
     }
 
@@ -386,6 +410,16 @@ pub async fn run(
                         TrackKind::Video => TrackId::VIDEO,
                         TrackKind::Audio => TrackId::AUDIO,
                     };
+                    if p.track.kind == TrackKind::Video
+                        && p.last_dts.is_some_and(|d| frame.dts - d > GAP_TICKS)
+                    {
+                        // Close the segment before the hole and go on from the next key
+                        // frame with a discontinuity, as for a rung that was switched off:
+                        // no segment spans the hole.
+                        tracing::info!(channel = %stream.channel, rendition = %p.rendition.name, gap_ms = (frame.dts - p.last_dts.unwrap_or(frame.dts)) / 90, "rendition skipped frames: new segment after the gap");
+                        p.hls.resume_in_place();
+                    }
+                    p.last_dts = Some(frame.dts);
                     p.hls.push_frame(wallclock_ms(), frame);
                 }
                 BusEvent::Skipped { frames } => {

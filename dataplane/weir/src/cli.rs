@@ -138,6 +138,11 @@ pub struct NodeArgs {
     /// `720p:720:3000,360p:360:700`); replaces `[node.ladder] rungs`.
     #[arg(long, global = true, env = "WEIR_LADDER_RUNGS", value_delimiter = ',')]
     pub ladder_rungs: Option<Vec<String>>,
+    /// Per-title bitrates: each rung's bitrate follows the content's measured
+    /// complexity (a still picture gets as little as 0.3 × the rung's KBPS, grain or
+    /// sport up to 1.5 ×), re-measured while live; `[node.ladder] per_title`.
+    #[arg(long, global = true, env = "WEIR_LADDER_PER_TITLE")]
+    pub ladder_per_title: Option<bool>,
     /// Grace period for a publisher to reconnect, in ms.
     #[arg(long, global = true, env = "WEIR_RECONNECT_GRACE_MS")]
     pub reconnect_grace_ms: Option<u64>,

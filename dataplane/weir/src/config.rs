@@ -97,6 +97,9 @@ pub fn load(path: Option<&Path>, args: &NodeArgs) -> anyhow::Result<Config> {
     if let Some(v) = a.ladder {
         n.ladder.enabled = v;
     }
+    if let Some(v) = a.ladder_per_title {
+        n.ladder.per_title = v;
+    }
     if let Some(rungs) = &a.ladder_rungs {
         n.ladder.rungs = rungs
             .iter()

@@ -80,10 +80,15 @@ fn start_node(
         );
     } else {
         tracing::info!(
-            "transcode ladder on: {} (never above the source{}); encoder chosen per broadcast: NVENC when present, else x264",
+            "transcode ladder on: {} (never above the source{}{}); encoder chosen per broadcast: NVENC when present, else x264",
             started.ladder.join(", "),
             if node.ladder.passthrough_top {
                 "; the source itself on top"
+            } else {
+                ""
+            },
+            if node.ladder.per_title {
+                "; per-title bitrates from the content's complexity"
             } else {
                 ""
             }
