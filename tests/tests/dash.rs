@@ -23,6 +23,8 @@
 //! - `ffmpeg_reads_the_mpd`: Debian's ffprobe lists one video stream per rendition (720p,
 //!   480p, 360p) and the audio stream, and ffmpeg decodes 5 s of all of them from the live
 //!   MPD without an error.
+//! - `a_muxed_broadcast_is_served_over_dash_on_demand`: without a ladder, the first MPD
+//!   request has the broadcast's tracks packaged one per playlist; ffprobe reads it.
 //!
 //! Both fail (never skip) when a peer is missing; they run one at a time (each runs a
 //! transcode ladder, and the machine may have two cores).
@@ -394,5 +396,86 @@ fn ffmpeg_reads_the_mpd() {
         counts[VIDEO.len()] >= 180,
         "ffmpeg decoded {} audio frames in 5 s\n{ctx}",
         counts[VIDEO.len()]
+    );
+}
+
+/// A broadcast without a ladder (one muxed LL-HLS playlist) is DASH too: the first MPD
+/// request has its tracks packaged one per playlist (and waits for the first MPD, or
+/// answers 503 with `Retry-After`); ffprobe finds its video and audio in the MPD; HLS
+/// viewers keep the muxed playlist.
+#[test]
+fn a_muxed_broadcast_is_served_over_dash_on_demand() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require("ffprobe");
+    let node = Node::start();
+    let (_, key) = node.issue_key("dashmux");
+    let _publisher = KillOnDrop(
+        obs_like_publish(&node.rtmp_url(&key), 30, "640x360")
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ffmpeg"),
+    );
+    let hls = "/live/dashmux/index.m3u8";
+    assert!(
+        wait_until(Duration::from_secs(20), || get(node.http_port, hls)
+            .is_ok_and(|r| r.status == 200)),
+        "no LL-HLS:\n{}",
+        node.log()
+    );
+    let mpd_path = "/live/dashmux/manifest.mpd";
+    let mut first = None;
+    let mut mpd = String::new();
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            let r = get(node.http_port, mpd_path).expect("GET the MPD");
+            first.get_or_insert(r.status);
+            assert!(
+                r.status == 200 || r.status == 503,
+                "MPD: {} {}",
+                r.status,
+                r.text()
+            );
+            mpd = r.text();
+            r.status == 200 && representation_ids(&mpd) == ["360p", "audio"]
+        }),
+        "no MPD with the video and audio:\n{mpd}\n{}",
+        node.log()
+    );
+    eprintln!("first MPD request answered {first:?}");
+    assert!(
+        mpd.contains("type=\"dynamic\"") && mpd.contains("availabilityTimeComplete=\"false\""),
+        "{mpd}"
+    );
+    let (ok, probed, err) = output(Command::new("ffprobe").args([
+        "-v",
+        "error",
+        "-show_entries",
+        "stream=codec_type,height",
+        "-of",
+        "json",
+        &node.http_url(mpd_path),
+    ]));
+    assert!(ok && err.trim().is_empty(), "ffprobe the MPD: {err}\n{mpd}");
+    let probed: Value = serde_json::from_str(&probed).expect("ffprobe JSON");
+    let kinds: Vec<String> = probed["streams"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|s| {
+            format!(
+                "{}{}",
+                s["codec_type"],
+                s["height"]
+                    .as_u64()
+                    .map_or(String::new(), |h| format!(" {h}"))
+            )
+        })
+        .collect();
+    assert_eq!(kinds, ["\"video\" 360", "\"audio\""], "{probed}");
+    let multivariant = get(node.http_port, hls).expect("GET").text();
+    assert!(
+        !multivariant.contains("EXT-X-MEDIA") && multivariant.contains("mp4a.40.2"),
+        "HLS stays one muxed playlist:\n{multivariant}"
     );
 }

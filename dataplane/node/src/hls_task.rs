@@ -53,7 +53,7 @@ pub async fn run(stream: Arc<Stream>, packaging: Packaging, registry: Arc<Regist
         compio::runtime::spawn(crate::ladder_task::run(stream.clone(), job)).detach();
         let config = hls.config().clone();
         drop(hls);
-        return crate::renditions_task::run(stream, config, subscriber, registry).await;
+        return crate::renditions_task::run(stream, config, subscriber, Some(registry)).await;
     }
     let mut selected = Selected::default();
     let mut live_reported = false;

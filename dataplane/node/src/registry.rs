@@ -52,6 +52,9 @@ pub struct Stream {
     pub renditions_bus: Option<Broadcast>,
     /// What the ladder is doing (rungs, encoder, overload).
     pub ladder: Mutex<LadderStatus>,
+    /// A broadcast packaged as it came also got a one-track-per-playlist packager of its
+    /// source (started by the first DASH request, see [`Registry::package_tracks`]).
+    pub tracks_packaged: AtomicBool,
     state: Mutex<StreamState>,
 }
 
@@ -308,6 +311,7 @@ impl Registry {
             ladder: Mutex::new(LadderStatus::default()),
             video_reorders: AtomicBool::new(false),
             webrtc_viewers: AtomicU64::new(0),
+            tracks_packaged: AtomicBool::new(false),
             state: Mutex::new(StreamState {
                 publisher: Some((conn, kick)),
                 left_at: None,
@@ -330,6 +334,34 @@ impl Registry {
                 ladder,
             }),
         })
+    }
+
+    /// DASH for a broadcast packaged as it came (one muxed playlist): starts, once, a
+    /// packager of its source bus that cuts each track into its own CMAF playlist (the
+    /// objects DASH lists; on the calling shard, joining at the latest key frame), so
+    /// the MPD appears in [`Stream::renditions`] within a segment. HLS keeps the muxed
+    /// playlist. False when the broadcast is transcoded (it has renditions already) or
+    /// its bus cannot be joined.
+    pub fn package_tracks(&self, stream: &Arc<Stream>) -> bool {
+        if stream.renditions_bus.is_some() {
+            return false;
+        }
+        if stream.tracks_packaged.swap(true, Ordering::AcqRel) {
+            return true;
+        }
+        let Ok(subscriber) = stream.bus.subscribe(SubscribeOptions::default()) else {
+            stream.tracks_packaged.store(false, Ordering::Release);
+            return false;
+        };
+        tracing::info!(channel = %stream.channel, "DASH requested: packaging the broadcast's tracks one per playlist");
+        compio::runtime::spawn(crate::renditions_task::run(
+            stream.clone(),
+            self.hls.clone(),
+            subscriber,
+            None,
+        ))
+        .detach();
+        true
     }
 
     /// Publisher `conn` left `stream`: the grace period starts.

@@ -372,12 +372,14 @@ fn report_live(stream: &Stream, registry: &Registry, tracks: &TrackSet) {
     registry.events().stream_live(&stream.info, renditions);
 }
 
-/// Runs the renditions' packagers of `stream` until its broadcast ends.
+/// Runs the renditions' packagers of `stream` until its broadcast ends; the first track
+/// set is reported to `registry`'s events as the broadcast going live (`None`: a second
+/// packager of a broadcast already reported, for DASH).
 pub async fn run(
     stream: Arc<Stream>,
     config: HlsConfig,
     mut subscriber: Subscriber,
-    registry: Arc<Registry>,
+    registry: Option<Arc<Registry>>,
 ) {
     let mut set = Renditions {
         config,
@@ -399,7 +401,9 @@ pub async fn run(
                     set.set_tracks(&stream, &tracks);
                     if !live_reported {
                         live_reported = true;
-                        report_live(&stream, &registry, &tracks);
+                        if let Some(registry) = &registry {
+                            report_live(&stream, registry, &tracks);
+                        }
                     }
                 }
                 BusEvent::Frame(mut frame) => {

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! /live/<channel>/index.m3u8                multivariant playlist (no-cache)
-//! /live/<channel>/manifest.mpd              DASH manifest over the same CMAF objects (renditions)
+//! /live/<channel>/manifest.mpd              DASH manifest over the same CMAF objects (renditions;
+//!                                           a muxed broadcast gets its tracks packaged on demand)
 //! /time                                     the server clock (DASH UTCTiming)
 //! /live/<channel>/<broadcast>/media.m3u8    LL-HLS media playlist (blocking reload, delta updates)
 //! /live/<channel>/<broadcast>/<object>      init segment, part or segment (immutable)
@@ -37,13 +38,37 @@ use super::request::{Method, Request};
 use super::response::{Response, SegmentStream};
 use crate::delivery::HlsDelivery;
 use crate::hooks::{PlaybackAccess, PublishAuth};
-use crate::registry::Registry;
+use crate::registry::{Registry, Stream};
 use crate::renditions::Rendition;
 use crate::webrtc::WebrtcShard;
 
 const PLAYLIST: &str = "application/vnd.apple.mpegurl";
 const DASH: &str = "application/dash+xml";
 const MPD_NAME: &str = "manifest.mpd";
+
+/// How long a DASH request waits for the first MPD of a broadcast whose tracks it just
+/// had packaged (about a segment: the packager joins at the latest key frame).
+const MPD_WAIT: Duration = Duration::from_secs(6);
+
+/// The open MPD of `stream`. A broadcast packaged as it came gets its tracks packaged
+/// one per playlist on the first request, which then waits up to [`MPD_WAIT`] for it.
+async fn mpd_of(stream: &Arc<Stream>, registry: &Registry) -> Option<Bytes> {
+    let mpd = || stream.renditions.get().and_then(|set| set.mpd.clone());
+    if let Some(m) = mpd() {
+        return Some(m);
+    }
+    if !registry.package_tracks(stream) {
+        return None;
+    }
+    let deadline = Instant::now() + MPD_WAIT;
+    while Instant::now() < deadline && !stream.is_ended() {
+        compio::time::sleep(Duration::from_millis(50)).await;
+        if let Some(m) = mpd() {
+            return Some(m);
+        }
+    }
+    None
+}
 const MP4: &str = "video/mp4";
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const NO_CACHE: &str = "no-cache";
@@ -108,17 +133,19 @@ pub async fn respond(
     let get = req.method == Method::Get;
     match parts.as_slice() {
         [_, "index.m3u8"] => {
-            let body = match stream.renditions.get() {
-                Some(set) => Some(set.multivariant.clone()),
-                None if stream.renditions_bus.is_some() => None,
-                None => stream.hls.snapshot().multivariant_playlist(),
+            // A broadcast packaged as it came keeps its muxed playlist even when DASH
+            // made its tracks into renditions too.
+            let body = match (stream.renditions.get(), &stream.renditions_bus) {
+                (Some(set), Some(_)) => Some(set.multivariant.clone()),
+                (None, Some(_)) => None,
+                (_, None) => stream.hls.snapshot().multivariant_playlist(),
             };
             match body {
                 Some(body) => Response::ok(PLAYLIST, NO_CACHE, body),
                 None => Response::error(404, "stream is starting: no tracks yet"),
             }
         }
-        [_, MPD_NAME] => match stream.renditions.get().and_then(|set| set.mpd.clone()) {
+        [_, MPD_NAME] => match mpd_of(&stream, registry).await {
             Some(open) => {
                 let host = req.host.as_deref().filter(|h| {
                     h.bytes()
@@ -128,13 +155,11 @@ pub async fn respond(
                 let close = Bytes::from(weir_hls::close_mpd(&time_url));
                 Response::ok(DASH, NO_CACHE, Rope::from_pieces([open, close]))
             }
-            None if stream.renditions_bus.is_some() => {
-                Response::error(404, "stream is starting: no segments yet")
+            None => {
+                let mut r = Response::error(503, "stream is starting: no segments yet");
+                r.extra.push(("Retry-After", "1".to_owned()));
+                r
             }
-            None => Response::error(
-                404,
-                "DASH is served for broadcasts packaged one track per playlist: turn the transcode ladder on (--ladder)",
-            ),
         },
         [_, bid, "media.m3u8"] if *bid == stream.broadcast_id => {
             media_playlist(&stream.hls, &req.query).await
