@@ -79,11 +79,37 @@ fn listener(addr: SocketAddr) -> Result<std::net::TcpListener, NodeError> {
     bind(addr).map_err(|source| NodeError::Bind { addr, source })
 }
 
-/// Binds `n` SO_REUSEPORT listeners on one address (port 0 resolves once, for all).
+/// Fails when another process already holds `addr`: SO_REUSEPORT would otherwise let a
+/// second node bind the same port and take half of its connections (the kernel spreads
+/// them over every socket of the group). A bind without SO_REUSEPORT is refused while
+/// any socket holds the port, then is closed before the shards bind theirs.
+fn ensure_port_free(addr: SocketAddr, kind: Type) -> Result<(), NodeError> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    let probe = || -> std::io::Result<()> {
+        let protocol = if kind == Type::STREAM {
+            Protocol::TCP
+        } else {
+            Protocol::UDP
+        };
+        let s = Socket::new(Domain::for_address(addr), kind, Some(protocol))?;
+        if kind == Type::STREAM {
+            // Connections of an earlier run in TIME_WAIT do not make the port busy.
+            s.set_reuse_address(true)?;
+        }
+        s.bind(&addr.into())
+    };
+    probe().map_err(|source| NodeError::Bind { addr, source })
+}
+
+/// Binds `n` SO_REUSEPORT listeners on one address (port 0 resolves once, for all),
+/// after checking that no other process holds it.
 fn listeners(
     addr: SocketAddr,
     n: usize,
 ) -> Result<(SocketAddr, Vec<std::net::TcpListener>), NodeError> {
+    ensure_port_free(addr, Type::STREAM)?;
     let first = listener(addr)?;
     let actual = first
         .local_addr()
@@ -130,6 +156,7 @@ fn srt_sockets(
         s.bind(&addr.into())?;
         Ok(s.into())
     };
+    ensure_port_free(addr, Type::DGRAM)?;
     let first = bind(addr).map_err(|source| NodeError::Bind { addr, source })?;
     let actual = first
         .local_addr()
@@ -281,5 +308,28 @@ impl Node {
             ladder,
             threads,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_held_by_another_reuseport_group_is_refused() {
+        // Another node (same user): a SO_REUSEPORT listener and an SRT socket.
+        let (tcp, _held) = listeners(SocketAddr::from(([127, 0, 0, 1], 0)), 1).expect("bind");
+        let err = listeners(tcp, 2).expect_err("second node on a busy TCP port");
+        assert!(err.to_string().contains("cannot listen on"), "{err}");
+        let (udp, _held_udp) =
+            srt_sockets(SocketAddr::from(([127, 0, 0, 1], 0)), 1).expect("bind udp");
+        assert!(
+            srt_sockets(udp, 2).is_err(),
+            "second node on a busy SRT port"
+        );
+        // A free port still binds, for every shard.
+        drop(_held);
+        let (again, all) = listeners(tcp, 2).expect("port free again");
+        assert_eq!((again, all.len()), (tcp, 2));
     }
 }
