@@ -239,6 +239,40 @@ fn ladder_renditions_are_aligned_and_decodable() {
         ],
         "{renditions}"
     );
+    // GraphQL: the transcoder says what it runs (x264, the source passed through on top).
+    let d = gql_ok(
+        node.api_port,
+        Some(&owner.access_token),
+        "query($c: ID!) { streams(channelId: $c, first: 1) { nodes { transcoder { encoder overloaded droppedRungs failure updatedAt rungs { name height bitrate passthrough dropped } } } } }",
+        json!({ "c": channel_id }),
+    );
+    let t = &d["streams"]["nodes"][0]["transcoder"];
+    assert_eq!(t["encoder"], "x264enc", "{d}");
+    assert_eq!(t["failure"], Value::Null, "{d}");
+    assert!(t["updatedAt"].as_i64().is_some_and(|v| v > 0), "{d}");
+    let rungs: Vec<(String, bool, u64)> = t["rungs"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .map(|x| {
+                    (
+                        x["name"].as_str().unwrap_or_default().to_owned(),
+                        x["passthrough"].as_bool().unwrap_or(false),
+                        x["bitrate"].as_u64().unwrap_or(0),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        rungs,
+        [
+            ("720p".to_owned(), true, 3_000_000),
+            ("480p".to_owned(), false, 1_200_000),
+            ("360p".to_owned(), false, 700_000)
+        ],
+        "{d}"
+    );
 
     let (ok, _, err) = {
         let status = ffmpeg.wait().expect("ffmpeg");
@@ -380,4 +414,70 @@ fn a_channel_setting_turns_the_ladder_on_and_off() {
     let mv = variants_of_next_broadcast(broadcast_of(&mv));
     assert_eq!(stream_infs(&mv).len(), 1, "{mv}");
     assert!(!mv.contains("EXT-X-MEDIA"), "muxed, not transcoded:\n{mv}");
+}
+
+/// A source the ladder cannot transcode (HEVC over SRT) is packaged as it came, and
+/// GraphQL says why: `Stream.transcoder.failure`, no encoder.
+#[test]
+fn an_untranscodable_source_is_passed_through_and_graphql_says_why() {
+    require("ffmpeg");
+    let _one = one_ladder();
+    let node = Node::start_with(NodeOptions {
+        extra_args: vec!["--ladder".into(), "true".into()],
+        ..NodeOptions::default()
+    });
+    let (owner, channel_id, key) = channel_with_key(&node, "hevc");
+    let url = format!("{}&latency=120000", node.srt_url(&key));
+    let mut ffmpeg = weir_e2e::KillOnDrop(
+        Command::new("ffmpeg")
+            .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
+            .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
+            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+            .args(["-t", "12", "-pix_fmt", "yuv420p", "-c:v", "libx265"])
+            .args([
+                "-preset",
+                "ultrafast",
+                "-x265-params",
+                "keyint=60:log-level=error",
+            ])
+            .args(["-c:a", "aac", "-f", "mpegts", &url])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("ffmpeg"),
+    );
+    let mut d = Value::Null;
+    let reported = wait_until(Duration::from_secs(25), || {
+        d = gql_ok(
+            node.api_port,
+            Some(&owner.access_token),
+            "query($c: ID!) { streams(channelId: $c, first: 1) { nodes { protocol transcoder { encoder failure } } } }",
+            json!({ "c": channel_id }),
+        );
+        d["streams"]["nodes"][0]["transcoder"]["failure"].is_string()
+    });
+    assert!(
+        reported,
+        "no transcoder failure reported: {d}\n{}",
+        node.log()
+    );
+    let node0 = &d["streams"]["nodes"][0];
+    assert_eq!(node0["protocol"], "srt", "{d}");
+    assert_eq!(node0["transcoder"]["encoder"], Value::Null, "{d}");
+    let why = node0["transcoder"]["failure"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("H.264"),
+        "the reason names what it needs: {why}"
+    );
+    // Passed through: one HEVC variant plays.
+    let mut mv = String::new();
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            mv = get(node.http_port, "/live/hevc/index.m3u8").map_or(String::new(), |r| r.text());
+            stream_infs(&mv).len() == 1 && mv.contains("hvc1")
+        }),
+        "no HEVC variant:\n{mv}\n{}",
+        node.log()
+    );
+    let _ = ffmpeg.0.kill();
 }

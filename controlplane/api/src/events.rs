@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use weir_store::{Node, Rendition, StoreError, Stream, StreamState};
+use weir_store::{Node, Rendition, StoreError, Stream, StreamState, TranscoderStatus};
 
 use crate::state::ApiState;
 
@@ -12,7 +12,7 @@ use crate::state::ApiState;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// A stream changed state (or started).
-    StreamState(Stream),
+    StreamState(Box<Stream>),
     /// A channel's total viewer count changed.
     Viewers {
         /// Channel.
@@ -44,7 +44,7 @@ impl ApiState {
             .start_stream(channel_id, protocol, node_id)
             .await?;
         tracing::info!(stream_id = %s.id, channel_id, protocol, "stream starting");
-        self.emit(Event::StreamState(s.clone()));
+        self.emit(Event::StreamState(Box::new(s.clone())));
         Ok(s)
     }
 
@@ -64,7 +64,38 @@ impl ApiState {
             .set_stream_state(stream_id, StreamState::Live)
             .await?;
         tracing::info!(stream_id, channel_id = %s.channel_id, "stream live");
-        self.emit(Event::StreamState(s.clone()));
+        self.emit(Event::StreamState(Box::new(s.clone())));
+        Ok(s)
+    }
+
+    /// The stream's transcoder reports what it does (rungs, encoder, overload, failure).
+    /// Reports for an ended stream are dropped (a late one must not revive it).
+    pub async fn stream_transcoder(
+        &self,
+        stream_id: &str,
+        status: TranscoderStatus,
+    ) -> Result<Stream, StoreError> {
+        let Some(current) = self.store().get_stream(stream_id).await? else {
+            return Err(StoreError::NotFound("stream"));
+        };
+        if current.state == StreamState::Ended {
+            return Ok(current);
+        }
+        let s = self
+            .store()
+            .set_stream_transcoder(stream_id, status)
+            .await?;
+        if let Some(t) = &s.transcoder {
+            tracing::debug!(
+                stream_id,
+                channel_id = %s.channel_id,
+                encoder = t.encoder.as_deref().unwrap_or("none"),
+                dropped_rungs = t.dropped_rungs,
+                failure = t.failure.as_deref().unwrap_or(""),
+                "stream transcoder reported"
+            );
+        }
+        self.emit(Event::StreamState(Box::new(s.clone())));
         Ok(s)
     }
 
@@ -75,7 +106,7 @@ impl ApiState {
             .set_stream_state(stream_id, StreamState::Ended)
             .await?;
         tracing::info!(stream_id, channel_id = %s.channel_id, "stream ended");
-        self.emit(Event::StreamState(s.clone()));
+        self.emit(Event::StreamState(Box::new(s.clone())));
         let total = self.store().viewer_count(&s.channel_id).await?;
         self.emit(Event::Viewers {
             channel_id: s.channel_id.clone(),

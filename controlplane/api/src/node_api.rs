@@ -6,6 +6,8 @@
 //! - `POST /v1/node/events`, one JSON event per request, tagged by `type`:
 //!   `stream_started {channel_id, protocol, node_id?}` → the stream;
 //!   `stream_live {stream_id, renditions?}` → the stream;
+//!   `stream_transcoder {stream_id, transcoder}` → the stream (the ladder's encoder,
+//!   rungs, dropped rungs and failure, see `weir_store::TranscoderStatus`);
 //!   `stream_ended {stream_id}` → the stream;
 //!   `viewer_count {channel_id, node_id, count}` → `{"total": n}`;
 //!   `heartbeat {node, ttl_secs}` → the node.
@@ -24,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::Deserialize;
 use serde_json::json;
-use weir_store::{Node, Rendition, StoreError};
+use weir_store::{Node, Rendition, StoreError, TranscoderStatus};
 
 use crate::state::ApiState;
 
@@ -48,6 +50,14 @@ pub enum NodeEvent {
         /// Renditions.
         #[serde(default)]
         renditions: Vec<Rendition>,
+    },
+    /// The stream's transcoder changed what it does (started, overloaded, recovered,
+    /// new per-title bitrates, failed).
+    StreamTranscoder {
+        /// Stream.
+        stream_id: String,
+        /// Its status.
+        transcoder: TranscoderStatus,
     },
     /// The publisher left.
     StreamEnded {
@@ -149,6 +159,13 @@ async fn events(State(state): State<Arc<ApiState>>, req: Request) -> Response {
             renditions,
         } => state
             .stream_live(&stream_id, renditions)
+            .await
+            .map(|s| json!(s)),
+        NodeEvent::StreamTranscoder {
+            stream_id,
+            transcoder,
+        } => state
+            .stream_transcoder(&stream_id, transcoder)
             .await
             .map(|s| json!(s)),
         NodeEvent::StreamEnded { stream_id } => {

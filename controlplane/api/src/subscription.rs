@@ -51,7 +51,7 @@ impl SubscriptionRoot {
         channel_with(ctx, &channel_id, Permission::ReadStreams).await?;
         let ch = channel_id.to_string();
         Ok(events(state(ctx).subscribe_events(), move |ev| match ev {
-            Event::StreamState(s) if s.channel_id == ch => Some(s.into()),
+            Event::StreamState(s) if s.channel_id == ch => Some((*s).into()),
             _ => None,
         }))
     }

@@ -280,6 +280,65 @@ pub struct Rendition {
     pub bitrate: i64,
 }
 
+/// One rung of a transcode ladder.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct TranscoderRung {
+    /// Rendition name (`720p`, `source`).
+    pub name: String,
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+    /// Video bits per second now (per-title mode moves it; a passthrough rung shows the
+    /// table's nominal rate, 0 when it has none).
+    pub bitrate: i64,
+    /// The source's own frames, not re-encoded.
+    pub passthrough: bool,
+    /// Switched off because the transcoder could not keep up.
+    pub dropped: bool,
+}
+
+/// What a stream's transcoder is doing, as its node last reported it.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Transcoder {
+    /// Encoder in use (`x264enc`, `nvh264enc`); null when the source is passed through.
+    pub encoder: Option<String>,
+    /// Whether it cannot keep up and has switched rungs off.
+    pub overloaded: bool,
+    /// Encoded rungs switched off, from the top.
+    pub dropped_rungs: i32,
+    /// The rungs, top first.
+    pub rungs: Vec<TranscoderRung>,
+    /// Why the source is packaged as it came instead of transcoded.
+    pub failure: Option<String>,
+    /// When the node reported this (ms).
+    pub updated_at: i64,
+}
+
+impl From<s::TranscoderStatus> for Transcoder {
+    fn from(t: s::TranscoderStatus) -> Self {
+        Self {
+            encoder: t.encoder,
+            overloaded: t.dropped_rungs > 0,
+            dropped_rungs: i32::try_from(t.dropped_rungs).unwrap_or(i32::MAX),
+            rungs: t
+                .rungs
+                .into_iter()
+                .map(|r| TranscoderRung {
+                    name: r.name,
+                    width: r.width,
+                    height: r.height,
+                    bitrate: i64::try_from(r.bitrate).unwrap_or(i64::MAX),
+                    passthrough: r.passthrough,
+                    dropped: r.dropped,
+                })
+                .collect(),
+            failure: t.failure,
+            updated_at: t.updated_at,
+        }
+    }
+}
+
 /// A publishing session.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct Stream {
@@ -303,6 +362,8 @@ pub struct Stream {
     pub renditions: Vec<Rendition>,
     /// Peak viewers.
     pub peak_viewers: i64,
+    /// The transcoder, for a transcoded stream: encoder, rungs, overload, failure.
+    pub transcoder: Option<Transcoder>,
 }
 
 impl From<s::Stream> for Stream {
@@ -327,6 +388,7 @@ impl From<s::Stream> for Stream {
                 })
                 .collect(),
             peak_viewers: v.peak_viewers as i64,
+            transcoder: v.transcoder.map(Into::into),
         }
     }
 }

@@ -118,6 +118,28 @@ async fn node_api_lifecycle() {
     )
     .await;
     assert_eq!(v["total"], 4);
+    // The transcoder's report, as `Remote::transcoder` sends it.
+    let (st, s) = post(
+        &h,
+        "/v1/node/events",
+        "node-secret",
+        json!({ "type": "stream_transcoder", "stream_id": sid, "transcoder": {
+            "encoder": "x264enc", "dropped_rungs": 1, "failure": null,
+            "rungs": [
+                { "name": "720p", "width": 1280, "height": 720, "bitrate": 3000000,
+                  "passthrough": false, "dropped": true },
+                { "name": "360p", "width": 640, "height": 360, "bitrate": 700000,
+                  "passthrough": false, "dropped": false }
+            ] } }),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{s}");
+    assert_eq!(s["transcoder"]["dropped_rungs"], 1, "{s}");
+    assert_eq!(s["transcoder"]["rungs"][0]["dropped"], true, "{s}");
+    assert!(
+        s["transcoder"]["updated_at"].as_i64().unwrap_or(0) > 0,
+        "{s}"
+    );
     let (_, s) = post(
         &h,
         "/v1/node/events",

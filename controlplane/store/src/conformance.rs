@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use crate::error::StoreError;
-use crate::model::{Access, Node, NodeLoad, Rendition, Role, StreamState};
+use crate::model::{
+    Access, Node, NodeLoad, Rendition, Role, StreamState, TranscoderRung, TranscoderStatus,
+};
 use crate::store::Store;
 use crate::tokens::Consume;
 use crate::{DestinationPatch, ids};
@@ -443,6 +445,31 @@ async fn streams(store: &Store, ch: &str) {
         bitrate: 3_000_000,
     };
     store.set_stream_renditions(&s.id, vec![r]).await.unwrap();
+    // A node's transcoder report is kept, cut to its bounds.
+    let rung = TranscoderRung {
+        name: "720p".into(),
+        width: 1280,
+        height: 720,
+        bitrate: 3_000_000,
+        passthrough: false,
+        dropped: true,
+    };
+    let report = TranscoderStatus {
+        encoder: Some("x264enc".into()),
+        rungs: vec![rung; 40],
+        dropped_rungs: 1,
+        failure: Some("é".repeat(400)),
+        updated_at: 1,
+    };
+    let t = store
+        .set_stream_transcoder(&s.id, report)
+        .await
+        .unwrap()
+        .transcoder
+        .unwrap();
+    assert_eq!(t.rungs.len(), TranscoderStatus::MAX_RUNGS);
+    assert_eq!(t.failure.unwrap().len(), TranscoderStatus::MAX_TEXT);
+    assert_eq!(t.encoder.as_deref(), Some("x264enc"));
     store.note_stream_viewers(&s.id, 5).await.unwrap();
     assert_eq!(
         store

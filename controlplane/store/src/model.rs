@@ -189,6 +189,70 @@ pub struct Rendition {
     pub bitrate: u64,
 }
 
+/// One rung of a stream's transcode ladder, as its node last reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TranscoderRung {
+    /// Rendition name (`720p`, `source`).
+    pub name: String,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Video bits per second (per-title mode moves it; nominal or 0 for a passthrough rung).
+    pub bitrate: u64,
+    /// The source's own frames, not re-encoded.
+    pub passthrough: bool,
+    /// Switched off because the transcoder could not keep up.
+    pub dropped: bool,
+}
+
+/// What a stream's transcoder is doing, as its node last reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TranscoderStatus {
+    /// Encoder in use (`x264enc`, `nvh264enc`); none when the source is passed through.
+    pub encoder: Option<String>,
+    /// The ladder's rungs, top first.
+    pub rungs: Vec<TranscoderRung>,
+    /// Encoded rungs switched off from the top because the transcoder fell behind.
+    pub dropped_rungs: u32,
+    /// Why the source is packaged as it came instead of transcoded.
+    pub failure: Option<String>,
+    /// When the control plane received it (ms; set by the store).
+    #[serde(default)]
+    pub updated_at: i64,
+}
+
+impl TranscoderStatus {
+    /// Most rungs kept (a ladder has a handful).
+    pub const MAX_RUNGS: usize = 16;
+    /// Longest name or failure text kept, in bytes.
+    pub const MAX_TEXT: usize = 512;
+
+    /// The status cut to the bounds above (it comes from a node over the network).
+    pub fn bounded(mut self) -> Self {
+        fn cut(s: &mut String) {
+            if s.len() > TranscoderStatus::MAX_TEXT {
+                let mut end = TranscoderStatus::MAX_TEXT;
+                while !s.is_char_boundary(end) {
+                    end -= 1;
+                }
+                s.truncate(end);
+            }
+        }
+        self.rungs.truncate(Self::MAX_RUNGS);
+        for r in &mut self.rungs {
+            cut(&mut r.name);
+        }
+        if let Some(e) = &mut self.encoder {
+            cut(e);
+        }
+        if let Some(f) = &mut self.failure {
+            cut(f);
+        }
+        self
+    }
+}
+
 /// A publishing session of a channel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stream {
@@ -212,6 +276,9 @@ pub struct Stream {
     pub renditions: Vec<Rendition>,
     /// Highest viewer count seen.
     pub peak_viewers: u64,
+    /// The transcoder's last report, for a transcoded stream.
+    #[serde(default)]
+    pub transcoder: Option<TranscoderStatus>,
 }
 
 /// A relay destination, with its stream key sealed. `Debug` leaves the sealed key out.

@@ -3,7 +3,7 @@
 use crate::child::STREAMS;
 use crate::error::{Result, StoreError};
 use crate::ids::{is_safe_id, new_id, now_ms};
-use crate::model::{Rendition, Stream, StreamState};
+use crate::model::{Rendition, Stream, StreamState, TranscoderStatus};
 use crate::store::Store;
 
 const ACTIVE: &str = "active-streams";
@@ -43,6 +43,7 @@ impl Store {
             ended_at: None,
             renditions: Vec::new(),
             peak_viewers: 0,
+            transcoder: None,
         };
         self.put_child(STREAMS, channel_id, &stream.id, &stream)
             .await?;
@@ -96,6 +97,24 @@ impl Store {
     ) -> Result<Stream> {
         self.update_child(STREAMS, id, |s: &mut Stream| {
             s.renditions = renditions.clone();
+            Ok(())
+        })
+        .await
+    }
+
+    /// Replaces a stream's transcoder status (cut to [`TranscoderStatus::bounded`],
+    /// `updated_at` set to now).
+    pub async fn set_stream_transcoder(
+        &self,
+        id: &str,
+        status: TranscoderStatus,
+    ) -> Result<Stream> {
+        let status = TranscoderStatus {
+            updated_at: now_ms(),
+            ..status.bounded()
+        };
+        self.update_child(STREAMS, id, |s: &mut Stream| {
+            s.transcoder = Some(status.clone());
             Ok(())
         })
         .await

@@ -50,7 +50,12 @@ pub async fn run(stream: Arc<Stream>, packaging: Packaging, registry: Arc<Regist
         ladder,
     } = packaging;
     if let Some(job) = ladder {
-        compio::runtime::spawn(crate::ladder_task::run(stream.clone(), job)).detach();
+        compio::runtime::spawn(crate::ladder_task::run(
+            stream.clone(),
+            job,
+            registry.clone(),
+        ))
+        .detach();
         let config = hls.config().clone();
         drop(hls);
         return crate::renditions_task::run(stream, config, subscriber, Some(registry)).await;

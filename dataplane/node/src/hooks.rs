@@ -83,6 +83,37 @@ pub struct RenditionInfo {
     pub bitrate: u64,
 }
 
+/// One rung of a ladder as reported to the control plane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TranscoderRung {
+    /// Rendition name (`720p`, `source`).
+    pub name: String,
+    /// Output width.
+    pub width: u32,
+    /// Output height.
+    pub height: u32,
+    /// Video bitrate now, bit/s (nominal or 0 for a passthrough rung).
+    pub bitrate: u64,
+    /// The source's own frames.
+    pub passthrough: bool,
+    /// Switched off because the transcoder could not keep up.
+    pub dropped: bool,
+}
+
+/// What a broadcast's transcoder does, reported when it changes: started, overloaded or
+/// recovered, new per-title bitrates, failed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TranscoderReport {
+    /// Encoder in use; `None` when the source is passed through.
+    pub encoder: Option<String>,
+    /// The rungs, top first.
+    pub rungs: Vec<TranscoderRung>,
+    /// Encoded rungs switched off, from the top.
+    pub dropped_rungs: u32,
+    /// Why the source is packaged as it came instead of transcoded.
+    pub failure: Option<String>,
+}
+
 /// Lifecycle events; implementations must return at once (queue, never block).
 pub trait StreamEvents: Send + Sync + 'static {
     /// A publisher was admitted and a new broadcast began (state `starting`).
@@ -94,6 +125,11 @@ pub trait StreamEvents: Send + Sync + 'static {
     fn stream_ended(&self, b: &BroadcastInfo);
     /// Current viewers of the broadcast on this node.
     fn viewers(&self, b: &BroadcastInfo, count: u64);
+    /// The broadcast's transcoder changed what it does. Only the latest report of a
+    /// broadcast matters: implementations may coalesce.
+    fn transcoder(&self, b: &BroadcastInfo, report: TranscoderReport) {
+        let _ = (b, report);
+    }
 }
 
 /// Events go nowhere (a node without a control plane).

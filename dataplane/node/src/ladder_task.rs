@@ -30,7 +30,8 @@ use weir_bus::{Broadcast, BusEvent, Publisher, Subscriber, TrackSet};
 use weir_codec::{Ladder, LadderConfig, LadderOutput, PushError};
 use weir_media::{Frame, TIMESCALE, TrackConfig, TrackId, TrackKind, VideoConfig};
 
-use crate::registry::Stream;
+use crate::hooks::{TranscoderReport, TranscoderRung};
+use crate::registry::{Registry, Stream};
 
 /// Audio held for the video to catch up is released anyway past this much (ticks).
 const MAX_AUDIO_HOLD: i64 = 2 * TIMESCALE as i64;
@@ -71,6 +72,38 @@ pub struct LadderStatus {
     pub failed: Option<String>,
 }
 
+impl LadderStatus {
+    /// The status as the control plane is told it: the rungs switched off are the
+    /// encoded ones from the top.
+    pub fn report(&self) -> TranscoderReport {
+        let mut off = self.dropped_rungs;
+        let rungs = self
+            .rungs
+            .iter()
+            .map(|r| {
+                let dropped = !r.passthrough && off > 0;
+                if dropped {
+                    off -= 1;
+                }
+                TranscoderRung {
+                    name: r.name.clone(),
+                    width: u32::from(r.width),
+                    height: u32::from(r.height),
+                    bitrate: u64::from(r.video_kbps) * 1000,
+                    passthrough: r.passthrough,
+                    dropped,
+                }
+            })
+            .collect();
+        TranscoderReport {
+            encoder: self.encoder.clone(),
+            rungs,
+            dropped_rungs: u32::try_from(self.dropped_rungs).unwrap_or(u32::MAX),
+            failure: self.failed.clone(),
+        }
+    }
+}
+
 /// What the ladder task of a new broadcast needs (see `registry`).
 #[derive(Debug)]
 pub struct LadderJob {
@@ -99,6 +132,7 @@ enum Engine {
 
 struct State {
     stream: Arc<Stream>,
+    registry: Arc<Registry>,
     config: LadderConfig,
     renditions: Broadcast,
     out: Option<Publisher>,
@@ -192,7 +226,7 @@ impl State {
         match ladder {
             Ok(ladder) => {
                 let rungs = ladder.rungs();
-                let encoder = ladder.selection().map(|s| format!("{:?}", s.encoder));
+                let encoder = ladder.selection().map(|s| s.encoder.factory().to_owned());
                 tracing::info!(
                     channel = %self.stream.channel,
                     rungs = %rungs.iter().map(|r| format!("{}={}x{}", r.name, r.width, r.height)).collect::<Vec<_>>().join(","),
@@ -214,6 +248,7 @@ impl State {
                     dropped_rungs: 0,
                     failed: None,
                 };
+                self.report_status();
                 self.rung_configs = vec![None; rungs.len()];
                 let notify = self.notify.clone();
                 ladder.set_notify(Box::new(move || {
@@ -234,9 +269,20 @@ impl State {
         tracing::warn!(channel = %self.stream.channel, %why, "transcode ladder unavailable: the source is packaged as it is");
         metrics::counter!("weir_ladder_failures_total").increment(1);
         self.stop_engine();
-        self.stream.ladder.lock().failed = Some(why);
+        {
+            let mut status = self.stream.ladder.lock();
+            status.failed = Some(why);
+            status.encoder = None;
+        }
+        self.report_status();
         self.engine = Engine::Passthrough;
         self.announce_passthrough();
+    }
+
+    /// Tells the control plane what the ladder does now (GraphQL `Stream.transcoder`).
+    fn report_status(&self) {
+        let report = self.stream.ladder.lock().report();
+        self.registry.events().transcoder(&self.stream.info, report);
     }
 
     fn on_source_frame(&mut self, frame: Frame) {
@@ -339,12 +385,14 @@ impl State {
                     metrics::counter!("weir_ladder_overloads_total").increment(1);
                     self.off_rungs = encoded_from_top(dropped_rungs);
                     self.announce();
+                    self.report_status();
                 }
                 LadderOutput::Recovered { dropped_rungs } => {
                     tracing::info!(channel = %self.stream.channel, dropped_rungs, "transcoder keeps up again: a rung is back");
                     self.stream.ladder.lock().dropped_rungs = dropped_rungs;
                     self.off_rungs = encoded_from_top(dropped_rungs);
                     self.announce();
+                    self.report_status();
                 }
                 LadderOutput::Bitrates {
                     kbps,
@@ -363,15 +411,18 @@ impl State {
     /// Per-title mode moved the rungs' bitrates: the status (and with it the renditions'
     /// nominal bitrates in the playlists and the MPD) follows.
     fn bitrates_changed(&mut self, kbps: &[u32], complexity_millibits: u32) {
-        let mut status = self.stream.ladder.lock();
-        for (rung, &k) in status.rungs.iter_mut().zip(kbps) {
-            if !rung.passthrough && k > 0 {
-                rung.video_kbps = k;
-                metrics::gauge!("weir_ladder_rung_kbps", "rung" => rung.name.clone())
-                    .set(f64::from(k));
+        {
+            let mut status = self.stream.ladder.lock();
+            for (rung, &k) in status.rungs.iter_mut().zip(kbps) {
+                if !rung.passthrough && k > 0 {
+                    rung.video_kbps = k;
+                    metrics::gauge!("weir_ladder_rung_kbps", "rung" => rung.name.clone())
+                        .set(f64::from(k));
+                }
             }
         }
         tracing::info!(channel = %self.stream.channel, complexity_millibits, ?kbps, "per-title: rung bitrates follow the content");
+        self.report_status();
     }
 
     /// Announces the renditions' tracks once every rung's configuration is known.
@@ -522,7 +573,7 @@ impl State {
 }
 
 /// Runs the ladder of `stream` until its broadcast ends.
-pub async fn run(stream: Arc<Stream>, job: LadderJob) {
+pub async fn run(stream: Arc<Stream>, job: LadderJob, registry: Arc<Registry>) {
     let LadderJob {
         mut source,
         renditions,
@@ -530,6 +581,7 @@ pub async fn run(stream: Arc<Stream>, job: LadderJob) {
     } = job;
     let mut st = State {
         stream,
+        registry,
         config,
         renditions,
         out: None,
@@ -594,5 +646,52 @@ pub async fn run(stream: Arc<Stream>, job: LadderJob) {
         } else {
             futures_util::future::select(ready, pin!(listener)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rung(name: &str, height: u16, video_kbps: u32, passthrough: bool) -> RungStatus {
+        RungStatus {
+            name: name.into(),
+            width: height * 16 / 9,
+            height,
+            video_kbps,
+            passthrough,
+        }
+    }
+
+    #[test]
+    fn a_report_marks_the_dropped_rungs_from_the_top_of_the_encoded_ones() {
+        let status = LadderStatus {
+            rungs: vec![
+                rung("1080p", 1080, 0, true),
+                rung("720p", 720, 3000, false),
+                rung("480p", 480, 1200, false),
+                rung("360p", 360, 700, false),
+            ],
+            encoder: Some("x264enc".into()),
+            dropped_rungs: 2,
+            failed: None,
+        };
+        let r = status.report();
+        let dropped: Vec<_> = r
+            .rungs
+            .iter()
+            .map(|r| (r.name.as_str(), r.dropped))
+            .collect();
+        assert_eq!(
+            dropped,
+            [
+                ("1080p", false),
+                ("720p", true),
+                ("480p", true),
+                ("360p", false)
+            ]
+        );
+        assert_eq!((r.dropped_rungs, r.rungs[1].bitrate), (2, 3_000_000));
+        assert_eq!(r.encoder.as_deref(), Some("x264enc"));
     }
 }

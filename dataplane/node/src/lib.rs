@@ -38,7 +38,7 @@ mod webrtc;
 pub use config::{IoBackend, LadderEncoder, LadderSettings, NodeConfig, RungSetting};
 pub use hooks::{
     BroadcastInfo, LocalFuture, NoEvents, PlaybackAccess, PublishAuth, PublishGrant,
-    PublishRefusal, RenditionInfo, StreamEvents,
+    PublishRefusal, RenditionInfo, StreamEvents, TranscoderReport, TranscoderRung,
 };
 pub use http::request::{Request, RequestError, RequestParser};
 pub use metrics_setup::install_metrics;

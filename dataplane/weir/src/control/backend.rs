@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use weir_api::ApiState;
-use weir_store::{Node, NodeLoad, Rendition, StoreError};
+use weir_store::{Node, NodeLoad, Rendition, StoreError, TranscoderRung, TranscoderStatus};
 
 use super::remote::Remote;
 use super::{CallError, KeyAnswer, NodeIdentity};
-use weir_node::RenditionInfo;
+use weir_node::{RenditionInfo, TranscoderReport};
 
 /// The control plane the bridge talks to.
 pub enum Backend {
@@ -99,6 +99,40 @@ impl Backend {
                 .map(drop)
                 .map_err(store_err),
             Backend::Remote(r) => r.live(stream_id, &renditions).await,
+        }
+    }
+
+    /// What the stream's transcoder does now.
+    pub async fn transcoder(
+        &self,
+        stream_id: &str,
+        report: &TranscoderReport,
+    ) -> Result<(), CallError> {
+        let status = TranscoderStatus {
+            encoder: report.encoder.clone(),
+            rungs: report
+                .rungs
+                .iter()
+                .map(|r| TranscoderRung {
+                    name: r.name.clone(),
+                    width: r.width,
+                    height: r.height,
+                    bitrate: r.bitrate,
+                    passthrough: r.passthrough,
+                    dropped: r.dropped,
+                })
+                .collect(),
+            dropped_rungs: report.dropped_rungs,
+            failure: report.failure.clone(),
+            updated_at: 0, // the store stamps it
+        };
+        match self {
+            Backend::Local(st) => st
+                .stream_transcoder(stream_id, status)
+                .await
+                .map(drop)
+                .map_err(store_err),
+            Backend::Remote(r) => r.transcoder(stream_id, &status).await,
         }
     }
 

@@ -14,7 +14,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
-use weir_node::{BroadcastInfo, RenditionInfo, StreamEvents};
+use weir_node::{BroadcastInfo, RenditionInfo, StreamEvents, TranscoderReport};
 
 pub use backend::Backend;
 pub use remote::Remote;
@@ -48,6 +48,22 @@ pub enum NodeEvent {
     Ended(BroadcastInfo),
     /// Viewers on this node.
     Viewers(BroadcastInfo, u64),
+    /// What the broadcast's transcoder does.
+    Transcoder(BroadcastInfo, TranscoderReport),
+}
+
+impl NodeEvent {
+    /// Whether `self` replaces a queued `other` (only the latest count or transcoder
+    /// report of a broadcast matters).
+    fn supersedes(&self, other: &NodeEvent) -> bool {
+        match (self, other) {
+            (NodeEvent::Viewers(a, _), NodeEvent::Viewers(b, _))
+            | (NodeEvent::Transcoder(a, _), NodeEvent::Transcoder(b, _)) => {
+                a.broadcast_id == b.broadcast_id
+            }
+            _ => false,
+        }
+    }
 }
 
 enum Msg {
@@ -99,6 +115,9 @@ impl StreamEvents for Bridge {
     }
     fn viewers(&self, b: &BroadcastInfo, count: u64) {
         self.send(NodeEvent::Viewers(b.clone(), count));
+    }
+    fn transcoder(&self, b: &BroadcastInfo, report: TranscoderReport) {
+        self.send(NodeEvent::Transcoder(b.clone(), report));
     }
 }
 
@@ -171,11 +190,7 @@ async fn run(backend: Backend, node: NodeIdentity, mut rx: mpsc::Receiver<Msg>) 
 
 impl Loop {
     fn enqueue(&mut self, e: NodeEvent) {
-        if let NodeEvent::Viewers(b, _) = &e {
-            let id = b.broadcast_id.clone();
-            self.queue
-                .retain(|q| !matches!(q, NodeEvent::Viewers(o, _) if o.broadcast_id == id));
-        }
+        self.queue.retain(|q| !e.supersedes(q));
         if self.queue.len() >= MAX_QUEUED {
             metrics::counter!("weir_control_events_dropped_total").increment(1);
             return;
@@ -223,6 +238,11 @@ impl Loop {
             NodeEvent::Viewers(b, n) => {
                 self.viewers.insert(b.broadcast_id.clone(), *n);
                 self.backend.viewers(&b.channel_id, &node, *n).await?;
+            }
+            NodeEvent::Transcoder(b, report) => {
+                if let Some(id) = self.streams.get(&b.broadcast_id) {
+                    self.backend.transcoder(id, report).await?;
+                }
             }
         }
         Ok(())

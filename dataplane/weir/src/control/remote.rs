@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
-use weir_store::{Node, Rendition};
+use weir_store::{Node, Rendition, TranscoderStatus};
 
 use super::{CallError, KeyAnswer};
 
@@ -131,6 +131,19 @@ impl Remote {
         self.event(json!({"type": "stream_live", "stream_id": stream_id, "renditions": renditions}))
             .await
             .map(drop)
+    }
+
+    /// `stream_transcoder`.
+    pub async fn transcoder(
+        &self,
+        stream_id: &str,
+        status: &TranscoderStatus,
+    ) -> Result<(), CallError> {
+        self.event(
+            json!({"type": "stream_transcoder", "stream_id": stream_id, "transcoder": status}),
+        )
+        .await
+        .map(drop)
     }
 
     /// `stream_ended`.
