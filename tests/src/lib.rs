@@ -14,6 +14,7 @@ pub mod graphql;
 pub mod http;
 pub mod lossy;
 pub mod nginx;
+pub mod nginx_rtmp;
 pub mod player;
 pub mod process;
 pub mod seccomp;

@@ -22,9 +22,17 @@ const BUILD: &[&str] = &[
 ];
 /// Test peers: real encoders, players and servers the tests start themselves
 /// (Chromium runs hls.js in `tests/tests/hlsjs.rs`; nginx is the caching reverse proxy, a
-/// stand-in CDN, in `tests/tests/cdn_proxy.rs`; srt-live-transmit is an SRT caller in
+/// stand-in CDN, in `tests/tests/cdn_proxy.rs`, and with libnginx-mod-rtmp the relay
+/// destinations of `tests/tests/relay.rs`; srt-live-transmit is an SRT caller in
 /// `tests/tests/srt.rs`).
-const TEST: &[&str] = &["ffmpeg", "etcd-server", "chromium", "nginx", "srt-tools"];
+const TEST: &[&str] = &[
+    "ffmpeg",
+    "etcd-server",
+    "chromium",
+    "nginx",
+    "libnginx-mod-rtmp",
+    "srt-tools",
+];
 /// Node.js and npm run the browser test's driver; installed from Debian only when
 /// they are not already on PATH (they may come from elsewhere, e.g. NodeSource).
 const NODE: &[(&str, &str)] = &[("node", "nodejs"), ("npm", "npm")];

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use weir_store::{Node, Rendition, StoreError, Stream, StreamState, TranscoderStatus};
+use serde::{Deserialize, Serialize};
+use weir_store::{Node, RelayStatus, Rendition, StoreError, Stream, StreamState, TranscoderStatus};
 
 use crate::state::ApiState;
 
@@ -20,6 +21,30 @@ pub enum Event {
         /// Total over nodes.
         count: u64,
     },
+}
+
+/// A destination as the node that relays to it needs it: with its stream key in the
+/// clear (sent only to nodes; `Debug` leaves it out).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayDestination {
+    /// Destination id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Ingest URL.
+    pub url: String,
+    /// Its stream key (secret).
+    pub stream_key: String,
+}
+
+impl std::fmt::Debug for RelayDestination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayDestination")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ApiState {
@@ -97,6 +122,49 @@ impl ApiState {
         }
         self.emit(Event::StreamState(Box::new(s.clone())));
         Ok(s)
+    }
+
+    /// A relay of the stream changed state. Reports for an ended stream are dropped
+    /// unless they say the relay stopped or failed.
+    pub async fn stream_relay(
+        &self,
+        stream_id: &str,
+        status: RelayStatus,
+    ) -> Result<Stream, StoreError> {
+        let Some(current) = self.store().get_stream(stream_id).await? else {
+            return Err(StoreError::NotFound("stream"));
+        };
+        if current.state == StreamState::Ended
+            && !matches!(status.state.as_str(), "stopped" | "failed")
+        {
+            return Ok(current);
+        }
+        let s = self.store().set_stream_relay(stream_id, status).await?;
+        self.emit(Event::StreamState(Box::new(s.clone())));
+        Ok(s)
+    }
+
+    /// The channel's enabled destinations with their keys opened, for the node that
+    /// relays its next broadcast.
+    pub async fn relay_destinations(
+        &self,
+        channel_id: &str,
+    ) -> Result<Vec<RelayDestination>, StoreError> {
+        let store = self.store();
+        let mut out = Vec::new();
+        for d in store.list_destinations(channel_id).await? {
+            if !d.enabled {
+                continue;
+            }
+            let stream_key = store.destination_stream_key(&d)?;
+            out.push(RelayDestination {
+                id: d.id,
+                name: d.name,
+                url: d.url,
+                stream_key,
+            });
+        }
+        Ok(out)
     }
 
     /// The publisher left: the session is `ended`.

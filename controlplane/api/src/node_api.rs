@@ -8,12 +8,15 @@
 //!   `stream_live {stream_id, renditions?}` → the stream;
 //!   `stream_transcoder {stream_id, transcoder}` → the stream (the ladder's encoder,
 //!   rungs, dropped rungs and failure, see `weir_store::TranscoderStatus`);
+//!   `stream_relay {stream_id, relay}` → the stream (one destination's relay state,
+//!   see `weir_store::RelayStatus`);
 //!   `stream_ended {stream_id}` → the stream;
 //!   `viewer_count {channel_id, node_id, count}` → `{"total": n}`;
 //!   `heartbeat {node, ttl_secs}` → the node.
 //! - `POST /v1/node/authorize {key_id}` → `200 {"channel_id": …, "signed_playback": bool,
-//!   "transcode": bool | null}` (null: the node's own default)
-//!   or `403`.
+//!   "transcode": bool | null, "destinations": [{id, name, url, stream_key}]}` (null:
+//!   the node's own default; destinations: the enabled ones, keys in the clear — this
+//!   API is for nodes only) or `403`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +29,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::Deserialize;
 use serde_json::json;
-use weir_store::{Node, Rendition, StoreError, TranscoderStatus};
+use weir_store::{Node, RelayStatus, Rendition, StoreError, TranscoderStatus};
 
 use crate::state::ApiState;
 
@@ -58,6 +61,13 @@ pub enum NodeEvent {
         stream_id: String,
         /// Its status.
         transcoder: TranscoderStatus,
+    },
+    /// A relay to one of the channel's destinations changed state.
+    StreamRelay {
+        /// Stream.
+        stream_id: String,
+        /// Its state.
+        relay: RelayStatus,
     },
     /// The publisher left.
     StreamEnded {
@@ -168,6 +178,10 @@ async fn events(State(state): State<Arc<ApiState>>, req: Request) -> Response {
             .stream_transcoder(&stream_id, transcoder)
             .await
             .map(|s| json!(s)),
+        NodeEvent::StreamRelay { stream_id, relay } => state
+            .stream_relay(&stream_id, relay)
+            .await
+            .map(|s| json!(s)),
         NodeEvent::StreamEnded { stream_id } => {
             state.stream_ended(&stream_id).await.map(|s| json!(s))
         }
@@ -200,13 +214,15 @@ async fn authorize(State(state): State<Arc<ApiState>>, req: Request) -> Response
             let policy = async {
                 let signed = state.playback_signed(&channel_id).await?;
                 let transcode = state.channel_transcode(&channel_id).await?;
-                Ok::<_, StoreError>((signed, transcode))
+                let destinations = state.relay_destinations(&channel_id).await?;
+                Ok::<_, StoreError>((signed, transcode, destinations))
             };
             match policy.await {
-                Ok((signed, transcode)) => Json(json!({
+                Ok((signed, transcode, destinations)) => Json(json!({
                     "channel_id": channel_id,
                     "signed_playback": signed,
                     "transcode": transcode,
+                    "destinations": destinations,
                 }))
                 .into_response(),
                 Err(e) => store_err(e),

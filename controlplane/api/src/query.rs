@@ -167,10 +167,30 @@ impl QueryRoot {
         channel_with(ctx, &channel_id, Permission::ManageDestinations).await?;
         let store = state(ctx).store();
         let list = store.list_destinations(&channel_id).await.map_err(gql)?;
+        // The relay states of the broadcast in progress, else of the last one.
+        let relays = match store.active_stream(&channel_id).await.map_err(gql)? {
+            Some(s) => s.relays,
+            None => store
+                .list_streams(&channel_id)
+                .await
+                .map_err(gql)?
+                .into_iter()
+                .next()
+                .map(|s| s.relays)
+                .unwrap_or_default(),
+        };
         list.into_iter()
             .map(|d| {
                 let key = store.destination_stream_key(&d).map_err(gql)?;
-                Ok(Destination::new(d, &key))
+                let status = relays
+                    .iter()
+                    .find(|r| r.destination_id == d.id)
+                    .cloned()
+                    .map(Into::into);
+                Ok(Destination {
+                    status,
+                    ..Destination::new(d, &key)
+                })
             })
             .collect()
     }

@@ -339,6 +339,55 @@ impl From<s::TranscoderStatus> for Transcoder {
     }
 }
 
+/// Where a relay to a destination stands.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum RelayState {
+    /// Resolving, connecting or waiting for the destination to accept the publish.
+    Connecting,
+    /// Publishing to the destination.
+    Live,
+    /// The last attempt failed; the node tries again after a back-off.
+    Retrying,
+    /// Given up: the destination cannot be used as configured (see `reason`).
+    Failed,
+    /// The broadcast ended and the destination was told.
+    Stopped,
+}
+
+/// A stream's relay to one destination (multistreaming).
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Relay {
+    /// The destination.
+    pub destination_id: ID,
+    /// Where it stands.
+    pub state: RelayState,
+    /// Why it is retrying or failed.
+    pub reason: Option<String>,
+    /// Bits per second sent recently (0 unless live).
+    pub bitrate: i64,
+    /// When the node reported it (ms).
+    pub updated_at: i64,
+}
+
+impl From<s::RelayStatus> for Relay {
+    fn from(r: s::RelayStatus) -> Self {
+        let state = match r.state.as_str() {
+            "live" => RelayState::Live,
+            "retrying" => RelayState::Retrying,
+            "failed" => RelayState::Failed,
+            "stopped" => RelayState::Stopped,
+            _ => RelayState::Connecting,
+        };
+        Self {
+            destination_id: ID(r.destination_id),
+            state,
+            reason: r.reason,
+            bitrate: i64::try_from(r.bitrate).unwrap_or(i64::MAX),
+            updated_at: r.updated_at,
+        }
+    }
+}
+
 /// A publishing session.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct Stream {
@@ -364,6 +413,8 @@ pub struct Stream {
     pub peak_viewers: i64,
     /// The transcoder, for a transcoded stream: encoder, rungs, overload, failure.
     pub transcoder: Option<Transcoder>,
+    /// Its relays to the channel's destinations.
+    pub relays: Vec<Relay>,
 }
 
 impl From<s::Stream> for Stream {
@@ -389,6 +440,7 @@ impl From<s::Stream> for Stream {
                 .collect(),
             peak_viewers: v.peak_viewers as i64,
             transcoder: v.transcoder.map(Into::into),
+            relays: v.relays.into_iter().map(Into::into).collect(),
         }
     }
 }
@@ -412,6 +464,8 @@ pub struct Destination {
     pub enabled: bool,
     /// Creation time (ms).
     pub created_at: i64,
+    /// The relay of the channel's current broadcast to it, when one is running or ran.
+    pub status: Option<Relay>,
 }
 
 impl Destination {
@@ -430,6 +484,7 @@ impl Destination {
             stream_key_hint: format!("…{tail}"),
             enabled: d.enabled,
             created_at: d.created_at,
+            status: None,
         }
     }
 }

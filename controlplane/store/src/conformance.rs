@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use crate::error::StoreError;
 use crate::model::{
-    Access, Node, NodeLoad, Rendition, Role, StreamState, TranscoderRung, TranscoderStatus,
+    Access, Node, NodeLoad, RelayStatus, Rendition, Role, StreamState, TranscoderRung,
+    TranscoderStatus,
 };
 use crate::store::Store;
 use crate::tokens::Consume;
@@ -470,6 +471,25 @@ async fn streams(store: &Store, ch: &str) {
     assert_eq!(t.rungs.len(), TranscoderStatus::MAX_RUNGS);
     assert_eq!(t.failure.unwrap().len(), TranscoderStatus::MAX_TEXT);
     assert_eq!(t.encoder.as_deref(), Some("x264enc"));
+    // Relay states, one entry per destination.
+    let relay = |state: &str| RelayStatus {
+        destination_id: "dest1".into(),
+        state: state.into(),
+        reason: None,
+        bitrate: 0,
+        updated_at: 0,
+    };
+    store
+        .set_stream_relay(&s.id, relay("connecting"))
+        .await
+        .unwrap();
+    let r = store.set_stream_relay(&s.id, relay("live")).await.unwrap();
+    assert_eq!(r.relays.len(), 1);
+    assert_eq!(r.relays[0].state, "live");
+    assert!(matches!(
+        store.set_stream_relay(&s.id, relay("dancing")).await,
+        Err(StoreError::Invalid(_))
+    ));
     store.note_stream_viewers(&s.id, 5).await.unwrap();
     assert_eq!(
         store

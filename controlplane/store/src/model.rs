@@ -253,6 +253,29 @@ impl TranscoderStatus {
     }
 }
 
+/// Where a stream's relay to one destination stands, as its node last reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayStatus {
+    /// The destination.
+    pub destination_id: String,
+    /// `connecting`, `live`, `retrying`, `failed` or `stopped`.
+    pub state: String,
+    /// Why it is retrying or failed.
+    pub reason: Option<String>,
+    /// Bits per second sent recently (0 unless live).
+    pub bitrate: u64,
+    /// When the control plane received it (ms; set by the store).
+    #[serde(default)]
+    pub updated_at: i64,
+}
+
+impl RelayStatus {
+    /// Most relays kept per stream.
+    pub const MAX_PER_STREAM: usize = 32;
+    /// The states a node may report.
+    pub const STATES: [&'static str; 5] = ["connecting", "live", "retrying", "failed", "stopped"];
+}
+
 /// A publishing session of a channel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stream {
@@ -279,6 +302,9 @@ pub struct Stream {
     /// The transcoder's last report, for a transcoded stream.
     #[serde(default)]
     pub transcoder: Option<TranscoderStatus>,
+    /// Its relays to the channel's destinations (multistreaming).
+    #[serde(default)]
+    pub relays: Vec<RelayStatus>,
 }
 
 /// A relay destination, with its stream key sealed. `Debug` leaves the sealed key out.

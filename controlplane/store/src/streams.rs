@@ -3,7 +3,7 @@
 use crate::child::STREAMS;
 use crate::error::{Result, StoreError};
 use crate::ids::{is_safe_id, new_id, now_ms};
-use crate::model::{Rendition, Stream, StreamState, TranscoderStatus};
+use crate::model::{RelayStatus, Rendition, Stream, StreamState, TranscoderStatus};
 use crate::store::Store;
 
 const ACTIVE: &str = "active-streams";
@@ -44,6 +44,7 @@ impl Store {
             renditions: Vec::new(),
             peak_viewers: 0,
             transcoder: None,
+            relays: Vec::new(),
         };
         self.put_child(STREAMS, channel_id, &stream.id, &stream)
             .await?;
@@ -115,6 +116,49 @@ impl Store {
         };
         self.update_child(STREAMS, id, |s: &mut Stream| {
             s.transcoder = Some(status.clone());
+            Ok(())
+        })
+        .await
+    }
+
+    /// Records a relay's state (one entry per destination; `updated_at` set to now).
+    /// An unknown state or a stream already relaying to too many destinations is
+    /// `Invalid`.
+    pub async fn set_stream_relay(&self, id: &str, status: RelayStatus) -> Result<Stream> {
+        if !RelayStatus::STATES.contains(&status.state.as_str()) {
+            return Err(StoreError::Invalid(format!(
+                "bad relay state {:?}",
+                status.state
+            )));
+        }
+        if !is_safe_id(&status.destination_id) {
+            return Err(StoreError::Invalid("bad destination id".into()));
+        }
+        let mut status = RelayStatus {
+            updated_at: now_ms(),
+            ..status
+        };
+        if let Some(r) = &mut status.reason
+            && r.len() > 512
+        {
+            let mut end = 512;
+            while !r.is_char_boundary(end) {
+                end -= 1;
+            }
+            r.truncate(end);
+        }
+        self.update_child(STREAMS, id, |s: &mut Stream| {
+            let known = s
+                .relays
+                .iter()
+                .position(|r| r.destination_id == status.destination_id);
+            match known {
+                Some(i) => s.relays[i] = status.clone(),
+                None if s.relays.len() < RelayStatus::MAX_PER_STREAM => {
+                    s.relays.push(status.clone())
+                }
+                None => return Err(StoreError::Invalid("too many relays".into())),
+            }
             Ok(())
         })
         .await

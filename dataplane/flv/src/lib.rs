@@ -14,6 +14,7 @@
 //!   frames whose payloads are zero-copy slices of the tag (AVCC/HVCC length-prefixed NAL
 //!   units, AV1 OBUs, raw AAC, Opus packets). Each Enhanced RTMP track id is its own bus
 //!   track (`TrackId { kind, index: track_id }`, index 0 outside multitrack tags).
+//! - [`mux`]: the reverse, bus tracks and frames → tag bodies (relays to RTMP servers).
 //! - [`mod@file`]: an FLV file reader (header and tags), for files and tests.
 //!
 //! Errors are per tag ([`FlvError`]): the caller logs and goes on with the stream.
@@ -24,6 +25,7 @@ mod dims;
 mod error;
 pub mod file;
 pub mod fuzzing;
+pub mod mux;
 mod read;
 pub mod script;
 pub mod video;

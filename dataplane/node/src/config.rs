@@ -52,6 +52,11 @@ pub struct NodeConfig {
     pub ended_retention_ms: u64,
     /// A second publisher on a live channel takes over instead of being refused.
     pub publisher_takeover: bool,
+    /// Relays may connect to loopback, private and link-local destinations (off: a
+    /// destination URL is user input, and these reach the operator's own network).
+    pub relay_allow_internal: bool,
+    /// A relay write that makes no progress this long cuts the destination (it retries).
+    pub relay_write_timeout_ms: u64,
     /// Longest time an RTMP connection may stay silent before it is closed.
     pub rtmp_idle_timeout_ms: u64,
     /// Most concurrent HTTP connections per shard.
@@ -217,6 +222,8 @@ impl Default for NodeConfig {
             reconnect_grace_ms: 10_000,
             ended_retention_ms: 60_000,
             publisher_takeover: false,
+            relay_allow_internal: false,
+            relay_write_timeout_ms: 15_000,
             rtmp_idle_timeout_ms: 15_000,
             http_max_connections: 10_000,
             ingest_batch_max_ms: 40,
@@ -232,6 +239,15 @@ impl Default for NodeConfig {
 }
 
 impl NodeConfig {
+    /// How relays to destinations behave.
+    pub fn relay(&self) -> crate::relay::RelayConfig {
+        crate::relay::RelayConfig {
+            allow_internal: self.relay_allow_internal,
+            write_timeout: std::time::Duration::from_millis(self.relay_write_timeout_ms.max(1000)),
+            ..crate::relay::RelayConfig::default()
+        }
+    }
+
     /// The shard count actually used.
     pub fn shard_count(&self) -> usize {
         if self.shards > 0 {

@@ -5,6 +5,8 @@
 use std::future::Future;
 use std::pin::Pin;
 
+pub use crate::relay::RelayTarget;
+
 /// A future that runs on the shard that awaits it.
 pub type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
@@ -20,6 +22,9 @@ pub struct PublishGrant {
     /// The channel's transcode setting: `Some(true)` runs the ladder, `Some(false)` never
     /// does, `None` follows the node (`[node.ladder] enabled`).
     pub transcode: Option<bool>,
+    /// The channel's enabled relay destinations (multistreaming): a new broadcast is
+    /// pushed to each of them.
+    pub destinations: Vec<RelayTarget>,
 }
 
 /// Why a publish was refused; `code` is the RTMP status code sent to the client.
@@ -114,6 +119,47 @@ pub struct TranscoderReport {
     pub failure: Option<String>,
 }
 
+/// Where a relay to one destination stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayState {
+    /// Resolving, connecting, handshaking or waiting for `NetStream.Publish.Start`.
+    Connecting,
+    /// Publishing to the destination.
+    Live,
+    /// The last attempt failed; another follows after a back-off.
+    Retrying,
+    /// Given up: the destination cannot be used (bad URL, refused address).
+    Failed,
+    /// The broadcast ended and the destination was told so.
+    Stopped,
+}
+
+impl RelayState {
+    /// Lower-case name (`live`, `retrying`…), as reported.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RelayState::Connecting => "connecting",
+            RelayState::Live => "live",
+            RelayState::Retrying => "retrying",
+            RelayState::Failed => "failed",
+            RelayState::Stopped => "stopped",
+        }
+    }
+}
+
+/// A relay's state, reported on every change and every few seconds while live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayReport {
+    /// The control plane's destination id.
+    pub destination_id: String,
+    /// Where it stands.
+    pub state: RelayState,
+    /// Why it is retrying or failed (never contains the stream key).
+    pub reason: Option<String>,
+    /// Bits per second sent over the last report period (0 unless live).
+    pub bitrate: u64,
+}
+
 /// Lifecycle events; implementations must return at once (queue, never block).
 pub trait StreamEvents: Send + Sync + 'static {
     /// A publisher was admitted and a new broadcast began (state `starting`).
@@ -128,6 +174,11 @@ pub trait StreamEvents: Send + Sync + 'static {
     /// The broadcast's transcoder changed what it does. Only the latest report of a
     /// broadcast matters: implementations may coalesce.
     fn transcoder(&self, b: &BroadcastInfo, report: TranscoderReport) {
+        let _ = (b, report);
+    }
+    /// A relay of the broadcast changed state (or reports its bitrate). Only the latest
+    /// report per destination matters: implementations may coalesce.
+    fn relay(&self, b: &BroadcastInfo, report: RelayReport) {
         let _ = (b, report);
     }
 }

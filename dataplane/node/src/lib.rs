@@ -26,6 +26,7 @@ mod metrics_setup;
 mod node;
 mod pacer;
 mod registry;
+mod relay;
 mod renditions;
 mod renditions_task;
 mod rtmp_conn;
@@ -38,9 +39,11 @@ mod webrtc;
 pub use config::{IoBackend, LadderEncoder, LadderSettings, NodeConfig, RungSetting};
 pub use hooks::{
     BroadcastInfo, LocalFuture, NoEvents, PlaybackAccess, PublishAuth, PublishGrant,
-    PublishRefusal, RenditionInfo, StreamEvents, TranscoderReport, TranscoderRung,
+    PublishRefusal, RelayReport, RelayState, RelayTarget, RenditionInfo, StreamEvents,
+    TranscoderReport, TranscoderRung,
 };
 pub use http::request::{Request, RequestError, RequestParser};
 pub use metrics_setup::install_metrics;
 pub use node::{Node, NodeError, StartedNode};
+pub use relay::RelayConfig;
 pub use shutdown::Shutdown;

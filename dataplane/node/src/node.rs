@@ -208,6 +208,7 @@ impl Node {
             config.publisher_takeover,
             events,
         );
+        registry.set_relay(config.relay());
         let ladder_config = config
             .ladder
             .codec_config()

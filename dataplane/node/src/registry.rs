@@ -156,6 +156,8 @@ pub struct Registry {
     ladder: weir_codec::LadderConfig,
     /// Whether broadcasts are transcoded unless their channel says otherwise.
     ladder_default: bool,
+    /// How relays to destinations behave.
+    relay: crate::relay::RelayConfig,
 }
 
 /// UNIX time in milliseconds.
@@ -184,6 +186,29 @@ impl Registry {
             takeover,
             ladder: weir_codec::LadderConfig::default(),
             ladder_default: false,
+            relay: crate::relay::RelayConfig::default(),
+        }
+    }
+
+    /// How relays to destinations behave.
+    pub fn set_relay(&mut self, relay: crate::relay::RelayConfig) {
+        self.relay = relay;
+    }
+
+    /// The relay settings.
+    pub fn relay_config(&self) -> &crate::relay::RelayConfig {
+        &self.relay
+    }
+
+    /// Pushes a newly admitted broadcast to its channel's destinations (one task each,
+    /// on the calling shard). A publisher resuming a broadcast keeps the relays it had.
+    pub fn start_relays(
+        self: &Arc<Self>,
+        admission: &Admission,
+        destinations: Vec<crate::relay::RelayTarget>,
+    ) {
+        if admission.packaging.is_some() && !destinations.is_empty() {
+            crate::relay::start(self, &admission.stream, destinations);
         }
     }
 

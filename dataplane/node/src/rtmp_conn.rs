@@ -317,6 +317,7 @@ async fn authorize(
     a.stream
         .signed_playback
         .store(grant.signed_playback, std::sync::atomic::Ordering::Relaxed);
+    ctx.registry.start_relays(&a, grant.destinations);
     Ok(a)
 }
 

@@ -149,6 +149,11 @@ pub struct NodeArgs {
     /// Let a second publisher take a live channel over.
     #[arg(long, global = true, env = "WEIR_PUBLISHER_TAKEOVER")]
     pub publisher_takeover: Option<bool>,
+    /// Let relays (multistreaming) connect to loopback, private and link-local
+    /// destinations; off by default, since destination URLs come from users
+    /// (`[node] relay_allow_internal`).
+    #[arg(long, global = true, env = "WEIR_RELAY_ALLOW_INTERNAL")]
+    pub relay_allow_internal: Option<bool>,
     /// GraphQL API listen address (serve, controlplane).
     #[arg(long, global = true, env = "WEIR_API_LISTEN")]
     pub api_listen: Option<SocketAddr>,

@@ -146,6 +146,9 @@ pub fn load(path: Option<&Path>, args: &NodeArgs) -> anyhow::Result<Config> {
     if let Some(v) = a.publisher_takeover {
         n.publisher_takeover = v;
     }
+    if let Some(v) = a.relay_allow_internal {
+        n.relay_allow_internal = v;
+    }
     let c = &mut config.control;
     if let Some(v) = a.api_listen {
         c.api_listen = v;

@@ -170,14 +170,16 @@ impl PublishAuth for KeyAuth {
                     channel: key.channel,
                     signed_playback: false,
                     transcode: None,
+                    destinations: Vec::new(),
                 });
             };
             match control.authorize(&key.key_id, &key.channel).await {
-                KeyAnswer::Channel(channel_id, signed_playback, transcode) => Ok(PublishGrant {
+                KeyAnswer::Channel(policy) => Ok(PublishGrant {
                     channel: key.channel,
-                    channel_id,
-                    signed_playback,
-                    transcode,
+                    channel_id: policy.channel_id,
+                    signed_playback: policy.signed_playback,
+                    transcode: policy.transcode,
+                    destinations: policy.destinations,
                 }),
                 KeyAnswer::Refused => {
                     tracing::info!(key = %key.redacted(), "control plane refused the key");
@@ -197,6 +199,8 @@ impl PublishAuth for KeyAuth {
                         signed_playback: true,
                         // Unknown transcode setting: the node's default.
                         transcode: None,
+                        // Unknown destinations: none (their keys live in the control plane).
+                        destinations: Vec::new(),
                     })
                 }
             }

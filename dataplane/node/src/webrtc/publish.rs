@@ -42,12 +42,7 @@ pub async fn publish(shard: &Rc<WebrtcShard>, key: &str, offer: &str) -> Result<
     let id = session_id()?;
     let conn = crate::rtmp_conn::next_connection_id();
     let kick = Shutdown::new();
-    let Admission {
-        stream,
-        publisher,
-        packaging,
-        ..
-    } = ctx
+    let admission = ctx
         .registry
         .begin_publish(
             &grant.channel,
@@ -61,6 +56,13 @@ pub async fn publish(shard: &Rc<WebrtcShard>, key: &str, offer: &str) -> Result<
             status: 409,
             message: r.reason,
         })?;
+    ctx.registry.start_relays(&admission, grant.destinations);
+    let Admission {
+        stream,
+        publisher,
+        packaging,
+        ..
+    } = admission;
     stream
         .signed_playback
         .store(grant.signed_playback, Ordering::Relaxed);

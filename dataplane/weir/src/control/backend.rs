@@ -4,11 +4,13 @@
 use std::time::Duration;
 
 use weir_api::ApiState;
-use weir_store::{Node, NodeLoad, Rendition, StoreError, TranscoderRung, TranscoderStatus};
+use weir_store::{
+    Node, NodeLoad, RelayStatus, Rendition, StoreError, TranscoderRung, TranscoderStatus,
+};
 
 use super::remote::Remote;
-use super::{CallError, KeyAnswer, NodeIdentity};
-use weir_node::{RenditionInfo, TranscoderReport};
+use super::{CallError, ChannelPolicy, KeyAnswer, NodeIdentity};
+use weir_node::{RelayReport, RelayTarget, RenditionInfo, TranscoderReport};
 
 /// The control plane the bridge talks to.
 pub enum Backend {
@@ -43,7 +45,12 @@ impl Backend {
                     Ok(Some(id)) => id,
                     Ok(None) => match st.store().channel_by_slug(channel).await {
                         Ok(Some(c)) => c.id,
-                        Ok(None) => return KeyAnswer::Channel(channel.to_owned(), false, None),
+                        Ok(None) => {
+                            return KeyAnswer::Channel(ChannelPolicy {
+                                channel_id: channel.to_owned(),
+                                ..ChannelPolicy::default()
+                            });
+                        }
                         Err(_) => return KeyAnswer::Unreachable,
                     },
                     Err(_) => return KeyAnswer::Unreachable,
@@ -51,8 +58,24 @@ impl Backend {
                 match (
                     st.playback_signed(&id).await,
                     st.channel_transcode(&id).await,
+                    st.relay_destinations(&id).await,
                 ) {
-                    (Ok(signed), Ok(transcode)) => KeyAnswer::Channel(id, signed, transcode),
+                    (Ok(signed_playback), Ok(transcode), Ok(destinations)) => {
+                        KeyAnswer::Channel(ChannelPolicy {
+                            channel_id: id,
+                            signed_playback,
+                            transcode,
+                            destinations: destinations
+                                .into_iter()
+                                .map(|d| RelayTarget {
+                                    id: d.id,
+                                    name: d.name,
+                                    url: d.url,
+                                    stream_key: d.stream_key,
+                                })
+                                .collect(),
+                        })
+                    }
                     _ => KeyAnswer::Unreachable,
                 }
             }
@@ -133,6 +156,25 @@ impl Backend {
                 .map(drop)
                 .map_err(store_err),
             Backend::Remote(r) => r.transcoder(stream_id, &status).await,
+        }
+    }
+
+    /// Where a relay of the stream stands.
+    pub async fn relay(&self, stream_id: &str, report: &RelayReport) -> Result<(), CallError> {
+        let status = RelayStatus {
+            destination_id: report.destination_id.clone(),
+            state: report.state.as_str().to_owned(),
+            reason: report.reason.clone(),
+            bitrate: report.bitrate,
+            updated_at: 0, // the store stamps it
+        };
+        match self {
+            Backend::Local(st) => st
+                .stream_relay(stream_id, status)
+                .await
+                .map(drop)
+                .map_err(store_err),
+            Backend::Remote(r) => r.relay(stream_id, &status).await,
         }
     }
 

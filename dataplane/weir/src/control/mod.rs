@@ -14,23 +14,39 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
-use weir_node::{BroadcastInfo, RenditionInfo, StreamEvents, TranscoderReport};
+use weir_node::{
+    BroadcastInfo, RelayReport, RelayTarget, RenditionInfo, StreamEvents, TranscoderReport,
+};
 
 pub use backend::Backend;
 pub use remote::Remote;
 
 /// Most events held while the control plane is unreachable.
 const MAX_QUEUED: usize = 10_000;
+/// Ended broadcasts remembered for late relay reports.
+const RECENTLY_ENDED: usize = 256;
 /// Heartbeat period and lease.
 const HEARTBEAT: Duration = Duration::from_secs(2);
 const LEASE: Duration = Duration::from_secs(10);
 
+/// What the control plane says about a channel a key may publish to.
+#[derive(Debug, Default)]
+pub struct ChannelPolicy {
+    /// The channel's id.
+    pub channel_id: String,
+    /// Playback needs signed URLs.
+    pub signed_playback: bool,
+    /// The channel's transcode setting (`None`: the node's default).
+    pub transcode: Option<bool>,
+    /// Enabled relay destinations.
+    pub destinations: Vec<RelayTarget>,
+}
+
 /// What the control plane answered about a stream key.
 #[derive(Debug)]
 pub enum KeyAnswer {
-    /// Allowed, publishing to this channel id; playback needs signed URLs when true; the
-    /// channel's transcode setting (`None`: the node's default).
-    Channel(String, bool, Option<bool>),
+    /// Allowed, publishing to this channel.
+    Channel(ChannelPolicy),
     /// Revoked or unknown.
     Refused,
     /// No answer (control plane or its storage unreachable).
@@ -50,6 +66,8 @@ pub enum NodeEvent {
     Viewers(BroadcastInfo, u64),
     /// What the broadcast's transcoder does.
     Transcoder(BroadcastInfo, TranscoderReport),
+    /// Where a relay of the broadcast stands.
+    Relay(BroadcastInfo, RelayReport),
 }
 
 impl NodeEvent {
@@ -60,6 +78,9 @@ impl NodeEvent {
             (NodeEvent::Viewers(a, _), NodeEvent::Viewers(b, _))
             | (NodeEvent::Transcoder(a, _), NodeEvent::Transcoder(b, _)) => {
                 a.broadcast_id == b.broadcast_id
+            }
+            (NodeEvent::Relay(a, x), NodeEvent::Relay(b, y)) => {
+                a.broadcast_id == b.broadcast_id && x.destination_id == y.destination_id
             }
             _ => false,
         }
@@ -119,6 +140,9 @@ impl StreamEvents for Bridge {
     fn transcoder(&self, b: &BroadcastInfo, report: TranscoderReport) {
         self.send(NodeEvent::Transcoder(b.clone(), report));
     }
+    fn relay(&self, b: &BroadcastInfo, report: RelayReport) {
+        self.send(NodeEvent::Relay(b.clone(), report));
+    }
 }
 
 /// This node as the control plane sees it.
@@ -153,6 +177,9 @@ struct Loop {
     node: NodeIdentity,
     queue: VecDeque<NodeEvent>,
     streams: HashMap<String, String>,
+    /// Broadcasts ended lately (broadcast id, stream id): relays report their last
+    /// state after the broadcast's end.
+    ended: VecDeque<(String, String)>,
     viewers: HashMap<String, u64>,
     registered: Option<bool>,
 }
@@ -163,6 +190,7 @@ async fn run(backend: Backend, node: NodeIdentity, mut rx: mpsc::Receiver<Msg>) 
         node,
         queue: VecDeque::new(),
         streams: HashMap::new(),
+        ended: VecDeque::new(),
         viewers: HashMap::new(),
         registered: None,
     };
@@ -232,6 +260,10 @@ impl Loop {
                 if let Some(id) = self.streams.get(&b.broadcast_id).cloned() {
                     self.backend.ended(&id).await?;
                     self.streams.remove(&b.broadcast_id);
+                    if self.ended.len() >= RECENTLY_ENDED {
+                        self.ended.pop_front();
+                    }
+                    self.ended.push_back((b.broadcast_id.clone(), id));
                 }
                 self.viewers.remove(&b.broadcast_id);
             }
@@ -242,6 +274,17 @@ impl Loop {
             NodeEvent::Transcoder(b, report) => {
                 if let Some(id) = self.streams.get(&b.broadcast_id) {
                     self.backend.transcoder(id, report).await?;
+                }
+            }
+            NodeEvent::Relay(b, report) => {
+                let id = self.streams.get(&b.broadcast_id).or_else(|| {
+                    self.ended
+                        .iter()
+                        .find(|(bid, _)| *bid == b.broadcast_id)
+                        .map(|(_, id)| id)
+                });
+                if let Some(id) = id {
+                    self.backend.relay(id, report).await?;
                 }
             }
         }

@@ -5,9 +5,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
-use weir_store::{Node, Rendition, TranscoderStatus};
+use weir_node::RelayTarget;
+use weir_store::{Node, RelayStatus, Rendition, TranscoderStatus};
 
-use super::{CallError, KeyAnswer};
+use super::{CallError, ChannelPolicy, KeyAnswer};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const REPLY_TIMEOUT: Duration = Duration::from_secs(3);
@@ -96,13 +97,15 @@ impl Remote {
             .await
         {
             Ok((_, v)) => match v.get("channel_id").and_then(Value::as_str) {
-                Some(id) => KeyAnswer::Channel(
-                    id.to_owned(),
-                    v.get("signed_playback")
+                Some(id) => KeyAnswer::Channel(ChannelPolicy {
+                    channel_id: id.to_owned(),
+                    signed_playback: v
+                        .get("signed_playback")
                         .and_then(Value::as_bool)
                         .unwrap_or(false),
-                    v.get("transcode").and_then(Value::as_bool),
-                ),
+                    transcode: v.get("transcode").and_then(Value::as_bool),
+                    destinations: destinations(&v),
+                }),
                 None => KeyAnswer::Refused,
             },
             Err(CallError::Permanent(_)) => KeyAnswer::Refused,
@@ -146,6 +149,13 @@ impl Remote {
         .map(drop)
     }
 
+    /// `stream_relay`.
+    pub async fn relay(&self, stream_id: &str, status: &RelayStatus) -> Result<(), CallError> {
+        self.event(json!({"type": "stream_relay", "stream_id": stream_id, "relay": status}))
+            .await
+            .map(drop)
+    }
+
     /// `stream_ended`.
     pub async fn ended(&self, stream_id: &str) -> Result<(), CallError> {
         self.event(json!({"type": "stream_ended", "stream_id": stream_id}))
@@ -168,4 +178,24 @@ impl Remote {
             .await
             .map(drop)
     }
+}
+
+/// The relay destinations of an authorisation answer (malformed entries are skipped).
+fn destinations(v: &Value) -> Vec<RelayTarget> {
+    let text = |d: &Value, k: &str| d.get(k).and_then(Value::as_str).map(str::to_owned);
+    v.get("destinations")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|d| {
+                    Some(RelayTarget {
+                        id: text(d, "id")?,
+                        name: text(d, "name").unwrap_or_default(),
+                        url: text(d, "url")?,
+                        stream_key: text(d, "stream_key").unwrap_or_default(),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -1,0 +1,67 @@
+//! Relays: a broadcast pushed to RTMP destinations (YouTube, Twitch, any `rtmp://`).
+//!
+//! Each enabled destination of the channel gets its own task on the shard that admitted
+//! the publish, and each task is one bus subscriber: a destination that is slow, down
+//! or refusing never slows the ingest, the viewers or the other destinations (its bus
+//! queue is bounded and skips to the next key frame; a write that makes no progress
+//! for [`RelayConfig::write_timeout`] cuts the connection). A lost connection is retried
+//! with exponential back-off and jitter ([`policy::Backoff`]); internal addresses are
+//! refused after DNS resolution on every attempt unless the operator allows them
+//! ([`policy::AddressPolicy`]). The state of every relay goes to the control plane
+//! ([`crate::StreamEvents::relay`]). Stream keys never reach logs or reports.
+//!
+//! - [`target`]: destinations and their `rtmp://` URLs;
+//! - [`muxer`]: bus events → RTMP media messages (sans-IO);
+//! - [`policy`]: address policy and back-off (sans-IO);
+//! - `task`: the driver (DNS, TCP, the RTMP client session, reports).
+
+pub mod muxer;
+pub mod policy;
+mod target;
+mod task;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use target::{Endpoint, RelayTarget};
+
+use crate::registry::{Registry, Stream};
+
+/// How relays behave (node-wide).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelayConfig {
+    /// Connect to loopback, private and link-local destinations (off by default: SSRF).
+    pub allow_internal: bool,
+    /// Longest wait for TCP connect, handshake and `NetStream.Publish.Start`.
+    pub connect_timeout: Duration,
+    /// A write that makes no progress this long cuts the connection (then it retries).
+    pub write_timeout: Duration,
+    /// First retry delay; it doubles per failure up to `max_backoff`.
+    pub min_backoff: Duration,
+    /// Longest retry delay.
+    pub max_backoff: Duration,
+    /// Most bytes of media queued for one destination before it skips to a key frame.
+    pub max_queue_bytes: usize,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            allow_internal: false,
+            connect_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(15),
+            min_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(30),
+            max_queue_bytes: 8 << 20,
+        }
+    }
+}
+
+/// Starts one relay task per destination for a new broadcast, on the calling shard.
+pub fn start(registry: &Arc<Registry>, stream: &Arc<Stream>, targets: Vec<RelayTarget>) {
+    for target in targets {
+        tracing::info!(channel = %stream.channel, destination = %target.name, url = %target.url, "relaying to a destination");
+        let task = task::run(registry.clone(), stream.clone(), target);
+        compio::runtime::spawn(task).detach();
+    }
+}

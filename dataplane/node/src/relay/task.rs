@@ -1,0 +1,441 @@
+//! The relay driver: one destination of one broadcast, from DNS to `deleteStream`.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use compio::BufResult;
+use compio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use compio::net::{TcpStream, ToSocketAddrsAsync};
+use event_listener::Event;
+use futures_util::future::{Either, select};
+use weir_bus::{BusEvent, LagPolicy, SubscribeOptions, Subscriber};
+use weir_rtmp::amf0::Amf0Value;
+use weir_rtmp::command::Command;
+use weir_rtmp::{ClientConfig, ClientEvent, ClientOutput, ClientSession};
+
+use super::muxer::{MediaMessage, RelayMuxer};
+use super::policy::{AddressPolicy, Backoff};
+use super::{Endpoint, RelayConfig, RelayTarget};
+use crate::hooks::{RelayReport, RelayState};
+use crate::registry::{Registry, Stream};
+
+/// Bitrate reports while live.
+const REPORT_EVERY: Duration = Duration::from_secs(5);
+/// A connection up this long resets the back-off.
+const STABLE: Duration = Duration::from_secs(60);
+const READ_BUFFER: usize = 16 * 1024;
+
+/// How one connection ended.
+enum Ended {
+    /// The broadcast ended; the destination was told.
+    Broadcast,
+    /// Something went wrong; retry. The text is safe to show (no key).
+    Retry(String),
+    /// The destination can never work as configured.
+    Fatal(String),
+}
+
+struct Relay {
+    registry: Arc<Registry>,
+    stream: Arc<Stream>,
+    target: RelayTarget,
+    config: RelayConfig,
+}
+
+impl Relay {
+    fn report(&self, state: RelayState, reason: Option<String>, bitrate: u64) {
+        self.registry.events().relay(
+            &self.stream.info,
+            RelayReport {
+                destination_id: self.target.id.clone(),
+                state,
+                reason,
+                bitrate,
+            },
+        );
+    }
+}
+
+/// Runs the relay of `stream` to `target` until the broadcast ends or the destination
+/// is found unusable.
+pub async fn run(registry: Arc<Registry>, stream: Arc<Stream>, target: RelayTarget) {
+    let config = registry.relay_config().clone();
+    let relay = Relay {
+        registry,
+        stream,
+        target,
+        config,
+    };
+    let endpoint = match Endpoint::parse(&relay.target.url, &relay.target.stream_key) {
+        Ok(e) if e.tls => {
+            return give_up(&relay, "rtmps:// destinations are not supported yet".into());
+        }
+        Ok(e) => e,
+        Err(e) => return give_up(&relay, e.to_string()),
+    };
+    let seed = relay
+        .target
+        .id
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    let mut backoff = Backoff::new(
+        relay.config.min_backoff,
+        relay.config.max_backoff,
+        STABLE,
+        seed,
+    );
+    loop {
+        if relay.stream.is_ended() {
+            relay.report(RelayState::Stopped, None, 0);
+            return;
+        }
+        relay.report(RelayState::Connecting, None, 0);
+        let started = Instant::now();
+        let (ended, uptime) = connect_and_push(&relay, &endpoint).await;
+        match ended {
+            Ended::Broadcast => {
+                tracing::info!(channel = %relay.stream.channel, destination = %relay.target.name, "relay ended with the broadcast");
+                relay.report(RelayState::Stopped, None, 0);
+                return;
+            }
+            Ended::Fatal(why) => return give_up(&relay, why),
+            Ended::Retry(why) => {
+                let delay = backoff.next_delay(uptime.unwrap_or_default());
+                tracing::warn!(
+                    channel = %relay.stream.channel, destination = %relay.target.name,
+                    reason = %why, retry_in_ms = delay.as_millis() as u64,
+                    attempt = backoff.failures(), attempt_secs = started.elapsed().as_secs(),
+                    "relay lost its destination"
+                );
+                metrics::counter!("weir_relay_failures_total").increment(1);
+                relay.report(RelayState::Retrying, Some(why), 0);
+                // Sleep in short steps so an ended broadcast is noticed.
+                let until = Instant::now() + delay;
+                while Instant::now() < until && !relay.stream.is_ended() {
+                    let step = until.saturating_duration_since(Instant::now());
+                    compio::time::sleep(step.min(Duration::from_millis(250))).await;
+                }
+            }
+        }
+    }
+}
+
+fn give_up(relay: &Relay, why: String) {
+    tracing::warn!(channel = %relay.stream.channel, destination = %relay.target.name, reason = %why, "relay gave up on a destination");
+    metrics::counter!("weir_relay_failures_total").increment(1);
+    relay.report(RelayState::Failed, Some(why), 0);
+}
+
+/// Resolves the destination and keeps the addresses the policy allows.
+async fn resolve(endpoint: &Endpoint, policy: AddressPolicy) -> Result<Vec<SocketAddr>, Ended> {
+    let addrs: Vec<SocketAddr> = (endpoint.host.as_str(), endpoint.port)
+        .to_socket_addrs_async()
+        .await
+        .map_err(|e| Ended::Retry(format!("cannot resolve {}: {e}", endpoint.host)))?
+        .collect();
+    let mut refusal = None;
+    let allowed: Vec<SocketAddr> = addrs
+        .into_iter()
+        .filter(|a| match policy.refusal(a.ip()) {
+            Some(why) => {
+                refusal = Some((a.ip(), why));
+                false
+            }
+            None => true,
+        })
+        .collect();
+    match (allowed.is_empty(), refusal) {
+        (false, _) => Ok(allowed),
+        (true, Some((ip, why))) => Err(Ended::Fatal(format!(
+            "{} resolves to {ip}, {why}: refused (set relay allow_internal to permit it)",
+            endpoint.host
+        ))),
+        (true, None) => Err(Ended::Retry(format!("{} has no address", endpoint.host))),
+    }
+}
+
+/// What the reader task hands the relay.
+#[derive(Default)]
+struct Inbox {
+    chunks: RefCell<VecDeque<io::Result<Vec<u8>>>>,
+    event: Event,
+}
+
+async fn read_into(mut socket: TcpStream, inbox: Rc<Inbox>) {
+    let mut buf = Vec::with_capacity(READ_BUFFER);
+    loop {
+        buf.clear();
+        let BufResult(res, back) = socket.read(buf).await;
+        buf = back;
+        let item = match res {
+            Ok(0) => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the destination closed the connection",
+            )),
+            Ok(n) => Ok(buf[..n].to_vec()),
+            Err(e) => Err(e),
+        };
+        let last = item.is_err();
+        inbox.chunks.borrow_mut().push_back(item);
+        inbox.event.notify(1);
+        if last {
+            return;
+        }
+    }
+}
+
+/// Writes what the session has to send, within the write deadline.
+async fn flush(
+    socket: &mut TcpStream,
+    session: &mut ClientSession,
+    events: &mut Vec<ClientEvent>,
+    timeout: Duration,
+) -> Result<usize, Ended> {
+    let mut out = Vec::new();
+    while let Some(o) = session.poll_output() {
+        match o {
+            ClientOutput::Transmit(b) => out.extend_from_slice(&b),
+            ClientOutput::Event(e) => events.push(e),
+        }
+    }
+    if out.is_empty() {
+        return Ok(0);
+    }
+    let n = out.len();
+    match compio::time::timeout(timeout, socket.write_all(out)).await {
+        Ok(BufResult(Ok(()), _)) => Ok(n),
+        Ok(BufResult(Err(e), _)) => Err(Ended::Retry(format!("write failed: {e}"))),
+        Err(_) => Err(Ended::Retry(format!(
+            "the destination read nothing for {} s",
+            timeout.as_secs()
+        ))),
+    }
+}
+
+/// Feeds what the destination sent to the session (its answers go out, and its
+/// events come, with the next [`flush`]).
+fn take_input(inbox: &Inbox, session: &mut ClientSession) -> Result<(), Ended> {
+    loop {
+        let Some(item) = inbox.chunks.borrow_mut().pop_front() else {
+            return Ok(());
+        };
+        let data = item.map_err(|e| Ended::Retry(e.to_string()))?;
+        session
+            .handle_input(Instant::now(), &data)
+            .map_err(|e| Ended::Retry(format!("RTMP error from the destination: {e}")))?;
+    }
+}
+
+fn rejected(events: &[ClientEvent]) -> Option<Ended> {
+    events.iter().find_map(|e| match e {
+        ClientEvent::Rejected { code, description } => Some(Ended::Retry(format!(
+            "the destination refused the stream: {code} {description}"
+        ))),
+        _ => None,
+    })
+}
+
+/// One connection: connect, publish, push media until the broadcast ends or it fails.
+/// Returns how it ended and, when it got to publishing, how long it was up.
+async fn connect_and_push(relay: &Relay, endpoint: &Endpoint) -> (Ended, Option<Duration>) {
+    let policy = AddressPolicy {
+        allow_internal: relay.config.allow_internal,
+    };
+    let cfg = &relay.config;
+    let deadline = Instant::now() + cfg.connect_timeout;
+    let addrs = match compio::time::timeout(cfg.connect_timeout, resolve(endpoint, policy)).await {
+        Ok(Ok(a)) => a,
+        Ok(Err(e)) => return (e, None),
+        Err(_) => return (Ended::Retry("DNS timed out".into()), None),
+    };
+    let mut socket = None;
+    let mut last_err = String::new();
+    for addr in addrs {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match compio::time::timeout(left, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => {
+                socket = Some(s);
+                break;
+            }
+            Ok(Err(e)) => last_err = format!("cannot connect to {addr}: {e}"),
+            Err(_) => last_err = format!("connecting to {addr} timed out"),
+        }
+    }
+    let Some(mut socket) = socket else {
+        return (Ended::Retry(last_err), None);
+    };
+    let _ = socket.set_nodelay(true);
+    let inbox = Rc::new(Inbox::default());
+    let reader = compio::runtime::spawn(read_into(socket.clone(), inbox.clone()));
+    let result = push(relay, endpoint, &mut socket, &inbox, deadline).await;
+    drop(reader); // cancels the pending read
+    let _ = socket.shutdown().await;
+    result
+}
+
+async fn push(
+    relay: &Relay,
+    endpoint: &Endpoint,
+    socket: &mut TcpStream,
+    inbox: &Inbox,
+    deadline: Instant,
+) -> (Ended, Option<Duration>) {
+    let cfg = &relay.config;
+    let mut session = ClientSession::new(ClientConfig {
+        app: endpoint.app.clone(),
+        tc_url: endpoint.tc_url.clone(),
+        stream_name: endpoint.stream_name.clone(),
+        out_chunk_size: 4096,
+    });
+    let mut events = Vec::new();
+    // Handshake, connect, createStream, publish.
+    loop {
+        if let Err(e) = take_input(inbox, &mut session) {
+            return (e, None);
+        }
+        if let Err(e) = flush(socket, &mut session, &mut events, cfg.write_timeout).await {
+            return (e, None);
+        }
+        if let Some(e) = rejected(&events) {
+            return (e, None);
+        }
+        if session.is_publishing() {
+            break;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return (
+                Ended::Retry("no NetStream.Publish.Start within the connect timeout".into()),
+                None,
+            );
+        }
+        let listener = inbox.event.listen();
+        if inbox.chunks.borrow().is_empty() {
+            let _ = compio::time::timeout(left, listener).await;
+        }
+    }
+    events.clear();
+    // Publishing: from the bus's last key frame on.
+    let mut subscriber = match relay.stream.bus.subscribe(SubscribeOptions {
+        policy: LagPolicy::SkipToKeyframe,
+        max_frames: 4096,
+        max_bytes: cfg.max_queue_bytes,
+    }) {
+        Ok(s) => s,
+        Err(e) => {
+            return (
+                Ended::Retry(format!("cannot join the broadcast: {e}")),
+                None,
+            );
+        }
+    };
+    let live_at = Instant::now();
+    tracing::info!(channel = %relay.stream.channel, destination = %relay.target.name, "relay is live");
+    relay.report(RelayState::Live, None, 0);
+    let ended = pump(
+        relay,
+        socket,
+        inbox,
+        &mut session,
+        &mut subscriber,
+        &endpoint.stream_name,
+    )
+    .await;
+    (ended, Some(live_at.elapsed()))
+}
+
+async fn pump(
+    relay: &Relay,
+    socket: &mut TcpStream,
+    inbox: &Inbox,
+    session: &mut ClientSession,
+    subscriber: &mut Subscriber,
+    stream_name: &str,
+) -> Ended {
+    let cfg = &relay.config;
+    let mut muxer = RelayMuxer::new();
+    let mut bus_events = Vec::new();
+    let mut messages: Vec<MediaMessage> = Vec::new();
+    let mut client_events = Vec::new();
+    let bytes_total = metrics::counter!("weir_relay_bytes_total");
+    let (mut sent, mut since) = (0u64, Instant::now());
+    loop {
+        if let Err(e) = take_input(inbox, session) {
+            return e;
+        }
+        let closed = subscriber.drain_into(&mut bus_events).is_err();
+        let mut ended = closed;
+        for e in bus_events.drain(..) {
+            match &e {
+                BusEvent::Ended => ended = true,
+                BusEvent::Skipped { frames } => {
+                    metrics::counter!("weir_relay_skipped_frames_total").increment(*frames);
+                    tracing::debug!(destination = %relay.target.name, frames, "relay fell behind: skipped to a key frame");
+                }
+                _ => {}
+            }
+            muxer.handle_event(&e, &mut messages);
+        }
+        for m in messages.drain(..) {
+            session.send_media(m.kind, m.timestamp_ms, m.payload);
+        }
+        if ended {
+            if let Some(m) = muxer.finish() {
+                session.send_media(m.kind, m.timestamp_ms, m.payload);
+            }
+            unpublish(session, stream_name);
+            let _ = flush(socket, session, &mut client_events, cfg.write_timeout).await;
+            return Ended::Broadcast;
+        }
+        match flush(socket, session, &mut client_events, cfg.write_timeout).await {
+            Ok(n) => {
+                sent += n as u64;
+                bytes_total.increment(n as u64);
+            }
+            Err(e) => return e,
+        }
+        if let Some(e) = rejected(&client_events) {
+            return e;
+        }
+        client_events.clear();
+        if since.elapsed() >= REPORT_EVERY {
+            let secs = since.elapsed().as_secs_f64();
+            relay.report(RelayState::Live, None, (sent as f64 * 8.0 / secs) as u64);
+            (sent, since) = (0, Instant::now());
+        }
+        let listener = inbox.event.listen();
+        if inbox.chunks.borrow().is_empty() {
+            let ready = pin!(subscriber.ready());
+            let tick = pin!(compio::time::sleep(REPORT_EVERY));
+            match select(select(ready, pin!(listener)), tick).await {
+                Either::Left(_) | Either::Right(_) => {}
+            }
+        }
+    }
+}
+
+/// `FCUnpublish` and `deleteStream`: the destination ends its broadcast at once.
+fn unpublish(session: &mut ClientSession, stream_name: &str) {
+    let id = f64::from(session.stream_id());
+    let name = Amf0Value::string(stream_name.to_owned());
+    session.send_command(&Command::new(
+        "FCUnpublish",
+        6.0,
+        Amf0Value::Null,
+        vec![name],
+    ));
+    session.send_command(&Command::new(
+        "deleteStream",
+        7.0,
+        Amf0Value::Null,
+        vec![Amf0Value::Number(id)],
+    ));
+}

@@ -1,0 +1,295 @@
+//! Multistreaming end to end: a channel with two destinations, each a real nginx-rtmp
+//! (Debian `libnginx-mod-rtmp`) started by the test. ffmpeg publishes OBS-like x264 to
+//! weir; both nginx servers receive a stream ffmpeg decodes; one is stopped and
+//! restarted mid-stream and the relay to it reconnects while the other destination and
+//! the LL-HLS viewers go on; GraphQL shows each destination's state. A destination on
+//! loopback is refused by default (SSRF), with the reason in GraphQL.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+use weir_e2e::graphql::{Account, create_channel, gql_ok, issue_stream_key, register_and_login};
+use weir_e2e::http::get;
+use weir_e2e::nginx_rtmp::RtmpServer;
+use weir_e2e::{KillOnDrop, Node, NodeOptions, obs_like_publish, require, wait_until};
+
+fn owner_channel_key(node: &Node, slug: &str) -> (Account, String, String) {
+    assert!(
+        node.wait_log("GraphQL API listening on", Duration::from_secs(20)),
+        "{}",
+        node.log()
+    );
+    let owner = register_and_login(
+        node.api_port,
+        &format!("{slug}-owner"),
+        "correct horse battery staple",
+    );
+    let channel_id = create_channel(node.api_port, &owner.access_token, slug);
+    let (_, key) = issue_stream_key(node.api_port, &owner.access_token, &channel_id);
+    (owner, channel_id, key)
+}
+
+fn add_destination(
+    node: &Node,
+    owner: &Account,
+    channel_id: &str,
+    name: &str,
+    url: &str,
+    key: &str,
+) -> String {
+    let d = gql_ok(
+        node.api_port,
+        Some(&owner.access_token),
+        "mutation($c: ID!, $i: DestinationInput!) { createDestination(channelId: $c, input: $i) { id } }",
+        json!({ "c": channel_id, "i": { "name": name, "platform": "rtmp", "url": url, "streamKey": key } }),
+    );
+    d["createDestination"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no destination id: {d}"))
+        .to_owned()
+}
+
+/// destination id → (state, reason, bitrate).
+fn relay_states(
+    node: &Node,
+    owner: &Account,
+    channel_id: &str,
+) -> Vec<(String, String, String, i64)> {
+    let d = gql_ok(
+        node.api_port,
+        Some(&owner.access_token),
+        "query($c: ID!) { destinations(channelId: $c) { id status { state reason bitrate } } }",
+        json!({ "c": channel_id }),
+    );
+    d["destinations"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|x| {
+                    let s = &x["status"];
+                    (
+                        x["id"].as_str().unwrap_or_default().to_owned(),
+                        s["state"].as_str().unwrap_or("NONE").to_owned(),
+                        s["reason"].as_str().unwrap_or_default().to_owned(),
+                        s["bitrate"].as_i64().unwrap_or(0),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `wait_until` at a pace the API's rate limit allows (a few queries a second).
+fn poll(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(400));
+    }
+}
+
+fn state_of(states: &[(String, String, String, i64)], id: &str) -> String {
+    states
+        .iter()
+        .find(|s| s.0 == id)
+        .map(|s| s.1.clone())
+        .unwrap_or_default()
+}
+
+/// ffmpeg reading `url` for `seconds`: the frames it decoded, and its errors.
+fn decode_frames(url: &str, seconds: u32) -> std::process::Child {
+    Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-stats_period",
+            "1",
+        ])
+        .args([
+            "-rw_timeout",
+            "15000000",
+            "-i",
+            url,
+            "-t",
+            &seconds.to_string(),
+        ])
+        .args(["-map", "0:v:0", "-f", "null", "-progress", "pipe:1", "-"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ffmpeg reader")
+}
+
+/// The last `frame=` count ffmpeg's `-progress` printed, and its stderr.
+fn frames_read(child: std::process::Child) -> (u64, String) {
+    let out = child.wait_with_output().expect("ffmpeg reader");
+    let progress = String::from_utf8_lossy(&out.stdout);
+    let frames = progress
+        .lines()
+        .rev()
+        .filter_map(|l| l.strip_prefix("frame="))
+        .find_map(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    (frames, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn a_broadcast_is_relayed_to_two_destinations_and_survives_one_restarting() {
+    require("ffmpeg");
+    let a = RtmpServer::start();
+    let mut b = RtmpServer::start();
+    let node = Node::start_with(NodeOptions {
+        extra_args: vec!["--relay-allow-internal".into(), "true".into()],
+        ..NodeOptions::default()
+    });
+    let (owner, channel_id, key) = owner_channel_key(&node, "relayed");
+    let id_a = add_destination(&node, &owner, &channel_id, "A", &a.url(), "key-a");
+    let id_b = add_destination(&node, &owner, &channel_id, "B", &b.url(), "key-b");
+
+    let mut ffmpeg = KillOnDrop(
+        obs_like_publish(&node.rtmp_url(&key), 40, "854x480")
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ffmpeg"),
+    );
+    let both_live = poll(Duration::from_secs(20), || {
+        let s = relay_states(&node, &owner, &channel_id);
+        state_of(&s, &id_a) == "LIVE" && state_of(&s, &id_b) == "LIVE"
+    });
+    assert!(
+        both_live,
+        "relays not live: {:?}\n{}",
+        relay_states(&node, &owner, &channel_id),
+        node.log()
+    );
+
+    // A reader on A spans B's restart: A must not hiccup.
+    let reader_a = decode_frames(&a.play_url("key-a"), 14);
+    std::thread::sleep(Duration::from_secs(3));
+    b.stop();
+    let retrying = poll(Duration::from_secs(10), || {
+        state_of(&relay_states(&node, &owner, &channel_id), &id_b) == "RETRYING"
+    });
+    assert!(
+        retrying,
+        "B's relay did not notice: {:?}",
+        relay_states(&node, &owner, &channel_id)
+    );
+    let reason = relay_states(&node, &owner, &channel_id)
+        .into_iter()
+        .find(|s| s.0 == id_b)
+        .map(|s| s.2)
+        .unwrap_or_default();
+    assert!(
+        !reason.is_empty() && !reason.contains("key-b"),
+        "reason: {reason:?}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    b.restart();
+    let back = poll(Duration::from_secs(20), || {
+        state_of(&relay_states(&node, &owner, &channel_id), &id_b) == "LIVE"
+    });
+    assert!(
+        back,
+        "B's relay did not come back: {:?}\n{}",
+        relay_states(&node, &owner, &channel_id),
+        node.log()
+    );
+    // B plays again after the restart.
+    let (frames_b, err_b) = frames_read(decode_frames(&b.play_url("key-b"), 4));
+    assert!(
+        frames_b >= 30,
+        "B after its restart: {frames_b} frames\n{err_b}"
+    );
+    // A decoded all along (30 fps for 14 s; ffmpeg starts at a key frame).
+    let (frames_a, err_a) = frames_read(reader_a);
+    assert!(
+        frames_a >= 14 * 30 * 8 / 10,
+        "A during B's restart: {frames_a} frames\n{err_a}"
+    );
+    // Viewers on LL-HLS still get the stream.
+    let mv = get(node.http_port, "/live/relayed/index.m3u8").map_or(String::new(), |r| r.text());
+    assert!(mv.contains("#EXT-X-STREAM-INF"), "{mv}");
+    let live = relay_states(&node, &owner, &channel_id);
+    assert!(
+        live.iter().all(|s| s.1 == "LIVE" && s.3 > 100_000),
+        "bitrates while live: {live:?}"
+    );
+    // The publisher leaves: after the grace the broadcast ends and the relays stop.
+    let _ = ffmpeg.0.kill();
+    let stopped = poll(Duration::from_secs(30), || {
+        relay_states(&node, &owner, &channel_id)
+            .iter()
+            .all(|s| s.1 == "STOPPED")
+    });
+    assert!(
+        stopped,
+        "{:?}\n{}",
+        relay_states(&node, &owner, &channel_id),
+        node.log()
+    );
+    assert!(
+        a.error_log().contains("name='key-a'"),
+        "nginx A did not log the publish:\n{}",
+        a.error_log()
+    );
+}
+
+#[test]
+fn internal_destinations_are_refused_by_default() {
+    require("ffmpeg");
+    let node = Node::start_with(NodeOptions::default());
+    let (owner, channel_id, key) = owner_channel_key(&node, "ssrf");
+    let loopback = add_destination(
+        &node,
+        &owner,
+        &channel_id,
+        "local",
+        "rtmp://127.0.0.1:1935/live",
+        "k",
+    );
+    let metadata = add_destination(
+        &node,
+        &owner,
+        &channel_id,
+        "metadata",
+        "rtmp://169.254.169.254/live",
+        "k",
+    );
+    let _ffmpeg = KillOnDrop(
+        obs_like_publish(&node.rtmp_url(&key), 10, "640x360")
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ffmpeg"),
+    );
+    let mut states = Vec::new();
+    let failed = poll(Duration::from_secs(20), || {
+        states = relay_states(&node, &owner, &channel_id);
+        state_of(&states, &loopback) == "FAILED" && state_of(&states, &metadata) == "FAILED"
+    });
+    assert!(failed, "{states:?}\n{}", node.log());
+    let reason = |id: &str| -> String {
+        states
+            .iter()
+            .find(|s| s.0 == id)
+            .map(|s| s.2.clone())
+            .unwrap_or_default()
+    };
+    assert!(reason(&loopback).contains("loopback"), "{states:?}");
+    assert!(reason(&metadata).contains("link-local"), "{states:?}");
+    // The broadcast itself is unaffected.
+    let mv = wait_until(Duration::from_secs(10), || {
+        get(node.http_port, "/live/ssrf/index.m3u8")
+            .is_ok_and(|r| r.text().contains("#EXT-X-STREAM-INF"))
+    });
+    assert!(mv, "{}", node.log());
+}
