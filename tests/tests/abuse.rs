@@ -12,8 +12,14 @@ use weir_e2e::http::get;
 use weir_e2e::{KillOnDrop, Node, NodeOptions, ffmpeg_publish, metric, variant_uri, wait_until};
 
 fn node_with(args: &[&str]) -> Node {
+    node_on(args, false)
+}
+
+/// A node with `args`; `epoll`: io_uring refused (seccomp), so the shards run on epoll.
+fn node_on(args: &[&str], epoll: bool) -> Node {
     Node::start_with(NodeOptions {
         extra_args: args.iter().map(|s| (*s).to_owned()).collect(),
+        deny_io_uring: epoll,
         ..NodeOptions::default()
     })
 }
@@ -138,12 +144,27 @@ fn media_playlist(node: &Node, channel: &str) -> String {
 
 #[test]
 fn http_dribblers_and_a_stalled_reader_are_cut_while_viewers_carry_on() {
-    let node = node_with(&[
-        "--http-head-timeout-ms",
-        "2000",
-        "--http-write-timeout-ms",
-        "2000",
-    ]);
+    http_abuse(false);
+}
+
+#[test]
+fn http_dribblers_and_a_stalled_reader_are_cut_on_epoll_too() {
+    http_abuse(true);
+}
+
+fn http_abuse(epoll: bool) {
+    let node = node_on(
+        &[
+            "--http-head-timeout-ms",
+            "2000",
+            "--http-write-timeout-ms",
+            "2000",
+        ],
+        epoll,
+    );
+    if epoll {
+        assert!(node.log().contains("epoll"), "{}", node.log());
+    }
     let (_, key) = node.issue_key("abuse");
     let _publisher = KillOnDrop(
         ffmpeg_publish(&node.rtmp_url(&key), 40)
