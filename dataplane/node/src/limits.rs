@@ -23,6 +23,9 @@ use std::time::{Duration, Instant};
 /// Metric: connections closed at accept, by `listener` and `reason` (`per_ip`,
 /// `node`, `shard`).
 pub const REFUSED: &str = "weir_connections_refused_total";
+/// Metric: connections ended by a deadline, by `listener` and `deadline` (`head`,
+/// `publish`, `idle`, `write`).
+pub const TIMED_OUT: &str = "weir_connections_timed_out_total";
 /// Shortest time between two log lines about refused connections of one listener.
 pub const LOG_EVERY: Duration = Duration::from_secs(10);
 /// Number of per-address maps.

@@ -19,13 +19,11 @@ use weir_rtmp::{MediaKind, ServerConfig, ServerEvent, ServerOutput, ServerSessio
 
 use crate::gate::{GateOutput, TrackGate};
 use crate::hooks::{PublishAuth, PublishRefusal};
-use crate::limits::ConnLimits;
+use crate::limits::{ConnLimits, TIMED_OUT};
 use crate::pacer::Pacer;
 use crate::registry::{Admission, Registry, Stream};
 use crate::shutdown::Shutdown;
 use crate::watchdog::{Phase, StopReason, Watchdog, send};
-
-use crate::http::conn::TIMED_OUT;
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
@@ -255,7 +253,8 @@ pub async fn serve(
         Close::NotPublished => {
             metrics::counter!(TIMED_OUT, "listener" => "rtmp", "deadline" => "publish")
                 .increment(1);
-            tracing::info!(
+            // Debug only: under a flood of such connections the metric tells.
+            tracing::debug!(
                 %peer,
                 "RTMP handshake, connect and publish not done in time: closed"
             );

@@ -14,6 +14,7 @@ use weir_hls::Rope;
 use super::request::{Method, RequestParser};
 use super::response::{Response, SegmentStream};
 use crate::hooks::PublishAuth;
+use crate::limits::TIMED_OUT;
 use crate::registry::Registry;
 use crate::shutdown::Shutdown;
 use crate::watchdog::{Phase, Progress, StopReason, Watchdog, send};
@@ -22,8 +23,6 @@ use crate::webrtc::WebrtcShard;
 /// Histogram: seconds from a part becoming available to a waiting viewer's answer being
 /// written (blocked reloads and preload-hint requests).
 pub const WAKE_TO_DELIVERY: &str = "weir_hls_wake_to_delivery_seconds";
-/// Counter: connections ended by a deadline, by `listener` and `deadline`.
-pub const TIMED_OUT: &str = "weir_connections_timed_out_total";
 /// Bytes read per call.
 const READ_BUF: usize = 2048;
 /// Bodies up to this size are written with their head in one call.
