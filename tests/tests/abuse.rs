@@ -304,10 +304,43 @@ fn handshake(s: &mut TcpStream) {
     s.write_all(&s0s1s2[1..1537]).expect("c2");
 }
 
+/// Handshake, `connect` and `publish` with weir's own client; returns the socket once
+/// the node said NetStream.Publish.Start.
+fn publish_raw(port: u16, key: &str) -> TcpStream {
+    use weir_rtmp::{ClientConfig, ClientEvent, ClientOutput, ClientSession};
+    let mut s = connect(port);
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut session = ClientSession::new(ClientConfig {
+        app: "live".into(),
+        tc_url: format!("rtmp://127.0.0.1:{port}/live"),
+        stream_name: key.to_owned(),
+        out_chunk_size: 4096,
+    });
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        while let Some(out) = session.poll_output() {
+            match out {
+                ClientOutput::Transmit(b) => s.write_all(&b).expect("write"),
+                ClientOutput::Event(ClientEvent::Publishing { .. }) => return s,
+                ClientOutput::Event(ClientEvent::Rejected { .. }) => panic!("publish refused"),
+                ClientOutput::Event(_) => {}
+            }
+        }
+        let n = s.read(&mut buf).expect("read");
+        assert!(n > 0, "closed before publishing");
+        session
+            .handle_input(Instant::now(), &buf[..n])
+            .expect("valid RTMP");
+    }
+}
+
 #[test]
 fn rtmp_dribblers_and_an_oversized_command_are_cut_while_ffmpeg_publishes() {
     let node = node_with(&[
         "--rtmp-publish-timeout-ms",
+        "2000",
+        "--rtmp-idle-timeout-ms",
         "2000",
         "--rtmp-max-connections-per-ip",
         "50",
@@ -356,6 +389,36 @@ fn rtmp_dribblers_and_an_oversized_command_are_cut_while_ffmpeg_publishes() {
         ) >= 21.0
     );
     assert!(playlist_ok >= 5, "{playlist_ok}");
+
+    // A publisher that goes on sending bytes that never complete a message is idle all
+    // the same: closed 2 s after its last whole message.
+    let (_, idler_key) = node.issue_key("idler");
+    let mut idler = publish_raw(node.rtmp_port, &idler_key);
+    let published = Instant::now();
+    // fmt 0, csid 10, a 5000-byte audio message, then its bytes a few at a time.
+    let mut partial = vec![10u8, 0, 0, 0, 0, 0x13, 0x88, 8, 1, 0, 0, 0];
+    partial.extend(std::iter::repeat_n(0xaf, 200));
+    idler.set_nonblocking(true).expect("nonblocking");
+    let mut idle = Dribbler::open(idler);
+    while idle.closed.is_none() && published.elapsed() < Duration::from_secs(8) {
+        idle.dribble(&partial);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let lived = published.elapsed();
+    assert!(idle.closed.is_some(), "a dribbling publisher stayed open");
+    assert!(
+        lived >= Duration::from_millis(1800) && lived < Duration::from_millis(3500),
+        "closed after {lived:?} (idle time-out 2 s), {} bytes sent",
+        idle.sent
+    );
+    assert!(idle.sent > 15, "bytes kept coming: {}", idle.sent);
+    assert!(
+        counter(
+            &node,
+            "weir_connections_timed_out_total",
+            &[("listener", "rtmp"), ("deadline", "idle")]
+        ) >= 1.0
+    );
 
     // (e) A command announcing 100 000 bytes, right after the handshake: refused on its
     // header, before its bytes come.
