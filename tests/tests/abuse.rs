@@ -393,7 +393,7 @@ fn rtmp_dribblers_and_an_oversized_command_are_cut_while_ffmpeg_publishes() {
     // A publisher that goes on sending bytes that never complete a message is idle all
     // the same: closed 2 s after its last whole message.
     let (_, idler_key) = node.issue_key("idler");
-    let mut idler = publish_raw(node.rtmp_port, &idler_key);
+    let idler = publish_raw(node.rtmp_port, &idler_key);
     let published = Instant::now();
     // fmt 0, csid 10, a 5000-byte audio message, then its bytes a few at a time.
     let mut partial = vec![10u8, 0, 0, 0, 0, 0x13, 0x88, 8, 1, 0, 0, 0];
