@@ -87,10 +87,7 @@ pub struct ConnLimits {
     open: AtomicUsize,
     hasher: RandomState,
     buckets: [Mutex<HashMap<AddrGroup, u32>>; BUCKETS],
-    started: Instant,
-    /// Milliseconds since `started` of the last log line; refusals since then.
-    last_log_ms: AtomicU64,
-    unlogged: AtomicU64,
+    log: LogLimiter,
 }
 
 impl ConnLimits {
@@ -104,9 +101,7 @@ impl ConnLimits {
             open: AtomicUsize::new(0),
             hasher: RandomState::new(),
             buckets: std::array::from_fn(|_| Mutex::new(HashMap::new())),
-            started: Instant::now(),
-            last_log_ms: AtomicU64::new(0),
-            unlogged: AtomicU64::new(0),
+            log: LogLimiter::new(LOG_EVERY),
         })
     }
 
@@ -150,25 +145,17 @@ impl ConnLimits {
     pub fn refused(&self, peer: std::net::SocketAddr, why: Refusal) {
         metrics::counter!(REFUSED, "listener" => self.listener, "reason" => why.label())
             .increment(1);
-        let now_ms = self.started.elapsed().as_millis() as u64;
-        let last = self.last_log_ms.load(Ordering::Relaxed);
-        let due = last == 0 || now_ms.saturating_sub(last) >= LOG_EVERY.as_millis() as u64;
-        if due
-            && self
-                .last_log_ms
-                .compare_exchange(last, now_ms.max(1), Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-        {
-            let more = self.unlogged.swap(0, Ordering::AcqRel);
-            tracing::warn!(
+        match self.log.allow() {
+            Some(more) => tracing::warn!(
                 listener = self.listener,
                 %peer,
                 reason = %why,
                 refused_since_last_line = more,
                 "connection refused"
-            );
-        } else {
-            self.unlogged.fetch_add(1, Ordering::Relaxed);
+            ),
+            None => {
+                tracing::debug!(listener = self.listener, %peer, reason = %why, "connection refused")
+            }
         }
     }
 
@@ -187,6 +174,46 @@ impl ConnLimits {
             }
         }
         self.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Lets a log line through at most once per interval, shared by every shard; the lines
+/// held back meanwhile are counted (and may go out at debug level instead).
+#[derive(Debug)]
+pub struct LogLimiter {
+    every_ms: u64,
+    started: Instant,
+    /// Milliseconds since `started` of the last line let through (0: none yet).
+    last_ms: AtomicU64,
+    held_back: AtomicU64,
+}
+
+impl LogLimiter {
+    /// At most one line per `every`.
+    pub fn new(every: Duration) -> Self {
+        Self {
+            every_ms: every.as_millis() as u64,
+            started: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            held_back: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(lines held back since the last one)` when a line may go out now.
+    pub fn allow(&self) -> Option<u64> {
+        let now = (self.started.elapsed().as_millis() as u64).max(1);
+        let last = self.last_ms.load(Ordering::Relaxed);
+        let due = last == 0 || now.saturating_sub(last) >= self.every_ms;
+        if due
+            && self
+                .last_ms
+                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Some(self.held_back.swap(0, Ordering::AcqRel));
+        }
+        self.held_back.fetch_add(1, Ordering::Relaxed);
+        None
     }
 }
 
@@ -285,6 +312,17 @@ mod tests {
         assert_eq!(l.tracked_addresses(), 10);
         drop(held);
         assert_eq!((l.open(), l.tracked_addresses()), (0, 0));
+    }
+
+    #[test]
+    fn log_lines_are_rate_limited() {
+        let l = LogLimiter::new(Duration::from_secs(3600));
+        assert_eq!(l.allow(), Some(0));
+        assert_eq!((0..5).filter_map(|_| l.allow()).count(), 0);
+        let l = LogLimiter::new(Duration::ZERO);
+        assert_eq!(l.allow(), Some(0));
+        std::thread::sleep(Duration::from_millis(2));
+        assert_eq!(l.allow(), Some(0));
     }
 
     #[test]

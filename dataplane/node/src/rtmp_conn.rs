@@ -19,7 +19,7 @@ use weir_rtmp::{MediaKind, ServerConfig, ServerEvent, ServerOutput, ServerSessio
 
 use crate::gate::{GateOutput, TrackGate};
 use crate::hooks::{PublishAuth, PublishRefusal};
-use crate::limits::{ConnLimits, TIMED_OUT};
+use crate::limits::{ConnLimits, LogLimiter, TIMED_OUT};
 use crate::pacer::Pacer;
 use crate::registry::{Admission, Registry, Stream};
 use crate::shutdown::Shutdown;
@@ -267,7 +267,18 @@ pub async fn serve(
         Close::Io(e) => tracing::info!(%peer, error = %e, "RTMP connection I/O error"),
         Close::Protocol(e) => {
             metrics::counter!("weir_rtmp_protocol_errors_total").increment(1);
-            tracing::warn!(%peer, error = %e, "RTMP protocol error: connection closed");
+            // Garbage from a flood of connections must not flood the log.
+            static LOG: std::sync::LazyLock<LogLimiter> =
+                std::sync::LazyLock::new(|| LogLimiter::new(Duration::from_secs(1)));
+            match LOG.allow() {
+                Some(more) => tracing::warn!(
+                    %peer, error = %e, errors_since_last_line = more,
+                    "RTMP protocol error: connection closed"
+                ),
+                None => {
+                    tracing::debug!(%peer, error = %e, "RTMP protocol error: connection closed")
+                }
+            }
         }
     }
 }
