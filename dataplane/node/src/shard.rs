@@ -273,6 +273,9 @@ async fn accept_http(listener: TcpListener, shard: HttpShard) {
                     }
                 };
                 let _ = socket.set_nodelay(true);
+                // The kernel queues at most this much not yet sent (see the constant).
+                let _ = socket2::SockRef::from(&socket)
+                    .set_tcp_notsent_lowat(crate::http::conn::NOTSENT_LOWAT);
                 open.set(open.get() + 1);
                 let open = open.clone();
                 let shard = shard.clone();

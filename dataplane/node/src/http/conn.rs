@@ -23,6 +23,13 @@ use crate::webrtc::WebrtcShard;
 /// Histogram: seconds from a part becoming available to a waiting viewer's answer being
 /// written (blocked reloads and preload-hint requests).
 pub const WAKE_TO_DELIVERY: &str = "weir_hls_wake_to_delivery_seconds";
+/// Most bytes a viewer's socket queues in the kernel that are not sent yet
+/// (`TCP_NOTSENT_LOWAT`). Without it the kernel lets a response write complete into a
+/// send buffer auto-tuned up to `tcp_wmem`'s maximum (4 MiB) whether or not the viewer
+/// reads: a viewer that stopped reading pinned that much kernel memory, kept after the
+/// connection closed, and its write never stalled for the write deadline to see. Data in
+/// flight is bounded by the viewer's window, not by this, so throughput is unchanged.
+pub const NOTSENT_LOWAT: u32 = 256 * 1024;
 /// Bytes read per call.
 const READ_BUF: usize = 2048;
 /// Bodies up to this size are written with their head in one call.
