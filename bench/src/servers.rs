@@ -120,6 +120,9 @@ impl Server {
             .args(["--webrtc-udp-port", "0", "--webrtc-public-ips", "127.0.0.1"])
             .args(["--srt-listen", "127.0.0.1:0"])
             .args(["--shards", &shards.to_string()])
+            // Every load-generator connection comes from loopback: no per-address caps.
+            .args(["--http-max-connections-per-ip", "0"])
+            .args(["--rtmp-max-connections-per-ip", "0"])
             .args(["--part-target-ms", &setup.part_target_ms.to_string()])
             .args(["--window-segments", &setup.window_segments.to_string()])
             .env("NO_COLOR", "1")

@@ -56,6 +56,9 @@ impl Weir {
             .args(["--api-listen", &format!("127.0.0.1:{}", free_port()?)])
             .args(["--webrtc-udp-port", "0", "--webrtc-public-ips", "127.0.0.1"])
             .args(["--shards", "1", "--part-target-ms", "200"])
+            // Every load-generator connection comes from loopback: no per-address caps.
+            .args(["--http-max-connections-per-ip", "0"])
+            .args(["--rtmp-max-connections-per-ip", "0"])
             // Long enough a window that a client joining late still finds the first part.
             .args(["--window-segments", "60"]);
         if !extra.iter().any(|a| a == "--srt-listen") {

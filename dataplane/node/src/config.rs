@@ -57,10 +57,38 @@ pub struct NodeConfig {
     pub relay_allow_internal: bool,
     /// A relay write that makes no progress this long cuts the destination (it retries).
     pub relay_write_timeout_ms: u64,
-    /// Longest time an RTMP connection may stay silent before it is closed.
+    /// Longest time a publishing RTMP connection may go without a complete message
+    /// (bytes that complete none do not count) before it is closed.
     pub rtmp_idle_timeout_ms: u64,
+    /// From accept to an accepted publish: handshake, `connect`, `publish` (the
+    /// authorisation's own wait excluded). Slower connections are closed.
+    pub rtmp_publish_timeout_ms: u64,
+    /// Longest time a write to an RTMP peer may make no progress.
+    pub rtmp_write_timeout_ms: u64,
+    /// Largest RTMP command or data message (`connect`, `publish`, `onMetaData`), and
+    /// before a publish is accepted the largest message of any kind; larger ones close
+    /// the connection, refused on the chunk header before they are buffered.
+    pub rtmp_max_command_bytes: usize,
+    /// Most concurrent RTMP connections per client address (IPv6: per /64); 0: no limit.
+    pub rtmp_max_connections_per_ip: u32,
+    /// Most concurrent RTMP connections on the node.
+    pub rtmp_max_connections_per_node: usize,
     /// Most concurrent HTTP connections per shard.
     pub http_max_connections: usize,
+    /// Most concurrent HTTP connections on the node (all shards).
+    pub http_max_connections_per_node: usize,
+    /// Most concurrent HTTP connections per client address (IPv6: per /64); 0: no
+    /// limit. Behind a CDN or a reverse proxy, raise it or set 0.
+    pub http_max_connections_per_ip: u32,
+    /// Time to receive a complete request head (and body): from accept for the first
+    /// request, from its first byte for later ones. Bytes of a partial head do not
+    /// extend it; a request that misses it gets 408.
+    pub http_head_timeout_ms: u64,
+    /// Keep-alive: longest wait for the next request.
+    pub http_idle_timeout_ms: u64,
+    /// Longest time a response write may make no progress (the viewer stopped
+    /// reading) before the connection is reset and its buffers freed.
+    pub http_write_timeout_ms: u64,
     /// First UDP port for WebRTC (WHIP/WHEP): shard `i` listens on this port + `i`
     /// (0: any free port per shard).
     pub webrtc_udp_port: u16,
@@ -225,7 +253,17 @@ impl Default for NodeConfig {
             relay_allow_internal: false,
             relay_write_timeout_ms: 15_000,
             rtmp_idle_timeout_ms: 15_000,
+            rtmp_publish_timeout_ms: 10_000,
+            rtmp_write_timeout_ms: 15_000,
+            rtmp_max_command_bytes: 64 << 10,
+            rtmp_max_connections_per_ip: 10,
+            rtmp_max_connections_per_node: 5_000,
             http_max_connections: 10_000,
+            http_max_connections_per_node: 100_000,
+            http_max_connections_per_ip: 100,
+            http_head_timeout_ms: 10_000,
+            http_idle_timeout_ms: 30_000,
+            http_write_timeout_ms: 15_000,
             ingest_batch_max_ms: 40,
             webrtc_udp_port: 8189,
             webrtc_bind_ip: std::net::IpAddr::from([0, 0, 0, 0]),
@@ -265,6 +303,16 @@ impl NodeConfig {
             window: self.window_segments.max(3),
             target_duration: Duration::from_millis(self.target_duration_ms.max(1000)),
             ..weir_hls::HlsConfig::default()
+        }
+    }
+
+    /// The deadlines of HTTP connections (each at least 100 ms).
+    pub fn http_timeouts(&self) -> crate::http::conn::HttpTimeouts {
+        let ms = |v: u64| Duration::from_millis(v.max(100));
+        crate::http::conn::HttpTimeouts {
+            head: ms(self.http_head_timeout_ms),
+            idle: ms(self.http_idle_timeout_ms),
+            write: ms(self.http_write_timeout_ms),
         }
     }
 

@@ -22,6 +22,7 @@ mod hls_task;
 mod hooks;
 mod http;
 mod ladder_task;
+mod limits;
 mod metrics_setup;
 mod node;
 mod pacer;

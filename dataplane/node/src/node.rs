@@ -9,6 +9,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::NodeConfig;
 use crate::hooks::{PublishAuth, StreamEvents};
+use crate::limits::ConnLimits;
 use crate::registry::Registry;
 use crate::rtmp_conn::RtmpContext;
 use crate::shard::{self, ShardSpec};
@@ -235,6 +236,15 @@ impl Node {
             auth,
             app: config.rtmp_app.clone(),
             idle_timeout: Duration::from_millis(config.rtmp_idle_timeout_ms.max(1000)),
+            publish_timeout: Duration::from_millis(config.rtmp_publish_timeout_ms.max(100)),
+            write_timeout: Duration::from_millis(config.rtmp_write_timeout_ms.max(100)),
+            // Room for a `connect` with a long tcUrl and flash-era properties.
+            max_command_bytes: config.rtmp_max_command_bytes.max(4096),
+            limits: ConnLimits::new(
+                "rtmp",
+                config.rtmp_max_connections_per_ip,
+                config.rtmp_max_connections_per_node,
+            ),
             shutdown: shutdown.clone(),
         });
         let mut udp = Vec::with_capacity(n);
@@ -256,6 +266,11 @@ impl Node {
             settings: weir_webrtc::RtcSettings::new(Vec::new()),
             directory: Arc::default(),
         };
+        let http_limits = ConnLimits::new(
+            "http",
+            config.http_max_connections_per_ip,
+            config.http_max_connections_per_node,
+        );
         let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
         let (tx, rx) = mpsc::channel();
         let mut threads = Vec::with_capacity(n);
@@ -275,6 +290,8 @@ impl Node {
                 registry: registry.clone(),
                 shutdown: shutdown.clone(),
                 max_http: config.http_max_connections.max(1),
+                http_limits: http_limits.clone(),
+                http_timeouts: config.http_timeouts(),
                 ingest_batch_max: Duration::from_millis(config.ingest_batch_max_ms.min(200)),
                 ready: tx.clone(),
             };

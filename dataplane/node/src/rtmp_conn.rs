@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use compio::BufResult;
-use compio::io::{AsyncRead, AsyncWriteExt};
+use compio::io::AsyncRead;
 use compio::net::TcpStream;
 use futures_util::future::select;
 use weir_flv::{DemuxEvent, FlvDemuxer};
@@ -19,10 +19,11 @@ use weir_rtmp::{MediaKind, ServerConfig, ServerEvent, ServerOutput, ServerSessio
 
 use crate::gate::{GateOutput, TrackGate};
 use crate::hooks::{PublishAuth, PublishRefusal};
+use crate::limits::{ConnLimits, LogLimiter, TIMED_OUT};
 use crate::pacer::Pacer;
 use crate::registry::{Admission, Registry, Stream};
 use crate::shutdown::Shutdown;
-use crate::watchdog::{StopReason, Watchdog};
+use crate::watchdog::{Phase, StopReason, Watchdog, send};
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
@@ -39,8 +40,16 @@ pub struct RtmpContext {
     pub auth: Arc<dyn PublishAuth>,
     /// The application name publishers must use.
     pub app: String,
-    /// Silence after which the connection is dropped.
+    /// Time without a complete message after which a publishing connection is dropped.
     pub idle_timeout: Duration,
+    /// From accept to an accepted publish (handshake, `connect`, `publish`).
+    pub publish_timeout: Duration,
+    /// Longest time a write to the peer may make no progress.
+    pub write_timeout: Duration,
+    /// Largest command or data message (and, before publishing, any message).
+    pub max_command_bytes: usize,
+    /// Per-address and node-wide RTMP connection limits.
+    pub limits: Arc<ConnLimits>,
     /// Node shutdown.
     pub shutdown: Shutdown,
 }
@@ -62,8 +71,11 @@ struct PendingPublish {
     name: String,
 }
 
-/// Bytes read at most per call.
+/// Bytes read at most per call once publishing.
 const READ_BUFFER: usize = 64 * 1024;
+/// Bytes read at most per call before (handshake and commands): a connection that is
+/// not publishing holds a small buffer.
+const SETUP_READ_BUFFER: usize = 4 * 1024;
 
 /// How long a publish may wait for its authorisation.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -72,6 +84,10 @@ const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
 enum Close {
     Eof,
     Idle,
+    /// Handshake, `connect` and `publish` not done within the publish deadline.
+    NotPublished,
+    /// A write made no progress within the write deadline.
+    WriteStalled,
     Kicked,
     Io(std::io::Error),
     Protocol(String),
@@ -87,18 +103,25 @@ pub async fn serve(
 ) {
     let conn = next_connection_id();
     let kick = Shutdown::new();
-    let mut session = ServerSession::new(ServerConfig::default());
+    let mut session = ServerSession::new(ServerConfig {
+        max_command_size: ctx.max_command_bytes,
+        ..ServerConfig::default()
+    });
     let mut publishing: Option<Publishing> = None;
-    let mut buf: Vec<u8> = Vec::with_capacity(READ_BUFFER);
+    let mut buf: Vec<u8> = Vec::with_capacity(SETUP_READ_BUFFER);
+    let mut progress = session.progress();
     let _ = socket.set_nodelay(true);
     metrics::gauge!("weir_rtmp_connections").increment(1.0);
     let ingest_bytes = metrics::counter!("weir_rtmp_ingest_bytes_total");
 
-    // Kicks, node shutdown and idleness end the pending read from outside (see
-    // `watchdog`), so a read costs no timer or signal polling.
+    // Kicks, node shutdown and deadlines end the pending read (or write) from outside
+    // (see `watchdog`), so a read costs no timer or signal polling. Until a publish is
+    // accepted the deadline is fixed from accept; then it is the idle time-out, counted
+    // from the last complete message (bytes that complete nothing do not count).
     let watchdog = {
         let (kick, shutdown) = (kick.clone(), ctx.shutdown.clone());
-        Watchdog::spawn(&socket, ctx.idle_timeout, async move {
+        let first = Instant::now() + ctx.publish_timeout;
+        Watchdog::spawn(&socket, Phase::Request, first, async move {
             let a = pin!(kick.wait());
             let b = pin!(shutdown.wait());
             select(a, b).await;
@@ -111,7 +134,9 @@ pub async fn serve(
         buf = back;
         match watchdog.reason() {
             Some(StopReason::Signalled) => break Close::Kicked,
-            Some(StopReason::Idle) => break Close::Idle,
+            Some(StopReason::Expired(Phase::Idle)) => break Close::Idle,
+            Some(StopReason::Expired(Phase::Request)) => break Close::NotPublished,
+            Some(StopReason::Expired(Phase::Write)) => break Close::WriteStalled,
             None => {}
         }
         let n = match res {
@@ -121,16 +146,26 @@ pub async fn serve(
         };
         ingest_bytes.increment(n as u64);
         let now = Instant::now();
-        watchdog.touch(now);
         if let Err(e) = session.handle_input(now, &buf[..n]) {
             break Close::Protocol(e.to_string());
+        }
+        if session.progress() != progress {
+            progress = session.progress();
+            if publishing.is_some() {
+                watchdog.set(Some((Phase::Idle, now + ctx.idle_timeout)));
+            }
         }
         let mut out = Vec::new();
         let mut pending = drain(&mut session, &mut publishing, conn, &ctx, peer, &mut out);
         // A publish request: authorise it (possibly a round trip), answer, go on draining.
         let mut refused = false;
         while let Some(req) = pending.take() {
-            match authorize(&ctx, &req, conn, &kick).await {
+            // Authorisation has a time-out of its own: no deadline meanwhile.
+            let deadline = watchdog.deadline();
+            watchdog.set(None);
+            let verdict = authorize(&ctx, &req, conn, &kick).await;
+            watchdog.set(deadline);
+            match verdict {
                 Ok(admission) => {
                     let Admission {
                         stream,
@@ -146,6 +181,8 @@ pub async fn serve(
                         compio::runtime::spawn(task).detach();
                     }
                     session.accept_publish(req.stream_id);
+                    watchdog.set(Some((Phase::Idle, Instant::now() + ctx.idle_timeout)));
+                    buf.reserve(READ_BUFFER);
                     publishing = Some(Publishing {
                         stream,
                         publisher,
@@ -173,8 +210,17 @@ pub async fn serve(
             }
         }
         if !out.is_empty() {
-            let BufResult(r, _) = socket.write_all(out).await;
+            let sock = &mut socket;
+            let r = watchdog
+                .writing(
+                    ctx.write_timeout,
+                    |p| async move { send(sock, out, &p).await },
+                )
+                .await;
             if let Err(e) = r {
+                if watchdog.reason() == Some(StopReason::Expired(Phase::Write)) {
+                    break Close::WriteStalled;
+                }
                 break Close::Io(e);
             }
         }
@@ -200,12 +246,39 @@ pub async fn serve(
     metrics::gauge!("weir_rtmp_connections").decrement(1.0);
     match close {
         Close::Eof | Close::Refused => tracing::debug!(%peer, "RTMP connection closed"),
-        Close::Idle => tracing::info!(%peer, "RTMP connection idle: closed"),
+        Close::Idle => {
+            metrics::counter!(TIMED_OUT, "listener" => "rtmp", "deadline" => "idle").increment(1);
+            tracing::info!(%peer, "RTMP connection idle (no complete message): closed");
+        }
+        Close::NotPublished => {
+            metrics::counter!(TIMED_OUT, "listener" => "rtmp", "deadline" => "publish")
+                .increment(1);
+            // Debug only: under a flood of such connections the metric tells.
+            tracing::debug!(
+                %peer,
+                "RTMP handshake, connect and publish not done in time: closed"
+            );
+        }
+        Close::WriteStalled => {
+            metrics::counter!(TIMED_OUT, "listener" => "rtmp", "deadline" => "write").increment(1);
+            tracing::info!(%peer, "RTMP peer stopped reading: connection reset");
+        }
         Close::Kicked => tracing::info!(%peer, "RTMP connection closed by the node"),
         Close::Io(e) => tracing::info!(%peer, error = %e, "RTMP connection I/O error"),
         Close::Protocol(e) => {
             metrics::counter!("weir_rtmp_protocol_errors_total").increment(1);
-            tracing::warn!(%peer, error = %e, "RTMP protocol error: connection closed");
+            // Garbage from a flood of connections must not flood the log.
+            static LOG: std::sync::LazyLock<LogLimiter> =
+                std::sync::LazyLock::new(|| LogLimiter::new(Duration::from_secs(1)));
+            match LOG.allow() {
+                Some(more) => tracing::warn!(
+                    %peer, error = %e, errors_since_last_line = more,
+                    "RTMP protocol error: connection closed"
+                ),
+                None => {
+                    tracing::debug!(%peer, error = %e, "RTMP protocol error: connection closed")
+                }
+            }
         }
     }
 }

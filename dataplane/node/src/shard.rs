@@ -15,6 +15,8 @@ use futures_util::future::{Either, select};
 
 use crate::config::IoBackend;
 use crate::hooks::PublishAuth;
+use crate::http::conn::HttpTimeouts;
+use crate::limits::{ConnLimits, Refusal};
 use crate::pacer::{self, Pacer};
 use crate::registry::Registry;
 use crate::rtmp_conn::{self, RtmpContext};
@@ -49,6 +51,10 @@ pub struct ShardSpec {
     pub shutdown: Shutdown,
     /// Most concurrent HTTP connections on this shard.
     pub max_http: usize,
+    /// Per-address and node-wide HTTP connection limits (shared by all shards).
+    pub http_limits: Arc<ConnLimits>,
+    /// Deadlines of HTTP connections.
+    pub http_timeouts: HttpTimeouts,
     /// Longest ingest read pause under load (see `pacer`).
     pub ingest_batch_max: Duration,
     /// Where the shard reports its driver (or why it could not start).
@@ -166,11 +172,15 @@ pub fn run(spec: ShardSpec) {
         compio::runtime::spawn(accept_rtmp(rtmp, spec.rtmp_ctx.clone(), pacer)).detach();
         compio::runtime::spawn(accept_http(
             http,
-            spec.registry.clone(),
-            spec.rtmp_ctx.auth.clone(),
-            rtc,
-            spec.shutdown.clone(),
-            spec.max_http,
+            HttpShard {
+                registry: spec.registry.clone(),
+                auth: spec.rtmp_ctx.auth.clone(),
+                rtc,
+                shutdown: spec.shutdown.clone(),
+                max_connections: spec.max_http,
+                limits: spec.http_limits.clone(),
+                timeouts: spec.http_timeouts,
+            },
         ))
         .detach();
         if spec.index == 0 {
@@ -191,8 +201,19 @@ async fn accept_rtmp(listener: TcpListener, ctx: Arc<RtmpContext>, pacer: Rc<Pac
         let stop = pin!(ctx.shutdown.wait());
         match select(accept, stop).await {
             Either::Left((Ok((socket, peer)), _)) => {
+                let permit = match ctx.limits.try_acquire(peer.ip()) {
+                    Ok(p) => p,
+                    Err(why) => {
+                        ctx.limits.refused(peer, why);
+                        continue; // dropping the socket closes it
+                    }
+                };
                 let conn = rtmp_conn::serve(socket, peer, ctx.clone(), pacer.clone());
-                compio::runtime::spawn(conn).detach();
+                compio::runtime::spawn(async move {
+                    conn.await;
+                    drop(permit);
+                })
+                .detach();
             }
             Either::Left((Err(e), _)) => {
                 tracing::warn!(error = %e, "RTMP accept failed");
@@ -203,33 +224,72 @@ async fn accept_rtmp(listener: TcpListener, ctx: Arc<RtmpContext>, pacer: Rc<Pac
     }
 }
 
-async fn accept_http(
-    listener: TcpListener,
+/// What a shard's HTTP accept loop hands its connections.
+struct HttpShard {
     registry: Arc<Registry>,
     auth: Arc<dyn PublishAuth>,
     rtc: Rc<WebrtcShard>,
     shutdown: Shutdown,
     max_connections: usize,
-) {
+    limits: Arc<ConnLimits>,
+    timeouts: HttpTimeouts,
+}
+
+/// A refusal to an HTTP client, if it fits in the socket at once: 503 and when to retry.
+const REFUSED_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 10\r\n\
+Content-Length: 0\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n";
+
+/// Answers a refused HTTP connection without waiting for anything: what the client
+/// already sent is read (so the close is not a reset that discards the answer), the 503
+/// is sent if the socket takes it now, and the socket is closed.
+fn refuse_http(socket: &compio::net::TcpStream) {
+    let sock = socket2::SockRef::from(socket);
+    let mut sink = [std::mem::MaybeUninit::<u8>::uninit(); 2048];
+    let _ = sock.recv_with_flags(&mut sink, libc::MSG_DONTWAIT);
+    let _ = sock.send_with_flags(REFUSED_RESPONSE, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
+    let _ = sock.shutdown(std::net::Shutdown::Write);
+}
+
+async fn accept_http(listener: TcpListener, shard: HttpShard) {
     let open = Rc::new(Cell::new(0usize));
+    let shard = Rc::new(shard);
     loop {
         let accept = pin!(listener.accept());
-        let stop = pin!(shutdown.wait());
+        let stop = pin!(shard.shutdown.wait());
         match select(accept, stop).await {
-            Either::Left((Ok((socket, _peer)), _)) => {
-                if open.get() >= max_connections {
+            Either::Left((Ok((socket, peer)), _)) => {
+                let admitted = if open.get() >= shard.max_connections {
                     metrics::counter!("weir_http_rejected_connections_total").increment(1);
-                    continue; // dropping the socket closes it
-                }
+                    Err(Refusal::Shard)
+                } else {
+                    shard.limits.try_acquire(peer.ip())
+                };
+                let permit = match admitted {
+                    Ok(p) => p,
+                    Err(why) => {
+                        shard.limits.refused(peer, why);
+                        refuse_http(&socket);
+                        continue; // dropping the socket closes it
+                    }
+                };
                 let _ = socket.set_nodelay(true);
+                // The kernel queues at most this much not yet sent (see the constant).
+                let _ = socket2::SockRef::from(&socket)
+                    .set_tcp_notsent_lowat(crate::http::conn::NOTSENT_LOWAT);
                 open.set(open.get() + 1);
                 let open = open.clone();
-                let registry = registry.clone();
-                let auth = auth.clone();
-                let rtc = rtc.clone();
-                let shutdown = shutdown.clone();
+                let shard = shard.clone();
                 compio::runtime::spawn(async move {
-                    crate::http::conn::serve(socket, registry, auth, rtc, shutdown).await;
+                    crate::http::conn::serve(
+                        socket,
+                        shard.registry.clone(),
+                        shard.auth.clone(),
+                        shard.rtc.clone(),
+                        shard.shutdown.clone(),
+                        shard.timeouts,
+                    )
+                    .await;
+                    drop(permit);
                     open.set(open.get() - 1);
                 })
                 .detach();

@@ -53,6 +53,25 @@ impl Command {
         })
     }
 
+    /// Decodes only the name and transaction id of a command body (a missing or
+    /// malformed id reads as 0), leaving objects and arguments undecoded.
+    pub fn peek(payload: &[u8]) -> Result<(String, f64), Amf0Error> {
+        // A string marker (short or long) first: nothing else is decoded for a name.
+        if !matches!(payload.first(), Some(0x02 | 0x0C)) {
+            return Err(Amf0Error::Truncated);
+        }
+        let mut buf = payload;
+        let name = match amf0::decode(&mut buf)? {
+            Amf0Value::String(s) => s,
+            _ => return Err(Amf0Error::Truncated),
+        };
+        let txn = match buf.first() {
+            Some(0) => amf0::decode(&mut buf).ok().and_then(|v| v.as_number()),
+            _ => None,
+        };
+        Ok((name, txn.unwrap_or(0.0)))
+    }
+
     /// Encodes the command body.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(128);

@@ -17,6 +17,19 @@ pub enum RtmpError {
         /// The configured `max_message_size`.
         max: usize,
     },
+    /// A command, data or control message header announced more bytes than the
+    /// command limit (checked before the message is buffered).
+    #[error(
+        "command or data message (type {type_id}) of {len} bytes exceeds the limit of {max} bytes"
+    )]
+    CommandTooLarge {
+        /// The message type id.
+        type_id: u8,
+        /// The announced message length.
+        len: usize,
+        /// The limit in force.
+        max: usize,
+    },
     /// Partially received messages across all chunk streams hold too many bytes.
     #[error("partially received messages exceed the limit of {max} bytes")]
     PendingBytesExceeded {

@@ -16,14 +16,33 @@ use crate::message::{self, CSID_COMMAND, ControlMessage, UserControl};
 
 /// Chunk stream id for NetStream commands (`onStatus`).
 const CSID_STREAM: u32 = 5;
+/// The commands a publisher's connection answers (anything else gets `_error`).
+const SERVER_COMMANDS: &[&str] = &[
+    "connect",
+    "releaseStream",
+    "FCPublish",
+    "createStream",
+    "publish",
+    "FCUnpublish",
+    "deleteStream",
+    "closeStream",
+];
 /// Most message streams one connection may create.
 pub const MAX_STREAMS: usize = 16;
 
 /// Limits and parameters of a server connection.
+///
+/// Until a publish is accepted, every message is bounded by `max_command_size` and the
+/// partial messages together by four times that: a connection that has not been
+/// admitted holds little memory, whatever it announces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
-    /// Largest message accepted (default 8 MiB).
+    /// Largest message accepted once publishing (default 8 MiB).
     pub max_message_size: usize,
+    /// Largest command, data or protocol control message (AMF0/AMF3 commands such as
+    /// `connect` and `publish`, `onMetaData`; default 64 KiB), checked on the length the
+    /// chunk header announces, before the message is buffered.
+    pub max_command_size: usize,
     /// Chunk size the server sends with (default 4096).
     pub out_chunk_size: u32,
     /// Window Acknowledgement Size and peer bandwidth announced to the client (default 2 500 000).
@@ -36,6 +55,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             max_message_size: 8 << 20,
+            max_command_size: 64 << 10,
             out_chunk_size: 4096,
             window_ack_size: 2_500_000,
             max_pending_bytes: 16 << 20,
@@ -123,6 +143,8 @@ pub struct ServerSession {
     next_stream_id: u32,
     streams: BTreeMap<u32, StreamState>,
     dropped_media: u64,
+    /// Complete messages received, plus one for the finished handshake.
+    progress: u64,
 }
 
 impl ServerSession {
@@ -133,7 +155,7 @@ impl ServerSession {
             config.max_pending_bytes,
             config.window_ack_size,
         );
-        Self {
+        let mut session = Self {
             config,
             epoch: None,
             handshake: ServerHandshake::new(),
@@ -143,7 +165,36 @@ impl ServerSession {
             next_stream_id: 1,
             streams: BTreeMap::new(),
             dropped_media: 0,
+            progress: 0,
+        };
+        session.apply_limits();
+        session
+    }
+
+    /// The chunk reader's limits for the current state: small until a stream publishes.
+    fn apply_limits(&mut self) {
+        let c = &self.config;
+        let command = c.max_command_size.min(c.max_message_size);
+        let publishing = self
+            .streams
+            .values()
+            .any(|s| matches!(s, StreamState::Publishing(_)));
+        if publishing {
+            self.link
+                .reader
+                .set_limits(c.max_message_size, command, c.max_pending_bytes);
+        } else {
+            let pending = c.max_pending_bytes.min(command.saturating_mul(4));
+            self.link.reader.set_limits(command, command, pending);
         }
+    }
+
+    /// A count that grows whenever the peer makes progress: the handshake completed, or
+    /// a whole message arrived. Bytes that complete nothing (a dribbled handshake, a
+    /// partial chunk, garbage) leave it alone, so a driver's idle time-out can count
+    /// from the last change.
+    pub fn progress(&self) -> u64 {
+        self.progress
     }
 
     /// Feed bytes read from the socket. Errors are fatal for the connection (the driver
@@ -158,8 +209,10 @@ impl ServerSession {
             if !self.handshake.is_done() {
                 return Ok(());
             }
+            self.progress += 1;
         }
         while let Some(msg) = self.link.reader.next_message_from(&mut rest)? {
+            self.progress += 1;
             self.handle_message(msg)?;
         }
         self.link.count_input(data.len());
@@ -191,6 +244,7 @@ impl ServerSession {
             )));
         let status = on_status("status", "NetStream.Publish.Start", &description);
         self.link.send_command(CSID_STREAM, stream_id, &status);
+        self.apply_limits();
     }
 
     /// Refuses a publish: sends onStatus level "error" with `code` (e.g.
@@ -202,6 +256,11 @@ impl ServerSession {
         }
         let status = on_status("error", code, description);
         self.link.send_command(CSID_STREAM, stream_id, &status);
+    }
+
+    /// Bytes reserved by partially received messages (their announced lengths).
+    pub fn pending_bytes(&self) -> usize {
+        self.link.reader.pending_bytes()
     }
 
     /// Media messages dropped because their stream was not publishing.
@@ -264,6 +323,14 @@ impl ServerSession {
     }
 
     fn data(&mut self, stream_id: u32, timestamp: u32, payload: Bytes) {
+        // Nothing is decoded for a stream that is not publishing.
+        if !matches!(
+            self.streams.get(&stream_id),
+            Some(StreamState::Publishing(_))
+        ) {
+            self.dropped_media += 1;
+            return;
+        }
         let mut rest = &payload[..];
         let payload = match amf0::decode(&mut rest) {
             Ok(Amf0Value::String(s)) if s == "@setDataFrame" => {
@@ -313,6 +380,24 @@ impl ServerSession {
     }
 
     fn command(&mut self, msg_stream: u32, payload: &[u8]) {
+        // Name and transaction id first: the rest (objects, arguments) is decoded only
+        // for a command this connection accepts in its state.
+        let (name, txn) = match Command::peek(payload) {
+            Ok(head) => head,
+            Err(e) => {
+                tracing::debug!(error = %e, "rtmp: undecodable command ignored");
+                return;
+            }
+        };
+        if self.app.is_none() && name != "connect" {
+            self.call_failed(txn, "not connected");
+            return;
+        }
+        if !SERVER_COMMANDS.contains(&name.as_str()) {
+            tracing::debug!(command = %name, "rtmp: unknown command");
+            self.call_failed(txn, "unknown command");
+            return;
+        }
         let cmd = match Command::decode(payload) {
             Ok(c) => c,
             Err(e) => {
@@ -320,11 +405,6 @@ impl ServerSession {
                 return;
             }
         };
-        let txn = cmd.transaction_id;
-        if self.app.is_none() && cmd.name != "connect" {
-            self.call_failed(txn, "not connected");
-            return;
-        }
         match cmd.name.as_str() {
             "connect" => self.connect(&cmd),
             "releaseStream" => {
@@ -376,10 +456,7 @@ impl ServerSession {
                 }
             }
             "closeStream" => self.unpublish(msg_stream),
-            other => {
-                tracing::debug!(command = other, "rtmp: unknown command");
-                self.call_failed(txn, "unknown command");
-            }
+            _ => self.call_failed(txn, "unknown command"),
         }
     }
 
@@ -473,6 +550,7 @@ impl ServerSession {
         {
             *s = StreamState::Idle;
             self.push_event(ServerEvent::Unpublished { stream_id });
+            self.apply_limits();
         }
     }
 }

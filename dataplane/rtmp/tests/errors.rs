@@ -153,3 +153,148 @@ fn fuzz_target_logic_on_random_and_mutated_sessions() {
         weir_rtmp::fuzzing::rtmp_chunk(&noise);
     }
 }
+
+/// The client's handshake bytes (C0, C1, C2) of a recorded session.
+fn handshaken() -> ServerSession {
+    let (prefix, _, _) = recorded();
+    let mut s = ServerSession::new(ServerConfig::default());
+    s.handle_input(Instant::now(), &prefix[..3073])
+        .expect("handshake");
+    while s.poll_output().is_some() {}
+    s
+}
+
+/// Only the fmt 0 chunk header (12 bytes) of a message of `len` bytes of `type_id`.
+fn header_only(csid: u32, type_id: u8, len: usize) -> Vec<u8> {
+    header_only_full(csid, type_id, len)[..12].to_vec()
+}
+
+/// All the chunks of a message of `len` zero bytes.
+fn header_only_full(csid: u32, type_id: u8, len: usize) -> Vec<u8> {
+    let mut out = bytes::BytesMut::new();
+    ChunkWriter::new()
+        .write(&mut out, csid, 0, type_id, 0, &vec![0u8; len])
+        .expect("fits");
+    out.to_vec()
+}
+
+#[test]
+fn oversized_command_is_refused_from_its_header() {
+    let mut p = Pair::publish(128);
+    // Exactly the limit: accepted (it waits for its bytes).
+    let at_limit = header_only(3, message::COMMAND_AMF0, 64 << 10);
+    p.server
+        .handle_input(p.now, &at_limit)
+        .expect("at the limit");
+    let mut p = Pair::publish(128);
+    // One byte more: refused on the header alone, nothing of the body sent.
+    for ty in [
+        message::COMMAND_AMF0,
+        message::DATA_AMF0,
+        message::COMMAND_AMF3,
+    ] {
+        let mut p2 = Pair::publish(128);
+        let err = p2
+            .server
+            .handle_input(p2.now, &header_only(3, ty, (64 << 10) + 1))
+            .expect_err("too large");
+        assert_eq!(
+            err,
+            RtmpError::CommandTooLarge {
+                type_id: ty,
+                len: (64 << 10) + 1,
+                max: 64 << 10
+            }
+        );
+        assert!(err.to_string().contains("65536"), "{err}");
+    }
+    // Media may be larger once publishing.
+    p.server
+        .handle_input(p.now, &header_only(4, message::VIDEO, 1 << 20))
+        .expect("media up to max_message_size");
+}
+
+#[test]
+fn before_publishing_every_message_is_small() {
+    let mut s = handshaken();
+    let err = s
+        .handle_input(Instant::now(), &header_only(4, message::VIDEO, 100_000))
+        .expect_err("not publishing");
+    assert_eq!(
+        err,
+        RtmpError::MessageTooLarge {
+            len: 100_000,
+            max: 64 << 10
+        }
+    );
+    // Partial messages of an unadmitted connection hold at most 4 × 64 KiB.
+    let mut s = handshaken();
+    let now = Instant::now();
+    for csid in 4..8 {
+        // The header and the first chunk (128 bytes), so the next header is read.
+        let first = &header_only_full(csid, message::COMMAND_AMF0, 64 << 10)[..12 + 128];
+        s.handle_input(now, first)
+            .expect("within the pending bound");
+    }
+    assert_eq!(s.pending_bytes(), 4 * (64 << 10));
+    let err = s
+        .handle_input(now, &header_only(9, message::COMMAND_AMF0, 10))
+        .expect_err("pending bound");
+    assert!(
+        matches!(err, RtmpError::PendingBytesExceeded { .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn commands_before_connect_are_refused_undecoded() {
+    let mut s = handshaken();
+    // createStream whose command object is garbage: refused on its name alone.
+    let mut body = Command::new("createStream", 2.0, Amf0Value::Null, vec![]).encode();
+    body.truncate(body.len() - 1);
+    body.extend_from_slice(&[0x03, 0xff, 0xff]);
+    let mut out = bytes::BytesMut::new();
+    ChunkWriter::new()
+        .write(&mut out, 3, 0, message::COMMAND_AMF0, 0, &body)
+        .expect("fits");
+    s.handle_input(Instant::now(), &out).expect("not fatal");
+    let mut sent = Vec::new();
+    while let Some(o) = s.poll_output() {
+        match o {
+            weir_rtmp::ServerOutput::Transmit(b) => sent.extend_from_slice(&b),
+            weir_rtmp::ServerOutput::Event(e) => panic!("no event expected: {e:?}"),
+        }
+    }
+    let mut wire = vec![0u8; 1 + 2 * 1536];
+    wire.extend_from_slice(&sent);
+    let cmds = commands(&server_messages(&wire));
+    assert_eq!(cmds.len(), 1, "{cmds:?}");
+    assert_eq!(
+        (cmds[0].name.as_str(), cmds[0].transaction_id),
+        ("_error", 2.0)
+    );
+}
+
+#[test]
+fn progress_counts_handshakes_and_whole_messages_only() {
+    let (prefix, _, _) = recorded();
+    let mut s = ServerSession::new(ServerConfig::default());
+    let now = Instant::now();
+    // A dribbled handshake is no progress until it completes.
+    for b in &prefix[..3072] {
+        s.handle_input(now, std::slice::from_ref(b))
+            .expect("handshake");
+        assert_eq!(s.progress(), 0);
+    }
+    s.handle_input(now, &prefix[3072..3073]).expect("handshake");
+    assert_eq!(s.progress(), 1);
+    // Half a message: none; the rest: one.
+    let mut out = bytes::BytesMut::new();
+    ChunkWriter::new()
+        .write(&mut out, 4, 0, message::VIDEO, 1, &[1; 100])
+        .expect("fits");
+    s.handle_input(now, &out[..60]).expect("partial");
+    assert_eq!(s.progress(), 1);
+    s.handle_input(now, &out[60..]).expect("rest");
+    assert_eq!(s.progress(), 2);
+}

@@ -143,6 +143,48 @@ pub struct NodeArgs {
     /// sport up to 1.5 ×), re-measured while live; `[node.ladder] per_title`.
     #[arg(long, global = true, env = "WEIR_LADDER_PER_TITLE")]
     pub ladder_per_title: Option<bool>,
+    /// RTMP: ms a publishing connection may go without a complete message (bytes that
+    /// complete none do not count) before it is closed.
+    #[arg(long, global = true, env = "WEIR_RTMP_IDLE_TIMEOUT_MS")]
+    pub rtmp_idle_timeout_ms: Option<u64>,
+    /// RTMP: ms from accept to an accepted publish (handshake, connect, publish; the
+    /// key check's own wait excluded).
+    #[arg(long, global = true, env = "WEIR_RTMP_PUBLISH_TIMEOUT_MS")]
+    pub rtmp_publish_timeout_ms: Option<u64>,
+    /// RTMP: ms a write to the peer may make no progress before the connection is reset.
+    #[arg(long, global = true, env = "WEIR_RTMP_WRITE_TIMEOUT_MS")]
+    pub rtmp_write_timeout_ms: Option<u64>,
+    /// RTMP: largest command or data message in bytes (and, before publishing, any
+    /// message); larger ones are refused from their chunk header and close the connection.
+    #[arg(long, global = true, env = "WEIR_RTMP_MAX_COMMAND_BYTES")]
+    pub rtmp_max_command_bytes: Option<usize>,
+    /// RTMP: most concurrent connections per client address (IPv6: per /64); 0: no limit.
+    #[arg(long, global = true, env = "WEIR_RTMP_MAX_CONNECTIONS_PER_IP")]
+    pub rtmp_max_connections_per_ip: Option<u32>,
+    /// RTMP: most concurrent connections on the node.
+    #[arg(long, global = true, env = "WEIR_RTMP_MAX_CONNECTIONS_PER_NODE")]
+    pub rtmp_max_connections_per_node: Option<usize>,
+    /// HTTP: most concurrent connections per shard.
+    #[arg(long, global = true, env = "WEIR_HTTP_MAX_CONNECTIONS")]
+    pub http_max_connections: Option<usize>,
+    /// HTTP: most concurrent connections on the node; more get 503 + Retry-After.
+    #[arg(long, global = true, env = "WEIR_HTTP_MAX_CONNECTIONS_PER_NODE")]
+    pub http_max_connections_per_node: Option<usize>,
+    /// HTTP: most concurrent connections per client address (IPv6: per /64), 0: no
+    /// limit; more get 503 + Retry-After. Behind a CDN or reverse proxy raise it or use 0.
+    #[arg(long, global = true, env = "WEIR_HTTP_MAX_CONNECTIONS_PER_IP")]
+    pub http_max_connections_per_ip: Option<u32>,
+    /// HTTP: ms to receive a complete request head and body (from accept, then from a
+    /// request's first byte); dribbled bytes do not extend it; late requests get 408.
+    #[arg(long, global = true, env = "WEIR_HTTP_HEAD_TIMEOUT_MS")]
+    pub http_head_timeout_ms: Option<u64>,
+    /// HTTP: ms a keep-alive connection may wait for its next request.
+    #[arg(long, global = true, env = "WEIR_HTTP_IDLE_TIMEOUT_MS")]
+    pub http_idle_timeout_ms: Option<u64>,
+    /// HTTP: ms a response write may make no progress (the viewer stopped reading)
+    /// before the connection is reset and its buffers freed.
+    #[arg(long, global = true, env = "WEIR_HTTP_WRITE_TIMEOUT_MS")]
+    pub http_write_timeout_ms: Option<u64>,
     /// Grace period for a publisher to reconnect, in ms.
     #[arg(long, global = true, env = "WEIR_RECONNECT_GRACE_MS")]
     pub reconnect_grace_ms: Option<u64>,

@@ -149,6 +149,42 @@ pub fn load(path: Option<&Path>, args: &NodeArgs) -> anyhow::Result<Config> {
     if let Some(v) = a.relay_allow_internal {
         n.relay_allow_internal = v;
     }
+    if let Some(v) = a.rtmp_idle_timeout_ms {
+        n.rtmp_idle_timeout_ms = v;
+    }
+    if let Some(v) = a.rtmp_publish_timeout_ms {
+        n.rtmp_publish_timeout_ms = v;
+    }
+    if let Some(v) = a.rtmp_write_timeout_ms {
+        n.rtmp_write_timeout_ms = v;
+    }
+    if let Some(v) = a.rtmp_max_command_bytes {
+        n.rtmp_max_command_bytes = v;
+    }
+    if let Some(v) = a.rtmp_max_connections_per_ip {
+        n.rtmp_max_connections_per_ip = v;
+    }
+    if let Some(v) = a.rtmp_max_connections_per_node {
+        n.rtmp_max_connections_per_node = v;
+    }
+    if let Some(v) = a.http_max_connections {
+        n.http_max_connections = v;
+    }
+    if let Some(v) = a.http_max_connections_per_node {
+        n.http_max_connections_per_node = v;
+    }
+    if let Some(v) = a.http_max_connections_per_ip {
+        n.http_max_connections_per_ip = v;
+    }
+    if let Some(v) = a.http_head_timeout_ms {
+        n.http_head_timeout_ms = v;
+    }
+    if let Some(v) = a.http_idle_timeout_ms {
+        n.http_idle_timeout_ms = v;
+    }
+    if let Some(v) = a.http_write_timeout_ms {
+        n.http_write_timeout_ms = v;
+    }
     let c = &mut config.control;
     if let Some(v) = a.api_listen {
         c.api_listen = v;
@@ -186,6 +222,28 @@ mod tests {
         assert_eq!(c.node.window_segments, d.window_segments);
         assert_eq!(c.control.api_listen, ControlConfig::default().api_listen);
         assert_eq!(c.node.ladder, d.ladder);
+        assert_eq!(c.node.http_head_timeout_ms, d.http_head_timeout_ms);
+        assert_eq!(c.node.http_idle_timeout_ms, d.http_idle_timeout_ms);
+        assert_eq!(c.node.http_write_timeout_ms, d.http_write_timeout_ms);
+        assert_eq!(
+            c.node.http_max_connections_per_ip,
+            d.http_max_connections_per_ip
+        );
+        assert_eq!(
+            c.node.http_max_connections_per_node,
+            d.http_max_connections_per_node
+        );
+        assert_eq!(c.node.rtmp_publish_timeout_ms, d.rtmp_publish_timeout_ms);
+        assert_eq!(c.node.rtmp_write_timeout_ms, d.rtmp_write_timeout_ms);
+        assert_eq!(c.node.rtmp_max_command_bytes, d.rtmp_max_command_bytes);
+        assert_eq!(
+            c.node.rtmp_max_connections_per_ip,
+            d.rtmp_max_connections_per_ip
+        );
+        assert_eq!(
+            c.node.rtmp_max_connections_per_node,
+            d.rtmp_max_connections_per_node
+        );
         assert!(c.node.ladder.codec_config().is_ok());
     }
 
@@ -219,6 +277,32 @@ mod tests {
         assert!(l.codec_config().is_err());
         l.rungs[0].name = "../x".into();
         assert!(l.codec_config().is_err());
+    }
+
+    #[test]
+    fn deadlines_and_limits_from_flags() {
+        let args = NodeArgs {
+            http_head_timeout_ms: Some(2000),
+            http_write_timeout_ms: Some(3000),
+            http_max_connections_per_ip: Some(0),
+            rtmp_publish_timeout_ms: Some(1500),
+            rtmp_max_command_bytes: Some(8192),
+            rtmp_max_connections_per_node: Some(7),
+            ..NodeArgs::default()
+        };
+        let n = load(None, &args).expect("load").node;
+        assert_eq!(
+            (n.http_head_timeout_ms, n.http_write_timeout_ms),
+            (2000, 3000)
+        );
+        assert_eq!(n.http_max_connections_per_ip, 0);
+        assert_eq!(n.rtmp_publish_timeout_ms, 1500);
+        assert_eq!(n.rtmp_max_command_bytes, 8192);
+        assert_eq!(n.rtmp_max_connections_per_node, 7);
+        assert_eq!(
+            n.http_idle_timeout_ms,
+            NodeConfig::default().http_idle_timeout_ms
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ mod writer;
 
 use bytes::Bytes;
 
-pub use reader::{ChunkReader, MAX_CHUNK_STREAMS};
+pub use reader::{ChunkReader, MAX_CHUNK_STREAMS, is_command_type};
 pub use writer::ChunkWriter;
 
 /// The chunk size both sides start with.

@@ -12,8 +12,12 @@
 //! Messages come out one at a time, in order, so the caller can apply a Set Chunk Size
 //! ([`ChunkReader::set_chunk_size`]) before the next chunk header is parsed.
 //!
-//! Memory is bounded by `max_message_size` per message, `max_pending_bytes` over all
-//! partial messages and [`MAX_CHUNK_STREAMS`] chunk stream states. A message is charged
+//! Memory is bounded by `max_message_size` per message (and the smaller
+//! `max_command_size` for commands, data and control messages, checked on the declared
+//! length in the chunk header, before anything is allocated), `max_pending_bytes` over
+//! all partial messages and [`MAX_CHUNK_STREAMS`] chunk stream states. The limits can be
+//! changed while the connection runs ([`ChunkReader::set_limits`]): a session keeps them
+//! small until a publish is accepted. A message is charged
 //! its full announced length when its first header arrives (that is when its buffer is
 //! allocated), so messages announced but never sent count against the limit too.
 
@@ -81,6 +85,7 @@ pub struct ChunkReader {
     stash: BytesMut,
     chunk_size: u32,
     max_message_size: usize,
+    max_command_size: usize,
     max_pending_bytes: usize,
     /// Sum of the announced lengths of the partially assembled messages.
     pending: usize,
@@ -110,6 +115,15 @@ enum Parsed {
     Need(usize),
 }
 
+/// Whether messages of `type_id` are commands, data or protocol control (AMF0/AMF3
+/// commands and data, shared objects, types 1–6): the ones [`ChunkReader`] bounds by
+/// `max_command_size`.
+pub fn is_command_type(type_id: u8) -> bool {
+    use crate::message::{COMMAND_AMF0, COMMAND_AMF3, DATA_AMF0, DATA_AMF3};
+    matches!(type_id, 1..=6 | 16 | 19)
+        || [COMMAND_AMF0, COMMAND_AMF3, DATA_AMF0, DATA_AMF3].contains(&type_id)
+}
+
 fn u24(b: &[u8]) -> u32 {
     u32::from_be_bytes([0, b[0], b[1], b[2]])
 }
@@ -119,12 +133,14 @@ fn u32_be(b: &[u8]) -> u32 {
 }
 
 impl ChunkReader {
-    /// A reader with the default incoming chunk size (128).
+    /// A reader with the default incoming chunk size (128), bounding every message by
+    /// `max_message_size` (commands included: see [`ChunkReader::set_limits`]).
     pub fn new(max_message_size: usize, max_pending_bytes: usize) -> Self {
         Self {
             stash: BytesMut::new(),
             chunk_size: DEFAULT_CHUNK_SIZE,
             max_message_size,
+            max_command_size: max_message_size,
             max_pending_bytes,
             pending: 0,
             streams: ChunkStreams::default(),
@@ -140,6 +156,21 @@ impl ChunkReader {
         }
         self.chunk_size = size;
         Ok(())
+    }
+
+    /// Changes the limits from the next message on: any message is at most
+    /// `max_message_size` bytes, a command, data or control message (see
+    /// [`is_command_type`]) at most `max_command_size`, and partial messages hold at most
+    /// `max_pending_bytes` together. Messages already being assembled keep their buffers.
+    pub fn set_limits(
+        &mut self,
+        max_message_size: usize,
+        max_command_size: usize,
+        max_pending_bytes: usize,
+    ) {
+        self.max_message_size = max_message_size;
+        self.max_command_size = max_command_size;
+        self.max_pending_bytes = max_pending_bytes;
     }
 
     /// The current incoming chunk size.
@@ -347,6 +378,13 @@ impl ChunkReader {
         let continuation = h.fmt == 3 && st.partial.is_some();
         if !continuation {
             let len = h.length as usize;
+            if is_command_type(h.type_id) && len > self.max_command_size {
+                return Err(RtmpError::CommandTooLarge {
+                    type_id: h.type_id,
+                    len,
+                    max: self.max_command_size,
+                });
+            }
             if len > self.max_message_size {
                 return Err(RtmpError::MessageTooLarge {
                     len,
@@ -372,9 +410,9 @@ impl ChunkReader {
             if len == 0 {
                 return Ok(Some(message(h.csid, st, Bytes::new())));
             }
-            // Charge the whole message before allocating it. `pending` never exceeds
-            // the limit, so the subtraction cannot underflow.
-            if len > self.max_pending_bytes - self.pending {
+            // Charge the whole message before allocating it (the limit may have been
+            // lowered below what is pending: saturate).
+            if len > self.max_pending_bytes.saturating_sub(self.pending) {
                 return Err(RtmpError::PendingBytesExceeded {
                     max: self.max_pending_bytes,
                 });
