@@ -293,3 +293,38 @@ fn internal_destinations_are_refused_by_default() {
     });
     assert!(mv, "{}", node.log());
 }
+
+/// `rtmps://`: TLS to the destination (nginx `stream` terminating TLS in front of
+/// nginx-rtmp, a self-signed certificate the node is told to trust).
+#[test]
+fn an_rtmps_destination_gets_the_stream_over_tls() {
+    require("ffmpeg");
+    let dest = RtmpServer::start_tls();
+    let node = Node::start_with(NodeOptions {
+        extra_args: vec![
+            "--relay-allow-internal".into(),
+            "true".into(),
+            "--relay-ca-file".into(),
+            dest.cert_path().display().to_string(),
+        ],
+        ..NodeOptions::default()
+    });
+    let (owner, channel_id, key) = owner_channel_key(&node, "secure");
+    let url = dest.tls_url().expect("TLS server");
+    let id = add_destination(&node, &owner, &channel_id, "TLS", &url, "key-tls");
+    let _ffmpeg = KillOnDrop(
+        obs_like_publish(&node.rtmp_url(&key), 20, "640x360")
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ffmpeg"),
+    );
+    let mut states = Vec::new();
+    let live = poll(Duration::from_secs(20), || {
+        states = relay_states(&node, &owner, &channel_id);
+        state_of(&states, &id) == "LIVE"
+    });
+    assert!(live, "{states:?}\n{}", node.log());
+    // Read back in the clear from nginx-rtmp behind the TLS terminator.
+    let (frames, err) = frames_read(decode_frames(&dest.play_url("key-tls"), 4));
+    assert!(frames >= 30, "over RTMPS: {frames} frames\n{err}");
+}

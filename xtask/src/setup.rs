@@ -23,7 +23,8 @@ const BUILD: &[&str] = &[
 /// Test peers: real encoders, players and servers the tests start themselves
 /// (Chromium runs hls.js in `tests/tests/hlsjs.rs`; nginx is the caching reverse proxy, a
 /// stand-in CDN, in `tests/tests/cdn_proxy.rs`, and with libnginx-mod-rtmp the relay
-/// destinations of `tests/tests/relay.rs`; srt-live-transmit is an SRT caller in
+/// destinations of `tests/tests/relay.rs` (libnginx-mod-stream terminates TLS for RTMPS,
+/// with a test certificate openssl makes); srt-live-transmit is an SRT caller in
 /// `tests/tests/srt.rs`).
 const TEST: &[&str] = &[
     "ffmpeg",
@@ -31,6 +32,8 @@ const TEST: &[&str] = &[
     "chromium",
     "nginx",
     "libnginx-mod-rtmp",
+    "libnginx-mod-stream",
+    "openssl",
     "srt-tools",
 ];
 /// Node.js and npm run the browser test's driver; installed from Debian only when

@@ -57,6 +57,9 @@ pub struct NodeConfig {
     pub relay_allow_internal: bool,
     /// A relay write that makes no progress this long cuts the destination (it retries).
     pub relay_write_timeout_ms: u64,
+    /// Extra CA certificates (PEM) trusted for `rtmps://` destinations, besides
+    /// Mozilla's roots (a private CA).
+    pub relay_ca_file: Option<std::path::PathBuf>,
     /// Longest time a publishing RTMP connection may go without a complete message
     /// (bytes that complete none do not count) before it is closed.
     pub rtmp_idle_timeout_ms: u64,
@@ -252,6 +255,7 @@ impl Default for NodeConfig {
             publisher_takeover: false,
             relay_allow_internal: false,
             relay_write_timeout_ms: 15_000,
+            relay_ca_file: None,
             rtmp_idle_timeout_ms: 15_000,
             rtmp_publish_timeout_ms: 10_000,
             rtmp_write_timeout_ms: 15_000,
@@ -282,6 +286,7 @@ impl NodeConfig {
         crate::relay::RelayConfig {
             allow_internal: self.relay_allow_internal,
             write_timeout: std::time::Duration::from_millis(self.relay_write_timeout_ms.max(1000)),
+            ca_file: self.relay_ca_file.clone(),
             ..crate::relay::RelayConfig::default()
         }
     }

@@ -196,6 +196,10 @@ pub struct NodeArgs {
     /// (`[node] relay_allow_internal`).
     #[arg(long, global = true, env = "WEIR_RELAY_ALLOW_INTERNAL")]
     pub relay_allow_internal: Option<bool>,
+    /// Extra CA certificates (PEM) trusted for `rtmps://` destinations besides
+    /// Mozilla's roots (`[node] relay_ca_file`).
+    #[arg(long, global = true, env = "WEIR_RELAY_CA_FILE")]
+    pub relay_ca_file: Option<std::path::PathBuf>,
     /// GraphQL API listen address (serve, controlplane).
     #[arg(long, global = true, env = "WEIR_API_LISTEN")]
     pub api_listen: Option<SocketAddr>,

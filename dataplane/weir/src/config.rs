@@ -149,6 +149,9 @@ pub fn load(path: Option<&Path>, args: &NodeArgs) -> anyhow::Result<Config> {
     if let Some(v) = a.relay_allow_internal {
         n.relay_allow_internal = v;
     }
+    if a.relay_ca_file.is_some() {
+        n.relay_ca_file = a.relay_ca_file;
+    }
     if let Some(v) = a.rtmp_idle_timeout_ms {
         n.rtmp_idle_timeout_ms = v;
     }

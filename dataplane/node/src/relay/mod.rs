@@ -13,12 +13,14 @@
 //! - [`target`]: destinations and their `rtmp://` URLs;
 //! - [`muxer`]: bus events → RTMP media messages (sans-IO);
 //! - [`policy`]: address policy and back-off (sans-IO);
+//! - [`tls`]: TLS for `rtmps://` (rustls, sans-IO);
 //! - `task`: the driver (DNS, TCP, the RTMP client session, reports).
 
 pub mod muxer;
 pub mod policy;
 mod target;
 mod task;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +44,8 @@ pub struct RelayConfig {
     pub max_backoff: Duration,
     /// Most bytes of media queued for one destination before it skips to a key frame.
     pub max_queue_bytes: usize,
+    /// Extra CA certificates (PEM) trusted for `rtmps://` besides Mozilla's roots.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for RelayConfig {
@@ -53,6 +57,7 @@ impl Default for RelayConfig {
             min_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(30),
             max_queue_bytes: 8 << 20,
+            ca_file: None,
         }
     }
 }

@@ -21,6 +21,7 @@ use weir_rtmp::{ClientConfig, ClientEvent, ClientOutput, ClientSession};
 
 use super::muxer::{MediaMessage, RelayMuxer};
 use super::policy::{AddressPolicy, Backoff};
+use super::tls::{self, TlsLayer};
 use super::{Endpoint, RelayConfig, RelayTarget};
 use crate::hooks::{RelayReport, RelayState};
 use crate::registry::{Registry, Stream};
@@ -46,6 +47,8 @@ struct Relay {
     stream: Arc<Stream>,
     target: RelayTarget,
     config: RelayConfig,
+    /// For `rtmps://`: the TLS client configuration.
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Relay {
@@ -66,19 +69,23 @@ impl Relay {
 /// is found unusable.
 pub async fn run(registry: Arc<Registry>, stream: Arc<Stream>, target: RelayTarget) {
     let config = registry.relay_config().clone();
-    let relay = Relay {
+    let mut relay = Relay {
         registry,
         stream,
         target,
         config,
+        tls: None,
     };
     let endpoint = match Endpoint::parse(&relay.target.url, &relay.target.stream_key) {
-        Ok(e) if e.tls => {
-            return give_up(&relay, "rtmps:// destinations are not supported yet".into());
-        }
         Ok(e) => e,
         Err(e) => return give_up(&relay, e.to_string()),
     };
+    if endpoint.tls {
+        match tls::client_config(relay.config.ca_file.as_deref()) {
+            Ok(c) => relay.tls = Some(c),
+            Err(e) => return give_up(&relay, e.to_string()),
+        }
+    }
     let seed = relay
         .target
         .id
@@ -196,6 +203,7 @@ async fn read_into(mut socket: TcpStream, inbox: Rc<Inbox>) {
 async fn flush(
     socket: &mut TcpStream,
     session: &mut ClientSession,
+    tls: &mut Option<TlsLayer>,
     events: &mut Vec<ClientEvent>,
     timeout: Duration,
 ) -> Result<usize, Ended> {
@@ -205,6 +213,12 @@ async fn flush(
             ClientOutput::Transmit(b) => out.extend_from_slice(&b),
             ClientOutput::Event(e) => events.push(e),
         }
+    }
+    if let Some(t) = tls {
+        if out.is_empty() && !t.wants_write() {
+            return Ok(0);
+        }
+        out = t.encode(&out).map_err(|e| Ended::Retry(e.to_string()))?;
     }
     if out.is_empty() {
         return Ok(0);
@@ -222,12 +236,19 @@ async fn flush(
 
 /// Feeds what the destination sent to the session (its answers go out, and its
 /// events come, with the next [`flush`]).
-fn take_input(inbox: &Inbox, session: &mut ClientSession) -> Result<(), Ended> {
+fn take_input(
+    inbox: &Inbox,
+    session: &mut ClientSession,
+    tls: &mut Option<TlsLayer>,
+) -> Result<(), Ended> {
     loop {
         let Some(item) = inbox.chunks.borrow_mut().pop_front() else {
             return Ok(());
         };
-        let data = item.map_err(|e| Ended::Retry(e.to_string()))?;
+        let mut data = item.map_err(|e| Ended::Retry(e.to_string()))?;
+        if let Some(t) = tls {
+            data = t.decode(&data).map_err(|e| Ended::Retry(e.to_string()))?;
+        }
         session
             .handle_input(Instant::now(), &data)
             .map_err(|e| Ended::Retry(format!("RTMP error from the destination: {e}")))?;
@@ -273,9 +294,16 @@ async fn connect_and_push(relay: &Relay, endpoint: &Endpoint) -> (Ended, Option<
         return (Ended::Retry(last_err), None);
     };
     let _ = socket.set_nodelay(true);
+    let mut tls = match &relay.tls {
+        Some(config) => match TlsLayer::new(config.clone(), &endpoint.host) {
+            Ok(t) => Some(t),
+            Err(e) => return (Ended::Fatal(e.to_string()), None),
+        },
+        None => None,
+    };
     let inbox = Rc::new(Inbox::default());
     let reader = compio::runtime::spawn(read_into(socket.clone(), inbox.clone()));
-    let result = push(relay, endpoint, &mut socket, &inbox, deadline).await;
+    let result = push(relay, endpoint, &mut socket, &mut tls, &inbox, deadline).await;
     drop(reader); // cancels the pending read
     let _ = socket.shutdown().await;
     result
@@ -285,6 +313,7 @@ async fn push(
     relay: &Relay,
     endpoint: &Endpoint,
     socket: &mut TcpStream,
+    tls: &mut Option<TlsLayer>,
     inbox: &Inbox,
     deadline: Instant,
 ) -> (Ended, Option<Duration>) {
@@ -298,10 +327,10 @@ async fn push(
     let mut events = Vec::new();
     // Handshake, connect, createStream, publish.
     loop {
-        if let Err(e) = take_input(inbox, &mut session) {
+        if let Err(e) = take_input(inbox, &mut session, tls) {
             return (e, None);
         }
-        if let Err(e) = flush(socket, &mut session, &mut events, cfg.write_timeout).await {
+        if let Err(e) = flush(socket, &mut session, tls, &mut events, cfg.write_timeout).await {
             return (e, None);
         }
         if let Some(e) = rejected(&events) {
@@ -343,6 +372,7 @@ async fn push(
     let ended = pump(
         relay,
         socket,
+        tls,
         inbox,
         &mut session,
         &mut subscriber,
@@ -355,6 +385,7 @@ async fn push(
 async fn pump(
     relay: &Relay,
     socket: &mut TcpStream,
+    tls: &mut Option<TlsLayer>,
     inbox: &Inbox,
     session: &mut ClientSession,
     subscriber: &mut Subscriber,
@@ -368,7 +399,7 @@ async fn pump(
     let bytes_total = metrics::counter!("weir_relay_bytes_total");
     let (mut sent, mut since) = (0u64, Instant::now());
     loop {
-        if let Err(e) = take_input(inbox, session) {
+        if let Err(e) = take_input(inbox, session, tls) {
             return e;
         }
         let closed = subscriber.drain_into(&mut bus_events).is_err();
@@ -392,10 +423,10 @@ async fn pump(
                 session.send_media(m.kind, m.timestamp_ms, m.payload);
             }
             unpublish(session, stream_name);
-            let _ = flush(socket, session, &mut client_events, cfg.write_timeout).await;
+            let _ = flush(socket, session, tls, &mut client_events, cfg.write_timeout).await;
             return Ended::Broadcast;
         }
-        match flush(socket, session, &mut client_events, cfg.write_timeout).await {
+        match flush(socket, session, tls, &mut client_events, cfg.write_timeout).await {
             Ok(n) => {
                 sent += n as u64;
                 bytes_total.increment(n as u64);
