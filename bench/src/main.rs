@@ -12,6 +12,8 @@
 //!                      [--keep] [--readme | --no-readme]
 //! weir-bench srt [--quick] [--secs S] [--loss 0,1,5] [--latency-ms MS] [--delay-ms MS]
 //!                [--media FILE.ts] [--keep] [--readme | --no-readme]
+//! weir-bench outputs [--quick] [--secs S] [--destinations 1,4,16,32] [--media FILE]
+//!                    [--readme | --no-readme]
 //! ```
 
 mod api;
@@ -20,6 +22,7 @@ mod flv;
 mod http;
 mod live;
 mod media;
+mod outputs;
 mod playlist;
 mod poller;
 mod procstat;
@@ -200,8 +203,16 @@ impl Config {
 
 /// Encodes the test media once (cached next to the build output).
 fn test_media(cfg: &Config, cpus: Option<&str>) -> anyhow::Result<PathBuf> {
-    if let Some(p) = &cfg.media {
-        return Ok(p.clone());
+    live_media(cfg.media.as_deref(), cpus)
+}
+
+/// The live scenario's media (720p30 x264 2.5 Mb/s + AAC, 30 s), or `given`.
+pub(crate) fn live_media(
+    given: Option<&std::path::Path>,
+    cpus: Option<&str>,
+) -> anyhow::Result<PathBuf> {
+    if let Some(p) = given {
+        return Ok(p.to_owned());
     }
     let mut cmd = match cpus {
         Some(list) => {
@@ -388,6 +399,7 @@ fn main() -> ExitCode {
         Some("api") => api_bench(&args[1..]),
         Some("transcode") => transcode::run(&args[1..]),
         Some("srt") => srt::run(&args[1..]),
+        Some("outputs") => outputs::run(&args[1..]),
         _ => {
             eprintln!(
                 "usage: weir-bench live [--quick] [flags…] | weir-bench api [--quick] [--clients N] | weir-bench transcode|srt [--quick] [flags…]  (see bench/README.md)"

@@ -39,6 +39,9 @@ pub struct Publish {
 pub struct Report {
     /// Media time (s since the first frame) and wall time each video frame was sent.
     pub sends: Vec<(f64, Instant)>,
+    /// Per entry of `sends`: the hash of the frame's coded bytes
+    /// (`outputs::sink::frame_hash`; 0 when it has none).
+    pub video_hashes: Vec<u64>,
     /// Frames sent.
     pub frames: u64,
     /// Media bytes sent.
@@ -157,6 +160,9 @@ pub fn run(p: &Publish, media: &Media) -> anyhow::Result<Report> {
             report.bytes += tag.body.len() as u64;
             if tag.kind == TagKind::Video {
                 report.sends.push((ms as f64 / 1000.0, sent));
+                report
+                    .video_hashes
+                    .push(crate::outputs::sink::frame_hash(&tag.body).unwrap_or(0));
             }
         }
     }

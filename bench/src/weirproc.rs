@@ -25,6 +25,8 @@ pub struct Weir {
     pub rtmp: SocketAddr,
     /// HTTP listen address.
     pub http: SocketAddr,
+    /// GraphQL API address.
+    pub api: SocketAddr,
     bin: PathBuf,
     data_dir: PathBuf,
     /// Its log (stderr).
@@ -43,6 +45,7 @@ impl Weir {
     ) -> anyhow::Result<Self> {
         let rtmp = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         let http = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let api = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         let data_dir = work.join(format!("weir-{tag}"));
         std::fs::create_dir_all(&data_dir)?;
         let log = work.join(format!("weir-{tag}.log"));
@@ -53,7 +56,7 @@ impl Weir {
             .args(["--rtmp-listen", &rtmp.to_string()])
             .args(["--http-listen", &http.to_string()])
             // Not the default 8090: other weir processes on this machine may hold it.
-            .args(["--api-listen", &format!("127.0.0.1:{}", free_port()?)])
+            .args(["--api-listen", &api.to_string()])
             .args(["--webrtc-udp-port", "0", "--webrtc-public-ips", "127.0.0.1"])
             .args(["--shards", "1", "--part-target-ms", "200"])
             // Every load-generator connection comes from loopback: no per-address caps.
@@ -92,6 +95,7 @@ impl Weir {
             child,
             rtmp,
             http,
+            api,
             bin: bin.to_owned(),
             data_dir,
             log,

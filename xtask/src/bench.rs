@@ -8,6 +8,8 @@
 //! against the ffmpeg CLI doing the same ladder (1080p30 source, 4 rungs).
 //! `cargo xtask bench srt [--quick] [FLAGS…]` — SRT ingest latency and frames lost through
 //! a lossy relay, weir against srt-live-transmit.
+//! `cargo xtask bench outputs [--quick] [FLAGS…]` — relay fan-out (multistreaming): CPU
+//! and added latency for 1 stream → D destinations, weir against nginx-rtmp's `push`.
 
 use std::process::Command;
 
@@ -39,8 +41,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
         // ffmpeg/ffprobe: the test media and frame counts; srt-tools: the libsrt caller
         // and the peer (srt-live-transmit).
         "srt" => bench("srt", &["ffmpeg", "srt-tools"], rest),
+        // ffmpeg: the test media; nginx-rtmp: the peer (`push`).
+        "outputs" => bench("outputs", &["ffmpeg", "nginx", "libnginx-mod-rtmp"], rest),
         other => Err(format!(
-            "unknown bench scenario {other:?} (have: live, api, transcode, srt)"
+            "unknown bench scenario {other:?} (have: live, api, transcode, srt, outputs)"
         )),
     }
 }

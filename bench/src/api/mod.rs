@@ -7,7 +7,7 @@
 //! - Publish authorisation: etcd + `weir controlplane`; the call a data-plane node makes
 //!   for every publish (`POST /v1/node/authorize`), sequentially and with 8 in flight.
 
-mod client;
+pub(crate) mod client;
 mod procs;
 
 use std::time::{Duration, Instant};
@@ -116,7 +116,7 @@ fn gql_ok(v: &Value) -> bool {
 }
 
 /// Signs up, logs in and creates a channel; returns (token, channel id).
-fn account(port: u16, tag: &str) -> anyhow::Result<(String, String)> {
+pub(crate) fn account(port: u16, tag: &str) -> anyhow::Result<(String, String)> {
     let mut c = Conn::connect(port)?;
     let (user, pass) = (format!("bench{tag}"), "correct horse battery staple");
     let v = c.graphql(
