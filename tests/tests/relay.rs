@@ -94,6 +94,21 @@ fn poll(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// `testDestination`: (ok, message).
+fn test_destination(node: &Node, owner: &Account, id: &str) -> (bool, String) {
+    let d = gql_ok(
+        node.api_port,
+        Some(&owner.access_token),
+        "mutation($d: ID!) { testDestination(id: $d) { ok message millis } }",
+        json!({ "d": id }),
+    );
+    let t = &d["testDestination"];
+    (
+        t["ok"].as_bool().unwrap_or(false),
+        t["message"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
 fn state_of(states: &[(String, String, String, i64)], id: &str) -> String {
     states
         .iter()
@@ -154,6 +169,14 @@ fn a_broadcast_is_relayed_to_two_destinations_and_survives_one_restarting() {
     let (owner, channel_id, key) = owner_channel_key(&node, "relayed");
     let id_a = add_destination(&node, &owner, &channel_id, "A", &a.url(), "key-a");
     let id_b = add_destination(&node, &owner, &channel_id, "B", &b.url(), "key-b");
+    // "Test destination" before going live: handshake and publish, no media.
+    let (ok, message) = test_destination(&node, &owner, &id_a);
+    assert!(ok, "test of A: {message}");
+    assert!(
+        a.error_log().contains("name='key-a'"),
+        "A saw the test publish:\n{}",
+        a.error_log()
+    );
 
     let mut ffmpeg = KillOnDrop(
         obs_like_publish(&node.rtmp_url(&key), 40, "854x480")
@@ -257,6 +280,8 @@ fn internal_destinations_are_refused_by_default() {
         "rtmp://127.0.0.1:1935/live",
         "k",
     );
+    let (ok, message) = test_destination(&node, &owner, &loopback);
+    assert!(!ok && message.contains("loopback"), "{message}");
     let metadata = add_destination(
         &node,
         &owner,

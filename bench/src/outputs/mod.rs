@@ -140,6 +140,15 @@ fn start_weir(
         None,
         &["--relay-allow-internal".into(), "true".into()],
     )?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(w.api).is_err() {
+        ensure!(
+            Instant::now() < deadline,
+            "weir's API did not listen on {}",
+            w.api
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let (token, channel) = crate::api::account(w.api.port(), &tag)?;
     let mut c = Conn::connect(w.api.port())?;
     let v = c.graphql(
@@ -180,11 +189,11 @@ fn start_nginx(
     let dd = dir.display();
     let mut push = String::new();
     for i in 0..d {
-        let _ = writeln!(push, "      push rtmp://127.0.0.1:{sink}/live name=d{i};");
+        let _ = writeln!(push, "      push rtmp://127.0.0.1:{sink}/live/d{i};");
     }
     let conf = format!(
-        "load_module {RTMP_MODULE};\ndaemon off;\nmaster_process on;\nworker_processes 1;\n\
-         pid {dd}/nginx.pid;\nerror_log {dd}/error.log warn;\nevents {{ worker_connections 4096; }}\n\
+        "load_module {RTMP_MODULE};\ndaemon off;\nmaster_process off;\nworker_processes 1;\n\
+         pid {dd}/nginx.pid;\nerror_log {dd}/error.log info;\nevents {{ worker_connections 4096; }}\n\
          rtmp {{\n  server {{\n    listen 127.0.0.1:{port};\n    chunk_size 4096;\n    \
          application live {{\n      live on;\n      record off;\n      hls on;\n      \
          hls_path {dd}/hls;\n      hls_fragment 1s;\n      hls_playlist_length 10s;\n{push}    }}\n  }}\n}}\n"
@@ -360,7 +369,11 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             runs.push(r);
         }
     }
-    let _ = std::fs::remove_dir_all(&work);
+    if std::env::var_os("WEIR_BENCH_DEBUG").is_none() {
+        let _ = std::fs::remove_dir_all(&work);
+    } else {
+        progress!("kept {}", work.display());
+    }
     let machine = crate::report::machine();
     let table = table(&runs);
     println!(

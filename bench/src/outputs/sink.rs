@@ -53,7 +53,10 @@ impl Sink {
         std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
                 match listener.accept() {
-                    Ok((conn, _)) => {
+                    Ok((conn, peer)) => {
+                        if std::env::var_os("WEIR_BENCH_DEBUG").is_some() {
+                            crate::progress!("sink: connection from {peer}");
+                        }
                         let (a, s) = (a.clone(), s.clone());
                         std::thread::spawn(move || serve(conn, &a, &s));
                     }
@@ -102,7 +105,8 @@ fn serve(mut conn: TcpStream, arrivals: &Mutex<Vec<Arrival>>, stop: &AtomicBool)
             Err(_) => return,
         };
         let now = Instant::now();
-        if session.handle_input(now, &buf[..n]).is_err() {
+        if let Err(e) = session.handle_input(now, &buf[..n]) {
+            crate::progress!("sink: a relay's RTMP was refused: {e}");
             return;
         }
         while let Some(out) = session.poll_output() {
@@ -115,6 +119,9 @@ fn serve(mut conn: TcpStream, arrivals: &Mutex<Vec<Arrival>>, stop: &AtomicBool)
                 ServerOutput::Event(ServerEvent::PublishRequested {
                     stream_id, name, ..
                 }) => {
+                    if std::env::var_os("WEIR_BENCH_DEBUG").is_some() {
+                        crate::progress!("sink: publish {name:?}");
+                    }
                     names.insert(stream_id, name);
                     session.accept_publish(stream_id);
                 }

@@ -114,6 +114,7 @@ pub(crate) struct Inner {
     pub ip_limiter: RateLimiter,
     pub user_limiter: RateLimiter,
     pub login_limiter: RateLimiter,
+    pub prober: std::sync::OnceLock<Arc<dyn crate::DestinationProber>>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -144,8 +145,20 @@ impl ApiState {
                 issuer,
                 config,
                 events,
+                prober: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Lets `testDestination` check destinations with `prober` (set once; later calls
+    /// are ignored).
+    pub fn set_destination_prober(&self, prober: Arc<dyn crate::DestinationProber>) {
+        let _ = self.inner.prober.set(prober);
+    }
+
+    /// The destination prober, when the binary set one.
+    pub fn destination_prober(&self) -> Option<&Arc<dyn crate::DestinationProber>> {
+        self.inner.prober.get()
     }
 
     /// The store.

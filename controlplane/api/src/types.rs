@@ -489,6 +489,17 @@ impl Destination {
     }
 }
 
+/// The result of `testDestination`.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct DestinationTest {
+    /// The destination accepted the connection and the stream key.
+    pub ok: bool,
+    /// What happened (why it failed; never the key).
+    pub message: String,
+    /// How long the handshake and `publish` took, when it worked.
+    pub millis: Option<i64>,
+}
+
 /// A recording.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct Recording {

@@ -46,5 +46,7 @@ pub use hooks::{
 pub use http::request::{Request, RequestError, RequestParser};
 pub use metrics_setup::install_metrics;
 pub use node::{Node, NodeError, StartedNode};
-pub use relay::RelayConfig;
+pub use relay::policy::AddressPolicy;
+pub use relay::tls::{TlsLayer, client_config as relay_tls_config};
+pub use relay::{Endpoint, RelayConfig};
 pub use shutdown::Shutdown;

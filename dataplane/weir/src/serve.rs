@@ -127,6 +127,10 @@ pub fn all_in_one(config: Config) -> anyhow::Result<()> {
         None,
         &config.control,
     ))?;
+    state.set_destination_prober(Arc::new(control::probe::Prober {
+        allow_internal: config.node.relay_allow_internal,
+        ca_file: config.node.relay_ca_file.clone(),
+    }));
     // The bridge needs the node's address, the node needs the bridge: start the bridge
     // with the configured address (the port is fixed unless 0).
     let shards = config.node.shard_count();
@@ -192,6 +196,10 @@ pub fn controlplane(config: Config) -> anyhow::Result<()> {
         Some(token),
         &config.control,
     ))?;
+    state.set_destination_prober(Arc::new(control::probe::Prober {
+        allow_internal: config.node.relay_allow_internal,
+        ca_file: config.node.relay_ca_file.clone(),
+    }));
     tracing::info!(etcd = %endpoints.join(","), "control plane state in etcd");
     let stop_api = Arc::new(tokio::sync::Notify::new());
     let api = rt.block_on(serve_api(

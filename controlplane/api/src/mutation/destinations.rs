@@ -6,7 +6,10 @@ use weir_store::DestinationPatch;
 
 use crate::ctx::{channel_with, principal, state};
 use crate::error::{ApiError, ApiResult, gql};
-use crate::types::Destination;
+use crate::types::{Destination, DestinationTest};
+
+/// Longest a destination test may take.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 #[derive(Default)]
 pub(crate) struct DestinationMutations;
@@ -126,6 +129,47 @@ impl DestinationMutations {
         let d = store.update_destination(&id, patch).await.map_err(gql)?;
         let key = store.destination_stream_key(&d).map_err(gql)?;
         Ok(Destination::new(d, &key))
+    }
+
+    /// Checks a destination without going live: connects, completes the RTMP handshake
+    /// and `publish` with its key, and leaves at once (no media sent).
+    async fn test_destination(&self, ctx: &Context<'_>, id: ID) -> ApiResult<DestinationTest> {
+        check(ctx, &id).await?;
+        let st = state(ctx);
+        let prober = st
+            .destination_prober()
+            .ok_or_else(|| {
+                ApiError::new(
+                    crate::error::code::SERVICE_UNAVAILABLE,
+                    "destination tests are not available on this control plane",
+                )
+            })?
+            .clone();
+        let d = st
+            .store()
+            .get_destination(&id)
+            .await
+            .map_err(gql)?
+            .ok_or_else(|| ApiError::not_found("destination"))?;
+        let key = st.store().destination_stream_key(&d).map_err(gql)?;
+        let answer = tokio::time::timeout(PROBE_TIMEOUT, prober.probe(&d.url, &key)).await;
+        Ok(match answer {
+            Ok(Ok(took)) => DestinationTest {
+                ok: true,
+                message: "the destination accepted the stream key".into(),
+                millis: Some(i64::try_from(took.as_millis()).unwrap_or(i64::MAX)),
+            },
+            Ok(Err(why)) => DestinationTest {
+                ok: false,
+                message: why,
+                millis: None,
+            },
+            Err(_) => DestinationTest {
+                ok: false,
+                message: format!("no answer within {} s", PROBE_TIMEOUT.as_secs()),
+                millis: None,
+            },
+        })
     }
 
     /// Removes a destination.

@@ -294,6 +294,9 @@ async fn connect_and_push(relay: &Relay, endpoint: &Endpoint) -> (Ended, Option<
         return (Ended::Retry(last_err), None);
     };
     let _ = socket.set_nodelay(true);
+    // Without a cap on unsent bytes the kernel absorbs megabytes for a destination that
+    // stopped reading, and the write deadline would not see it stall.
+    let _ = socket2::SockRef::from(&socket).set_tcp_notsent_lowat(crate::http::conn::NOTSENT_LOWAT);
     let mut tls = match &relay.tls {
         Some(config) => match TlsLayer::new(config.clone(), &endpoint.host) {
             Ok(t) => Some(t),
