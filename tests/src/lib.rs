@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 pub mod browser;
+pub mod chat;
 pub mod cluster;
 pub mod etcd;
 pub mod flv;
@@ -151,7 +152,24 @@ impl Node {
     }
 
     pub fn start_with(opts: NodeOptions) -> Self {
-        let dir = TempDir::new("node");
+        Self::start_in(TempDir::new("node"), opts)
+    }
+
+    /// Stops the node (SIGTERM) and starts it again on the same data directory, on fresh
+    /// ports (a restarted process may not get its old ports back at once).
+    pub fn restart(self, opts: NodeOptions) -> Self {
+        let Node { mut proc, dir, .. } = self;
+        let stopped = proc.terminate(Duration::from_secs(15));
+        assert_eq!(
+            stopped,
+            Some(true),
+            "node did not stop cleanly:\n{}",
+            proc.log()
+        );
+        Self::start_in(dir, opts)
+    }
+
+    fn start_in(dir: TempDir, opts: NodeOptions) -> Self {
         let rtmp_port = free_port();
         let http_port = free_port();
         let srt_port = free_udp_port();

@@ -3,6 +3,8 @@
 //! - [`router`] / [`serve`]: axum routes at `/graphql` — POST for queries and mutations,
 //!   GET with a websocket upgrade for subscriptions (graphql-ws and the legacy
 //!   subscriptions-transport-ws protocols), GET from a browser for GraphiQL.
+//!   [`serve_with_routes`] serves other control-plane routes (the chat gateway's) on the
+//!   same port.
 //! - [`ApiState`]: store, account service, the binary's [`StreamKeyIssuer`], limits; it
 //!   also carries the event-ingest API the data plane calls ([`ApiState::stream_started`],
 //!   [`ApiState::stream_live`], [`ApiState::stream_ended`], [`ApiState::viewer_count`],
@@ -38,7 +40,7 @@ mod types;
 mod ws;
 
 pub use events::Event;
-pub use http::{ClientIp, router, serve, serve_with_shutdown};
+pub use http::{ClientIp, router, serve, serve_with_routes, serve_with_shutdown};
 pub use issuer::StreamKeyIssuer;
 pub use schema::{ApiSchema, build_schema, sdl};
 pub use state::{ApiConfig, ApiState};

@@ -269,6 +269,17 @@ impl Gateway {
         text: &str,
         reply_to: Option<u64>,
     ) -> std::result::Result<ChatMessage, Refusal> {
+        if self
+            .inner
+            .stopping
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(Refusal {
+                code: Code::Unavailable,
+                message: "the server is shutting down, reconnect shortly".into(),
+                retry_after_ms: Some(1000),
+            });
+        }
         let now = now_ms();
         let r = {
             let mut s = cell.state.lock();

@@ -10,7 +10,7 @@ use weir_node::{NoEvents, Node, Shutdown, StartedNode, StreamEvents};
 use weir_streamkey::Revocations;
 
 use crate::config::Config;
-use crate::control::setup::{StoreKind, build_state, serve_api};
+use crate::control::setup::{StoreKind, build_state, chat_gateway, serve_api};
 use crate::control::{self, Backend, Bridge, NodeIdentity};
 use crate::keys::{KeyAuth, load_signer};
 
@@ -135,10 +135,12 @@ pub fn all_in_one(config: Config) -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
     let started = start_node(&config, Some(bridge), &shutdown)?;
     let stop_api = Arc::new(tokio::sync::Notify::new());
+    let chat = rt.block_on(async { chat_gateway(&state) });
     let api = rt.block_on(serve_api(
         config.control.api_listen,
         &config.node.public_host,
         state,
+        Some(chat.clone()),
         stop_api.clone(),
     ))?;
     tracing::info!("get a stream key with: weir key issue <channel>, or over GraphQL");
@@ -146,7 +148,7 @@ pub fn all_in_one(config: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down: ending playlists, closing connections");
     shutdown.trigger();
     started.join();
-    stop_control(rt, true, Some((stop_api, api)));
+    stop_control(rt, true, Some((stop_api, api)), Some(chat));
     Ok(())
 }
 
@@ -171,7 +173,7 @@ pub fn dataplane(config: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down: ending playlists, closing connections");
     shutdown.trigger();
     started.join();
-    stop_control(rt, true, None);
+    stop_control(rt, true, None, None);
     Ok(())
 }
 
@@ -194,27 +196,39 @@ pub fn controlplane(config: Config) -> anyhow::Result<()> {
     ))?;
     tracing::info!(etcd = %endpoints.join(","), "control plane state in etcd");
     let stop_api = Arc::new(tokio::sync::Notify::new());
+    let chat = rt.block_on(async { chat_gateway(&state) });
     let api = rt.block_on(serve_api(
         config.control.api_listen,
         &config.node.public_host,
         state,
+        Some(chat.clone()),
         stop_api.clone(),
     ))?;
     wait_for_signal()?;
     tracing::info!("shutting down");
-    stop_control(rt, false, Some((stop_api, api)));
+    stop_control(rt, false, Some((stop_api, api)), Some(chat));
     Ok(())
 }
 
 /// Stops the control side: gives the bridge a moment to report the streams the node just
-/// ended (`flush`), drains the API (if any), then the runtime.
+/// ended (`flush`), stores the chat's pending messages and closes its connections,
+/// drains the API (if any), then the runtime.
 fn stop_control(
     rt: tokio::runtime::Runtime,
     flush: bool,
     api: Option<(Arc<tokio::sync::Notify>, tokio::task::JoinHandle<()>)>,
+    chat: Option<weir_chat::Gateway>,
 ) {
     if flush {
         rt.block_on(async { tokio::time::sleep(Duration::from_millis(500)).await });
+    }
+    if let Some(chat) = chat {
+        let stored = rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(5), chat.shutdown()).await
+        });
+        if stored.is_err() {
+            tracing::warn!("chat: pending messages not stored within 5 s");
+        }
     }
     if let Some((stop, task)) = api {
         // A stored permit: the API sees it even if it is not waiting at this instant.

@@ -1,0 +1,265 @@
+//! The chat gateway of `weir serve`, end to end: accounts over GraphQL, two websocket
+//! clients, a signed-in writer and an anonymous reader; moderation over HTTP; refused
+//! frames; a restart that keeps history and lets clients resume with `since=`.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use weir_e2e::chat::ChatClient;
+use weir_e2e::graphql::{create_channel, register_and_login};
+use weir_e2e::{Node, NodeOptions, http, metric};
+
+const T: Duration = Duration::from_secs(10);
+
+fn ids(msgs: &[Value]) -> Vec<u64> {
+    msgs.iter().filter_map(|m| m["id"].as_u64()).collect()
+}
+
+fn moderate(api: u16, token: &str, channel: &str, body: Value) -> (u16, Value) {
+    let auth = format!("Bearer {token}");
+    let r = http::post_json(
+        api,
+        &format!("/v1/moderation/{channel}/actions"),
+        &[("Authorization", auth.as_str())],
+        &body.to_string(),
+    )
+    .expect("moderation request");
+    (
+        r.status,
+        serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+    )
+}
+
+#[test]
+fn chat_rooms_moderation_limits_and_restart() {
+    let node = Node::start();
+    assert!(
+        node.wait_log("Chat gateway listening on ws://", T),
+        "no chat startup line:\n{}",
+        node.log()
+    );
+    let api = node.api_port;
+    let owner = register_and_login(api, "chatowner", "owner-password-1");
+    let bob = register_and_login(api, "chatbob", "bob-password-12");
+    let channel_id = create_channel(api, &owner.access_token, "chat-e2e");
+    let path = "/v1/chat/chat-e2e";
+
+    // Unknown channel and bad token are refused at the upgrade.
+    assert!(ChatClient::try_connect(api, "/v1/chat/no-such-channel", None).is_err());
+    assert!(ChatClient::try_connect(api, &format!("{path}?token=garbage"), None).is_err());
+
+    let writer = ChatClient::connect(api, &format!("{path}?token={}", bob.access_token), None);
+    let reader = ChatClient::connect(api, path, None);
+    let w = writer
+        .wait_type("welcome", T, |_| true)
+        .unwrap_or_else(|| panic!("no welcome: {}", writer.describe()));
+    assert_eq!(w["can_write"], true);
+    assert_eq!(w["moderator"], false);
+    assert_eq!(w["channel"], channel_id.as_str());
+    let r = reader.wait_type("welcome", T, |_| true).expect("welcome");
+    assert_eq!(r["can_write"], false);
+    assert!(r["user"].is_null());
+
+    // A signed-in user writes; the anonymous reader receives in order.
+    for (i, text) in ["first message", "second message", "third message"]
+        .iter()
+        .enumerate()
+    {
+        writer.say(text, &format!("n{i}"));
+    }
+    assert!(
+        reader.wait_for(T, |m| m.iter().filter(|m| m["type"] == "message").count()
+            == 3),
+        "reader: {}",
+        reader.describe()
+    );
+    let got = reader.of_type("message");
+    assert_eq!(
+        got.iter()
+            .map(|m| m["text"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["first message", "second message", "third message"]
+    );
+    assert_eq!(ids(&got), [1, 2, 3], "ids are monotonic per room");
+    assert!(got.iter().all(|m| m["ts"].as_i64().is_some_and(|t| t > 0)));
+    assert_eq!(got[0]["user"]["name"], "chatbob");
+    let acks = writer.of_type("ack");
+    assert_eq!(acks.len(), 3, "{}", writer.describe());
+    assert_eq!(acks[0]["nonce"], "n0");
+
+    // Anonymous connections are read-only.
+    reader.say("let me in", "anon");
+    let e = reader
+        .wait_type("error", T, |e| e["nonce"] == "anon")
+        .unwrap_or_else(|| panic!("{}", reader.describe()));
+    assert_eq!(e["code"], "UNAUTHENTICATED");
+
+    // A first `auth` message upgrades a connection: the owner moderates.
+    let owner_ws = ChatClient::connect(api, path, None);
+    owner_ws.wait_type("welcome", T, |_| true).expect("welcome");
+    owner_ws.send(&json!({ "type": "auth", "token": owner.access_token }));
+    let w = owner_ws
+        .wait_type("welcome", T, |w| w["can_write"] == true)
+        .unwrap_or_else(|| panic!("{}", owner_ws.describe()));
+    assert_eq!(w["moderator"], true);
+    assert_eq!(w["user"]["name"], "chatowner");
+
+    // A reply and a refused link.
+    writer.send(&json!({ "type": "send", "text": "replying", "reply_to": 1, "nonce": "r" }));
+    let reply = reader
+        .wait_type("message", T, |m| m["text"] == "replying")
+        .expect("reply");
+    assert_eq!(reply["reply_to"], 1);
+    writer.say("visit evil.com now", "link");
+    let e = writer
+        .wait_type("error", T, |e| e["nonce"] == "link")
+        .expect("link refused");
+    assert_eq!(e["code"], "LINK_BLOCKED");
+
+    // The owner deletes a message and bans bob over HTTP: both clients see the events,
+    // and bob's next message is refused.
+    let (status, body) = moderate(
+        api,
+        &owner.access_token,
+        "chat-e2e",
+        json!({ "action": "delete", "message_id": 2 }),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = moderate(
+        api,
+        &bob.access_token,
+        "chat-e2e",
+        json!({ "action": "ban", "user": "chatowner" }),
+    );
+    assert_eq!(status, 403, "bob is no moderator: {body}");
+    assert_eq!(body["error"]["code"], "FORBIDDEN");
+    let (status, body) = moderate(
+        api,
+        &owner.access_token,
+        "chat-e2e",
+        json!({ "action": "ban", "user": "chatbob", "reason": "test ban" }),
+    );
+    assert_eq!(status, 200, "{body}");
+    for c in [&writer, &reader] {
+        let b = c
+            .wait_type("banned", T, |_| true)
+            .unwrap_or_else(|| panic!("no ban event: {}", c.describe()));
+        assert_eq!(b["user"]["name"], "chatbob");
+        assert_eq!(b["reason"], "test ban");
+        let d = c.wait_type("deleted", T, |_| true).expect("deleted event");
+        assert_eq!(d["message_id"], 2);
+    }
+    writer.say("am I still here", "after-ban");
+    let e = writer
+        .wait_type("error", T, |e| e["nonce"] == "after-ban")
+        .unwrap_or_else(|| panic!("{}", writer.describe()));
+    assert_eq!(e["code"], "BANNED");
+
+    // Bad frames are refused with close codes; the node stays healthy.
+    let big = ChatClient::connect(api, path, None);
+    big.wait_type("welcome", T, |_| true).expect("welcome");
+    big.say(&"x".repeat(5000), "big");
+    assert!(
+        weir_e2e::wait_until(T, || big.closed()),
+        "{}",
+        big.describe()
+    );
+    assert_eq!(big.close_code(), Some(1009), "{}", big.describe());
+    let bad = ChatClient::connect(api, path, None);
+    bad.wait_type("welcome", T, |_| true).expect("welcome");
+    bad.send_text_bytes(vec![b'{', 0xff, 0xfe, b'}']);
+    assert!(
+        weir_e2e::wait_until(T, || bad.closed()),
+        "{}",
+        bad.describe()
+    );
+    assert_eq!(bad.close_code(), Some(1007), "{}", bad.describe());
+    let bin = ChatClient::connect(api, path, None);
+    bin.wait_type("welcome", T, |_| true).expect("welcome");
+    bin.send_raw(tungstenite::Message::binary(vec![1, 2, 3]));
+    assert!(
+        weir_e2e::wait_until(T, || bin.closed()),
+        "{}",
+        bin.describe()
+    );
+    assert_eq!(bin.close_code(), Some(1003), "{}", bin.describe());
+    let refused = metric(node.http_port, "weir_chat_frames_refused_total", &[]);
+    assert!(refused.is_some_and(|n| n >= 3.0), "metrics: {refused:?}");
+
+    owner_ws.say("still alive", "alive");
+    reader
+        .wait_type("message", T, |m| m["text"] == "still alive")
+        .unwrap_or_else(|| panic!("{}", reader.describe()));
+    assert!(!reader.closed());
+
+    // History over HTTP: paginated, the deleted message left out.
+    let h = http::get(api, "/v1/chat/chat-e2e/history?limit=2").expect("history");
+    assert_eq!(h.status, 200, "{}", h.text());
+    let page: Value = serde_json::from_slice(&h.body).unwrap();
+    assert_eq!(ids(page["messages"].as_array().unwrap()), [4, 5]);
+    let before = page["next_before"].as_u64().expect("next_before");
+    let h = http::get(
+        api,
+        &format!("/v1/chat/{channel_id}/history?before={before}&limit=10"),
+    )
+    .expect("history");
+    let page: Value = serde_json::from_slice(&h.body).unwrap();
+    assert_eq!(ids(page["messages"].as_array().unwrap()), [1, 3], "{page}");
+    assert!(page["next_before"].is_null());
+    let last_seen = ids(&reader.of_type("message")).into_iter().max().unwrap();
+    drop((writer, reader, owner_ws, big, bad, bin));
+
+    // Restart: history is still there, ids continue, `since=` resumes.
+    let node = node.restart(NodeOptions::default());
+    // The log file is appended to: wait for the second startup line.
+    assert!(
+        weir_e2e::wait_until(T, || node.log().matches("Chat gateway listening").count()
+            >= 2),
+        "{}",
+        node.log()
+    );
+    let api = node.api_port;
+    let h = http::get(api, "/v1/chat/chat-e2e/history").expect("history");
+    let page: Value = serde_json::from_slice(&h.body).unwrap();
+    assert_eq!(
+        ids(page["messages"].as_array().unwrap()),
+        [1, 3, 4, 5],
+        "{page}"
+    );
+    let owner_ws = ChatClient::connect(api, path, Some(&owner.access_token));
+    let w = owner_ws.wait_type("welcome", T, |_| true).expect("welcome");
+    assert_eq!(w["last_id"], 5);
+    assert_eq!(w["moderator"], true);
+    let hist = owner_ws.wait_type("history", T, |_| true).expect("history");
+    assert_eq!(ids(hist["messages"].as_array().unwrap()), [1, 3, 4, 5]);
+    owner_ws.say("after the restart", "ar");
+    let ack = owner_ws
+        .wait_type("ack", T, |a| a["nonce"] == "ar")
+        .unwrap_or_else(|| panic!("{}", owner_ws.describe()));
+    assert_eq!(ack["id"], 6);
+    let resumed = ChatClient::connect(api, &format!("{path}?since={last_seen}"), None);
+    let hist = resumed.wait_type("history", T, |_| true).expect("history");
+    assert!(
+        resumed.wait_for(T, |_| resumed
+            .texts()
+            .contains(&"after the restart".to_owned())),
+        "{}",
+        resumed.describe()
+    );
+    assert_eq!(hist["truncated"], false);
+    assert!(
+        ids(hist["messages"].as_array().unwrap())
+            .iter()
+            .all(|&id| id > last_seen),
+        "{hist}"
+    );
+    // The ban survived the restart too.
+    let bob_ws = ChatClient::connect(api, &format!("{path}?token={}", bob.access_token), None);
+    bob_ws.say("back again", "bb");
+    let e = bob_ws
+        .wait_type("error", T, |e| e["nonce"] == "bb")
+        .unwrap_or_else(|| panic!("{}", bob_ws.describe()));
+    assert_eq!(e["code"], "BANNED");
+}
