@@ -299,6 +299,14 @@ impl Gateway {
         r
     }
 
+    /// How many connections this gateway holds in a channel's room.
+    pub fn connections(&self, channel_id: &str) -> usize {
+        self.inner
+            .hub
+            .get(channel_id)
+            .map_or(0, |c| c.subscribers())
+    }
+
     /// A page of a channel's stored history before id `before`.
     pub async fn history(
         &self,

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bucket::{Buckets, Rate};
 use crate::filter::{WordFilter, find_links, host_allowed, is_emote_only};
-use crate::fold::fold_words;
+use crate::fold::fold_plain;
 use crate::protocol::{ChatMessage, Code, UserRef};
 use crate::settings::Settings;
 
@@ -144,9 +144,11 @@ pub struct Room {
     users: HashMap<String, Recent>,
 }
 
+/// Repeat detection sees case, lookalikes and spacing alike, but not digits (leetspeak
+/// folding would make `6` and `9` one message).
 fn text_hash(text: &str) -> u64 {
     let mut h = DefaultHasher::new();
-    fold_words(text)
+    fold_plain(text)
         .split_whitespace()
         .collect::<Vec<_>>()
         .hash(&mut h);
