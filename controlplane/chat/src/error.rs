@@ -23,6 +23,9 @@ pub enum ChatError {
     /// A malformed request.
     #[error("{0}")]
     BadRequest(String),
+    /// Too many requests from this address: retry after this many ms.
+    #[error("too many connections, slow down")]
+    RateLimited(u64),
 }
 
 impl ChatError {
@@ -35,6 +38,7 @@ impl ChatError {
             ChatError::Forbidden(_) => Code::Forbidden,
             ChatError::NotFound(_) => Code::NotFound,
             ChatError::BadRequest(_) => Code::BadRequest,
+            ChatError::RateLimited(_) => Code::RateLimited,
         }
     }
 

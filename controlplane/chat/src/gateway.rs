@@ -26,6 +26,8 @@ pub struct GatewayConfig {
     pub per_user: Rate,
     /// Messages per client address, across rooms.
     pub per_ip: Rate,
+    /// Websocket connections opened per client address.
+    pub per_ip_connects: Rate,
     /// How often a room's writer stores its pending messages (at most).
     pub flush_interval: Duration,
     /// Outbound queue of a connection, in messages; full → dropped (4008).
@@ -53,6 +55,10 @@ impl Default for GatewayConfig {
             per_ip: Rate {
                 burst: 20,
                 per_second: 5.0,
+            },
+            per_ip_connects: Rate {
+                burst: 30,
+                per_second: 2.0,
             },
             flush_interval: Duration::from_millis(50),
             outbound_queue: 256,
@@ -99,6 +105,7 @@ pub(crate) struct Inner {
     pub hub: Arc<Hub>,
     pub fanout: Arc<dyn Fanout>,
     pub limits: Mutex<Limits>,
+    pub connects: Mutex<crate::bucket::Buckets>,
     pub cfg: GatewayConfig,
     pub stopping: std::sync::atomic::AtomicBool,
 }
@@ -138,6 +145,7 @@ impl Gateway {
             inner: Arc::new(Inner {
                 chat: ChatStore::new(store.kv().clone()),
                 limits: Mutex::new(Limits::new(cfg.per_user, cfg.per_ip, 100_000)),
+                connects: Mutex::new(crate::bucket::Buckets::new(cfg.per_ip_connects, 100_000)),
                 store,
                 auth,
                 hub,
@@ -295,6 +303,15 @@ impl Gateway {
                 metrics::counter!("weir_chat_messages_refused_total", "code" => e.code.as_str())
                     .increment(1);
             }
+        }
+        r
+    }
+
+    /// Takes a connection token for client address `ip`: `Err(ms)` to wait.
+    pub fn admit_connection(&self, ip: &str) -> std::result::Result<(), u64> {
+        let r = self.inner.connects.lock().take(ip, now_ms());
+        if r.is_err() {
+            metrics::counter!("weir_chat_connections_refused_total").increment(1);
         }
         r
     }

@@ -68,7 +68,14 @@ impl IntoResponse for HttpError {
         let body = serde_json::json!({
             "error": { "code": code, "message": self.0.public_message() }
         });
-        (status_of(code), Json(body)).into_response()
+        let mut r = (status_of(code), Json(body)).into_response();
+        if let ChatError::RateLimited(ms) = self.0 {
+            let secs = ms.div_ceil(1000).max(1);
+            if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        r
     }
 }
 
@@ -93,12 +100,16 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
+fn token<'a>(headers: &'a HeaderMap, query_token: Option<&'a str>) -> Option<&'a str> {
+    bearer(headers).or(query_token).filter(|t| !t.is_empty())
+}
+
 async fn caller(
     gw: &Gateway,
     headers: &HeaderMap,
     query_token: Option<&str>,
 ) -> Result<Option<Caller>, HttpError> {
-    match bearer(headers).or(query_token).filter(|t| !t.is_empty()) {
+    match token(headers, query_token) {
         Some(t) => Ok(Some(gw.authenticate(t).await?)),
         None => Ok(None),
     }
@@ -143,10 +154,17 @@ async fn chat_ws(
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map_or_else(|| "local".to_string(), |c| ip_key(c.0.ip()));
+    if let Err(ms) = gw.admit_connection(&ip) {
+        return Err(ChatError::RateLimited(ms).into());
+    }
     let channel = gw.channel(&channel).await?;
     let caller = caller(&gw, &parts.headers, q.token.as_deref()).await?;
     let params = ConnParams {
         channel,
+        token: caller
+            .as_ref()
+            .and(token(&parts.headers, q.token.as_deref()))
+            .map(str::to_string),
         caller,
         ip,
         since: q.since,

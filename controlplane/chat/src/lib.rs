@@ -11,7 +11,8 @@
 //!   per batch, one redb commit) and fans them out only once stored — so a message any
 //!   client saw survives a restart, and ids never repeat.
 //! - [`Fanout`]: how a room's frames reach its subscribers; [`LocalFanout`] in-process.
-//! - Drivers: [`ws`] (one task per connection; bounded outbound queue) and [`http`]
+//! - Drivers: [`ws`] (one task per connection; bounded outbound queue; a writing
+//!   connection re-checks its token, account and moderator standing every 30 s) and [`http`]
 //!   (axum routes, merged into the control plane's server).
 //!
 //! # Endpoints
@@ -79,7 +80,8 @@
 //! mode, emote-only, links and repeats.
 //!
 //! # Metrics
-//! `weir_chat_connections`, `weir_chat_rooms`, `weir_chat_messages_accepted_total`,
+//! `weir_chat_connections`, `weir_chat_connections_refused_total` (per-IP connection
+//! rate, 30 burst, 2/s), `weir_chat_rooms`, `weir_chat_messages_accepted_total`,
 //! `weir_chat_messages_refused_total{code}`, `weir_chat_frames_refused_total{reason}`,
 //! `weir_chat_slow_clients_dropped_total`, `weir_chat_moderation_actions_total{action}`,
 //! `weir_chat_store_batches_total`, `weir_chat_store_errors_total`,

@@ -19,6 +19,9 @@ use crate::room::Author;
 
 /// Consecutive malformed messages before the connection is closed.
 const MAX_BAD: u32 = 20;
+/// How often (at most) a writing connection re-checks its token, account, session and
+/// moderator standing (ms): a disabled account or a removed moderator stops within it.
+const RECHECK_MS: i64 = 30_000;
 
 /// What the HTTP layer hands to the driver.
 #[derive(Debug, Clone)]
@@ -27,6 +30,8 @@ pub struct ConnParams {
     pub channel: Channel,
     /// The caller, when a token came with the upgrade.
     pub caller: Option<Caller>,
+    /// That token (re-checked periodically).
+    pub token: Option<String>,
     /// Client address key.
     pub ip: String,
     /// Resume after this message id.
@@ -44,6 +49,8 @@ struct Conn {
     channel: Channel,
     cell: Arc<RoomCell>,
     caller: Option<Caller>,
+    token: Option<String>,
+    checked_at: i64,
     moderator: bool,
     subscriber: bool,
     ip: String,
@@ -160,6 +167,8 @@ pub async fn serve_socket(gw: Gateway, socket: WebSocket, p: ConnParams) {
         channel: p.channel,
         cell: cell.clone(),
         caller: p.caller,
+        token: p.token,
+        checked_at: now_ms(),
         moderator,
         subscriber,
         ip: p.ip,
@@ -336,6 +345,41 @@ impl Conn {
         }
     }
 
+    /// Re-checks the token, account and standing when the last check is old.
+    async fn recheck(&mut self) {
+        let now = now_ms();
+        if self.caller.is_none() || now - self.checked_at < RECHECK_MS {
+            return;
+        }
+        self.checked_at = now;
+        let Some(token) = self.token.clone() else {
+            return;
+        };
+        match self.gw.authenticate(&token).await {
+            Ok(c) => {
+                let (m, s) = self
+                    .gw
+                    .channel(&self.channel.id)
+                    .await
+                    .map(|ch| {
+                        let m = crate::gateway::is_moderator(&c, &ch);
+                        self.channel = ch;
+                        (m, self.subscriber || m)
+                    })
+                    .unwrap_or((self.moderator, self.subscriber));
+                self.moderator = m;
+                self.subscriber = s;
+                self.caller = Some(c);
+            }
+            Err(e) if e.code() == Code::Unavailable => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "chat connection's token no longer valid");
+                self.caller = None;
+                self.moderator = false;
+            }
+        }
+    }
+
     async fn handle(&mut self, text: &str) {
         let msg: ClientMsg = match serde_json::from_str(text) {
             Ok(m) => {
@@ -363,6 +407,8 @@ impl Conn {
             ClientMsg::Ping => self.reply(&ServerMsg::Pong),
             ClientMsg::Auth { token } => match self.gw.authenticate(&token).await {
                 Ok(c) => {
+                    self.token = Some(token);
+                    self.checked_at = now_ms();
                     let (m, s) = self
                         .gw
                         .standing(&self.channel, &c)
@@ -384,6 +430,7 @@ impl Conn {
                 reply_to,
                 nonce,
             } => {
+                self.recheck().await;
                 let Some(caller) = self.writer(&nonce) else {
                     return;
                 };
@@ -408,6 +455,7 @@ impl Conn {
             }
             ClientMsg::Moderate(action) => {
                 let nonce = action.nonce.clone();
+                self.recheck().await;
                 let Some(caller) = self.writer(&nonce).cloned() else {
                     return;
                 };
