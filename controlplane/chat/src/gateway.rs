@@ -14,7 +14,7 @@ use crate::error::{ChatError, Result};
 use crate::fanout::{Fanout, LocalFanout};
 use crate::history::{ChatStore, Page};
 use crate::hub::{Frame, Hub, RoomCell};
-use crate::protocol::{ChatMessage, Code, UserRef, close};
+use crate::protocol::{ChatMessage, Code, ServerMsg, UserRef, close};
 use crate::room::{Author, Limits, Refusal, Room, RoomConfig};
 
 /// Limits and timings of the gateway.
@@ -129,7 +129,7 @@ impl Gateway {
     /// A single-node gateway (in-process fan-out) over the control plane's store and
     /// account service.
     pub fn new(store: Store, auth: Auth, cfg: GatewayConfig) -> Self {
-        Self::with_fanout(store, auth, cfg, |hub| Arc::new(LocalFanout::new(hub)))
+        Self::with_fanout(store, auth, cfg, |_| Arc::new(LocalFanout))
     }
 
     /// A gateway whose fan-out `make` builds around this gateway's [`Hub`].
@@ -244,9 +244,15 @@ impl Gateway {
         }
         let chat = &self.inner.chat;
         let now = now_ms();
-        let stored = chat
+        let (recent, stored_last) = chat
             .recent(channel_id, self.inner.cfg.room.history_len)
             .await?;
+        let last = self
+            .inner
+            .fanout
+            .room_loaded(channel_id, stored_last)
+            .await?;
+        let stored = (recent, last);
         let settings = chat.settings(channel_id).await?;
         let bans = chat.bans(channel_id, now).await?;
         let room = Room::new(
@@ -268,14 +274,16 @@ impl Gateway {
         Ok(cell)
     }
 
-    /// Runs a message through the room's moderation; accepted messages are stored and
-    /// fanned out by the room's writer within `flush_interval`.
+    /// Runs a message through the room's moderation; accepted messages are given their
+    /// id, stored and fanned out by the room's writer within `flush_interval`, and the
+    /// author's connection then gets the `ack`.
     pub fn submit(
         &self,
         cell: &RoomCell,
         author: &Author<'_>,
         text: &str,
         reply_to: Option<u64>,
+        nonce: Option<String>,
     ) -> std::result::Result<ChatMessage, Refusal> {
         if self
             .inner
@@ -292,7 +300,8 @@ impl Gateway {
         let r = {
             let mut s = cell.state.lock();
             let mut limits = self.inner.limits.lock();
-            s.room.submit(now, author, text, reply_to, &mut limits)
+            s.room
+                .submit(now, author, text, reply_to, nonce, &mut limits)
         };
         match &r {
             Ok(_) => {
@@ -335,9 +344,17 @@ impl Gateway {
         self.inner.chat.page(channel_id, before, limit).await
     }
 
-    /// Publishes a frame to a room on every gateway.
-    pub(crate) fn publish(&self, channel_id: &str, frame: Frame) {
-        self.inner.fanout.publish(channel_id, frame);
+    /// Delivers a moderation event to a room on every gateway.
+    pub(crate) async fn publish_event(
+        &self,
+        channel_id: &str,
+        cell: &RoomCell,
+        event: &ServerMsg,
+    ) -> Result<()> {
+        self.inner
+            .fanout
+            .publish_event(channel_id, cell, event)
+            .await
     }
 
     /// Stores what is pending in every room and closes every connection (1001). Call
@@ -355,24 +372,29 @@ impl Gateway {
     }
 }
 
-/// Stores a room's pending batch and fans it out; on a store error the batch is kept
-/// for the next try. Returns whether the store failed.
+/// Hands a room's pending batch to the fan-out (ids, store, delivery) and acks the
+/// authors; on an error the batch is kept for the next try. Returns whether it failed.
 async fn flush(inner: &Inner, channel: &str, cell: &RoomCell) -> bool {
-    let batch = cell.state.lock().room.take_pending();
+    let mut batch = cell.state.lock().room.take_pending();
     if batch.is_empty() {
         return false;
     }
     let started = std::time::Instant::now();
-    match inner.chat.put_messages(channel, &batch).await {
+    match inner
+        .fanout
+        .commit(channel, cell, &inner.chat, &mut batch)
+        .await
+    {
         Ok(()) => {
             metrics::histogram!("weir_chat_store_flush_seconds")
                 .record(started.elapsed().as_secs_f64());
             metrics::counter!("weir_chat_store_batches_total").increment(1);
-            cell.state.lock().room.committed(&batch);
-            for m in batch {
-                inner
-                    .fanout
-                    .publish(channel, Frame::new(&crate::protocol::ServerMsg::Message(m)));
+            for p in batch {
+                let ack = ServerMsg::Ack {
+                    nonce: p.nonce,
+                    id: Some(p.msg.id),
+                };
+                cell.send_to(p.conn, Frame::new(&ack));
             }
             false
         }

@@ -126,6 +126,18 @@ impl RoomCell {
         });
     }
 
+    /// Sends a frame to one subscriber (an `ack`); a full queue drops it as above.
+    pub fn send_to(&self, id: u64, frame: Frame) {
+        let s = self.state.lock();
+        if let Some(sub) = s.subs.iter().find(|s| s.id == id)
+            && let Err(mpsc::error::TrySendError::Full(_)) = sub.tx.try_send(frame)
+        {
+            metrics::counter!("weir_chat_slow_clients_dropped_total").increment(1);
+            sub.signal
+                .close(close::SLOW_CONSUMER, "too slow: outbound queue full");
+        }
+    }
+
     /// Removes subscriber `id`.
     pub fn unsubscribe(&self, id: u64) {
         self.state.lock().subs.retain(|s| s.id != id);

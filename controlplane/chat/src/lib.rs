@@ -6,11 +6,11 @@
 //!   message ids, the recent ring, bans), [`filter`] and [`fold`] (banned words with case
 //!   and confusable folding, links, emote-only), [`bucket`] (token buckets).
 //! - [`Gateway`]: authentication (the control plane's access tokens), rooms loaded
-//!   from the store on first use, a writer per room that stores accepted messages in
-//!   batches (every [`GatewayConfig::flush_interval`], 50 ms by default: one store call
-//!   per batch, one redb commit) and fans them out only once stored — so a message any
-//!   client saw survives a restart, and ids never repeat.
-//! - [`Fanout`]: how a room's frames reach its subscribers; [`LocalFanout`] in-process.
+//!   from the store on first use, a writer per room that hands accepted messages in
+//!   batches (every [`GatewayConfig::flush_interval`], 50 ms by default) to the fan-out.
+//! - [`Fanout`]: gives a batch its ids, stores it (one store call per batch, one redb
+//!   commit) and delivers it. [`LocalFanout`] (in-process) delivers only once stored — so
+//!   a message any client saw survives a restart, and ids never repeat.
 //! - Drivers: [`ws`] (one task per connection; bounded outbound queue; a writing
 //!   connection re-checks its token, account and moderator standing every 30 s) and [`http`]
 //!   (axum routes, merged into the control plane's server).
@@ -60,8 +60,9 @@
 //! {"type":"pong"}
 //! ```
 //! - Ids are monotonic per room from 1; `ts` is the server's time of acceptance (Unix
-//!   ms). A message is sent to everyone, its author included, once stored; the author
-//!   also gets an `ack` with its id when it is accepted.
+//!   ms). A message is sent to everyone, its author included, once stored; then the
+//!   author gets an `ack` with its `nonce` and id. A refused message gets an `error`
+//!   with the same `nonce` at once.
 //! - Settings: `slow_mode_s`, `subscribers_only`, `emote_only`, `allow_links`,
 //!   `allowed_domains`, `banned_words` (see [`Settings`]).
 //! - Error codes ([`Code`]): `BAD_REQUEST`, `UNAUTHENTICATED`, `TOKEN_EXPIRED`,

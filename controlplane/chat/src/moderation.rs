@@ -8,7 +8,6 @@ use weir_store::{Channel, Role, ids::now_ms};
 use crate::error::{ChatError, Result};
 use crate::gateway::{Caller, Gateway, is_moderator};
 use crate::history::AuditEntry;
-use crate::hub::Frame;
 use crate::protocol::{Action, ActionKind, ServerMsg, UserRef};
 use crate::room::Ban;
 
@@ -184,7 +183,6 @@ impl Gateway {
         );
         metrics::counter!("weir_chat_moderation_actions_total", "action" => a.action.as_str())
             .increment(1);
-        self.publish(&channel.id, Frame::new(&event));
-        Ok(())
+        self.publish_event(&channel.id, &cell, &event).await
     }
 }

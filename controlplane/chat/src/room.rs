@@ -2,10 +2,11 @@
 //! is accepted, message ids, the recent-history ring, bans and timeouts. Time is passed
 //! in (`now`, Unix ms); nothing here does I/O.
 //!
-//! A message's life: [`Room::submit`] runs the checks and gives it the next id (it is
-//! then *pending*); the room's writer takes the pending batch ([`Room::take_pending`]),
-//! stores it, and only then hands it to [`Room::committed`] and to the fan-out, so
-//! every message a client ever saw is in the store.
+//! A message's life: [`Room::submit`] runs the checks (it is then *pending*, without an
+//! id); the room's writer takes the pending batch ([`Room::take_pending`]) and hands it
+//! to the fan-out, which gives the ids (from this room's counter with
+//! [`Room::assign_ids`], or from a sequencer shared by gateways), stores and delivers
+//! it; delivered messages enter the recent ring ([`Room::committed`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -60,6 +61,8 @@ pub struct Ban {
 /// Who is posting, as the gateway authenticated them.
 #[derive(Debug, Clone)]
 pub struct Author<'a> {
+    /// The connection (subscriber id) the `ack` goes to.
+    pub conn: u64,
     /// The user.
     pub user: &'a UserRef,
     /// The client address key (per-IP limit).
@@ -125,6 +128,17 @@ struct Recent {
     texts: VecDeque<(i64, u64)>,
 }
 
+/// An accepted message waiting for its id and the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pending {
+    /// The message (`id` 0 until sequenced).
+    pub msg: ChatMessage,
+    /// The author's connection, for the `ack`.
+    pub conn: u64,
+    /// The author's tag, echoed in the `ack`.
+    pub nonce: Option<String>,
+}
+
 /// Most texts remembered per user for repeat detection.
 const REPEAT_MEMORY: usize = 8;
 /// Users tracked before old entries are pruned.
@@ -137,9 +151,9 @@ pub struct Room {
     cfg: RoomConfig,
     settings: Settings,
     words: WordFilter,
-    next_id: u64,
+    last_id: u64,
     recent: VecDeque<ChatMessage>,
-    pending: Vec<ChatMessage>,
+    pending: Vec<Pending>,
     bans: HashMap<String, Ban>,
     users: HashMap<String, Recent>,
 }
@@ -167,13 +181,13 @@ impl Room {
         bans: Vec<Ban>,
     ) -> Self {
         let (stored_recent, last_id) = stored;
-        let next_id = stored_recent.last().map_or(0, |m| m.id).max(last_id) + 1;
+        let last_id = stored_recent.last().map_or(0, |m| m.id).max(last_id);
         let skip = stored_recent.len().saturating_sub(cfg.history_len);
         Self {
             channel: channel.to_string(),
             words: WordFilter::new(&settings.banned_words),
             settings,
-            next_id,
+            last_id,
             recent: stored_recent.into_iter().skip(skip).collect(),
             pending: Vec::new(),
             bans: bans.into_iter().map(|b| (b.user.id.clone(), b)).collect(),
@@ -198,9 +212,22 @@ impl Room {
         self.settings = s;
     }
 
-    /// The newest id given out (0: none), stored or not.
+    /// The newest id given out or seen (0: none).
     pub fn last_id(&self) -> u64 {
-        self.next_id - 1
+        self.last_id
+    }
+
+    /// Notes an id given by a shared sequencer (messages of other gateways).
+    pub fn observe(&mut self, id: u64) {
+        self.last_id = self.last_id.max(id);
+    }
+
+    /// Gives the next ids of this room to the messages of `batch` that have none.
+    pub fn assign_ids(&mut self, batch: &mut [Pending]) {
+        for p in batch.iter_mut().filter(|p| p.msg.id == 0) {
+            self.last_id += 1;
+            p.msg.id = self.last_id;
+        }
     }
 
     /// The newest stored id (what clients can have seen).
@@ -246,13 +273,15 @@ impl Room {
             .filter(|b| b.until.is_none_or(|u| u > now))
     }
 
-    /// Runs the moderation pipeline; on success the message has its id and is pending.
+    /// Runs the moderation pipeline; on success the message is pending (returned
+    /// without its id).
     pub fn submit(
         &mut self,
         now: i64,
         author: &Author<'_>,
         text: &str,
         reply_to: Option<u64>,
+        nonce: Option<String>,
         limits: &mut Limits,
     ) -> Result<ChatMessage, Refusal> {
         let uid = author.user.id.as_str();
@@ -314,7 +343,7 @@ impl Room {
             return Err(Refusal::new(Code::EmoteOnly, "this chat is emote-only"));
         }
         if let Some(r) = reply_to
-            && (r == 0 || r >= self.next_id)
+            && (r == 0 || r > self.last_id)
         {
             return Err(Refusal::new(
                 Code::BadReply,
@@ -358,14 +387,17 @@ impl Room {
         }
         r.texts.push_back((now, hash));
         let msg = ChatMessage {
-            id: self.next_id,
+            id: 0,
             ts: now,
             user: author.user.clone(),
             text: text.to_string(),
             reply_to,
         };
-        self.next_id += 1;
-        self.pending.push(msg.clone());
+        self.pending.push(Pending {
+            msg: msg.clone(),
+            conn: author.conn,
+            nonce,
+        });
         Ok(msg)
     }
 
@@ -379,19 +411,23 @@ impl Room {
     }
 
     /// Takes the messages waiting for the store, oldest first.
-    pub fn take_pending(&mut self) -> Vec<ChatMessage> {
+    pub fn take_pending(&mut self) -> Vec<Pending> {
         std::mem::take(&mut self.pending)
     }
 
     /// Gives back a batch the store refused (it is retried first).
-    pub fn restore_pending(&mut self, mut batch: Vec<ChatMessage>) {
+    pub fn restore_pending(&mut self, mut batch: Vec<Pending>) {
         batch.append(&mut self.pending);
         self.pending = batch;
     }
 
-    /// Records a stored batch in the recent ring.
-    pub fn committed(&mut self, batch: &[ChatMessage]) {
+    /// Records delivered messages in the recent ring (and their ids as seen).
+    pub fn committed<'a>(&mut self, batch: impl IntoIterator<Item = &'a ChatMessage>) {
         for m in batch {
+            self.observe(m.id);
+            if self.recent.back().is_some_and(|last| last.id >= m.id) {
+                continue;
+            }
             self.recent.push_back(m.clone());
         }
         while self.recent.len() > self.cfg.history_len {
@@ -399,13 +435,12 @@ impl Room {
         }
     }
 
-    /// Removes a message from memory (ring or pending); true when it was there. The
-    /// stored copy is the caller's to mark.
+    /// Removes a message from the recent ring; true when it was there. The stored copy
+    /// is the caller's to mark.
     pub fn delete(&mut self, id: u64) -> bool {
-        let before = self.recent.len() + self.pending.len();
+        let before = self.recent.len();
         self.recent.retain(|m| m.id != id);
-        self.pending.retain(|m| m.id != id);
-        before != self.recent.len() + self.pending.len()
+        before != self.recent.len()
     }
 
     /// Records a ban or timeout (replacing any other of that user).

@@ -56,6 +56,7 @@ struct Conn {
     ip: String,
     tx: mpsc::Sender<Frame>,
     signal: Arc<CloseSignal>,
+    sub_id: u64,
     bad: u32,
 }
 
@@ -174,6 +175,7 @@ pub async fn serve_socket(gw: Gateway, socket: WebSocket, p: ConnParams) {
         ip: p.ip,
         tx,
         signal: signal.clone(),
+        sub_id,
         bad: 0,
     };
     let welcome = conn.welcome(snap.settings, snap.last_id);
@@ -435,22 +437,23 @@ impl Conn {
                     return;
                 };
                 let author = Author {
+                    conn: self.sub_id,
                     user: &caller.user,
                     ip: &self.ip,
                     moderator: self.moderator,
                     subscriber: self.subscriber,
                 };
-                match self.gw.submit(&self.cell, &author, &text, reply_to) {
-                    Ok(m) => self.reply(&ServerMsg::Ack {
-                        nonce,
-                        id: Some(m.id),
-                    }),
-                    Err(r) => self.reply(&ServerMsg::Error {
+                // Accepted: the `ack` (with the id) comes once it is stored.
+                let submitted = self
+                    .gw
+                    .submit(&self.cell, &author, &text, reply_to, nonce.clone());
+                if let Err(r) = submitted {
+                    self.reply(&ServerMsg::Error {
                         code: r.code,
                         message: r.message,
                         nonce,
                         retry_after_ms: r.retry_after_ms,
-                    }),
+                    });
                 }
             }
             ClientMsg::Moderate(action) => {

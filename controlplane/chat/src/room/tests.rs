@@ -31,8 +31,18 @@ fn room(settings: Settings) -> Room {
     )
 }
 
+/// Stores the pending batch the way the local fan-out does; returns it with ids.
+fn commit(r: &mut Room) -> Vec<ChatMessage> {
+    let mut batch = r.take_pending();
+    r.assign_ids(&mut batch);
+    let msgs: Vec<ChatMessage> = batch.into_iter().map(|p| p.msg).collect();
+    r.committed(&msgs);
+    msgs
+}
+
 fn author(u: &UserRef) -> Author<'_> {
     Author {
+        conn: 7,
         user: u,
         ip: "1.2.3.4",
         moderator: false,
@@ -52,28 +62,36 @@ fn ids_are_monotonic_and_pending_until_committed() {
     let mut r = room(Settings::default());
     let mut l = limits();
     let u = user("u");
-    let a = r.submit(1000, &author(&u), " hello ", None, &mut l);
-    let b = r.submit(1001, &author(&u), "world", Some(1), &mut l);
-    let (a, b) = (a.expect("a"), b.expect("b"));
-    assert_eq!((a.id, b.id), (1, 2));
-    assert_eq!(a.text, "hello", "trimmed");
-    assert_eq!(a.ts, 1000);
-    assert_eq!(b.reply_to, Some(1));
-    assert_eq!(r.last_committed_id(), 0);
-    let batch = r.take_pending();
-    assert_eq!(batch.len(), 2);
-    r.committed(&batch);
-    assert_eq!(r.last_committed_id(), 2);
-    assert_eq!(r.recent_after(1).map(|v| v.len()), Some(1));
+    let a = r.submit(1000, &author(&u), " hello ", None, Some("n".into()), &mut l);
+    assert_eq!(a.expect("a").id, 0, "no id before the fan-out gives one");
+    assert_eq!(r.pending_len(), 1);
+    let p = r.take_pending();
+    assert_eq!((p[0].conn, p[0].nonce.as_deref()), (7, Some("n")));
+    r.restore_pending(p);
+    let a = commit(&mut r);
+    assert_eq!((a[0].id, a[0].text.as_str(), a[0].ts), (1, "hello", 1000));
+    let b = r.submit(1001, &author(&u), "world", Some(1), None, &mut l);
+    assert_eq!(b.expect("b").reply_to, Some(1));
+    let c = r.submit(1002, &author(&u), "more", None, None, &mut l);
+    assert!(c.is_ok());
+    let bc = commit(&mut r);
+    assert_eq!(bc.iter().map(|m| m.id).collect::<Vec<_>>(), [2, 3]);
+    assert_eq!(r.last_committed_id(), 3);
+    assert_eq!(r.recent_after(1).map(|v| v.len()), Some(2));
+    // Ids from a shared sequencer move the counter; a replayed message is not doubled.
+    r.observe(10);
+    assert_eq!(r.last_id(), 10);
+    r.committed(&bc);
+    assert_eq!(r.recent().count(), 3);
     // Resuming from stored state continues the ids.
     let r2 = Room::new(
         "ch",
         RoomConfig::default(),
         Settings::default(),
-        (batch, 2),
+        (bc, 3),
         Vec::new(),
     );
-    assert_eq!(r2.last_id(), 2);
+    assert_eq!(r2.last_id(), 3);
     let r3 = Room::new(
         "ch",
         RoomConfig::default(),
@@ -94,11 +112,17 @@ fn ring_is_bounded_and_resume_falls_back_to_the_store() {
     let mut l = limits();
     let u = user("u");
     for i in 0..5 {
-        r.submit(i * 100_000, &author(&u), &format!("m{i}"), None, &mut l)
-            .expect("accepted");
+        r.submit(
+            i * 100_000,
+            &author(&u),
+            &format!("m{i}"),
+            None,
+            None,
+            &mut l,
+        )
+        .expect("accepted");
     }
-    let b = r.take_pending();
-    r.committed(&b);
+    commit(&mut r);
     assert_eq!(r.recent().map(|m| m.id).collect::<Vec<_>>(), [3, 4, 5]);
     assert_eq!(r.recent_after(2).map(|v| v.len()), Some(3));
     assert_eq!(r.recent_after(1), None, "message 2 is only in the store");
@@ -111,24 +135,24 @@ fn text_checks() {
     let mut l = limits();
     let u = user("u");
     assert_eq!(
-        code(r.submit(0, &author(&u), "   ", None, &mut l)),
+        code(r.submit(0, &author(&u), "   ", None, None, &mut l)),
         Code::Empty
     );
     let long = "é".repeat(501);
     assert_eq!(
-        code(r.submit(0, &author(&u), &long, None, &mut l)),
+        code(r.submit(0, &author(&u), &long, None, None, &mut l)),
         Code::TooLong
     );
     assert!(
-        r.submit(0, &author(&u), &"é".repeat(500), None, &mut l)
+        r.submit(0, &author(&u), &"é".repeat(500), None, None, &mut l)
             .is_ok()
     );
     assert_eq!(
-        code(r.submit(0, &author(&u), "a\nb", None, &mut l)),
+        code(r.submit(0, &author(&u), "a\nb", None, None, &mut l)),
         Code::InvalidText
     );
     assert_eq!(
-        code(r.submit(0, &author(&u), "x", Some(99), &mut l)),
+        code(r.submit(0, &author(&u), "x", Some(99), None, &mut l)),
         Code::BadReply
     );
 }
@@ -149,27 +173,27 @@ fn rate_limits_per_user_and_per_ip() {
         100,
     );
     let (u, v, w) = (user("u"), user("v"), user("w"));
-    assert!(r.submit(0, &author(&u), "1", None, &mut l).is_ok());
-    assert!(r.submit(0, &author(&u), "2", None, &mut l).is_ok());
+    assert!(r.submit(0, &author(&u), "1", None, None, &mut l).is_ok());
+    assert!(r.submit(0, &author(&u), "2", None, None, &mut l).is_ok());
     let e = r
-        .submit(0, &author(&u), "3", None, &mut l)
+        .submit(0, &author(&u), "3", None, None, &mut l)
         .expect_err("limited");
     assert_eq!((e.code, e.retry_after_ms), (Code::RateLimited, Some(1000)));
     assert!(
-        r.submit(1000, &author(&u), "3", None, &mut l).is_ok(),
+        r.submit(1000, &author(&u), "3", None, None, &mut l).is_ok(),
         "refilled"
     );
     // Same address, other users: the per-IP bucket (3, one refilled) runs out.
-    assert!(r.submit(1000, &author(&v), "a", None, &mut l).is_ok());
+    assert!(r.submit(1000, &author(&v), "a", None, None, &mut l).is_ok());
     assert_eq!(
-        code(r.submit(1000, &author(&w), "b", None, &mut l)),
+        code(r.submit(1000, &author(&w), "b", None, None, &mut l)),
         Code::RateLimited
     );
     let other_ip = Author {
         ip: "5.6.7.8",
         ..author(&w)
     };
-    assert!(r.submit(1000, &other_ip, "b", None, &mut l).is_ok());
+    assert!(r.submit(1000, &other_ip, "b", None, None, &mut l).is_ok());
 }
 
 #[test]
@@ -180,18 +204,21 @@ fn slow_mode_applies_to_users_not_moderators() {
     });
     let mut l = limits();
     let (u, m) = (user("u"), user("m"));
-    assert!(r.submit(0, &author(&u), "one", None, &mut l).is_ok());
+    assert!(r.submit(0, &author(&u), "one", None, None, &mut l).is_ok());
     let e = r
-        .submit(4000, &author(&u), "two", None, &mut l)
+        .submit(4000, &author(&u), "two", None, None, &mut l)
         .expect_err("slow");
     assert_eq!((e.code, e.retry_after_ms), (Code::SlowMode, Some(6000)));
-    assert!(r.submit(10_000, &author(&u), "two", None, &mut l).is_ok());
+    assert!(
+        r.submit(10_000, &author(&u), "two", None, None, &mut l)
+            .is_ok()
+    );
     let moder = Author {
         moderator: true,
         ..author(&m)
     };
-    assert!(r.submit(10_000, &moder, "a", None, &mut l).is_ok());
-    assert!(r.submit(10_001, &moder, "b", None, &mut l).is_ok());
+    assert!(r.submit(10_000, &moder, "a", None, None, &mut l).is_ok());
+    assert!(r.submit(10_001, &moder, "b", None, None, &mut l).is_ok());
 }
 
 #[test]
@@ -200,19 +227,26 @@ fn repeats_are_refused_within_the_window() {
     let mut l = limits();
     let u = user("u");
     assert!(
-        r.submit(0, &author(&u), "buy my stuff", None, &mut l)
+        r.submit(0, &author(&u), "buy my stuff", None, None, &mut l)
             .is_ok()
     );
     assert_eq!(
-        code(r.submit(1000, &author(&u), "BUY  my ｓｔｕｆｆ", None, &mut l)),
+        code(r.submit(1000, &author(&u), "BUY  my ｓｔｕｆｆ", None, None, &mut l)),
         Code::Duplicate
     );
     assert!(
-        r.submit(1000, &author(&user("v")), "buy my stuff", None, &mut l)
-            .is_ok()
+        r.submit(
+            1000,
+            &author(&user("v")),
+            "buy my stuff",
+            None,
+            None,
+            &mut l
+        )
+        .is_ok()
     );
     assert!(
-        r.submit(31_000, &author(&u), "buy my stuff", None, &mut l)
+        r.submit(31_000, &author(&u), "buy my stuff", None, None, &mut l)
             .is_ok()
     );
 }
@@ -227,11 +261,11 @@ fn banned_words_links_emotes_subscribers() {
     let mut l = limits();
     let u = user("u");
     assert_eq!(
-        code(r.submit(0, &author(&u), "you b4dwоrd", None, &mut l)),
+        code(r.submit(0, &author(&u), "you b4dwоrd", None, None, &mut l)),
         Code::BannedWord
     );
     assert_eq!(
-        code(r.submit(0, &author(&u), "see evil.com/x", None, &mut l)),
+        code(r.submit(0, &author(&u), "see evil.com/x", None, None, &mut l)),
         Code::LinkBlocked
     );
     assert!(
@@ -239,6 +273,7 @@ fn banned_words_links_emotes_subscribers() {
             0,
             &author(&u),
             "see https://clips.weir.example/1",
+            None,
             None,
             &mut l
         )
@@ -249,7 +284,7 @@ fn banned_words_links_emotes_subscribers() {
     s.subscribers_only = true;
     r.set_settings(s);
     assert_eq!(
-        code(r.submit(0, &author(&u), ":wave:", None, &mut l)),
+        code(r.submit(0, &author(&u), ":wave:", None, None, &mut l)),
         Code::SubscribersOnly
     );
     let sub = Author {
@@ -257,10 +292,10 @@ fn banned_words_links_emotes_subscribers() {
         ..author(&u)
     };
     assert_eq!(
-        code(r.submit(0, &sub, "hello", None, &mut l)),
+        code(r.submit(0, &sub, "hello", None, None, &mut l)),
         Code::EmoteOnly
     );
-    assert!(r.submit(0, &sub, ":wave: 👋", None, &mut l).is_ok());
+    assert!(r.submit(0, &sub, ":wave: 👋", None, None, &mut l).is_ok());
 }
 
 #[test]
@@ -268,7 +303,9 @@ fn bans_timeouts_unbans_deletes() {
     let mut r = room(Settings::default());
     let mut l = limits();
     let (u, m) = (user("u"), user("m"));
-    let msg = r.submit(0, &author(&u), "hi", None, &mut l).expect("ok");
+    r.submit(0, &author(&u), "hi", None, None, &mut l)
+        .expect("ok");
+    let msg = commit(&mut r).remove(0);
     r.ban(Ban {
         user: u.clone(),
         until: Some(60_000),
@@ -277,11 +314,12 @@ fn bans_timeouts_unbans_deletes() {
         at: 0,
     });
     let e = r
-        .submit(1000, &author(&u), "again", None, &mut l)
+        .submit(1000, &author(&u), "again", None, None, &mut l)
         .expect_err("timed out");
     assert_eq!((e.code, e.retry_after_ms), (Code::TimedOut, Some(59_000)));
     assert!(
-        r.submit(60_000, &author(&u), "free", None, &mut l).is_ok(),
+        r.submit(60_000, &author(&u), "free", None, None, &mut l)
+            .is_ok(),
         "expired"
     );
     r.ban(Ban {
@@ -292,14 +330,18 @@ fn bans_timeouts_unbans_deletes() {
         at: 0,
     });
     assert_eq!(
-        code(r.submit(70_000, &author(&u), "x", None, &mut l)),
+        code(r.submit(70_000, &author(&u), "x", None, None, &mut l)),
         Code::Banned
     );
     assert!(r.unban("u", 70_000));
     assert!(!r.unban("u", 70_000));
-    assert!(r.submit(70_000, &author(&u), "back", None, &mut l).is_ok());
-    assert!(r.delete(msg.id), "pending message deleted");
+    assert!(
+        r.submit(70_000, &author(&u), "back", None, None, &mut l)
+            .is_ok()
+    );
+    assert!(r.delete(msg.id));
     assert!(!r.delete(msg.id));
+    assert_eq!(r.recent().count(), 0);
     assert_eq!(r.take_pending().len(), 2);
 }
 
@@ -331,10 +373,10 @@ fn pending_is_bounded() {
     let mut r = Room::new("ch", cfg, Settings::default(), (Vec::new(), 0), Vec::new());
     let mut l = limits();
     let u = user("u");
-    assert!(r.submit(0, &author(&u), "a", None, &mut l).is_ok());
-    assert!(r.submit(0, &author(&u), "b", None, &mut l).is_ok());
+    assert!(r.submit(0, &author(&u), "a", None, None, &mut l).is_ok());
+    assert!(r.submit(0, &author(&u), "b", None, None, &mut l).is_ok());
     assert_eq!(
-        code(r.submit(0, &author(&u), "c", None, &mut l)),
+        code(r.submit(0, &author(&u), "c", None, None, &mut l)),
         Code::Unavailable
     );
     let b = r.take_pending();
