@@ -24,7 +24,14 @@ const BUILD: &[&str] = &[
 /// (Chromium runs hls.js in `tests/tests/hlsjs.rs`; nginx is the caching reverse proxy, a
 /// stand-in CDN, in `tests/tests/cdn_proxy.rs`; srt-live-transmit is an SRT caller in
 /// `tests/tests/srt.rs`).
-const TEST: &[&str] = &["ffmpeg", "etcd-server", "chromium", "nginx", "srt-tools"];
+const TEST: &[&str] = &[
+    "ffmpeg",
+    "etcd-server",
+    "chromium",
+    "nginx",
+    "srt-tools",
+    "redis-server",
+];
 /// Node.js and npm run the browser test's driver; installed from Debian only when
 /// they are not already on PATH (they may come from elsewhere, e.g. NodeSource).
 const NODE: &[(&str, &str)] = &[("node", "nodejs"), ("npm", "npm")];

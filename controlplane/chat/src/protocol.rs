@@ -133,8 +133,9 @@ pub struct ChatMessage {
     pub reply_to: Option<u64>,
 }
 
-/// What the server sends (JSON objects tagged by `type`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// What the server sends (JSON objects tagged by `type`). Gateways also read it back
+/// from each other (cross-gateway fan-out).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMsg {
     /// First frame of every connection (and the answer to `auth`).
