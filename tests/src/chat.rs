@@ -226,3 +226,51 @@ fn pump(
     let _ = ws.close(None);
     let _ = ws.flush();
 }
+
+/// A `redis-server` on a free loopback port, without persistence; killed on drop.
+pub struct Redis {
+    proc: crate::Process,
+    /// `127.0.0.1:<port>`.
+    pub addr: String,
+    _dir: crate::TempDir,
+}
+
+impl Redis {
+    /// Starts it and waits (10 s) until it accepts connections.
+    pub fn start() -> Self {
+        let found = std::process::Command::new("redis-server")
+            .arg("--version")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            found,
+            "redis-server is not installed: run `cargo xtask setup --test` (Debian package redis-server)"
+        );
+        let dir = crate::TempDir::new("redis");
+        let port = crate::free_port();
+        let mut cmd = std::process::Command::new("redis-server");
+        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir.0);
+        let proc = crate::Process::spawn("redis-server", cmd, dir.0.join("redis.log"));
+        let addr = format!("127.0.0.1:{port}");
+        assert!(
+            wait_until(Duration::from_secs(10), || TcpStream::connect(&addr)
+                .is_ok()),
+            "redis-server did not listen on {addr}:\n{}",
+            proc.log()
+        );
+        Self {
+            proc,
+            addr,
+            _dir: dir,
+        }
+    }
+
+    /// Its log.
+    pub fn log(&self) -> String {
+        self.proc.log()
+    }
+}

@@ -134,6 +134,10 @@ pub const WEIR_ENV: &[&str] = &[
     "WEIR_WEBRTC_PUBLIC_IPS",
     "WEIR_LADDER",
     "WEIR_LADDER_RUNGS",
+    "WEIR_CHAT_REDIS",
+    "WEIR_CHAT_LISTEN",
+    "WEIR_JWT_SECRET",
+    "WEIR_SECRET_KEY",
 ];
 
 /// A `weir` command with a clean environment and the tests' log filter.

@@ -263,3 +263,95 @@ fn chat_rooms_moderation_limits_and_restart() {
         .unwrap_or_else(|| panic!("{}", bob_ws.describe()));
     assert_eq!(e["code"], "BANNED");
 }
+
+/// Scale-out: `weir controlplane` and `weir chat` on one etcd and one Redis serve the
+/// same rooms: one id sequence, messages both ways, a ban given on one enforced on the
+/// other.
+#[test]
+fn chat_gateways_share_rooms_through_redis() {
+    use weir_e2e::chat::Redis;
+    use weir_e2e::cluster::{ControlPlane, Secrets, random_hex};
+    use weir_e2e::etcd::Etcd;
+
+    let etcd = Etcd::start();
+    let redis = Redis::start();
+    let secrets = Secrets::generate();
+    let jwt = random_hex(32);
+    let shared = [
+        ("WEIR_JWT_SECRET", jwt.as_str()),
+        ("WEIR_CHAT_REDIS", redis.addr.as_str()),
+    ];
+    let cp = ControlPlane::start(&[etcd.url()], &secrets, &shared);
+    assert!(
+        cp.proc.log().contains("Chat gateway listening"),
+        "{}",
+        cp.proc.log()
+    );
+    let dir = weir_e2e::TempDir::new("chat-gw");
+    let chat_port = weir_e2e::free_port();
+    let mut cmd = weir_e2e::weir_command();
+    cmd.arg("chat")
+        .args(["--chat-listen", &format!("127.0.0.1:{chat_port}")])
+        .args(["--etcd-endpoints", &etcd.url()])
+        .args(["--public-host", "127.0.0.1"])
+        .arg("--data-dir")
+        .arg(dir.0.join("data"))
+        .env("WEIR_STREAM_KEY_SECRET", &secrets.stream_key_secret)
+        .envs(shared);
+    let mut gw = weir_e2e::Process::spawn("weir chat", cmd, dir.0.join("chat.log"));
+    assert!(
+        gw.wait_log("Chat gateway listening on ws://", Duration::from_secs(30)),
+        "weir chat did not start:\n{}",
+        gw.log()
+    );
+    assert!(
+        gw.wait_log("subscribed to Redis fan-out", T),
+        "{}",
+        gw.log()
+    );
+
+    let api = cp.api_port;
+    let owner = register_and_login(api, "scaleowner", "owner-password-1");
+    let carol = register_and_login(api, "scalecarol", "carol-password-1");
+    create_channel(api, &owner.access_token, "scale-out");
+    let path = "/v1/chat/scale-out";
+    let on_cp = ChatClient::connect(api, path, Some(&carol.access_token));
+    let on_gw = ChatClient::connect(chat_port, path, Some(&owner.access_token));
+    let w = on_gw.wait_type("welcome", T, |_| true).expect("welcome");
+    assert_eq!(w["moderator"], true, "the owner, as etcd tells weir chat");
+    on_cp.wait_type("welcome", T, |_| true).expect("welcome");
+
+    on_cp.say("hello from the control plane", "a");
+    let m = on_gw
+        .wait_type("message", T, |m| {
+            m["text"] == "hello from the control plane"
+        })
+        .unwrap_or_else(|| panic!("{}\n{}", on_gw.describe(), gw.log()));
+    assert_eq!(m["id"], 1);
+    on_gw.say("hello from weir chat", "b");
+    let m = on_cp
+        .wait_type("message", T, |m| m["text"] == "hello from weir chat")
+        .unwrap_or_else(|| panic!("{}", on_cp.describe()));
+    assert_eq!(m["id"], 2, "one id sequence across gateways");
+
+    let (status, body) = moderate(
+        chat_port,
+        &owner.access_token,
+        "scale-out",
+        json!({ "action": "timeout", "user": "scalecarol", "duration_s": 120 }),
+    );
+    assert_eq!(status, 200, "{body}");
+    on_cp
+        .wait_type("timed_out", T, |t| t["user"]["name"] == "scalecarol")
+        .unwrap_or_else(|| panic!("{}", on_cp.describe()));
+    on_cp.say("still talking", "c");
+    let e = on_cp
+        .wait_type("error", T, |e| e["nonce"] == "c")
+        .unwrap_or_else(|| panic!("{}", on_cp.describe()));
+    assert_eq!(e["code"], "TIMED_OUT");
+    // History is in etcd, whichever gateway took the message.
+    let h = http::get(chat_port, "/v1/chat/scale-out/history").expect("history");
+    let page: Value = serde_json::from_slice(&h.body).unwrap();
+    assert_eq!(ids(page["messages"].as_array().unwrap()), [1, 2], "{page}");
+    drop(redis);
+}

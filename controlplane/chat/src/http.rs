@@ -29,6 +29,18 @@ use crate::ws::{ConnParams, serve_socket};
 /// client gets a clean close code.
 const WS_HARD_CAP: usize = 64 * 1024;
 
+/// Serves [`routes`] alone (`weir chat`) on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    gw: Gateway,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let svc = routes(gw).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, svc)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
 /// The chat routes over `gw`.
 pub fn routes(gw: Gateway) -> Router {
     Router::new()

@@ -135,7 +135,8 @@ pub fn all_in_one(config: Config) -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
     let started = start_node(&config, Some(bridge), &shutdown)?;
     let stop_api = Arc::new(tokio::sync::Notify::new());
-    let chat = rt.block_on(async { chat_gateway(&state) });
+    let redis = config.control.chat_redis.as_deref();
+    let chat = rt.block_on(async { chat_gateway(&state, redis) });
     let api = rt.block_on(serve_api(
         config.control.api_listen,
         &config.node.public_host,
@@ -196,7 +197,8 @@ pub fn controlplane(config: Config) -> anyhow::Result<()> {
     ))?;
     tracing::info!(etcd = %endpoints.join(","), "control plane state in etcd");
     let stop_api = Arc::new(tokio::sync::Notify::new());
-    let chat = rt.block_on(async { chat_gateway(&state) });
+    let redis = config.control.chat_redis.as_deref();
+    let chat = rt.block_on(async { chat_gateway(&state, redis) });
     let api = rt.block_on(serve_api(
         config.control.api_listen,
         &config.node.public_host,
@@ -207,6 +209,55 @@ pub fn controlplane(config: Config) -> anyhow::Result<()> {
     wait_for_signal()?;
     tracing::info!("shutting down");
     stop_control(rt, false, Some((stop_api, api)), Some(chat));
+    Ok(())
+}
+
+/// `weir chat`: the chat gateway alone, on etcd and Redis (scale-out beside a control
+/// plane, with the same `WEIR_JWT_SECRET`).
+pub fn chat(config: Config) -> anyhow::Result<()> {
+    let Some(redis) = config.control.chat_redis.clone() else {
+        anyhow::bail!(
+            "weir chat needs --chat-redis (WEIR_CHAT_REDIS): gateways share rooms through Redis"
+        );
+    };
+    let rt = tokio_runtime()?;
+    let data_dir = config.node.data_dir.clone();
+    let signer = load_signer(&config.node)?;
+    let revocations = Arc::new(Revocations::new(config.node.revocations_path()));
+    let endpoints = config.control.etcd_endpoints.clone();
+    let state = rt.block_on(build_state(
+        StoreKind::Etcd(&endpoints),
+        &data_dir,
+        signer,
+        revocations,
+        None,
+        &config.control,
+    ))?;
+    let gw = rt.block_on(async { chat_gateway(&state, Some(&redis)) });
+    let addr = config.control.chat_listen;
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind(addr))
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(
+        etcd = %endpoints.join(","),
+        "Chat gateway listening on ws://{}:{}/v1/chat/<channel>",
+        config.node.public_host,
+        local.port()
+    );
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let served = {
+        let (gw, stop) = (gw.clone(), stop.clone());
+        rt.spawn(async move {
+            let stopped = async move { stop.notified().await };
+            if let Err(e) = weir_chat::http::serve(listener, gw, stopped).await {
+                tracing::error!(error = %e, "chat gateway stopped");
+            }
+        })
+    };
+    wait_for_signal()?;
+    tracing::info!("shutting down");
+    stop_control(rt, false, Some((stop, served)), Some(gw));
     Ok(())
 }
 

@@ -141,13 +141,21 @@ pub async fn build_state(
     Ok(ApiState::new(store, auth, issuer, config))
 }
 
-/// The chat gateway over the API's store and accounts (in-process fan-out).
-pub fn chat_gateway(state: &ApiState) -> weir_chat::Gateway {
-    weir_chat::Gateway::new(
-        state.store().clone(),
-        state.auth().clone(),
-        weir_chat::GatewayConfig::default(),
-    )
+/// The chat gateway over the API's store and accounts: rooms shared with other
+/// gateways through `redis` when given, else in this process. Call inside the runtime.
+pub fn chat_gateway(state: &ApiState, redis: Option<&str>) -> weir_chat::Gateway {
+    let (store, auth) = (state.store().clone(), state.auth().clone());
+    let cfg = weir_chat::GatewayConfig::default();
+    match redis {
+        Some(addr) => {
+            tracing::info!(redis = %addr, "chat rooms shared through Redis");
+            let addr = addr.to_owned();
+            weir_chat::Gateway::with_fanout(store, auth, cfg, move |hub| {
+                weir_chat::RedisFanout::start(&addr, "weir:chat", hub)
+            })
+        }
+        None => weir_chat::Gateway::new(store, auth, cfg),
+    }
 }
 
 /// Binds the API listener and serves it (with the chat gateway's routes beside it, when
