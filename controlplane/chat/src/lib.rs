@@ -10,7 +10,10 @@
 //!   batches (every [`GatewayConfig::flush_interval`], 50 ms by default) to the fan-out.
 //! - [`Fanout`]: gives a batch its ids, stores it (one store call per batch, one redb
 //!   commit) and delivers it. [`LocalFanout`] (in-process) delivers only once stored — so
-//!   a message any client saw survives a restart, and ids never repeat.
+//!   a message any client saw survives a restart, and ids never repeat. [`RedisFanout`]
+//!   lets several gateways (`weir controlplane`, `weir chat`) serve one room: ids and
+//!   order from one Lua script per batch, delivery over Redis pub/sub, bans and settings
+//!   applied on every gateway (see [`redis`]; its RESP client is [`resp`], sans-IO).
 //! - Drivers: [`ws`] (one task per connection; bounded outbound queue; a writing
 //!   connection re-checks its token, account and moderator standing every 30 s) and [`http`]
 //!   (axum routes, merged into the control plane's server).
