@@ -1,4 +1,4 @@
-//! What the chat keeps in the store, through the [`Kv`](weir_store::Kv) trait:
+//! What the chat keeps in the store, through the [`Kv`] trait:
 //!
 //! | bucket                  | key                         | value                        |
 //! |-------------------------|-----------------------------|------------------------------|

@@ -346,3 +346,77 @@ async fn subscribe_once(addr: &str, pattern: &str, strip: &str, hub: &Hub) -> Re
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::UserRef;
+
+    #[test]
+    fn the_commit_script_gets_the_json_after_the_id() {
+        let m = ChatMessage {
+            id: 0,
+            ts: 12,
+            user: UserRef {
+                id: "u".into(),
+                name: "n\"q".into(),
+            },
+            text: "hi".into(),
+            reply_to: Some(3),
+        };
+        let rest = after_id(&m).expect("encodes");
+        let whole = format!(r#"{{"type":"message","id":41{rest}"#);
+        let back: ServerMsg = serde_json::from_str(&whole).expect("parses");
+        assert_eq!(back, ServerMsg::Message(ChatMessage { id: 41, ..m }));
+    }
+
+    #[test]
+    fn remote_events_apply_to_the_room() {
+        let mut room = Room::new(
+            "c",
+            crate::room::RoomConfig::default(),
+            crate::Settings::default(),
+            (Vec::new(), 0),
+            Vec::new(),
+        );
+        let u = UserRef {
+            id: "u".into(),
+            name: "n".into(),
+        };
+        let msg = ChatMessage {
+            id: 9,
+            ts: 1,
+            user: u.clone(),
+            text: "x".into(),
+            reply_to: None,
+        };
+        apply(&mut room, &ServerMsg::Message(msg));
+        assert_eq!((room.last_id(), room.last_committed_id()), (9, 9));
+        apply(
+            &mut room,
+            &ServerMsg::Banned {
+                user: u.clone(),
+                reason: None,
+                by: u.clone(),
+            },
+        );
+        assert!(room.ban_of("u", now_ms()).is_some());
+        apply(
+            &mut room,
+            &ServerMsg::Unbanned {
+                user: u.clone(),
+                by: u.clone(),
+            },
+        );
+        assert!(room.ban_of("u", now_ms()).is_none());
+        apply(
+            &mut room,
+            &ServerMsg::Deleted {
+                message_id: 9,
+                by: u,
+                ts: 2,
+            },
+        );
+        assert_eq!(room.recent().count(), 0);
+    }
+}

@@ -190,7 +190,7 @@ pub async fn serve_socket(gw: Gateway, socket: WebSocket, p: ConnParams) {
         tokio::select! {
             _ = &mut reader => {
                 // The reader asked for a close (or the client left): let the writer send it.
-                let _ = tokio::time::timeout(std::time::Duration::from_secs(2), &mut writer).await;
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(5), &mut writer).await;
             }
             _ = &mut writer => {}
         }

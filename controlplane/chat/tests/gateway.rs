@@ -304,3 +304,50 @@ async fn moderation_and_settings_over_the_socket() {
     let m = next_of(&mut viewer, "message").await;
     assert_eq!(m["text"], "owners may");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_stores_what_is_pending_and_closes_with_1001() {
+    let e = env(GatewayConfig {
+        flush_interval: Duration::from_secs(30),
+        ..fast()
+    })
+    .await;
+    let mut ws = connect(&e, Some(&e.viewer)).await;
+    send(
+        &mut ws,
+        json!({ "type": "send", "text": "first", "nonce": "1" }),
+    )
+    .await;
+    // Stored at once; the writer then waits a whole flush interval.
+    assert_eq!(next_where(&mut ws, "ack", "nonce", "1").await["id"], 1);
+    send(
+        &mut ws,
+        json!({ "type": "send", "text": "second", "nonce": "2" }),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stored = e.gw.chat_store().page(&e.channel, None, 10).await.unwrap();
+    assert_eq!(stored.messages.len(), 1, "second is pending");
+    e.gw.shutdown().await;
+    let stored = e.gw.chat_store().page(&e.channel, None, 10).await.unwrap();
+    assert_eq!(
+        stored
+            .messages
+            .iter()
+            .map(|m| m.text.as_str())
+            .collect::<Vec<_>>(),
+        ["first", "second"]
+    );
+    let close = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(f))) => return f.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return None,
+            }
+        }
+    })
+    .await
+    .expect("closed");
+    assert_eq!(close, Some(1001));
+}
