@@ -32,6 +32,8 @@ impl ChatError {
     /// The protocol code.
     pub fn code(&self) -> Code {
         match self {
+            ChatError::Store(weir_store::StoreError::Invalid(_)) => Code::BadRequest,
+            ChatError::Store(weir_store::StoreError::NotFound(_)) => Code::NotFound,
             ChatError::Store(_) => Code::Unavailable,
             ChatError::Corrupt(_) => Code::Internal,
             ChatError::Auth(c, _) => *c,
@@ -45,6 +47,9 @@ impl ChatError {
     /// The message shown to clients (storage details stay in the logs).
     pub fn public_message(&self) -> String {
         match self {
+            ChatError::Store(
+                e @ (weir_store::StoreError::Invalid(_) | weir_store::StoreError::NotFound(_)),
+            ) => e.to_string(),
             ChatError::Store(_) => "chat storage is unavailable, try again".into(),
             ChatError::Corrupt(_) => "internal error".into(),
             other => other.to_string(),

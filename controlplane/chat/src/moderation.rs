@@ -24,6 +24,10 @@ impl Gateway {
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .ok_or_else(|| ChatError::BadRequest("`user` is required".into()))?;
+        // User ids and usernames only: e-mail addresses are not for moderators to probe.
+        if !weir_store::ids::is_safe_id(who) {
+            return Err(ChatError::NotFound("no such user".into()));
+        }
         let store = &self.inner.store;
         let user = match store.get_user(who).await? {
             Some(u) => Some(u),

@@ -218,6 +218,18 @@ async fn moderation_and_settings_over_the_socket() {
         (json!("FORBIDDEN"), json!("x"))
     );
 
+    // Unknown or malformed targets are NOT_FOUND (never a storage error); e-mail
+    // addresses are not accepted as targets.
+    for who in ["nobody", "a/b", "v@example.com"] {
+        send(
+            &mut owner,
+            json!({ "type": "moderate", "action": "ban", "user": who, "nonce": who }),
+        )
+        .await;
+        let err = next_where(&mut owner, "error", "nonce", who).await;
+        assert_eq!(err["code"], "NOT_FOUND", "{who}: {err}");
+    }
+
     // Slow mode and banned words, set over the socket, apply at once.
     send(
         &mut owner,
