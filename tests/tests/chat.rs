@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use weir_e2e::chat::ChatClient;
-use weir_e2e::graphql::{create_channel, register_and_login};
+use weir_e2e::graphql::{WsClient, create_channel, gql_ok, register_and_login};
 use weir_e2e::{Node, NodeOptions, http, metric};
 
 const T: Duration = Duration::from_secs(10);
@@ -62,6 +62,15 @@ fn chat_rooms_moderation_limits_and_restart() {
     assert_eq!(r["can_write"], false);
     assert!(r["user"].is_null());
 
+    // The same room over GraphQL: a graphql-ws subscription.
+    let sub = WsClient::connect(api, &owner.access_token);
+    sub.subscribe(
+        "chat",
+        "subscription($c: ID!) { chatMessages(channelId: $c) { kind message { id text } user { name } } }",
+        json!({ "c": "chat-e2e" }),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+
     // A signed-in user writes; the anonymous reader receives in order.
     for (i, text) in ["first message", "second message", "third message"]
         .iter()
@@ -85,6 +94,16 @@ fn chat_rooms_moderation_limits_and_restart() {
     assert_eq!(ids(&got), [1, 2, 3], "ids are monotonic per room");
     assert!(got.iter().all(|m| m["ts"].as_i64().is_some_and(|t| t > 0)));
     assert_eq!(got[0]["user"]["name"], "chatbob");
+    assert!(
+        sub.wait_for(T, |_| sub.payloads("chat").len() >= 3),
+        "{:?}",
+        sub.messages()
+    );
+    let texts: Vec<Value> = sub.payloads("chat")[..3]
+        .iter()
+        .map(|p| p["data"]["chatMessages"]["message"]["text"].clone())
+        .collect();
+    assert_eq!(texts, ["first message", "second message", "third message"]);
     let acks = writer.of_type("ack");
     assert_eq!(acks.len(), 3, "{}", writer.describe());
     assert_eq!(acks[0]["nonce"], "n0");
@@ -151,6 +170,16 @@ fn chat_rooms_moderation_limits_and_restart() {
         let d = c.wait_type("deleted", T, |_| true).expect("deleted event");
         assert_eq!(d["message_id"], 2);
     }
+    assert!(
+        sub.wait_for(T, |_| sub
+            .payloads("chat")
+            .iter()
+            .any(|p| p["data"]["chatMessages"]["kind"] == "BANNED"
+                && p["data"]["chatMessages"]["user"]["name"] == "chatbob")),
+        "{:?}",
+        sub.payloads("chat")
+    );
+    drop(sub);
     writer.say("am I still here", "after-ban");
     let e = writer
         .wait_type("error", T, |e| e["nonce"] == "after-ban")
@@ -194,7 +223,18 @@ fn chat_rooms_moderation_limits_and_restart() {
         .unwrap_or_else(|| panic!("{}", reader.describe()));
     assert!(!reader.closed());
 
-    // History over HTTP: paginated, the deleted message left out.
+    // History over GraphQL (public), then over HTTP: paginated, the deleted message left out.
+    let d = gql_ok(
+        api,
+        None,
+        "query($c: ID!) { chatHistory(channelId: $c, limit: 10) { messages { id text user { name } } nextBefore } }",
+        json!({ "c": channel_id }),
+    );
+    assert_eq!(
+        ids(d["chatHistory"]["messages"].as_array().unwrap()),
+        [1, 3, 4, 5],
+        "{d}"
+    );
     let h = http::get(api, "/v1/chat/chat-e2e/history?limit=2").expect("history");
     assert_eq!(h.status, 200, "{}", h.text());
     let page: Value = serde_json::from_slice(&h.body).unwrap();
@@ -262,6 +302,21 @@ fn chat_rooms_moderation_limits_and_restart() {
         .wait_type("error", T, |e| e["nonce"] == "bb")
         .unwrap_or_else(|| panic!("{}", bob_ws.describe()));
     assert_eq!(e["code"], "BANNED");
+    // Unbanned over GraphQL: bob writes again.
+    let d = gql_ok(
+        api,
+        Some(&owner.access_token),
+        "mutation($c: ID!) { moderateChat(channelId: $c, action: UNBAN, user: \"chatbob\") }",
+        json!({ "c": channel_id }),
+    );
+    assert_eq!(d["moderateChat"], true);
+    bob_ws
+        .wait_type("unbanned", T, |_| true)
+        .unwrap_or_else(|| panic!("{}", bob_ws.describe()));
+    bob_ws.say("free again", "fa");
+    bob_ws
+        .wait_type("ack", T, |a| a["nonce"] == "fa")
+        .unwrap_or_else(|| panic!("{}", bob_ws.describe()));
 }
 
 /// Scale-out: `weir controlplane` and `weir chat` on one etcd and one Redis serve the

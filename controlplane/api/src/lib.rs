@@ -9,6 +9,9 @@
 //!   also carries the event-ingest API the data plane calls ([`ApiState::stream_started`],
 //!   [`ApiState::stream_live`], [`ApiState::stream_ended`], [`ApiState::viewer_count`],
 //!   [`ApiState::node_heartbeat`]) which feeds subscriptions.
+//! - Chat ([`ApiState::set_chat`]): `chatHistory`, `moderateChat`, `chatMessages` over
+//!   the `weir-chat` gateway (whose own websocket and HTTP routes
+//!   [`serve_with_routes`] can serve on the same port).
 //! - [`node_api`]: the same ingest over HTTP for nodes in other processes (split mode).
 //! - Every resolver checks the caller's role on the object (see `weir_auth::roles`);
 //!   objects of other owners read as `NOT_FOUND`. Errors carry `extensions.code`
@@ -22,6 +25,7 @@
 //! - The SDL ([`sdl`]) is committed at `schemas/graphql/schema.graphql`; a test compares
 //!   them (`WEIR_UPDATE_SCHEMA=1 cargo test -p weir-api` rewrites the file).
 
+mod chat;
 mod ctx;
 pub mod error;
 mod events;

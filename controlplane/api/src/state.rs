@@ -114,6 +114,8 @@ pub(crate) struct Inner {
     pub ip_limiter: RateLimiter,
     pub user_limiter: RateLimiter,
     pub login_limiter: RateLimiter,
+    /// The chat gateway, when the binary attached one.
+    pub chat: std::sync::OnceLock<weir_chat::Gateway>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -139,6 +141,7 @@ impl ApiState {
                 ip_limiter: RateLimiter::new(config.per_ip),
                 user_limiter: RateLimiter::new(config.per_user),
                 login_limiter: RateLimiter::new(config.per_ip_login),
+                chat: std::sync::OnceLock::new(),
                 store,
                 auth,
                 issuer,

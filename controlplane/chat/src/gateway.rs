@@ -89,6 +89,39 @@ impl Caller {
     }
 }
 
+/// A room's frames, for [`Gateway::watch`]; leaves the room when dropped.
+pub struct Watch {
+    rx: tokio::sync::mpsc::Receiver<Frame>,
+    cell: Arc<RoomCell>,
+    id: u64,
+}
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watch").field("id", &self.id).finish()
+    }
+}
+
+impl Watch {
+    /// The next message or event (acks and errors are not sent to watchers); `None`
+    /// once dropped for being slow.
+    pub async fn next(&mut self) -> Option<ServerMsg> {
+        loop {
+            let f = self.rx.recv().await?;
+            match serde_json::from_str::<ServerMsg>(f.json.as_str()) {
+                Ok(m) => return Some(m),
+                Err(e) => tracing::debug!(error = %e, "chat watch: unreadable frame"),
+            }
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.cell.unsubscribe(self.id);
+    }
+}
+
 /// Whether `caller` moderates `channel`: admins, the owner, appointed moderators.
 pub fn is_moderator(caller: &Caller, channel: &Channel) -> bool {
     caller.role == Role::Admin
@@ -323,6 +356,25 @@ impl Gateway {
             metrics::counter!("weir_chat_connections_refused_total").increment(1);
         }
         r
+    }
+
+    /// Follows a room's frames from now on (other APIs than the websocket, e.g. a GraphQL
+    /// subscription). Bounded like a connection: a watcher that does not keep up is
+    /// dropped (its stream ends).
+    pub async fn watch(&self, channel_id: &str) -> Result<Watch> {
+        let (tx, rx) = tokio::sync::mpsc::channel(self.inner.cfg.outbound_queue.max(8));
+        for _ in 0..3 {
+            let cell = self.room(channel_id).await?;
+            let signal = Arc::new(crate::hub::CloseSignal::default());
+            if let Some(j) = self.inner.hub.subscribe(&cell, tx.clone(), signal, |_| ()) {
+                return Ok(Watch {
+                    rx,
+                    cell: j.cell,
+                    id: j.id,
+                });
+            }
+        }
+        Err(ChatError::NotFound("the room is unavailable".into()))
     }
 
     /// How many connections this gateway holds in a channel's room.

@@ -110,7 +110,7 @@ pub mod ws;
 
 pub use error::{ChatError, Result};
 pub use fanout::{Fanout, LocalFanout};
-pub use gateway::{Caller, Gateway, GatewayConfig, is_moderator};
+pub use gateway::{Caller, Gateway, GatewayConfig, Watch, is_moderator};
 pub use http::routes;
 pub use protocol::{Code, ServerMsg};
 pub use redis::RedisFanout;

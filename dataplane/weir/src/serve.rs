@@ -137,6 +137,7 @@ pub fn all_in_one(config: Config) -> anyhow::Result<()> {
     let stop_api = Arc::new(tokio::sync::Notify::new());
     let redis = config.control.chat_redis.as_deref();
     let chat = rt.block_on(async { chat_gateway(&state, redis) });
+    state.set_chat(chat.clone());
     let api = rt.block_on(serve_api(
         config.control.api_listen,
         &config.node.public_host,
@@ -199,6 +200,7 @@ pub fn controlplane(config: Config) -> anyhow::Result<()> {
     let stop_api = Arc::new(tokio::sync::Notify::new());
     let redis = config.control.chat_redis.as_deref();
     let chat = rt.block_on(async { chat_gateway(&state, redis) });
+    state.set_chat(chat.clone());
     let api = rt.block_on(serve_api(
         config.control.api_listen,
         &config.node.public_host,
