@@ -306,7 +306,7 @@ fn chat_rooms_moderation_limits_and_restart() {
     let d = gql_ok(
         api,
         Some(&owner.access_token),
-        "mutation($c: ID!) { moderateChat(channelId: $c, action: UNBAN, user: \"chatbob\") }",
+        "mutation($c: ID!) { moderateChat(channelId: $c, input: { action: UNBAN, user: \"chatbob\" }) }",
         json!({ "c": channel_id }),
     );
     assert_eq!(d["moderateChat"], true);

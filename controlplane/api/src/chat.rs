@@ -3,7 +3,7 @@
 //! subscription. The same rules as the gateway's websocket and HTTP APIs apply (reading
 //! is public; moderating needs a moderator of the channel).
 
-use async_graphql::{Context, Enum, ID, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use futures_util::stream::{self, Stream as FStream};
 use weir_chat::protocol::{self as p, ActionKind};
 use weir_chat::{Caller, ChatError, Gateway, ServerMsg};
@@ -199,6 +199,21 @@ pub enum ChatAction {
     Delete,
 }
 
+/// A moderator action and its target.
+#[derive(InputObject, Clone, Debug)]
+pub struct ChatModerationInput {
+    /// What to do.
+    pub action: ChatAction,
+    /// Target user (id or username) of ban, timeout, unban.
+    pub user: Option<String>,
+    /// Target message of delete.
+    pub message_id: Option<i64>,
+    /// Timeout length in seconds (default 600, at most two weeks).
+    pub duration_s: Option<i64>,
+    /// Why (kept in the audit log, shown to the room).
+    pub reason: Option<String>,
+}
+
 /// The chat mutations.
 #[derive(Default)]
 pub struct ChatMutations;
@@ -211,12 +226,15 @@ impl ChatMutations {
         &self,
         ctx: &Context<'_>,
         channel_id: ID,
-        action: ChatAction,
-        user: Option<String>,
-        message_id: Option<i64>,
-        duration_s: Option<i64>,
-        reason: Option<String>,
+        input: ChatModerationInput,
     ) -> ApiResult<bool> {
+        let ChatModerationInput {
+            action,
+            user,
+            message_id,
+            duration_s,
+            reason,
+        } = input;
         let who = principal(ctx)?;
         let gw = gateway(ctx)?;
         let channel = gw.channel(&channel_id).await.map_err(chat_err)?;
