@@ -26,7 +26,8 @@ pub struct GatewayConfig {
     pub per_user: Rate,
     /// Messages per client address, across rooms.
     pub per_ip: Rate,
-    /// Websocket connections opened per client address.
+    /// Websocket connections opened, and `auth` / `moderate` messages, per client
+    /// address.
     pub per_ip_connects: Rate,
     /// How often a room's writer stores its pending messages (at most).
     pub flush_interval: Duration,

@@ -405,6 +405,23 @@ impl Conn {
                 return;
             }
         };
+        // `auth` and `moderate` cost store reads: they take tokens of the address's
+        // connection bucket.
+        if matches!(msg, ClientMsg::Auth { .. } | ClientMsg::Moderate(_))
+            && let Err(ms) = self.gw.admit_connection(&self.ip)
+        {
+            let nonce = match &msg {
+                ClientMsg::Moderate(a) => a.nonce.clone(),
+                _ => None,
+            };
+            self.reply(&ServerMsg::Error {
+                code: Code::RateLimited,
+                message: "too many requests, slow down".into(),
+                nonce,
+                retry_after_ms: Some(ms),
+            });
+            return;
+        }
         match msg {
             ClientMsg::Ping => self.reply(&ServerMsg::Pong),
             ClientMsg::Auth { token } => match self.gw.authenticate(&token).await {
