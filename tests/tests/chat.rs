@@ -410,3 +410,57 @@ fn chat_gateways_share_rooms_through_redis() {
     assert_eq!(ids(page["messages"].as_array().unwrap()), [1, 2], "{page}");
     drop(redis);
 }
+
+/// The chat page (`/web/chat.html` on the API port) in headless Chromium: a signed-in
+/// page writes, an anonymous page and a websocket client receive; chat text is shown as
+/// text (no markup injection).
+#[test]
+fn chat_page_in_chromium() {
+    use weir_e2e::browser::{require_browser_peer, run_script};
+
+    require_browser_peer(&["node_modules/playwright-core/package.json"]);
+    let node = Node::start();
+    assert!(node.wait_log("Chat gateway listening on ws://", T));
+    let api = node.api_port;
+    let owner = register_and_login(api, "pageowner", "owner-password-1");
+    create_channel(api, &owner.access_token, "chat-page");
+    let page = http::get(api, "/web/chat.html").expect("page");
+    assert_eq!(page.status, 200);
+    assert!(page.header("content-security-policy").is_some());
+    let ws = ChatClient::connect(api, "/v1/chat/chat-page", None);
+    ws.wait_type("welcome", T, |_| true).expect("welcome");
+
+    let base = format!("http://127.0.0.1:{api}/web/chat.html?channel=chat-page&autostart=1");
+    let evil = "<img src=x onerror=alert(1)> hi";
+    let args: Vec<String> = [
+        "--timeout",
+        "30",
+        "--say",
+        "0:hello from chromium",
+        "--say",
+        &format!("0:{evil}"),
+        "--expect",
+        "hello from chromium",
+        "--expect",
+        evil,
+        "--page",
+        &format!("{base}&token={}", owner.access_token),
+        "--page",
+        &base,
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let (ok, out, err) = run_script("chat.mjs", &args, Duration::from_secs(60));
+    assert!(ok, "chat.mjs failed:\n{out}\n{err}\n{}", node.log());
+    let v: Value = serde_json::from_str(out.trim()).expect("JSON from chat.mjs");
+    let pages = v["pages"].as_array().unwrap();
+    assert_eq!(pages[0]["final"]["canWrite"], true);
+    assert_eq!(pages[0]["final"]["moderator"], true);
+    assert_eq!(pages[1]["final"]["canWrite"], false);
+    for p in pages {
+        assert_eq!(p["images"], 0, "chat text must not become markup: {p}");
+    }
+    ws.wait_type("message", T, |m| m["text"] == evil)
+        .unwrap_or_else(|| panic!("{}", ws.describe()));
+}

@@ -4,7 +4,8 @@
 //!   `?since=<id>`);
 //! - `GET /v1/chat/{channel}/history?before=<id>&limit=<n>` — a page of history;
 //! - `POST /v1/moderation/{channel}/actions` — a moderator action (bearer token);
-//! - `GET /v1/moderation/{channel}/audit?limit=<n>` — the audit log (moderators).
+//! - `GET /v1/moderation/{channel}/audit?limit=<n>` — the audit log (moderators);
+//! - `GET /web/chat.html` — the chat panel page (`web/chat.html`).
 //!
 //! `{channel}` is a channel id or slug. Errors are `{"error": {"code", "message"}}`.
 //! Serve the router with connect info (`into_make_service_with_connect_info::<SocketAddr>`)
@@ -48,6 +49,7 @@ pub fn routes(gw: Gateway) -> Router {
         .route("/v1/chat/{channel}/history", get(history))
         .route("/v1/moderation/{channel}/actions", post(action))
         .route("/v1/moderation/{channel}/audit", get(audit))
+        .route("/web/chat.html", get(page))
         .with_state(gw)
 }
 
@@ -142,6 +144,23 @@ async fn must_moderate(
         );
     }
     Ok((channel, who))
+}
+
+/// The chat page: inline script and style only, talking to websockets.
+const PAGE_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+     connect-src ws: wss:; img-src data:; base-uri 'none'; form-action 'none'";
+
+async fn page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CONTENT_SECURITY_POLICY, PAGE_CSP),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("../../../web/chat.html"),
+    )
+        .into_response()
 }
 
 /// Query of the websocket route.
