@@ -27,7 +27,7 @@ use parking_lot::Mutex;
 
 use crate::error::{Result, StoreError};
 use crate::ids::now_ms;
-use crate::kv::{Kv, check_path};
+use crate::kv::{Kv, check_path, select_range};
 
 const NAME: &str = "etcd";
 
@@ -449,21 +449,8 @@ impl Kv for EtcdKv {
         }
         if nested && resp.more() {
             // Keys of nested buckets took part of the limit: filter the whole bucket.
-            let mut all: Vec<(String, Vec<u8>)> = self
-                .list(bucket)
-                .await?
-                .into_iter()
-                .filter(|(k, _)| {
-                    after.is_none_or(|a| k.as_str() > a) && before.is_none_or(|b| k.as_str() < b)
-                })
-                .collect();
-            if from_end {
-                let skip = all.len().saturating_sub(limit);
-                all.drain(..skip);
-            } else {
-                all.truncate(limit);
-            }
-            return Ok(all);
+            let all = self.list(bucket).await?;
+            return Ok(select_range(all, after, before, limit, from_end));
         }
         if from_end {
             out.reverse();

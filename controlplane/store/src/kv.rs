@@ -98,21 +98,13 @@ pub trait Kv: Send + Sync + 'static {
         limit: usize,
         from_end: bool,
     ) -> Result<Vec<(String, Vec<u8>)>> {
-        let mut all: Vec<(String, Vec<u8>)> = self
-            .list(bucket)
-            .await?
-            .into_iter()
-            .filter(|(k, _)| {
-                after.is_none_or(|a| k.as_str() > a) && before.is_none_or(|b| k.as_str() < b)
-            })
-            .collect();
-        if from_end {
-            let skip = all.len().saturating_sub(limit);
-            all.drain(..skip);
-        } else {
-            all.truncate(limit);
-        }
-        Ok(all)
+        Ok(select_range(
+            self.list(bucket).await?,
+            after,
+            before,
+            limit,
+            from_end,
+        ))
     }
 
     /// Deletes the entries whose TTL has passed (they are already invisible); returns how
@@ -120,6 +112,29 @@ pub trait Kv: Send + Sync + 'static {
     async fn purge_expired(&self) -> Result<usize> {
         Ok(0)
     }
+}
+
+/// What [`Kv::list_range`] returns, taken from a whole bucket listed in key order.
+pub(crate) fn select_range(
+    rows: Vec<(String, Vec<u8>)>,
+    after: Option<&str>,
+    before: Option<&str>,
+    limit: usize,
+    from_end: bool,
+) -> Vec<(String, Vec<u8>)> {
+    let mut rows: Vec<(String, Vec<u8>)> = rows
+        .into_iter()
+        .filter(|(k, _)| {
+            after.is_none_or(|a| k.as_str() > a) && before.is_none_or(|b| k.as_str() < b)
+        })
+        .collect();
+    if from_end {
+        let skip = rows.len().saturating_sub(limit);
+        rows.drain(..skip);
+    } else {
+        rows.truncate(limit);
+    }
+    rows
 }
 
 /// Checks a bucket name and key for the characters every backend accepts.
