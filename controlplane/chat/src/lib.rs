@@ -106,6 +106,7 @@ pub mod redis;
 pub mod resp;
 pub mod room;
 pub mod settings;
+mod writer;
 pub mod ws;
 
 pub use error::{ChatError, Result};
