@@ -408,6 +408,8 @@ fn chat_gateways_share_rooms_through_redis() {
     let h = http::get(chat_port, "/v1/chat/scale-out/history").expect("history");
     let page: Value = serde_json::from_slice(&h.body).unwrap();
     assert_eq!(ids(page["messages"].as_array().unwrap()), [1, 2], "{page}");
+    let moderated = metric(chat_port, "weir_chat_moderation_actions_total", &[]);
+    assert_eq!(moderated, Some(1.0), "weir chat's /metrics");
     drop(redis);
 }
 

@@ -30,13 +30,27 @@ use crate::ws::{ConnParams, serve_socket};
 /// client gets a clean close code.
 const WS_HARD_CAP: usize = 64 * 1024;
 
-/// Serves [`routes`] alone (`weir chat`) on `listener` until `shutdown` completes.
+/// Serves [`routes`] alone (`weir chat`) on `listener` until `shutdown` completes, with
+/// `GET /metrics` answered by `metrics` (Prometheus text) when given.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     gw: Gateway,
+    metrics: Option<fn() -> String>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let svc = routes(gw).into_make_service_with_connect_info::<SocketAddr>();
+    let mut app = routes(gw);
+    if let Some(render) = metrics {
+        app = app.route(
+            "/metrics",
+            get(move || async move {
+                (
+                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    render(),
+                )
+            }),
+        );
+    }
+    let svc = app.into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, svc)
         .with_graceful_shutdown(shutdown)
         .await

@@ -41,6 +41,6 @@ pub use hooks::{
     PublishRefusal, RenditionInfo, StreamEvents,
 };
 pub use http::request::{Request, RequestError, RequestParser};
-pub use metrics_setup::install_metrics;
+pub use metrics_setup::{install_metrics, render as render_metrics};
 pub use node::{Node, NodeError, StartedNode};
 pub use shutdown::Shutdown;

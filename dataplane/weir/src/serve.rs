@@ -235,6 +235,7 @@ pub fn chat(config: Config) -> anyhow::Result<()> {
         None,
         &config.control,
     ))?;
+    weir_node::install_metrics();
     let gw = rt.block_on(async { chat_gateway(&state, Some(&redis)) });
     let addr = config.control.chat_listen;
     let listener = rt
@@ -243,7 +244,7 @@ pub fn chat(config: Config) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     tracing::info!(
         etcd = %endpoints.join(","),
-        "Chat gateway listening on ws://{}:{}/v1/chat/<channel>",
+        "Chat gateway listening on ws://{}:{}/v1/chat/<channel> (metrics: /metrics)",
         config.node.public_host,
         local.port()
     );
@@ -252,7 +253,8 @@ pub fn chat(config: Config) -> anyhow::Result<()> {
         let (gw, stop) = (gw.clone(), stop.clone());
         rt.spawn(async move {
             let stopped = async move { stop.notified().await };
-            if let Err(e) = weir_chat::http::serve(listener, gw, stopped).await {
+            let metrics = Some(weir_node::render_metrics as fn() -> String);
+            if let Err(e) = weir_chat::http::serve(listener, gw, metrics, stopped).await {
                 tracing::error!(error = %e, "chat gateway stopped");
             }
         })
