@@ -120,6 +120,9 @@ pub async fn serve_socket(gw: Gateway, socket: WebSocket, p: ConnParams) {
         return;
     };
     let (cell, sub_id, snap) = (joined.cell, joined.id, joined.snapshot);
+    // A `since` beyond the room's newest id (another deployment's, a wiped store) would
+    // hide the next messages: resume from the newest instead.
+    let since = since.map(|s| s.min(snap.last_id));
     let (history, truncated) = match (snap.history, since) {
         (Some(mut h), _) => {
             let skip = h.len().saturating_sub(cfg.resume_limit);

@@ -63,7 +63,11 @@ async fn env(cfg: GatewayConfig) -> Env {
 }
 
 async fn connect(e: &Env, bearer: Option<&str>) -> Ws {
-    let mut req = format!("ws://{}/v1/chat/room", e.addr)
+    connect_query(e, bearer, "").await
+}
+
+async fn connect_query(e: &Env, bearer: Option<&str>, query: &str) -> Ws {
+    let mut req = format!("ws://{}/v1/chat/room{query}", e.addr)
         .into_client_request()
         .unwrap();
     if let Some(t) = bearer {
@@ -376,4 +380,29 @@ async fn shutdown_stores_what_is_pending_and_closes_with_1001() {
     .await
     .expect("closed");
     assert_eq!(close, Some(1001));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_from_a_future_id_still_gets_new_messages() {
+    let e = env(fast()).await;
+    let mut w = connect(&e, Some(&e.viewer)).await;
+    send(
+        &mut w,
+        json!({ "type": "send", "text": "one", "nonce": "1" }),
+    )
+    .await;
+    let _ = next_where(&mut w, "ack", "nonce", "1").await;
+    let mut r = connect_query(&e, None, "?since=999").await;
+    let h = next_of(&mut r, "history").await;
+    assert_eq!(h["messages"].as_array().map(Vec::len), Some(0));
+    send(
+        &mut w,
+        json!({ "type": "send", "text": "two", "nonce": "2" }),
+    )
+    .await;
+    let m = next_of(&mut r, "message").await;
+    assert_eq!(
+        (m["id"].clone(), m["text"].clone()),
+        (json!(2), json!("two"))
+    );
 }
