@@ -47,7 +47,8 @@ impl CloseSignal {
             *r = Some((code, reason.to_string()));
         }
         drop(r);
-        self.notify.notify_one();
+        // Every waiter (the connection's reader and writer both wait).
+        self.notify.notify_waiters();
     }
 
     /// The close requested, if any.
@@ -58,10 +59,14 @@ impl CloseSignal {
     /// Waits until a close is requested.
     pub async fn wait(&self) {
         loop {
+            // Registered before the check, so a close in between still wakes it.
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
             if self.reason.lock().is_some() {
                 return;
             }
-            self.notify.notified().await;
+            notified.await;
         }
     }
 }
@@ -87,6 +92,8 @@ pub struct RoomCell {
     pub state: Mutex<RoomState>,
     /// Wakes the writer (a message is pending, or shutdown).
     pub wake: Notify,
+    /// Held while a batch is committed: the writer and shutdown never commit at once.
+    pub flushing: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for RoomCell {
@@ -108,6 +115,7 @@ impl RoomCell {
                 closed: false,
             }),
             wake: Notify::new(),
+            flushing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -307,6 +315,27 @@ mod tests {
         assert_eq!(cell.subscribers(), 1);
         assert_eq!(slow_sig.reason().map(|r| r.0), Some(close::SLOW_CONSUMER));
         assert!(fast_sig.reason().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_close_wakes_every_waiter() {
+        let sig = Arc::new(CloseSignal::default());
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let s = sig.clone();
+                tokio::spawn(async move { s.wait().await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        sig.close(close::GOING_AWAY, "bye");
+        for w in waiters {
+            tokio::time::timeout(std::time::Duration::from_secs(5), w)
+                .await
+                .expect("woken")
+                .expect("joined");
+        }
+        // And one that starts waiting after the close returns at once.
+        sig.wait().await;
     }
 
     #[test]

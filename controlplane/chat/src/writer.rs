@@ -11,6 +11,8 @@ use crate::protocol::ServerMsg;
 /// Hands a room's pending batch to the fan-out (ids, store, delivery) and acks the
 /// authors; on an error the batch is kept for the next try. Returns whether it failed.
 pub(crate) async fn flush(inner: &Inner, channel: &str, cell: &RoomCell) -> bool {
+    // One batch at a time, in order (the fan-out gives ids as it commits).
+    let _one = cell.flushing.lock().await;
     let mut batch = cell.state.lock().room.take_pending();
     if batch.is_empty() {
         return false;
