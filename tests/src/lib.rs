@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 pub mod browser;
+pub mod chat;
 pub mod cluster;
 pub mod etcd;
 pub mod flv;
@@ -146,6 +147,12 @@ pub const WEIR_ENV: &[&str] = &[
     "WEIR_HTTP_HEAD_TIMEOUT_MS",
     "WEIR_HTTP_IDLE_TIMEOUT_MS",
     "WEIR_HTTP_WRITE_TIMEOUT_MS",
+    "WEIR_CHAT_REDIS",
+    "WEIR_CHAT_LISTEN",
+    "WEIR_JWT_SECRET",
+    "WEIR_SECRET_KEY",
+    "WEIR_RELAY_ALLOW_INTERNAL",
+    "WEIR_RELAY_CA_FILE",
 ];
 
 /// A `weir` command with a clean environment and the tests' log filter.
@@ -164,7 +171,24 @@ impl Node {
     }
 
     pub fn start_with(opts: NodeOptions) -> Self {
-        let dir = TempDir::new("node");
+        Self::start_in(TempDir::new("node"), opts)
+    }
+
+    /// Stops the node (SIGTERM) and starts it again on the same data directory, on fresh
+    /// ports (a restarted process may not get its old ports back at once).
+    pub fn restart(self, opts: NodeOptions) -> Self {
+        let Node { mut proc, dir, .. } = self;
+        let stopped = proc.terminate(Duration::from_secs(15));
+        assert_eq!(
+            stopped,
+            Some(true),
+            "node did not stop cleanly:\n{}",
+            proc.log()
+        );
+        Self::start_in(dir, opts)
+    }
+
+    fn start_in(dir: TempDir, opts: NodeOptions) -> Self {
         let rtmp_port = free_port();
         let http_port = free_port();
         let srt_port = free_udp_port();

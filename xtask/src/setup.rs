@@ -25,7 +25,7 @@ const BUILD: &[&str] = &[
 /// stand-in CDN, in `tests/tests/cdn_proxy.rs`, and with libnginx-mod-rtmp the relay
 /// destinations of `tests/tests/relay.rs` (libnginx-mod-stream terminates TLS for RTMPS,
 /// with a test certificate openssl makes); srt-live-transmit is an SRT caller in
-/// `tests/tests/srt.rs`).
+/// `tests/tests/srt.rs`; redis-server carries chat between gateways in `tests/tests/chat.rs`).
 const TEST: &[&str] = &[
     "ffmpeg",
     "etcd-server",
@@ -35,6 +35,7 @@ const TEST: &[&str] = &[
     "libnginx-mod-stream",
     "openssl",
     "srt-tools",
+    "redis-server",
 ];
 /// Node.js and npm run the browser test's driver; installed from Debian only when
 /// they are not already on PATH (they may come from elsewhere, e.g. NodeSource).

@@ -54,6 +54,18 @@ pub async fn serve_with_shutdown(
     state: ApiState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with_routes(listener, state, Router::new(), shutdown).await
+}
+
+/// [`serve_with_shutdown`] with `extra` routes merged beside the API's (other services
+/// of the control plane on the same port, e.g. the chat gateway). The routes must not
+/// overlap; they see the client address as `ConnectInfo<SocketAddr>`.
+pub async fn serve_with_routes(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+    extra: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "GraphQL API listening on /graphql");
     }
@@ -72,7 +84,9 @@ pub async fn serve_with_shutdown(
             }
         })
     });
-    let svc = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let svc = router(state)
+        .merge(extra)
+        .into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, svc)
         .with_graceful_shutdown(shutdown)
         .await;

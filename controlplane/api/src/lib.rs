@@ -3,10 +3,15 @@
 //! - [`router`] / [`serve`]: axum routes at `/graphql` — POST for queries and mutations,
 //!   GET with a websocket upgrade for subscriptions (graphql-ws and the legacy
 //!   subscriptions-transport-ws protocols), GET from a browser for GraphiQL.
+//!   [`serve_with_routes`] serves other control-plane routes (the chat gateway's) on the
+//!   same port.
 //! - [`ApiState`]: store, account service, the binary's [`StreamKeyIssuer`], limits; it
 //!   also carries the event-ingest API the data plane calls ([`ApiState::stream_started`],
 //!   [`ApiState::stream_live`], [`ApiState::stream_ended`], [`ApiState::viewer_count`],
 //!   [`ApiState::node_heartbeat`]) which feeds subscriptions.
+//! - Chat ([`ApiState::set_chat`]): `chatHistory`, `moderateChat`, `chatMessages` over
+//!   the `weir-chat` gateway (whose own websocket and HTTP routes
+//!   [`serve_with_routes`] can serve on the same port).
 //! - [`node_api`]: the same ingest over HTTP for nodes in other processes (split mode).
 //! - Every resolver checks the caller's role on the object (see `weir_auth::roles`);
 //!   objects of other owners read as `NOT_FOUND`. Errors carry `extensions.code`
@@ -20,6 +25,7 @@
 //! - The SDL ([`sdl`]) is committed at `schemas/graphql/schema.graphql`; a test compares
 //!   them (`WEIR_UPDATE_SCHEMA=1 cargo test -p weir-api` rewrites the file).
 
+mod chat;
 mod ctx;
 pub mod error;
 mod events;
@@ -39,7 +45,7 @@ mod types;
 mod ws;
 
 pub use events::{Event, RelayDestination};
-pub use http::{ClientIp, router, serve, serve_with_shutdown};
+pub use http::{ClientIp, router, serve, serve_with_routes, serve_with_shutdown};
 pub use issuer::StreamKeyIssuer;
 pub use prober::{DestinationProber, ProbeFuture};
 pub use schema::{ApiSchema, build_schema, sdl};

@@ -17,6 +17,18 @@ pub struct QueryRoot;
 
 #[Object(name = "Query")]
 impl QueryRoot {
+    /// A page of a channel's chat (id or slug) before message `before` (default: the
+    /// newest), oldest first; at most 100 (default 50). Public, like the chat itself.
+    async fn chat_history(
+        &self,
+        ctx: &Context<'_>,
+        channel_id: ID,
+        before: Option<i64>,
+        limit: Option<i32>,
+    ) -> ApiResult<crate::chat::ChatPage> {
+        crate::chat::history(ctx, &channel_id, before, limit).await
+    }
+
     /// The caller.
     async fn me(&self, ctx: &Context<'_>) -> ApiResult<User> {
         let who = principal(ctx)?;

@@ -115,6 +115,8 @@ pub(crate) struct Inner {
     pub user_limiter: RateLimiter,
     pub login_limiter: RateLimiter,
     pub prober: std::sync::OnceLock<Arc<dyn crate::DestinationProber>>,
+    /// The chat gateway, when the binary attached one.
+    pub chat: std::sync::OnceLock<weir_chat::Gateway>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -140,6 +142,7 @@ impl ApiState {
                 ip_limiter: RateLimiter::new(config.per_ip),
                 user_limiter: RateLimiter::new(config.per_user),
                 login_limiter: RateLimiter::new(config.per_ip_login),
+                chat: std::sync::OnceLock::new(),
                 store,
                 auth,
                 issuer,

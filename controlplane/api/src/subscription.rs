@@ -56,6 +56,16 @@ impl SubscriptionRoot {
         }))
     }
 
+    /// A channel's chat (id or slug) from now on: messages and moderation events.
+    /// Public, like the chat itself; a subscriber that does not keep up is dropped.
+    async fn chat_messages(
+        &self,
+        ctx: &Context<'_>,
+        channel_id: ID,
+    ) -> async_graphql::Result<impl FStream<Item = crate::chat::ChatEvent>> {
+        crate::chat::events(ctx, &channel_id).await
+    }
+
     /// The channel's total viewer count: the current value, then every change.
     async fn viewer_count(
         &self,

@@ -18,6 +18,7 @@ use crate::{DestinationPatch, ids};
 /// Runs every check against `store`.
 pub async fn run(store: &Store) {
     kv_contract(store).await;
+    kv_batches_and_ranges(store).await;
     users(store).await;
     tokens(store).await;
     token_expiry(store).await;
@@ -47,6 +48,58 @@ pub async fn run(store: &Store) {
 
 fn uniq(prefix: &str) -> String {
     format!("{prefix}{}", &ids::new_id()[12..])
+}
+
+/// `put_many` and `list_range` (chat history pages): bounds are exclusive, a nested
+/// bucket and a longer bucket name are not part of the bucket.
+async fn kv_batches_and_ranges(store: &Store) {
+    let kv = store.kv();
+    let b = format!("conf-{}", uniq("r"));
+    let rows: Vec<(String, Vec<u8>)> = (1..=9u8).map(|i| (format!("k{i}"), vec![i])).collect();
+    kv.put_many(&b, &rows).await.unwrap();
+    kv.put(&format!("{b}/nested"), "k5", b"x", None)
+        .await
+        .unwrap();
+    kv.put(&format!("{b}x"), "k0", b"x", None).await.unwrap();
+    let keys = |v: Vec<(String, Vec<u8>)>| v.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+    assert_eq!(kv.list(&b).await.unwrap().len(), 9);
+    assert_eq!(
+        keys(kv.list_range(&b, None, None, 3, true).await.unwrap()),
+        ["k7", "k8", "k9"]
+    );
+    assert_eq!(
+        keys(kv.list_range(&b, None, None, 2, false).await.unwrap()),
+        ["k1", "k2"]
+    );
+    assert_eq!(
+        keys(
+            kv.list_range(&b, Some("k3"), Some("k7"), 10, false)
+                .await
+                .unwrap()
+        ),
+        ["k4", "k5", "k6"]
+    );
+    assert_eq!(
+        keys(kv.list_range(&b, None, Some("k4"), 2, true).await.unwrap()),
+        ["k2", "k3"]
+    );
+    assert_eq!(
+        keys(kv.list_range(&b, Some("k8"), None, 5, false).await.unwrap()),
+        ["k9"]
+    );
+    assert!(
+        kv.list_range(&b, Some("k5"), Some("k5"), 5, false)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        kv.list_range(&b, None, None, 0, true)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(kv.get(&b, "k4").await.unwrap(), Some(vec![4]));
 }
 
 async fn kv_contract(store: &Store) {

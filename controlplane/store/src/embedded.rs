@@ -194,6 +194,84 @@ impl Kv for EmbeddedKv {
         .await
     }
 
+    async fn put_many(&self, bucket: &str, entries: &[(String, Vec<u8>)]) -> Result<()> {
+        let mut rows = Vec::with_capacity(entries.len());
+        for (key, value) in entries {
+            check_path(bucket, key)?;
+            rows.push((full_key(bucket, key), encode(value, None)));
+        }
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(be)?;
+            {
+                let mut table = txn.open_table(TABLE).map_err(be)?;
+                for (k, v) in &rows {
+                    table.insert(k.as_str(), v.as_slice()).map_err(be)?;
+                }
+            }
+            txn.commit().map_err(be)
+        })
+        .await
+    }
+
+    async fn list_range(
+        &self,
+        bucket: &str,
+        after: Option<&str>,
+        before: Option<&str>,
+        limit: usize,
+        from_end: bool,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        check_path(bucket, "x")?;
+        let prefix = full_key(bucket, "");
+        // `<bucket>\x01` sorts after every `<bucket>\0<key>` and before any longer bucket.
+        let lo = after.map_or_else(|| prefix.clone(), |a| full_key(bucket, a));
+        let hi = before.map_or_else(|| format!("{bucket}\u{1}"), |b| full_key(bucket, b));
+        let skip_lo = after.is_some();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(be)?;
+            let table = txn.open_table(TABLE).map_err(be)?;
+            let mut out = Vec::new();
+            if limit == 0 || lo.as_str() >= hi.as_str() {
+                return Ok(out);
+            }
+            let range = table.range(lo.as_str()..hi.as_str()).map_err(be)?;
+            let mut take = |item: std::result::Result<
+                (redb::AccessGuard<'_, &str>, redb::AccessGuard<'_, &[u8]>),
+                redb::StorageError,
+            >|
+             -> Result<bool> {
+                let (k, v) = item.map_err(be)?;
+                let key = k.value();
+                if skip_lo && key == lo.as_str() {
+                    return Ok(true);
+                }
+                let Some(rest) = key.strip_prefix(prefix.as_str()) else {
+                    return Ok(true);
+                };
+                if let Some(payload) = decode(v.value()) {
+                    out.push((rest.to_string(), payload.to_vec()));
+                }
+                Ok(out.len() < limit)
+            };
+            if from_end {
+                for item in range.rev() {
+                    if !take(item)? {
+                        break;
+                    }
+                }
+                out.reverse();
+            } else {
+                for item in range {
+                    if !take(item)? {
+                        break;
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn purge_expired(&self) -> Result<usize> {
         self.blocking(purge).await
     }

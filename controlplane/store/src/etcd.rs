@@ -27,9 +27,12 @@ use parking_lot::Mutex;
 
 use crate::error::{Result, StoreError};
 use crate::ids::now_ms;
-use crate::kv::{Kv, check_path};
+use crate::kv::{Kv, check_path, select_range};
 
 const NAME: &str = "etcd";
+
+/// Operations per transaction of [`Kv::put_many`] (etcd's default limit is 128).
+const TXN_OPS: usize = 100;
 
 /// Most cached leases of each kind; beyond, the stalest are forgotten (their keys still
 /// expire with them on the server; a later write just takes a new lease).
@@ -370,6 +373,87 @@ impl Kv for EtcdKv {
             if !rest.contains('/') {
                 out.push((rest.to_string(), kv.value().to_vec()));
             }
+        }
+        Ok(out)
+    }
+
+    async fn put_many(&self, bucket: &str, entries: &[(String, Vec<u8>)]) -> Result<()> {
+        for (key, _) in entries {
+            check_path(bucket, key)?;
+        }
+        // One transaction per chunk (etcd allows 128 operations per transaction).
+        for chunk in entries.chunks(TXN_OPS) {
+            let ops: Vec<TxnOp> = chunk
+                .iter()
+                .map(|(k, v)| TxnOp::put(self.key(bucket, k), v.as_slice(), None))
+                .collect();
+            self.client
+                .clone()
+                .txn(Txn::new().and_then(ops))
+                .await
+                .map_err(be)?;
+        }
+        Ok(())
+    }
+
+    async fn list_range(
+        &self,
+        bucket: &str,
+        after: Option<&str>,
+        before: Option<&str>,
+        limit: usize,
+        from_end: bool,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        check_path(bucket, "x")?;
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let prefix = format!("{}/{bucket}/", self.prefix);
+        // Keys strictly after `after` start at `after\0`; the bucket ends before `…0`
+        // (the character after '/').
+        let lo = after.map_or_else(|| prefix.clone(), |a| format!("{prefix}{a}\0"));
+        let hi = before.map_or_else(
+            || format!("{}/{bucket}0", self.prefix),
+            |b| format!("{prefix}{b}"),
+        );
+        if lo >= hi {
+            return Ok(Vec::new());
+        }
+        let order = if from_end {
+            SortOrder::Descend
+        } else {
+            SortOrder::Ascend
+        };
+        let opts = GetOptions::new()
+            .with_range(hi.as_str())
+            .with_limit(i64::try_from(limit).unwrap_or(i64::MAX))
+            .with_sort(SortTarget::Key, order);
+        let resp = self
+            .client
+            .clone()
+            .get(lo.as_str(), Some(opts))
+            .await
+            .map_err(be)?;
+        let mut out = Vec::with_capacity(resp.kvs().len());
+        let mut nested = false;
+        for kv in resp.kvs() {
+            let Ok(full) = kv.key_str() else { continue };
+            let Some(rest) = full.strip_prefix(prefix.as_str()) else {
+                continue;
+            };
+            if rest.contains('/') {
+                nested = true;
+            } else {
+                out.push((rest.to_string(), kv.value().to_vec()));
+            }
+        }
+        if nested && resp.more() {
+            // Keys of nested buckets took part of the limit: filter the whole bucket.
+            let all = self.list(bucket).await?;
+            return Ok(select_range(all, after, before, limit, from_end));
+        }
+        if from_end {
+            out.reverse();
         }
         Ok(out)
     }

@@ -76,11 +76,65 @@ pub trait Kv: Send + Sync + 'static {
         self.put(bucket, key, value, Some(ttl)).await
     }
 
+    /// Writes several values of one bucket (no TTL). Backends that can write them in one
+    /// transaction override it (the embedded one does: one commit for the batch); the
+    /// default writes them one by one, so a failure may leave a prefix written.
+    async fn put_many(&self, bucket: &str, entries: &[(String, Vec<u8>)]) -> Result<()> {
+        for (key, value) in entries {
+            self.put(bucket, key, value, None).await?;
+        }
+        Ok(())
+    }
+
+    /// Lists the keys of a bucket strictly between `after` and `before` (`None`: no
+    /// bound), ascending, at most `limit` of them: the first ones, or with `from_end` the
+    /// last ones (still returned ascending). The default filters [`Kv::list`]; backends
+    /// with ordered ranges override it.
+    async fn list_range(
+        &self,
+        bucket: &str,
+        after: Option<&str>,
+        before: Option<&str>,
+        limit: usize,
+        from_end: bool,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        Ok(select_range(
+            self.list(bucket).await?,
+            after,
+            before,
+            limit,
+            from_end,
+        ))
+    }
+
     /// Deletes the entries whose TTL has passed (they are already invisible); returns how
     /// many. Backends that expire entries themselves (etcd, Scylla) return 0.
     async fn purge_expired(&self) -> Result<usize> {
         Ok(0)
     }
+}
+
+/// What [`Kv::list_range`] returns, taken from a whole bucket listed in key order.
+pub(crate) fn select_range(
+    rows: Vec<(String, Vec<u8>)>,
+    after: Option<&str>,
+    before: Option<&str>,
+    limit: usize,
+    from_end: bool,
+) -> Vec<(String, Vec<u8>)> {
+    let mut rows: Vec<(String, Vec<u8>)> = rows
+        .into_iter()
+        .filter(|(k, _)| {
+            after.is_none_or(|a| k.as_str() > a) && before.is_none_or(|b| k.as_str() < b)
+        })
+        .collect();
+    if from_end {
+        let skip = rows.len().saturating_sub(limit);
+        rows.drain(..skip);
+    } else {
+        rows.truncate(limit);
+    }
+    rows
 }
 
 /// Checks a bucket name and key for the characters every backend accepts.

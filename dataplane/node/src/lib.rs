@@ -44,7 +44,7 @@ pub use hooks::{
     TranscoderReport, TranscoderRung,
 };
 pub use http::request::{Request, RequestError, RequestParser};
-pub use metrics_setup::install_metrics;
+pub use metrics_setup::{install_metrics, render as render_metrics};
 pub use node::{Node, NodeError, StartedNode};
 pub use relay::policy::AddressPolicy;
 pub use relay::tls::{TlsLayer, client_config as relay_tls_config};

@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 ///   ffmpeg -re -i in.mp4 -c:v libx264 -c:a aac -f flv rtmp://localhost:1935/live/<key>
 ///   open http://localhost:8080/live/my-channel/index.m3u8
 ///   open http://localhost:8090/graphql                # GraphQL API and GraphiQL
+///   ws://localhost:8090/v1/chat/my-channel            # chat (JSON over WebSocket)
 ///
 /// Settings: defaults < TOML file (--config) < WEIR_* environment < flags.
 #[derive(Debug, Parser)]
@@ -45,6 +46,9 @@ pub enum Command {
     Dataplane,
     /// Run the control plane (GraphQL API) on etcd, for data-plane nodes.
     Controlplane,
+    /// Run only the chat gateway (WS /v1/chat/<channel>) on --chat-listen, against the
+    /// control plane's etcd and a Redis shared with the other gateways (--chat-redis).
+    Chat,
     /// Issue or revoke stream keys.
     #[command(subcommand)]
     Key(KeyCommand),
@@ -220,6 +224,13 @@ pub struct NodeArgs {
     /// GraphQL requests per second allowed per signed-in user (burst 4×).
     #[arg(long, global = true, env = "WEIR_API_RATE_PER_USER")]
     pub api_rate_per_user: Option<f64>,
+    /// Redis `host:port` through which chat gateways share rooms (serve, controlplane,
+    /// chat); without it a process's chat rooms are its own.
+    #[arg(long, global = true, env = "WEIR_CHAT_REDIS")]
+    pub chat_redis: Option<String>,
+    /// Listen address of `weir chat`.
+    #[arg(long, global = true, env = "WEIR_CHAT_LISTEN")]
+    pub chat_listen: Option<SocketAddr>,
     /// This node's id in the control plane (dataplane).
     #[arg(long, global = true, env = "WEIR_NODE_ID")]
     pub node_id: Option<String>,

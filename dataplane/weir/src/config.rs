@@ -35,6 +35,11 @@ pub struct ControlConfig {
     pub rate_per_ip: f64,
     /// GraphQL requests per second per signed-in user (burst 4×).
     pub rate_per_user: f64,
+    /// Redis (`host:port`) through which chat gateways share rooms; `None`: rooms live
+    /// in this process only (one gateway).
+    pub chat_redis: Option<String>,
+    /// Listener of `weir chat` (the gateway alone).
+    pub chat_listen: std::net::SocketAddr,
 }
 
 impl Default for ControlConfig {
@@ -46,6 +51,8 @@ impl Default for ControlConfig {
             node_id: None,
             rate_per_ip: 30.0,
             rate_per_user: 15.0,
+            chat_redis: None,
+            chat_listen: std::net::SocketAddr::from(([0, 0, 0, 0], 8091)),
         }
     }
 }
@@ -206,6 +213,17 @@ pub fn load(path: Option<&Path>, args: &NodeArgs) -> anyhow::Result<Config> {
     }
     if let Some(v) = a.api_rate_per_user {
         c.rate_per_user = v;
+    }
+    if let Some(v) = &a.chat_redis {
+        let v = v.trim();
+        let v = v
+            .strip_prefix("redis://")
+            .unwrap_or(v)
+            .trim_end_matches('/');
+        c.chat_redis = (!v.is_empty()).then(|| v.to_owned());
+    }
+    if let Some(v) = a.chat_listen {
+        c.chat_listen = v;
     }
     Ok(config)
 }

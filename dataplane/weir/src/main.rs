@@ -4,6 +4,7 @@
 //! weir serve                    all-in-one node (embedded storage)
 //! weir dataplane                a data-plane node (reporting to --control-plane)
 //! weir controlplane             the GraphQL control plane on etcd
+//! weir chat                     the chat gateway alone (etcd + Redis), for scale-out
 //! weir key issue <channel>      print the RTMP server URL and a new stream key
 //! weir key revoke <key|id>      revoke a key (running nodes refuse it at once)
 //! ```
@@ -35,6 +36,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Serve => serve::all_in_one(config),
         cli::Command::Dataplane => serve::dataplane(config),
         cli::Command::Controlplane => serve::controlplane(config),
+        cli::Command::Chat => serve::chat(config),
         cli::Command::Key(k) => keys::run(&config, k),
     }
 }

@@ -10,7 +10,7 @@ use weir_node::{NoEvents, Node, Shutdown, StartedNode, StreamEvents};
 use weir_streamkey::Revocations;
 
 use crate::config::Config;
-use crate::control::setup::{StoreKind, build_state, serve_api};
+use crate::control::setup::{StoreKind, build_state, chat_gateway, serve_api};
 use crate::control::{self, Backend, Bridge, NodeIdentity};
 use crate::keys::{KeyAuth, load_signer};
 
@@ -139,10 +139,14 @@ pub fn all_in_one(config: Config) -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
     let started = start_node(&config, Some(bridge), &shutdown)?;
     let stop_api = Arc::new(tokio::sync::Notify::new());
+    let redis = config.control.chat_redis.as_deref();
+    let chat = rt.block_on(async { chat_gateway(&state, redis) });
+    state.set_chat(chat.clone());
     let api = rt.block_on(serve_api(
         config.control.api_listen,
         &config.node.public_host,
         state,
+        Some(chat.clone()),
         stop_api.clone(),
     ))?;
     tracing::info!("get a stream key with: weir key issue <channel>, or over GraphQL");
@@ -150,7 +154,7 @@ pub fn all_in_one(config: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down: ending playlists, closing connections");
     shutdown.trigger();
     started.join();
-    stop_control(rt, true, Some((stop_api, api)));
+    stop_control(rt, true, Some((stop_api, api)), Some(chat));
     Ok(())
 }
 
@@ -175,7 +179,7 @@ pub fn dataplane(config: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down: ending playlists, closing connections");
     shutdown.trigger();
     started.join();
-    stop_control(rt, true, None);
+    stop_control(rt, true, None, None);
     Ok(())
 }
 
@@ -202,27 +206,92 @@ pub fn controlplane(config: Config) -> anyhow::Result<()> {
     }));
     tracing::info!(etcd = %endpoints.join(","), "control plane state in etcd");
     let stop_api = Arc::new(tokio::sync::Notify::new());
+    let redis = config.control.chat_redis.as_deref();
+    let chat = rt.block_on(async { chat_gateway(&state, redis) });
+    state.set_chat(chat.clone());
     let api = rt.block_on(serve_api(
         config.control.api_listen,
         &config.node.public_host,
         state,
+        Some(chat.clone()),
         stop_api.clone(),
     ))?;
     wait_for_signal()?;
     tracing::info!("shutting down");
-    stop_control(rt, false, Some((stop_api, api)));
+    stop_control(rt, false, Some((stop_api, api)), Some(chat));
+    Ok(())
+}
+
+/// `weir chat`: the chat gateway alone, on etcd and Redis (scale-out beside a control
+/// plane, with the same `WEIR_JWT_SECRET`).
+pub fn chat(config: Config) -> anyhow::Result<()> {
+    let Some(redis) = config.control.chat_redis.clone() else {
+        anyhow::bail!(
+            "weir chat needs --chat-redis (WEIR_CHAT_REDIS): gateways share rooms through Redis"
+        );
+    };
+    let rt = tokio_runtime()?;
+    let data_dir = config.node.data_dir.clone();
+    let signer = load_signer(&config.node)?;
+    let revocations = Arc::new(Revocations::new(config.node.revocations_path()));
+    let endpoints = config.control.etcd_endpoints.clone();
+    let state = rt.block_on(build_state(
+        StoreKind::Etcd(&endpoints),
+        &data_dir,
+        signer,
+        revocations,
+        None,
+        &config.control,
+    ))?;
+    weir_node::install_metrics();
+    let gw = rt.block_on(async { chat_gateway(&state, Some(&redis)) });
+    let addr = config.control.chat_listen;
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind(addr))
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(
+        etcd = %endpoints.join(","),
+        "Chat gateway listening on ws://{}:{}/v1/chat/<channel> (metrics: /metrics)",
+        config.node.public_host,
+        local.port()
+    );
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let served = {
+        let (gw, stop) = (gw.clone(), stop.clone());
+        rt.spawn(async move {
+            let stopped = async move { stop.notified().await };
+            let metrics = Some(weir_node::render_metrics as fn() -> String);
+            if let Err(e) = weir_chat::http::serve(listener, gw, metrics, stopped).await {
+                tracing::error!(error = %e, "chat gateway stopped");
+            }
+        })
+    };
+    wait_for_signal()?;
+    tracing::info!("shutting down");
+    stop_control(rt, false, Some((stop, served)), Some(gw));
     Ok(())
 }
 
 /// Stops the control side: gives the bridge a moment to report the streams the node just
-/// ended (`flush`), drains the API (if any), then the runtime.
+/// ended (`flush`), stores the chat's pending messages and closes its connections,
+/// drains the API (if any), then the runtime.
 fn stop_control(
     rt: tokio::runtime::Runtime,
     flush: bool,
     api: Option<(Arc<tokio::sync::Notify>, tokio::task::JoinHandle<()>)>,
+    chat: Option<weir_chat::Gateway>,
 ) {
     if flush {
         rt.block_on(async { tokio::time::sleep(Duration::from_millis(500)).await });
+    }
+    if let Some(chat) = chat {
+        let stored = rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(5), chat.shutdown()).await
+        });
+        if stored.is_err() {
+            tracing::warn!("chat: pending messages not stored within 5 s");
+        }
     }
     if let Some((stop, task)) = api {
         // A stored permit: the API sees it even if it is not waiting at this instant.

@@ -17,4 +17,5 @@ pub struct MutationRoot(
     keys::KeyMutations,
     destinations::DestinationMutations,
     policy::PolicyMutations,
+    crate::chat::ChatMutations,
 );

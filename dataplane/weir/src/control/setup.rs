@@ -141,11 +141,30 @@ pub async fn build_state(
     Ok(ApiState::new(store, auth, issuer, config))
 }
 
-/// Binds the API listener and serves it until `stop` is notified.
+/// The chat gateway over the API's store and accounts: rooms shared with other
+/// gateways through `redis` when given, else in this process. Call inside the runtime.
+pub fn chat_gateway(state: &ApiState, redis: Option<&str>) -> weir_chat::Gateway {
+    let (store, auth) = (state.store().clone(), state.auth().clone());
+    let cfg = weir_chat::GatewayConfig::default();
+    match redis {
+        Some(addr) => {
+            tracing::info!(redis = %addr, "chat rooms shared through Redis");
+            let addr = addr.to_owned();
+            weir_chat::Gateway::with_fanout(store, auth, cfg, move |hub| {
+                weir_chat::RedisFanout::start(&addr, "weir:chat", hub)
+            })
+        }
+        None => weir_chat::Gateway::new(store, auth, cfg),
+    }
+}
+
+/// Binds the API listener and serves it (with the chat gateway's routes beside it, when
+/// given) until `stop` is notified.
 pub async fn serve_api(
     addr: SocketAddr,
     public_host: &str,
     state: ApiState,
+    chat: Option<weir_chat::Gateway>,
     stop: Arc<tokio::sync::Notify>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let listener = tokio::net::TcpListener::bind(addr)
@@ -156,9 +175,20 @@ pub async fn serve_api(
         "GraphQL API listening on {local} (http://{public_host}:{}/graphql, GraphiQL in a browser)",
         local.port()
     );
+    let extra = chat.map(|gw| {
+        tracing::info!(
+            "Chat gateway listening on ws://{public_host}:{}/v1/chat/<channel> (history: GET /v1/chat/<channel>/history, moderation: POST /v1/moderation/<channel>/actions)",
+            local.port()
+        );
+        weir_chat::routes(gw)
+    });
     Ok(tokio::spawn(async move {
         let stopped = async move { stop.notified().await };
-        if let Err(e) = weir_api::serve_with_shutdown(listener, state, stopped).await {
+        let served = match extra {
+            Some(routes) => weir_api::serve_with_routes(listener, state, routes, stopped).await,
+            None => weir_api::serve_with_shutdown(listener, state, stopped).await,
+        };
+        if let Err(e) = served {
             tracing::error!(error = %e, "GraphQL API stopped");
         }
     }))
