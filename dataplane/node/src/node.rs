@@ -55,7 +55,10 @@ pub struct StartedNode {
     pub drivers: Vec<&'static str>,
     /// The transcode ladder's rungs (`720p 3000k`), empty when off.
     pub ladder: Vec<String>,
+    /// Where recordings are written, when recording is on.
+    pub recordings: Option<std::path::PathBuf>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    recorder: Option<Arc<crate::recorder::Recorder>>,
 }
 
 impl StartedNode {
@@ -63,6 +66,10 @@ impl StartedNode {
     pub fn join(self) {
         for t in self.threads {
             let _ = t.join();
+        }
+        // What the shards handed the writer (the last segments) reaches the disk.
+        if let Some(r) = self.recorder {
+            r.close();
         }
     }
 }
@@ -207,9 +214,17 @@ impl Node {
             Duration::from_millis(config.reconnect_grace_ms),
             Duration::from_millis(config.ended_retention_ms),
             config.publisher_takeover,
-            events,
+            events.clone(),
         );
         registry.set_relay(config.relay());
+        let recorder = if config.record {
+            let r = crate::recorder::Recorder::open(config.recording(), events)
+                .map_err(|e| NodeError::Config(format!("[node] record: {e}")))?;
+            registry.set_recorder(r.clone());
+            Some(r)
+        } else {
+            None
+        };
         let ladder_config = config
             .ladder
             .codec_config()
@@ -324,7 +339,9 @@ impl Node {
             webrtc_public_ips,
             drivers,
             ladder,
+            recordings: recorder.as_ref().map(|_| config.recording().root),
             threads,
+            recorder,
         })
     }
 }

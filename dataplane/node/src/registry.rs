@@ -158,6 +158,8 @@ pub struct Registry {
     ladder_default: bool,
     /// How relays to destinations behave.
     relay: crate::relay::RelayConfig,
+    /// Records every broadcast, when recording is on.
+    recorder: Option<Arc<crate::recorder::Recorder>>,
 }
 
 /// UNIX time in milliseconds.
@@ -187,6 +189,24 @@ impl Registry {
             ladder: weir_codec::LadderConfig::default(),
             ladder_default: false,
             relay: crate::relay::RelayConfig::default(),
+            recorder: None,
+        }
+    }
+
+    /// Records every new broadcast with `recorder` (`[node] record`).
+    pub fn set_recorder(&mut self, recorder: Arc<crate::recorder::Recorder>) {
+        self.recorder = Some(recorder);
+    }
+
+    /// The recorder, when recording is on.
+    pub fn recorder(&self) -> Option<&crate::recorder::Recorder> {
+        self.recorder.as_deref()
+    }
+
+    /// Starts recording a new broadcast (on the calling shard), when recording is on.
+    pub fn start_recording(&self, stream: &Arc<Stream>) {
+        if let Some(r) = &self.recorder {
+            r.start(stream);
         }
     }
 
