@@ -146,6 +146,9 @@ pub const WEIR_ENV: &[&str] = &[
     "WEIR_HTTP_HEAD_TIMEOUT_MS",
     "WEIR_HTTP_IDLE_TIMEOUT_MS",
     "WEIR_HTTP_WRITE_TIMEOUT_MS",
+    "WEIR_RECORD",
+    "WEIR_RECORD_RETENTION_DAYS",
+    "WEIR_RECORD_MAX_BYTES",
 ];
 
 /// A `weir` command with a clean environment and the tests' log filter.

@@ -37,7 +37,7 @@ mod subscription;
 mod types;
 mod ws;
 
-pub use events::{Event, RelayDestination};
+pub use events::{Event, RecordingFinished, RecordingStarted, RelayDestination};
 pub use http::{ClientIp, router, serve, serve_with_shutdown};
 pub use issuer::StreamKeyIssuer;
 pub use schema::{ApiSchema, build_schema, sdl};

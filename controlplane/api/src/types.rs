@@ -506,6 +506,12 @@ pub struct Recording {
     pub size_bytes: i64,
     /// Creation time (ms).
     pub created_at: i64,
+    /// The HLS playlist: an EVENT playlist (DVR) while recording, VOD once finished.
+    pub playback_url: Option<String>,
+    /// Media segments.
+    pub segments: i64,
+    /// When it was finished (ms); null while it is being recorded.
+    pub ended_at: Option<i64>,
 }
 
 impl From<s::Recording> for Recording {
@@ -518,6 +524,9 @@ impl From<s::Recording> for Recording {
             duration_ms: r.duration_ms as i64,
             size_bytes: r.size_bytes as i64,
             created_at: r.created_at,
+            playback_url: r.playback_url,
+            segments: r.segments as i64,
+            ended_at: r.ended_at,
         }
     }
 }

@@ -345,6 +345,15 @@ pub struct Recording {
     pub size_bytes: u64,
     /// Creation time.
     pub created_at: i64,
+    /// Where players fetch it (the recording node's `/vod/<id>/index.m3u8`).
+    #[serde(default)]
+    pub playback_url: Option<String>,
+    /// Media segments.
+    #[serde(default)]
+    pub segments: u64,
+    /// When it was finished (ms); None while it is being recorded.
+    #[serde(default)]
+    pub ended_at: Option<i64>,
 }
 
 /// Who may watch a channel.

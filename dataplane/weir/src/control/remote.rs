@@ -163,6 +163,27 @@ impl Remote {
             .map(drop)
     }
 
+    /// `recording_started`, `recording_finished`: the event's fields with its type.
+    pub async fn recording(
+        &self,
+        kind: &str,
+        fields: &impl serde::Serialize,
+    ) -> Result<(), CallError> {
+        let mut body =
+            serde_json::to_value(fields).map_err(|e| CallError::Permanent(e.to_string()))?;
+        if let Some(o) = body.as_object_mut() {
+            o.insert("type".to_owned(), Value::from(kind));
+        }
+        self.event(body).await.map(drop)
+    }
+
+    /// `recording_deleted`.
+    pub async fn recording_deleted(&self, recording_id: &str) -> Result<(), CallError> {
+        self.event(json!({"type": "recording_deleted", "recording_id": recording_id}))
+            .await
+            .map(drop)
+    }
+
     /// `viewer_count`.
     pub async fn viewers(&self, channel_id: &str, node: &str, n: u64) -> Result<(), CallError> {
         self.event(
