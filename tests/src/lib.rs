@@ -168,11 +168,34 @@ impl Node {
 
     pub fn start_with(opts: NodeOptions) -> Self {
         let dir = TempDir::new("node");
-        let rtmp_port = free_port();
-        let http_port = free_port();
-        let srt_port = free_udp_port();
-        let api_port = free_port();
-        let log = dir.0.join("weir.log");
+        let ports = (free_port(), free_port(), free_udp_port(), free_port());
+        Self::start_in(dir, ports, "weir.log", opts)
+    }
+
+    /// Kills this node (SIGKILL, like a crash) if it still runs, then starts a new one on
+    /// the same data directory and ports (its log in `weir.restarted.log`).
+    pub fn restart(self, opts: NodeOptions) -> Self {
+        let Node {
+            mut proc,
+            rtmp_port,
+            http_port,
+            srt_port,
+            api_port,
+            dir,
+        } = self;
+        proc.kill();
+        drop(proc);
+        let ports = (rtmp_port, http_port, srt_port, api_port);
+        Self::start_in(dir, ports, "weir.restarted.log", opts)
+    }
+
+    fn start_in(
+        dir: TempDir,
+        (rtmp_port, http_port, srt_port, api_port): (u16, u16, u16, u16),
+        log_name: &str,
+        opts: NodeOptions,
+    ) -> Self {
+        let log = dir.0.join(log_name);
         let mut cmd = weir_command();
         cmd.args(Self::common_args(&dir.0, rtmp_port, http_port))
             .args(["--srt-listen".to_owned(), format!("127.0.0.1:{srt_port}")])
