@@ -333,3 +333,106 @@ fn a_recording_survives_a_killed_node() {
         "{rec} vs {frames} frames"
     );
 }
+
+#[test]
+fn a_graceful_shutdown_finishes_the_recording() {
+    require("ffmpeg");
+    let node = Node::start_with(options());
+    let (owner, channel_id, key) = owner_channel_key(&node, "stopped");
+    let mut ffmpeg = KillOnDrop(
+        obs_like_publish(&node.rtmp_url(&key), 60, "640x360")
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ffmpeg"),
+    );
+    let mut id = String::new();
+    assert!(
+        poll(Duration::from_secs(20), || {
+            id = recordings(&node, &owner, &channel_id)
+                .first()
+                .and_then(|r| r["id"].as_str())
+                .unwrap_or_default()
+                .to_owned();
+            !id.is_empty() && segments(&playlist(&node, &id).0).len() >= 2
+        }),
+        "no recording on disk:\n{}",
+        node.log()
+    );
+    let mut node = node;
+    assert_eq!(node.terminate(Duration::from_secs(15)), Some(true));
+    let _ = ffmpeg.0.kill();
+    assert!(node.log().contains("recording finished"), "{}", node.log());
+    let node = node.restart(options());
+    let mut rec = Value::Null;
+    assert!(
+        poll(Duration::from_secs(15), || {
+            rec = recordings(&node, &owner, &channel_id)
+                .into_iter()
+                .find(|r| r["id"] == id.as_str())
+                .unwrap_or(Value::Null);
+            !rec["endedAt"].is_null()
+        }),
+        "not finished: {rec}\n{}",
+        node.log()
+    );
+    assert!(
+        !node.log().contains("finished from its index"),
+        "it was finished at shutdown, not recovered"
+    );
+    let (vod, _) = playlist(&node, &id);
+    assert!(vod.ends_with("#EXT-X-ENDLIST\n"), "{vod}");
+}
+
+#[test]
+fn retention_deletes_what_is_over_the_limit() {
+    require("ffmpeg");
+    let mut opts = options();
+    opts.extra_args
+        .extend(["--record-max-bytes".to_owned(), "1".to_owned()]);
+    let node = Node::start_with(opts);
+    let (owner, channel_id, key) = owner_channel_key(&node, "retained");
+    let mut ffmpeg = KillOnDrop(
+        obs_like_publish(&node.rtmp_url(&key), 5, "640x360")
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ffmpeg"),
+    );
+    let mut id = String::new();
+    assert!(
+        poll(Duration::from_secs(15), || {
+            id = recordings(&node, &owner, &channel_id)
+                .first()
+                .and_then(|r| r["id"].as_str())
+                .unwrap_or_default()
+                .to_owned();
+            !id.is_empty()
+        }),
+        "no recording listed:\n{}",
+        node.log()
+    );
+    // Being made: kept, however far over the limit.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(playlist(&node, &id).0.lines().next(), Some("#EXTM3U"));
+    let _ = ffmpeg.0.wait();
+    assert!(
+        node.wait_log("retention: recording deleted", Duration::from_secs(15)),
+        "{}",
+        node.log()
+    );
+    assert_eq!(
+        get(node.http_port, &format!("/vod/{id}/index.m3u8"))
+            .expect("GET")
+            .status,
+        404
+    );
+    assert!(!node.dir.0.join("data/recordings").join(&id).exists());
+    assert!(
+        poll(Duration::from_secs(10), || recordings(
+            &node,
+            &owner,
+            &channel_id
+        )
+        .is_empty()),
+        "still listed"
+    );
+}

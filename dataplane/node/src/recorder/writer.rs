@@ -8,7 +8,8 @@
 //! grows without bound. Control jobs (open, finish) are tiny and always queued.
 //!
 //! A segment reaches the catalog (and so the playlists) only once its file and its
-//! index line are durable. The thread also runs the retention sweep once a minute.
+//! index line are durable. The thread also runs the retention sweep: at start, once a
+//! minute and after each finished recording.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -286,6 +287,8 @@ impl Writer {
         );
         metrics::counter!("weir_recording_finished_total").increment(1);
         self.events.recording_finished(&report);
+        // What is kept changed: the limits apply now, not at the next minute.
+        self.sweep();
     }
 
     /// Deletes what the retention limits no longer keep.
