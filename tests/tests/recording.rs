@@ -436,3 +436,50 @@ fn retention_deletes_what_is_over_the_limit() {
         "still listed"
     );
 }
+
+#[test]
+fn a_channel_can_turn_recording_on() {
+    require("ffmpeg");
+    // The node does not record by default.
+    let node = Node::start_with(NodeOptions {
+        extra_args: vec!["--reconnect-grace-ms".into(), "1000".into()],
+        ..NodeOptions::default()
+    });
+    let (owner, on_id, on_key) = owner_channel_key(&node, "wants-vod");
+    let d = gql_ok(
+        node.api_port,
+        Some(&owner.access_token),
+        "mutation($c: ID!) { setChannelRecord(channelId: $c, record: ON) { record } }",
+        json!({ "c": on_id }),
+    );
+    assert_eq!(d["setChannelRecord"]["record"], "ON", "{d}");
+    let off_id = create_channel(node.api_port, &owner.access_token, "no-vod");
+    let (_, off_key) = issue_stream_key(node.api_port, &owner.access_token, &off_id);
+    let publish = |key: &str| {
+        KillOnDrop(
+            obs_like_publish(&node.rtmp_url(key), 5, "640x360")
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("ffmpeg"),
+        )
+    };
+    let (mut a, mut b) = (publish(&on_key), publish(&off_key));
+    let _ = (a.0.wait(), b.0.wait());
+    let mut rec = Value::Null;
+    assert!(
+        poll(Duration::from_secs(15), || {
+            rec = recordings(&node, &owner, &on_id)
+                .into_iter()
+                .next()
+                .unwrap_or(Value::Null);
+            !rec["endedAt"].is_null()
+        }),
+        "the channel asking for recordings got none: {rec}\n{}",
+        node.log()
+    );
+    assert!(rec["segments"].as_i64().unwrap_or(0) >= 2, "{rec}");
+    assert!(
+        recordings(&node, &owner, &off_id).is_empty(),
+        "a channel on the node's default (off) was recorded"
+    );
+}

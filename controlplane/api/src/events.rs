@@ -341,6 +341,15 @@ impl ApiState {
             .and_then(|c| c.transcode.as_override()))
     }
 
+    /// A channel's recording setting as a node applies it (`None`: the node's default).
+    pub async fn channel_record(&self, channel_id: &str) -> Result<Option<bool>, StoreError> {
+        Ok(self
+            .store()
+            .get_channel(channel_id)
+            .await?
+            .and_then(|c| c.record.as_override()))
+    }
+
     /// Whether a stream key id was revoked (publish authorization).
     pub async fn is_stream_key_revoked(&self, key_id: &str) -> Result<bool, StoreError> {
         self.store().is_stream_key_revoked(key_id).await

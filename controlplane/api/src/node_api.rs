@@ -19,8 +19,8 @@
 //!   `viewer_count {channel_id, node_id, count}` → `{"total": n}`;
 //!   `heartbeat {node, ttl_secs}` → the node.
 //! - `POST /v1/node/authorize {key_id}` → `200 {"channel_id": …, "signed_playback": bool,
-//!   "transcode": bool | null, "destinations": [{id, name, url, stream_key}]}` (null:
-//!   the node's own default; destinations: the enabled ones, keys in the clear — this
+//!   "transcode": bool | null, "record": bool | null, "destinations": [{id, name, url,
+//!   stream_key}]}` (null: the node's own default; destinations: the enabled ones, keys in the clear — this
 //!   API is for nodes only) or `403`.
 
 use std::sync::Arc;
@@ -235,14 +235,16 @@ async fn authorize(State(state): State<Arc<ApiState>>, req: Request) -> Response
             let policy = async {
                 let signed = state.playback_signed(&channel_id).await?;
                 let transcode = state.channel_transcode(&channel_id).await?;
+                let record = state.channel_record(&channel_id).await?;
                 let destinations = state.relay_destinations(&channel_id).await?;
-                Ok::<_, StoreError>((signed, transcode, destinations))
+                Ok::<_, StoreError>((signed, transcode, record, destinations))
             };
             match policy.await {
-                Ok((signed, transcode, destinations)) => Json(json!({
+                Ok((signed, transcode, record, destinations)) => Json(json!({
                     "channel_id": channel_id,
                     "signed_playback": signed,
                     "transcode": transcode,
+                    "record": record,
                     "destinations": destinations,
                 }))
                 .into_response(),

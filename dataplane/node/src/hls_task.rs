@@ -49,7 +49,6 @@ pub async fn run(stream: Arc<Stream>, packaging: Packaging, registry: Arc<Regist
         mut subscriber,
         ladder,
     } = packaging;
-    registry.start_recording(&stream);
     if let Some(job) = ladder {
         compio::runtime::spawn(crate::ladder_task::run(
             stream.clone(),

@@ -22,6 +22,9 @@ pub struct PublishGrant {
     /// The channel's transcode setting: `Some(true)` runs the ladder, `Some(false)` never
     /// does, `None` follows the node (`[node.ladder] enabled`).
     pub transcode: Option<bool>,
+    /// The channel's recording setting: `Some(true)` records its broadcasts, `Some(false)`
+    /// never, `None` follows the node (`[node] record`).
+    pub record: Option<bool>,
     /// The channel's enabled relay destinations (multistreaming): a new broadcast is
     /// pushed to each of them.
     pub destinations: Vec<RelayTarget>,

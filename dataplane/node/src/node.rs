@@ -55,8 +55,6 @@ pub struct StartedNode {
     pub drivers: Vec<&'static str>,
     /// The transcode ladder's rungs (`720p 3000k`), empty when off.
     pub ladder: Vec<String>,
-    /// Where recordings are written, when recording is on.
-    pub recordings: Option<std::path::PathBuf>,
     threads: Vec<std::thread::JoinHandle<()>>,
     recorder: Option<Arc<crate::recorder::Recorder>>,
 }
@@ -217,14 +215,11 @@ impl Node {
             events.clone(),
         );
         registry.set_relay(config.relay());
-        let recorder = if config.record {
-            let r = crate::recorder::Recorder::open(config.recording(), events)
-                .map_err(|e| NodeError::Config(format!("[node] record: {e}")))?;
-            registry.set_recorder(r.clone());
-            Some(r)
-        } else {
-            None
-        };
+        // Always open: a channel may ask for recording on a node that does not record
+        // by default, and recordings of earlier runs are served and finished.
+        let recorder = crate::recorder::Recorder::open(config.recording(), events)
+            .map_err(|e| NodeError::Config(format!("[node] record: {e}")))?;
+        registry.set_recorder(recorder.clone(), config.record);
         let ladder_config = config
             .ladder
             .codec_config()
@@ -339,9 +334,8 @@ impl Node {
             webrtc_public_ips,
             drivers,
             ladder,
-            recordings: recorder.as_ref().map(|_| config.recording().root),
             threads,
-            recorder,
+            recorder: Some(recorder),
         })
     }
 }

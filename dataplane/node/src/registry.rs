@@ -158,8 +158,10 @@ pub struct Registry {
     ladder_default: bool,
     /// How relays to destinations behave.
     relay: crate::relay::RelayConfig,
-    /// Records every broadcast, when recording is on.
+    /// Records broadcasts (when the node or the channel says so).
     recorder: Option<Arc<crate::recorder::Recorder>>,
+    /// Whether broadcasts are recorded unless their channel says otherwise.
+    record_default: bool,
 }
 
 /// UNIX time in milliseconds.
@@ -190,12 +192,17 @@ impl Registry {
             ladder_default: false,
             relay: crate::relay::RelayConfig::default(),
             recorder: None,
+            record_default: false,
         }
     }
 
-    /// Records every new broadcast with `recorder` (`[node] record`).
-    pub fn set_recorder(&mut self, recorder: Arc<crate::recorder::Recorder>) {
+    /// Records new broadcasts with `recorder`: all of them when `by_default` (`[node]
+    /// record`) unless their channel says otherwise ([`PublishGrant::record`]).
+    ///
+    /// [`PublishGrant::record`]: crate::PublishGrant::record
+    pub fn set_recorder(&mut self, recorder: Arc<crate::recorder::Recorder>, by_default: bool) {
         self.recorder = Some(recorder);
+        self.record_default = by_default;
     }
 
     /// The recorder, when recording is on.
@@ -203,10 +210,15 @@ impl Registry {
         self.recorder.as_deref()
     }
 
-    /// Starts recording a new broadcast (on the calling shard), when recording is on.
-    pub fn start_recording(&self, stream: &Arc<Stream>) {
-        if let Some(r) = &self.recorder {
-            r.start(stream);
+    /// Records a newly admitted broadcast (on the calling shard) when its channel's
+    /// setting, or else the node's, says so. A publisher resuming a broadcast keeps its
+    /// recording.
+    pub fn start_recording(&self, admission: &Admission, record: Option<bool>) {
+        if let Some(r) = &self.recorder
+            && admission.packaging.is_some()
+            && record.unwrap_or(self.record_default)
+        {
+            r.start(&admission.stream);
         }
     }
 

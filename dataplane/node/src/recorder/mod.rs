@@ -144,7 +144,7 @@ impl Recorder {
             keep_parts_segments: 0,
             ..HlsConfig::default()
         };
-        tracing::info!(dir = %root.display(), recordings = catalog.len(), "recording broadcasts");
+        tracing::info!(dir = %root.display(), recordings = catalog.len(), "recordings served at /vod/");
         Ok(Arc::new(Self {
             root,
             hls,

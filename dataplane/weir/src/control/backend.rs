@@ -58,13 +58,15 @@ impl Backend {
                 match (
                     st.playback_signed(&id).await,
                     st.channel_transcode(&id).await,
+                    st.channel_record(&id).await,
                     st.relay_destinations(&id).await,
                 ) {
-                    (Ok(signed_playback), Ok(transcode), Ok(destinations)) => {
+                    (Ok(signed_playback), Ok(transcode), Ok(record), Ok(destinations)) => {
                         KeyAnswer::Channel(ChannelPolicy {
                             channel_id: id,
                             signed_playback,
                             transcode,
+                            record,
                             destinations: destinations
                                 .into_iter()
                                 .map(|d| RelayTarget {

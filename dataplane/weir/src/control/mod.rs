@@ -39,6 +39,8 @@ pub struct ChannelPolicy {
     pub signed_playback: bool,
     /// The channel's transcode setting (`None`: the node's default).
     pub transcode: Option<bool>,
+    /// The channel's recording setting (`None`: the node's default).
+    pub record: Option<bool>,
     /// Enabled relay destinations.
     pub destinations: Vec<RelayTarget>,
 }

@@ -104,6 +104,7 @@ impl Remote {
                         .and_then(Value::as_bool)
                         .unwrap_or(false),
                     transcode: v.get("transcode").and_then(Value::as_bool),
+                    record: v.get("record").and_then(Value::as_bool),
                     destinations: destinations(&v),
                 }),
                 None => KeyAnswer::Refused,
