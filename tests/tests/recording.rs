@@ -300,7 +300,7 @@ fn a_recording_survives_a_killed_node() {
     let node = node.restart(options());
     let _ = ffmpeg.0.kill();
     assert!(
-        node.wait_log("finished from its index", Duration::from_secs(10)),
+        node.wait_log("finished from its index", Duration::from_secs(30)),
         "{}",
         node.log()
     );

@@ -98,14 +98,16 @@ pub fn playback_path(id: &str) -> String {
     format!("/vod/{id}/index.m3u8")
 }
 
-/// A new recording id: 12 hex digits of UNIX ms then 8 random (sorts by start time).
+/// A new recording id: 12 hex digits of UNIX ms (ids sort by start time) then 128
+/// random bits. Like a live broadcast's directory, the id is the capability to play: it
+/// cannot be guessed, and only the channel's members see it (`recordings(channelId)`).
 fn new_id() -> Option<String> {
-    let mut r = [0u8; 4];
+    let mut r = [0u8; 16];
     weir_streamkey::random_bytes(&mut r).ok()?;
     Some(format!(
-        "{:012x}{:08x}",
+        "{:012x}{:032x}",
         crate::registry::wallclock_ms(),
-        u32::from_be_bytes(r)
+        u128::from_be_bytes(r)
     ))
 }
 
@@ -140,7 +142,8 @@ impl Recorder {
             part_target: segment_target,
             segment_target,
             target_duration: config.target_duration,
-            window: 8,
+            // Segments are handed over after every batch: a short window is plenty.
+            window: 3,
             keep_parts_segments: 0,
             ..HlsConfig::default()
         };
@@ -195,6 +198,13 @@ fn recover_all(root: &std::path::Path, catalog: &Catalog, events: &dyn StreamEve
             continue;
         }
         match disk::recover(&dir) {
+            Ok(r) if r.index.header.id == name && r.index.segments.is_empty() => {
+                // Killed before its first segment: nothing to play.
+                if let Err(e) = std::fs::remove_dir_all(&dir) {
+                    tracing::warn!(dir = %dir.display(), error = %e, "cannot remove an empty recording");
+                }
+                events.recording_deleted(&name);
+            }
             Ok(r) if r.index.header.id == name => {
                 if r.was_open {
                     let report = writer::report(&dir, &r.index, true);

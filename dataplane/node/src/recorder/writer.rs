@@ -88,11 +88,11 @@ impl WriterHandle {
     /// Queues a media job of `bytes`, unless the budget is spent: false when dropped.
     pub fn send_media(&self, job: Job, bytes: usize) -> bool {
         let before = self.queued.fetch_add(bytes, Ordering::AcqRel);
-        if before > 0 && before + bytes > self.limit {
+        if before > 0 && before.saturating_add(bytes) > self.limit {
             self.queued.fetch_sub(bytes, Ordering::AcqRel);
             return false;
         }
-        metrics::gauge!("weir_recording_queued_bytes").set((before + bytes) as f64);
+        metrics::gauge!("weir_recording_queued_bytes").set(before.saturating_add(bytes) as f64);
         if self.tx.send(job).is_err() {
             self.queued.fetch_sub(bytes, Ordering::AcqRel);
             return false;
@@ -120,6 +120,8 @@ pub struct Writer {
     retention: Retention,
     queued: Arc<AtomicUsize>,
     open: HashMap<String, Open>,
+    /// Recordings whose directory could not be created (reported deleted at their end).
+    refused: std::collections::HashSet<String>,
 }
 
 impl Writer {
@@ -146,6 +148,7 @@ impl Writer {
             retention,
             queued,
             open: HashMap::new(),
+            refused: std::collections::HashSet::new(),
         };
         (w, handle, rx)
     }
@@ -188,7 +191,12 @@ impl Writer {
     }
 
     fn release(&self, bytes: usize) {
-        let before = self.queued.fetch_sub(bytes, Ordering::AcqRel);
+        let before = self
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                Some(q.saturating_sub(bytes))
+            })
+            .unwrap_or(0);
         metrics::gauge!("weir_recording_queued_bytes").set(before.saturating_sub(bytes) as f64);
     }
 
@@ -215,6 +223,7 @@ impl Writer {
             Err(e) => {
                 metrics::counter!("weir_recording_errors_total").increment(1);
                 tracing::warn!(recording = %header.id, dir = %dir.display(), error = %e, "cannot create the recording: not recorded");
+                self.refused.insert(header.id);
             }
         }
     }
@@ -260,8 +269,22 @@ impl Writer {
 
     fn finish(&mut self, id: &str, ended_ms: u64, media_bytes: u64) {
         let Some(mut o) = self.open.remove(id) else {
+            if self.refused.remove(id) {
+                // Announced when it began: take it back.
+                self.events.recording_deleted(id);
+            }
             return;
         };
+        if o.summary.segments.is_empty() {
+            // Nothing to play (no media came, or none reached the disk).
+            self.catalog.remove(id);
+            if let Err(e) = std::fs::remove_dir_all(&o.entry.dir) {
+                tracing::warn!(recording = %id, error = %e, "cannot remove an empty recording");
+            }
+            tracing::info!(recording = %id, "recording without media removed");
+            self.events.recording_deleted(id);
+            return;
+        }
         if let Err(e) = o.index.append(&end_line(ended_ms), &mut o.sync) {
             // The index stays unfinished: the next start finishes it.
             metrics::counter!("weir_recording_errors_total").increment(1);
@@ -341,5 +364,185 @@ pub fn report(dir: &std::path::Path, index: &Index, recovered: bool) -> Recordin
         bytes: index.bytes(),
         segments: index.segments.len() as u64,
         recovered,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use parking_lot::Mutex;
+
+    use super::*;
+    use crate::hooks::{BroadcastInfo, RenditionInfo};
+
+    #[derive(Default)]
+    struct Events(Mutex<Vec<String>>);
+
+    impl StreamEvents for Events {
+        fn stream_started(&self, _: &BroadcastInfo, _: &'static str) {}
+        fn stream_live(&self, _: &BroadcastInfo, _: Vec<RenditionInfo>) {}
+        fn stream_ended(&self, _: &BroadcastInfo) {}
+        fn viewers(&self, _: &BroadcastInfo, _: u64) {}
+        fn recording_finished(&self, r: &RecordingReport) {
+            self.0.lock().push(format!(
+                "finished {} {} {} {}",
+                r.recording_id, r.segments, r.bytes, r.duration_ms
+            ));
+        }
+        fn recording_deleted(&self, id: &str) {
+            self.0.lock().push(format!("deleted {id}"));
+        }
+    }
+
+    fn header(id: &str) -> Header {
+        Header {
+            id: id.into(),
+            channel_id: "c".into(),
+            broadcast_id: "b".into(),
+            started_ms: 1,
+            target_secs: 4,
+        }
+    }
+
+    fn entry(msn: u64) -> SegmentEntry {
+        SegmentEntry {
+            msn,
+            duration_us: 2_000_000,
+            bytes: 0,
+            start: 0,
+            timescale: 90_000,
+            wallclock_ms: 1000 + msn,
+            init: 0,
+            discontinuity: false,
+            gap: false,
+            independent: true,
+        }
+    }
+
+    fn root(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("weir-writer-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn writes_durably_lists_when_durable_and_reports_the_end() {
+        let root = root("write");
+        std::fs::create_dir_all(&root).unwrap();
+        let catalog = Arc::new(Catalog::default());
+        let events = Arc::new(Events::default());
+        let (mut w, handle, _rx) = Writer::new(
+            root.clone(),
+            catalog.clone(),
+            events.clone(),
+            Retention::default(),
+            1 << 20,
+        );
+        w.handle(Job::Open(header("r1")));
+        let init = Bytes::from_static(b"ftypmoov");
+        w.handle(Job::Init {
+            id: "r1".into(),
+            n: 0,
+            data: init,
+        });
+        for msn in 0..2 {
+            w.handle(Job::Segment {
+                id: "r1".into(),
+                entry: entry(msn),
+                data: Rope::from_pieces([Bytes::from_static(b"moof"), Bytes::from_static(b"mdat")]),
+            });
+        }
+        let e = catalog.get("r1").unwrap();
+        let (live, finished) = e.playlist();
+        assert!(!finished);
+        assert!(std::str::from_utf8(&live).unwrap().contains("seg-1.m4s"));
+        assert_eq!(e.segment(1).map(|(_, n)| n), Some(8));
+        w.handle(Job::Finish {
+            id: "r1".into(),
+            ended_ms: 5000,
+            media_bytes: 16,
+        });
+        let (vod, finished) = e.playlist();
+        assert!(finished && vod.ends_with(b"#EXT-X-ENDLIST\n"));
+        assert_eq!(*events.0.lock(), ["finished r1 2 24 4000"]);
+        let text = std::fs::read_to_string(root.join("r1/index.txt")).unwrap();
+        assert!(text.ends_with("end 5000\n"), "{text}");
+        assert_eq!(
+            std::fs::read(root.join("r1/seg-0.m4s")).unwrap(),
+            b"moofmdat"
+        );
+        // Media over the budget is dropped, never queued.
+        assert!(handle.send_media(Job::Stop, 1 << 20));
+        assert!(!handle.send_media(Job::Stop, 1));
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn an_empty_or_refused_recording_is_taken_back() {
+        let root = root("empty");
+        std::fs::create_dir_all(&root).unwrap();
+        let catalog = Arc::new(Catalog::default());
+        let events = Arc::new(Events::default());
+        let (mut w, _h, _rx) = Writer::new(
+            root.clone(),
+            catalog.clone(),
+            events.clone(),
+            Retention::default(),
+            1 << 20,
+        );
+        w.handle(Job::Open(header("r2")));
+        w.handle(Job::Finish {
+            id: "r2".into(),
+            ended_ms: 2,
+            media_bytes: 0,
+        });
+        assert!(catalog.get("r2").is_none() && !root.join("r2").exists());
+        // A directory that cannot be made (a file is in the way).
+        std::fs::write(root.join("r3"), b"x").unwrap();
+        w.handle(Job::Open(header("r3")));
+        w.handle(Job::Finish {
+            id: "r3".into(),
+            ended_ms: 2,
+            media_bytes: 0,
+        });
+        assert_eq!(*events.0.lock(), ["deleted r2", "deleted r3"]);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn the_sweep_deletes_finished_recordings_over_the_limit() {
+        let root = root("sweep");
+        std::fs::create_dir_all(&root).unwrap();
+        let catalog = Arc::new(Catalog::default());
+        let events = Arc::new(Events::default());
+        let limits = Retention {
+            days: 0,
+            max_bytes: 10,
+        };
+        let (mut w, _h, _rx) = Writer::new(
+            root.clone(),
+            catalog.clone(),
+            events.clone(),
+            limits,
+            1 << 20,
+        );
+        for id in ["a", "b"] {
+            w.handle(Job::Open(header(id)));
+            w.handle(Job::Segment {
+                id: id.into(),
+                entry: entry(0),
+                data: Rope::from(Bytes::from_static(b"0123456789")),
+            });
+        }
+        // b is still being made: a goes at its end, b stays (being made, then alone).
+        w.handle(Job::Finish {
+            id: "a".into(),
+            ended_ms: 3,
+            media_bytes: 10,
+        });
+        assert!(catalog.get("a").is_none() && !root.join("a").exists());
+        assert!(catalog.get("b").is_some());
+        assert_eq!(*events.0.lock(), ["finished a 1 10 2000", "deleted a"]);
+        let _ = std::fs::remove_dir_all(&root);
     }
 }
