@@ -317,6 +317,7 @@ impl Writer {
     /// Deletes what the retention limits no longer keep.
     fn sweep(&mut self) {
         if self.retention.is_off() {
+            metrics::gauge!("weir_recording_disk_bytes").set(self.catalog.total_bytes() as f64);
             return;
         }
         let doomed = retention::select(
