@@ -4,7 +4,8 @@
 //! and playback URL, its playlist is a VOD ffprobe plays whole (duration and frame
 //! count as sent), segments are immutable and answer byte ranges. A node killed with
 //! SIGKILL mid-recording finishes the recording from its index at its next start: it
-//! is listed and plays up to its last complete segment.
+//! is listed and plays up to its last complete segment. hls.js in headless Chromium plays
+//! the VOD.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -481,5 +482,56 @@ fn a_channel_can_turn_recording_on() {
     assert!(
         recordings(&node, &owner, &off_id).is_empty(),
         "a channel on the node's default (off) was recorded"
+    );
+}
+
+#[test]
+fn hlsjs_in_chromium_plays_the_vod() {
+    weir_e2e::browser::require_browser_peer(&[
+        "node_modules/hls.js/dist/hls.js",
+        "node_modules/playwright-core/package.json",
+    ]);
+    let node = Node::start_with(options());
+    // A key issued offline: recorded, though no control-plane channel lists it.
+    let (_, key) = node.issue_key("offline");
+    let mut ffmpeg = KillOnDrop(
+        obs_like_publish(&node.rtmp_url(&key), 8, "640x360")
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ffmpeg"),
+    );
+    let _ = ffmpeg.0.wait();
+    let root = node.dir.0.join("data/recordings");
+    let mut id = String::new();
+    assert!(
+        weir_e2e::wait_until(Duration::from_secs(15), || {
+            id = std::fs::read_dir(&root)
+                .ok()
+                .and_then(|mut d| d.next())
+                .and_then(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .unwrap_or_default();
+            !id.is_empty() && playlist(&node, &id).0.ends_with("#EXT-X-ENDLIST\n")
+        }),
+        "no finished recording:\n{}",
+        node.log()
+    );
+    let url = node.http_url(&format!("/vod/{id}/index.m3u8"));
+    let (ok, out, err) = weir_e2e::browser::run_script(
+        "play.mjs",
+        &[url, "40".into(), "6".into(), "0".into()],
+        Duration::from_secs(60),
+    );
+    let report: Value = out
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("play.mjs printed no report (ok={ok}):\n{out}\n{err}"));
+    assert!(ok, "hls.js did not play the VOD: {report}\n{err}");
+    assert_eq!(report["playing"], true, "{report}");
+    assert!(
+        report["currentTime"].as_f64().unwrap_or(0.0) >= 6.0,
+        "{report}"
     );
 }
