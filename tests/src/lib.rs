@@ -153,6 +153,9 @@ pub const WEIR_ENV: &[&str] = &[
     "WEIR_SECRET_KEY",
     "WEIR_RELAY_ALLOW_INTERNAL",
     "WEIR_RELAY_CA_FILE",
+    "WEIR_RECORD",
+    "WEIR_RECORD_RETENTION_DAYS",
+    "WEIR_RECORD_MAX_BYTES",
 ];
 
 /// A `weir` command with a clean environment and the tests' log filter.
@@ -171,12 +174,14 @@ impl Node {
     }
 
     pub fn start_with(opts: NodeOptions) -> Self {
-        Self::start_in(TempDir::new("node"), opts)
+        let dir = TempDir::new("node");
+        let ports = (free_port(), free_port(), free_udp_port(), free_port());
+        Self::start_in(dir, ports, "weir.log", opts)
     }
 
     /// Stops the node (SIGTERM) and starts it again on the same data directory, on fresh
     /// ports (a restarted process may not get its old ports back at once).
-    pub fn restart(self, opts: NodeOptions) -> Self {
+    pub fn stop_and_restart(self, opts: NodeOptions) -> Self {
         let Node { mut proc, dir, .. } = self;
         let stopped = proc.terminate(Duration::from_secs(15));
         assert_eq!(
@@ -185,15 +190,33 @@ impl Node {
             "node did not stop cleanly:\n{}",
             proc.log()
         );
-        Self::start_in(dir, opts)
+        let ports = (free_port(), free_port(), free_udp_port(), free_port());
+        Self::start_in(dir, ports, "weir.restarted.log", opts)
+    }
+    /// Kills this node (SIGKILL, like a crash) if it still runs, then starts a new one on
+    /// the same data directory and ports (its log in `weir.restarted.log`).
+    pub fn restart(self, opts: NodeOptions) -> Self {
+        let Node {
+            mut proc,
+            rtmp_port,
+            http_port,
+            srt_port,
+            api_port,
+            dir,
+        } = self;
+        proc.kill();
+        drop(proc);
+        let ports = (rtmp_port, http_port, srt_port, api_port);
+        Self::start_in(dir, ports, "weir.restarted.log", opts)
     }
 
-    fn start_in(dir: TempDir, opts: NodeOptions) -> Self {
-        let rtmp_port = free_port();
-        let http_port = free_port();
-        let srt_port = free_udp_port();
-        let api_port = free_port();
-        let log = dir.0.join("weir.log");
+    fn start_in(
+        dir: TempDir,
+        (rtmp_port, http_port, srt_port, api_port): (u16, u16, u16, u16),
+        log_name: &str,
+        opts: NodeOptions,
+    ) -> Self {
+        let log = dir.0.join(log_name);
         let mut cmd = weir_command();
         cmd.args(Self::common_args(&dir.0, rtmp_port, http_port))
             .args(["--srt-listen".to_owned(), format!("127.0.0.1:{srt_port}")])

@@ -252,7 +252,7 @@ fn chat_rooms_moderation_limits_and_restart() {
     drop((writer, reader, owner_ws, big, bad, bin));
 
     // Restart: history is still there, ids continue, `since=` resumes.
-    let node = node.restart(NodeOptions::default());
+    let node = node.stop_and_restart(NodeOptions::default());
     // The log file is appended to: wait for the second startup line.
     assert!(
         weir_e2e::wait_until(T, || node.log().matches("Chat gateway listening").count()

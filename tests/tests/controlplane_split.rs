@@ -61,7 +61,7 @@ fn split_deployment_streams_survives_etcd_loss_and_converges() {
         &cp.url(),
         NODE_ID,
         &secrets,
-        &["--reconnect-grace-ms", "1500"],
+        &["--reconnect-grace-ms", "1500", "--record"],
     );
     assert!(
         dp.proc
@@ -274,6 +274,36 @@ fn split_deployment_streams_survives_etcd_loss_and_converges() {
         listed_node(api, &admin.access_token).is_some(),
         "the node is no longer listed after etcd's return"
     );
+
+    // The node recorded the broadcast (its events queued through etcd's loss): the
+    // recording is listed, finished, with the node's playback URL, and it plays.
+    let mut rec = Value::Null;
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            let d = gql_ok(
+                api,
+                Some(&owner.access_token),
+                "query($c: ID!) { recordings(channelId: $c) { nodes { id streamId durationMs \
+                 segments playbackUrl endedAt } } }",
+                json!({ "c": ch }),
+            );
+            rec = d["recordings"]["nodes"][0].clone();
+            !rec["endedAt"].is_null()
+        }),
+        "no finished recording: {rec}"
+    );
+    assert_eq!(rec["streamId"], stream_id, "{rec}");
+    let duration_ms = rec["durationMs"].as_i64().unwrap_or(0);
+    assert!(
+        (duration_ms - i64::from(SECONDS) * 1000).abs() <= 1500,
+        "{rec}"
+    );
+    let url = rec["playbackUrl"].as_str().unwrap_or_default();
+    let path = url
+        .strip_prefix(&format!("http://127.0.0.1:{}", dp.http_port))
+        .unwrap_or_else(|| panic!("playback URL not on the node: {rec}"));
+    let vod = get(dp.http_port, path).expect("VOD playlist");
+    assert!(vod.text().ends_with("#EXT-X-ENDLIST\n"), "{}", vod.text());
 
     // Publish authorization goes through the control plane: a revoked key is refused.
     let d = gql_ok(

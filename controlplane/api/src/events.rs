@@ -5,7 +5,10 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use weir_store::{Node, RelayStatus, Rendition, StoreError, Stream, StreamState, TranscoderStatus};
+use weir_store::{
+    Node, Recording, RelayStatus, Rendition, StoreError, Stream, StreamState, TranscoderStatus,
+    ids::now_ms,
+};
 
 use crate::state::ApiState;
 
@@ -45,6 +48,43 @@ impl std::fmt::Debug for RelayDestination {
             .field("url", &self.url)
             .finish_non_exhaustive()
     }
+}
+
+/// A recording a node began (see [`ApiState::recording_started`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingStarted {
+    /// The stream recorded.
+    pub stream_id: String,
+    /// The node's recording id.
+    pub recording_id: String,
+    /// Where it is on the node.
+    pub location: String,
+    /// Where players fetch it.
+    #[serde(default)]
+    pub playback_url: Option<String>,
+}
+
+/// A recording a node finished (see [`ApiState::recording_finished`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingFinished {
+    /// The node's recording id.
+    pub recording_id: String,
+    /// Its channel.
+    pub channel_id: String,
+    /// Where it is on the node.
+    pub location: String,
+    /// Where players fetch it.
+    #[serde(default)]
+    pub playback_url: Option<String>,
+    /// When it started (ms).
+    #[serde(default)]
+    pub started_at: i64,
+    /// Media duration.
+    pub duration_ms: u64,
+    /// Bytes on disk.
+    pub size_bytes: u64,
+    /// Media segments.
+    pub segments: u64,
 }
 
 impl ApiState {
@@ -167,6 +207,71 @@ impl ApiState {
         Ok(out)
     }
 
+    /// A node began recording stream `stream_id`: the recording is listed from now on
+    /// (with no duration yet and no `ended_at`).
+    pub async fn recording_started(&self, r: RecordingStarted) -> Result<Recording, StoreError> {
+        let Some(stream) = self.store().get_stream(&r.stream_id).await? else {
+            return Err(StoreError::NotFound("stream"));
+        };
+        let rec = Recording {
+            id: r.recording_id,
+            channel_id: stream.channel_id,
+            stream_id: r.stream_id,
+            location: r.location,
+            duration_ms: 0,
+            size_bytes: 0,
+            created_at: now_ms(),
+            playback_url: r.playback_url,
+            segments: 0,
+            ended_at: None,
+        };
+        self.store().put_recording(&rec).await?;
+        tracing::info!(recording_id = %rec.id, stream_id = %rec.stream_id, "recording started");
+        Ok(rec)
+    }
+
+    /// A node finished a recording (its broadcast ended, or at the node's start for a
+    /// recording its previous run left unfinished): its duration, size and segments.
+    /// A recording whose start was never reported is created (its channel must exist).
+    pub async fn recording_finished(&self, f: RecordingFinished) -> Result<Recording, StoreError> {
+        let rec = match self.store().get_recording(&f.recording_id).await? {
+            Some(r) => r,
+            None => {
+                if self.store().get_channel(&f.channel_id).await?.is_none() {
+                    return Err(StoreError::NotFound("channel"));
+                }
+                Recording {
+                    id: f.recording_id.clone(),
+                    channel_id: f.channel_id.clone(),
+                    stream_id: String::new(),
+                    location: f.location.clone(),
+                    duration_ms: 0,
+                    size_bytes: 0,
+                    created_at: f.started_at,
+                    playback_url: f.playback_url.clone(),
+                    segments: 0,
+                    ended_at: None,
+                }
+            }
+        };
+        let rec = Recording {
+            duration_ms: f.duration_ms,
+            size_bytes: f.size_bytes,
+            segments: f.segments,
+            ended_at: Some(now_ms()),
+            playback_url: f.playback_url.or(rec.playback_url),
+            ..rec
+        };
+        self.store().put_recording(&rec).await?;
+        tracing::info!(recording_id = %rec.id, duration_ms = rec.duration_ms, size_bytes = rec.size_bytes, "recording finished");
+        Ok(rec)
+    }
+
+    /// A node's retention sweep deleted a recording's files: it leaves the index.
+    pub async fn recording_deleted(&self, recording_id: &str) -> Result<bool, StoreError> {
+        self.store().delete_recording(recording_id).await
+    }
+
     /// The publisher left: the session is `ended`.
     pub async fn stream_ended(&self, stream_id: &str) -> Result<Stream, StoreError> {
         let s = self
@@ -234,6 +339,15 @@ impl ApiState {
             .get_channel(channel_id)
             .await?
             .and_then(|c| c.transcode.as_override()))
+    }
+
+    /// A channel's recording setting as a node applies it (`None`: the node's default).
+    pub async fn channel_record(&self, channel_id: &str) -> Result<Option<bool>, StoreError> {
+        Ok(self
+            .store()
+            .get_channel(channel_id)
+            .await?
+            .and_then(|c| c.record.as_override()))
     }
 
     /// Whether a stream key id was revoked (publish authorization).

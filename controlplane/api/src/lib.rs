@@ -44,7 +44,7 @@ mod subscription;
 mod types;
 mod ws;
 
-pub use events::{Event, RelayDestination};
+pub use events::{Event, RecordingFinished, RecordingStarted, RelayDestination};
 pub use http::{ClientIp, router, serve, serve_with_routes, serve_with_shutdown};
 pub use issuer::StreamKeyIssuer;
 pub use prober::{DestinationProber, ProbeFuture};

@@ -11,11 +11,16 @@
 //!   `stream_relay {stream_id, relay}` → the stream (one destination's relay state,
 //!   see `weir_store::RelayStatus`);
 //!   `stream_ended {stream_id}` → the stream;
+//!   `recording_started {stream_id, recording_id, location, playback_url?}` → the
+//!   recording (listed, not finished yet);
+//!   `recording_finished {recording_id, channel_id, location, playback_url?, started_at?,
+//!   duration_ms, size_bytes, segments}` → the recording;
+//!   `recording_deleted {recording_id}` → `{"deleted": bool}` (the node's retention);
 //!   `viewer_count {channel_id, node_id, count}` → `{"total": n}`;
 //!   `heartbeat {node, ttl_secs}` → the node.
 //! - `POST /v1/node/authorize {key_id}` → `200 {"channel_id": …, "signed_playback": bool,
-//!   "transcode": bool | null, "destinations": [{id, name, url, stream_key}]}` (null:
-//!   the node's own default; destinations: the enabled ones, keys in the clear — this
+//!   "transcode": bool | null, "record": bool | null, "destinations": [{id, name, url,
+//!   stream_key}]}` (null: the node's own default; destinations: the enabled ones, keys in the clear — this
 //!   API is for nodes only) or `403`.
 
 use std::sync::Arc;
@@ -31,6 +36,7 @@ use serde::Deserialize;
 use serde_json::json;
 use weir_store::{Node, RelayStatus, Rendition, StoreError, TranscoderStatus};
 
+use crate::events::{RecordingFinished, RecordingStarted};
 use crate::state::ApiState;
 
 /// An event a node reports.
@@ -73,6 +79,15 @@ pub enum NodeEvent {
     StreamEnded {
         /// Stream.
         stream_id: String,
+    },
+    /// The node began recording a stream.
+    RecordingStarted(RecordingStarted),
+    /// The node finished a recording.
+    RecordingFinished(RecordingFinished),
+    /// The node's retention sweep deleted a recording.
+    RecordingDeleted {
+        /// Recording.
+        recording_id: String,
     },
     /// Viewers of a channel on the reporting node.
     ViewerCount {
@@ -185,6 +200,12 @@ async fn events(State(state): State<Arc<ApiState>>, req: Request) -> Response {
         NodeEvent::StreamEnded { stream_id } => {
             state.stream_ended(&stream_id).await.map(|s| json!(s))
         }
+        NodeEvent::RecordingStarted(r) => state.recording_started(r).await.map(|r| json!(r)),
+        NodeEvent::RecordingFinished(f) => state.recording_finished(f).await.map(|r| json!(r)),
+        NodeEvent::RecordingDeleted { recording_id } => state
+            .recording_deleted(&recording_id)
+            .await
+            .map(|deleted| json!({ "deleted": deleted })),
         NodeEvent::ViewerCount {
             channel_id,
             node_id,
@@ -214,14 +235,16 @@ async fn authorize(State(state): State<Arc<ApiState>>, req: Request) -> Response
             let policy = async {
                 let signed = state.playback_signed(&channel_id).await?;
                 let transcode = state.channel_transcode(&channel_id).await?;
+                let record = state.channel_record(&channel_id).await?;
                 let destinations = state.relay_destinations(&channel_id).await?;
-                Ok::<_, StoreError>((signed, transcode, destinations))
+                Ok::<_, StoreError>((signed, transcode, record, destinations))
             };
             match policy.await {
-                Ok((signed, transcode, destinations)) => Json(json!({
+                Ok((signed, transcode, record, destinations)) => Json(json!({
                     "channel_id": channel_id,
                     "signed_playback": signed,
                     "transcode": transcode,
+                    "record": record,
                     "destinations": destinations,
                 }))
                 .into_response(),

@@ -34,6 +34,37 @@ impl From<Transcode> for s::Transcode {
     }
 }
 
+/// A channel's recording setting.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum RecordSetting {
+    /// As the data-plane node is configured (`[node] record`).
+    NodeDefault,
+    /// Always: every broadcast becomes a recording (VOD).
+    On,
+    /// Never.
+    Off,
+}
+
+impl From<s::RecordSetting> for RecordSetting {
+    fn from(t: s::RecordSetting) -> Self {
+        match t {
+            s::RecordSetting::NodeDefault => RecordSetting::NodeDefault,
+            s::RecordSetting::On => RecordSetting::On,
+            s::RecordSetting::Off => RecordSetting::Off,
+        }
+    }
+}
+
+impl From<RecordSetting> for s::RecordSetting {
+    fn from(t: RecordSetting) -> Self {
+        match t {
+            RecordSetting::NodeDefault => s::RecordSetting::NodeDefault,
+            RecordSetting::On => s::RecordSetting::On,
+            RecordSetting::Off => s::RecordSetting::Off,
+        }
+    }
+}
+
 /// A role.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum Role {
@@ -147,6 +178,8 @@ pub struct Channel {
     pub my_role: Role,
     /// Whether its broadcasts are transcoded into adaptive renditions.
     pub transcode: Transcode,
+    /// Whether its broadcasts are recorded (see `recordings`).
+    pub record: RecordSetting,
     /// Creation time (ms).
     pub created_at: i64,
     /// Last update (ms).
@@ -172,6 +205,7 @@ impl Channel {
                 .collect(),
             my_role: my_role.into(),
             transcode: c.transcode.into(),
+            record: c.record.into(),
             created_at: c.created_at,
             updated_at: c.updated_at,
         }
@@ -517,6 +551,12 @@ pub struct Recording {
     pub size_bytes: i64,
     /// Creation time (ms).
     pub created_at: i64,
+    /// The HLS playlist: an EVENT playlist (DVR) while recording, VOD once finished.
+    pub playback_url: Option<String>,
+    /// Media segments.
+    pub segments: i64,
+    /// When it was finished (ms); null while it is being recorded.
+    pub ended_at: Option<i64>,
 }
 
 impl From<s::Recording> for Recording {
@@ -529,6 +569,9 @@ impl From<s::Recording> for Recording {
             duration_ms: r.duration_ms as i64,
             size_bytes: r.size_bytes as i64,
             created_at: r.created_at,
+            playback_url: r.playback_url,
+            segments: r.segments as i64,
+            ended_at: r.ended_at,
         }
     }
 }

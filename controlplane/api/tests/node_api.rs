@@ -29,6 +29,18 @@ async fn post(h: &Harness, path: &str, token: &str, body: Value) -> (StatusCode,
     )
 }
 
+async fn recordings(h: &Harness, token: &str, channel_id: &str) -> Value {
+    h.gql(
+        Some(token),
+        "query($c: ID!) { recordings(channelId: $c) { nodes { id durationMs sizeBytes \
+         segments playbackUrl endedAt } } }",
+        json!({ "c": channel_id }),
+    )
+    .await
+    .ok()["recordings"]["nodes"]
+        .clone()
+}
+
 #[tokio::test]
 async fn node_api_lifecycle() {
     let h = harness_with(ApiConfig {
@@ -140,6 +152,73 @@ async fn node_api_lifecycle() {
         s["transcoder"]["updated_at"].as_i64().unwrap_or(0) > 0,
         "{s}"
     );
+    // A recording of the stream, as `Remote::recording` sends it; listed over GraphQL
+    // while being made, then finished, then deleted by the node's retention.
+    h.gql(
+        Some(&t),
+        "mutation($c: ID!) { setChannelRecord(channelId: $c, record: ON) { record } }",
+        json!({ "c": ch }),
+    )
+    .await
+    .ok();
+    let (_, v) = post(
+        &h,
+        "/v1/node/authorize",
+        "node-secret",
+        json!({ "key_id": key }),
+    )
+    .await;
+    assert_eq!(v["record"], json!(true), "{v}");
+    let rid = "019ae3f1c2d4a1b2c3d4";
+    let url = format!("http://n1:8080/vod/{rid}/index.m3u8");
+    let (st, r) = post(
+        &h,
+        "/v1/node/events",
+        "node-secret",
+        json!({ "type": "recording_started", "stream_id": sid, "recording_id": rid,
+                "location": "/data/recordings/x", "playback_url": url }),
+    )
+    .await;
+    assert_eq!(
+        (st, r["channel_id"].as_str()),
+        (StatusCode::OK, Some(ch.as_str())),
+        "{r}"
+    );
+    let l = recordings(&h, &t, &ch).await;
+    assert_eq!(l[0]["id"], rid, "{l}");
+    assert!(l[0]["endedAt"].is_null(), "{l}");
+    let (st, r) = post(
+        &h,
+        "/v1/node/events",
+        "node-secret",
+        json!({ "type": "recording_finished", "recording_id": rid, "channel_id": ch,
+                "location": "/data/recordings/x", "playback_url": url, "started_at": 1,
+                "duration_ms": 12000, "size_bytes": 3_000_000, "segments": 6 }),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    let l = recordings(&h, &t, &ch).await;
+    assert_eq!(
+        (
+            &l[0]["durationMs"],
+            &l[0]["sizeBytes"],
+            &l[0]["segments"],
+            &l[0]["playbackUrl"]
+        ),
+        (&json!(12000), &json!(3_000_000), &json!(6), &json!(url)),
+        "{l}"
+    );
+    assert!(l[0]["endedAt"].as_i64().is_some(), "{l}");
+    let (_, v) = post(
+        &h,
+        "/v1/node/events",
+        "node-secret",
+        json!({ "type": "recording_deleted", "recording_id": rid }),
+    )
+    .await;
+    assert_eq!(v["deleted"], true, "{v}");
+    assert_eq!(recordings(&h, &t, &ch).await, json!([]));
+
     let (_, s) = post(
         &h,
         "/v1/node/events",

@@ -138,6 +138,7 @@ mod tests {
                 },
             ],
             transcode: weir_store::Transcode::default(),
+            record: weir_store::RecordSetting::default(),
             created_at: 0,
             updated_at: 0,
         };

@@ -4,7 +4,7 @@ use crate::child::{DESTINATIONS, KEYS, RECORDINGS};
 use crate::error::{Result, StoreError};
 use crate::ids::{is_safe_id, new_id, now_ms};
 use crate::model::{
-    Channel, ChannelMember, Destination, Recording, Role, StreamKeyMeta, Transcode,
+    Channel, ChannelMember, Destination, RecordSetting, Recording, Role, StreamKeyMeta, Transcode,
 };
 use crate::store::Store;
 
@@ -64,6 +64,7 @@ impl Store {
             description: description.to_string(),
             members: Vec::new(),
             transcode: Transcode::default(),
+            record: RecordSetting::default(),
             created_at: now,
             updated_at: now,
         };
@@ -125,6 +126,16 @@ impl Store {
     pub async fn set_channel_transcode(&self, id: &str, transcode: Transcode) -> Result<Channel> {
         self.update_json(CHANNELS, id, "channel", |c: &mut Channel| {
             c.transcode = transcode;
+            c.updated_at = now_ms();
+            Ok(())
+        })
+        .await
+    }
+
+    /// Sets whether the channel's broadcasts are recorded (from their next publish on).
+    pub async fn set_channel_record(&self, id: &str, record: RecordSetting) -> Result<Channel> {
+        self.update_json(CHANNELS, id, "channel", |c: &mut Channel| {
+            c.record = record;
             c.updated_at = now_ms();
             Ok(())
         })

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::error::StoreError;
 use crate::model::{
-    Access, Node, NodeLoad, RelayStatus, Rendition, Role, StreamState, TranscoderRung,
+    Access, Node, NodeLoad, Recording, RelayStatus, Rendition, Role, StreamState, TranscoderRung,
     TranscoderStatus,
 };
 use crate::store::Store;
@@ -638,6 +638,27 @@ async fn recordings(store: &Store, ch: &str) {
     );
     assert!(store.delete_recording(&a.id).await.unwrap());
     assert_eq!(store.list_recordings(ch).await.unwrap().len(), 1);
+    // A node names its recordings, starts them and finishes them in place.
+    let mut r = Recording {
+        id: "019ae3f1c2d4a1b2c3d4".into(),
+        channel_id: ch.into(),
+        stream_id: "s3".into(),
+        location: "/data/recordings/019ae3f1c2d4a1b2c3d4".into(),
+        duration_ms: 0,
+        size_bytes: 0,
+        created_at: 5,
+        playback_url: Some("http://n1:8080/vod/019ae3f1c2d4a1b2c3d4/index.m3u8".into()),
+        segments: 0,
+        ended_at: None,
+    };
+    store.put_recording(&r).await.unwrap();
+    r.duration_ms = 12_000;
+    r.segments = 6;
+    r.ended_at = Some(9);
+    store.put_recording(&r).await.unwrap();
+    assert_eq!(store.get_recording(&r.id).await.unwrap(), Some(r.clone()));
+    assert_eq!(store.list_recordings(ch).await.unwrap().len(), 2);
+    assert!(store.delete_recording(&r.id).await.unwrap());
 }
 
 async fn entitlements(store: &Store, ch: &str) {

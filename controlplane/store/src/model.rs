@@ -108,6 +108,9 @@ pub struct Channel {
     /// Whether its broadcasts are transcoded into the ladder.
     #[serde(default)]
     pub transcode: Transcode,
+    /// Whether its broadcasts are recorded (VOD).
+    #[serde(default)]
+    pub record: RecordSetting,
     /// Creation time.
     pub created_at: i64,
     /// Last update.
@@ -125,6 +128,30 @@ pub enum Transcode {
     On,
     /// Never: the source is packaged as it comes.
     Off,
+}
+
+/// A channel's recording setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordSetting {
+    /// As the data-plane node is configured (`[node] record`).
+    #[default]
+    NodeDefault,
+    /// Always record its broadcasts.
+    On,
+    /// Never.
+    Off,
+}
+
+impl RecordSetting {
+    /// The node's view: `Some(true)` on, `Some(false)` off, `None` its own default.
+    pub fn as_override(self) -> Option<bool> {
+        match self {
+            RecordSetting::NodeDefault => None,
+            RecordSetting::On => Some(true),
+            RecordSetting::Off => Some(false),
+        }
+    }
 }
 
 impl Transcode {
@@ -345,6 +372,15 @@ pub struct Recording {
     pub size_bytes: u64,
     /// Creation time.
     pub created_at: i64,
+    /// Where players fetch it (the recording node's `/vod/<id>/index.m3u8`).
+    #[serde(default)]
+    pub playback_url: Option<String>,
+    /// Media segments.
+    #[serde(default)]
+    pub segments: u64,
+    /// When it was finished (ms); None while it is being recorded.
+    #[serde(default)]
+    pub ended_at: Option<i64>,
 }
 
 /// Who may watch a channel.

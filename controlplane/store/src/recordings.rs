@@ -24,9 +24,17 @@ impl Store {
             duration_ms,
             size_bytes,
             created_at: now_ms(),
+            playback_url: None,
+            segments: 0,
+            ended_at: Some(now_ms()),
         };
         self.put_child(RECORDINGS, channel_id, &r.id, &r).await?;
         Ok(r)
+    }
+
+    /// Creates or replaces a recording under its own id (a node names its recordings).
+    pub async fn put_recording(&self, r: &Recording) -> Result<()> {
+        self.put_child(RECORDINGS, &r.channel_id, &r.id, r).await
     }
 
     /// A recording by id.

@@ -113,7 +113,7 @@ pub use datetime::format_iso8601_ms;
 pub use names::{MEDIA_PLAYLIST, MULTIVARIANT_PLAYLIST, ObjectName};
 pub use playlist::{RenditionReport, VERSION};
 pub use query::{MAX_QUERY_LEN, PlaylistQuery, QueryError};
-pub use snapshot::Snapshot;
+pub use snapshot::{CompleteSegment, Snapshot};
 pub use stream::LiveStream;
 pub use variant::{AUDIO_GROUP, AudioRendition, VariantInfo, VideoVariant, multivariant_playlist};
 pub use weir_cmaf::Rope;

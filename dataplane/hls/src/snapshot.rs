@@ -266,6 +266,30 @@ impl Snapshot {
         (msn == self.position.msn).then(|| (self.open.clone(), self.ended))
     }
 
+    /// The complete segment `msn`, if kept, with what a recorder stores of it (its
+    /// bytes are shared with the snapshot, not copied). Complete segments have
+    /// consecutive numbers from the oldest kept; the segment in progress is not one.
+    pub fn complete_segment(&self, msn: u64) -> Option<CompleteSegment> {
+        let s = self.closed_segment(msn)?;
+        Some(CompleteSegment {
+            msn: s.msn,
+            init: s.init,
+            discontinuity: s.discontinuity,
+            independent: s.independent(),
+            gap: s.gap,
+            duration: s.duration,
+            wallclock_ms: s.wallclock_ms,
+            start: s.start,
+            timescale: s.timescale,
+            data: s.data.clone(),
+        })
+    }
+
+    /// The media sequence number of the oldest complete segment kept.
+    pub fn first_complete(&self) -> Option<u64> {
+        self.closed.first().map(|s| s.msn)
+    }
+
     /// Bytes this snapshot refers to: segments, parts, init segments and playlist texts
     /// (mostly shared with the stream and with other snapshots).
     pub fn memory_bytes(&self) -> usize {
@@ -299,6 +323,31 @@ impl Snapshot {
             .saturating_add(1)
             .saturating_sub(self.position.part)
     }
+}
+
+/// A complete segment as [`Snapshot::complete_segment`] hands it out.
+#[derive(Debug, Clone)]
+pub struct CompleteSegment {
+    /// Media sequence number.
+    pub msn: u64,
+    /// Index of its init segment (`init-<n>.mp4`).
+    pub init: u64,
+    /// It carries `EXT-X-DISCONTINUITY` (the publisher came back, or new tracks).
+    pub discontinuity: bool,
+    /// It starts with a key frame.
+    pub independent: bool,
+    /// Audio only while the video stalled (`EXT-X-GAP`).
+    pub gap: bool,
+    /// Its `EXTINF`.
+    pub duration: Duration,
+    /// `EXT-X-PROGRAM-DATE-TIME` of its first frame (UNIX ms).
+    pub wallclock_ms: u64,
+    /// Decode time of its first master sample, in `timescale` ticks.
+    pub start: u64,
+    /// The master track's timescale.
+    pub timescale: u32,
+    /// Its bytes (`moof` + `mdat` chunks).
+    pub data: Rope,
 }
 
 /// Parts in a segment of the target length (rounded up).

@@ -199,3 +199,33 @@ fn snapshot_accessors() {
         PlaylistAnswer::Ready(_)
     ));
 }
+
+#[test]
+fn complete_segments_are_handed_out_as_a_recorder_stores_them() {
+    let mut src = Source::gop(60);
+    let mut s = stream(config(2000, 2000, 3, 0), &src);
+    src.run_until(&mut s, 9_000);
+    let snap = s.snapshot();
+    let first = snap.first_complete().expect("complete segments");
+    let live = snap.position().msn;
+    assert!(
+        live >= 3 && first + 3 == live,
+        "window of 3: {first}..{live}"
+    );
+    let seg = snap.complete_segment(first + 1).expect("kept");
+    assert_eq!(seg.msn, first + 1);
+    assert!(seg.independent && !seg.gap && !seg.discontinuity);
+    assert_eq!(seg.init, 0);
+    assert_eq!(seg.duration, Duration::from_secs(2));
+    assert_eq!(seg.timescale, 90_000);
+    // Its bytes are the segment object's, whole.
+    match snap.object(&format!("seg-{}.m4s", seg.msn)) {
+        ObjectAnswer::Ready(rope, _) => assert_eq!(rope, seg.data),
+        other => panic!("{other:?}"),
+    }
+    assert!(snap.complete_segment(live).is_none(), "in progress");
+    assert!(
+        first == 0 || snap.complete_segment(first - 1).is_none(),
+        "evicted"
+    );
+}

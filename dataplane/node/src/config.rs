@@ -111,6 +111,13 @@ pub struct NodeConfig {
     /// Longest wait of a publishing connection before its next read while its shard is
     /// busy (reads then carry several frames); 0 reads at once always. See `pacer`.
     pub ingest_batch_max_ms: u64,
+    /// Record every broadcast to `<data_dir>/recordings/` (VOD at `/vod/<id>/`).
+    pub record: bool,
+    /// Delete finished recordings that ended more than this many days ago (0: keep).
+    pub record_retention_days: u32,
+    /// Delete the oldest finished recordings while all of them take more than this
+    /// many bytes (0: no limit).
+    pub record_max_bytes: u64,
     /// The transcode ladder (`[node.ladder]`).
     pub ladder: LadderSettings,
 }
@@ -275,6 +282,9 @@ impl Default for NodeConfig {
             srt_listen: SocketAddr::from(([0, 0, 0, 0], 9000)),
             srt_latency_ms: 120,
             srt_max_connections: 1000,
+            record: false,
+            record_retention_days: 0,
+            record_max_bytes: 0,
             ladder: LadderSettings::default(),
         }
     }
@@ -327,6 +337,19 @@ impl NodeConfig {
             latency: Duration::from_millis(self.srt_latency_ms.clamp(20, 8000)),
             max_connections: self.srt_max_connections,
             ..weir_srt::SrtConfig::default()
+        }
+    }
+
+    /// The recorder's settings.
+    pub fn recording(&self) -> crate::recorder::RecordConfig {
+        crate::recorder::RecordConfig {
+            root: self.data_dir.join("recordings"),
+            segment_target: Duration::from_millis(self.segment_target_ms.max(500)),
+            target_duration: Duration::from_millis(self.target_duration_ms.max(1000)),
+            retention: crate::recorder::Retention {
+                days: self.record_retention_days,
+                max_bytes: self.record_max_bytes,
+            },
         }
     }
 

@@ -22,6 +22,9 @@ pub struct PublishGrant {
     /// The channel's transcode setting: `Some(true)` runs the ladder, `Some(false)` never
     /// does, `None` follows the node (`[node.ladder] enabled`).
     pub transcode: Option<bool>,
+    /// The channel's recording setting: `Some(true)` records its broadcasts, `Some(false)`
+    /// never, `None` follows the node (`[node] record`).
+    pub record: Option<bool>,
     /// The channel's enabled relay destinations (multistreaming): a new broadcast is
     /// pushed to each of them.
     pub destinations: Vec<RelayTarget>,
@@ -160,6 +163,43 @@ pub struct RelayReport {
     pub bitrate: u64,
 }
 
+/// A recording began (its directory and index exist on disk).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingStart {
+    /// The recording id (also its directory name and its `/vod/<id>/` path).
+    pub recording_id: String,
+    /// Where it is written on this node.
+    pub path: String,
+    /// Its playlist on this node's origin, as a path (`/vod/<id>/index.m3u8`).
+    pub playback_path: String,
+}
+
+/// A recording is finished: its playlist is a VOD with `EXT-X-ENDLIST`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingReport {
+    /// The recording id.
+    pub recording_id: String,
+    /// The control plane's channel id.
+    pub channel_id: String,
+    /// The broadcast it recorded.
+    pub broadcast_id: String,
+    /// Where it is on this node.
+    pub path: String,
+    /// Its playlist path on this node's origin.
+    pub playback_path: String,
+    /// When it started (UNIX ms).
+    pub started_ms: u64,
+    /// Media duration of its segments.
+    pub duration_ms: u64,
+    /// Bytes on disk (init and media segments).
+    pub bytes: u64,
+    /// Media segments.
+    pub segments: u64,
+    /// Finished at node start from its index: the node died while recording, and the
+    /// segment being written then is lost.
+    pub recovered: bool,
+}
+
 /// Lifecycle events; implementations must return at once (queue, never block).
 pub trait StreamEvents: Send + Sync + 'static {
     /// A publisher was admitted and a new broadcast began (state `starting`).
@@ -180,6 +220,19 @@ pub trait StreamEvents: Send + Sync + 'static {
     /// report per destination matters: implementations may coalesce.
     fn relay(&self, b: &BroadcastInfo, report: RelayReport) {
         let _ = (b, report);
+    }
+    /// A recording of the broadcast began.
+    fn recording_started(&self, b: &BroadcastInfo, r: &RecordingStart) {
+        let _ = (b, r);
+    }
+    /// A recording is finished (the broadcast ended, or, at node start, a recording whose
+    /// node died was finished from its index). Not tied to a live broadcast.
+    fn recording_finished(&self, r: &RecordingReport) {
+        let _ = r;
+    }
+    /// The retention sweep deleted a recording from this node's disk.
+    fn recording_deleted(&self, recording_id: &str) {
+        let _ = recording_id;
     }
 }
 

@@ -26,6 +26,7 @@ mod limits;
 mod metrics_setup;
 mod node;
 mod pacer;
+mod recorder;
 mod registry;
 mod relay;
 mod renditions;
@@ -40,8 +41,8 @@ mod webrtc;
 pub use config::{IoBackend, LadderEncoder, LadderSettings, NodeConfig, RungSetting};
 pub use hooks::{
     BroadcastInfo, LocalFuture, NoEvents, PlaybackAccess, PublishAuth, PublishGrant,
-    PublishRefusal, RelayReport, RelayState, RelayTarget, RenditionInfo, StreamEvents,
-    TranscoderReport, TranscoderRung,
+    PublishRefusal, RecordingReport, RecordingStart, RelayReport, RelayState, RelayTarget,
+    RenditionInfo, StreamEvents, TranscoderReport, TranscoderRung,
 };
 pub use http::request::{Request, RequestError, RequestParser};
 pub use metrics_setup::{install_metrics, render as render_metrics};

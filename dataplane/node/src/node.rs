@@ -56,6 +56,7 @@ pub struct StartedNode {
     /// The transcode ladder's rungs (`720p 3000k`), empty when off.
     pub ladder: Vec<String>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    recorder: Option<Arc<crate::recorder::Recorder>>,
 }
 
 impl StartedNode {
@@ -63,6 +64,10 @@ impl StartedNode {
     pub fn join(self) {
         for t in self.threads {
             let _ = t.join();
+        }
+        // What the shards handed the writer (the last segments) reaches the disk.
+        if let Some(r) = self.recorder {
+            r.close();
         }
     }
 }
@@ -207,9 +212,14 @@ impl Node {
             Duration::from_millis(config.reconnect_grace_ms),
             Duration::from_millis(config.ended_retention_ms),
             config.publisher_takeover,
-            events,
+            events.clone(),
         );
         registry.set_relay(config.relay());
+        // Always open: a channel may ask for recording on a node that does not record
+        // by default, and recordings of earlier runs are served and finished.
+        let recorder = crate::recorder::Recorder::open(config.recording(), events)
+            .map_err(|e| NodeError::Config(format!("[node] record: {e}")))?;
+        registry.set_recorder(recorder.clone(), config.record);
         let ladder_config = config
             .ladder
             .codec_config()
@@ -325,6 +335,7 @@ impl Node {
             drivers,
             ladder,
             threads,
+            recorder: Some(recorder),
         })
     }
 }

@@ -158,6 +158,10 @@ pub struct Registry {
     ladder_default: bool,
     /// How relays to destinations behave.
     relay: crate::relay::RelayConfig,
+    /// Records broadcasts (when the node or the channel says so).
+    recorder: Option<Arc<crate::recorder::Recorder>>,
+    /// Whether broadcasts are recorded unless their channel says otherwise.
+    record_default: bool,
 }
 
 /// UNIX time in milliseconds.
@@ -187,6 +191,34 @@ impl Registry {
             ladder: weir_codec::LadderConfig::default(),
             ladder_default: false,
             relay: crate::relay::RelayConfig::default(),
+            recorder: None,
+            record_default: false,
+        }
+    }
+
+    /// Records new broadcasts with `recorder`: all of them when `by_default` (`[node]
+    /// record`) unless their channel says otherwise ([`PublishGrant::record`]).
+    ///
+    /// [`PublishGrant::record`]: crate::PublishGrant::record
+    pub fn set_recorder(&mut self, recorder: Arc<crate::recorder::Recorder>, by_default: bool) {
+        self.recorder = Some(recorder);
+        self.record_default = by_default;
+    }
+
+    /// The recorder, when recording is on.
+    pub fn recorder(&self) -> Option<&crate::recorder::Recorder> {
+        self.recorder.as_deref()
+    }
+
+    /// Records a newly admitted broadcast (on the calling shard) when its channel's
+    /// setting, or else the node's, says so. A publisher resuming a broadcast keeps its
+    /// recording.
+    pub fn start_recording(&self, admission: &Admission, record: Option<bool>) {
+        if let Some(r) = &self.recorder
+            && admission.packaging.is_some()
+            && record.unwrap_or(self.record_default)
+        {
+            r.start(&admission.stream);
         }
     }
 

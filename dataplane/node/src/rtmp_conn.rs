@@ -390,6 +390,7 @@ async fn authorize(
     a.stream
         .signed_playback
         .store(grant.signed_playback, std::sync::atomic::Ordering::Relaxed);
+    ctx.registry.start_recording(&a, grant.record);
     ctx.registry.start_relays(&a, grant.destinations);
     Ok(a)
 }

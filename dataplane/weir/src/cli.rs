@@ -204,6 +204,17 @@ pub struct NodeArgs {
     /// Mozilla's roots (`[node] relay_ca_file`).
     #[arg(long, global = true, env = "WEIR_RELAY_CA_FILE")]
     pub relay_ca_file: Option<std::path::PathBuf>,
+    /// Record every broadcast to `<data_dir>/recordings/` and serve it as VOD at
+    /// `/vod/<recording id>/index.m3u8` (`--record` alone means true).
+    #[arg(long, global = true, env = "WEIR_RECORD", num_args = 0..=1, default_missing_value = "true")]
+    pub record: Option<bool>,
+    /// Delete finished recordings that ended more than this many days ago (0: keep them).
+    #[arg(long, global = true, env = "WEIR_RECORD_RETENTION_DAYS")]
+    pub record_retention_days: Option<u32>,
+    /// Delete the oldest finished recordings while all recordings take more than this
+    /// many bytes (0: no limit).
+    #[arg(long, global = true, env = "WEIR_RECORD_MAX_BYTES")]
+    pub record_max_bytes: Option<u64>,
     /// GraphQL API listen address (serve, controlplane).
     #[arg(long, global = true, env = "WEIR_API_LISTEN")]
     pub api_listen: Option<SocketAddr>,

@@ -159,6 +159,15 @@ pub fn load(path: Option<&Path>, args: &NodeArgs) -> anyhow::Result<Config> {
     if a.relay_ca_file.is_some() {
         n.relay_ca_file = a.relay_ca_file;
     }
+    if let Some(v) = a.record {
+        n.record = v;
+    }
+    if let Some(v) = a.record_retention_days {
+        n.record_retention_days = v;
+    }
+    if let Some(v) = a.record_max_bytes {
+        n.record_max_bytes = v;
+    }
     if let Some(v) = a.rtmp_idle_timeout_ms {
         n.rtmp_idle_timeout_ms = v;
     }
@@ -266,6 +275,22 @@ mod tests {
             d.rtmp_max_connections_per_node
         );
         assert!(c.node.ladder.codec_config().is_ok());
+        assert_eq!(c.node.record, d.record);
+        assert_eq!(c.node.record_retention_days, d.record_retention_days);
+        assert_eq!(c.node.record_max_bytes, d.record_max_bytes);
+    }
+
+    #[test]
+    fn recording_from_flags() {
+        let args = NodeArgs {
+            record: Some(true),
+            record_retention_days: Some(30),
+            record_max_bytes: Some(1 << 40),
+            ..NodeArgs::default()
+        };
+        let n = load(None, &args).expect("load").node;
+        assert!(n.record);
+        assert_eq!((n.record_retention_days, n.record_max_bytes), (30, 1 << 40));
     }
 
     #[test]

@@ -170,6 +170,7 @@ impl PublishAuth for KeyAuth {
                     channel: key.channel,
                     signed_playback: false,
                     transcode: None,
+                    record: None,
                     destinations: Vec::new(),
                 });
             };
@@ -179,6 +180,7 @@ impl PublishAuth for KeyAuth {
                     channel_id: policy.channel_id,
                     signed_playback: policy.signed_playback,
                     transcode: policy.transcode,
+                    record: policy.record,
                     destinations: policy.destinations,
                 }),
                 KeyAnswer::Refused => {
@@ -199,6 +201,8 @@ impl PublishAuth for KeyAuth {
                         signed_playback: true,
                         // Unknown transcode setting: the node's default.
                         transcode: None,
+                        // Unknown recording setting: the node's default.
+                        record: None,
                         // Unknown destinations: none (their keys live in the control plane).
                         destinations: Vec::new(),
                     })

@@ -94,6 +94,19 @@ fn start_node(
             }
         );
     }
+    if node.record {
+        tracing::info!(
+            "recording every broadcast to {} (VOD: http://{host}:{}/vod/<recording id>/index.m3u8; retention: {} days, {} bytes, 0 = no limit)",
+            node.data_dir.join("recordings").display(),
+            started.http_addr.port(),
+            node.record_retention_days,
+            node.record_max_bytes
+        );
+    } else {
+        tracing::info!(
+            "recording off unless a channel turns it on (--record or [node] record = true records every broadcast)"
+        );
+    }
     let ports: Vec<String> = started
         .webrtc_addrs
         .iter()

@@ -5,7 +5,7 @@ use weir_auth::Permission;
 
 use crate::ctx::{channel_with, require_global, state};
 use crate::error::{ApiError, ApiResult, gql};
-use crate::types::{Channel, Role, Transcode};
+use crate::types::{Channel, RecordSetting, Role, Transcode};
 
 #[derive(Default)]
 pub(crate) struct ChannelMutations;
@@ -58,6 +58,23 @@ impl ChannelMutations {
         let ch = state(ctx)
             .store()
             .set_channel_transcode(&channel_id, transcode.into())
+            .await
+            .map_err(gql)?;
+        Ok(Channel::new(ch, role))
+    }
+
+    /// Sets whether the channel's broadcasts are recorded (applies from the next publish
+    /// on); its recordings are listed by `recordings(channelId)`.
+    async fn set_channel_record(
+        &self,
+        ctx: &Context<'_>,
+        channel_id: ID,
+        record: RecordSetting,
+    ) -> ApiResult<Channel> {
+        let (_, role) = channel_with(ctx, &channel_id, Permission::UpdateChannel).await?;
+        let ch = state(ctx)
+            .store()
+            .set_channel_record(&channel_id, record.into())
             .await
             .map_err(gql)?;
         Ok(Channel::new(ch, role))

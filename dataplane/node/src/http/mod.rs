@@ -5,4 +5,5 @@ pub mod conn;
 pub mod origin;
 pub mod request;
 pub mod response;
+pub mod vod;
 pub mod webrtc;

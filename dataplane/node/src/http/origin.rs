@@ -5,6 +5,8 @@
 //! /live/<channel>/manifest.mpd              DASH manifest over the same CMAF objects (renditions;
 //!                                           a muxed broadcast gets its tracks packaged on demand)
 //! /time                                     the server clock (DASH UTCTiming)
+//! /vod/<recording>/…                        recordings: EVENT playlist while recording, then VOD
+//!                                           (see `vod`)
 //! /live/<channel>/<broadcast>/media.m3u8    LL-HLS media playlist (blocking reload, delta updates)
 //! /live/<channel>/<broadcast>/<object>      init segment, part or segment (immutable)
 //! /live/<channel>/<broadcast>/<rendition>/… the same, per rendition (a transcode ladder:
@@ -111,6 +113,9 @@ pub async fn respond(
     }
     if let Some(page) = super::webrtc::page(path) {
         return page;
+    }
+    if let Some(rest) = path.strip_prefix("/vod/") {
+        return super::vod::respond(rest, req, registry.recorder()).await;
     }
     let Some(rest) = path.strip_prefix("/live/") else {
         return Response::error(404, "not found");

@@ -49,6 +49,8 @@ pub struct Request {
     pub authorization: Option<String>,
     /// `Host`, if sent.
     pub host: Option<String>,
+    /// `Range`, if sent (answered for recordings' segments).
+    pub range: Option<String>,
     /// The body (filled in by the connection once it has arrived).
     pub body: bytes::Bytes,
 }
@@ -122,7 +124,7 @@ impl RequestParser {
         let version = req.version.unwrap_or(1);
         let mut keep_alive = version == 1;
         let mut content_length = 0usize;
-        let (mut content_type, mut authorization, mut host) = (None, None, None);
+        let (mut content_type, mut authorization, mut host, mut range) = (None, None, None, None);
         let text = |v: &[u8]| String::from_utf8_lossy(v).trim().to_owned();
         for h in req.headers.iter() {
             if h.name.eq_ignore_ascii_case("connection") {
@@ -144,6 +146,8 @@ impl RequestParser {
                 authorization = Some(text(h.value));
             } else if h.name.eq_ignore_ascii_case("host") {
                 host = Some(text(h.value));
+            } else if h.name.eq_ignore_ascii_case("range") {
+                range = Some(text(h.value));
             }
         }
         if content_length > 0 && !matches!(method, Method::Post | Method::Patch) {
@@ -162,6 +166,7 @@ impl RequestParser {
                 content_type,
                 authorization,
                 host,
+                range,
                 body: bytes::Bytes::new(),
             },
             consumed,

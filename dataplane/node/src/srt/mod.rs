@@ -191,6 +191,7 @@ impl SrtShard {
         a.stream
             .signed_playback
             .store(grant.signed_playback, std::sync::atomic::Ordering::Relaxed);
+        ctx.registry.start_recording(&a, grant.record);
         ctx.registry.start_relays(&a, grant.destinations);
         if let Some(packaging) = a.packaging {
             let task = crate::hls_task::run(a.stream.clone(), packaging, ctx.registry.clone());

@@ -56,6 +56,7 @@ pub async fn publish(shard: &Rc<WebrtcShard>, key: &str, offer: &str) -> Result<
             status: 409,
             message: r.reason,
         })?;
+    ctx.registry.start_recording(&admission, grant.record);
     ctx.registry.start_relays(&admission, grant.destinations);
     let Admission {
         stream,

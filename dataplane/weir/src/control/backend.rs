@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use weir_api::ApiState;
+use weir_api::{ApiState, RecordingFinished, RecordingStarted};
 use weir_store::{
     Node, NodeLoad, RelayStatus, Rendition, StoreError, TranscoderRung, TranscoderStatus,
 };
@@ -58,13 +58,15 @@ impl Backend {
                 match (
                     st.playback_signed(&id).await,
                     st.channel_transcode(&id).await,
+                    st.channel_record(&id).await,
                     st.relay_destinations(&id).await,
                 ) {
-                    (Ok(signed_playback), Ok(transcode), Ok(destinations)) => {
+                    (Ok(signed_playback), Ok(transcode), Ok(record), Ok(destinations)) => {
                         KeyAnswer::Channel(ChannelPolicy {
                             channel_id: id,
                             signed_playback,
                             transcode,
+                            record,
                             destinations: destinations
                                 .into_iter()
                                 .map(|d| RelayTarget {
@@ -175,6 +177,42 @@ impl Backend {
                 .map(drop)
                 .map_err(store_err),
             Backend::Remote(r) => r.relay(stream_id, &status).await,
+        }
+    }
+
+    /// A recording of a stream began.
+    pub async fn recording_started(&self, r: &RecordingStarted) -> Result<(), CallError> {
+        match self {
+            Backend::Local(st) => st
+                .recording_started(r.clone())
+                .await
+                .map(drop)
+                .map_err(store_err),
+            Backend::Remote(remote) => remote.recording("recording_started", r).await,
+        }
+    }
+
+    /// A recording is finished.
+    pub async fn recording_finished(&self, f: &RecordingFinished) -> Result<(), CallError> {
+        match self {
+            Backend::Local(st) => st
+                .recording_finished(f.clone())
+                .await
+                .map(drop)
+                .map_err(store_err),
+            Backend::Remote(remote) => remote.recording("recording_finished", f).await,
+        }
+    }
+
+    /// A recording was deleted from the node's disk.
+    pub async fn recording_deleted(&self, recording_id: &str) -> Result<(), CallError> {
+        match self {
+            Backend::Local(st) => st
+                .recording_deleted(recording_id)
+                .await
+                .map(drop)
+                .map_err(store_err),
+            Backend::Remote(remote) => remote.recording_deleted(recording_id).await,
         }
     }
 

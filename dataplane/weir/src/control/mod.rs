@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use weir_node::{
-    BroadcastInfo, RelayReport, RelayTarget, RenditionInfo, StreamEvents, TranscoderReport,
+    BroadcastInfo, RecordingReport, RecordingStart, RelayReport, RelayTarget, RenditionInfo,
+    StreamEvents, TranscoderReport,
 };
 
 pub use backend::Backend;
@@ -39,6 +40,8 @@ pub struct ChannelPolicy {
     pub signed_playback: bool,
     /// The channel's transcode setting (`None`: the node's default).
     pub transcode: Option<bool>,
+    /// The channel's recording setting (`None`: the node's default).
+    pub record: Option<bool>,
     /// Enabled relay destinations.
     pub destinations: Vec<RelayTarget>,
 }
@@ -69,6 +72,12 @@ pub enum NodeEvent {
     Transcoder(BroadcastInfo, TranscoderReport),
     /// Where a relay of the broadcast stands.
     Relay(BroadcastInfo, RelayReport),
+    /// A recording of the broadcast began.
+    RecordingStarted(BroadcastInfo, RecordingStart),
+    /// A recording is finished (not tied to a live broadcast: also at node start).
+    RecordingFinished(RecordingReport),
+    /// The retention sweep deleted a recording.
+    RecordingDeleted(String),
 }
 
 impl NodeEvent {
@@ -143,6 +152,15 @@ impl StreamEvents for Bridge {
     }
     fn relay(&self, b: &BroadcastInfo, report: RelayReport) {
         self.send(NodeEvent::Relay(b.clone(), report));
+    }
+    fn recording_started(&self, b: &BroadcastInfo, r: &RecordingStart) {
+        self.send(NodeEvent::RecordingStarted(b.clone(), r.clone()));
+    }
+    fn recording_finished(&self, r: &RecordingReport) {
+        self.send(NodeEvent::RecordingFinished(r.clone()));
+    }
+    fn recording_deleted(&self, recording_id: &str) {
+        self.send(NodeEvent::RecordingDeleted(recording_id.to_owned()));
     }
 }
 
@@ -288,8 +306,46 @@ impl Loop {
                     self.backend.relay(id, report).await?;
                 }
             }
+            NodeEvent::RecordingStarted(b, r) => {
+                // A broadcast the control plane does not know (a key issued offline for
+                // a channel it does not have) is recorded but not listed.
+                let id = self.streams.get(&b.broadcast_id).or_else(|| {
+                    self.ended
+                        .iter()
+                        .find(|(bid, _)| *bid == b.broadcast_id)
+                        .map(|(_, id)| id)
+                });
+                if let Some(id) = id {
+                    let started = weir_api::RecordingStarted {
+                        stream_id: id.clone(),
+                        recording_id: r.recording_id.clone(),
+                        location: r.path.clone(),
+                        playback_url: Some(self.playback_url(&r.playback_path)),
+                    };
+                    self.backend.recording_started(&started).await?;
+                }
+            }
+            NodeEvent::RecordingFinished(r) => {
+                let finished = weir_api::RecordingFinished {
+                    recording_id: r.recording_id.clone(),
+                    channel_id: r.channel_id.clone(),
+                    location: r.path.clone(),
+                    playback_url: Some(self.playback_url(&r.playback_path)),
+                    started_at: i64::try_from(r.started_ms).unwrap_or(0),
+                    duration_ms: r.duration_ms,
+                    size_bytes: r.bytes,
+                    segments: r.segments,
+                };
+                self.backend.recording_finished(&finished).await?;
+            }
+            NodeEvent::RecordingDeleted(id) => self.backend.recording_deleted(id).await?,
         }
         Ok(())
+    }
+
+    /// A path on this node's origin as a URL players can fetch.
+    fn playback_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.node.address)
     }
 
     async fn heartbeat(&mut self) {

@@ -104,6 +104,7 @@ impl Remote {
                         .and_then(Value::as_bool)
                         .unwrap_or(false),
                     transcode: v.get("transcode").and_then(Value::as_bool),
+                    record: v.get("record").and_then(Value::as_bool),
                     destinations: destinations(&v),
                 }),
                 None => KeyAnswer::Refused,
@@ -159,6 +160,27 @@ impl Remote {
     /// `stream_ended`.
     pub async fn ended(&self, stream_id: &str) -> Result<(), CallError> {
         self.event(json!({"type": "stream_ended", "stream_id": stream_id}))
+            .await
+            .map(drop)
+    }
+
+    /// `recording_started`, `recording_finished`: the event's fields with its type.
+    pub async fn recording(
+        &self,
+        kind: &str,
+        fields: &impl serde::Serialize,
+    ) -> Result<(), CallError> {
+        let mut body =
+            serde_json::to_value(fields).map_err(|e| CallError::Permanent(e.to_string()))?;
+        if let Some(o) = body.as_object_mut() {
+            o.insert("type".to_owned(), Value::from(kind));
+        }
+        self.event(body).await.map(drop)
+    }
+
+    /// `recording_deleted`.
+    pub async fn recording_deleted(&self, recording_id: &str) -> Result<(), CallError> {
+        self.event(json!({"type": "recording_deleted", "recording_id": recording_id}))
             .await
             .map(drop)
     }

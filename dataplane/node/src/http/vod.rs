@@ -1,0 +1,167 @@
+//! Recordings on the origin (see `recorder`).
+//!
+//! ```text
+//! /vod/<recording id>/index.m3u8    EVENT playlist while recording (the DVR), VOD with
+//!                                   EXT-X-ENDLIST once finished
+//! /vod/<recording id>/init-<n>.mp4  init segment   (immutable)
+//! /vod/<recording id>/seg-<n>.m4s   media segment  (immutable; single byte ranges: 206)
+//! ```
+//! Playlists come from memory; segment files are read on a blocking thread, never on
+//! the shard. Only files the recording's index lists are served (names are parsed, never
+//! joined into paths as given).
+
+use bytes::Bytes;
+use weir_hls::{ObjectName, Rope};
+
+use super::request::Request;
+use super::response::Response;
+use crate::recorder::Recorder;
+
+const PLAYLIST: &str = "application/vnd.apple.mpegurl";
+const MP4: &str = "video/mp4";
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// A finished recording's playlist no longer changes (until retention deletes it).
+const VOD_PLAYLIST: &str = "public, max-age=3600";
+const EVENT_PLAYLIST: &str = "no-cache";
+/// Largest segment read for one request (a segment is a few seconds of media).
+const MAX_READ: u64 = 256 << 20;
+
+/// A byte range of a `len`-byte object, as `Range: bytes=…` asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeAsk {
+    /// No range, or one this origin answers whole (several ranges, other units).
+    Whole,
+    /// Bytes `start..=end`.
+    Part(u64, u64),
+    /// Outside the object: 416.
+    Unsatisfiable,
+}
+
+/// Parses a `Range` header (RFC 9110 14.1.2) against an object of `len` bytes: one range
+/// `a-b`, `a-` or `-n`; anything else is answered whole.
+pub fn parse_range(header: Option<&str>, len: u64) -> RangeAsk {
+    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+        return RangeAsk::Whole;
+    };
+    if spec.contains(',') {
+        return RangeAsk::Whole;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return RangeAsk::Whole;
+    };
+    let num = |s: &str| -> Option<u64> {
+        (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    match (a.is_empty(), num(a), num(b)) {
+        (true, _, Some(n)) if n > 0 && len > 0 => RangeAsk::Part(len.saturating_sub(n), len - 1),
+        (true, _, _) => RangeAsk::Unsatisfiable,
+        (false, Some(start), _) if start >= len => RangeAsk::Unsatisfiable,
+        (false, Some(start), None) if b.is_empty() => RangeAsk::Part(start, len - 1),
+        (false, Some(start), Some(end)) if end >= start => RangeAsk::Part(start, end.min(len - 1)),
+        _ => RangeAsk::Whole,
+    }
+}
+
+/// Answers `/vod/<rest>`.
+pub async fn respond(rest: &str, req: &Request, recorder: Option<&Recorder>) -> Response {
+    let Some(recorder) = recorder else {
+        return Response::error(404, "recording is off on this node");
+    };
+    let Some((id, file)) = rest.split_once('/') else {
+        return Response::error(404, "not found");
+    };
+    let Some(entry) = recorder.catalog().get(id) else {
+        return Response::error(404, "no such recording");
+    };
+    if file == weir_hls::MULTIVARIANT_PLAYLIST {
+        let (body, finished) = entry.playlist();
+        metrics::counter!("weir_http_vod_requests_total", "kind" => "playlist").increment(1);
+        let cache = if finished {
+            VOD_PLAYLIST
+        } else {
+            EVENT_PLAYLIST
+        };
+        return Response::ok(PLAYLIST, cache, body);
+    }
+    let found = match ObjectName::parse(file) {
+        Some(ObjectName::Segment(msn)) => entry.segment(msn).map(|f| (f, "segment")),
+        Some(ObjectName::Init(n)) => entry.init(n).map(|f| (f, "init")),
+        _ => None,
+    };
+    let Some(((path, len), kind)) = found else {
+        return Response::error(404, "no such object");
+    };
+    let (start, end, partial) = match parse_range(req.range.as_deref(), len) {
+        RangeAsk::Whole => (0, len.saturating_sub(1), false),
+        RangeAsk::Part(a, b) => (a, b, true),
+        RangeAsk::Unsatisfiable => {
+            let mut r = Response::error(416, "range not satisfiable");
+            r.extra.push(("Content-Range", format!("bytes */{len}")));
+            return r;
+        }
+    };
+    let count = if len == 0 { 0 } else { end + 1 - start };
+    if count > MAX_READ {
+        return Response::error(500, "object too large");
+    }
+    metrics::counter!("weir_http_vod_requests_total", "kind" => kind).increment(1);
+    // HEAD reads too: its Content-Length is the body's (HEAD of a segment is rare).
+    let body = if count == 0 {
+        Rope::default()
+    } else {
+        let read = compio::runtime::spawn_blocking(move || read_at(&path, start, count)).await;
+        match read {
+            Ok(Ok(bytes)) => Rope::from(bytes),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "recording object unreadable");
+                return Response::error(404, "no such object");
+            }
+            Err(_) => return Response::error(500, "read failed"),
+        }
+    };
+    metrics::counter!("weir_http_vod_bytes_total").increment(body.len() as u64);
+    let mut r = Response::ok(MP4, IMMUTABLE, body);
+    r.extra.push(("Accept-Ranges", "bytes".to_owned()));
+    if partial {
+        r.status = 206;
+        r.extra
+            .push(("Content-Range", format!("bytes {start}-{end}/{len}")));
+    }
+    r
+}
+
+/// Reads `count` bytes of `path` from `start` (blocking).
+fn read_at(path: &std::path::Path, start: u64, count: u64) -> std::io::Result<Bytes> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let mut f = std::fs::File::open(path)?;
+    f.seek(SeekFrom::Start(start))?;
+    let mut buf = vec![0u8; usize::try_from(count).unwrap_or(0)];
+    f.read_exact(&mut buf)?;
+    Ok(Bytes::from(buf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        use RangeAsk::*;
+        let r = |h: &str| parse_range(Some(h), 1000);
+        assert_eq!(parse_range(None, 1000), Whole);
+        assert_eq!(r("bytes=0-99"), Part(0, 99));
+        assert_eq!(r("bytes=900-"), Part(900, 999));
+        assert_eq!(r("bytes=-100"), Part(900, 999));
+        assert_eq!(r("bytes=-5000"), Part(0, 999));
+        assert_eq!(r("bytes=500-5000"), Part(500, 999));
+        assert_eq!(r("bytes=1000-"), Unsatisfiable);
+        assert_eq!(r("bytes=-0"), Unsatisfiable);
+        assert_eq!(r("bytes=0-1,5-9"), Whole);
+        assert_eq!(r("bytes=9-1"), Whole);
+        assert_eq!(r("items=0-1"), Whole);
+        assert_eq!(r("bytes=+1-2"), Whole);
+        assert_eq!(r("bytes=99999999999999999999999-"), Whole);
+    }
+}
