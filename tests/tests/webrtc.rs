@@ -16,6 +16,17 @@ use weir_e2e::browser::{SETUP, web_dir};
 use weir_e2e::http::{request, send};
 use weir_e2e::{Node, ffmpeg_publish, output, require, wait_until};
 
+/// One browser test at a time: two Chromium runs plus encoders on a 2-core machine starve
+/// each other's decoders, and a starved decoder counts a freeze this test would blame on
+/// the node.
+static ONE_BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_browser() -> std::sync::MutexGuard<'static, ()> {
+    ONE_BROWSER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn require_browser() {
     require("node");
     let chromium = std::env::var_os("CHROMIUM")
@@ -112,6 +123,7 @@ fn assert_played(page: &Value, min_frames: f64, max_gap_s: f64) {
 
 #[test]
 fn whip_from_chromium_plays_over_whep_and_ll_hls() {
+    let _one = one_browser();
     require_browser();
     require("ffmpeg");
     let node = Node::start();
@@ -202,6 +214,7 @@ fn url_port(url: &str) -> u16 {
 
 #[test]
 fn rtmp_plays_over_whep_and_b_frames_are_refused_clearly() {
+    let _one = one_browser();
     require_browser();
     let node = Node::start();
     let (_, key) = node.issue_key("tv");
