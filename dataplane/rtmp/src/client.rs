@@ -167,6 +167,25 @@ impl ClientSession {
         self.link.send_control(ControlMessage::SetChunkSize(value));
     }
 
+    /// Ends the publish in order: `FCUnpublish` and `deleteStream` (the server ends its
+    /// broadcast at once instead of waiting for a time-out).
+    pub fn unpublish(&mut self) {
+        let name = Amf0Value::string(self.config.stream_name.clone());
+        let id = Amf0Value::Number(f64::from(self.stream_id));
+        self.send_command(&Command::new(
+            "FCUnpublish",
+            6.0,
+            Amf0Value::Null,
+            vec![name],
+        ));
+        self.send_command(&Command::new(
+            "deleteStream",
+            7.0,
+            Amf0Value::Null,
+            vec![id],
+        ));
+    }
+
     /// Sends an arbitrary command on the NetConnection (tests, extensions).
     pub fn send_command(&mut self, cmd: &Command) {
         self.link.send_command(CSID_COMMAND, 0, cmd);

@@ -15,8 +15,6 @@ use compio::net::{TcpStream, ToSocketAddrsAsync};
 use event_listener::Event;
 use futures_util::future::{Either, select};
 use weir_bus::{BusEvent, LagPolicy, SubscribeOptions, Subscriber};
-use weir_rtmp::amf0::Amf0Value;
-use weir_rtmp::command::Command;
 use weir_rtmp::{ClientConfig, ClientEvent, ClientOutput, ClientSession};
 
 use super::muxer::{MediaMessage, RelayMuxer};
@@ -372,16 +370,7 @@ async fn push(
     let live_at = Instant::now();
     tracing::info!(channel = %relay.stream.channel, destination = %relay.target.name, "relay is live");
     relay.report(RelayState::Live, None, 0);
-    let ended = pump(
-        relay,
-        socket,
-        tls,
-        inbox,
-        &mut session,
-        &mut subscriber,
-        &endpoint.stream_name,
-    )
-    .await;
+    let ended = pump(relay, socket, tls, inbox, &mut session, &mut subscriber).await;
     (ended, Some(live_at.elapsed()))
 }
 
@@ -392,7 +381,6 @@ async fn pump(
     inbox: &Inbox,
     session: &mut ClientSession,
     subscriber: &mut Subscriber,
-    stream_name: &str,
 ) -> Ended {
     let cfg = &relay.config;
     let mut muxer = RelayMuxer::new();
@@ -425,7 +413,7 @@ async fn pump(
             if let Some(m) = muxer.finish() {
                 session.send_media(m.kind, m.timestamp_ms, m.payload);
             }
-            unpublish(session, stream_name);
+            session.unpublish();
             let _ = flush(socket, session, tls, &mut client_events, cfg.write_timeout).await;
             return Ended::Broadcast;
         }
@@ -454,22 +442,4 @@ async fn pump(
             }
         }
     }
-}
-
-/// `FCUnpublish` and `deleteStream`: the destination ends its broadcast at once.
-fn unpublish(session: &mut ClientSession, stream_name: &str) {
-    let id = f64::from(session.stream_id());
-    let name = Amf0Value::string(stream_name.to_owned());
-    session.send_command(&Command::new(
-        "FCUnpublish",
-        6.0,
-        Amf0Value::Null,
-        vec![name],
-    ));
-    session.send_command(&Command::new(
-        "deleteStream",
-        7.0,
-        Amf0Value::Null,
-        vec![Amf0Value::Number(id)],
-    ));
 }

@@ -12,8 +12,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use weir_api::{DestinationProber, ProbeFuture};
 use weir_node::{AddressPolicy, Endpoint, TlsLayer};
-use weir_rtmp::amf0::Amf0Value;
-use weir_rtmp::command::Command;
 use weir_rtmp::{ClientConfig, ClientEvent, ClientOutput, ClientSession};
 
 /// Probes with the node's relay settings.
@@ -128,20 +126,7 @@ async fn probe(
         }
         if published {
             let took = started.elapsed();
-            let id = f64::from(session.stream_id());
-            let name = Amf0Value::string(endpoint.stream_name.clone());
-            session.send_command(&Command::new(
-                "FCUnpublish",
-                6.0,
-                Amf0Value::Null,
-                vec![name],
-            ));
-            session.send_command(&Command::new(
-                "deleteStream",
-                7.0,
-                Amf0Value::Null,
-                vec![Amf0Value::Number(id)],
-            ));
+            session.unpublish();
             let mut bye = Vec::new();
             while let Some(o) = session.poll_output() {
                 if let ClientOutput::Transmit(b) = o {
