@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 
 /// Needed to build and run the node.
 /// (GStreamer is the codec engine of `dataplane/codec`: headers to build, plugins with
-/// the decoders, scaler and encoders it loads at run time.)
+/// the decoders, scaler, encoders and mixers it loads at run time.)
 const BUILD: &[&str] = &[
     "build-essential",
     "pkg-config",
@@ -19,6 +19,8 @@ const BUILD: &[&str] = &[
     "gstreamer1.0-plugins-ugly",
     "gstreamer1.0-plugins-bad",
     "gstreamer1.0-libav",
+    // textoverlay (pango): the studio program's lower-third banners.
+    "gstreamer1.0-x",
 ];
 /// Test peers: real encoders, players and servers the tests start themselves
 /// (Chromium runs hls.js in `tests/tests/hlsjs.rs`; nginx is the caching reverse proxy, a

@@ -63,6 +63,7 @@
 //! encoded rung's bitrate from the table by it, live (x264 and NVENC take a new bitrate
 //! while playing), reported as [`LadderOutput::Bitrates`]. See [`pertitle`].
 
+mod compose;
 mod config;
 mod control;
 mod error;
@@ -77,6 +78,9 @@ mod select;
 pub mod synth;
 mod timeline;
 
+pub use compose::{
+    ComposeConfig, ComposeOutput, Compositor, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, decode_image,
+};
 pub use config::{EncoderChoice, EncoderTuning, LadderConfig, Rung, default_ladder};
 pub use error::{CodecError, PushError};
 pub use ladder::{Ladder, LadderOutput, LadderStats};

@@ -110,6 +110,11 @@ pub(crate) fn set_str(el: &gst::Element, name: &str, value: &str) -> bool {
     }
 }
 
+/// Whether NVENC really encodes here (the element may exist without a usable GPU).
+pub(crate) fn nvenc_works() -> bool {
+    probe_plays(NVENC_PROBE)
+}
+
 /// Runs a short launch line; true when it reaches EOS within 5 s.
 fn probe_plays(launch: &str) -> bool {
     let Ok(el) = gst::parse::launch(launch) else {
