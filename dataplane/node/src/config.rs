@@ -120,6 +120,14 @@ pub struct NodeConfig {
     pub record_max_bytes: u64,
     /// The transcode ladder (`[node.ladder]`).
     pub ladder: LadderSettings,
+    /// Studio programs: canvas width (even).
+    pub studio_width: u32,
+    /// Studio programs: canvas height (even).
+    pub studio_height: u32,
+    /// Studio programs: frames per second.
+    pub studio_fps: u32,
+    /// Studio programs: video bitrate, kbit/s (the encoder follows `[node.ladder] encoder`).
+    pub studio_video_kbps: u32,
 }
 
 /// Which H.264 encoder a ladder uses.
@@ -199,6 +207,15 @@ impl Default for LadderSettings {
 }
 
 impl LadderSettings {
+    /// The encoder choice (`auto` takes NVENC where it works).
+    pub fn encoder_choice(&self) -> weir_codec::EncoderChoice {
+        match self.encoder {
+            LadderEncoder::Auto => weir_codec::EncoderChoice::Auto,
+            LadderEncoder::X264 => weir_codec::EncoderChoice::X264,
+            LadderEncoder::Nvenc => weir_codec::EncoderChoice::Nvenc,
+        }
+    }
+
     /// The codec engine's configuration, or why these settings are unusable.
     pub fn codec_config(&self) -> Result<weir_codec::LadderConfig, String> {
         if let Some(r) = self.rungs.iter().find(|r| {
@@ -227,11 +244,7 @@ impl LadderSettings {
                 })
                 .collect(),
             passthrough_top: self.passthrough_top,
-            encoder: match self.encoder {
-                LadderEncoder::Auto => weir_codec::EncoderChoice::Auto,
-                LadderEncoder::X264 => weir_codec::EncoderChoice::X264,
-                LadderEncoder::Nvenc => weir_codec::EncoderChoice::Nvenc,
-            },
+            encoder: self.encoder_choice(),
             overload: self
                 .shed_rungs_when_behind
                 .then(weir_codec::OverloadConfig::default),
@@ -286,6 +299,10 @@ impl Default for NodeConfig {
             record_retention_days: 0,
             record_max_bytes: 0,
             ladder: LadderSettings::default(),
+            studio_width: 1280,
+            studio_height: 720,
+            studio_fps: 30,
+            studio_video_kbps: 3000,
         }
     }
 }
@@ -337,6 +354,19 @@ impl NodeConfig {
             latency: Duration::from_millis(self.srt_latency_ms.clamp(20, 8000)),
             max_connections: self.srt_max_connections,
             ..weir_srt::SrtConfig::default()
+        }
+    }
+
+    /// The studio compositor's program format (key frames every segment target).
+    pub fn studio(&self) -> weir_codec::ComposeConfig {
+        weir_codec::ComposeConfig {
+            width: self.studio_width.clamp(160, 3840) & !1,
+            height: self.studio_height.clamp(90, 2160) & !1,
+            fps: self.studio_fps.clamp(1, 60),
+            video_kbps: self.studio_video_kbps.clamp(100, 50_000),
+            gop_seconds: self.segment_target_ms.div_ceil(1000).clamp(1, 10) as u32,
+            encoder: self.ladder.encoder_choice(),
+            ..weir_codec::ComposeConfig::default()
         }
     }
 

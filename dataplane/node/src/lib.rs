@@ -35,6 +35,7 @@ mod rtmp_conn;
 mod shard;
 mod shutdown;
 mod srt;
+mod studio;
 mod watchdog;
 mod webrtc;
 
@@ -51,3 +52,4 @@ pub use relay::policy::AddressPolicy;
 pub use relay::tls::{TlsLayer, client_config as relay_tls_config};
 pub use relay::{Endpoint, RelayConfig};
 pub use shutdown::Shutdown;
+pub use studio::{StudioError, StudioHub};

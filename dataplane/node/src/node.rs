@@ -55,6 +55,8 @@ pub struct StartedNode {
     pub drivers: Vec<&'static str>,
     /// The transcode ladder's rungs (`720p 3000k`), empty when off.
     pub ladder: Vec<String>,
+    /// The studio: composed programs (for the control plane's director).
+    pub studio: crate::studio::StudioHub,
     threads: Vec<std::thread::JoinHandle<()>>,
     recorder: Option<Arc<crate::recorder::Recorder>>,
 }
@@ -326,6 +328,14 @@ impl Node {
                 }
             }
         }
+        let (studio, studio_thread) = crate::studio::StudioHub::start(
+            registry.clone(),
+            config.studio(),
+            config.io_backend,
+            shutdown.clone(),
+        )
+        .map_err(|e| NodeError::Shard(format!("cannot start the studio thread: {e}")))?;
+        threads.push(studio_thread);
         Ok(StartedNode {
             rtmp_addr,
             http_addr,
@@ -334,6 +344,7 @@ impl Node {
             webrtc_public_ips,
             drivers,
             ladder,
+            studio,
             threads,
             recorder: Some(recorder),
         })

@@ -86,7 +86,10 @@ pub fn driver_name(t: DriverType) -> &'static str {
 /// (`DEFER_TASKRUN`): the kernel runs a whole batch of receives when the shard is ready
 /// for them instead of interrupting it for each one. Kernels without those flags get a
 /// plain ring.
-fn runtime(backend: IoBackend, cpu: Option<usize>) -> std::io::Result<compio::runtime::Runtime> {
+pub(crate) fn runtime(
+    backend: IoBackend,
+    cpu: Option<usize>,
+) -> std::io::Result<compio::runtime::Runtime> {
     let build = |tuned: bool| {
         let mut proactor = ProactorBuilder::new();
         match backend {

@@ -160,9 +160,21 @@ impl PublishAuth for KeyAuth {
         _app: &str,
         stream_name: &str,
     ) -> LocalFuture<Result<PublishGrant, PublishRefusal>> {
+        Box::pin(self.grant(stream_name))
+    }
+}
+
+impl KeyAuth {
+    /// What publishing with `stream_name` is granted (the `Send` form of
+    /// [`PublishAuth::authorize`], for callers on the control plane's runtime).
+    pub fn grant(
+        &self,
+        stream_name: &str,
+    ) -> impl std::future::Future<Output = Result<PublishGrant, PublishRefusal>> + Send + 'static
+    {
         let checked = self.check(stream_name);
         let control = self.control.clone();
-        Box::pin(async move {
+        async move {
             let key = checked?;
             let Some(control) = control else {
                 return Ok(PublishGrant {
@@ -208,6 +220,6 @@ impl PublishAuth for KeyAuth {
                     })
                 }
             }
-        })
+        }
     }
 }

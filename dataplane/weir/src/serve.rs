@@ -41,7 +41,7 @@ fn start_node(
     config: &Config,
     bridge: Option<Bridge>,
     shutdown: &Shutdown,
-) -> anyhow::Result<StartedNode> {
+) -> anyhow::Result<(StartedNode, Arc<KeyAuth>)> {
     let node = &config.node;
     weir_node::install_metrics();
     let signer = load_signer(node)?;
@@ -51,7 +51,8 @@ fn start_node(
         None => Arc::new(NoEvents),
     };
     let auth = Arc::new(KeyAuth::new(signer, revocations, bridge));
-    let started = Node::start(node, auth, events, shutdown.clone()).context("starting the node")?;
+    let started =
+        Node::start(node, auth.clone(), events, shutdown.clone()).context("starting the node")?;
     tracing::info!("weir {} node started", env!("CARGO_PKG_VERSION"));
     for (i, d) in started.drivers.iter().enumerate() {
         tracing::info!(shard = i, io = *d, "shard running on {d}");
@@ -123,7 +124,7 @@ fn start_node(
         ips.join(","),
         started.http_addr.port()
     );
-    Ok(started)
+    Ok((started, auth))
 }
 
 /// `weir serve`: node + GraphQL API + embedded storage in one process.
@@ -150,7 +151,11 @@ pub fn all_in_one(config: Config) -> anyhow::Result<()> {
     let ident = identity(&config, config.node.http_listen, shards);
     let bridge = rt.block_on(async { control::start(Backend::Local(state.clone()), ident) });
     let shutdown = Shutdown::new();
-    let started = start_node(&config, Some(bridge), &shutdown)?;
+    let (started, auth) = start_node(&config, Some(bridge), &shutdown)?;
+    let _director = control::studio::Director {
+        hub: started.studio.clone(),
+        auth,
+    };
     let stop_api = Arc::new(tokio::sync::Notify::new());
     let redis = config.control.chat_redis.as_deref();
     let chat = rt.block_on(async { chat_gateway(&state, redis) });
@@ -186,7 +191,7 @@ pub fn dataplane(config: Config) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let started = start_node(&config, bridge, &shutdown)?;
+    let (started, _auth) = start_node(&config, bridge, &shutdown)?;
     tracing::info!("get a stream key with: weir key issue <channel>");
     wait_for_signal()?;
     tracing::info!("shutting down: ending playlists, closing connections");

@@ -10,6 +10,7 @@ mod backend;
 pub mod probe;
 mod remote;
 pub mod setup;
+pub mod studio;
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
