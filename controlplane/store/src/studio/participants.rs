@@ -132,7 +132,20 @@ impl Store {
 
     /// Brings a participant on stage (last in stage order) or sends them backstage.
     pub async fn set_participant_stage(&self, id: &str, stage: Stage) -> Result<Participant> {
-        let now = now_ms();
+        let current = self
+            .get_participant(id)
+            .await?
+            .ok_or(StoreError::NotFound("participant"))?;
+        // After everyone on stage now, even within one millisecond.
+        let last = self
+            .list_participants(&current.broadcast_id)
+            .await?
+            .iter()
+            .filter(|p| p.stage == Stage::OnStage && p.id != id)
+            .map(|p| p.stage_order)
+            .max()
+            .unwrap_or(0);
+        let now = now_ms().max(last + 1);
         self.change_participant(id, |p| {
             if p.stage != stage {
                 p.stage = stage;
