@@ -595,7 +595,7 @@ async fn the_director_gets_every_scene_and_goes_live() {
         .await;
     assert_eq!(d["endBroadcast"]["status"], "ENDED");
     assert_eq!(d["endBroadcast"]["participants"], json!([]));
-    assert_eq!(*rec.ended.lock(), [s.broadcast.clone()]);
+    assert_eq!(*rec.ended.lock(), std::slice::from_ref(&s.broadcast));
     let keys =
         s.h.state
             .store()

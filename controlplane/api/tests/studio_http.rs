@@ -82,6 +82,9 @@ async fn setup() -> (Harness, String, String, String, Value) {
     (h, owner, ch, b, guest)
 }
 
+/// Token, Content-Type, body, expected status, words of the error.
+type Case<'a> = (Option<&'a str>, &'a str, Vec<u8>, StatusCode, &'a str);
+
 #[tokio::test]
 async fn uploads_are_checked() {
     let (h, owner, _ch, b, guest) = setup().await;
@@ -114,7 +117,7 @@ async fn uploads_are_checked() {
     let (st, bytes) = send_req(&h, req).await;
     assert_eq!((st, bytes), (StatusCode::OK, png.clone()));
 
-    let cases: Vec<(Option<&str>, &str, Vec<u8>, StatusCode, &str)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         (
             None,
             "image/png",
