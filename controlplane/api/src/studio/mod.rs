@@ -66,7 +66,7 @@ mod publish;
 mod query;
 mod scene;
 mod stage;
-pub(crate) mod token;
+pub mod token;
 mod types;
 
 pub use access::StudioGuest;

@@ -18,7 +18,7 @@ const MAX_TOKEN_LEN: usize = 256;
 
 /// Which token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
+pub enum Kind {
     /// An invitation: (broadcast id, invitation id).
     Invitation,
     /// A participant: (participant id, broadcast id).
@@ -43,7 +43,7 @@ impl Kind {
 
 /// Why a token is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum TokenError {
+pub enum TokenError {
     /// Not of the token's shape.
     #[error("malformed")]
     Malformed,
@@ -57,7 +57,7 @@ pub(crate) enum TokenError {
 
 /// A verified token's contents.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Verified {
+pub struct Verified {
     /// First id (broadcast for invitations, participant for participant tokens).
     pub a: String,
     /// Second id.
@@ -67,7 +67,7 @@ pub(crate) struct Verified {
 }
 
 /// Whether `s` starts like a token of `kind`.
-pub(crate) fn looks_like(kind: Kind, s: &str) -> bool {
+pub fn looks_like(kind: Kind, s: &str) -> bool {
     s.strip_prefix(kind.prefix())
         .is_some_and(|r| r.starts_with('.'))
 }
@@ -86,7 +86,7 @@ fn id_ok(s: &str) -> bool {
 }
 
 /// Signs a token of `kind` for ids `a`, `b` until `expires_at` (Unix seconds).
-pub(crate) fn sign(
+pub fn sign(
     auth: &weir_auth::Auth,
     kind: Kind,
     a: &str,
@@ -101,7 +101,7 @@ pub(crate) fn sign(
 }
 
 /// Verifies a token of `kind` at `now` (Unix seconds).
-pub(crate) fn verify(
+pub fn verify(
     auth: &weir_auth::Auth,
     kind: Kind,
     token: &str,
@@ -143,7 +143,7 @@ pub(crate) fn verify(
 }
 
 /// Unix seconds now.
-pub(crate) fn now_secs() -> u64 {
+pub fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
