@@ -70,6 +70,25 @@ pub fn send(
     body: Option<&str>,
     timeout: Duration,
 ) -> std::io::Result<Reply> {
+    send_bytes(
+        port,
+        method,
+        path,
+        headers,
+        body.map(str::as_bytes),
+        timeout,
+    )
+}
+
+/// [`send`] with a body of any bytes (an image upload).
+pub fn send_bytes(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+    timeout: Duration,
+) -> std::io::Result<Reply> {
     let start = Instant::now();
     let mut s = TcpStream::connect_timeout(
         &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
@@ -91,10 +110,11 @@ pub fn send(
         req.push_str(&format!("Content-Length: {}\r\n", b.len()));
     }
     req.push_str("\r\n");
+    let mut req = req.into_bytes();
     if let Some(b) = body {
-        req.push_str(b);
+        req.extend_from_slice(b);
     }
-    s.write_all(req.as_bytes())?;
+    s.write_all(&req)?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
     let split = raw

@@ -319,3 +319,31 @@ impl ApiState {
         self.inner.chat.get()
     }
 }
+
+/// A stored, not deleted message of a channel's chat (banners pick them by id).
+pub(crate) async fn message_by_id(
+    st: &ApiState,
+    channel_id: &str,
+    id: i64,
+) -> ApiResult<p::ChatMessage> {
+    let not_found = || {
+        ApiError::new(
+            code::NOT_FOUND,
+            format!(
+                "chat message {id} is not in the channel's chat history (deleted, or never sent)"
+            ),
+        )
+    };
+    let Ok(id) = u64::try_from(id) else {
+        return Err(not_found().into());
+    };
+    let history = weir_chat::history::ChatStore::new(st.store().kv().clone());
+    let page = history
+        .page(channel_id, Some(id.saturating_add(1)), 1)
+        .await
+        .map_err(chat_err)?;
+    page.messages
+        .into_iter()
+        .find(|m| m.id == id)
+        .ok_or_else(|| not_found().into())
+}

@@ -24,6 +24,8 @@ pub enum Event {
         /// Total over nodes.
         count: u64,
     },
+    /// A studio broadcast changed (participants, stage, scene, status).
+    Studio(Box<crate::studio::StudioEvent>),
 }
 
 /// A destination as the node that relays to it needs it: with its stream key in the

@@ -36,11 +36,13 @@ struct App {
 pub fn router(state: ApiState) -> Router {
     let schema = build_schema(&state);
     let nodes = crate::node_api::routes(state.clone());
+    let studio = crate::studio::routes(state.clone());
     let app = Arc::new(App { state, schema });
     Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
         .with_state(app)
         .merge(nodes)
+        .merge(studio)
 }
 
 /// Serves [`router`] on `listener` until the process ends.
@@ -176,17 +178,55 @@ fn bearer(headers: &HeaderMap) -> Option<Result<&str, ApiError>> {
     )
 }
 
+/// Who a bearer token names: an account, or a studio participant.
+#[derive(Debug, Clone)]
+pub(crate) enum Caller {
+    /// An account's access token.
+    User(Principal),
+    /// A studio participant token.
+    Participant(crate::studio::StudioGuest),
+}
+
+impl Caller {
+    /// The rate-limit key.
+    fn limit_key(&self) -> &str {
+        match self {
+            Caller::User(p) => &p.user_id,
+            Caller::Participant(g) => &g.participant_id,
+        }
+    }
+
+    /// Puts the caller into a request's or connection's data.
+    pub(crate) fn insert_into(self, data: &mut Data) {
+        match self {
+            Caller::User(p) => data.insert(p),
+            Caller::Participant(g) => data.insert(g),
+        }
+    }
+}
+
+/// Authenticates an access token or a studio participant token.
+pub(crate) async fn authenticate_any(state: &ApiState, token: &str) -> Result<Caller, ApiError> {
+    if crate::studio::token::looks_like(crate::studio::token::Kind::Participant, token.trim()) {
+        crate::studio::authenticate_participant(state, token)
+            .await
+            .map(Caller::Participant)
+    } else {
+        authenticate(state, token).await.map(Caller::User)
+    }
+}
+
 /// Authenticates from headers and applies the per-user limit.
-async fn caller(app: &App, headers: &HeaderMap) -> Result<Option<Principal>, Response> {
+async fn caller(app: &App, headers: &HeaderMap) -> Result<Option<Caller>, Response> {
     let Some(token) = bearer(headers) else {
         return Ok(None);
     };
     let who = match token {
-        Ok(t) => authenticate(&app.state, t).await,
+        Ok(t) => authenticate_any(&app.state, t).await,
         Err(e) => Err(e),
     }
     .map_err(|e| error_response(StatusCode::UNAUTHORIZED, e))?;
-    if !app.state.inner.user_limiter.check(&who.user_id) {
+    if !app.state.inner.user_limiter.check(who.limit_key()) {
         return Err(rate_limited());
     }
     Ok(Some(who))
@@ -249,7 +289,7 @@ async fn graphql_post(State(app): State<Arc<App>>, req: Request) -> Response {
     let query = request.query.clone();
     let mut request = request.data(ClientIp(ip));
     if let Some(w) = who {
-        request = request.data(w);
+        w.insert_into(&mut request.data);
     }
     let mut resp = app.schema.execute(request).await;
     add_missing_codes(&mut resp, &query);
@@ -322,7 +362,7 @@ async fn graphql_get(State(app): State<Arc<App>>, req: Request) -> Response {
             data.insert(ClientIp(ip));
             data.insert(session.clone());
             if let Some(w) = header_caller {
-                data.insert(w);
+                w.insert_into(&mut data);
             }
             let watch = tokio::spawn(watchdog(state.clone(), session.clone()));
             let (mut sink, stream) = socket.split();
@@ -379,9 +419,9 @@ async fn connection_init(
                 .map(str::to_string)
         });
     if let Some(t) = token {
-        let who = authenticate(&state, &t).await?;
+        let who = authenticate_any(&state, &t).await?;
         session.set_token(t.trim().to_string());
-        data.insert(who);
+        who.insert_into(&mut data);
     }
     Ok(data)
 }

@@ -12,6 +12,11 @@
 //! - Chat ([`ApiState::set_chat`]): `chatHistory`, `moderateChat`, `chatMessages` over
 //!   the `weir-chat` gateway (whose own websocket and HTTP routes
 //!   [`serve_with_routes`] can serve on the same port).
+//! - The studio ([`studio`]): broadcasts, participants, invitations, images, the
+//!   program scene for the data plane's [`StudioDirector`]
+//!   ([`ApiState::set_studio_director`]), `studioEvents` signalling, image uploads on
+//!   `/v1/studio/<broadcast>/images`, and [`ApiState::studio_publish`] for participants'
+//!   publish keys.
 //! - [`node_api`]: the same ingest over HTTP for nodes in other processes (split mode).
 //! - Every resolver checks the caller's role on the object (see `weir_auth::roles`);
 //!   objects of other owners read as `NOT_FOUND`. Errors carry `extensions.code`
@@ -41,6 +46,7 @@ mod query;
 pub mod ratelimit;
 mod schema;
 mod state;
+pub mod studio;
 mod subscription;
 mod types;
 mod ws;
@@ -55,3 +61,4 @@ pub use issuer::StreamKeyIssuer;
 pub use prober::{DestinationProber, ProbeFuture};
 pub use schema::{ApiSchema, build_schema, sdl};
 pub use state::{ApiConfig, ApiState};
+pub use studio::{StudioEvent, StudioEventKind, StudioGuest, StudioPublish};

@@ -21,7 +21,10 @@
 //! - `POST /v1/node/authorize {key_id}` → `200 {"channel_id": …, "signed_playback": bool,
 //!   "transcode": bool | null, "record": bool | null, "destinations": [{id, name, url,
 //!   stream_key}]}` (null: the node's own default; destinations: the enabled ones, keys in the clear — this
-//!   API is for nodes only) or `403`.
+//!   API is for nodes only) or `403`. A studio participant's key (see
+//!   [`crate::ApiState::studio_publish`]) answers its own stream as `channel_id`, no
+//!   transcode, no destinations, no signed playback, `record` as the broadcast's isolated
+//!   tracks setting; `403 {"error": why}` once the participant left or the broadcast ended.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -230,6 +233,23 @@ async fn authorize(State(state): State<Arc<ApiState>>, req: Request) -> Response
         Ok(a) => a,
         Err(r) => return r,
     };
+    match state.studio_publish(&a.key_id).await {
+        Ok(Some(crate::studio::StudioPublish::Allowed { stream, record })) => {
+            return Json(json!({
+                "channel_id": stream,
+                "signed_playback": false,
+                "transcode": false,
+                "record": record,
+                "destinations": [],
+            }))
+            .into_response();
+        }
+        Ok(Some(crate::studio::StudioPublish::Refused(why))) => {
+            return err(StatusCode::FORBIDDEN, why);
+        }
+        Ok(None) => {}
+        Err(e) => return store_err(e),
+    }
     match state.authorize_publish(&a.key_id).await {
         Ok(Some(channel_id)) => {
             let policy = async {

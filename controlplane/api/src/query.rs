@@ -12,11 +12,16 @@ use crate::types::{
 };
 
 /// The query root.
-#[derive(Default)]
-pub struct QueryRoot;
+#[derive(async_graphql::MergedObject, Default)]
+#[graphql(name = "Query")]
+pub struct QueryRoot(CoreQueries, crate::studio::StudioQueries);
 
-#[Object(name = "Query")]
-impl QueryRoot {
+/// Accounts, channels, streams, recordings, nodes, chat.
+#[derive(Default)]
+pub struct CoreQueries;
+
+#[Object]
+impl CoreQueries {
     /// A page of a channel's chat (id or slug) before message `before` (default: the
     /// newest), oldest first; at most 100 (default 50). Public, like the chat itself.
     async fn chat_history(

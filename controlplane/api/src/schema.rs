@@ -13,13 +13,17 @@ pub type ApiSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 /// Builds the schema over `state`, with its depth and complexity limits.
 pub fn build_schema(state: &ApiState) -> ApiSchema {
     let cfg = state.config();
-    let mut b = Schema::build(QueryRoot, MutationRoot::default(), SubscriptionRoot)
-        .data(state.clone())
-        .limit_depth(cfg.max_depth)
-        .limit_complexity(cfg.max_complexity)
-        .limit_recursive_depth(32)
-        .limit_directives(16)
-        .extension(crate::ws::WsGuard);
+    let mut b = Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        SubscriptionRoot::default(),
+    )
+    .data(state.clone())
+    .limit_depth(cfg.max_depth)
+    .limit_complexity(cfg.max_complexity)
+    .limit_recursive_depth(32)
+    .limit_directives(16)
+    .extension(crate::ws::WsGuard);
     if !cfg.introspection {
         b = b.disable_introspection();
     }
@@ -28,7 +32,11 @@ pub fn build_schema(state: &ApiState) -> ApiSchema {
 
 /// The schema in SDL, as committed in `schemas/graphql/schema.graphql`.
 pub fn sdl() -> String {
-    Schema::build(QueryRoot, MutationRoot::default(), SubscriptionRoot)
-        .finish()
-        .sdl()
+    Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        SubscriptionRoot::default(),
+    )
+    .finish()
+    .sdl()
 }

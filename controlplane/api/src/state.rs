@@ -115,6 +115,8 @@ pub(crate) struct Inner {
     pub user_limiter: RateLimiter,
     pub login_limiter: RateLimiter,
     pub prober: std::sync::OnceLock<Arc<dyn crate::DestinationProber>>,
+    /// The studio compositor, when the binary set one.
+    pub director: std::sync::OnceLock<Arc<dyn crate::StudioDirector>>,
     /// The chat gateway, when the binary attached one.
     pub chat: std::sync::OnceLock<weir_chat::Gateway>,
 }
@@ -149,6 +151,7 @@ impl ApiState {
                 config,
                 events,
                 prober: std::sync::OnceLock::new(),
+                director: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -162,6 +165,18 @@ impl ApiState {
     /// The destination prober, when the binary set one.
     pub fn destination_prober(&self) -> Option<&Arc<dyn crate::DestinationProber>> {
         self.inner.prober.get()
+    }
+
+    /// Lets the studio compose programs and go live with `director` (set once; later
+    /// calls are ignored). Without one, studio sessions still work and `goLive` says
+    /// this node has no studio compositor.
+    pub fn set_studio_director(&self, director: Arc<dyn crate::StudioDirector>) {
+        let _ = self.inner.director.set(director);
+    }
+
+    /// The studio director, when the binary set one.
+    pub fn studio_director(&self) -> Option<&Arc<dyn crate::StudioDirector>> {
+        self.inner.director.get()
     }
 
     /// The store.

@@ -11,8 +11,13 @@ use crate::events::Event;
 use crate::types::{Stream, ViewerCount};
 
 /// The subscription root.
+#[derive(async_graphql::MergedSubscription, Default)]
+#[graphql(name = "Subscription")]
+pub struct SubscriptionRoot(CoreSubscriptions, crate::studio::StudioSubscriptions);
+
+/// Streams, viewers, chat.
 #[derive(Default)]
-pub struct SubscriptionRoot;
+pub struct CoreSubscriptions;
 
 /// Turns the event channel into a stream of the items `pick` selects.
 fn events<T, F>(rx: Receiver<Event>, pick: F) -> impl FStream<Item = T> + Send + 'static
@@ -40,8 +45,8 @@ where
     })
 }
 
-#[Subscription(name = "Subscription")]
-impl SubscriptionRoot {
+#[Subscription]
+impl CoreSubscriptions {
     /// Every state change (starting, live, ended) of the channel's sessions.
     async fn stream_state_changed(
         &self,

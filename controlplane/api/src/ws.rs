@@ -24,7 +24,7 @@ use async_graphql::{Request, ServerResult};
 use tokio::sync::watch;
 
 use crate::error::{ApiError, code};
-use crate::http::authenticate_with_expiry;
+use crate::http::{Caller, authenticate_any};
 use crate::state::ApiState;
 
 /// graphql-ws close code for an unauthorized connection.
@@ -93,16 +93,29 @@ pub(crate) async fn watchdog(state: ApiState, session: Arc<WsSession>) {
     let leeway = state.auth().jwt().leeway();
     let mut token_changed = session.token.subscribe();
     loop {
-        let wait = match session
-            .token()
-            .and_then(|t| state.auth().verify_access_claims(&t).ok())
-        {
-            Some(c) => {
+        let expiry = session.token().and_then(|t| {
+            let participant = crate::studio::token::verify(
+                state.auth(),
+                crate::studio::token::Kind::Participant,
+                &t,
+                0,
+            );
+            match participant {
+                Ok(v) => Some(v.expires_at),
+                Err(_) => state
+                    .auth()
+                    .verify_access_claims(&t)
+                    .ok()
+                    .map(|c| c.exp.saturating_add(leeway)),
+            }
+        });
+        let wait = match expiry {
+            Some(exp) => {
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_secs())
                     .unwrap_or_default();
-                let dead_at = c.exp.saturating_add(leeway).saturating_add(1);
+                let dead_at = exp.saturating_add(1);
                 every.min(Duration::from_secs(dead_at.saturating_sub(now)))
             }
             None => every,
@@ -118,7 +131,7 @@ pub(crate) async fn watchdog(state: ApiState, session: Arc<WsSession>) {
         let Some(token) = session.token() else {
             continue;
         };
-        match authenticate_with_expiry(&state, &token).await {
+        match authenticate_any(&state, &token).await {
             Ok(_) => {}
             Err(e) if e.code == code::UNAUTHENTICATED => {
                 session.close(CLOSE_UNAUTHORIZED, &e.message);
@@ -164,12 +177,16 @@ impl Extension for WsGuardExtension {
         }
         let mut request = request;
         if let Some(token) = session.token() {
-            match authenticate_with_expiry(state, &token).await {
-                Ok((who, _)) => {
-                    if !state.inner.user_limiter.check(&who.user_id) {
+            match authenticate_any(state, &token).await {
+                Ok(who) => {
+                    let key = match &who {
+                        Caller::User(p) => p.user_id.clone(),
+                        Caller::Participant(g) => g.participant_id.clone(),
+                    };
+                    if !state.inner.user_limiter.check(&key) {
                         return Err(limited("for this account"));
                     }
-                    request = request.data(who);
+                    who.insert_into(&mut request.data);
                 }
                 Err(e) => {
                     if e.code == code::UNAUTHENTICATED {

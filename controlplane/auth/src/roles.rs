@@ -44,6 +44,10 @@ pub enum Permission {
     ManageEntitlements,
     /// Moderate chat.
     ModerateChat,
+    /// See the channel's studio broadcasts and their participants.
+    ReadStudio,
+    /// Host studio broadcasts: create, invite, stage, layout, overlays, go live, end.
+    ManageStudio,
 }
 
 /// Whether `role` grants `perm`.
@@ -60,8 +64,9 @@ pub fn allows(role: Role, perm: Permission) -> bool {
                 | ReadRecordings
                 | ReadEntitlements
                 | ModerateChat
+                | ReadStudio
         ),
-        Role::Guest => matches!(perm, ReadChannel | ReadStreams | ReadViewers),
+        Role::Guest => matches!(perm, ReadChannel | ReadStreams | ReadViewers | ReadStudio),
         Role::Viewer => false,
     }
 }
@@ -171,6 +176,16 @@ mod tests {
         assert!(check_channel(&guest, &ch, ReadStreams).is_ok());
         assert_eq!(
             check_channel(&guest, &ch, ReadRecordings),
+            Err(Denied::Forbidden)
+        );
+        assert!(check_channel(&owner, &ch, ManageStudio).is_ok());
+        assert!(check_channel(&guest, &ch, ReadStudio).is_ok());
+        assert_eq!(
+            check_channel(&guest, &ch, ManageStudio),
+            Err(Denied::Forbidden)
+        );
+        assert_eq!(
+            check_channel(&moderator, &ch, ManageStudio),
             Err(Denied::Forbidden)
         );
         assert!(check_global(&owner, CreateChannel).is_ok());

@@ -145,6 +145,19 @@ impl Auth {
         &self.store
     }
 
+    /// A 32-byte key for `purpose` derived from the JWT secret (HMAC-SHA256 of the
+    /// purpose under the secret): other signed tokens of the control plane (studio
+    /// invitations and participant tokens) use it, so every control plane sharing
+    /// `WEIR_JWT_SECRET` verifies them and none of them is an access token.
+    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.cfg.jwt_secret)
+            .expect("HMAC takes keys of any length");
+        mac.update(b"weir derived key\0");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     /// The JWT keys (tests craft tokens with them).
     pub fn jwt(&self) -> &JwtKeys {
         &self.jwt

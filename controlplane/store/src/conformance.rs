@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod studio;
+
 use std::time::Duration;
 
 use crate::error::StoreError;
@@ -41,6 +43,7 @@ pub async fn run(store: &Store) {
     destinations(store, &ch.id).await;
     recordings(store, &ch.id).await;
     entitlements(store, &ch.id).await;
+    studio::run(store, &ch.id, &owner.id).await;
     nodes(store).await;
     heartbeats_renew_a_node(store).await;
     tracing::info!(backend = store.kv().backend(), "conformance suite passed");

@@ -66,6 +66,23 @@ impl Store {
         Ok(meta)
     }
 
+    /// Puts a key id on the revocation list without key metadata (studio participants'
+    /// keys are not channel keys); idempotent.
+    pub(crate) async fn put_revocation(&self, key_id: &str, owner: &str) -> Result<()> {
+        if !is_safe_id(key_id) {
+            return Err(StoreError::Invalid("bad key id".into()));
+        }
+        if self.kv().get(REVOCATIONS, key_id).await?.is_some() {
+            return Ok(());
+        }
+        let rev = Revocation {
+            key_id: key_id.to_string(),
+            channel_id: owner.to_string(),
+            revoked_at: now_ms(),
+        };
+        self.put_json(REVOCATIONS, key_id, &rev, None).await
+    }
+
     /// Whether a key id is revoked.
     pub async fn is_stream_key_revoked(&self, key_id: &str) -> Result<bool> {
         if !is_safe_id(key_id) {

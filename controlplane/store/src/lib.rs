@@ -1,6 +1,7 @@
 //! Control-plane storage: the records (users, refresh tokens, channels, stream-key
 //! metadata and revocations, streams, destinations with sealed keys, recordings,
-//! entitlements, nodes, viewer counts) and the backends that keep them.
+//! entitlements, nodes, viewer counts, studio broadcasts with their participants,
+//! invitations and images) and the backends that keep them.
 //!
 //! Shape: backends implement one small trait, [`Kv`] (get / put with TTL / delete / list a
 //! bucket / compare-and-swap). [`Store`] implements the domain operations once over any
@@ -36,6 +37,7 @@ mod recordings;
 mod scylla;
 mod store;
 mod streams;
+pub mod studio;
 mod tokens;
 mod users;
 
@@ -52,5 +54,10 @@ pub use model::*;
 #[cfg(feature = "scylla")]
 pub use scylla::ScyllaKv;
 pub use store::Store;
+pub use studio::{
+    BroadcastPatch, BroadcastStatus, Invitation, MediaPatch, NewBroadcast, NewParticipant,
+    OverlayPatch, Participant, ParticipantRole, Stage, StudioBanner, StudioBroadcast, StudioImage,
+    StudioKey, StudioLayout, UploadError,
+};
 pub use tokens::Consume;
 pub use users::{normalize_email, normalize_username};

@@ -18,4 +18,7 @@ pub struct MutationRoot(
     destinations::DestinationMutations,
     policy::PolicyMutations,
     crate::chat::ChatMutations,
+    crate::studio::StudioMutations,
+    crate::studio::StageMutations,
+    crate::studio::LiveMutations,
 );

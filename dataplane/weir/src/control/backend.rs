@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use weir_api::{ApiState, RecordingFinished, RecordingStarted};
+use weir_api::{ApiState, RecordingFinished, RecordingStarted, StudioPublish};
 use weir_store::{
     Node, NodeLoad, RelayStatus, Rendition, StoreError, TranscoderRung, TranscoderStatus,
 };
@@ -37,6 +37,24 @@ impl Backend {
                 match st.is_stream_key_revoked(key_id).await {
                     Ok(true) => return KeyAnswer::Refused,
                     Ok(false) => {}
+                    Err(_) => return KeyAnswer::Unreachable,
+                }
+                // A studio participant's key: its own stream, while it is in the studio.
+                match st.studio_publish(key_id).await {
+                    Ok(Some(StudioPublish::Allowed { stream, record })) => {
+                        return KeyAnswer::Channel(ChannelPolicy {
+                            channel_id: stream,
+                            signed_playback: false,
+                            transcode: Some(false),
+                            record: Some(record),
+                            destinations: Vec::new(),
+                        });
+                    }
+                    Ok(Some(StudioPublish::Refused(why))) => {
+                        tracing::info!(%why, "studio participant key refused");
+                        return KeyAnswer::Refused;
+                    }
+                    Ok(None) => {}
                     Err(_) => return KeyAnswer::Unreachable,
                 }
                 // Keys issued by `weir key issue` are not in the store: they are valid by
