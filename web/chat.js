@@ -152,7 +152,12 @@ export class Chat {
       }
       case "banned": {
         const li = this.event(f, `${f.user.name} was banned by ${f.by.name}${f.reason ? `: ${f.reason}` : ""}.`);
-        if (this.moderation) li.append(this.button("Unban", `Unban ${f.user.name}`, () => this.moderate("unban", { user: f.user.id })));
+        if (this.moderation) {
+          const tools = document.createElement("span");
+          tools.className = "mod";
+          tools.append(this.button("Unban", `Unban ${f.user.name}`, () => this.moderate("unban", { user: f.user.id })));
+          li.append(tools);
+        }
         break;
       }
       case "timed_out":

@@ -140,13 +140,16 @@ async function startChat() {
       onStatus: (state, text) => {
         $("chat-status").dataset.state = state;
         $("chat-status").textContent = text;
-        if (state !== "open") $("say").hidden = true;
+        if (state !== "open") {
+          $("say").hidden = true;
+          $("role").hidden = true;
+        }
       },
       onWelcome: (f) => {
         $("say").hidden = !f.can_write;
         $("chat-error").textContent = "";
         $("text").placeholder = f.can_write ? `Chat as ${f.user.name}` : "";
-        $("chat-title").textContent = f.moderator ? "Chat (you moderate)" : "Chat";
+        $("role").hidden = !f.moderator;
       },
       onError: async (f) => {
         $("chat-error").textContent = `${errorText(f.code)}${f.message ? `: ${f.message}` : ""}`;
