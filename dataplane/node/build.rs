@@ -11,7 +11,10 @@ fn main() {
     let web = manifest.join("../../web");
     let hls = web.join("node_modules/hls.js/dist/hls.min.js");
     println!("cargo:rerun-if-changed={}", hls.display());
-    println!("cargo:rerun-if-changed={}", web.join("package-lock.json").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        web.join("package-lock.json").display()
+    );
     println!("cargo:rerun-if-env-changed=WEIR_HLS_JS");
     // WEIR_HLS_JS points at another copy of hls.min.js (packagers building offline).
     let hls = std::env::var_os("WEIR_HLS_JS").map_or(hls, PathBuf::from);

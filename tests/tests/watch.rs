@@ -89,8 +89,19 @@ fn watch_page_plays_chats_and_moderates_in_chromium() {
     assert_eq!(hls.status, 200);
     assert!(hls.body.len() > 100_000 && hls.text().contains("Hls"));
     assert!(hls.header("cache-control").unwrap().contains("immutable"));
-    for asset in ["/web/watch.js", "/web/watch.css", "/web/chat.js"] {
-        assert_eq!(http::get(node.http_port, asset).unwrap().status, 200, "{asset}");
+    for asset in [
+        "/web/watch.js",
+        "/web/watch.css",
+        "/web/chat.js",
+        "/web/webrtc.js",
+        "/web/whep.html",
+        "/web/whip.html",
+    ] {
+        assert_eq!(
+            http::get(node.http_port, asset).unwrap().status,
+            200,
+            "{asset}"
+        );
     }
     assert_eq!(http::get(api, "/web/chat.js").unwrap().status, 200);
     assert_eq!(
@@ -100,7 +111,10 @@ fn watch_page_plays_chats_and_moderates_in_chromium() {
 
     // Public, offline; unknown channels are NOT_FOUND. CORS: the preflight and the answer.
     let c = live_channel(api, "watch-e2e");
-    assert_eq!((c["title"].as_str(), c["live"].as_bool()), (Some(TITLE), Some(false)));
+    assert_eq!(
+        (c["title"].as_str(), c["live"].as_bool()),
+        (Some(TITLE), Some(false))
+    );
     assert_eq!(live_channel(api, &channel)["slug"], "watch-e2e");
     let r = weir_e2e::graphql::gql(
         api,
@@ -108,15 +122,32 @@ fn watch_page_plays_chats_and_moderates_in_chromium() {
         "{ liveChannel(channel: \"nope\") { id } }",
         json!({}),
     );
-    assert_eq!(weir_e2e::graphql::error_code(&r).as_deref(), Some("NOT_FOUND"));
+    assert_eq!(
+        weir_e2e::graphql::error_code(&r).as_deref(),
+        Some("NOT_FOUND")
+    );
     let origin = [
         ("Origin", "http://127.0.0.1:1"),
         ("Access-Control-Request-Method", "POST"),
-        ("Access-Control-Request-Headers", "content-type,authorization"),
+        (
+            "Access-Control-Request-Headers",
+            "content-type,authorization",
+        ),
     ];
-    let pre = http::send(api, "OPTIONS", "/graphql", &origin, None, Duration::from_secs(5)).unwrap();
+    let pre = http::send(
+        api,
+        "OPTIONS",
+        "/graphql",
+        &origin,
+        None,
+        Duration::from_secs(5),
+    )
+    .unwrap();
     assert_eq!(pre.status, 204);
-    assert_eq!(pre.header("access-control-allow-origin").as_deref(), Some("*"));
+    assert_eq!(
+        pre.header("access-control-allow-origin").as_deref(),
+        Some("*")
+    );
     assert!(
         pre.header("access-control-allow-headers")
             .unwrap_or_default()
@@ -124,7 +155,10 @@ fn watch_page_plays_chats_and_moderates_in_chromium() {
     );
     let body = json!({ "query": "{ liveChannel(channel: \"watch-e2e\") { live } }" }).to_string();
     let r = http::post_json(api, "/graphql", &origin[..1], &body).unwrap();
-    assert_eq!(r.header("access-control-allow-origin").as_deref(), Some("*"));
+    assert_eq!(
+        r.header("access-control-allow-origin").as_deref(),
+        Some("*")
+    );
 
     // The browser part: the script writes `ready` once the pages show the channels offline
     // and both people signed in; then the publishers start.
@@ -153,8 +187,11 @@ fn watch_page_plays_chats_and_moderates_in_chromium() {
     .iter()
     .map(|s| (*s).to_owned())
     .collect();
-    let browser = std::thread::spawn(move || run_script("watch.mjs", &args, Duration::from_secs(240)));
-    let signed_in = wait_until(Duration::from_secs(90), || ready.exists() || browser.is_finished());
+    let browser =
+        std::thread::spawn(move || run_script("watch.mjs", &args, Duration::from_secs(240)));
+    let signed_in = wait_until(Duration::from_secs(90), || {
+        ready.exists() || browser.is_finished()
+    });
     let publishers = ready.exists().then(|| {
         (
             publish(&node.rtmp_url(&key), 3, 220),
@@ -163,14 +200,24 @@ fn watch_page_plays_chats_and_moderates_in_chromium() {
     });
     // Then it waits for `ready.done` to see the channels go offline.
     let done = ready.with_extension("done");
-    wait_until(Duration::from_secs(200), || done.exists() || browser.is_finished());
+    wait_until(Duration::from_secs(200), || {
+        done.exists() || browser.is_finished()
+    });
     drop(publishers);
     let (ok, out, err) = browser.join().expect("browser thread");
-    assert!(signed_in && ok, "watch.mjs failed:\n{out}\n{err}\n{}", node.log());
+    assert!(
+        signed_in && ok,
+        "watch.mjs failed:\n{out}\n{err}\n{}",
+        node.log()
+    );
     let v: Value = serde_json::from_str(out.trim()).expect("JSON from watch.mjs");
     let steps = v["steps"].as_array().unwrap();
     for s in steps {
-        eprintln!("watch.mjs: {} ms  {}", s["ms"], s["name"].as_str().unwrap_or(""));
+        eprintln!(
+            "watch.mjs: {} ms  {}",
+            s["ms"],
+            s["name"].as_str().unwrap_or("")
+        );
     }
     assert_eq!(steps.len(), 9, "{v:#}");
     assert!(steps.iter().all(|s| s["ok"] == true), "{v:#}");

@@ -49,13 +49,13 @@ mod types;
 mod watch;
 mod ws;
 
-pub use events::{Event, RecordingFinished, RecordingStarted, RelayDestination};
-pub use http::{ClientIp, router, serve, serve_with_routes, serve_with_shutdown};
-pub use issuer::StreamKeyIssuer;
 pub use director::{
     DirectorFuture, ProgramScene, SceneBanner, SceneImage, SceneLayout, SceneParticipant,
     StudioDirector,
 };
+pub use events::{Event, RecordingFinished, RecordingStarted, RelayDestination};
+pub use http::{ClientIp, router, serve, serve_with_routes, serve_with_shutdown};
+pub use issuer::StreamKeyIssuer;
 pub use prober::{DestinationProber, ProbeFuture};
 pub use schema::{ApiSchema, build_schema, sdl};
 pub use state::{ApiConfig, ApiState};

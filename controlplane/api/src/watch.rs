@@ -39,7 +39,9 @@ pub(crate) async fn live_channel(ctx: &Context<'_>, channel: &str) -> ApiResult<
             .ok_or_else(|| ApiError::not_found("channel"))?,
     };
     let stream = store.active_stream(&ch.id).await.map_err(gql)?;
-    let live = stream.as_ref().is_some_and(|s| s.state == StreamState::Live);
+    let live = stream
+        .as_ref()
+        .is_some_and(|s| s.state == StreamState::Live);
     let viewer_count = if live {
         store.viewer_count(&ch.id).await.map_err(gql)? as i64
     } else {

@@ -261,10 +261,21 @@ mod tests {
 
     #[test]
     fn watch_api_is_a_port_or_an_http_url() {
-        for ok in ["", ":8090", "https://api.example.com", "http://10.0.0.2:8090/"] {
+        for ok in [
+            "",
+            ":8090",
+            "https://api.example.com",
+            "http://10.0.0.2:8090/",
+        ] {
             assert!(check_watch_api(ok).is_ok(), "{ok}");
         }
-        for bad in [":0", ":x", "api.example.com", "javascript:alert(1)", "https://a\"b"] {
+        for bad in [
+            ":0",
+            ":x",
+            "api.example.com",
+            "javascript:alert(1)",
+            "https://a\"b",
+        ] {
             assert!(check_watch_api(bad).is_err(), "{bad}");
         }
     }

@@ -120,7 +120,11 @@ fn start_node(
     tracing::info!(
         "Watch page: http://{host}:{}/watch/<channel> (player, chat; API and chat at {})",
         started.http_addr.port(),
-        if node.watch_api.is_empty() { ":8090" } else { &node.watch_api }
+        if node.watch_api.is_empty() {
+            ":8090"
+        } else {
+            &node.watch_api
+        }
     );
     tracing::info!(
         "WebRTC on UDP {} (one port per shard, ICE-lite; announced as {}): WHIP http://{host}:{}/whip/<stream key>, WHEP /whep/<channel>, pages /web/whip.html and /web/whep.html",

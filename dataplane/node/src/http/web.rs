@@ -58,7 +58,8 @@ pub fn respond(path: &str, query: &str, watch_api: &str) -> Option<Response> {
         _ => return None,
     };
     let mut r = Response::ok(content_type, cache, Bytes::from_static(body.as_bytes()));
-    r.extra.push(("X-Content-Type-Options", "nosniff".to_owned()));
+    r.extra
+        .push(("X-Content-Type-Options", "nosniff".to_owned()));
     Some(r)
 }
 
@@ -80,8 +81,10 @@ fn watch_page(channel: &str, watch_api: &str) -> Response {
         .replace("{{API}}", &escape(watch_api))
         .replace("{{HLS_TAG}}", HLS_JS_TAG);
     let mut r = Response::ok(HTML, "no-cache", Bytes::from(page));
-    r.extra.push(("Content-Security-Policy", WATCH_CSP.to_owned()));
-    r.extra.push(("X-Content-Type-Options", "nosniff".to_owned()));
+    r.extra
+        .push(("Content-Security-Policy", WATCH_CSP.to_owned()));
+    r.extra
+        .push(("X-Content-Type-Options", "nosniff".to_owned()));
     r.extra.push(("Referrer-Policy", "no-referrer".to_owned()));
     r
 }
@@ -115,9 +118,16 @@ mod tests {
         assert!(body.contains(&format!("/web/hls.min.js?v={HLS_JS_TAG}")));
         assert!(!body.contains("{{"));
         for bad in ["/watch/", "/watch/a/b", "/watch/%3Cscript%3E", "/watch/a b"] {
-            assert_eq!(respond(bad, "", ":8090").expect("answer").status, 404, "{bad}");
+            assert_eq!(
+                respond(bad, "", ":8090").expect("answer").status,
+                404,
+                "{bad}"
+            );
         }
-        assert_eq!(respond("/watch/demo/", "", ":8090").expect("page").status, 200);
+        assert_eq!(
+            respond("/watch/demo/", "", ":8090").expect("page").status,
+            200
+        );
     }
 
     #[test]
