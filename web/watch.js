@@ -318,14 +318,15 @@ async function playWebrtc() {
   } catch (e) {
     if (my !== gen) return;
     if (e instanceof HttpError && e.status === 422) {
-      // This stream cannot go over WebRTC as it is (e.g. B-frames): say why, play LL-HLS.
+      // This stream cannot go to this browser over WebRTC (B-frames; no H.264 in the
+      // browser, e.g. Firefox without its OpenH264 plugin): say why, play LL-HLS.
       const why = e.message.replace(/^422:\s*/, "");
       stopPlayer("switch");
       view.mode = "hls";
       document.querySelector('input[name=mode][value=hls]').checked = true;
       playHls();
       setPlayer("loading", why);
-      playerStatus(`WebRTC is not available for this stream: ${why} Playing LL-HLS instead.`, "error");
+      playerStatus(`WebRTC is not available here: ${why.replace(/[.\s]*$/, "")}. Playing LL-HLS instead.`, "error");
       return;
     }
     setPlayer("error", rtcError(e));

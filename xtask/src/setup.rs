@@ -26,11 +26,13 @@ const BUILD: &[&str] = &[
 /// stand-in CDN, in `tests/tests/cdn_proxy.rs`, and with libnginx-mod-rtmp the relay
 /// destinations of `tests/tests/relay.rs` (libnginx-mod-stream terminates TLS for RTMPS,
 /// with a test certificate openssl makes); srt-live-transmit is an SRT caller in
-/// `tests/tests/srt.rs`; redis-server carries chat between gateways in `tests/tests/chat.rs`).
+/// `tests/tests/srt.rs`; redis-server carries chat between gateways in `tests/tests/chat.rs`;
+/// firefox-esr plays the watch page in `tests/tests/watch.rs`).
 const TEST: &[&str] = &[
     "ffmpeg",
     "etcd-server",
     "chromium",
+    "firefox-esr",
     "nginx",
     "libnginx-mod-rtmp",
     "libnginx-mod-stream",
