@@ -171,7 +171,7 @@ export class Chat {
         break;
       case "error":
         st.errors.push({ code: f.code, message: f.message });
-        this.line("error", [["", `${errorText(f.code)}: ${f.message}`]]);
+        this.line("error", [["", describeError(f)]]);
         this.onError(f);
         break;
       default:
@@ -236,6 +236,15 @@ export class Chat {
       li.append(tools);
     }
   }
+}
+
+/** An error frame as one sentence: the code's name, and the server's message when it
+ *  says more. */
+export function describeError(f) {
+  const name = errorText(f.code);
+  const msg = (f.message || "").trim();
+  return !msg || name.toLowerCase().includes(msg.toLowerCase().replace(/[.!]$/, ""))
+    ? name : `${name}: ${msg}`;
 }
 
 /** A readable name for a chat error code. */

@@ -10,7 +10,7 @@
 //   refreshed (`refresh`) before the access token expires.
 // - Chat: chat.js over WS /v1/chat/<channel> on the API's host.
 
-import { Chat, errorText } from "./chat.js";
+import { Chat, describeError } from "./chat.js";
 import { newPeerConnection, Session, HttpError, endpointUrl, errorText as rtcError, selectedPair } from "./webrtc.js";
 
 const $ = (id) => document.getElementById(id);
@@ -152,7 +152,7 @@ async function startChat() {
         $("role").hidden = !f.moderator;
       },
       onError: async (f) => {
-        $("chat-error").textContent = `${errorText(f.code)}${f.message ? `: ${f.message}` : ""}`;
+        $("chat-error").textContent = describeError(f);
         if (f.code === "TOKEN_EXPIRED") {
           const t = await accessToken();
           if (t) chat.reauth(t);

@@ -17,7 +17,15 @@ fn main() {
     );
     println!("cargo:rerun-if-env-changed=WEIR_HLS_JS");
     // WEIR_HLS_JS points at another copy of hls.min.js (packagers building offline).
-    let hls = std::env::var_os("WEIR_HLS_JS").map_or(hls, PathBuf::from);
+    let overridden = std::env::var_os("WEIR_HLS_JS");
+    let hls = overridden.clone().map_or(hls, PathBuf::from);
+    if overridden.is_some() && !hls.is_file() {
+        eprintln!(
+            "\nWEIR_HLS_JS names {}, which is not a file.\n",
+            hls.display()
+        );
+        std::process::exit(1);
+    }
     if !hls.is_file() {
         eprintln!(
             "\nweir-node embeds hls.js for the watch page, and {} is missing.\n\
