@@ -1,4 +1,4 @@
-// Starting Debian's headless Chromium for the browser tests (play.mjs, webrtc.mjs).
+// Starting Debian's headless Chromium for the browser tests (play.mjs, webrtc.mjs, watch.mjs).
 //
 // Chromium as root, on a machine with no network but loopback: no sandbox, no GPU, no
 // background connections to Google, a fresh profile. CHROMIUM overrides the browser path.
@@ -47,4 +47,23 @@ export async function launch(extraArgs = [], options = {}) {
     removeProfile();
   };
   return { context, close };
+}
+
+// Launches one browser for several independent sessions (`browser.newContext()` each: own
+// storage, like separate people); exits with code 3 when it cannot start. Returns
+// { browser, close }.
+export async function launchBrowser(extraArgs = []) {
+  let browser;
+  try {
+    browser = await chromium.launch({
+      executablePath,
+      headless: true,
+      args: [...BASE_ARGS, ...extraArgs],
+      timeout: 20_000,
+    });
+  } catch (e) {
+    console.error(`cannot start ${executablePath}: ${e.message}`);
+    process.exit(3);
+  }
+  return { browser, close: () => browser.close().catch(() => {}) };
 }

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! cargo xtask setup [--test]     install missing Debian packages (build; --test: test peers
-//!                                too, and `npm ci` in tests/web for the browser test)
+//!                                too), `npm ci` in web/ (hls.js, embedded by the node) and,
+//!                                with --test, in tests/web for the browser test
 //! cargo xtask serve [ARGS…]      setup, build release, run `weir serve ARGS…`
 //! cargo xtask test               setup --test, fmt check, clippy -D warnings, all tests
 //! cargo xtask bench live         benchmarks against peers run side by side (see bench/README.md)

@@ -1,5 +1,6 @@
-//! Installs the Debian packages the project needs, only those missing, and (with the test
-//! peers) the browser test's npm packages in tests/web.
+//! Installs the Debian packages the project needs, only those missing, the web pages'
+//! npm packages in web/ (the node embeds hls.js from there: `dataplane/node/build.rs`),
+//! and (with the test peers) the browser test's npm packages in tests/web.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -27,11 +28,13 @@ const BUILD: &[&str] = &[
 /// stand-in CDN, in `tests/tests/cdn_proxy.rs`, and with libnginx-mod-rtmp the relay
 /// destinations of `tests/tests/relay.rs` (libnginx-mod-stream terminates TLS for RTMPS,
 /// with a test certificate openssl makes); srt-live-transmit is an SRT caller in
-/// `tests/tests/srt.rs`; redis-server carries chat between gateways in `tests/tests/chat.rs`).
+/// `tests/tests/srt.rs`; redis-server carries chat between gateways in `tests/tests/chat.rs`;
+/// firefox-esr plays the watch page in `tests/tests/watch.rs`).
 const TEST: &[&str] = &[
     "ffmpeg",
     "etcd-server",
     "chromium",
+    "firefox-esr",
     "nginx",
     "libnginx-mod-rtmp",
     "libnginx-mod-stream",
@@ -39,8 +42,9 @@ const TEST: &[&str] = &[
     "srt-tools",
     "redis-server",
 ];
-/// Node.js and npm run the browser test's driver; installed from Debian only when
-/// they are not already on PATH (they may come from elsewhere, e.g. NodeSource).
+/// Node.js and npm install the web pages' packages (and run the browser test's driver);
+/// installed from Debian only when they are not already on PATH (they may come from
+/// elsewhere, e.g. NodeSource).
 const NODE: &[(&str, &str)] = &[("node", "nodejs"), ("npm", "npm")];
 
 fn installed(pkg: &str) -> bool {
@@ -56,15 +60,16 @@ pub fn run(with_test_peers: bool) -> Result<(), String> {
     let mut pkgs: Vec<&str> = BUILD.to_vec();
     if with_test_peers {
         pkgs.extend(TEST);
-        pkgs.extend(
-            NODE.iter()
-                .filter(|(tool, _)| !on_path(tool))
-                .map(|(_, pkg)| *pkg),
-        );
     }
+    pkgs.extend(
+        NODE.iter()
+            .filter(|(tool, _)| !on_path(tool))
+            .map(|(_, pkg)| *pkg),
+    );
     install(pkgs.iter())?;
+    npm_ci("web")?;
     if with_test_peers {
-        web_deps()?;
+        npm_ci("tests/web")?;
     }
     Ok(())
 }
@@ -104,9 +109,10 @@ pub fn install<'a>(pkgs: impl Iterator<Item = &'a &'a str>) -> Result<(), String
     crate::run(&mut apt(&args))
 }
 
-/// `npm ci` in tests/web when its node_modules is missing or older than package-lock.json.
-pub fn web_deps() -> Result<(), String> {
-    let web = crate::root().join("tests/web");
+/// `npm ci` in `dir` (web/, tests/web) when its node_modules is missing or older than its
+/// package-lock.json.
+pub fn npm_ci(dir: &str) -> Result<(), String> {
+    let web = crate::root().join(dir);
     let lock = web.join("package-lock.json");
     // npm writes node_modules/.package-lock.json on every install.
     let installed = web.join("node_modules/.package-lock.json");

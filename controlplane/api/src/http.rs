@@ -1,5 +1,6 @@
 //! The HTTP layer: `POST /graphql` (JSON), `GET /graphql` (graphql-ws upgrade, or GraphiQL
-//! for browsers), with the body limit, rate limits and authentication in front of the schema.
+//! for browsers), with the body limit, rate limits and authentication in front of the schema;
+//! CORS for any origin (bearer tokens only, see [`router`]).
 //!
 //! graphql-ws connections get the same limits per operation (see [`crate::ws`]) and are
 //! closed once their token or account is no longer valid.
@@ -39,10 +40,41 @@ pub fn router(state: ApiState) -> Router {
     let studio = crate::studio::routes(state.clone());
     let app = Arc::new(App { state, schema });
     Router::new()
-        .route("/graphql", get(graphql_get).post(graphql_post))
+        .route(
+            "/graphql",
+            get(graphql_get).post(graphql_post).options(preflight),
+        )
+        .layer(axum::middleware::map_response(allow_any_origin))
         .with_state(app)
         .merge(nodes)
         .merge(studio)
+}
+
+/// `/graphql` answers any origin: it authenticates with bearer tokens only (no cookies),
+/// so a page elsewhere cannot act for anyone whose token it does not hold. Pages served
+/// by the data-plane node (the watch page, another port or host) call it this way.
+async fn allow_any_origin(mut res: Response) -> Response {
+    res.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        header::HeaderValue::from_static("*"),
+    );
+    res
+}
+
+/// The CORS preflight of a cross-origin `POST /graphql` (JSON body, bearer token).
+async fn preflight() -> Response {
+    (
+        StatusCode::NO_CONTENT,
+        [
+            (header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST, OPTIONS"),
+            (
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                "authorization, content-type",
+            ),
+            (header::ACCESS_CONTROL_MAX_AGE, "86400"),
+        ],
+    )
+        .into_response()
 }
 
 /// Serves [`router`] on `listener` until the process ends.

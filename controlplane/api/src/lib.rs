@@ -9,6 +9,9 @@
 //!   also carries the event-ingest API the data plane calls ([`ApiState::stream_started`],
 //!   [`ApiState::stream_live`], [`ApiState::stream_ended`], [`ApiState::viewer_count`],
 //!   [`ApiState::node_heartbeat`]) which feeds subscriptions.
+//! - `liveChannel`: what a watch page shows anyone (title, live, viewers); `/graphql`
+//!   answers cross-origin requests (CORS, any origin: the API takes bearer tokens, never
+//!   cookies), so the node's watch page on another port can call it.
 //! - Chat ([`ApiState::set_chat`]): `chatHistory`, `moderateChat`, `chatMessages` over
 //!   the `weir-chat` gateway (whose own websocket and HTTP routes
 //!   [`serve_with_routes`] can serve on the same port).
@@ -49,6 +52,7 @@ mod state;
 pub mod studio;
 mod subscription;
 mod types;
+mod watch;
 mod ws;
 
 pub use director::{

@@ -34,6 +34,16 @@ impl CoreQueries {
         crate::chat::history(ctx, &channel_id, before, limit).await
     }
 
+    /// A channel (id or slug) as its watch page shows it to anyone: title, live state,
+    /// viewers. Public.
+    async fn live_channel(
+        &self,
+        ctx: &Context<'_>,
+        channel: ID,
+    ) -> ApiResult<crate::watch::LiveChannel> {
+        crate::watch::live_channel(ctx, &channel).await
+    }
+
     /// The caller.
     async fn me(&self, ctx: &Context<'_>) -> ApiResult<User> {
         let who = principal(ctx)?;

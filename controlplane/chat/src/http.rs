@@ -5,7 +5,8 @@
 //! - `GET /v1/chat/{channel}/history?before=<id>&limit=<n>` — a page of history;
 //! - `POST /v1/moderation/{channel}/actions` — a moderator action (bearer token);
 //! - `GET /v1/moderation/{channel}/audit?limit=<n>` — the audit log (moderators);
-//! - `GET /web/chat.html` — the chat panel page (`web/chat.html`).
+//! - `GET /web/chat.html` — the chat panel page (`web/chat.html`), and `/web/chat.js`, the
+//!   chat module it shares with the node's watch page.
 //!
 //! `{channel}` is a channel id or slug. Errors are `{"error": {"code", "message"}}`.
 //! Serve the router with connect info (`into_make_service_with_connect_info::<SocketAddr>`)
@@ -64,6 +65,7 @@ pub fn routes(gw: Gateway) -> Router {
         .route("/v1/moderation/{channel}/actions", post(action))
         .route("/v1/moderation/{channel}/audit", get(audit))
         .route("/web/chat.html", get(page))
+        .route("/web/chat.js", get(script))
         .with_state(gw)
 }
 
@@ -160,8 +162,9 @@ async fn must_moderate(
     Ok((channel, who))
 }
 
-/// The chat page: inline script and style only, talking to websockets.
-const PAGE_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+/// The chat page: its inline glue and the shared chat module (`/web/chat.js`), talking
+/// to websockets.
+const PAGE_CSP: &str = "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; \
      connect-src ws: wss:; img-src data:; base-uri 'none'; form-action 'none'";
 
 async fn page() -> Response {
@@ -173,6 +176,19 @@ async fn page() -> Response {
             (header::CACHE_CONTROL, "no-cache"),
         ],
         include_str!("../../../web/chat.html"),
+    )
+        .into_response()
+}
+
+/// The chat client and message log the chat page and the node's watch page share.
+async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("../../../web/chat.js"),
     )
         .into_response()
 }

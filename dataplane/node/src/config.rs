@@ -101,6 +101,10 @@ pub struct NodeConfig {
     /// IPs). Empty: the bind address, or the address of the default route when bound
     /// to all interfaces.
     pub webrtc_public_ips: Vec<std::net::IpAddr>,
+    /// Where the watch page (`/watch/<channel>`) finds the control plane's GraphQL API
+    /// and chat: a base URL (`https://api.example.com`), or `:PORT` for the page's own
+    /// host on that port. Empty: `:8090` (`weir serve` fills in its API port).
+    pub watch_api: String,
     /// SRT ingest listener (UDP; every shard binds it with SO_REUSEPORT).
     pub srt_listen: SocketAddr,
     /// Receiver latency (TSBPD) the node asks SRT callers for, in milliseconds; the
@@ -292,6 +296,7 @@ impl Default for NodeConfig {
             webrtc_udp_port: 8189,
             webrtc_bind_ip: std::net::IpAddr::from([0, 0, 0, 0]),
             webrtc_public_ips: Vec::new(),
+            watch_api: String::new(),
             srt_listen: SocketAddr::from(([0, 0, 0, 0], 9000)),
             srt_latency_ms: 120,
             srt_max_connections: 1000,

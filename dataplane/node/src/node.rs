@@ -217,6 +217,7 @@ impl Node {
             events.clone(),
         );
         registry.set_relay(config.relay());
+        registry.set_watch_api(config.watch_api.clone());
         // Always open: a channel may ask for recording on a node that does not record
         // by default, and recordings of earlier runs are served and finished.
         let recorder = crate::recorder::Recorder::open(config.recording(), events)

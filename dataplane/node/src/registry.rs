@@ -162,6 +162,8 @@ pub struct Registry {
     recorder: Option<Arc<crate::recorder::Recorder>>,
     /// Whether broadcasts are recorded unless their channel says otherwise.
     record_default: bool,
+    /// Where the watch page finds the control plane (see `NodeConfig::watch_api`).
+    watch_api: String,
 }
 
 /// UNIX time in milliseconds.
@@ -193,6 +195,21 @@ impl Registry {
             relay: crate::relay::RelayConfig::default(),
             recorder: None,
             record_default: false,
+            watch_api: String::new(),
+        }
+    }
+
+    /// Sets where the watch page finds the control plane (`[node] watch_api`).
+    pub fn set_watch_api(&mut self, api: String) {
+        self.watch_api = api;
+    }
+
+    /// Where the watch page finds the control plane: a base URL or `:PORT`.
+    pub fn watch_api(&self) -> &str {
+        if self.watch_api.is_empty() {
+            ":8090"
+        } else {
+            &self.watch_api
         }
     }
 

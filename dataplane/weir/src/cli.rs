@@ -125,6 +125,11 @@ pub struct NodeArgs {
         value_delimiter = ','
     )]
     pub webrtc_public_ips: Option<Vec<std::net::IpAddr>>,
+    /// Where the watch page (/watch/<channel>) finds the control plane's API and chat:
+    /// a base URL (https://api.example.com) or :PORT on the page's host (default: the
+    /// API port of `weir serve`, else :8090).
+    #[arg(long, global = true, env = "WEIR_WATCH_API")]
+    pub watch_api: Option<String>,
     /// SRT ingest listen address (UDP): `ffmpeg … -f mpegts "srt://HOST:PORT?streamid=<key>"`.
     #[arg(long, global = true, env = "WEIR_SRT_LISTEN")]
     pub srt_listen: Option<std::net::SocketAddr>,

@@ -74,6 +74,20 @@ fn parse_rung(text: &str) -> anyhow::Result<weir_node::RungSetting> {
     })
 }
 
+/// `watch_api` is empty, `:PORT`, or an http(s) base URL.
+fn check_watch_api(v: &str) -> anyhow::Result<()> {
+    let port_only = v
+        .strip_prefix(':')
+        .is_some_and(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
+    let url = (v.starts_with("http://") || v.starts_with("https://"))
+        && !v.contains(|c: char| c.is_whitespace() || "\"'<>`".contains(c));
+    anyhow::ensure!(
+        v.is_empty() || port_only || url,
+        "watch_api must be \":PORT\" or an http(s) URL such as https://api.example.com, not {v:?}"
+    );
+    Ok(())
+}
+
 /// Reads the file (if any) and applies overrides.
 pub fn load(path: Option<&Path>, args: &NodeArgs) -> anyhow::Result<Config> {
     let mut config = match path {
@@ -118,6 +132,9 @@ pub fn load(path: Option<&Path>, args: &NodeArgs) -> anyhow::Result<Config> {
     }
     if let Some(v) = a.webrtc_public_ips {
         n.webrtc_public_ips = v;
+    }
+    if let Some(v) = &a.watch_api {
+        n.watch_api = v.clone();
     }
     if let Some(v) = a.io_backend {
         n.io_backend = match v {
@@ -234,12 +251,34 @@ pub fn load(path: Option<&Path>, args: &NodeArgs) -> anyhow::Result<Config> {
     if let Some(v) = a.chat_listen {
         c.chat_listen = v;
     }
+    check_watch_api(&config.node.watch_api)?;
     Ok(config)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn watch_api_is_a_port_or_an_http_url() {
+        for ok in [
+            "",
+            ":8090",
+            "https://api.example.com",
+            "http://10.0.0.2:8090/",
+        ] {
+            assert!(check_watch_api(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            ":0",
+            ":x",
+            "api.example.com",
+            "javascript:alert(1)",
+            "https://a\"b",
+        ] {
+            assert!(check_watch_api(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn the_sample_config_is_valid_and_matches_the_defaults() {

@@ -119,6 +119,15 @@ fn start_node(
         .map(|ip| ip.to_string())
         .collect();
     tracing::info!(
+        "Watch page: http://{host}:{}/watch/<channel> (player, chat; API and chat at {})",
+        started.http_addr.port(),
+        if node.watch_api.is_empty() {
+            ":8090"
+        } else {
+            &node.watch_api
+        }
+    );
+    tracing::info!(
         "WebRTC on UDP {} (one port per shard, ICE-lite; announced as {}): WHIP http://{host}:{}/whip/<stream key>, WHEP /whep/<channel>, pages /web/whip.html and /web/whep.html",
         ports.join(","),
         ips.join(","),
@@ -128,7 +137,12 @@ fn start_node(
 }
 
 /// `weir serve`: node + GraphQL API + embedded storage in one process.
-pub fn all_in_one(config: Config) -> anyhow::Result<()> {
+pub fn all_in_one(mut config: Config) -> anyhow::Result<()> {
+    // The watch page talks to this process's API unless told otherwise.
+    let api_port = config.control.api_listen.port();
+    if config.node.watch_api.is_empty() && api_port != 0 {
+        config.node.watch_api = format!(":{api_port}");
+    }
     let rt = tokio_runtime()?;
     let data_dir = config.node.data_dir.clone();
     let signer = load_signer(&config.node)?;

@@ -1,9 +1,10 @@
 //! The HTTP/1.1 origin: a bounded request parser, a response writer, the routes,
-//! and the per-connection driver.
+//! the browser pages, and the per-connection driver.
 
 pub mod conn;
 pub mod origin;
 pub mod request;
 pub mod response;
 pub mod vod;
+pub mod web;
 pub mod webrtc;

@@ -11,7 +11,8 @@
 //! /live/<channel>/<broadcast>/<object>      init segment, part or segment (immutable)
 //! /live/<channel>/<broadcast>/<rendition>/… the same, per rendition (a transcode ladder:
 //!                                           one CMAF track per playlist, see `renditions`)
-//! /whip, /whep, /web/…                      WebRTC (see `webrtc`)
+//! /whip, /whep                              WebRTC (see `webrtc`)
+//! /watch/<channel>, /web/…                  the browser pages (see `web`)
 //! /metrics                                  Prometheus text format
 //! /healthz                                  liveness
 //! ```
@@ -111,7 +112,7 @@ pub async fn respond(
         let body = crate::metrics_setup::render();
         return Response::ok("text/plain; version=0.0.4", "no-store", Bytes::from(body));
     }
-    if let Some(page) = super::webrtc::page(path) {
+    if let Some(page) = super::web::respond(path, &req.query, registry.watch_api()) {
         return page;
     }
     if let Some(rest) = path.strip_prefix("/vod/") {

@@ -1,4 +1,4 @@
-//! WHIP (RFC 9725) and WHEP endpoints, and the browser pages that use them.
+//! WHIP (RFC 9725) and WHEP endpoints (their browser pages are in `web`).
 //!
 //! ```text
 //! POST   /whip[/<stream key>]        offer → 201 + answer, Location /whip/session/<id>
@@ -7,7 +7,6 @@
 //! PATCH  /whi{p,ep}/session/<id>     trickle ICE: 204 (ICE-lite: the server needs none
 //!                                    of the client's candidates; checks reach it anyway)
 //! DELETE /whi{p,ep}/session/<id>     ends the session
-//! GET    /web/whip.html, /web/whep.html, /web/webrtc.js
 //! ```
 
 use std::rc::Rc;
@@ -101,28 +100,4 @@ fn session_resource(req: &Request, rtc: &WebrtcShard, id: &str) -> Response {
         Method::Delete | Method::Patch => Response::error(404, "no such session"),
         _ => Response::error(405, "PATCH (trickle ICE) or DELETE a session"),
     }
-}
-
-/// The browser pages in `web/` (compiled in: no files to deploy).
-pub fn page(path: &str) -> Option<Response> {
-    let (body, content_type): (&'static str, &'static str) = match path {
-        "/web/whip.html" => (
-            include_str!("../../../../web/whip.html"),
-            "text/html; charset=utf-8",
-        ),
-        "/web/whep.html" => (
-            include_str!("../../../../web/whep.html"),
-            "text/html; charset=utf-8",
-        ),
-        "/web/webrtc.js" => (
-            include_str!("../../../../web/webrtc.js"),
-            "text/javascript; charset=utf-8",
-        ),
-        _ => return None,
-    };
-    Some(Response::ok(
-        content_type,
-        "no-cache",
-        Bytes::from_static(body.as_bytes()),
-    ))
 }
