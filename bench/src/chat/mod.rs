@@ -94,9 +94,15 @@ impl Config {
                 "unknown scenario {s} (room, rooms, room-redis, rooms-redis)"
             );
         }
-        ensure!(c.connections >= c.rooms.max(2), "fewer connections than rooms");
-        ensure!(c.writers >= 1 && c.users >= 1, "--writers and --users must be ≥ 1");
-    ensure!(c.users <= 10_000, "--users: at most 10,000");
+        ensure!(
+            c.connections >= c.rooms.max(2),
+            "fewer connections than rooms"
+        );
+        ensure!(
+            c.writers >= 1 && c.users >= 1,
+            "--writers and --users must be ≥ 1"
+        );
+        ensure!(c.users <= 10_000, "--users: at most 10,000");
         ensure!(c.step_secs >= 2.0, "steps need at least 2 s");
         Ok(c)
     }
@@ -237,7 +243,11 @@ fn scenario(name: &str, cfg: &Config) -> anyhow::Result<Scenario> {
     let rooms = if many { cfg.rooms } else { 1 };
     let per_room = cfg.connections / rooms;
     let connections = per_room * rooms;
-    let writers = if many { rooms } else { cfg.writers.min(per_room) };
+    let writers = if many {
+        rooms
+    } else {
+        cfg.writers.min(per_room)
+    };
     crate::progress!(
         "chat {name}: {} gateway(s), {rooms} room(s) × {per_room}, {writers} writers",
         if shared { 2 } else { 1 }
@@ -330,7 +340,10 @@ fn scenario(name: &str, cfg: &Config) -> anyhow::Result<Scenario> {
             gateway_cores: gw,
             helper_cores: (b.helpers - a.helpers) / dt,
             client_cores: (b.me - a.me) / dt,
-            other_cores: ((b.busy - a.busy) - (b.gw - a.gw) - (b.helpers - a.helpers) - (b.me - a.me))
+            other_cores: ((b.busy - a.busy)
+                - (b.gw - a.gw)
+                - (b.helpers - a.helpers)
+                - (b.me - a.me))
                 / dt,
             p50: h.percentile_ms(50.0),
             p99: h.percentile_ms(99.0),

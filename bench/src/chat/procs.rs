@@ -255,8 +255,16 @@ impl Cluster {
             "chat".to_owned(),
         ]);
         let mut gw = weir(&dir, "chat", &args, &env)?;
-        wait_for(&gw.log.clone(), "subscribed to Redis fan-out", &mut gw.child)?;
-        wait_for(&cp.log.clone(), "subscribed to Redis fan-out", &mut cp.child)?;
+        wait_for(
+            &gw.log.clone(),
+            "subscribed to Redis fan-out",
+            &mut gw.child,
+        )?;
+        wait_for(
+            &cp.log.clone(),
+            "subscribed to Redis fan-out",
+            &mut cp.child,
+        )?;
         let helpers = vec![
             ("redis".to_owned(), redis.pid()),
             ("etcd".to_owned(), etcd.pid()),

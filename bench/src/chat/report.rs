@@ -94,7 +94,10 @@ pub fn render(cfg: &Config, results: &[Scenario]) -> String {
 pub fn write(readme: &Path, text: &str) -> anyhow::Result<()> {
     if !crate::report::replace_marked(readme, BEGIN, END, text)? {
         let old = std::fs::read_to_string(readme).unwrap_or_default();
-        std::fs::write(readme, format!("{}\n\n{BEGIN}\n{text}{END}\n", old.trim_end()))?;
+        std::fs::write(
+            readme,
+            format!("{}\n\n{BEGIN}\n{text}{END}\n", old.trim_end()),
+        )?;
     }
     Ok(())
 }

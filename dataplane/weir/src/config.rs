@@ -245,8 +245,16 @@ pub fn load(path: Option<&Path>, args: &NodeArgs) -> anyhow::Result<Config> {
         c.chat_listen = v;
     }
     for (flag, given, field) in [
-        ("--chat-rate-per-user", a.chat_rate_per_user, &mut c.chat_rate_per_user),
-        ("--chat-rate-per-ip", a.chat_rate_per_ip, &mut c.chat_rate_per_ip),
+        (
+            "--chat-rate-per-user",
+            a.chat_rate_per_user,
+            &mut c.chat_rate_per_user,
+        ),
+        (
+            "--chat-rate-per-ip",
+            a.chat_rate_per_ip,
+            &mut c.chat_rate_per_ip,
+        ),
         (
             "--chat-connect-rate-per-ip",
             a.chat_connect_rate_per_ip,
