@@ -14,9 +14,13 @@
 //!                [--media FILE.ts] [--keep] [--readme | --no-readme]
 //! weir-bench outputs [--quick] [--secs S] [--destinations 1,4,16,32] [--media FILE]
 //!                    [--readme | --no-readme]
+//! weir-bench chat [--quick] [--scenarios room,rooms,room-redis,rooms-redis] [--connections N]
+//!                 [--rooms R] [--writers W] [--users U] [--deliveries D1,D2,…] [--step-secs S]
+//!                 [--readme | --no-readme]
 //! ```
 
 mod api;
+mod chat;
 mod egress;
 mod flv;
 mod http;
@@ -400,9 +404,10 @@ fn main() -> ExitCode {
         Some("transcode") => transcode::run(&args[1..]),
         Some("srt") => srt::run(&args[1..]),
         Some("outputs") => outputs::run(&args[1..]),
+        Some("chat") => chat::run(&args[1..]),
         _ => {
             eprintln!(
-                "usage: weir-bench live [--quick] [flags…] | weir-bench api [--quick] [--clients N] | weir-bench transcode|srt [--quick] [flags…]  (see bench/README.md)"
+                "usage: weir-bench live [--quick] [flags…] | weir-bench api [--quick] [--clients N] | weir-bench transcode|srt|outputs|chat [--quick] [flags…]  (see bench/README.md)"
             );
             return ExitCode::from(2);
         }

@@ -10,6 +10,9 @@
 //! a lossy relay, weir against srt-live-transmit.
 //! `cargo xtask bench outputs [--quick] [FLAGS…]` — relay fan-out (multistreaming): CPU
 //! and added latency for 1 stream → D destinations, weir against nginx-rtmp's `push`.
+//! `cargo xtask bench chat [--quick] [FLAGS…]` — the chat gateway: deliveries per core,
+//! send → delivery latency, memory per connection, messages lost; one big room and many
+//! small rooms, one gateway and two sharing rooms through Redis (about 5 minutes).
 
 use std::process::Command;
 
@@ -43,8 +46,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
         "srt" => bench("srt", &["ffmpeg", "srt-tools"], rest),
         // ffmpeg: the test media; nginx-rtmp: the peer (`push`).
         "outputs" => bench("outputs", &["ffmpeg", "nginx", "libnginx-mod-rtmp"], rest),
+        "chat" => bench("chat", &["redis-server", "etcd-server", "util-linux"], rest),
         other => Err(format!(
-            "unknown bench scenario {other:?} (have: live, api, transcode, srt, outputs)"
+            "unknown bench scenario {other:?} (have: live, api, transcode, srt, outputs, chat)"
         )),
     }
 }

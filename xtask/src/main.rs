@@ -29,7 +29,7 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <setup [--test] | serve [ARGS…] | test | bench live|api|transcode|srt|outputs | fuzz TARGET [SECS]>"
+                "usage: cargo xtask <setup [--test] | serve [ARGS…] | test | bench live|api|transcode|srt|outputs|chat | fuzz TARGET [SECS]>"
             );
             return ExitCode::from(2);
         }

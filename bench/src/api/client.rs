@@ -16,7 +16,16 @@ pub struct Conn {
 impl Conn {
     /// Connects.
     pub fn connect(port: u16) -> anyhow::Result<Self> {
-        let s = TcpStream::connect(("127.0.0.1", port))?;
+        Self::connect_from(port, [127, 0, 0, 1])
+    }
+
+    /// Connects from loopback address `from` (127.0.0.0/8: a client address of its own,
+    /// for per-IP limits such as logins).
+    pub fn connect_from(port: u16, from: [u8; 4]) -> anyhow::Result<Self> {
+        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+        sock.bind(&std::net::SocketAddr::from((from, 0)).into())?;
+        sock.connect(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into())?;
+        let s: TcpStream = sock.into();
         s.set_nodelay(true)?;
         s.set_read_timeout(Some(Duration::from_secs(10)))?;
         Ok(Self {

@@ -8,7 +8,7 @@
 //!   for every publish (`POST /v1/node/authorize`), sequentially and with 8 in flight.
 
 pub(crate) mod client;
-mod procs;
+pub(crate) mod procs;
 
 use std::time::{Duration, Instant};
 

@@ -169,6 +169,11 @@ impl Etcd {
             endpoint,
         })
     }
+
+    /// The process id (for CPU accounting).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for Etcd {

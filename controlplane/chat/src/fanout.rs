@@ -57,9 +57,12 @@ impl Fanout for LocalFanout {
         let msgs: Vec<_> = batch.iter().map(|p| p.msg.clone()).collect();
         store.put_messages(channel, &msgs).await?;
         cell.state.lock().room.committed(&msgs);
-        for m in msgs {
-            cell.deliver(&Frame::new(&ServerMsg::Message(m)));
-        }
+        // Serialised once per message, for every subscriber.
+        let frames: Vec<Frame> = msgs
+            .into_iter()
+            .map(|m| Frame::new(&ServerMsg::Message(m)))
+            .collect();
+        cell.deliver_all(&frames);
         Ok(())
     }
 

@@ -29,7 +29,9 @@ pub struct GatewayConfig {
     /// Websocket connections opened, and `auth` / `moderate` messages, per client
     /// address.
     pub per_ip_connects: Rate,
-    /// How often a room's writer stores its pending messages (at most).
+    /// Shortest pause between two stores of a room's pending messages. Zero (the
+    /// default): group commit — a room stores what arrived while its previous batch was
+    /// being stored, and rooms storing at once share one commit where the backend can.
     pub flush_interval: Duration,
     /// Outbound queue of a connection, in messages; full → dropped (4008).
     pub outbound_queue: usize,
@@ -61,7 +63,7 @@ impl Default for GatewayConfig {
                 burst: 30,
                 per_second: 2.0,
             },
-            flush_interval: Duration::from_millis(50),
+            flush_interval: Duration::ZERO,
             outbound_queue: 256,
             max_frame_bytes: 4096,
             resume_limit: 500,
@@ -309,7 +311,7 @@ impl Gateway {
     }
 
     /// Runs a message through the room's moderation; accepted messages are given their
-    /// id, stored and fanned out by the room's writer within `flush_interval`, and the
+    /// id, stored and fanned out by the room's writer (group commit), and the
     /// author's connection then gets the `ack`.
     pub fn submit(
         &self,

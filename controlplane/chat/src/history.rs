@@ -85,6 +85,7 @@ const SETTINGS: &str = "chat-settings";
 #[derive(Clone)]
 pub struct ChatStore {
     kv: Arc<dyn Kv>,
+    group: Arc<crate::group::GroupCommit>,
 }
 
 impl std::fmt::Debug for ChatStore {
@@ -104,10 +105,15 @@ fn decode_msgs(rows: Vec<(String, Vec<u8>)>) -> Result<Vec<StoredMessage>> {
 impl ChatStore {
     /// Storage over `kv`.
     pub fn new(kv: Arc<dyn Kv>) -> Self {
-        Self { kv }
+        Self {
+            kv,
+            group: Arc::default(),
+        }
     }
 
-    /// Writes a batch of accepted messages in one call.
+    /// Writes a batch of accepted messages in one call; where the backend commits
+    /// several buckets at once, in one commit with other rooms' batches written at the
+    /// same time (group commit).
     pub async fn put_messages(&self, channel: &str, batch: &[ChatMessage]) -> Result<()> {
         let mut rows = Vec::with_capacity(batch.len());
         for m in batch {
@@ -116,6 +122,9 @@ impl ChatStore {
                 deleted: None,
             };
             rows.push((key(m.id), serde_json::to_vec(&stored)?));
+        }
+        if self.kv.batches_buckets() {
+            return Ok(self.group.put(&self.kv, msg_bucket(channel), rows).await?);
         }
         Ok(self.kv.put_many(&msg_bucket(channel), &rows).await?)
     }

@@ -30,6 +30,14 @@ use crate::ws::{ConnParams, serve_socket};
 /// ([`GatewayConfig::max_frame_bytes`](crate::GatewayConfig)) is checked below it so the
 /// client gets a clean close code.
 const WS_HARD_CAP: usize = 64 * 1024;
+/// Read buffer of a websocket. tungstenite's default (128 KiB) is zero-filled on the
+/// first read, so every idle connection held 128 KiB; client frames are at most 4 KiB
+/// by protocol (a larger frame grows the buffer up to the hard cap, then is refused).
+const WS_READ_BUFFER: usize = 4 * 1024;
+/// Frames queued together are written with one flush, up to this many bytes (the
+/// connection's writer drains its queue up to [`crate::ws::COALESCE_BYTES`]); tungstenite
+/// keeps the buffer's capacity, so it stays small.
+const WS_WRITE_BUFFER: usize = crate::ws::COALESCE_BYTES;
 
 /// Serves [`routes`] alone (`weir chat`) on `listener` until `shutdown` completes, with
 /// `GET /metrics` answered by `metrics` (Prometheus text) when given.
@@ -233,6 +241,8 @@ async fn chat_ws(
     Ok(upgrade
         .max_message_size(WS_HARD_CAP)
         .max_frame_size(WS_HARD_CAP)
+        .read_buffer_size(WS_READ_BUFFER)
+        .write_buffer_size(WS_WRITE_BUFFER)
         .on_upgrade(move |socket| serve_socket(gw, socket, params)))
 }
 

@@ -121,16 +121,28 @@ impl RoomCell {
 
     /// Delivers a frame to every subscriber without waiting; full queues are dropped.
     pub fn deliver(&self, frame: &Frame) {
+        self.deliver_all(std::slice::from_ref(frame));
+    }
+
+    /// Delivers frames, in order, to every subscriber without waiting; full queues are
+    /// dropped. Each subscriber gets the whole batch in one go, so its writer sends it
+    /// with one socket write.
+    pub fn deliver_all(&self, frames: &[Frame]) {
         let mut s = self.state.lock();
-        s.subs.retain(|sub| match sub.tx.try_send(frame.clone()) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                metrics::counter!("weir_chat_slow_clients_dropped_total").increment(1);
-                sub.signal
-                    .close(close::SLOW_CONSUMER, "too slow: outbound queue full");
-                false
+        s.subs.retain(|sub| {
+            for frame in frames {
+                match sub.tx.try_send(frame.clone()) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        metrics::counter!("weir_chat_slow_clients_dropped_total").increment(1);
+                        sub.signal
+                            .close(close::SLOW_CONSUMER, "too slow: outbound queue full");
+                        return false;
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => return false,
+                }
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            true
         });
     }
 

@@ -97,6 +97,7 @@ pub mod fanout;
 pub mod filter;
 pub mod fold;
 mod gateway;
+mod group;
 pub mod history;
 pub mod http;
 pub mod hub;

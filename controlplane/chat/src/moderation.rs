@@ -140,8 +140,11 @@ impl Gateway {
                 let mut found = false;
                 for attempt in 0..2 {
                     if attempt > 0 {
-                        // It may be in the batch being stored right now.
-                        tokio::time::sleep(self.config().flush_interval * 3).await;
+                        // It may be pending or in the batch being stored right now.
+                        let wait = (self.config().flush_interval * 3)
+                            .max(std::time::Duration::from_millis(50));
+                        tokio::time::sleep(wait).await;
+                        drop(cell.flushing.lock().await);
                     }
                     let in_memory = cell.state.lock().room.delete(id);
                     let stored = chat.mark_deleted(&channel.id, id, &by.user, now).await?;

@@ -101,6 +101,17 @@ impl Conn {
         }
     }
 
+    /// A reply already read from the socket, if a whole one is buffered.
+    pub fn buffered(&mut self) -> Result<Option<Value>> {
+        match resp::parse(&self.buf).map_err(redis_err)? {
+            Some((v, used)) => {
+                self.buf.drain(..used);
+                Ok(Some(v))
+            }
+            None => Ok(None),
+        }
+    }
+
     /// Runs one command; a Redis error reply is an `Err`.
     pub async fn cmd(&mut self, args: &[&[u8]]) -> Result<Value> {
         self.send(args).await?;
@@ -308,43 +319,63 @@ async fn subscribe_once(addr: &str, pattern: &str, strip: &str, hub: &Hub) -> Re
     let mut conn = Conn::connect(addr).await?;
     conn.send(&[b"PSUBSCRIBE", pattern.as_bytes()]).await?;
     tracing::info!(%addr, "chat: subscribed to Redis fan-out");
+    // Frames of one room that arrived together go out together (one write per client).
+    let mut run: Vec<Frame> = Vec::new();
+    let mut run_cell: Option<Arc<RoomCell>> = None;
     loop {
-        let v = conn.read().await?;
-        let Value::Array(Some(items)) = v else {
-            continue;
-        };
-        // ["pmessage", pattern, channel, payload]
-        if items.len() != 4 || items[0].as_bytes() != Some(b"pmessage") {
-            continue;
-        }
-        let (Some(chan), Some(payload)) = (items[2].as_bytes(), items[3].as_bytes()) else {
-            continue;
-        };
-        let Some(channel) = std::str::from_utf8(chan)
-            .ok()
-            .and_then(|c| c.strip_prefix(strip))
-        else {
-            continue;
-        };
-        let Some(cell) = hub.get(channel) else {
-            continue;
-        };
-        let Ok(text) = std::str::from_utf8(payload) else {
-            continue;
-        };
-        let msg: ServerMsg = match serde_json::from_str(text) {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::debug!(error = %e, "chat: unreadable frame from Redis");
-                continue;
+        let mut next = Some(conn.read().await?);
+        let mut taken = 0;
+        while let Some(v) = next.take() {
+            if let Some((cell, frame)) = receive(v, strip, hub) {
+                if run_cell.as_ref().is_some_and(|c| !Arc::ptr_eq(c, &cell)) {
+                    flush_run(&mut run_cell, &mut run);
+                }
+                run_cell = Some(cell);
+                run.push(frame);
             }
-        };
-        apply(&mut cell.state.lock().room, &msg);
-        cell.deliver(&Frame {
-            id: msg.message_id(),
-            json: text.to_string().into(),
-        });
+            taken += 1;
+            if taken < 256 {
+                next = conn.buffered()?;
+            }
+        }
+        flush_run(&mut run_cell, &mut run);
     }
+}
+
+fn flush_run(cell: &mut Option<Arc<RoomCell>>, run: &mut Vec<Frame>) {
+    if let Some(c) = cell.take() {
+        c.deliver_all(run);
+    }
+    run.clear();
+}
+
+/// A published frame: applied to this gateway's copy of its room, and returned with the
+/// room for delivery (`None`: not a room loaded here, or not readable).
+fn receive(v: Value, strip: &str, hub: &Hub) -> Option<(Arc<RoomCell>, Frame)> {
+    let Value::Array(Some(items)) = v else {
+        return None;
+    };
+    // ["pmessage", pattern, channel, payload]
+    if items.len() != 4 || items[0].as_bytes() != Some(b"pmessage") {
+        return None;
+    }
+    let (chan, payload) = (items[2].as_bytes()?, items[3].as_bytes()?);
+    let channel = std::str::from_utf8(chan).ok()?.strip_prefix(strip)?;
+    let cell = hub.get(channel)?;
+    let text = std::str::from_utf8(payload).ok()?;
+    let msg: ServerMsg = match serde_json::from_str(text) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::debug!(error = %e, "chat: unreadable frame from Redis");
+            return None;
+        }
+    };
+    apply(&mut cell.state.lock().room, &msg);
+    let frame = Frame {
+        id: msg.message_id(),
+        json: text.to_string().into(),
+    };
+    Some((cell, frame))
 }
 
 #[cfg(test)]

@@ -45,8 +45,10 @@ pub(crate) async fn flush(inner: &Inner, channel: &str, cell: &RoomCell) -> bool
     }
 }
 
-/// A room's writer: waits for pending messages, stores them at most every
-/// `flush_interval`, and takes the room out of memory once idle.
+/// A room's writer: waits for pending messages and stores them — group commit: a batch
+/// is what arrived while the previous one was being stored, so an idle room stores a
+/// message at once and a busy one batches by itself — at most every `flush_interval`
+/// (none by default), and takes the room out of memory once idle.
 pub(crate) async fn run(inner: Arc<Inner>, channel: String, cell: Arc<RoomCell>) {
     let cfg = inner.cfg.clone();
     let mut idle_since = tokio::time::Instant::now();
@@ -59,13 +61,15 @@ pub(crate) async fn run(inner: Arc<Inner>, channel: String, cell: Arc<RoomCell>)
         .is_ok();
         if woke {
             let failed = flush(&inner, &channel, &cell).await;
-            // Batch what arrives meanwhile; back off longer while the store fails.
+            // Back off while the store fails; else the optional minimum interval.
             let pause = if failed {
-                cfg.flush_interval * 20
+                cfg.flush_interval.max(Duration::from_millis(50)) * 20
             } else {
                 cfg.flush_interval
             };
-            tokio::time::sleep(pause).await;
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
             if cell.state.lock().room.pending_len() > 0 {
                 cell.wake.notify_one();
             }

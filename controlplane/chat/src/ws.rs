@@ -199,6 +199,10 @@ async fn close_sink(sink: &mut Sink, code: u16, reason: &str) {
     let _ = sink.close().await;
 }
 
+/// Bytes of queued frames a connection's writer sends with one flush (one socket write
+/// for the frames of a room's batch, or for a backlog).
+pub const COALESCE_BYTES: usize = 4 * 1024;
+
 async fn write_loop(
     mut sink: Sink,
     mut rx: mpsc::Receiver<Frame>,
@@ -206,6 +210,7 @@ async fn write_loop(
     mut last_sent: u64,
     send_timeout: std::time::Duration,
 ) {
+    let mut batch: Vec<Utf8Bytes> = Vec::new();
     loop {
         let frame = tokio::select! {
             biased;
@@ -215,13 +220,33 @@ async fn write_loop(
                 None => break,
             },
         };
-        if let Some(id) = frame.id {
-            if id <= last_sent {
-                continue;
+        // This frame and whatever else is queued already, up to COALESCE_BYTES.
+        let mut bytes = 0;
+        let mut next = Some(frame);
+        while let Some(frame) = next.take() {
+            if let Some(id) = frame.id {
+                if id <= last_sent {
+                    next = rx.try_recv().ok();
+                    continue;
+                }
+                last_sent = id;
             }
-            last_sent = id;
+            bytes += frame.json.len();
+            batch.push(frame.json);
+            if bytes < COALESCE_BYTES {
+                next = rx.try_recv().ok();
+            }
         }
-        match tokio::time::timeout(send_timeout, sink.send(Message::Text(frame.json))).await {
+        if batch.is_empty() {
+            continue;
+        }
+        let send = async {
+            for json in batch.drain(..) {
+                sink.feed(Message::Text(json)).await?;
+            }
+            sink.flush().await
+        };
+        match tokio::time::timeout(send_timeout, send).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => return,
             Err(_) => {
@@ -230,6 +255,7 @@ async fn write_loop(
                 break;
             }
         }
+        batch.clear();
     }
     let (code, reason) = signal.reason().unwrap_or((close::NORMAL, String::new()));
     close_sink(&mut sink, code, &reason).await;

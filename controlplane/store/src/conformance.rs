@@ -60,6 +60,19 @@ async fn kv_batches_and_ranges(store: &Store) {
     let b = format!("conf-{}", uniq("r"));
     let rows: Vec<(String, Vec<u8>)> = (1..=9u8).map(|i| (format!("k{i}"), vec![i])).collect();
     kv.put_many(&b, &rows).await.unwrap();
+    // Several buckets at once (one transaction where the backend batches buckets).
+    let (b1, b2) = (format!("{b}-m1"), format!("{b}-m2"));
+    kv.put_many_buckets(&[
+        (b1.clone(), vec![("a".into(), b"1".to_vec())]),
+        (
+            b2.clone(),
+            vec![("a".into(), b"2".to_vec()), ("b".into(), b"3".to_vec())],
+        ),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(kv.get(&b1, "a").await.unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(kv.list(&b2).await.unwrap().len(), 2);
     kv.put(&format!("{b}/nested"), "k5", b"x", None)
         .await
         .unwrap();

@@ -213,6 +213,31 @@ impl Kv for EmbeddedKv {
         .await
     }
 
+    async fn put_many_buckets(&self, batches: &[(String, Vec<(String, Vec<u8>)>)]) -> Result<()> {
+        let mut rows = Vec::with_capacity(batches.iter().map(|b| b.1.len()).sum());
+        for (bucket, entries) in batches {
+            for (key, value) in entries {
+                check_path(bucket, key)?;
+                rows.push((full_key(bucket, key), encode(value, None)));
+            }
+        }
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(be)?;
+            {
+                let mut table = txn.open_table(TABLE).map_err(be)?;
+                for (k, v) in &rows {
+                    table.insert(k.as_str(), v.as_slice()).map_err(be)?;
+                }
+            }
+            txn.commit().map_err(be)
+        })
+        .await
+    }
+
+    fn batches_buckets(&self) -> bool {
+        true
+    }
+
     async fn list_range(
         &self,
         bucket: &str,

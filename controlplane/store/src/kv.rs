@@ -86,6 +86,22 @@ pub trait Kv: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Writes values of several buckets (no TTL): `(bucket, entries)` pairs. The
+    /// default writes them bucket by bucket with [`Kv::put_many`]; backends that can
+    /// write them all in one transaction override it and [`Kv::batches_buckets`].
+    async fn put_many_buckets(&self, batches: &[(String, Vec<(String, Vec<u8>)>)]) -> Result<()> {
+        for (bucket, entries) in batches {
+            self.put_many(bucket, entries).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether [`Kv::put_many_buckets`] is one transaction (one commit for all), so that
+    /// callers gain by grouping concurrent writes of different buckets.
+    fn batches_buckets(&self) -> bool {
+        false
+    }
+
     /// Lists the keys of a bucket strictly between `after` and `before` (`None`: no
     /// bound), ascending, at most `limit` of them: the first ones, or with `from_end` the
     /// last ones (still returned ascending). The default filters [`Kv::list`]; backends

@@ -247,6 +247,16 @@ pub struct NodeArgs {
     /// Listen address of `weir chat`.
     #[arg(long, global = true, env = "WEIR_CHAT_LISTEN")]
     pub chat_listen: Option<SocketAddr>,
+    /// Chat messages per second allowed per user, across rooms (burst 5×; default 1).
+    #[arg(long, global = true, env = "WEIR_CHAT_RATE_PER_USER")]
+    pub chat_rate_per_user: Option<f64>,
+    /// Chat messages per second allowed per client IP, across rooms (burst 4×; default 5).
+    #[arg(long, global = true, env = "WEIR_CHAT_RATE_PER_IP")]
+    pub chat_rate_per_ip: Option<f64>,
+    /// Chat websocket connections (and `auth`/`moderate` messages) per second allowed per
+    /// client IP (burst 15×; default 2).
+    #[arg(long, global = true, env = "WEIR_CHAT_CONNECT_RATE_PER_IP")]
+    pub chat_connect_rate_per_ip: Option<f64>,
     /// This node's id in the control plane (dataplane).
     #[arg(long, global = true, env = "WEIR_NODE_ID")]
     pub node_id: Option<String>,

@@ -40,6 +40,13 @@ pub struct ControlConfig {
     pub chat_redis: Option<String>,
     /// Listener of `weir chat` (the gateway alone).
     pub chat_listen: std::net::SocketAddr,
+    /// Chat messages per second per user, across rooms (burst 5×).
+    pub chat_rate_per_user: f64,
+    /// Chat messages per second per client address, across rooms (burst 4×).
+    pub chat_rate_per_ip: f64,
+    /// Chat websocket connections (and `auth` / `moderate` messages) per second per
+    /// client address (burst 15×).
+    pub chat_connect_rate_per_ip: f64,
 }
 
 impl Default for ControlConfig {
@@ -53,6 +60,9 @@ impl Default for ControlConfig {
             rate_per_user: 15.0,
             chat_redis: None,
             chat_listen: std::net::SocketAddr::from(([0, 0, 0, 0], 8091)),
+            chat_rate_per_user: 1.0,
+            chat_rate_per_ip: 5.0,
+            chat_connect_rate_per_ip: 2.0,
         }
     }
 }
@@ -250,6 +260,28 @@ pub fn load(path: Option<&Path>, args: &NodeArgs) -> anyhow::Result<Config> {
     }
     if let Some(v) = a.chat_listen {
         c.chat_listen = v;
+    }
+    for (flag, given, field) in [
+        (
+            "--chat-rate-per-user",
+            a.chat_rate_per_user,
+            &mut c.chat_rate_per_user,
+        ),
+        (
+            "--chat-rate-per-ip",
+            a.chat_rate_per_ip,
+            &mut c.chat_rate_per_ip,
+        ),
+        (
+            "--chat-connect-rate-per-ip",
+            a.chat_connect_rate_per_ip,
+            &mut c.chat_connect_rate_per_ip,
+        ),
+    ] {
+        if let Some(v) = given {
+            anyhow::ensure!(v.is_finite() && v > 0.0, "{flag} must be a positive number");
+            *field = v;
+        }
     }
     check_watch_api(&config.node.watch_api)?;
     Ok(config)

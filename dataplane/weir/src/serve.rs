@@ -171,8 +171,7 @@ pub fn all_in_one(mut config: Config) -> anyhow::Result<()> {
         auth,
     };
     let stop_api = Arc::new(tokio::sync::Notify::new());
-    let redis = config.control.chat_redis.as_deref();
-    let chat = rt.block_on(async { chat_gateway(&state, redis) });
+    let chat = rt.block_on(async { chat_gateway(&state, &config.control) });
     state.set_chat(chat.clone());
     let api = rt.block_on(serve_api(
         config.control.api_listen,
@@ -238,8 +237,7 @@ pub fn controlplane(config: Config) -> anyhow::Result<()> {
     }));
     tracing::info!(etcd = %endpoints.join(","), "control plane state in etcd");
     let stop_api = Arc::new(tokio::sync::Notify::new());
-    let redis = config.control.chat_redis.as_deref();
-    let chat = rt.block_on(async { chat_gateway(&state, redis) });
+    let chat = rt.block_on(async { chat_gateway(&state, &config.control) });
     state.set_chat(chat.clone());
     let api = rt.block_on(serve_api(
         config.control.api_listen,
@@ -257,11 +255,11 @@ pub fn controlplane(config: Config) -> anyhow::Result<()> {
 /// `weir chat`: the chat gateway alone, on etcd and Redis (scale-out beside a control
 /// plane, with the same `WEIR_JWT_SECRET`).
 pub fn chat(config: Config) -> anyhow::Result<()> {
-    let Some(redis) = config.control.chat_redis.clone() else {
+    if config.control.chat_redis.is_none() {
         anyhow::bail!(
             "weir chat needs --chat-redis (WEIR_CHAT_REDIS): gateways share rooms through Redis"
         );
-    };
+    }
     let rt = tokio_runtime()?;
     let data_dir = config.node.data_dir.clone();
     let signer = load_signer(&config.node)?;
@@ -276,7 +274,7 @@ pub fn chat(config: Config) -> anyhow::Result<()> {
         &config.control,
     ))?;
     weir_node::install_metrics();
-    let gw = rt.block_on(async { chat_gateway(&state, Some(&redis)) });
+    let gw = rt.block_on(async { chat_gateway(&state, &config.control) });
     let addr = config.control.chat_listen;
     let listener = rt
         .block_on(tokio::net::TcpListener::bind(addr))

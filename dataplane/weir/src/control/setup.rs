@@ -143,9 +143,25 @@ pub async fn build_state(
 
 /// The chat gateway over the API's store and accounts: rooms shared with other
 /// gateways through `redis` when given, else in this process. Call inside the runtime.
-pub fn chat_gateway(state: &ApiState, redis: Option<&str>) -> weir_chat::Gateway {
+pub fn chat_gateway(
+    state: &ApiState,
+    control: &crate::config::ControlConfig,
+) -> weir_chat::Gateway {
     let (store, auth) = (state.store().clone(), state.auth().clone());
-    let cfg = weir_chat::GatewayConfig::default();
+    let redis = control.chat_redis.as_deref();
+    let d = weir_chat::GatewayConfig::default();
+    // The default bursts scaled with the rate (1/s burst 5, 5/s burst 20, 2/s burst 30).
+    let scaled = |r: weir_chat::bucket::Rate, per_second: f64| weir_chat::bucket::Rate {
+        burst: (f64::from(r.burst) / r.per_second * per_second).clamp(1.0, f64::from(u32::MAX))
+            as u32,
+        per_second,
+    };
+    let cfg = weir_chat::GatewayConfig {
+        per_user: scaled(d.per_user, control.chat_rate_per_user),
+        per_ip: scaled(d.per_ip, control.chat_rate_per_ip),
+        per_ip_connects: scaled(d.per_ip_connects, control.chat_connect_rate_per_ip),
+        ..d
+    };
     match redis {
         Some(addr) => {
             tracing::info!(redis = %addr, "chat rooms shared through Redis");
