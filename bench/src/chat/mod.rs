@@ -191,9 +191,12 @@ fn sample(c: &Cluster, sh: &Shared) -> Sample {
     }
 }
 
+/// Writers' access tokens and the rooms' channel ids.
+type Accounts = (Vec<Arc<str>>, Vec<Arc<str>>);
+
 /// Registers `n` writer accounts and an owner with `rooms` channels; returns (tokens,
 /// channel ids).
-fn accounts(api: u16, n: usize, rooms: usize) -> anyhow::Result<(Vec<Arc<str>>, Vec<Arc<str>>)> {
+fn accounts(api: u16, n: usize, rooms: usize) -> anyhow::Result<Accounts> {
     let (owner_token, first) = crate::api::account(api, "chatowner")?;
     let mut c = Conn::connect(api)?;
     let mut channels: Vec<Arc<str>> = vec![first.into()];

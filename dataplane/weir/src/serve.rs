@@ -166,10 +166,10 @@ pub fn all_in_one(mut config: Config) -> anyhow::Result<()> {
     let bridge = rt.block_on(async { control::start(Backend::Local(state.clone()), ident) });
     let shutdown = Shutdown::new();
     let (started, auth) = start_node(&config, Some(bridge), &shutdown)?;
-    let _director = control::studio::Director {
+    state.set_studio_director(Arc::new(control::studio::Director {
         hub: started.studio.clone(),
         auth,
-    };
+    }));
     let stop_api = Arc::new(tokio::sync::Notify::new());
     let chat = rt.block_on(async { chat_gateway(&state, &config.control) });
     state.set_chat(chat.clone());

@@ -86,13 +86,7 @@ fn id_ok(s: &str) -> bool {
 }
 
 /// Signs a token of `kind` for ids `a`, `b` until `expires_at` (Unix seconds).
-pub fn sign(
-    auth: &weir_auth::Auth,
-    kind: Kind,
-    a: &str,
-    b: &str,
-    expires_at: u64,
-) -> String {
+pub fn sign(auth: &weir_auth::Auth, kind: Kind, a: &str, b: &str, expires_at: u64) -> String {
     let body = format!("{}.{a}.{b}.{expires_at}", kind.prefix());
     let tag = mac(&auth.derive_key(kind.purpose()), &body)
         .finalize()
