@@ -104,6 +104,12 @@ fn chat_rooms_moderation_limits_and_restart() {
         .map(|p| p["data"]["chatMessages"]["message"]["text"].clone())
         .collect();
     assert_eq!(texts, ["first message", "second message", "third message"]);
+    // Acks come once stored, which may be after the room has seen the messages.
+    assert!(
+        writer.wait_for(T, |f| f.iter().filter(|m| m["type"] == "ack").count() >= 3),
+        "{}",
+        writer.describe()
+    );
     let acks = writer.of_type("ack");
     assert_eq!(acks.len(), 3, "{}", writer.describe());
     assert_eq!(acks[0]["nonce"], "n0");

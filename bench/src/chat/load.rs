@@ -55,6 +55,10 @@ impl Hist {
         for (i, b) in self.buckets.iter().enumerate() {
             seen += b.load(Ordering::Relaxed);
             if seen >= rank {
+                // The last bucket holds everything past the histogram's range.
+                if i >= BUCKETS {
+                    return f64::INFINITY;
+                }
                 return (i as u64 + 1) as f64 * BUCKET_US as f64 / 1000.0;
             }
         }

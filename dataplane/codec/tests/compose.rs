@@ -183,17 +183,31 @@ fn two_participants_in_a_grid_then_one_leaves() {
         );
         drain(&c, &mut out);
     }
-    std::thread::sleep(Duration::from_millis(500));
-    drain(&c, &mut out);
+    // The encoder may start late on a loaded machine: wait for its output, not a clock.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while (out.video.is_none() || out.frames.len() < 20) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        drain(&c, &mut out);
+    }
     let config_v = out.video.clone().expect("program video config");
     assert_eq!((config_v.width, config_v.height), (W as u16, H as u16));
-    // A steady frame rate: about 15 fps over the ~3.5 s.
-    let secs = start.elapsed().as_secs_f64();
-    let fps = out.frames.len() as f64 / secs;
     assert!(
-        (10.0..=17.0).contains(&fps),
-        "{} frames in {secs:.1} s",
+        out.frames.len() >= 20,
+        "{} program frames",
         out.frames.len()
+    );
+    // A steady frame rate: every frame 1/15 s after the previous one, whatever the
+    // inputs' own cadence (they were pushed with jitter from this thread).
+    let step = i64::from(weir_media::TIMESCALE) / 15;
+    let steps: Vec<i64> = out.frames.windows(2).map(|w| w[1].dts - w[0].dts).collect();
+    // (A loaded machine may make the live mixer skip a slot; it never bunches frames.)
+    let exact = steps
+        .iter()
+        .filter(|d| (*d - step).abs() <= step / 10)
+        .count();
+    assert!(
+        steps.iter().all(|d| *d >= step - step / 10) && exact * 10 >= steps.len() * 9,
+        "frame steps {steps:?} (expected {step})"
     );
     assert!(out.audio_frames > 0, "the silent mix still produces audio");
     assert!(
