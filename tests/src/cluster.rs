@@ -118,7 +118,12 @@ impl DataPlane {
             .args(["--rtmp-listen", &format!("127.0.0.1:{rtmp_port}")])
             .args(["--http-listen", &format!("127.0.0.1:{http_port}")])
             .args(["--webrtc-udp-port", "0", "--webrtc-public-ips", "127.0.0.1"])
-            .args(["--srt-listen", "127.0.0.1:0"])
+            .args([
+                "--srt-listen",
+                "127.0.0.1:0",
+                "--studio-listen",
+                "127.0.0.1:0",
+            ])
             .args(["--public-host", "127.0.0.1"])
             .arg("--data-dir")
             .arg(dir.0.join("data"))

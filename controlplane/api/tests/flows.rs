@@ -190,6 +190,7 @@ async fn operator_flow() {
             egress_bps: 1_000_000,
         },
         last_seen: 0,
+        studio_url: None,
     };
     h.state
         .node_heartbeat(node, Duration::from_secs(30))

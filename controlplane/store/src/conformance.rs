@@ -381,6 +381,7 @@ async fn heartbeats_renew_a_node(store: &Store) {
         version: "0.1.0".into(),
         load: NodeLoad::default(),
         last_seen: 0,
+        studio_url: None,
     };
     let ttl = Duration::from_secs(2);
     for _ in 0..8 {
@@ -711,6 +712,7 @@ async fn nodes(store: &Store) {
             egress_bps: 1000,
         },
         last_seen: 0,
+        studio_url: None,
     };
     store
         .register_node(node.clone(), Duration::from_secs(30))

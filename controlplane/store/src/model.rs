@@ -455,6 +455,10 @@ pub struct Node {
     pub load: NodeLoad,
     /// Last heartbeat.
     pub last_seen: i64,
+    /// Where the control plane reaches the node's studio director
+    /// (`http://host:port`), when the node runs one.
+    #[serde(default)]
+    pub studio_url: Option<String>,
 }
 
 /// What `Debug` prints instead of a secret.

@@ -179,6 +179,7 @@ async fn etcd_reuses_leases() {
         version: "t".into(),
         load: weir_store::NodeLoad::default(),
         last_seen: 0,
+        studio_url: None,
     };
     let before = admin.leases().await.expect("leases").leases().len();
     for i in 0..20u64 {

@@ -260,6 +260,10 @@ pub struct NodeArgs {
     /// This node's id in the control plane (dataplane).
     #[arg(long, global = true, env = "WEIR_NODE_ID")]
     pub node_id: Option<String>,
+    /// Where a data-plane node takes its control plane's studio calls (compose the
+    /// program, go live, end; default 0.0.0.0:8092, port 0 picks one).
+    #[arg(long, global = true, env = "WEIR_STUDIO_LISTEN")]
+    pub studio_listen: Option<SocketAddr>,
 }
 
 /// I/O backends selectable on the command line.

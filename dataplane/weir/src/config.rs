@@ -31,6 +31,10 @@ pub struct ControlConfig {
     pub control_plane: Option<String>,
     /// This node's id (default: `node-<http port>`).
     pub node_id: Option<String>,
+    /// Where a `weir dataplane` takes its control plane's studio calls (compose, go
+    /// live, end), authenticated with the node token; port 0 picks one. The node
+    /// reports `http://<public_host>:<port>` in its heartbeats.
+    pub studio_listen: std::net::SocketAddr,
     /// GraphQL requests per second per client IP (burst 4×).
     pub rate_per_ip: f64,
     /// GraphQL requests per second per signed-in user (burst 4×).
@@ -56,6 +60,7 @@ impl Default for ControlConfig {
             etcd_endpoints: vec!["http://127.0.0.1:2379".to_owned()],
             control_plane: None,
             node_id: None,
+            studio_listen: std::net::SocketAddr::from(([0, 0, 0, 0], 8092)),
             rate_per_ip: 30.0,
             rate_per_user: 15.0,
             chat_redis: None,
@@ -243,6 +248,9 @@ pub fn load(path: Option<&Path>, args: &NodeArgs) -> anyhow::Result<Config> {
     }
     if a.node_id.is_some() {
         c.node_id = a.node_id;
+    }
+    if let Some(v) = a.studio_listen {
+        c.studio_listen = v;
     }
     if let Some(v) = a.api_rate_per_ip {
         c.rate_per_ip = v;

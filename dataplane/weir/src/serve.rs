@@ -33,6 +33,7 @@ fn identity(config: &Config, started_http: std::net::SocketAddr, shards: usize) 
         id,
         address: format!("{}:{}", config.node.public_host, started_http.port()),
         shards: shards as u32,
+        studio_url: None,
     }
 }
 
@@ -189,27 +190,57 @@ pub fn all_in_one(mut config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `weir dataplane`: the node, reporting to a control plane when one is configured.
+/// `weir dataplane`: the node, reporting to a control plane when one is configured
+/// (and then taking its studio calls on `studio_listen`).
 pub fn dataplane(config: Config) -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
     let rt = tokio_runtime()?;
+    let mut studio = None;
     let bridge = match &config.control.control_plane {
         Some(url) => {
             let token = std::env::var("WEIR_NODE_TOKEN")
                 .context("WEIR_NODE_TOKEN must be set to talk to the control plane")?;
-            let remote = control::Remote::new(url, token)?;
-            let ident = identity(&config, config.node.http_listen, config.node.shard_count());
+            let remote = control::Remote::new(url, token.clone())?;
+            let listener =
+                rt.block_on(control::studio_server::bind(config.control.studio_listen))?;
+            let port = listener.local_addr()?.port();
+            let mut ident = identity(&config, config.node.http_listen, config.node.shard_count());
+            ident.studio_url = Some(format!("http://{}:{port}", config.node.public_host));
             tracing::info!(control_plane = %url, node = %ident.id, "reporting to the control plane");
+            tracing::info!(
+                "studio calls from the control plane on {}:{port} (node token)",
+                config.control.studio_listen.ip()
+            );
+            studio = Some((listener, token));
             Some(rt.block_on(async { control::start(Backend::Remote(remote), ident) }))
         }
         None => None,
     };
-    let (started, _auth) = start_node(&config, bridge, &shutdown)?;
+    let (started, auth) = start_node(&config, bridge, &shutdown)?;
+    let stop_studio = Arc::new(tokio::sync::Notify::new());
+    let studio = studio.map(|(listener, token)| {
+        let director = Arc::new(control::studio::Director {
+            hub: started.studio.clone(),
+            auth,
+        });
+        let stop = stop_studio.clone();
+        rt.spawn(async move {
+            let stopped = async move { stop.notified().await };
+            if let Err(e) = control::studio_server::serve(listener, director, token, stopped).await
+            {
+                tracing::error!(error = %e, "studio listener stopped");
+            }
+        })
+    });
     tracing::info!("get a stream key with: weir key issue <channel>");
     wait_for_signal()?;
     tracing::info!("shutting down: ending playlists, closing connections");
+    stop_studio.notify_one();
     shutdown.trigger();
     started.join();
+    if let Some(task) = studio {
+        let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), task).await });
+    }
     stop_control(rt, true, None, None);
     Ok(())
 }
@@ -218,6 +249,7 @@ pub fn dataplane(config: Config) -> anyhow::Result<()> {
 pub fn controlplane(config: Config) -> anyhow::Result<()> {
     let token = std::env::var("WEIR_NODE_TOKEN")
         .context("WEIR_NODE_TOKEN must be set: data-plane nodes authenticate with it")?;
+    let token_for_studio = token.clone();
     let rt = tokio_runtime()?;
     let data_dir = config.node.data_dir.clone();
     let signer = load_signer(&config.node)?;
@@ -235,6 +267,10 @@ pub fn controlplane(config: Config) -> anyhow::Result<()> {
         allow_internal: config.node.relay_allow_internal,
         ca_file: config.node.relay_ca_file.clone(),
     }));
+    state.set_studio_director(Arc::new(control::studio_remote::RemoteDirector::new(
+        state.clone(),
+        token_for_studio,
+    )));
     tracing::info!(etcd = %endpoints.join(","), "control plane state in etcd");
     let stop_api = Arc::new(tokio::sync::Notify::new());
     let chat = rt.block_on(async { chat_gateway(&state, &config.control) });

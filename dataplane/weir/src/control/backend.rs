@@ -278,6 +278,7 @@ impl Backend {
                 egress_bps: 0,
             },
             last_seen: 0,
+            studio_url: node.studio_url.clone(),
         };
         match self {
             Backend::Local(st) => st

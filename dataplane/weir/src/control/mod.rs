@@ -11,6 +11,9 @@ pub mod probe;
 mod remote;
 pub mod setup;
 pub mod studio;
+pub mod studio_remote;
+pub mod studio_server;
+mod studio_wire;
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -174,6 +177,8 @@ pub struct NodeIdentity {
     pub address: String,
     /// Shard count.
     pub shards: u32,
+    /// Where the control plane reaches this node's studio director, if it runs one.
+    pub studio_url: Option<String>,
 }
 
 /// Starts the bridge task on the current tokio runtime.

@@ -42,48 +42,7 @@ impl Remote {
     }
 
     async fn post(&self, path: &str, body: &Value) -> Result<(u16, Value), CallError> {
-        let t = |e: String| CallError::Transient(e);
-        let body = body.to_string();
-        let req = format!(
-            "POST {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            self.host_port,
-            self.token,
-            body.len()
-        );
-        let mut s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.host_port))
-            .await
-            .map_err(|_| t("connect timed out".into()))?
-            .map_err(|e| t(e.to_string()))?;
-        let exchange = async {
-            s.write_all(req.as_bytes()).await?;
-            let mut raw = Vec::new();
-            (&mut s)
-                .take(MAX_REPLY as u64)
-                .read_to_end(&mut raw)
-                .await?;
-            Ok::<_, std::io::Error>(raw)
-        };
-        let raw = tokio::time::timeout(REPLY_TIMEOUT, exchange)
-            .await
-            .map_err(|_| t("reply timed out".into()))?
-            .map_err(|e| t(e.to_string()))?;
-        let split = raw
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .ok_or_else(|| t("malformed reply".into()))?;
-        let head = String::from_utf8_lossy(&raw[..split]);
-        let status: u16 = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| t("malformed status line".into()))?;
-        let value = serde_json::from_slice(&raw[split + 4..]).unwrap_or(Value::Null);
-        match status {
-            200..=299 => Ok((status, value)),
-            400..=499 => Err(CallError::Permanent(format!("{status}: {value}"))),
-            _ => Err(t(format!("{status}: {value}"))),
-        }
+        post_json(&self.host_port, &self.token, path, body, REPLY_TIMEOUT).await
     }
 
     async fn event(&self, body: Value) -> Result<Value, CallError> {
@@ -220,4 +179,57 @@ fn destinations(v: &Value) -> Vec<RelayTarget> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// One JSON POST to `host_port` with a bearer `token`, answered within `reply_timeout`:
+/// 2xx is the reply, 4xx a permanent refusal, anything else transient.
+pub(crate) async fn post_json(
+    host_port: &str,
+    token: &str,
+    path: &str,
+    body: &Value,
+    reply_timeout: Duration,
+) -> Result<(u16, Value), CallError> {
+    let t = |e: String| CallError::Transient(e);
+    let body = body.to_string();
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        host_port,
+        token,
+        body.len()
+    );
+    let mut s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(host_port))
+        .await
+        .map_err(|_| t("connect timed out".into()))?
+        .map_err(|e| t(e.to_string()))?;
+    let exchange = async {
+        s.write_all(req.as_bytes()).await?;
+        let mut raw = Vec::new();
+        (&mut s)
+            .take(MAX_REPLY as u64)
+            .read_to_end(&mut raw)
+            .await?;
+        Ok::<_, std::io::Error>(raw)
+    };
+    let raw = tokio::time::timeout(reply_timeout, exchange)
+        .await
+        .map_err(|_| t("reply timed out".into()))?
+        .map_err(|e| t(e.to_string()))?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| t("malformed reply".into()))?;
+    let head = String::from_utf8_lossy(&raw[..split]);
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| t("malformed status line".into()))?;
+    let value = serde_json::from_slice(&raw[split + 4..]).unwrap_or(Value::Null);
+    match status {
+        200..=299 => Ok((status, value)),
+        400..=499 => Err(CallError::Permanent(format!("{status}: {value}"))),
+        _ => Err(t(format!("{status}: {value}"))),
+    }
 }
