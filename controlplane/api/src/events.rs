@@ -226,6 +226,7 @@ impl ApiState {
             playback_url: r.playback_url,
             segments: 0,
             ended_at: None,
+            studio_participant_id: None,
         };
         self.store().put_recording(&rec).await?;
         tracing::info!(recording_id = %rec.id, stream_id = %rec.stream_id, "recording started");
@@ -235,16 +236,24 @@ impl ApiState {
     /// A node finished a recording (its broadcast ended, or at the node's start for a
     /// recording its previous run left unfinished): its duration, size and segments.
     /// A recording whose start was never reported is created (its channel must exist).
+    /// A studio guest's isolated track (its "channel" is the participant) is listed
+    /// under the studio broadcast's channel, with the participant named.
     pub async fn recording_finished(&self, f: RecordingFinished) -> Result<Recording, StoreError> {
         let rec = match self.store().get_recording(&f.recording_id).await? {
             Some(r) => r,
             None => {
-                if self.store().get_channel(&f.channel_id).await?.is_none() {
-                    return Err(StoreError::NotFound("channel"));
-                }
+                let (channel_id, participant) =
+                    if self.store().get_channel(&f.channel_id).await?.is_some() {
+                        (f.channel_id.clone(), None)
+                    } else {
+                        self.isolated_track_owner(&f.channel_id)
+                            .await?
+                            .ok_or(StoreError::NotFound("channel"))?
+                    };
                 Recording {
                     id: f.recording_id.clone(),
-                    channel_id: f.channel_id.clone(),
+                    channel_id,
+                    studio_participant_id: participant,
                     stream_id: String::new(),
                     location: f.location.clone(),
                     duration_ms: 0,
@@ -267,6 +276,20 @@ impl ApiState {
         self.store().put_recording(&rec).await?;
         tracing::info!(recording_id = %rec.id, duration_ms = rec.duration_ms, size_bytes = rec.size_bytes, "recording finished");
         Ok(rec)
+    }
+
+    /// The channel and participant of a studio participant id, if it is one.
+    async fn isolated_track_owner(
+        &self,
+        participant_id: &str,
+    ) -> Result<Option<(String, Option<String>)>, StoreError> {
+        let Some(p) = self.store().get_participant(participant_id).await? else {
+            return Ok(None);
+        };
+        let Some(b) = self.store().get_studio_broadcast(&p.broadcast_id).await? else {
+            return Ok(None);
+        };
+        Ok(Some((b.channel_id, Some(p.id))))
     }
 
     /// A node's retention sweep deleted a recording's files: it leaves the index.

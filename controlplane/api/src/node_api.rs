@@ -234,9 +234,13 @@ async fn authorize(State(state): State<Arc<ApiState>>, req: Request) -> Response
         Err(r) => return r,
     };
     match state.studio_publish(&a.key_id).await {
-        Ok(Some(crate::studio::StudioPublish::Allowed { stream, record })) => {
+        Ok(Some(crate::studio::StudioPublish::Allowed {
+            participant_id,
+            record,
+            ..
+        })) => {
             return Json(json!({
-                "channel_id": stream,
+                "channel_id": participant_id,
                 "signed_playback": false,
                 "transcode": false,
                 "record": record,

@@ -557,6 +557,9 @@ pub struct Recording {
     pub segments: i64,
     /// When it was finished (ms); null while it is being recorded.
     pub ended_at: Option<i64>,
+    /// A studio guest's isolated track: the participant (null for a channel's own
+    /// recordings and the studio's program).
+    pub studio_participant_id: Option<ID>,
 }
 
 impl From<s::Recording> for Recording {
@@ -572,6 +575,7 @@ impl From<s::Recording> for Recording {
             playback_url: r.playback_url,
             segments: r.segments as i64,
             ended_at: r.ended_at,
+            studio_participant_id: r.studio_participant_id.map(ID),
         }
     }
 }

@@ -675,6 +675,7 @@ async fn participant_keys_publish_until_removed_or_ended() {
         st.studio_publish(&k1).await.expect("ok"),
         Some(StudioPublish::Allowed {
             stream: g["participant"]["stream"].as_str().expect("s").to_string(),
+            participant_id: g["participant"]["id"].as_str().expect("id").to_string(),
             record: true,
         })
     );

@@ -240,7 +240,8 @@ async fn split_mode_authorises_participant_keys_until_removal() {
     let key_id = format!("key-{n}");
     let (st, v) = authorize(&h, &key_id).await;
     assert_eq!(st, StatusCode::OK, "{v}");
-    assert_eq!(v["channel_id"], guest["participant"]["stream"]);
+    // The participant names what the node reports of the stream (its isolated track).
+    assert_eq!(v["channel_id"], guest["participant"]["id"]);
     assert_eq!(
         (
             v["transcode"].as_bool(),

@@ -667,6 +667,7 @@ async fn recordings(store: &Store, ch: &str) {
         playback_url: Some("http://n1:8080/vod/019ae3f1c2d4a1b2c3d4/index.m3u8".into()),
         segments: 0,
         ended_at: None,
+        studio_participant_id: None,
     };
     store.put_recording(&r).await.unwrap();
     r.duration_ms = 12_000;

@@ -381,6 +381,10 @@ pub struct Recording {
     /// When it was finished (ms); None while it is being recorded.
     #[serde(default)]
     pub ended_at: Option<i64>,
+    /// For a studio guest's isolated track: the participant it is of (the recording is
+    /// listed under the studio broadcast's channel).
+    #[serde(default)]
+    pub studio_participant_id: Option<String>,
 }
 
 /// Who may watch a channel.

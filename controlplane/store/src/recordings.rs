@@ -27,6 +27,7 @@ impl Store {
             playback_url: None,
             segments: 0,
             ended_at: Some(now_ms()),
+            studio_participant_id: None,
         };
         self.put_child(RECORDINGS, channel_id, &r.id, &r).await?;
         Ok(r)

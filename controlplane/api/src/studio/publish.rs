@@ -12,8 +12,11 @@ pub enum StudioPublish {
     /// May publish. Its grant: no transcode, no relays, no signed playback, recorded when
     /// the broadcast records isolated tracks.
     Allowed {
-        /// The node stream (the key's channel name), also the grant's channel id.
+        /// The node stream (the key's channel name).
         stream: String,
+        /// The participant: the grant's channel id, so that what the node reports of
+        /// the stream (its isolated-track recording) names it.
+        participant_id: String,
         /// Record this stream.
         record: bool,
     },
@@ -45,6 +48,7 @@ impl ApiState {
             return Ok(Some(StudioPublish::Refused("the broadcast has ended")));
         }
         Ok(Some(StudioPublish::Allowed {
+            participant_id: p.id,
             stream: p.stream,
             record: b.record_isolated,
         }))

@@ -41,9 +41,13 @@ impl Backend {
                 }
                 // A studio participant's key: its own stream, while it is in the studio.
                 match st.studio_publish(key_id).await {
-                    Ok(Some(StudioPublish::Allowed { stream, record })) => {
+                    Ok(Some(StudioPublish::Allowed {
+                        participant_id,
+                        record,
+                        ..
+                    })) => {
                         return KeyAnswer::Channel(ChannelPolicy {
-                            channel_id: stream,
+                            channel_id: participant_id,
                             signed_playback: false,
                             transcode: Some(false),
                             record: Some(record),
