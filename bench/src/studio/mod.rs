@@ -141,22 +141,47 @@ fn field(v: &Value, path: &[&str]) -> anyhow::Result<String> {
         .with_context(|| format!("no {} in {v}", path.join(".")))
 }
 
-/// Waits until the program's playlist answers 200 and names media.
-fn wait_program(node: &Node, path: &str, within: Duration) -> anyhow::Result<()> {
+/// The media playlist a multivariant playlist at `path` names first (as a path).
+fn variant_path(path: &str, multivariant: &str) -> Option<String> {
+    let uri = multivariant
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))?;
+    if uri.starts_with('/') {
+        return Some(uri.to_owned());
+    }
+    let dir = &path[..path.rfind('/')? + 1];
+    Some(format!("{dir}{uri}"))
+}
+
+/// Waits until the program's media playlist holds `segments` whole segments (the reader
+/// starts that far back from the live edge).
+fn wait_program(node: &Node, path: &str, segments: usize, within: Duration) -> anyhow::Result<()> {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], node.http_port));
     let mut client = crate::http::Client::new(addr, Duration::from_secs(5));
     let deadline = Instant::now() + within;
+    let mut last = String::new();
     while Instant::now() < deadline {
-        if let Ok(r) = client.get(path)
-            && r.status == 200
-            && (r.text().contains("#EXT-X-STREAM-INF") || r.text().contains("#EXTINF"))
-        {
-            return Ok(());
+        let media = client
+            .get(path)
+            .ok()
+            .filter(|r| r.status == 200)
+            .and_then(|r| variant_path(path, &r.text()));
+        match media.map(|m| client.get(&m)) {
+            Some(Ok(r)) => {
+                let text = r.text();
+                if r.status == 200 && text.matches("#EXTINF").count() >= segments {
+                    return Ok(());
+                }
+                last = format!("{} {}", r.status, text.lines().next().unwrap_or(""));
+            }
+            Some(Err(e)) => last = format!("{e:#}"),
+            None => last = "no multivariant playlist".into(),
         }
         std::thread::sleep(Duration::from_millis(250));
     }
     bail!(
-        "the program never played at {path}: {}",
+        "the program never played at {path} (last answer: {last}): {}",
         crate::servers::tail(&node.log)
     )
 }
@@ -167,12 +192,7 @@ fn encoder_in(log: &str) -> String {
         .filter(|l| l.contains("studio compositor started"))
         .find_map(|l| {
             let rest = &l[l.find("encoder=")? + "encoder=".len()..];
-            Some(
-                rest.split_whitespace()
-                    .next()?
-                    .trim_matches('"')
-                    .to_owned(),
-            )
+            Some(rest.split_whitespace().next()?.trim_matches('"').to_owned())
         })
         .unwrap_or_else(|| "unknown".into())
 }
@@ -222,7 +242,11 @@ fn measure_weir(
     progress!("N={n}: {n} guests joined and publishing; idle baseline");
     std::thread::sleep(Duration::from_secs_f64(cfg.settle_secs.max(3.0)));
     for p in &mut publishers {
-        ensure!(p.running(), "a publisher exited: {}", crate::servers::tail(&node.log));
+        ensure!(
+            p.running(),
+            "a publisher exited: {}",
+            crate::servers::tail(&node.log)
+        );
     }
     let (cpu0, t0) = (procstat::cpu_secs(node.pid())?, Instant::now());
     std::thread::sleep(Duration::from_secs_f64(cfg.idle_secs));
@@ -243,21 +267,27 @@ fn measure_weir(
         "mutation($b: ID!) { setLayout(broadcastId: $b, layout: GRID, transitionMs: 0) { id } }",
         json!({ "b": broadcast }),
     )?;
-    wait_program(&node, &program_path, Duration::from_secs(40))?;
+    wait_program(&node, &program_path, 3, Duration::from_secs(40))?;
     node.wait_log("studio compositor started", Duration::from_secs(5))?;
     row.encoder = encoder_in(&node.log_text());
     progress!(
-        "N={n}: program plays ({}); settling {:.0} s",
+        "N={n}: program plays ({}, {}); settling {:.0} s",
         row.encoder,
+        node.http_url(&program_path),
         cfg.settle_secs
     );
-    let reader = Reader::start(&node.http_url(&program_path))?;
+    let reader_log = work.join(format!("reader-n{n}.log"));
+    let reader = Reader::start(&node.http_url(&program_path), &reader_log)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reader.packets().is_empty() {
+        ensure!(
+            Instant::now() < deadline,
+            "the program reader got no frames in 30 s: {}",
+            crate::servers::tail(&reader_log)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     std::thread::sleep(Duration::from_secs_f64(cfg.settle_secs));
-    ensure!(
-        !reader.packets().is_empty(),
-        "the program reader got no frames in {:.0} s",
-        cfg.settle_secs
-    );
     progress!("N={n}: measuring weir for {:.0} s", cfg.secs);
     let at0 = Instant::now();
     let (cpu0, pub0, read0) = (
@@ -286,7 +316,10 @@ fn measure_weir(
         .collect();
     row.fps = report::fps_of(&pts, 30.0);
     row.realtime = row.fps.span / wall;
-    ensure!(row.fps.frames > 1, "the program reader got no frames in the window");
+    ensure!(
+        row.fps.frames > 1,
+        "the program reader got no frames in the window"
+    );
     for p in &mut publishers {
         ensure!(p.running(), "a publisher exited during the window");
     }
@@ -303,7 +336,10 @@ fn measure_peer(
     let n = files.len();
     let progress_file = work.join(format!("peer-n{n}.progress"));
     let mut peer = procs::peer(files, &progress_file)?;
-    progress!("N={n}: ffmpeg peer started; settling {:.0} s", cfg.settle_secs);
+    progress!(
+        "N={n}: ffmpeg peer started; settling {:.0} s",
+        cfg.settle_secs
+    );
     std::thread::sleep(Duration::from_secs_f64(cfg.settle_secs.max(3.0)));
     ensure!(peer.running(), "the ffmpeg peer exited (filter graph?)");
     let (cpu0, f0, t0) = (
@@ -342,9 +378,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     let outcome = (|| -> anyhow::Result<()> {
         for &n in &cfg.guests {
-            let files: Vec<PathBuf> = (0..n)
-                .map(|i| media[i % media.len()].clone())
-                .collect();
+            let files: Vec<PathBuf> = (0..n).map(|i| media[i % media.len()].clone()).collect();
             let mut row = Row {
                 guests: n,
                 sizes: report::sizes(n),
@@ -394,7 +428,10 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             let old = std::fs::read_to_string(&readme)?;
             std::fs::write(
                 &readme,
-                format!("{}\n\n{README_BEGIN}\n{section}{README_END}\n", old.trim_end()),
+                format!(
+                    "{}\n\n{README_BEGIN}\n{section}{README_END}\n",
+                    old.trim_end()
+                ),
             )?;
         }
         progress!("results written to {}", readme.display());
@@ -431,6 +468,20 @@ mod tests {
         assert!(Config::parse(&args("--guests 40")).is_err());
         assert!(Config::parse(&args("--secs 1")).is_err());
         assert!(Config::parse(&args("--wat")).is_err());
+    }
+
+    #[test]
+    fn resolves_the_variant() {
+        let mv = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nabc/media.m3u8\n";
+        assert_eq!(
+            variant_path("/live/x-pgm/index.m3u8", mv).as_deref(),
+            Some("/live/x-pgm/abc/media.m3u8")
+        );
+        assert_eq!(
+            variant_path("/live/a.m3u8", "#EXTM3U\n/abs/m.m3u8\n").as_deref(),
+            Some("/abs/m.m3u8")
+        );
+        assert_eq!(variant_path("/live/a.m3u8", "#EXTM3U\n"), None);
     }
 
     #[test]

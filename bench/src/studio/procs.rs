@@ -134,7 +134,7 @@ impl Node {
             .args(["--api-listen", &format!("127.0.0.1:{api_port}")])
             .args(["--public-host", "127.0.0.1"])
             .args(["--webrtc-udp-port", "0", "--webrtc-public-ips", "127.0.0.1"])
-            .args(["--srt-listen", "127.0.0.1:0", "--shards", "1"])
+            .args(["--srt-listen", "127.0.0.1:0"])
             .args(["--api-rate-per-ip", "1e9", "--api-rate-per-user", "1e9"])
             .arg("serve")
             .env("WEIR_LOG", "warn,weir=info")
@@ -225,16 +225,16 @@ pub struct Reader {
 }
 
 impl Reader {
-    /// Starts reading `url`.
-    pub fn start(url: &str) -> anyhow::Result<Self> {
+    /// Starts reading `url` (ffmpeg's warnings go to `log`).
+    pub fn start(url: &str, log: &Path) -> anyhow::Result<Self> {
         let mut child = Command::new("ffmpeg")
-            .args(["-hide_banner", "-nostdin", "-loglevel", "error"])
-            .args(["-live_start_index", "-1", "-i", url])
+            .args(["-hide_banner", "-nostdin", "-loglevel", "warning"])
+            .args(["-live_start_index", "-3", "-i", url])
             .args(["-map", "0:v:0", "-c", "copy", "-flush_packets", "1"])
             .args(["-f", "framecrc", "-"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(log)?)
             .spawn()
             .context("starting ffmpeg (the program reader)")?;
         let stdout = child.stdout.take().context("no stdout")?;

@@ -287,7 +287,10 @@ mod tests {
         assert_eq!(parse_framecrc("#tb 0: 1/90000", &mut tb), None);
         assert_eq!(tb, Some(1.0 / 90000.0));
         assert_eq!(parse_framecrc("#media_type 0: video", &mut tb), None);
-        let pts = parse_framecrc("0,     180000,     180000,     3000,    12345, 0xdeadbeef", &mut tb);
+        let pts = parse_framecrc(
+            "0,     180000,     180000,     3000,    12345, 0xdeadbeef",
+            &mut tb,
+        );
         assert_eq!(pts, Some(2.0));
         assert_eq!(parse_framecrc("1, 0, 0, 1, 1, 0x0", &mut tb), None);
         assert_eq!(parse_framecrc("garbage", &mut tb), None);
@@ -303,7 +306,13 @@ mod tests {
         assert!((f.fps - 30.0).abs() < 1e-9 && (f.span - 2.0).abs() < 1e-9);
         assert_eq!(f.missing, 0);
         // Every third frame dropped.
-        let holes: Vec<f64> = full.iter().copied().enumerate().filter(|(i, _)| i % 3 != 2).map(|(_, p)| p).collect();
+        let holes: Vec<f64> = full
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|(i, _)| i % 3 != 2)
+            .map(|(_, p)| p)
+            .collect();
         let f = fps_of(&holes, 30.0);
         assert_eq!(f.missing, 20);
         assert!((f.fps - 20.0).abs() < 0.5);
