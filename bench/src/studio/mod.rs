@@ -24,6 +24,7 @@
 
 mod procs;
 mod report;
+mod threads;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -290,6 +291,7 @@ fn measure_weir(
     std::thread::sleep(Duration::from_secs_f64(cfg.settle_secs));
     progress!("N={n}: measuring weir for {:.0} s", cfg.secs);
     let at0 = Instant::now();
+    let threads0 = threads::snapshot(node.pid());
     let (cpu0, pub0, read0) = (
         procstat::cpu_secs(node.pid())?,
         cpu_of(&pub_pids),
@@ -303,6 +305,10 @@ fn measure_weir(
     }
     let wall = at0.elapsed().as_secs_f64();
     row.program_cores = (procstat::cpu_secs(node.pid())? - cpu0) / wall;
+    row.threads = threads::shares(&threads0, &threads::snapshot(node.pid()))
+        .into_iter()
+        .map(|(g, share)| (g, share * row.program_cores))
+        .collect();
     row.publisher_cores = (cpu_of(&pub_pids) - pub0) / wall;
     row.reader_cores = (cpu_of(&[reader.pid()]) - read0) / wall;
     row.program_rss = rss.max(procstat::rss_bytes(node.pid())?);
@@ -406,7 +412,12 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     outcome?;
     let load_after = loadavg();
     let machine = crate::report::machine();
-    let table = report::table(&rows, cfg.secs);
+    let table = format!(
+        "{}\nweir's program CPU by thread group (cores; threads named by their GStreamer \
+         element, x264's and the decoders' worker threads inherit them):\n\n{}",
+        report::table(&rows, cfg.secs),
+        report::threads_table(&rows)
+    );
     let encoder = rows.first().map_or("unknown", |r| r.encoder.as_str());
     println!(
         "\nweir-bench studio ({}) — {machine}; load average {load_before} before, {load_after} after; weir's encoder {encoder}\n\n{table}",

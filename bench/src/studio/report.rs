@@ -33,7 +33,8 @@ pub const PEER_X264: [&str; 20] = [
 ];
 
 /// The grid the compositor draws for `n` tiles on a `width`×`height` canvas, roughly
-/// (weir_studio's `GRID`: the column count with the largest 16:9 tiles): columns, rows
+/// (weir_studio's `GRID`, without its gaps: the column count with the largest 16:9 tiles,
+/// the more columns on a tie): columns, rows
 /// and the tile size (even).
 pub fn grid(n: usize, width: u32, height: u32) -> (u32, u32, u32, u32) {
     let n = n.max(1) as u32;
@@ -48,7 +49,8 @@ pub fn grid(n: usize, width: u32, height: u32) -> (u32, u32, u32, u32) {
             (cw, cw * 9 / 16)
         };
         let (w, h) = (w & !1, h & !1);
-        if u64::from(w) * u64::from(h) > u64::from(best.2) * u64::from(best.3) {
+        // Ties go to more columns (with the compositor's gaps, they are larger).
+        if u64::from(w) * u64::from(h) >= u64::from(best.2) * u64::from(best.3) {
             best = (cols, rows, w, h);
         }
     }
@@ -186,6 +188,8 @@ pub struct Row {
     pub peer_fps: f64,
     /// The encoder weir used (from its log).
     pub encoder: String,
+    /// weir's program cores by thread group (see [`super::threads`]).
+    pub threads: Vec<(super::threads::Group, f64)>,
 }
 
 impl Row {
@@ -237,6 +241,26 @@ pub fn table(rows: &[Row], secs: f64) -> String {
             r.publisher_cores,
             r.reader_cores,
         );
+    }
+    t
+}
+
+/// The table of weir's program CPU by thread group.
+pub fn threads_table(rows: &[Row]) -> String {
+    let mut t = String::from(
+        "| guests | compose (task pool) | encode (x264) | decode (guests) | audio | other (node) |\n|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        let cells: Vec<String> = super::threads::GROUPS
+            .iter()
+            .map(|g| {
+                r.threads
+                    .iter()
+                    .find(|(k, _)| k == g)
+                    .map_or("–".into(), |(_, c)| format!("{c:.3}"))
+            })
+            .collect();
+        let _ = writeln!(t, "| {} | {} |", r.guests, cells.join(" | "));
     }
     t
 }
@@ -343,5 +367,12 @@ mod tests {
         assert!(t.contains("| **0.50** |"), "{t}");
         assert!(t.contains("| 0.100 |"), "{t}");
         assert!(t.contains("30.0 (0)"), "{t}");
+        let mut with = Row {
+            guests: 2,
+            ..Row::default()
+        };
+        with.threads = vec![(super::super::threads::Group::Compose, 0.25)];
+        let th = threads_table(&[with]);
+        assert!(th.contains("| 2 | 0.250 | – | – | – | – |"), "{th}");
     }
 }
