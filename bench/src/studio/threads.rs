@@ -55,7 +55,11 @@ pub fn snapshot(pid: u32) -> HashMap<(u32, String), u64> {
         return out;
     };
     for entry in dir.flatten() {
-        let Some(tid) = entry.file_name().to_str().and_then(|t| t.parse::<u32>().ok()) else {
+        let Some(tid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|t| t.parse::<u32>().ok())
+        else {
             continue;
         };
         let Ok(text) = std::fs::read_to_string(entry.path().join("stat")) else {
@@ -93,7 +97,14 @@ pub fn shares(
         .iter()
         .map(|g| {
             let t = by.get(g).copied().unwrap_or(0);
-            (*g, if total == 0 { 0.0 } else { t as f64 / total as f64 })
+            (
+                *g,
+                if total == 0 {
+                    0.0
+                } else {
+                    t as f64 / total as f64
+                },
+            )
         })
         .collect()
 }
