@@ -15,7 +15,7 @@
 //! small rooms, one gateway and two sharing rooms through Redis (about 5 minutes).
 //! `cargo xtask bench studio [--quick] [FLAGS…]` — the studio compositor: weir's CPU, RSS
 //! and program frame rate composing N guests (2, 4, 9) into a 720p30 grid, against ffmpeg
-//! composing the same inputs (about 6 minutes).
+//! composing the same inputs (about 5 minutes).
 
 use std::process::Command;
 
