@@ -134,7 +134,7 @@ impl Node {
             .args(["--api-listen", &format!("127.0.0.1:{api_port}")])
             .args(["--public-host", "127.0.0.1"])
             .args(["--webrtc-udp-port", "0", "--webrtc-public-ips", "127.0.0.1"])
-            .args(["--srt-listen", "127.0.0.1:0"])
+            .args(["--srt-listen", "127.0.0.1:0", "--shards", "1"])
             .args(["--api-rate-per-ip", "1e9", "--api-rate-per-user", "1e9"])
             .arg("serve")
             .env("WEIR_LOG", "warn,weir=info")
