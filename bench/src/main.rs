@@ -17,6 +17,8 @@
 //! weir-bench chat [--quick] [--scenarios room,rooms,room-redis,rooms-redis] [--connections N]
 //!                 [--rooms R] [--writers W] [--users U] [--deliveries D1,D2,…] [--step-secs S]
 //!                 [--readme | --no-readme]
+//! weir-bench studio [--quick] [--guests 2,4,9] [--secs S] [--idle-secs S] [--settle-secs S]
+//!                   [--keep] [--readme | --no-readme]
 //! ```
 
 mod api;
@@ -35,6 +37,7 @@ mod report;
 mod servers;
 mod srt;
 mod stats;
+mod studio;
 mod transcode;
 mod viewers;
 mod weirproc;
@@ -405,9 +408,10 @@ fn main() -> ExitCode {
         Some("srt") => srt::run(&args[1..]),
         Some("outputs") => outputs::run(&args[1..]),
         Some("chat") => chat::run(&args[1..]),
+        Some("studio") => studio::run(&args[1..]),
         _ => {
             eprintln!(
-                "usage: weir-bench live [--quick] [flags…] | weir-bench api [--quick] [--clients N] | weir-bench transcode|srt|outputs|chat [--quick] [flags…]  (see bench/README.md)"
+                "usage: weir-bench live [--quick] [flags…] | weir-bench api [--quick] [--clients N] | weir-bench transcode|srt|outputs|chat|studio [--quick] [flags…]  (see bench/README.md)"
             );
             return ExitCode::from(2);
         }

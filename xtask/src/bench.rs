@@ -13,6 +13,9 @@
 //! `cargo xtask bench chat [--quick] [FLAGS…]` — the chat gateway: deliveries per core,
 //! send → delivery latency, memory per connection, messages lost; one big room and many
 //! small rooms, one gateway and two sharing rooms through Redis (about 5 minutes).
+//! `cargo xtask bench studio [--quick] [FLAGS…]` — the studio compositor: weir's CPU, RSS
+//! and program frame rate composing N guests (2, 4, 9) into a 720p30 grid, against ffmpeg
+//! composing the same inputs (about 5 minutes).
 
 use std::process::Command;
 
@@ -47,8 +50,21 @@ pub fn run(args: &[String]) -> Result<(), String> {
         // ffmpeg: the test media; nginx-rtmp: the peer (`push`).
         "outputs" => bench("outputs", &["ffmpeg", "nginx", "libnginx-mod-rtmp"], rest),
         "chat" => bench("chat", &["redis-server", "etcd-server", "util-linux"], rest),
+        // ffmpeg: the guests' media and publishers, the program reader and the peer;
+        // GStreamer's plugins: weir's compositor (compositor, x264enc, avdec_h264, AAC).
+        "studio" => bench(
+            "studio",
+            &[
+                "ffmpeg",
+                "gstreamer1.0-plugins-base",
+                "gstreamer1.0-plugins-good",
+                "gstreamer1.0-plugins-ugly",
+                "gstreamer1.0-libav",
+            ],
+            rest,
+        ),
         other => Err(format!(
-            "unknown bench scenario {other:?} (have: live, api, transcode, srt, outputs, chat)"
+            "unknown bench scenario {other:?} (have: live, api, transcode, srt, outputs, chat, studio)"
         )),
     }
 }

@@ -51,6 +51,10 @@ fn still_src(c: &ComposeConfig) -> gst_app::AppSrc {
         .caps(&caps)
         .format(gst::Format::Time)
         .is_live(true)
+        // Queued buffers wait as long as needed: no upper bound on the latency it adds
+        // (appsrc's default reports max 0, which the compositor cannot configure).
+        .min_latency(0)
+        .max_latency(-1)
         .max_buffers(4)
         .leaky_type(gst_app::AppLeakyType::Upstream)
         .block(false)

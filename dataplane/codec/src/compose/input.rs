@@ -55,6 +55,11 @@ impl Branch {
             .caps(&caps)
             .format(gst::Format::Time)
             .is_live(true)
+            // Unbounded max latency (appsrc's default reports max 0): otherwise a decoder's
+            // or parser's latency makes min > max at the mixer, its latency is never
+            // configured and it waits for every pad as if not live.
+            .min_latency(0)
+            .max_latency(-1)
             .max_bytes(8 * 1024 * 1024)
             .block(false)
             .build();

@@ -160,6 +160,15 @@ impl Compositor {
         });
         sinks::install(&graph.video_sink, TrackId::VIDEO, &shared);
         sinks::install(&graph.audio_sink, TrackId::AUDIO, &shared);
+        // The base time is set before starting, and kept: each element gets it with its
+        // first state change. Left to the pipeline, it is set only on PAUSED → PLAYING,
+        // after the clock: a mixer whose task already runs (live, since PAUSED) can see
+        // the clock with base time 0, find itself hours late, time out with no input and
+        // end the program (EOS) at once.
+        let clock = gst::SystemClock::obtain();
+        graph.pipeline.use_clock(Some(&clock));
+        graph.pipeline.set_start_time(gst::ClockTime::NONE);
+        graph.pipeline.set_base_time(clock.time());
         graph
             .pipeline
             .set_state(gst::State::Playing)
