@@ -286,7 +286,17 @@ async function leave() {
   }
 }
 
-addEventListener("pagehide", () => session?.close({ keepalive: true }));
+// Closing the page ends the media; a guest also leaves the studio (its tile goes away).
+addEventListener("pagehide", () => {
+  if (!session) return;
+  session.close({ keepalive: true });
+  if (view.mode !== "guest" || !view.me) return;
+  fetch(`${API}/graphql`, {
+    method: "POST", keepalive: true,
+    headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
+    body: JSON.stringify({ query: "mutation($p: ID!) { removeParticipant(participantId: $p) { id } }", variables: { p: view.me } }),
+  }).catch(() => {});
+});
 
 // ---------------------------------------------------------------- host view
 
