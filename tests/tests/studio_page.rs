@@ -21,14 +21,21 @@ const PASSWORD: &str = "correct horse battery staple";
 
 /// Writes a short flat-`colour` y4m clip and a `tone` Hz wav (Chromium loops them).
 fn media(dir: &Path, colour: &str, tone: u32) -> (PathBuf, PathBuf) {
-    let (y4m, wav) = (dir.join(format!("{colour}.y4m")), dir.join(format!("{colour}.wav")));
+    let (y4m, wav) = (
+        dir.join(format!("{colour}.y4m")),
+        dir.join(format!("{colour}.wav")),
+    );
     let video = format!("color=c={colour}:size=320x180:rate=15");
     let audio = format!("sine=frequency={tone}:sample_rate=48000");
     for (input, out) in [(&video, &y4m), (&audio, &wav)] {
         let ok = Command::new("ffmpeg")
             .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-y"])
             .args(["-f", "lavfi", "-i", input, "-t", "2"])
-            .args(if out == &y4m { ["-pix_fmt", "yuv420p"] } else { ["-ac", "1"] })
+            .args(if out == &y4m {
+                ["-pix_fmt", "yuv420p"]
+            } else {
+                ["-ac", "1"]
+            })
             .arg(out)
             .stdin(Stdio::null())
             .status()
@@ -122,7 +129,10 @@ fn studio_page_guests_join_publish_and_follow_the_stage() {
         "mutation($c: ID!) { createStudioBroadcast(channelId: $c, input: { title: \"Page show\" }) { id programHlsPath } }",
         json!({ "c": ch }),
     );
-    let b = d["createStudioBroadcast"]["id"].as_str().expect("id").to_string();
+    let b = d["createStudioBroadcast"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
     let program = node.http_url(
         d["createStudioBroadcast"]["programHlsPath"]
             .as_str()
@@ -145,9 +155,11 @@ fn studio_page_guests_join_publish_and_follow_the_stage() {
         assert!(path.starts_with("/web/studio.html?invite="), "{path}");
         let url = node.http_url(&format!("{path}&api=http://127.0.0.1:{api}"));
         let g = Guest::open(&dir.0, &url, name, colour, tone);
-        g.wait(&format!("{name} never published"), Duration::from_secs(90), |s| {
-            s["publish"] == "connected" && s["me"].is_string() && s["stage"] == "BACKSTAGE"
-        });
+        g.wait(
+            &format!("{name} never published"),
+            Duration::from_secs(90),
+            |s| s["publish"] == "connected" && s["me"].is_string() && s["stage"] == "BACKSTAGE",
+        );
         guests.push(g);
     }
     let ids: Vec<String> = guests
@@ -172,9 +184,11 @@ fn studio_page_guests_join_publish_and_follow_the_stage() {
         );
     }
     for g in &guests {
-        g.wait("the page never showed on stage", Duration::from_secs(20), |s| {
-            s["stage"] == "ON_STAGE"
-        });
+        g.wait(
+            "the page never showed on stage",
+            Duration::from_secs(20),
+            |s| s["stage"] == "ON_STAGE",
+        );
     }
     host(
         api,
@@ -211,11 +225,16 @@ fn studio_page_guests_join_publish_and_follow_the_stage() {
         is_blue(mean(f, W / 3, W / 2, H / 3, 2 * H / 3))
     });
     assert!(spot.is_some(), "the spotlight never showed blue");
-    println!("studio page: GRID → SPOTLIGHT visible in the program after {:?}", t.elapsed());
+    println!(
+        "studio page: GRID → SPOTLIGHT visible in the program after {:?}",
+        t.elapsed()
+    );
     for g in &guests {
-        g.wait("the layout never reached the page", Duration::from_secs(10), |s| {
-            s["broadcast"]["layout"] == "SPOTLIGHT"
-        });
+        g.wait(
+            "the layout never reached the page",
+            Duration::from_secs(10),
+            |s| s["broadcast"]["layout"] == "SPOTLIGHT",
+        );
     }
 
     // Red closes its page: red leaves the program, blue stays, the program keeps running.
@@ -232,7 +251,10 @@ fn studio_page_guests_join_publish_and_follow_the_stage() {
         "red stayed in the program (or blue left) after red's page closed; log:\n{}",
         node.log()
     );
-    println!("studio page: a closed guest left the program after {:?}", t.elapsed());
+    println!(
+        "studio page: a closed guest left the program after {:?}",
+        t.elapsed()
+    );
 
     // The end reaches the remaining page.
     host(
@@ -241,9 +263,11 @@ fn studio_page_guests_join_publish_and_follow_the_stage() {
         "mutation($b: ID!) { endBroadcast(broadcastId: $b) { status } }",
         json!({ "b": b }),
     );
-    guests[1].wait("the end never reached blue's page", Duration::from_secs(20), |s| {
-        s["broadcast"]["status"] == "ENDED" && s["publish"] == "closed"
-    });
+    guests[1].wait(
+        "the end never reached blue's page",
+        Duration::from_secs(20),
+        |s| s["broadcast"]["status"] == "ENDED" && s["publish"] == "closed",
+    );
     std::fs::write(&guests[1].close, b"").expect("close");
     guests[1].wait("blue's page never closed", Duration::from_secs(20), |s| {
         s["closed"] == true
