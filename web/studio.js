@@ -230,7 +230,9 @@ function onEvent(ev) {
   view.events++;
   render(ev.broadcast);
   if (ev.broadcast.status === "ENDED" || ev.kind === "BROADCAST_DELETED") stop("The broadcast has ended.");
-  else if (ev.kind === "PARTICIPANT_LEFT" && ev.participant?.id === view.me) stop("You left the studio.");
+  else if (view.me && session && !ev.broadcast.participants.some((p) => p.id === view.me)) {
+    stop("You are no longer in the studio (you left, were removed, or the broadcast ended).");
+  }
 }
 
 async function stop(message) {

@@ -80,7 +80,7 @@ while (Date.now() < deadline) {
   if (st.error) await finish(1, `the page shows an error: ${st.error}`);
   if (existsSync(opts.close)) {
     await page.close({ runBeforeUnload: true });
-    await sleep(500); // the keepalive DELETE of the WHIP session
+    await sleep(1500); // the keepalive DELETE and removeParticipant
     save({ ...last, closed: true });
     await finish(0);
   }
