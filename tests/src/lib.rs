@@ -19,6 +19,7 @@ pub mod nginx_rtmp;
 pub mod player;
 pub mod process;
 pub mod seccomp;
+pub mod studio;
 pub mod subs;
 
 pub use process::Process;

@@ -7,18 +7,15 @@
 //! plays), and `endBroadcast` ends it.
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use weir_e2e::graphql::{create_channel, gql_ok, register_and_login};
 use weir_e2e::http::get;
+use weir_e2e::studio::{H, W, frame, is_blue, is_red, mean, raw, until_frame};
 use weir_e2e::{KillOnDrop, Node, require, variant_uri, wait_until};
 
 const PASSWORD: &str = "correct horse battery staple";
-/// The frame the test reads back, scaled down: enough to tell tiles apart.
-const W: usize = 64;
-const H: usize = 36;
-
 /// ffmpeg publishing a flat `colour` picture and a `tone` Hz sine over RTMP, OBS-like
 /// x264 (B-frames, 2 s GOP), for `seconds`.
 fn guest(url: &str, colour: &str, tone: u32, seconds: u32) -> KillOnDrop {
@@ -39,48 +36,6 @@ fn guest(url: &str, colour: &str, tone: u32, seconds: u32) -> KillOnDrop {
         .spawn()
         .expect("ffmpeg");
     KillOnDrop(child)
-}
-
-/// The stdout bytes of a command that succeeded.
-fn raw(cmd: &mut Command) -> Option<Vec<u8>> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    out.status.success().then_some(out.stdout)
-}
-
-/// One frame of the live edge of `url`, as `W`×`H` RGB.
-fn frame(url: &str) -> Option<Vec<u8>> {
-    let scale = format!("scale={W}:{H}");
-    let out = raw(Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostdin", "-loglevel", "error"])
-        .args(["-live_start_index", "-1", "-i", url, "-vf", &scale])
-        .args(["-frames:v", "1", "-pix_fmt", "rgb24", "-f", "rawvideo", "-"]))?;
-    (out.len() == W * H * 3).then_some(out)
-}
-
-/// The mean colour of the rectangle `[x0, x1) × [y0, y1)` (in `W`×`H` pixels).
-fn mean(rgb: &[u8], x0: usize, x1: usize, y0: usize, y1: usize) -> [f64; 3] {
-    let mut sum = [0f64; 3];
-    for y in y0..y1 {
-        for x in x0..x1 {
-            for (c, s) in sum.iter_mut().enumerate() {
-                *s += f64::from(rgb[(y * W + x) * 3 + c]);
-            }
-        }
-    }
-    let n = ((x1 - x0) * (y1 - y0)) as f64;
-    sum.map(|s| s / n)
-}
-
-fn is_red(c: [f64; 3]) -> bool {
-    c[0] > 150.0 && c[1] < 80.0 && c[2] < 80.0
-}
-
-fn is_blue(c: [f64; 3]) -> bool {
-    c[2] > 150.0 && c[0] < 80.0 && c[1] < 80.0
 }
 
 /// Two seconds of the program's audio (mono, 48 kHz).
@@ -115,20 +70,6 @@ fn tone_share(samples: &[f32], hz: f64) -> f64 {
         // A pure tone of the whole window scores about 0.5 (N/2 normalisation).
         power / (total * samples.len() as f64 / 2.0)
     }
-}
-
-/// Polls until the program's frame satisfies `check`, or `within` passes.
-fn until_frame(url: &str, within: Duration, check: impl Fn(&[u8]) -> bool) -> Option<Duration> {
-    let start = Instant::now();
-    while start.elapsed() < within {
-        if let Some(f) = frame(url)
-            && check(&f)
-        {
-            return Some(start.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    None
 }
 
 fn studio(api: u16, token: &str, query: &str, vars: Value) -> Value {

@@ -7,8 +7,11 @@
 //! /web/chat.js                     the chat client and log (shared with the chat panel)
 //! /web/hls.min.js?v=<tag>          hls.js from npm (web/package-lock.json; see build.rs)
 //! /web/whip.html, /web/whep.html   WebRTC publish / play pages, /web/webrtc.js their helpers
+//! /web/studio.html                 the studio: guest view (?invite=<token>) and host view
+//!                                  (?broadcast=<id>; ?channel=<id> creates one)
+//! /web/studio.js, /web/studio.css  its script and style
 //! ```
-//! The watch page learns where the control plane's API and chat are from a `<meta>` the
+//! The watch and studio pages learn where the control plane's API and chat are from a `<meta>` the
 //! node fills in (`[node] watch_api`).
 
 use bytes::Bytes;
@@ -25,10 +28,12 @@ const HLS_JS: &str = include_str!(env!("WEIR_EMBED_HLS_JS"));
 const HLS_JS_TAG: &str = env!("WEIR_EMBED_HLS_JS_TAG");
 
 const WATCH_HTML: &str = include_str!("../../../../web/watch.html");
+const STUDIO_HTML: &str = include_str!("../../../../web/studio.html");
 
-/// The watch page's policy: its own scripts and styles only; media from blobs (MSE) and
-/// connections to the control plane (any origin: `watch_api` may name another host).
-const WATCH_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+/// The watch and studio pages' policy: their own scripts and styles only; media from blobs
+/// (MSE) and connections to the control plane (any origin: `watch_api` may name another
+/// host; the studio's WHIP goes to this node).
+const PAGE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
      img-src 'self' data:; media-src 'self' blob:; worker-src blob:; \
      connect-src 'self' http: https: ws: wss:; base-uri 'none'; form-action 'none'; \
      frame-ancestors 'none'";
@@ -38,6 +43,9 @@ pub fn respond(path: &str, query: &str, watch_api: &str) -> Option<Response> {
     if let Some(channel) = path.strip_prefix("/watch/") {
         return Some(watch_page(channel, watch_api));
     }
+    if path == "/web/studio.html" {
+        return Some(page(STUDIO_HTML, watch_api, PAGE_CSP));
+    }
     let (body, content_type, cache): (&'static str, _, _) = match path {
         "/web/whip.html" => (include_str!("../../../../web/whip.html"), HTML, "no-cache"),
         "/web/whep.html" => (include_str!("../../../../web/whep.html"), HTML, "no-cache"),
@@ -45,6 +53,8 @@ pub fn respond(path: &str, query: &str, watch_api: &str) -> Option<Response> {
         "/web/chat.js" => (include_str!("../../../../web/chat.js"), JS, "no-cache"),
         "/web/watch.js" => (include_str!("../../../../web/watch.js"), JS, "no-cache"),
         "/web/watch.css" => (include_str!("../../../../web/watch.css"), CSS, "no-cache"),
+        "/web/studio.js" => (include_str!("../../../../web/studio.js"), JS, "no-cache"),
+        "/web/studio.css" => (include_str!("../../../../web/studio.css"), CSS, "no-cache"),
         "/web/hls.min.js" => {
             // The tagged URL never changes content; anything else is revalidated.
             let tagged = query.split('&').any(|kv| kv == format!("v={HLS_JS_TAG}"));
@@ -77,12 +87,16 @@ fn watch_page(channel: &str, watch_api: &str) -> Response {
     if !valid_channel(channel) {
         return Response::error(404, "no such channel: /watch/<channel>");
     }
-    let page = WATCH_HTML
+    page(WATCH_HTML, watch_api, PAGE_CSP)
+}
+
+/// A page template with the API's address and hls.js's tag filled in, under `csp`.
+fn page(template: &str, watch_api: &str, csp: &str) -> Response {
+    let page = template
         .replace("{{API}}", &escape(watch_api))
         .replace("{{HLS_TAG}}", HLS_JS_TAG);
     let mut r = Response::ok(HTML, "no-cache", Bytes::from(page));
-    r.extra
-        .push(("Content-Security-Policy", WATCH_CSP.to_owned()));
+    r.extra.push(("Content-Security-Policy", csp.to_owned()));
     r.extra
         .push(("X-Content-Type-Options", "nosniff".to_owned()));
     r.extra.push(("Referrer-Policy", "no-referrer".to_owned()));
@@ -128,6 +142,24 @@ mod tests {
             respond("/watch/demo/", "", ":8090").expect("page").status,
             200
         );
+    }
+
+    #[test]
+    fn studio_page_names_the_api_and_its_assets_are_served() {
+        let r = respond("/web/studio.html", "invite=x", ":8090").expect("page");
+        assert_eq!(r.status, 200);
+        let body = String::from_utf8(r.body.to_bytes().to_vec()).expect("utf-8");
+        assert!(body.contains("<meta name=\"weir-api\" content=\":8090\">"));
+        assert!(body.contains(&format!("/web/hls.min.js?v={HLS_JS_TAG}")));
+        assert!(body.contains("/web/studio.js"));
+        assert!(!body.contains("{{"));
+        assert!(r.extra.iter().any(|(k, _)| *k == "Content-Security-Policy"));
+        for (asset, kind) in [("/web/studio.js", JS), ("/web/studio.css", CSS)] {
+            let r = respond(asset, "", "").expect(asset);
+            assert_eq!(r.status, 200, "{asset}");
+            assert_eq!(r.content_type, kind, "{asset}");
+            assert!(r.body.len() > 1000, "{asset} is embedded");
+        }
     }
 
     #[test]
