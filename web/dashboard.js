@@ -77,7 +77,7 @@ async function gql(query, variables = {}, { anonymous = false } = {}) {
   if (body.errors?.length) {
     const e = new Error(body.errors[0].message);
     e.code = body.errors[0].extensions?.code;
-    if (e.code === "UNAUTHENTICATED" || e.code === "TOKEN_EXPIRED") signedOut("Your sign-in expired: sign in again.");
+    if (token && (e.code === "UNAUTHENTICATED" || e.code === "TOKEN_EXPIRED")) signedOut("Your sign-in expired: sign in again.");
     throw e;
   }
   return body.data;
@@ -224,7 +224,6 @@ async function openChannel(id) {
   renderChannel();
   show("channel");
   setStatus(`Channel ${channel.slug}.`);
-  $("ch-h").focus?.();
   await Promise.all([loadKeys(), poll()]);
 }
 
@@ -320,6 +319,13 @@ function button(label, onClick, aria) {
 }
 const when = (ms) => new Date(ms).toLocaleString();
 
+/** Replaces a table's rows, keeping keyboard focus on the same button across refreshes. */
+function replaceRows(table, rows) {
+  const focused = table.contains(document.activeElement) ? document.activeElement.getAttribute("aria-label") : null;
+  table.tBodies[0].replaceChildren(...rows);
+  if (focused) [...table.querySelectorAll("button")].find((b) => b.getAttribute("aria-label") === focused)?.focus();
+}
+
 // ---------------------------------------------------------------- stream keys
 
 async function loadKeys() {
@@ -332,7 +338,7 @@ async function loadKeys() {
     tr.append(cell(k.keyId), cell(when(k.createdAt)), cell(k.revokedAt ? `revoked ${when(k.revokedAt)}` : "active"), acts);
     return tr;
   });
-  $("keys").tBodies[0].replaceChildren(...rows);
+  replaceRows($("keys"), rows);
 }
 
 function showKey(secret) {
@@ -416,7 +422,7 @@ function renderDestinations(list) {
       cell(s?.bitrate ? `${(s.bitrate / 1e6).toFixed(2)} Mb/s` : "—"), cell(s?.reason || ""), acts);
     return tr;
   });
-  $("dests").tBodies[0].replaceChildren(...rows);
+  replaceRows($("dests"), rows);
 }
 
 async function setEnabled(id, enabled) {
@@ -479,7 +485,7 @@ function renderRecordings(list) {
       cell(r.endedAt === null ? "recording…" : r.studioParticipantId ? "guest track" : "finished"), acts);
     return tr;
   });
-  $("recs").tBodies[0].replaceChildren(...rows);
+  replaceRows($("recs"), rows);
 }
 
 const duration = (ms) => {
