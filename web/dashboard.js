@@ -657,7 +657,6 @@ async function main() {
   if (!auth || !(await accessToken())) {
     show("auth");
     setStatus("Sign in, or create an account.");
-    $("in-user").focus();
     return;
   }
   const id = new URLSearchParams(location.hash.slice(1)).get("channel");
