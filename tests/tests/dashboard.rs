@@ -18,7 +18,9 @@ use serde_json::{Value, json};
 use weir_e2e::browser::{require_browser_peer, run_script};
 use weir_e2e::graphql::{gql_ok, login};
 use weir_e2e::nginx_rtmp::RtmpServer;
-use weir_e2e::{KillOnDrop, Node, NodeOptions, TempDir, http, obs_like_publish, require, wait_until};
+use weir_e2e::{
+    KillOnDrop, Node, NodeOptions, TempDir, http, obs_like_publish, require, wait_until,
+};
 
 const USER: &str = "dashcreator";
 const PASSWORD: &str = "correct horse battery staple";
@@ -29,7 +31,14 @@ const DEST_KEY: &str = "mirror-key";
 fn frames_from(url: &str, seconds: u32) -> (u64, String) {
     let out = Command::new("ffmpeg")
         .args(["-hide_banner", "-nostdin", "-loglevel", "error"])
-        .args(["-rw_timeout", "15000000", "-i", url, "-t", &seconds.to_string()])
+        .args([
+            "-rw_timeout",
+            "15000000",
+            "-i",
+            url,
+            "-t",
+            &seconds.to_string(),
+        ])
         .args(["-map", "0:v:0", "-f", "null", "-progress", "pipe:1", "-"])
         .stdin(Stdio::null())
         .output()
@@ -75,7 +84,10 @@ fn the_dashboard_takes_a_creator_from_sign_up_to_a_recording_in_chromium() {
         "{html}"
     );
     assert!(
-        html.contains(&format!("name=\"weir-rtmp\" content=\":{}\"", node.rtmp_port)),
+        html.contains(&format!(
+            "name=\"weir-rtmp\" content=\":{}\"",
+            node.rtmp_port
+        )),
         "{html}"
     );
     for asset in ["/web/dashboard.js", "/web/dashboard.css"] {

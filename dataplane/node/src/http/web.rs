@@ -175,7 +175,9 @@ mod tests {
             );
         }
         assert_eq!(
-            respond("/watch/demo/", "", ":8090", ":1935").expect("page").status,
+            respond("/watch/demo/", "", ":8090", ":1935")
+                .expect("page")
+                .status,
             200
         );
     }
