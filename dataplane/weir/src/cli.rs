@@ -67,6 +67,9 @@ pub enum KeyCommand {
         /// The key or key id.
         key: String,
     },
+    /// Print the public key that checks this node's keys: give it to data-plane nodes
+    /// as `WEIR_STREAM_KEY_PUBLIC` (they check keys with it but cannot mint them).
+    Public,
     /// Check a stream key: prints its channel, or why it is refused.
     Verify {
         /// The key.
@@ -264,6 +267,10 @@ pub struct NodeArgs {
     /// program, go live, end; default 0.0.0.0:8092, port 0 picks one).
     #[arg(long, global = true, env = "WEIR_STUDIO_LISTEN")]
     pub studio_listen: Option<SocketAddr>,
+    /// A data-plane node whose control plane is unreachable: `open` lets correctly signed
+    /// keys publish (default), `closed` refuses every key until it answers.
+    #[arg(long, global = true, env = "WEIR_UNREACHABLE_KEYS")]
+    pub unreachable_keys: Option<crate::config::UnreachableKeys>,
 }
 
 /// I/O backends selectable on the command line.
