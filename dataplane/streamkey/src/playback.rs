@@ -33,7 +33,11 @@ impl KeyVerifier {
                 .split('&')
                 .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
         };
+        // Canonical digits only (no sign, no leading zeros): one spelling per token.
         let exp: u64 = param("exp")
+            .filter(|v| {
+                v.bytes().all(|b| b.is_ascii_digit()) && (v.len() == 1 || !v.starts_with('0'))
+            })
             .and_then(|v| v.parse().ok())
             .ok_or(KeyError::Malformed)?;
         let sig = param("sig").ok_or(KeyError::Malformed)?;
