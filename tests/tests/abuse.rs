@@ -540,3 +540,74 @@ fn per_address_caps_refuse_extra_connections_and_keep_earlier_ones() {
         node.log()
     );
 }
+
+/// A node at its memory budget refuses new publishers with a reason and a metric while the
+/// live broadcast plays on; once that broadcast ends, its media is shed early (ended first,
+/// never a live one) and publishing works again.
+#[test]
+fn a_node_at_its_memory_budget_refuses_new_publishers_and_sheds_ended_media() {
+    let node = node_with(&["--memory-budget-mb", "1", "--reconnect-grace-ms", "500"]);
+    assert!(
+        node.wait_log("memory budget for media: 1 MiB", Duration::from_secs(10)),
+        "{}",
+        node.log()
+    );
+    let (_, first) = node.issue_key("first");
+    let (_, second) = node.issue_key("second");
+    let mut a = KillOnDrop(
+        ffmpeg_publish(&node.rtmp_url(&first), 60)
+            .spawn()
+            .expect("ffmpeg"),
+    );
+    let media = media_playlist(&node, "first");
+    let used = || counter(&node, "weir_memory_budget_used_bytes", &[]);
+    assert!(
+        wait_until(Duration::from_secs(30), || used() >= f64::from(1u32 << 20)),
+        "the first broadcast never filled 1 MiB: {} bytes",
+        used()
+    );
+
+    // Over the budget: a second broadcast is refused, clearly.
+    let (ok, _, err) = weir_e2e::output(&mut ffmpeg_publish(&node.rtmp_url(&second), 2));
+    assert!(!ok, "a publisher was admitted over the memory budget");
+    assert!(
+        node.log().contains("node memory budget reached"),
+        "no log line for the refusal: {err}\n{}",
+        node.log()
+    );
+    assert!(
+        counter(
+            &node,
+            "weir_publish_refused_total",
+            &[("reason", "memory_budget")]
+        ) >= 1.0
+    );
+    // The live one plays on.
+    let before = weir_e2e::fetch_playlist(node.http_port, &media).next_msn();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            weir_e2e::fetch_playlist(node.http_port, &media).next_msn() > before + 1
+        }),
+        "the live broadcast stalled at the budget"
+    );
+
+    // It ends: its media is the oldest ended, dropped early (retention is 60 s), and a
+    // new publisher is admitted.
+    let _ = a.0.kill();
+    let _ = a.0.wait();
+    assert!(
+        node.wait_log(
+            "memory budget: ended broadcast dropped early",
+            Duration::from_secs(15)
+        ),
+        "{}",
+        node.log()
+    );
+    assert!(counter(&node, "weir_memory_budget_shed_total", &[]) >= 1.0);
+    let _b = KillOnDrop(
+        ffmpeg_publish(&node.rtmp_url(&second), 30)
+            .spawn()
+            .expect("ffmpeg"),
+    );
+    media_playlist(&node, "second");
+}

@@ -50,6 +50,9 @@ pub struct NodeConfig {
     pub reconnect_grace_ms: u64,
     /// How long an ended stream stays readable before it is dropped (404 afterwards).
     pub ended_retention_ms: u64,
+    /// Memory budget for media in MiB (packaged windows, bus buffers): at it, ended
+    /// broadcasts are dropped early and new publishers refused. 0: half the machine's memory.
+    pub memory_budget_mb: u64,
     /// A second publisher on a live channel takes over instead of being refused.
     pub publisher_takeover: bool,
     /// Relays may connect to loopback, private and link-local destinations (off: a
@@ -276,6 +279,7 @@ impl Default for NodeConfig {
             window_segments: 12,
             reconnect_grace_ms: 10_000,
             ended_retention_ms: 60_000,
+            memory_budget_mb: 0,
             publisher_takeover: false,
             relay_allow_internal: false,
             relay_write_timeout_ms: 15_000,

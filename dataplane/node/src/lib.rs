@@ -15,6 +15,7 @@
 //! snapshot (immutable `Bytes` and ropes) without touching the packager, and a blocked
 //! reload is woken only when the part it waits for exists.
 
+mod budget;
 mod config;
 mod delivery;
 mod gate;

@@ -216,6 +216,12 @@ impl Node {
             config.publisher_takeover,
             events.clone(),
         );
+        let budget = crate::budget::MemoryBudget::from_mb(config.memory_budget_mb);
+        tracing::info!(
+            "memory budget for media: {} MiB ([node] memory_budget_mb; at it new publishers are refused)",
+            budget.limit() >> 20
+        );
+        registry.set_memory_budget(budget);
         registry.set_relay(config.relay());
         registry.set_watch_api(config.watch_api.clone());
         // Always open: a channel may ask for recording on a node that does not record

@@ -164,6 +164,8 @@ pub struct Registry {
     record_default: bool,
     /// Where the watch page finds the control plane (see `NodeConfig::watch_api`).
     watch_api: String,
+    /// The node-wide memory budget for media (see `budget`).
+    budget: crate::budget::MemoryBudget,
 }
 
 /// UNIX time in milliseconds.
@@ -196,7 +198,13 @@ impl Registry {
             recorder: None,
             record_default: false,
             watch_api: String::new(),
+            budget: crate::budget::MemoryBudget::from_mb(0),
         }
+    }
+
+    /// Sets the memory budget for media (`[node] memory_budget_mb`).
+    pub fn set_memory_budget(&mut self, budget: crate::budget::MemoryBudget) {
+        self.budget = budget;
     }
 
     /// Sets where the watch page finds the control plane (`[node] watch_api`).
@@ -325,6 +333,9 @@ impl Registry {
                 });
             }
         }
+        // A new broadcast (a publisher coming back to its own is not new): only within the
+        // memory budget.
+        self.budget.admit(channel)?;
         // Object URLs live under the broadcast id: random, so they cannot be guessed
         // (signed playback protects the multivariant playlist that names them).
         let mut id = [0u8; 16];
@@ -478,16 +489,31 @@ impl Registry {
                 _ => true,
             }
         });
-        metrics::gauge!("weir_streams").set(streams.len() as f64);
         let (mut packaged, mut bus, mut viewers) = (0, 0, 0);
-        for s in streams.values() {
-            packaged += s.packaged_bytes();
-            bus +=
+        let mut ended = Vec::new();
+        for (channel, s) in streams.iter() {
+            let p = s.packaged_bytes();
+            let b =
                 s.bus.memory_bytes() + s.renditions_bus.as_ref().map_or(0, Broadcast::memory_bytes);
-            if !s.is_ended() {
-                viewers += s.hls_viewers();
+            packaged += p;
+            bus += b;
+            match s.state.lock().ended_at {
+                Some(at) => ended.push((at, p + b, channel.clone())),
+                None => viewers += s.hls_viewers(),
             }
         }
+        // Over the budget: ended broadcasts go first, oldest first; live ones never.
+        let mut used = packaged + bus;
+        let shed = crate::budget::shed(used, self.budget.limit(), ended);
+        for channel in &shed {
+            if let Some(s) = streams.remove(channel) {
+                used = used.saturating_sub(s.packaged_bytes() + s.bus.memory_bytes());
+                tracing::info!(%channel, "memory budget: ended broadcast dropped early");
+                metrics::counter!("weir_memory_budget_shed_total").increment(1);
+            }
+        }
+        self.budget.record(used);
+        metrics::gauge!("weir_streams").set(streams.len() as f64);
         metrics::gauge!("weir_viewers").set(viewers as f64);
         metrics::gauge!("weir_packaged_bytes").set(packaged as f64);
         metrics::gauge!("weir_bus_bytes").set(bus as f64);

@@ -200,6 +200,11 @@ pub struct NodeArgs {
     /// Grace period for a publisher to reconnect, in ms.
     #[arg(long, global = true, env = "WEIR_RECONNECT_GRACE_MS")]
     pub reconnect_grace_ms: Option<u64>,
+    /// Memory budget for media in MiB (packaged LL-HLS windows, GOP caches, subscriber
+    /// queues): at it, ended broadcasts are dropped early and new publishers refused
+    /// (0: half the machine's memory).
+    #[arg(long, global = true, env = "WEIR_MEMORY_BUDGET_MB")]
+    pub memory_budget_mb: Option<u64>,
     /// Let a second publisher take a live channel over.
     #[arg(long, global = true, env = "WEIR_PUBLISHER_TAKEOVER")]
     pub publisher_takeover: Option<bool>,

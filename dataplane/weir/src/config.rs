@@ -198,6 +198,9 @@ pub fn load(path: Option<&Path>, args: &NodeArgs) -> anyhow::Result<Config> {
     if let Some(v) = a.reconnect_grace_ms {
         n.reconnect_grace_ms = v;
     }
+    if let Some(v) = a.memory_budget_mb {
+        n.memory_budget_mb = v;
+    }
     if let Some(v) = a.publisher_takeover {
         n.publisher_takeover = v;
     }
