@@ -611,3 +611,76 @@ fn a_node_at_its_memory_budget_refuses_new_publishers_and_sheds_ended_media() {
     );
     media_playlist(&node, "second");
 }
+
+/// A publisher over the bitrate cap is cut (log, metric) while one under it on the same
+/// node keeps publishing.
+#[test]
+fn a_publisher_over_the_bitrate_cap_is_cut_and_one_under_it_is_not() {
+    let node = node_with(&["--max-publish-kbps", "300"]);
+    let (_, heavy) = node.issue_key("heavy");
+    let (_, light) = node.issue_key("light");
+    // About 100 kbit/s: small pictures at a fixed low bitrate, mono audio.
+    let mut small = std::process::Command::new("ffmpeg");
+    small
+        .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=160x90:rate=10"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", "40", "-pix_fmt", "yuv420p", "-c:v", "libx264"])
+        .args([
+            "-preset",
+            "ultrafast",
+            "-b:v",
+            "40k",
+            "-maxrate",
+            "60k",
+            "-bufsize",
+            "60k",
+        ])
+        .args([
+            "-g", "20", "-c:a", "aac", "-ac", "1", "-b:a", "32k", "-f", "flv",
+        ])
+        .arg(node.rtmp_url(&light))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null());
+    let _light = KillOnDrop(small.spawn().expect("ffmpeg"));
+    let light_media = media_playlist(&node, "light");
+    // About 1-2 Mbit/s (640x360 testsrc2, ultrafast): over the cap.
+    let t0 = Instant::now();
+    let mut big = KillOnDrop(
+        ffmpeg_publish(&node.rtmp_url(&heavy), 60)
+            .spawn()
+            .expect("ffmpeg"),
+    );
+    assert!(
+        node.wait_log("publisher over the bitrate cap", Duration::from_secs(20)),
+        "the heavy publisher was not cut:\n{}",
+        node.log()
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || big
+            .0
+            .try_wait()
+            .is_ok_and(|s| s.is_some())),
+        "ffmpeg kept publishing after the cut"
+    );
+    eprintln!("heavy publisher cut after {:?}", t0.elapsed());
+    assert!(counter(&node, "weir_publish_cut_total", &[("reason", "bitrate")]) >= 1.0);
+    let log = node.log();
+    let cut = log
+        .lines()
+        .find(|l| l.contains("publisher over the bitrate cap"))
+        .unwrap_or_default();
+    assert!(cut.contains("channel=heavy"), "{cut}");
+    // The light one plays on.
+    let before = weir_e2e::fetch_playlist(node.http_port, &light_media).next_msn();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            weir_e2e::fetch_playlist(node.http_port, &light_media).next_msn() > before + 1
+        }),
+        "the publisher under the cap stalled"
+    );
+    assert!(
+        !node.log().contains("channel=light kbps"),
+        "the light publisher was cut"
+    );
+}

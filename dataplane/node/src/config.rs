@@ -53,6 +53,9 @@ pub struct NodeConfig {
     /// Memory budget for media in MiB (packaged windows, bus buffers): at it, ended
     /// broadcasts are dropped early and new publishers refused. 0: half the machine's memory.
     pub memory_budget_mb: u64,
+    /// Per-publisher bitrate cap in kbit/s, averaged over 5 s (every ingest protocol);
+    /// a publisher over it is disconnected. 0: no cap.
+    pub max_publish_kbps: u64,
     /// A second publisher on a live channel takes over instead of being refused.
     pub publisher_takeover: bool,
     /// Relays may connect to loopback, private and link-local destinations (off: a
@@ -280,6 +283,7 @@ impl Default for NodeConfig {
             reconnect_grace_ms: 10_000,
             ended_retention_ms: 60_000,
             memory_budget_mb: 0,
+            max_publish_kbps: 80_000,
             publisher_takeover: false,
             relay_allow_internal: false,
             relay_write_timeout_ms: 15_000,

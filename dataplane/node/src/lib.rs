@@ -22,6 +22,7 @@ mod gate;
 mod hls_task;
 mod hooks;
 mod http;
+mod ingest_cap;
 mod ladder_task;
 mod limits;
 mod metrics_setup;

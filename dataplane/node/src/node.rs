@@ -222,6 +222,7 @@ impl Node {
             budget.limit() >> 20
         );
         registry.set_memory_budget(budget);
+        registry.set_publish_cap(config.max_publish_kbps);
         registry.set_relay(config.relay());
         registry.set_watch_api(config.watch_api.clone());
         // Always open: a channel may ask for recording on a node that does not record

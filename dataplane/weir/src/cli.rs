@@ -205,6 +205,10 @@ pub struct NodeArgs {
     /// (0: half the machine's memory).
     #[arg(long, global = true, env = "WEIR_MEMORY_BUDGET_MB")]
     pub memory_budget_mb: Option<u64>,
+    /// Per-publisher bitrate cap in kbit/s, averaged over 5 s, for every ingest
+    /// protocol: a publisher over it is disconnected (default 80000; 0: no cap).
+    #[arg(long, global = true, env = "WEIR_MAX_PUBLISH_KBPS")]
+    pub max_publish_kbps: Option<u64>,
     /// Let a second publisher take a live channel over.
     #[arg(long, global = true, env = "WEIR_PUBLISHER_TAKEOVER")]
     pub publisher_takeover: Option<bool>,

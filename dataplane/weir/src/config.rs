@@ -201,6 +201,9 @@ pub fn load(path: Option<&Path>, args: &NodeArgs) -> anyhow::Result<Config> {
     if let Some(v) = a.memory_budget_mb {
         n.memory_budget_mb = v;
     }
+    if let Some(v) = a.max_publish_kbps {
+        n.max_publish_kbps = v;
+    }
     if let Some(v) = a.publisher_takeover {
         n.publisher_takeover = v;
     }
