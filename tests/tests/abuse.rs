@@ -684,3 +684,24 @@ fn a_publisher_over_the_bitrate_cap_is_cut_and_one_under_it_is_not() {
         "the light publisher was cut"
     );
 }
+
+/// `--metrics-listen` moves `/metrics` off the public origin.
+#[test]
+fn metrics_can_be_served_on_a_private_address_only() {
+    let port = weir_e2e::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let node = node_with(&["--metrics-listen", &addr]);
+    assert!(
+        node.wait_log(
+            &format!("metrics: http://{addr}/metrics only"),
+            Duration::from_secs(10)
+        ),
+        "{}",
+        node.log()
+    );
+    assert_eq!(get(node.http_port, "/metrics").expect("origin").status, 404);
+    let r = get(port, "/metrics").expect("metrics listener");
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("weir_"), "{}", r.text());
+    assert_eq!(get(port, "/live/x/index.m3u8").expect("other").status, 404);
+}

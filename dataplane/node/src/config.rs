@@ -27,6 +27,9 @@ pub struct NodeConfig {
     pub rtmp_listen: SocketAddr,
     /// HTTP origin listener (LL-HLS, metrics, health).
     pub http_listen: SocketAddr,
+    /// A separate listener for `/metrics` only (e.g. a private address); the origin then
+    /// stops serving it. `None`: `/metrics` on the origin.
+    pub metrics_listen: Option<SocketAddr>,
     /// Number of shards (0 = one per available core).
     pub shards: usize,
     /// I/O driver.
@@ -271,6 +274,7 @@ impl Default for NodeConfig {
         Self {
             rtmp_listen: SocketAddr::from(([0, 0, 0, 0], 1935)),
             http_listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            metrics_listen: None,
             shards: 0,
             io_backend: IoBackend::Auto,
             data_dir: PathBuf::from(".weir-data"),

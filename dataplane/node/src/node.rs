@@ -57,6 +57,8 @@ pub struct StartedNode {
     pub ladder: Vec<String>,
     /// The studio: composed programs (for the control plane's director).
     pub studio: crate::studio::StudioHub,
+    /// Where `/metrics` is served when not on the origin (`metrics_listen`).
+    pub metrics_addr: Option<SocketAddr>,
     threads: Vec<std::thread::JoinHandle<()>>,
     recorder: Option<Arc<crate::recorder::Recorder>>,
 }
@@ -208,6 +210,18 @@ impl Node {
         let n = config.shard_count();
         let (rtmp_addr, rtmp) = listeners(config.rtmp_listen, n)?;
         let (http_addr, http) = listeners(config.http_listen, n)?;
+        let metrics_addr = match config.metrics_listen {
+            Some(addr) => {
+                let l = std::net::TcpListener::bind(addr).map_err(|e| {
+                    NodeError::Config(format!("metrics_listen {addr}: cannot listen: {e}"))
+                })?;
+                let local = l.local_addr().ok();
+                crate::metrics_setup::serve_separately(l)
+                    .map_err(|e| NodeError::Config(format!("metrics listener thread: {e}")))?;
+                local
+            }
+            None => None,
+        };
         let (srt_addr, srt) = srt_sockets(config.srt_listen, n)?;
         let mut registry = Registry::new(
             config.hls(),
@@ -353,6 +367,7 @@ impl Node {
             drivers,
             ladder,
             studio,
+            metrics_addr,
             threads,
             recorder: Some(recorder),
         })

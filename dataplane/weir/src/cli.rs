@@ -86,6 +86,9 @@ pub struct NodeArgs {
     /// HTTP listen address.
     #[arg(long, global = true, env = "WEIR_HTTP_LISTEN")]
     pub http_listen: Option<SocketAddr>,
+    /// Serve `/metrics` on this address only (e.g. a private one), not on the origin.
+    #[arg(long, global = true, env = "WEIR_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Shards (0 = one per core).
     #[arg(long, global = true, env = "WEIR_SHARDS")]
     pub shards: Option<usize>,

@@ -198,6 +198,9 @@ pub fn load(path: Option<&Path>, args: &NodeArgs) -> anyhow::Result<Config> {
     if let Some(v) = a.reconnect_grace_ms {
         n.reconnect_grace_ms = v;
     }
+    if a.metrics_listen.is_some() {
+        n.metrics_listen = a.metrics_listen;
+    }
     if let Some(v) = a.memory_budget_mb {
         n.memory_budget_mb = v;
     }

@@ -70,8 +70,12 @@ fn start_node(
         started.rtmp_addr.port(),
         node.rtmp_app
     );
+    let metrics = started.metrics_addr.map_or_else(
+        || "/metrics".to_owned(),
+        |a| format!("http://{a}/metrics only"),
+    );
     tracing::info!(
-        "HTTP origin listening on {} (LL-HLS: http://{host}:{}/live/<channel>/index.m3u8, metrics: /metrics)",
+        "HTTP origin listening on {} (LL-HLS: http://{host}:{}/live/<channel>/index.m3u8, metrics: {metrics})",
         started.http_addr,
         started.http_addr.port()
     );

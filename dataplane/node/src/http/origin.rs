@@ -13,7 +13,8 @@
 //!                                           one CMAF track per playlist, see `renditions`)
 //! /whip, /whep                              WebRTC (see `webrtc`)
 //! /watch/<channel>, /web/…                  the browser pages (see `web`)
-//! /metrics                                  Prometheus text format
+//! /metrics                                  Prometheus text format (unless `metrics_listen`
+//!                                           serves it elsewhere)
 //! /healthz                                  liveness
 //! ```
 //! The broadcast id in object URLs is 128 random bits and changes with every new
@@ -110,7 +111,7 @@ pub async fn respond(
         let now = weir_hls::format_iso8601_ms(crate::registry::wallclock_ms());
         return Response::ok("text/plain", "no-store", Bytes::from(now));
     }
-    if path == "/metrics" {
+    if path == "/metrics" && crate::metrics_setup::on_origin() {
         let body = crate::metrics_setup::render();
         return Response::ok("text/plain; version=0.0.4", "no-store", Bytes::from(body));
     }
