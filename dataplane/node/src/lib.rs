@@ -18,6 +18,8 @@
 mod budget;
 mod config;
 mod delivery;
+#[doc(hidden)]
+pub mod fuzzing;
 mod gate;
 mod hls_task;
 mod hooks;
