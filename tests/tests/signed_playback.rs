@@ -135,6 +135,33 @@ fn signed_playback_urls_are_enforced_by_the_origin() {
         Some(10),
         "ffmpeg decoded too little under the signed path: {progress}"
     );
+    // WHEP takes the same token: without it 403, with it the offer itself is looked at
+    // (this one is not SDP: 400).
+    let token = url
+        .trim_start_matches("/live/members-only/")
+        .trim_end_matches("/index.m3u8")
+        .to_owned();
+    let whep = |path: &str| {
+        weir_e2e::http::send(
+            node.http_port,
+            "POST",
+            path,
+            &[("Content-Type", "application/sdp")],
+            Some("not sdp"),
+            Duration::from_secs(5),
+        )
+        .expect("whep")
+    };
+    let r = whep("/whep/members-only");
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("signed playback"), "{}", r.text());
+    let r = whep(&format!("/whep/members-only/{token}"));
+    assert_eq!(
+        r.status,
+        400,
+        "a valid token is let through to the offer: {}",
+        r.text()
+    );
     // The broadcast directory alone (without the signed path) is no longer enough.
     let bare = format!("/live/members-only/{variant}");
     assert_eq!(get(node.http_port, &bare).expect("bare").status, 403);
@@ -161,6 +188,13 @@ fn signed_playback_urls_are_enforced_by_the_origin() {
         assert_eq!(r.status, 403, "expired token still plays {path}");
         assert!(r.text().contains("expired"), "{}", r.text());
     }
+    let expired_token = url
+        .trim_start_matches("/live/members-only/")
+        .trim_end_matches("/index.m3u8")
+        .to_owned();
+    let r = whep(&format!("/whep/members-only/{expired_token}"));
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("expired"), "{}", r.text());
     // A fresh URL plays again.
     assert_eq!(get(node.http_port, &signed()).expect("get").status, 200);
 
