@@ -6,8 +6,9 @@
 //! (B-frames) with exactly that server and key; the page shows Live, a viewer count above
 //! zero while a viewer plays the watch page, and the destination live with a bitrate
 //! (nginx really receives frames, read back with ffmpeg); after the publisher stops the
-//! page shows Offline, the recording appears and plays in the page's video element, and a
-//! key rotation revokes the first key (checked over GraphQL too).
+//! page shows Offline, the recording appears and plays in the page's video element, a clip
+//! made from the page is ready and decodes (ffmpeg), and a key rotation revokes the first
+//! key (checked over GraphQL too).
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -221,5 +222,15 @@ fn the_dashboard_takes_a_creator_from_sign_up_to_a_recording_in_chromium() {
     assert!(
         d["streams"]["nodes"][0]["peakViewers"].as_i64() > Some(0),
         "{d}"
+    );
+
+    // The clip made from the page: a 2 s MP4 (0.5 s to 2.5 s) ffmpeg decodes.
+    let clip: Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.0.join("clip")).unwrap()).unwrap();
+    let url = clip["mp4"].as_str().unwrap();
+    let (frames, err) = frames_from(url, 10);
+    assert!(
+        (55..=61).contains(&frames),
+        "the clip {url} has {frames} frames: {err}"
     );
 }

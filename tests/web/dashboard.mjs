@@ -19,8 +19,8 @@
 //  8. the destination shows live with a bitrate; DIR/live is written (the test checks the
 //     destination receives media, then stops the publisher).
 //  9. the page shows Offline by itself; the recording appears finished; Play plays it in
-//     the page's video (currentTime advances); the clip form shows only if the API has
-//     createClip (then a clip is made).
+//     the page's video (currentTime advances); a clip of it is made from the form, shown
+//     ready, and its MP4 downloads (DIR/clip).
 // 10. rotate the key (confirm): a new key is shown, the first one is listed revoked.
 // Output: one JSON line {steps: [{name, ok, ms, error?}], final, errors, code}. Exit 0 when
 // every step passed, 2 otherwise, 3 when the browser cannot start.
@@ -197,12 +197,18 @@ await step("offline after the stream; the recording plays in the page", async ()
   const clipForm = await page.isVisible("#clip-form");
   const s2 = await state();
   if (clipForm !== s2.clipsAvailable) throw new Error("the clip form does not follow the API");
-  if (s2.clipsAvailable) {
-    await page.fill("#clip-start", "0");
-    await page.fill("#clip-end", "2");
-    await page.click("#clip-submit");
-    await until(() => document.querySelectorAll("#clips li").length > 0);
-  }
+  if (!s2.clipsAvailable) throw new Error("the API has no createClip");
+  await page.fill("#clip-start", "0.5");
+  await page.fill("#clip-end", "2.5");
+  await page.click("#clip-submit");
+  await until(() => /ready/.test(document.querySelector("#clips li")?.textContent || ""));
+  const mp4 = await page.getAttribute("#clips li a:text('MP4')", "href");
+  const got = await page.evaluate(async (u) => {
+    const r = await fetch(u);
+    return { status: r.status, type: r.headers.get("content-type"), bytes: (await r.arrayBuffer()).byteLength };
+  }, mp4);
+  if (got.status !== 200 || got.bytes < 10000) throw new Error(`clip MP4: ${JSON.stringify(got)}`);
+  writeFileSync(join(opts.dir, "clip"), JSON.stringify({ mp4, ...got }));
   if (!existsSync(join(opts.dir, "stopped"))) throw new Error("offline before the publisher stopped");
   await shot("recording");
 });
