@@ -239,6 +239,7 @@ impl Node {
         registry.set_publish_cap(config.max_publish_kbps);
         registry.set_relay(config.relay());
         registry.set_watch_api(config.watch_api.clone());
+        registry.set_ingest(format!(":{}", rtmp_addr.port()));
         // Always open: a channel may ask for recording on a node that does not record
         // by default, and recordings of earlier runs are served and finished.
         let recorder = crate::recorder::Recorder::open(config.recording(), events)

@@ -166,6 +166,8 @@ pub struct Registry {
     record_default: bool,
     /// Where the watch page finds the control plane (see `NodeConfig::watch_api`).
     watch_api: String,
+    /// The RTMP port encoders publish to, as the dashboard shows it (`:PORT`).
+    ingest: String,
     /// The node-wide memory budget for media (see `budget`).
     budget: crate::budget::MemoryBudget,
     /// Per-publisher bitrate cap in bits per second (0: none; see `ingest_cap`).
@@ -202,6 +204,7 @@ impl Registry {
             recorder: None,
             record_default: false,
             watch_api: String::new(),
+            ingest: String::new(),
             budget: crate::budget::MemoryBudget::from_mb(0),
             max_publish_bps: 0,
         }
@@ -220,6 +223,20 @@ impl Registry {
     /// Sets where the watch page finds the control plane (`[node] watch_api`).
     pub fn set_watch_api(&mut self, api: String) {
         self.watch_api = api;
+    }
+
+    /// Sets the RTMP ingest the dashboard tells encoders about (`:PORT` on the page's host).
+    pub fn set_ingest(&mut self, ingest: String) {
+        self.ingest = ingest;
+    }
+
+    /// The RTMP ingest the dashboard shows: `:PORT` (on the host the page came from).
+    pub fn ingest(&self) -> &str {
+        if self.ingest.is_empty() {
+            ":1935"
+        } else {
+            &self.ingest
+        }
     }
 
     /// Where the watch page finds the control plane: a base URL or `:PORT`.

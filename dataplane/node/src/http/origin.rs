@@ -115,7 +115,9 @@ pub async fn respond(
         let body = crate::metrics_setup::render();
         return Response::ok("text/plain; version=0.0.4", "no-store", Bytes::from(body));
     }
-    if let Some(page) = super::web::respond(path, &req.query, registry.watch_api()) {
+    if let Some(page) =
+        super::web::respond(path, &req.query, registry.watch_api(), registry.ingest())
+    {
         return page;
     }
     if let Some(rest) = path.strip_prefix("/vod/") {

@@ -37,6 +37,8 @@ fn reason(status: u16) -> &'static str {
         200 => "OK",
         201 => "Created",
         204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
         206 => "Partial Content",
         400 => "Bad Request",
         403 => "Forbidden",

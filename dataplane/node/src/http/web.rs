@@ -10,9 +10,14 @@
 //! /web/studio.html                 the studio: guest view (?invite=<token>) and host view
 //!                                  (?broadcast=<id>; ?channel=<id> creates one)
 //! /web/studio.js, /web/studio.css  its script and style
+//! /studio/                         the creator dashboard: sign-up/in, channels, stream keys
+//!                                  with OBS settings, destinations, live state and viewers,
+//!                                  recordings (web/dashboard.html); /studio redirects here
+//! /web/dashboard.js, /web/dashboard.css  its script and style
 //! ```
-//! The watch and studio pages learn where the control plane's API and chat are from a `<meta>` the
-//! node fills in (`[node] watch_api`).
+//! The pages learn where the control plane's API and chat are from a `<meta>` the node fills
+//! in (`[node] watch_api`); the dashboard also learns the node's RTMP port (the server URL it
+//! tells encoders).
 
 use bytes::Bytes;
 
@@ -29,6 +34,7 @@ const HLS_JS_TAG: &str = env!("WEIR_EMBED_HLS_JS_TAG");
 
 const WATCH_HTML: &str = include_str!("../../../../web/watch.html");
 const STUDIO_HTML: &str = include_str!("../../../../web/studio.html");
+const DASHBOARD_HTML: &str = include_str!("../../../../web/dashboard.html");
 
 /// The watch and studio pages' policy: their own scripts and styles only; media from blobs
 /// (MSE) and connections to the control plane (any origin: `watch_api` may name another
@@ -38,13 +44,30 @@ const PAGE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self';
      connect-src 'self' http: https: ws: wss:; base-uri 'none'; form-action 'none'; \
      frame-ancestors 'none'";
 
-/// Answers a page or asset request, or `None` when `path` is not one.
-pub fn respond(path: &str, query: &str, watch_api: &str) -> Option<Response> {
+/// Answers a page or asset request, or `None` when `path` is not one. `watch_api` is where
+/// the pages find the control plane, `ingest` the RTMP port (`:PORT`) the dashboard shows.
+pub fn respond(path: &str, query: &str, watch_api: &str, ingest: &str) -> Option<Response> {
     if let Some(channel) = path.strip_prefix("/watch/") {
         return Some(watch_page(channel, watch_api));
     }
     if path == "/web/studio.html" {
         return Some(page(STUDIO_HTML, watch_api, PAGE_CSP));
+    }
+    if path == "/studio/" {
+        return Some(page(
+            &DASHBOARD_HTML.replace("{{RTMP}}", &escape(ingest)),
+            watch_api,
+            PAGE_CSP,
+        ));
+    }
+    if path == "/studio" {
+        // Only a query of URL characters is carried over (it goes into a header).
+        let plain = query.bytes().all(|b| b.is_ascii_graphic());
+        return Some(redirect(if query.is_empty() || !plain {
+            "/studio/".to_owned()
+        } else {
+            format!("/studio/?{query}")
+        }));
     }
     let (body, content_type, cache): (&'static str, _, _) = match path {
         "/web/whip.html" => (include_str!("../../../../web/whip.html"), HTML, "no-cache"),
@@ -55,6 +78,12 @@ pub fn respond(path: &str, query: &str, watch_api: &str) -> Option<Response> {
         "/web/watch.css" => (include_str!("../../../../web/watch.css"), CSS, "no-cache"),
         "/web/studio.js" => (include_str!("../../../../web/studio.js"), JS, "no-cache"),
         "/web/studio.css" => (include_str!("../../../../web/studio.css"), CSS, "no-cache"),
+        "/web/dashboard.js" => (include_str!("../../../../web/dashboard.js"), JS, "no-cache"),
+        "/web/dashboard.css" => (
+            include_str!("../../../../web/dashboard.css"),
+            CSS,
+            "no-cache",
+        ),
         "/web/hls.min.js" => {
             // The tagged URL never changes content; anything else is revalidated.
             let tagged = query.split('&').any(|kv| kv == format!("v={HLS_JS_TAG}"));
@@ -88,6 +117,13 @@ fn watch_page(channel: &str, watch_api: &str) -> Response {
         return Response::error(404, "no such channel: /watch/<channel>");
     }
     page(WATCH_HTML, watch_api, PAGE_CSP)
+}
+
+/// A permanent redirect to `location` (a path on this node).
+fn redirect(location: String) -> Response {
+    let mut r = Response::error(301, "moved");
+    r.extra.push(("Location", location));
+    r
 }
 
 /// A page template with the API's address and hls.js's tag filled in, under `csp`.
@@ -125,7 +161,7 @@ mod tests {
 
     #[test]
     fn watch_page_names_the_api_escaped_and_refuses_odd_channels() {
-        let r = respond("/watch/demo", "", "https://api.example.com/\"><x").expect("page");
+        let r = respond("/watch/demo", "", "https://api.example.com/\"><x", "").expect("page");
         assert_eq!(r.status, 200);
         let body = String::from_utf8(r.body.to_bytes().to_vec()).expect("utf-8");
         assert!(body.contains("content=\"https://api.example.com/&quot;&gt;&lt;x\""));
@@ -133,20 +169,22 @@ mod tests {
         assert!(!body.contains("{{"));
         for bad in ["/watch/", "/watch/a/b", "/watch/%3Cscript%3E", "/watch/a b"] {
             assert_eq!(
-                respond(bad, "", ":8090").expect("answer").status,
+                respond(bad, "", ":8090", ":1935").expect("answer").status,
                 404,
                 "{bad}"
             );
         }
         assert_eq!(
-            respond("/watch/demo/", "", ":8090").expect("page").status,
+            respond("/watch/demo/", "", ":8090", ":1935")
+                .expect("page")
+                .status,
             200
         );
     }
 
     #[test]
     fn studio_page_names_the_api_and_its_assets_are_served() {
-        let r = respond("/web/studio.html", "invite=x", ":8090").expect("page");
+        let r = respond("/web/studio.html", "invite=x", ":8090", "").expect("page");
         assert_eq!(r.status, 200);
         let body = String::from_utf8(r.body.to_bytes().to_vec()).expect("utf-8");
         assert!(body.contains("<meta name=\"weir-api\" content=\":8090\">"));
@@ -155,7 +193,7 @@ mod tests {
         assert!(!body.contains("{{"));
         assert!(r.extra.iter().any(|(k, _)| *k == "Content-Security-Policy"));
         for (asset, kind) in [("/web/studio.js", JS), ("/web/studio.css", CSS)] {
-            let r = respond(asset, "", "").expect(asset);
+            let r = respond(asset, "", "", "").expect(asset);
             assert_eq!(r.status, 200, "{asset}");
             assert_eq!(r.content_type, kind, "{asset}");
             assert!(r.body.len() > 1000, "{asset} is embedded");
@@ -163,12 +201,36 @@ mod tests {
     }
 
     #[test]
+    fn dashboard_is_served_under_studio_with_the_ingest_port() {
+        let r = respond("/studio/", "", ":8090", ":19350").expect("page");
+        assert_eq!(r.status, 200);
+        let body = String::from_utf8(r.body.to_bytes().to_vec()).expect("utf-8");
+        assert!(body.contains("<meta name=\"weir-rtmp\" content=\":19350\">"));
+        assert!(body.contains("<meta name=\"weir-api\" content=\":8090\">"));
+        assert!(body.contains(&format!("/web/hls.min.js?v={HLS_JS_TAG}")));
+        assert!(!body.contains("{{"));
+        let moved = respond("/studio", "api=x", "", "").expect("redirect");
+        assert_eq!(moved.status, 301);
+        assert!(
+            moved
+                .extra
+                .iter()
+                .any(|(k, v)| *k == "Location" && v == "/studio/?api=x")
+        );
+        for (asset, kind) in [("/web/dashboard.js", JS), ("/web/dashboard.css", CSS)] {
+            let r = respond(asset, "", "", "").expect(asset);
+            assert_eq!(r.content_type, kind, "{asset}");
+            assert!(r.body.len() > 1000, "{asset} is embedded");
+        }
+    }
+
+    #[test]
     fn hls_js_is_embedded_and_cached_only_under_its_tag() {
-        let tagged = respond("/web/hls.min.js", &format!("v={HLS_JS_TAG}"), "").expect("js");
+        let tagged = respond("/web/hls.min.js", &format!("v={HLS_JS_TAG}"), "", "").expect("js");
         assert!(tagged.cache_control.contains("immutable"));
         assert!(tagged.body.len() > 100_000, "hls.min.js is embedded whole");
-        let plain = respond("/web/hls.min.js", "", "").expect("js");
+        let plain = respond("/web/hls.min.js", "", "", "").expect("js");
         assert_eq!(plain.cache_control, "no-cache");
-        assert!(respond("/web/nothing.js", "", "").is_none());
+        assert!(respond("/web/nothing.js", "", "", "").is_none());
     }
 }
