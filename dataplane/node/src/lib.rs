@@ -15,6 +15,7 @@
 //! snapshot (immutable `Bytes` and ropes) without touching the packager, and a blocked
 //! reload is woken only when the part it waits for exists.
 
+pub mod clips;
 mod config;
 mod delivery;
 mod gate;
@@ -39,6 +40,7 @@ mod studio;
 mod watchdog;
 mod webrtc;
 
+pub use clips::{ClipError, ClipMade, Clips};
 pub use config::{IoBackend, LadderEncoder, LadderSettings, NodeConfig, RungSetting};
 pub use hooks::{
     BroadcastInfo, LocalFuture, NoEvents, PlaybackAccess, PublishAuth, PublishGrant,

@@ -162,6 +162,8 @@ pub struct Registry {
     recorder: Option<Arc<crate::recorder::Recorder>>,
     /// Whether broadcasts are recorded unless their channel says otherwise.
     record_default: bool,
+    /// Clips of the recordings.
+    clips: Option<Arc<crate::clips::Clips>>,
     /// Where the watch page finds the control plane (see `NodeConfig::watch_api`).
     watch_api: String,
 }
@@ -195,6 +197,7 @@ impl Registry {
             relay: crate::relay::RelayConfig::default(),
             recorder: None,
             record_default: false,
+            clips: None,
             watch_api: String::new(),
         }
     }
@@ -220,6 +223,16 @@ impl Registry {
     pub fn set_recorder(&mut self, recorder: Arc<crate::recorder::Recorder>, by_default: bool) {
         self.recorder = Some(recorder);
         self.record_default = by_default;
+    }
+
+    /// Makes clips of the recordings with `clips`.
+    pub fn set_clips(&mut self, clips: Arc<crate::clips::Clips>) {
+        self.clips = Some(clips);
+    }
+
+    /// The node's clips.
+    pub fn clips(&self) -> Option<&Arc<crate::clips::Clips>> {
+        self.clips.as_ref()
     }
 
     /// The recorder, when recording is on.
