@@ -9,6 +9,9 @@
 // - Sign-in: GraphQL `login`; the tokens live in localStorage ("weir.auth") and are
 //   refreshed (`refresh`) before the access token expires.
 // - Chat: chat.js over WS /v1/chat/<channel> on the API's host.
+// - Members-only channels (signed playback): a signed-in member gets the signed path from
+//   GraphQL `playbackUrl` (every object is fetched under it) and the page fetches a new one
+//   and restarts the player shortly before it expires; without access the player says so.
 
 import { Chat, describeError } from "./chat.js";
 import { newPeerConnection, Session, HttpError, endpointUrl, errorText as rtcError, selectedPair } from "./webrtc.js";
@@ -30,6 +33,7 @@ const CHAT_SERVER = API.replace(/^http/, "ws");
 
 const view = {
   channel, api: API, title: null, live: false, viewers: 0, mode: "hls", signedIn: null,
+  channelId: null, signedUntil: null,
   player: { state: "idle", error: null, currentTime: 0, latency: null, framesDecoded: 0 },
 };
 let chat = null;
@@ -184,8 +188,9 @@ function renderStatus() {
 
 async function poll() {
   try {
-    const d = await gql(`query($c: ID!) { liveChannel(channel: $c) { title description live viewerCount } }`, { c: channel });
+    const d = await gql(`query($c: ID!) { liveChannel(channel: $c) { id title description live viewerCount } }`, { c: channel });
     const c = d.liveChannel;
+    view.channelId = c.id;
     if (c.title !== view.title) {
       view.title = c.title;
       $("title").textContent = c.title || channel;
@@ -257,8 +262,32 @@ function retryLater(ms) {
   retryTimer = setTimeout(() => { if (my === gen && view.live) play(); }, ms);
 }
 
-function playHls() {
-  const src = new URL(`/live/${encodeURIComponent(channel)}/index.m3u8`, location.origin).href;
+/** Where to play: the signed path `playbackUrl` hands a signed-in member (a restart is
+ *  scheduled before it expires), else the channel's plain path. */
+async function hlsSource(my) {
+  const plain = `/live/${encodeURIComponent(channel)}/index.m3u8`;
+  const token = await accessToken();
+  if (!token || !view.channelId) return plain;
+  try {
+    const d = await gql(`query($c: ID!) { playbackUrl(channelId: $c) { url expiresAt } }`, { c: view.channelId }, token);
+    const p = d.playbackUrl;
+    view.signedUntil = p.expiresAt ?? null;
+    if (p.expiresAt) {
+      const ms = Math.max(5000, p.expiresAt * 1000 - Date.now() - 15000);
+      setTimeout(() => { if (my === gen && view.live) play(); }, ms);
+    }
+    return p.url;
+  } catch (e) {
+    console.warn(`playbackUrl: ${e.message}`);
+    return plain;
+  }
+}
+
+async function playHls() {
+  const my0 = gen;
+  const path = await hlsSource(my0);
+  if (my0 !== gen) return;
+  const src = new URL(path, location.origin).href;
   setPlayer("loading");
   playerStatus("Loading LL-HLS…");
   const Hls = window.Hls;
@@ -269,6 +298,14 @@ function playHls() {
       if (!d.fatal || my !== gen) return;
       console.warn(`hls.js: ${d.type} ${d.details}`);
       if (d.type === Hls.ErrorTypes.MEDIA_ERROR) { hls.recoverMediaError(); return; }
+      if (d.response?.code === 403) {
+        setPlayer("error", "forbidden");
+        playerStatus(view.signedIn
+          ? "This channel is for its members: your account cannot watch it."
+          : "This channel is for its members: sign in to watch.", "error");
+        retryLater(5000);
+        return;
+      }
       setPlayer("error", d.details);
       playerStatus(`Playback interrupted (${d.details}); retrying…`, "error");
       retryLater(2000);
@@ -324,7 +361,9 @@ async function playWebrtc() {
       stopPlayer("switch");
       view.mode = "hls";
       document.querySelector('input[name=mode][value=hls]').checked = true;
-      playHls();
+      const g = gen;
+      await playHls();
+      if (g !== gen) return;
       setPlayer("loading", why);
       playerStatus(`WebRTC is not available here: ${why.replace(/[.\s]*$/, "")}. Playing LL-HLS instead.`, "error");
       return;

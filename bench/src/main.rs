@@ -19,8 +19,10 @@
 //!                 [--readme | --no-readme]
 //! weir-bench studio [--quick] [--guests 2,4,9] [--secs S] [--idle-secs S] [--settle-secs S]
 //!                   [--keep] [--readme | --no-readme]
+//! weir-bench abuse [--quick] [--readme | --no-readme]
 //! ```
 
+mod abuse;
 mod api;
 mod chat;
 mod egress;
@@ -409,9 +411,10 @@ fn main() -> ExitCode {
         Some("outputs") => outputs::run(&args[1..]),
         Some("chat") => chat::run(&args[1..]),
         Some("studio") => studio::run(&args[1..]),
+        Some("abuse") => abuse::run(&args[1..]),
         _ => {
             eprintln!(
-                "usage: weir-bench live [--quick] [flags…] | weir-bench api [--quick] [--clients N] | weir-bench transcode|srt|outputs|chat|studio [--quick] [flags…]  (see bench/README.md)"
+                "usage: weir-bench live [--quick] [flags…] | weir-bench api [--quick] [--clients N] | weir-bench transcode|srt|outputs|chat|studio|abuse [--quick] [flags…]  (see bench/README.md)"
             );
             return ExitCode::from(2);
         }

@@ -59,11 +59,18 @@ impl Weir {
             .args(["--api-listen", &api.to_string()])
             .args(["--webrtc-udp-port", "0", "--webrtc-public-ips", "127.0.0.1"])
             .args(["--shards", "1", "--part-target-ms", "200"])
-            // Every load-generator connection comes from loopback: no per-address caps.
-            .args(["--http-max-connections-per-ip", "0"])
-            .args(["--rtmp-max-connections-per-ip", "0"])
             // Long enough a window that a client joining late still finds the first part.
             .args(["--window-segments", "60"]);
+        // Every load-generator connection comes from loopback: no per-address caps
+        // (unless the scenario sets them).
+        for cap in [
+            "--http-max-connections-per-ip",
+            "--rtmp-max-connections-per-ip",
+        ] {
+            if !extra.iter().any(|a| a == cap) {
+                cmd.args([cap, "0"]);
+            }
+        }
         if !extra.iter().any(|a| a == "--srt-listen") {
             cmd.args(["--srt-listen", "127.0.0.1:0"]);
         }

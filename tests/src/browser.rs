@@ -3,7 +3,7 @@
 //! when it is missing.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -12,8 +12,13 @@ pub const SETUP: &str =
     "run `cargo xtask setup --test` (installs chromium and runs `npm ci` in tests/web)";
 
 /// `tests/web`: the scripts, pages and `node_modules`.
+///
+/// Found from `CARGO_MANIFEST_DIR` at run time (cargo sets it for tests), so a test binary
+/// reused from a warm target dir built in another checkout still finds this checkout's files.
 pub fn web_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("web")
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join("web")
 }
 
 /// The Chromium binary (`CHROMIUM`, default Debian's).

@@ -14,23 +14,52 @@ pub const API_READY: &str = "GraphQL API listening on";
 pub struct Secrets {
     /// `WEIR_NODE_TOKEN`.
     pub node_token: String,
-    /// `WEIR_STREAM_KEY_SECRET` (64 hex characters).
+    /// `WEIR_STREAM_KEY_SECRET` (64 hex characters): the control plane's only.
     pub stream_key_secret: String,
+    /// `WEIR_STREAM_KEY_PUBLIC`: what data-plane nodes check keys with (from `weir key public`).
+    pub stream_key_public: String,
 }
 
 impl Secrets {
-    /// Fresh values (unpredictable enough for a test).
+    /// Fresh values (unpredictable enough for a test); the public key is printed by
+    /// `weir key public`, as an operator would get it.
     pub fn generate() -> Self {
+        let stream_key_secret = random_hex(32);
+        let dir = TempDir::new("key-public");
+        let out = weir_command()
+            .args(["key", "public", "--data-dir"])
+            .arg(dir.0.join("data"))
+            .env("WEIR_STREAM_KEY_SECRET", &stream_key_secret)
+            .output()
+            .expect("run weir key public");
+        assert!(
+            out.status.success(),
+            "weir key public failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stream_key_public = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        assert_eq!(stream_key_public.len(), 64, "{stream_key_public:?}");
         Self {
             node_token: format!("node-token-{}", random_hex(16)),
-            stream_key_secret: random_hex(32),
+            stream_key_secret,
+            stream_key_public,
         }
     }
 
-    fn env(&self) -> [(&'static str, String); 2] {
+    /// What a control plane is given.
+    pub fn control_plane_env(&self) -> [(&'static str, String); 2] {
         [
             ("WEIR_NODE_TOKEN", self.node_token.clone()),
             ("WEIR_STREAM_KEY_SECRET", self.stream_key_secret.clone()),
+        ]
+    }
+
+    /// What a data-plane node is given: the node token and the public key, no secret to
+    /// sign keys with.
+    pub fn data_plane_env(&self) -> [(&'static str, String); 2] {
+        [
+            ("WEIR_NODE_TOKEN", self.node_token.clone()),
+            ("WEIR_STREAM_KEY_PUBLIC", self.stream_key_public.clone()),
         ]
     }
 }
@@ -75,7 +104,7 @@ impl ControlPlane {
             .args(["--etcd-endpoints", &etcd_endpoints.join(",")])
             .arg("--data-dir")
             .arg(dir.0.join("data"))
-            .envs(secrets.env())
+            .envs(secrets.control_plane_env())
             .envs(env.iter().copied());
         let mut proc = Process::spawn("weir controlplane", cmd, dir.0.join("controlplane.log"));
         assert!(
@@ -128,7 +157,7 @@ impl DataPlane {
             .arg("--data-dir")
             .arg(dir.0.join("data"))
             .args(extra)
-            .envs(secrets.env());
+            .envs(secrets.data_plane_env());
         let mut proc = Process::spawn("weir dataplane", cmd, dir.0.join("dataplane.log"));
         assert!(
             proc.wait_log("HTTP origin listening", Duration::from_secs(30)),

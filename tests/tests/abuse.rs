@@ -540,3 +540,168 @@ fn per_address_caps_refuse_extra_connections_and_keep_earlier_ones() {
         node.log()
     );
 }
+
+/// A node at its memory budget refuses new publishers with a reason and a metric while the
+/// live broadcast plays on; once that broadcast ends, its media is shed early (ended first,
+/// never a live one) and publishing works again.
+#[test]
+fn a_node_at_its_memory_budget_refuses_new_publishers_and_sheds_ended_media() {
+    let node = node_with(&["--memory-budget-mb", "1", "--reconnect-grace-ms", "500"]);
+    assert!(
+        node.wait_log("memory budget for media: 1 MiB", Duration::from_secs(10)),
+        "{}",
+        node.log()
+    );
+    let (_, first) = node.issue_key("first");
+    let (_, second) = node.issue_key("second");
+    let mut a = KillOnDrop(
+        ffmpeg_publish(&node.rtmp_url(&first), 60)
+            .spawn()
+            .expect("ffmpeg"),
+    );
+    let media = media_playlist(&node, "first");
+    let used = || counter(&node, "weir_memory_budget_used_bytes", &[]);
+    assert!(
+        wait_until(Duration::from_secs(30), || used() >= f64::from(1u32 << 20)),
+        "the first broadcast never filled 1 MiB: {} bytes",
+        used()
+    );
+
+    // Over the budget: a second broadcast is refused, clearly.
+    let (ok, _, err) = weir_e2e::output(&mut ffmpeg_publish(&node.rtmp_url(&second), 2));
+    assert!(!ok, "a publisher was admitted over the memory budget");
+    assert!(
+        node.log().contains("node memory budget reached"),
+        "no log line for the refusal: {err}\n{}",
+        node.log()
+    );
+    assert!(
+        counter(
+            &node,
+            "weir_publish_refused_total",
+            &[("reason", "memory_budget")]
+        ) >= 1.0
+    );
+    // The live one plays on.
+    let before = weir_e2e::fetch_playlist(node.http_port, &media).next_msn();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            weir_e2e::fetch_playlist(node.http_port, &media).next_msn() > before + 1
+        }),
+        "the live broadcast stalled at the budget"
+    );
+
+    // It ends: its media is the oldest ended, dropped early (retention is 60 s), and a
+    // new publisher is admitted.
+    let _ = a.0.kill();
+    let _ = a.0.wait();
+    assert!(
+        node.wait_log(
+            "memory budget: ended broadcast dropped early",
+            Duration::from_secs(15)
+        ),
+        "{}",
+        node.log()
+    );
+    assert!(counter(&node, "weir_memory_budget_shed_total", &[]) >= 1.0);
+    let _b = KillOnDrop(
+        ffmpeg_publish(&node.rtmp_url(&second), 30)
+            .spawn()
+            .expect("ffmpeg"),
+    );
+    media_playlist(&node, "second");
+}
+
+/// A publisher over the bitrate cap is cut (log, metric) while one under it on the same
+/// node keeps publishing.
+#[test]
+fn a_publisher_over_the_bitrate_cap_is_cut_and_one_under_it_is_not() {
+    let node = node_with(&["--max-publish-kbps", "300"]);
+    let (_, heavy) = node.issue_key("heavy");
+    let (_, light) = node.issue_key("light");
+    // About 100 kbit/s: small pictures at a fixed low bitrate, mono audio.
+    let mut small = std::process::Command::new("ffmpeg");
+    small
+        .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=160x90:rate=10"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", "40", "-pix_fmt", "yuv420p", "-c:v", "libx264"])
+        .args([
+            "-preset",
+            "ultrafast",
+            "-b:v",
+            "40k",
+            "-maxrate",
+            "60k",
+            "-bufsize",
+            "60k",
+        ])
+        .args([
+            "-g", "20", "-c:a", "aac", "-ac", "1", "-b:a", "32k", "-f", "flv",
+        ])
+        .arg(node.rtmp_url(&light))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null());
+    let _light = KillOnDrop(small.spawn().expect("ffmpeg"));
+    let light_media = media_playlist(&node, "light");
+    // About 1-2 Mbit/s (640x360 testsrc2, ultrafast): over the cap.
+    let t0 = Instant::now();
+    let mut big = KillOnDrop(
+        ffmpeg_publish(&node.rtmp_url(&heavy), 60)
+            .spawn()
+            .expect("ffmpeg"),
+    );
+    assert!(
+        node.wait_log("publisher over the bitrate cap", Duration::from_secs(20)),
+        "the heavy publisher was not cut:\n{}",
+        node.log()
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || big
+            .0
+            .try_wait()
+            .is_ok_and(|s| s.is_some())),
+        "ffmpeg kept publishing after the cut"
+    );
+    eprintln!("heavy publisher cut after {:?}", t0.elapsed());
+    assert!(counter(&node, "weir_publish_cut_total", &[("reason", "bitrate")]) >= 1.0);
+    let log = node.log();
+    let cut = log
+        .lines()
+        .find(|l| l.contains("publisher over the bitrate cap"))
+        .unwrap_or_default();
+    assert!(cut.contains("channel=heavy"), "{cut}");
+    // The light one plays on.
+    let before = weir_e2e::fetch_playlist(node.http_port, &light_media).next_msn();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            weir_e2e::fetch_playlist(node.http_port, &light_media).next_msn() > before + 1
+        }),
+        "the publisher under the cap stalled"
+    );
+    assert!(
+        !node.log().contains("channel=light kbps"),
+        "the light publisher was cut"
+    );
+}
+
+/// `--metrics-listen` moves `/metrics` off the public origin.
+#[test]
+fn metrics_can_be_served_on_a_private_address_only() {
+    let port = weir_e2e::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let node = node_with(&["--metrics-listen", &addr]);
+    assert!(
+        node.wait_log(
+            &format!("metrics: http://{addr}/metrics only"),
+            Duration::from_secs(10)
+        ),
+        "{}",
+        node.log()
+    );
+    assert_eq!(get(node.http_port, "/metrics").expect("origin").status, 404);
+    let r = get(port, "/metrics").expect("metrics listener");
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("weir_"), "{}", r.text());
+    assert_eq!(get(port, "/live/x/index.m3u8").expect("other").status, 404);
+}

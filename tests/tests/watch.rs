@@ -331,3 +331,44 @@ fn watch_page_plays_in_firefox() {
         node.log()
     );
 }
+
+/// A members-only channel (signed playback): the page says so to an anonymous visitor
+/// (the plain playlist is 403), and after the owner signs in with the page's form it plays
+/// under the signed path `playbackUrl` hands out (`tests/web/watch_signed.mjs`).
+#[test]
+fn watch_page_plays_a_members_only_channel_after_sign_in() {
+    require_browser_peer(&["node_modules/playwright-core/package.json"]);
+    let node = Node::start();
+    assert!(node.wait_log("GraphQL API listening on", Duration::from_secs(20)));
+    let api = node.api_port;
+    let owner = register_and_login(api, "memberowner", "owner-password-1");
+    let channel = create_channel(api, &owner.access_token, "members-watch");
+    gql_ok(
+        api,
+        Some(&owner.access_token),
+        "mutation($c:ID!){setEntitlement(channelId:$c,input:{access:PUBLIC,signedUrls:true,signedUrlTtlSecs:600}){signedUrls}}",
+        json!({ "c": channel }),
+    );
+    let (_, key) = issue_stream_key(api, &owner.access_token, &channel);
+    let _ff = publish(&node.rtmp_url(&key), 3, 120);
+    let args: Vec<String> = [
+        "--base",
+        &node.http_url(""),
+        "--channel",
+        "members-watch",
+        "--user",
+        "memberowner:owner-password-1",
+        "--timeout",
+        "90",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let (ok, out, err) = run_script("watch_signed.mjs", &args, Duration::from_secs(150));
+    assert!(ok, "watch_signed.mjs failed:\n{out}\n{err}\n{}", node.log());
+    let plain = http::get(node.http_port, "/live/members-watch/index.m3u8").expect("get");
+    assert_eq!(
+        plain.status, 403,
+        "the plain path plays a members-only channel"
+    );
+}

@@ -63,8 +63,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
             ],
             rest,
         ),
+        // ffmpeg: the good stream's media.
+        "abuse" => bench("abuse", &["ffmpeg"], rest),
         other => Err(format!(
-            "unknown bench scenario {other:?} (have: live, api, transcode, srt, outputs, chat, studio)"
+            "unknown bench scenario {other:?} (have: live, api, transcode, srt, outputs, chat, studio, abuse)"
         )),
     }
 }

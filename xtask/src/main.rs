@@ -9,6 +9,7 @@
 //! cargo xtask bench live         benchmarks against peers run side by side (see bench/README.md)
 //! cargo xtask bench transcode    the transcode ladder's CPU against the ffmpeg CLI's
 //! cargo xtask bench srt          SRT ingest latency and loss against srt-live-transmit
+//! cargo xtask bench abuse        attacks on a node with default limits: what cut them, memory, a good stream's latency
 //! cargo xtask fuzz TARGET [SECS] run one cargo-fuzz target (installs cargo-fuzz)
 //! ```
 //! Only std: this crate must build in seconds on a fresh machine.
@@ -29,7 +30,7 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <setup [--test] | serve [ARGS…] | test | bench live|api|transcode|srt|outputs|chat | fuzz TARGET [SECS]>"
+                "usage: cargo xtask <setup [--test] | serve [ARGS…] | test | bench live|api|transcode|srt|outputs|chat|studio|abuse | fuzz TARGET [SECS]>"
             );
             return ExitCode::from(2);
         }

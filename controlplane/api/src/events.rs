@@ -342,7 +342,7 @@ impl ApiState {
         self.store().register_node(node, ttl).await
     }
 
-    /// Publish authorization by key id (after the data plane checked the key's HMAC):
+    /// Publish authorization by key id (after the data plane checked the key's signature):
     /// the channel when the key was issued and is not revoked, `None` otherwise.
     pub async fn authorize_publish(&self, key_id: &str) -> Result<Option<String>, StoreError> {
         match self.store().get_stream_key(key_id).await? {

@@ -1,4 +1,4 @@
-//! The stream-key issuer the binary provides (the HMAC key format belongs to the data plane).
+//! The stream-key issuer the binary provides (the Ed25519 key format belongs to the data plane).
 
 /// Issues and revokes ingest stream keys. Implemented by the `weir` binary over the data
 /// plane's key format; the API only stores the key id and shows the secret once.

@@ -260,9 +260,12 @@ impl CoreQueries {
     }
 
     /// Where to watch the channel. Public channels: the plain playlist path, for anyone.
-    /// Channels whose policy requires signed URLs, or subscriber-only ones: a URL signed
-    /// with an expiry (the policy's TTL), for signed-in members of the channel and admins
-    /// (subscriptions themselves are not modelled yet).
+    /// Channels whose policy requires signed URLs, or subscriber-only ones: a signed path
+    /// `/live/<slug>/t.<exp>.<sig>/index.m3u8` under which every playlist and object of the
+    /// broadcast is fetched, for signed-in members of the channel and admins (subscriptions
+    /// themselves are not modelled yet). It expires after the policy's TTL, rounded up to a
+    /// quarter of it so that viewers asking in the same window share URLs (and a CDN's
+    /// cache); playback under it stops then: ask again before `expiresAt`.
     async fn playback_url(&self, ctx: &Context<'_>, channel_id: ID) -> ApiResult<PlaybackUrl> {
         let st = state(ctx);
         let ch = st
@@ -283,10 +286,14 @@ impl CoreQueries {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let exp = now + u64::from(e.signed_url_ttl_secs.max(1));
+        let ttl = u64::from(e.signed_url_ttl_secs.max(1));
+        let window = (ttl / 4).max(1);
+        let exp = (now + ttl).div_ceil(window) * window;
         let q = st.inner.issuer.sign_playback(&ch.slug, exp);
+        // `exp=<exp>&sig=<sig>` → `t.<exp>.<sig>` (the signature is URL-safe base64: no dots).
+        let token = q.replacen("exp=", "t.", 1).replacen("&sig=", ".", 1);
         Ok(PlaybackUrl {
-            url: format!("{path}?{q}"),
+            url: format!("/live/{}/{token}/index.m3u8", ch.slug),
             expires_at: Some(i64::try_from(exp).unwrap_or(i64::MAX)),
         })
     }

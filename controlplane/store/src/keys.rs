@@ -1,5 +1,5 @@
 //! Stream key metadata and revocations (the key material itself is never stored: the data
-//! plane checks HMAC-signed keys and consults the revocation list).
+//! plane checks signed keys and consults the revocation list).
 
 use serde::{Deserialize, Serialize};
 

@@ -65,6 +65,8 @@ struct Shared {
     /// Video track indices (bits) whose key frame an output asked for (see
     /// [`Broadcast::request_keyframe`]); taken by the publisher.
     keyframe_requests: AtomicU64,
+    /// Frame payload bytes delivered since the broadcast began (every publisher).
+    bytes_published: AtomicU64,
 }
 
 /// One broadcast on the bus: its tracks, its GOP cache and its subscribers. Cheap to
@@ -89,6 +91,7 @@ impl Broadcast {
                     ended: false,
                 }),
                 keyframe_requests: AtomicU64::new(0),
+                bytes_published: AtomicU64::new(0),
             }),
         }
     }
@@ -160,6 +163,12 @@ impl Broadcast {
         st.gop.clear();
         broadcast_to(&mut st, &[BusEvent::Ended]);
         st.subscribers.clear();
+    }
+
+    /// Frame payload bytes its publishers delivered so far (what an ingest bitrate
+    /// meter reads).
+    pub fn bytes_published(&self) -> u64 {
+        self.shared.bytes_published.load(Ordering::Relaxed)
     }
 
     /// True after [`Self::end`].
@@ -275,11 +284,17 @@ impl Publisher {
             (BusEvent::Frame(f), Some(t)) => t.contains(f.track),
             _ => false,
         });
+        let mut bytes = 0;
         for e in &self.batch {
             if let BusEvent::Frame(f) = e {
                 st.gop.push(primary, f);
+                bytes += f.data.len() as u64;
             }
         }
+        self.broadcast
+            .shared
+            .bytes_published
+            .fetch_add(bytes, Ordering::Relaxed);
         broadcast_to(&mut st, &self.batch);
         self.batch.clear();
     }

@@ -27,6 +27,9 @@ pub struct NodeConfig {
     pub rtmp_listen: SocketAddr,
     /// HTTP origin listener (LL-HLS, metrics, health).
     pub http_listen: SocketAddr,
+    /// A separate listener for `/metrics` only (e.g. a private address); the origin then
+    /// stops serving it. `None`: `/metrics` on the origin.
+    pub metrics_listen: Option<SocketAddr>,
     /// Number of shards (0 = one per available core).
     pub shards: usize,
     /// I/O driver.
@@ -50,6 +53,12 @@ pub struct NodeConfig {
     pub reconnect_grace_ms: u64,
     /// How long an ended stream stays readable before it is dropped (404 afterwards).
     pub ended_retention_ms: u64,
+    /// Memory budget for media in MiB (packaged windows, bus buffers): at it, ended
+    /// broadcasts are dropped early and new publishers refused. 0: half the machine's memory.
+    pub memory_budget_mb: u64,
+    /// Per-publisher bitrate cap in kbit/s, averaged over 5 s (every ingest protocol);
+    /// a publisher over it is disconnected. 0: no cap.
+    pub max_publish_kbps: u64,
     /// A second publisher on a live channel takes over instead of being refused.
     pub publisher_takeover: bool,
     /// Relays may connect to loopback, private and link-local destinations (off: a
@@ -267,6 +276,7 @@ impl Default for NodeConfig {
         Self {
             rtmp_listen: SocketAddr::from(([0, 0, 0, 0], 1935)),
             http_listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            metrics_listen: None,
             shards: 0,
             io_backend: IoBackend::Auto,
             data_dir: PathBuf::from(".weir-data"),
@@ -278,6 +288,8 @@ impl Default for NodeConfig {
             window_segments: 12,
             reconnect_grace_ms: 10_000,
             ended_retention_ms: 60_000,
+            memory_budget_mb: 0,
+            max_publish_kbps: 80_000,
             publisher_takeover: false,
             relay_allow_internal: false,
             relay_write_timeout_ms: 15_000,

@@ -17,7 +17,7 @@ use crate::registry::{Packaging, Registry, Stream, wallclock_ms};
 /// Which bus tracks the packager serves (the lowest-index video and audio tracks), as
 /// they appear on the bus.
 #[derive(Debug, Default, Clone, Copy)]
-struct Selected {
+pub(crate) struct Selected {
     video: Option<TrackId>,
     audio: Option<TrackId>,
 }
@@ -68,39 +68,22 @@ pub async fn run(stream: Arc<Stream>, packaging: Packaging, registry: Arc<Regist
         subscriber.ready().await;
         let closed = subscriber.drain_into(&mut events).is_err();
         for event in events.drain(..) {
-            match event {
-                BusEvent::Tracks(tracks) => {
-                    selected = Selected::of(&tracks);
-                    let video = selected
-                        .video
-                        .and_then(|id| tracks.video(id.index))
-                        .cloned();
-                    let audio = selected
-                        .audio
-                        .and_then(|id| tracks.audio(id.index))
-                        .cloned();
-                    if !live_reported {
-                        live_reported = true;
-                        report_live(&stream, &registry, &tracks);
-                    }
-                    hls.set_tracks(video, audio);
-                }
-                BusEvent::Frame(mut frame) => {
-                    if frame.track.is_video() && frame.composition_offset() != 0 {
-                        stream.video_reorders.store(true, Ordering::Relaxed);
-                    }
-                    if let Some(track) = selected.map(frame.track) {
-                        frame.track = track;
-                        hls.push_frame(wallclock_ms(), frame);
-                    }
-                }
-                BusEvent::Skipped { frames } => {
-                    tracing::warn!(channel = %stream.channel, frames, "packager fell behind: frames skipped");
-                }
-                BusEvent::PublisherLeft => hls.pause(),
-                BusEvent::PublisherJoined { .. } => {}
-                BusEvent::Ended => hls.end(),
+            if let BusEvent::Tracks(tracks) = &event
+                && !live_reported
+            {
+                live_reported = true;
+                report_live(&stream, &registry, tracks);
             }
+            if let BusEvent::Frame(frame) = &event
+                && frame.track.is_video()
+                && frame.composition_offset() != 0
+            {
+                stream.video_reorders.store(true, Ordering::Relaxed);
+            }
+            if let BusEvent::Skipped { frames } = &event {
+                tracing::warn!(channel = %stream.channel, frames, "packager fell behind: frames skipped");
+            }
+            apply(&mut selected, &mut hls, event);
         }
         if closed && !hls.is_ended() {
             hls.end();
@@ -113,6 +96,35 @@ pub async fn run(stream: Arc<Stream>, packaging: Packaging, registry: Arc<Regist
         if closed || hls.is_ended() {
             return;
         }
+    }
+}
+
+/// One bus event into the packager: tracks select the served ones, frames of those are
+/// pushed (renumbered to the packager's tracks), the publisher leaving pauses, the end
+/// ends. The whole of what the packager does with the bus, shared with the fuzz target.
+pub(crate) fn apply(selected: &mut Selected, hls: &mut weir_hls::LiveStream, event: BusEvent) {
+    match event {
+        BusEvent::Tracks(tracks) => {
+            *selected = Selected::of(&tracks);
+            let video = selected
+                .video
+                .and_then(|id| tracks.video(id.index))
+                .cloned();
+            let audio = selected
+                .audio
+                .and_then(|id| tracks.audio(id.index))
+                .cloned();
+            hls.set_tracks(video, audio);
+        }
+        BusEvent::Frame(mut frame) => {
+            if let Some(track) = selected.map(frame.track) {
+                frame.track = track;
+                hls.push_frame(wallclock_ms(), frame);
+            }
+        }
+        BusEvent::PublisherLeft => hls.pause(),
+        BusEvent::Ended => hls.end(),
+        BusEvent::Skipped { .. } | BusEvent::PublisherJoined { .. } => {}
     }
 }
 

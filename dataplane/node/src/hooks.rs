@@ -59,7 +59,7 @@ pub trait PublishAuth: Send + Sync + 'static {
 pub enum PlaybackAccess {
     /// Valid and not expired.
     Allowed,
-    /// Genuinely signed but past its expiry: a player already watching may go on.
+    /// Genuinely signed but past its expiry: refused, with a reason that says so.
     Expired,
     /// Missing, malformed or forged.
     Denied,

@@ -15,13 +15,17 @@
 //! snapshot (immutable `Bytes` and ropes) without touching the packager, and a blocked
 //! reload is woken only when the part it waits for exists.
 
+mod budget;
 pub mod clips;
 mod config;
 mod delivery;
+#[doc(hidden)]
+pub mod fuzzing;
 mod gate;
 mod hls_task;
 mod hooks;
 mod http;
+mod ingest_cap;
 mod ladder_task;
 mod limits;
 mod metrics_setup;

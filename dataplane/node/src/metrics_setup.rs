@@ -38,3 +38,70 @@ pub fn render() -> String {
         None => String::new(),
     }
 }
+
+/// Whether the HTTP origin answers `/metrics` (false once a separate metrics listener
+/// is configured: the metrics are then not public).
+static ON_ORIGIN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// True when the origin serves `/metrics`.
+pub fn on_origin() -> bool {
+    ON_ORIGIN.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Serves `/metrics` on `listener` alone (`[node] metrics_listen`), on a thread of its
+/// own, one short request at a time: a request head of at most 8 KiB within 5 s, then the
+/// rendering; anything else is 404. The origin stops answering `/metrics`.
+pub fn serve_separately(
+    listener: std::net::TcpListener,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    ON_ORIGIN.store(false, std::sync::atomic::Ordering::Relaxed);
+    std::thread::Builder::new()
+        .name("weir-metrics".to_owned())
+        .spawn(move || {
+            for conn in listener.incoming() {
+                match conn {
+                    Ok(s) => {
+                        if let Err(e) = answer(s) {
+                            tracing::debug!(error = %e, "metrics request failed");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "metrics accept failed");
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                    }
+                }
+            }
+        })
+}
+
+fn answer(mut s: std::net::TcpStream) -> std::io::Result<()> {
+    use std::io::{Read as _, Write as _};
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut head = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() || head.len() > 8192 {
+            return Ok(());
+        }
+        s.set_read_timeout(Some(left))?;
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
+    let (status, body) = if line.starts_with(b"GET /metrics ") || line.starts_with(b"GET /metrics?")
+    {
+        ("200 OK", render())
+    } else {
+        ("404 Not Found", "only /metrics here\n".to_owned())
+    };
+    s.set_write_timeout(Some(std::time::Duration::from_secs(5)))?;
+    write!(
+        s,
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}

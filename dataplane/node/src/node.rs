@@ -59,6 +59,8 @@ pub struct StartedNode {
     pub studio: crate::studio::StudioHub,
     /// Clips of the node's recordings (for the control plane's clip maker).
     pub clips: Arc<crate::clips::Clips>,
+    /// Where `/metrics` is served when not on the origin (`metrics_listen`).
+    pub metrics_addr: Option<SocketAddr>,
     threads: Vec<std::thread::JoinHandle<()>>,
     recorder: Option<Arc<crate::recorder::Recorder>>,
 }
@@ -210,6 +212,18 @@ impl Node {
         let n = config.shard_count();
         let (rtmp_addr, rtmp) = listeners(config.rtmp_listen, n)?;
         let (http_addr, http) = listeners(config.http_listen, n)?;
+        let metrics_addr = match config.metrics_listen {
+            Some(addr) => {
+                let l = std::net::TcpListener::bind(addr).map_err(|e| {
+                    NodeError::Config(format!("metrics_listen {addr}: cannot listen: {e}"))
+                })?;
+                let local = l.local_addr().ok();
+                crate::metrics_setup::serve_separately(l)
+                    .map_err(|e| NodeError::Config(format!("metrics listener thread: {e}")))?;
+                local
+            }
+            None => None,
+        };
         let (srt_addr, srt) = srt_sockets(config.srt_listen, n)?;
         let mut registry = Registry::new(
             config.hls(),
@@ -218,6 +232,13 @@ impl Node {
             config.publisher_takeover,
             events.clone(),
         );
+        let budget = crate::budget::MemoryBudget::from_mb(config.memory_budget_mb);
+        tracing::info!(
+            "memory budget for media: {} MiB ([node] memory_budget_mb; at it new publishers are refused)",
+            budget.limit() >> 20
+        );
+        registry.set_memory_budget(budget);
+        registry.set_publish_cap(config.max_publish_kbps);
         registry.set_relay(config.relay());
         registry.set_watch_api(config.watch_api.clone());
         // Always open: a channel may ask for recording on a node that does not record
@@ -355,6 +376,7 @@ impl Node {
             ladder,
             studio,
             clips,
+            metrics_addr,
             threads,
             recorder: Some(recorder),
         })

@@ -65,6 +65,8 @@ struct StreamState {
     left_at: Option<Instant>,
     ended_at: Option<Instant>,
     reported_viewers: Option<(u64, Instant)>,
+    /// The current publisher's bitrate (see `ingest_cap`); reset with each publisher.
+    meter: Option<crate::ingest_cap::BitrateMeter>,
 }
 
 impl Stream {
@@ -166,6 +168,10 @@ pub struct Registry {
     clips: Option<Arc<crate::clips::Clips>>,
     /// Where the watch page finds the control plane (see `NodeConfig::watch_api`).
     watch_api: String,
+    /// The node-wide memory budget for media (see `budget`).
+    budget: crate::budget::MemoryBudget,
+    /// Per-publisher bitrate cap in bits per second (0: none; see `ingest_cap`).
+    max_publish_bps: u64,
 }
 
 /// UNIX time in milliseconds.
@@ -199,7 +205,19 @@ impl Registry {
             record_default: false,
             clips: None,
             watch_api: String::new(),
+            budget: crate::budget::MemoryBudget::from_mb(0),
+            max_publish_bps: 0,
         }
+    }
+
+    /// Sets the per-publisher bitrate cap (`[node] max_publish_kbps`; 0: none).
+    pub fn set_publish_cap(&mut self, kbps: u64) {
+        self.max_publish_bps = kbps.saturating_mul(1000);
+    }
+
+    /// Sets the memory budget for media (`[node] memory_budget_mb`).
+    pub fn set_memory_budget(&mut self, budget: crate::budget::MemoryBudget) {
+        self.budget = budget;
     }
 
     /// Sets where the watch page finds the control plane (`[node] watch_api`).
@@ -329,6 +347,7 @@ impl Registry {
                 })?;
                 st.publisher = Some((conn, kick));
                 st.left_at = None;
+                st.meter = None;
                 drop(st);
                 return Ok(Admission {
                     stream: stream.clone(),
@@ -338,6 +357,9 @@ impl Registry {
                 });
             }
         }
+        // A new broadcast (a publisher coming back to its own is not new): only within the
+        // memory budget.
+        self.budget.admit(channel)?;
         // Object URLs live under the broadcast id: random, so they cannot be guessed
         // (signed playback protects the multivariant playlist that names them).
         let mut id = [0u8; 16];
@@ -404,6 +426,7 @@ impl Registry {
                 left_at: None,
                 ended_at: None,
                 reported_viewers: None,
+                meter: None,
             }),
         });
         if let Some(old) = streams.insert(channel.to_owned(), stream.clone()) {
@@ -491,19 +514,66 @@ impl Registry {
                 _ => true,
             }
         });
-        metrics::gauge!("weir_streams").set(streams.len() as f64);
         let (mut packaged, mut bus, mut viewers) = (0, 0, 0);
-        for s in streams.values() {
-            packaged += s.packaged_bytes();
-            bus +=
+        let mut ended = Vec::new();
+        for (channel, s) in streams.iter() {
+            self.check_bitrate(channel, s, now);
+            let p = s.packaged_bytes();
+            let b =
                 s.bus.memory_bytes() + s.renditions_bus.as_ref().map_or(0, Broadcast::memory_bytes);
-            if !s.is_ended() {
-                viewers += s.hls_viewers();
+            packaged += p;
+            bus += b;
+            match s.state.lock().ended_at {
+                Some(at) => ended.push((at, p + b, channel.clone())),
+                None => viewers += s.hls_viewers(),
             }
         }
+        // Over the budget: ended broadcasts go first, oldest first; live ones never.
+        let mut used = packaged + bus;
+        let shed = crate::budget::shed(used, self.budget.limit(), ended);
+        for channel in &shed {
+            if let Some(s) = streams.remove(channel) {
+                used = used.saturating_sub(s.packaged_bytes() + s.bus.memory_bytes());
+                tracing::info!(%channel, "memory budget: ended broadcast dropped early");
+                metrics::counter!("weir_memory_budget_shed_total").increment(1);
+            }
+        }
+        self.budget.record(used);
+        metrics::gauge!("weir_streams").set(streams.len() as f64);
         metrics::gauge!("weir_viewers").set(viewers as f64);
         metrics::gauge!("weir_packaged_bytes").set(packaged as f64);
         metrics::gauge!("weir_bus_bytes").set(bus as f64);
+    }
+
+    /// Cuts `stream`'s publisher when a whole window of its ingest went over the cap.
+    fn check_bitrate(&self, channel: &str, stream: &Stream, now: Instant) {
+        let bytes = stream.bus.bytes_published();
+        let mut st = stream.state.lock();
+        if self.max_publish_bps == 0 || st.publisher.is_none() || st.ended_at.is_some() {
+            st.meter = None;
+            return;
+        }
+        let meter = st
+            .meter
+            .get_or_insert_with(|| crate::ingest_cap::BitrateMeter::new(now, bytes));
+        let Some(bps) = meter.sample(now, bytes) else {
+            return;
+        };
+        if bps <= self.max_publish_bps {
+            return;
+        }
+        if let Some((_, kick)) = st.publisher.take() {
+            kick.trigger();
+            st.left_at = Some(now);
+            st.meter = None;
+            metrics::counter!("weir_publish_cut_total", "reason" => "bitrate").increment(1);
+            tracing::warn!(
+                %channel,
+                kbps = bps / 1000,
+                cap_kbps = self.max_publish_bps / 1000,
+                "publisher over the bitrate cap: connection closed"
+            );
+        }
     }
 
     /// Ends every stream now (graceful shutdown): players see EXT-X-ENDLIST.

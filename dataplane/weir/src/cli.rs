@@ -67,6 +67,9 @@ pub enum KeyCommand {
         /// The key or key id.
         key: String,
     },
+    /// Print the public key that checks this node's keys: give it to data-plane nodes
+    /// as `WEIR_STREAM_KEY_PUBLIC` (they check keys with it but cannot mint them).
+    Public,
     /// Check a stream key: prints its channel, or why it is refused.
     Verify {
         /// The key.
@@ -83,6 +86,9 @@ pub struct NodeArgs {
     /// HTTP listen address.
     #[arg(long, global = true, env = "WEIR_HTTP_LISTEN")]
     pub http_listen: Option<SocketAddr>,
+    /// Serve `/metrics` on this address only (e.g. a private one), not on the origin.
+    #[arg(long, global = true, env = "WEIR_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Shards (0 = one per core).
     #[arg(long, global = true, env = "WEIR_SHARDS")]
     pub shards: Option<usize>,
@@ -197,6 +203,15 @@ pub struct NodeArgs {
     /// Grace period for a publisher to reconnect, in ms.
     #[arg(long, global = true, env = "WEIR_RECONNECT_GRACE_MS")]
     pub reconnect_grace_ms: Option<u64>,
+    /// Memory budget for media in MiB (packaged LL-HLS windows, GOP caches, subscriber
+    /// queues): at it, ended broadcasts are dropped early and new publishers refused
+    /// (0: half the machine's memory).
+    #[arg(long, global = true, env = "WEIR_MEMORY_BUDGET_MB")]
+    pub memory_budget_mb: Option<u64>,
+    /// Per-publisher bitrate cap in kbit/s, averaged over 5 s, for every ingest
+    /// protocol: a publisher over it is disconnected (default 80000; 0: no cap).
+    #[arg(long, global = true, env = "WEIR_MAX_PUBLISH_KBPS")]
+    pub max_publish_kbps: Option<u64>,
     /// Let a second publisher take a live channel over.
     #[arg(long, global = true, env = "WEIR_PUBLISHER_TAKEOVER")]
     pub publisher_takeover: Option<bool>,
@@ -264,6 +279,10 @@ pub struct NodeArgs {
     /// program, go live, end; default 0.0.0.0:8092, port 0 picks one).
     #[arg(long, global = true, env = "WEIR_STUDIO_LISTEN")]
     pub studio_listen: Option<SocketAddr>,
+    /// A data-plane node whose control plane is unreachable: `open` lets correctly signed
+    /// keys publish (default), `closed` refuses every key until it answers.
+    #[arg(long, global = true, env = "WEIR_UNREACHABLE_KEYS")]
+    pub unreachable_keys: Option<crate::config::UnreachableKeys>,
 }
 
 /// I/O backends selectable on the command line.

@@ -19,7 +19,7 @@ pub struct Config {
 }
 
 /// Control-plane settings (the `[control]` table). Secrets come from the environment:
-/// `WEIR_NODE_TOKEN`, `WEIR_STREAM_KEY_SECRET`, `WEIR_JWT_SECRET`, `WEIR_SECRET_KEY`.
+/// `WEIR_NODE_TOKEN`, `WEIR_STREAM_KEY_SECRET`, `WEIR_STREAM_KEY_PUBLIC`, `WEIR_JWT_SECRET`, `WEIR_SECRET_KEY`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ControlConfig {
@@ -35,6 +35,9 @@ pub struct ControlConfig {
     /// live, end), authenticated with the node token; port 0 picks one. The node
     /// reports `http://<public_host>:<port>` in its heartbeats.
     pub studio_listen: std::net::SocketAddr,
+    /// What a data-plane node does with a correctly signed key while its control plane
+    /// cannot be reached (so revocations made since are unknown to it).
+    pub unreachable_keys: UnreachableKeys,
     /// GraphQL requests per second per client IP (burst 4×).
     pub rate_per_ip: f64,
     /// GraphQL requests per second per signed-in user (burst 4×).
@@ -53,6 +56,18 @@ pub struct ControlConfig {
     pub chat_connect_rate_per_ip: f64,
 }
 
+/// Publish policy of a data-plane node whose control plane is unreachable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum UnreachableKeys {
+    /// Fail open: a correctly signed key that is not on the node's local revocation list
+    /// publishes (availability first; a key revoked meanwhile works until the control
+    /// plane is back).
+    Open,
+    /// Fail closed: no key publishes until the control plane answers (revocation first).
+    Closed,
+}
+
 impl Default for ControlConfig {
     fn default() -> Self {
         Self {
@@ -61,6 +76,7 @@ impl Default for ControlConfig {
             control_plane: None,
             node_id: None,
             studio_listen: std::net::SocketAddr::from(([0, 0, 0, 0], 8092)),
+            unreachable_keys: UnreachableKeys::Open,
             rate_per_ip: 30.0,
             rate_per_user: 15.0,
             chat_redis: None,
@@ -182,6 +198,15 @@ pub fn load(path: Option<&Path>, args: &NodeArgs) -> anyhow::Result<Config> {
     if let Some(v) = a.reconnect_grace_ms {
         n.reconnect_grace_ms = v;
     }
+    if a.metrics_listen.is_some() {
+        n.metrics_listen = a.metrics_listen;
+    }
+    if let Some(v) = a.memory_budget_mb {
+        n.memory_budget_mb = v;
+    }
+    if let Some(v) = a.max_publish_kbps {
+        n.max_publish_kbps = v;
+    }
     if let Some(v) = a.publisher_takeover {
         n.publisher_takeover = v;
     }
@@ -251,6 +276,9 @@ pub fn load(path: Option<&Path>, args: &NodeArgs) -> anyhow::Result<Config> {
     }
     if let Some(v) = a.studio_listen {
         c.studio_listen = v;
+    }
+    if let Some(v) = a.unreachable_keys {
+        c.unreachable_keys = v;
     }
     if let Some(v) = a.api_rate_per_ip {
         c.rate_per_ip = v;

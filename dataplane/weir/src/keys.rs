@@ -9,15 +9,16 @@ use std::sync::Arc;
 use weir_node::{
     LocalFuture, NodeConfig, PlaybackAccess, PublishAuth, PublishGrant, PublishRefusal,
 };
-use weir_streamkey::{KeyError, KeySigner, Revocations, StreamKey};
+use weir_streamkey::{KeyError, KeySigner, KeyVerifier, Revocations, StreamKey};
 
 use crate::control::{Bridge, KeyAnswer};
 
 use crate::cli::KeyCommand;
-use crate::config::Config;
+use crate::config::{Config, UnreachableKeys};
 
-/// Loads the node's key secret: `WEIR_STREAM_KEY_SECRET` (hex), else the file in the
-/// data dir, created with mode 0600 on first use.
+/// Loads the signing secret: `WEIR_STREAM_KEY_SECRET` (hex), else the file in the data
+/// dir, created with mode 0600 on first use. Only the control plane (or an all-in-one or
+/// standalone node) holds it.
 pub fn load_signer(node: &NodeConfig) -> anyhow::Result<KeySigner> {
     if let Ok(hex) = std::env::var("WEIR_STREAM_KEY_SECRET") {
         return Ok(KeySigner::new(
@@ -34,6 +35,30 @@ pub fn load_signer(node: &NodeConfig) -> anyhow::Result<KeySigner> {
     write_private(&path, &encode_hex(&secret))?;
     tracing::info!(path = %path.display(), "created a new stream key secret");
     Ok(KeySigner::new(secret))
+}
+
+/// The public key a data-plane node reporting to a control plane checks keys with:
+/// `WEIR_STREAM_KEY_PUBLIC` (hex, printed by `weir key public` where the secret is). Such a
+/// node cannot mint keys. A node given `WEIR_STREAM_KEY_SECRET` instead still works (the
+/// public key is derived from it) but is warned: a compromise of it would let an attacker
+/// sign keys for every channel.
+pub fn load_verifier() -> anyhow::Result<KeyVerifier> {
+    if let Ok(hex) = std::env::var("WEIR_STREAM_KEY_PUBLIC") {
+        return KeyVerifier::from_hex(&hex).context("WEIR_STREAM_KEY_PUBLIC");
+    }
+    if let Ok(hex) = std::env::var("WEIR_STREAM_KEY_SECRET") {
+        let signer =
+            KeySigner::new(decode_hex(hex.trim()).context("WEIR_STREAM_KEY_SECRET is not hex")?);
+        tracing::warn!(
+            public = %signer.verifier().to_hex(),
+            "this data-plane node holds the stream key signing secret; give it WEIR_STREAM_KEY_PUBLIC instead, so that it can check keys but not mint them"
+        );
+        return Ok(signer.verifier().clone());
+    }
+    anyhow::bail!(
+        "WEIR_STREAM_KEY_PUBLIC must be set on a data-plane node that reports to a control plane: \
+         run `weir key public` where the control plane's WEIR_STREAM_KEY_SECRET is"
+    )
 }
 
 fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
@@ -69,11 +94,21 @@ fn decode_hex(s: &str) -> anyhow::Result<Vec<u8>> {
 /// Runs `weir key …`.
 pub fn run(config: &Config, cmd: KeyCommand) -> anyhow::Result<()> {
     let node = &config.node;
-    let signer = load_signer(node)?;
     let revocations = Revocations::new(node.revocations_path());
+    // Checking needs only the public key; issuing needs the secret.
+    let verifier = || match std::env::var("WEIR_STREAM_KEY_PUBLIC") {
+        Ok(hex) => KeyVerifier::from_hex(&hex).context("WEIR_STREAM_KEY_PUBLIC"),
+        Err(_) => Ok(load_signer(node)?.verifier().clone()),
+    };
     match cmd {
         KeyCommand::Issue { channel } => {
-            let (key, _) = signer.issue(&channel)?;
+            anyhow::ensure!(
+                std::env::var_os("WEIR_STREAM_KEY_PUBLIC").is_none()
+                    || std::env::var_os("WEIR_STREAM_KEY_SECRET").is_some(),
+                "this node has only the public key (WEIR_STREAM_KEY_PUBLIC): issue keys on the \
+                 control plane (GraphQL issueStreamKey) or where WEIR_STREAM_KEY_SECRET is"
+            );
+            let (key, _) = load_signer(node)?.issue(&channel)?;
             let host = &node.public_host;
             let rtmp_port = node.rtmp_listen.port();
             let http_port = node.http_listen.port();
@@ -86,8 +121,11 @@ pub fn run(config: &Config, cmd: KeyCommand) -> anyhow::Result<()> {
                 node.rtmp_app
             );
         }
+        KeyCommand::Public => {
+            println!("{}", load_signer(node)?.verifier().to_hex());
+        }
         KeyCommand::Revoke { key } => {
-            let id = match signer.verify(&key) {
+            let id = match verifier()?.verify(&key) {
                 Ok(k) => k.key_id,
                 Err(_) if !key.contains('.') => key,
                 Err(e) => anyhow::bail!("not a key of this node: {e}"),
@@ -98,7 +136,7 @@ pub fn run(config: &Config, cmd: KeyCommand) -> anyhow::Result<()> {
             println!("revoked key id {id}");
         }
         KeyCommand::Verify { key } => {
-            let k = signer.verify(&key)?;
+            let k = verifier()?.verify(&key)?;
             anyhow::ensure!(!revocations.is_revoked(&k.key_id), KeyError::Revoked);
             println!("valid key for channel {} (id {})", k.channel, k.key_id);
         }
@@ -109,18 +147,25 @@ pub fn run(config: &Config, cmd: KeyCommand) -> anyhow::Result<()> {
 /// Authorises publishers by stream key: the signature and the local revocation list
 /// here, then the control plane (when there is one) for revocation and the channel id.
 pub struct KeyAuth {
-    signer: KeySigner,
+    verifier: KeyVerifier,
     revocations: Arc<Revocations>,
     control: Option<Bridge>,
+    unreachable: UnreachableKeys,
 }
 
 impl KeyAuth {
     /// An authoriser for this node's keys.
-    pub fn new(signer: KeySigner, revocations: Arc<Revocations>, control: Option<Bridge>) -> Self {
+    pub fn new(
+        verifier: KeyVerifier,
+        revocations: Arc<Revocations>,
+        control: Option<Bridge>,
+        unreachable: UnreachableKeys,
+    ) -> Self {
         Self {
-            signer,
+            verifier,
             revocations,
             control,
+            unreachable,
         }
     }
 
@@ -129,7 +174,7 @@ impl KeyAuth {
             code,
             reason: e.to_string(),
         };
-        let key = self.signer.verify(stream_name).map_err(|e| match e {
+        let key = self.verifier.verify(stream_name).map_err(|e| match e {
             KeyError::Malformed | KeyError::InvalidChannel => {
                 refuse("NetStream.Publish.BadName", e)
             }
@@ -148,7 +193,7 @@ impl PublishAuth for KeyAuth {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        match self.signer.verify_playback(channel, query, now) {
+        match self.verifier.verify_playback(channel, query, now) {
             Ok(()) => PlaybackAccess::Allowed,
             Err(KeyError::Expired) => PlaybackAccess::Expired,
             Err(_) => PlaybackAccess::Denied,
@@ -174,6 +219,7 @@ impl KeyAuth {
     {
         let checked = self.check(stream_name);
         let control = self.control.clone();
+        let unreachable = self.unreachable;
         async move {
             let key = checked?;
             let Some(control) = control else {
@@ -200,6 +246,13 @@ impl KeyAuth {
                     Err(PublishRefusal {
                         code: "NetStream.Publish.Unauthorized",
                         reason: "stream key has been revoked".to_owned(),
+                    })
+                }
+                KeyAnswer::Unreachable if unreachable == UnreachableKeys::Closed => {
+                    tracing::warn!(key = %key.redacted(), "control plane unreachable: key refused (unreachable_keys = closed)");
+                    Err(PublishRefusal {
+                        code: "NetStream.Publish.Unauthorized",
+                        reason: "the control plane cannot be reached to check this key; try again shortly".to_owned(),
                     })
                 }
                 KeyAnswer::Unreachable => {

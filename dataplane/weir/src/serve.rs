@@ -7,12 +7,12 @@ use std::time::Duration;
 use anyhow::Context as _;
 use futures_util::future::select;
 use weir_node::{NoEvents, Node, Shutdown, StartedNode, StreamEvents};
-use weir_streamkey::Revocations;
+use weir_streamkey::{KeyVerifier, Revocations};
 
 use crate::config::Config;
 use crate::control::setup::{StoreKind, build_state, chat_gateway, serve_api};
 use crate::control::{self, Backend, Bridge, NodeIdentity};
-use crate::keys::{KeyAuth, load_signer};
+use crate::keys::{KeyAuth, load_signer, load_verifier};
 
 fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -40,18 +40,23 @@ fn identity(config: &Config, started_http: std::net::SocketAddr, shards: usize) 
 /// Starts the data-plane node with an optional control-plane bridge.
 fn start_node(
     config: &Config,
+    verifier: KeyVerifier,
     bridge: Option<Bridge>,
     shutdown: &Shutdown,
 ) -> anyhow::Result<(StartedNode, Arc<KeyAuth>)> {
     let node = &config.node;
     weir_node::install_metrics();
-    let signer = load_signer(node)?;
     let revocations = Arc::new(Revocations::new(node.revocations_path()));
     let events: Arc<dyn StreamEvents> = match &bridge {
         Some(b) => Arc::new(b.clone()),
         None => Arc::new(NoEvents),
     };
-    let auth = Arc::new(KeyAuth::new(signer, revocations, bridge));
+    let auth = Arc::new(KeyAuth::new(
+        verifier,
+        revocations,
+        bridge,
+        config.control.unreachable_keys,
+    ));
     let started =
         Node::start(node, auth.clone(), events, shutdown.clone()).context("starting the node")?;
     tracing::info!("weir {} node started", env!("CARGO_PKG_VERSION"));
@@ -65,8 +70,12 @@ fn start_node(
         started.rtmp_addr.port(),
         node.rtmp_app
     );
+    let metrics = started.metrics_addr.map_or_else(
+        || "/metrics".to_owned(),
+        |a| format!("http://{a}/metrics only"),
+    );
     tracing::info!(
-        "HTTP origin listening on {} (LL-HLS: http://{host}:{}/live/<channel>/index.m3u8, metrics: /metrics)",
+        "HTTP origin listening on {} (LL-HLS: http://{host}:{}/live/<channel>/index.m3u8, metrics: {metrics})",
         started.http_addr,
         started.http_addr.port()
     );
@@ -147,6 +156,7 @@ pub fn all_in_one(mut config: Config) -> anyhow::Result<()> {
     let rt = tokio_runtime()?;
     let data_dir = config.node.data_dir.clone();
     let signer = load_signer(&config.node)?;
+    let verifier = signer.verifier().clone();
     let revocations = Arc::new(Revocations::new(config.node.revocations_path()));
     let state = rt.block_on(build_state(
         StoreKind::Embedded(&data_dir.join("control")),
@@ -166,7 +176,7 @@ pub fn all_in_one(mut config: Config) -> anyhow::Result<()> {
     let ident = identity(&config, config.node.http_listen, shards);
     let bridge = rt.block_on(async { control::start(Backend::Local(state.clone()), ident) });
     let shutdown = Shutdown::new();
-    let (started, auth) = start_node(&config, Some(bridge), &shutdown)?;
+    let (started, auth) = start_node(&config, verifier, Some(bridge), &shutdown)?;
     state.set_studio_director(Arc::new(control::studio::Director {
         hub: started.studio.clone(),
         auth,
@@ -216,7 +226,13 @@ pub fn dataplane(config: Config) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let (started, auth) = start_node(&config, bridge, &shutdown)?;
+    // Reporting to a control plane: the public key only. Standalone: this node's own keys.
+    let verifier = if bridge.is_some() {
+        load_verifier()?
+    } else {
+        load_signer(&config.node)?.verifier().clone()
+    };
+    let (started, auth) = start_node(&config, verifier, bridge, &shutdown)?;
     let stop_studio = Arc::new(tokio::sync::Notify::new());
     let studio = studio.map(|(listener, token)| {
         let director = Arc::new(control::studio::Director {
@@ -232,7 +248,9 @@ pub fn dataplane(config: Config) -> anyhow::Result<()> {
             }
         })
     });
-    tracing::info!("get a stream key with: weir key issue <channel>");
+    if config.control.control_plane.is_none() {
+        tracing::info!("get a stream key with: weir key issue <channel>");
+    }
     wait_for_signal()?;
     tracing::info!("shutting down: ending playlists, closing connections");
     stop_studio.notify_one();

@@ -13,14 +13,17 @@
 //!                                           one CMAF track per playlist, see `renditions`)
 //! /whip, /whep                              WebRTC (see `webrtc`)
 //! /watch/<channel>, /web/…                  the browser pages (see `web`)
-//! /metrics                                  Prometheus text format
+//! /metrics                                  Prometheus text format (unless `metrics_listen`
+//!                                           serves it elsewhere)
 //! /healthz                                  liveness
 //! ```
 //! The broadcast id in object URLs is 128 random bits and changes with every new
 //! broadcast on a channel, so immutable caching is safe even though segment numbers
-//! restart, and the broadcast directory is the capability to play: channels whose
-//! playback policy needs signed URLs get 403 on the multivariant playlist without a valid
-//! `exp`/`sig`, and only that playlist names the directory.
+//! restart. A channel whose playback policy needs signed URLs is played only under a
+//! signed path, `/live/<channel>/t.<exp>.<sig>/…` (the same routes below it): every
+//! playlist and object is checked, so playback stops when the token expires. Tokens are
+//! per channel and expiry, not per viewer: viewers handed one in the same window share
+//! URLs, and a CDN caches them like any other.
 //!
 //! Every viewer gets the same URLs (no per-viewer session in them), so a CDN in front
 //! collapses identical requests, blocking reloads included; viewers are counted from
@@ -108,7 +111,7 @@ pub async fn respond(
         let now = weir_hls::format_iso8601_ms(crate::registry::wallclock_ms());
         return Response::ok("text/plain", "no-store", Bytes::from(now));
     }
-    if path == "/metrics" {
+    if path == "/metrics" && crate::metrics_setup::on_origin() {
         let body = crate::metrics_setup::render();
         return Response::ok("text/plain; version=0.0.4", "no-store", Bytes::from(body));
     }
@@ -124,20 +127,28 @@ pub async fn respond(
     let Some(rest) = path.strip_prefix("/live/") else {
         return Response::error(404, "not found");
     };
-    let parts: Vec<&str> = rest.split('/').collect();
+    let mut parts: Vec<&str> = rest.split('/').collect();
     let Some(stream) = parts.first().and_then(|c| registry.get(c)) else {
         return Response::error(404, "no such stream");
     };
-    if parts.as_slice().len() == 2
-        && (parts[1] == "index.m3u8" || parts[1] == MPD_NAME)
-        && stream.signed_playback.load(Ordering::Relaxed)
-        && auth.playback_access(&stream.channel, &req.query) != PlaybackAccess::Allowed
-    {
-        metrics::counter!("weir_http_playback_refused_total").increment(1);
-        return Response::error(
-            403,
-            "this channel needs a signed playback URL (or it expired)",
-        );
+    // `/live/<channel>/t.<exp>.<sig>/…`: a signed playback path. Every object of a signed
+    // broadcast is fetched under it, so expiry (and with it a revoked entitlement) ends
+    // playback, not only its start; relative URIs in the playlists keep the prefix.
+    let token = parts.get(1).and_then(|p| p.strip_prefix("t."));
+    if let Some(token) = token {
+        parts.remove(1);
+        if stream.signed_playback.load(Ordering::Relaxed) {
+            let query = token
+                .split_once('.')
+                .map(|(exp, sig)| format!("exp={exp}&sig={sig}"))
+                .unwrap_or_default();
+            match auth.playback_access(&stream.channel, &query) {
+                PlaybackAccess::Allowed => {}
+                refused => return playback_refused(refused),
+            }
+        }
+    } else if stream.signed_playback.load(Ordering::Relaxed) {
+        return playback_refused(PlaybackAccess::Denied);
     }
     let get = req.method == Method::Get;
     match parts.as_slice() {
@@ -194,6 +205,17 @@ pub async fn respond(
         }
         _ => Response::error(404, "not found"),
     }
+}
+
+/// 403 for a signed broadcast's object without a valid (or with an expired) playback path.
+fn playback_refused(access: PlaybackAccess) -> Response {
+    metrics::counter!("weir_http_playback_refused_total").increment(1);
+    let reason = if access == PlaybackAccess::Expired {
+        "this signed playback URL has expired: get a new one"
+    } else {
+        "this channel needs a signed playback URL (/live/<channel>/t.<exp>.<sig>/index.m3u8)"
+    };
+    Response::error(403, reason)
 }
 
 /// How long a blocked request may wait: three announced target durations (RFC 8216bis

@@ -4,6 +4,9 @@
 //! POST   /whip[/<stream key>]        offer → 201 + answer, Location /whip/session/<id>
 //!                                    (the key may come as `Authorization: Bearer <key>`)
 //! POST   /whep/<channel>             offer → 201 + answer, Location /whep/session/<id>
+//!                                    (a signed channel: /whep/<channel>/t.<exp>.<sig>, or the
+//!                                    token as `Authorization: Bearer t.<exp>.<sig>`; the
+//!                                    session ends when it expires)
 //! PATCH  /whi{p,ep}/session/<id>     trickle ICE: 204 (ICE-lite: the server needs none
 //!                                    of the client's candidates; checks reach it anyway)
 //! DELETE /whi{p,ep}/session/<id>     ends the session
@@ -67,10 +70,21 @@ pub async fn respond(req: &Request, rtc: &Rc<WebrtcShard>) -> Option<Response> {
         }
         webrtc::publish(rtc, key, offer).await
     } else {
-        if name.is_empty() || name.contains('/') {
+        // A signed channel: `/whep/<channel>/t.<exp>.<sig>` (the token `playbackUrl`
+        // hands out) or `Authorization: Bearer t.<exp>.<sig>`.
+        let (channel, token) = match name.split_once('/') {
+            Some((c, t)) => (c, Some(t)),
+            None => (name, None),
+        };
+        let bearer = req.authorization.as_deref().and_then(|a| {
+            a.strip_prefix("Bearer ")
+                .or_else(|| a.strip_prefix("bearer "))
+        });
+        let token = token.or(bearer).and_then(|t| t.strip_prefix("t."));
+        if channel.is_empty() || channel.contains('/') {
             return Some(Response::error(404, "POST /whep/<channel>"));
         }
-        webrtc::play(rtc, name, offer).await
+        webrtc::play(rtc, channel, token, offer).await
     };
     metrics::counter!("weir_webrtc_offers_total", "endpoint" => kind, "result" => if result.is_ok() { "answered" } else { "refused" })
         .increment(1);

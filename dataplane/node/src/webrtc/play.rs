@@ -10,7 +10,7 @@
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::future::select;
 use weir_bus::{BusEvent, LagPolicy, SubscribeOptions, Subscriber, TrackSet};
@@ -18,6 +18,7 @@ use weir_media::{Codec, TrackId, TrackKind};
 use weir_webrtc::{Forward, LayerSelector, PlaybackEvent, WhepSession};
 
 use super::{Answered, Inbox, Refused, WebrtcShard, session_id, wait_turn};
+use crate::hooks::PlaybackAccess;
 use crate::registry::Stream;
 use crate::shutdown::Shutdown;
 
@@ -25,6 +26,7 @@ use crate::shutdown::Shutdown;
 pub async fn play(
     shard: &Rc<WebrtcShard>,
     channel: &str,
+    token: Option<&str>,
     offer: &str,
 ) -> Result<Answered, Refused> {
     let registry = &shard.ctx.registry;
@@ -34,12 +36,11 @@ pub async fn play(
             message: format!("channel {channel} is not live"),
         });
     };
-    if stream.signed_playback.load(Ordering::Relaxed) {
-        return Err(Refused {
-            status: 403,
-            message: "this channel needs signed playback, which WHEP does not carry yet".into(),
-        });
-    }
+    let expires = if stream.signed_playback.load(Ordering::Relaxed) {
+        Some(signed_until(shard, &stream.channel, token)?)
+    } else {
+        None
+    };
     let Some(tracks) = stream.bus.tracks() else {
         return Err(Refused {
             status: 503,
@@ -72,9 +73,47 @@ pub async fn play(
     let inbox = shard.register(session.ufrag());
     shard.directory.insert(id.clone(), kick.clone());
     metrics::counter!("weir_whep_sessions_total").increment(1);
-    let task = run(shard.clone(), session, inbox, stream, kick, id.clone());
+    let task = run(
+        shard.clone(),
+        session,
+        inbox,
+        stream,
+        kick,
+        id.clone(),
+        expires,
+    );
     compio::runtime::spawn(task).detach();
     Ok(Answered { id, answer })
+}
+
+/// Checks a signed channel's playback token (`<exp>.<sig>`); the session may run until
+/// the returned instant (its expiry), so a revoked entitlement ends it within the TTL.
+fn signed_until(
+    shard: &WebrtcShard,
+    channel: &str,
+    token: Option<&str>,
+) -> Result<Instant, Refused> {
+    let refused = |message: &str| Refused {
+        status: 403,
+        message: message.to_owned(),
+    };
+    let Some((exp, sig)) = token.and_then(|t| t.split_once('.')) else {
+        return Err(refused(
+            "this channel needs signed playback: POST /whep/<channel>/t.<exp>.<sig> (from playbackUrl)",
+        ));
+    };
+    match shard
+        .ctx
+        .auth
+        .playback_access(channel, &format!("exp={exp}&sig={sig}"))
+    {
+        PlaybackAccess::Allowed => {}
+        PlaybackAccess::Expired => return Err(refused("this signed playback token has expired")),
+        PlaybackAccess::Denied => return Err(refused("this signed playback token is not valid")),
+    }
+    let exp: u64 = exp.parse().map_err(|_| refused("bad expiry"))?;
+    let now = crate::registry::wallclock_ms() / 1000;
+    Ok(Instant::now() + Duration::from_secs(exp.saturating_sub(now)))
 }
 
 /// The tracks a viewer is sent: the simulcast layer (video track) its bandwidth allows,
@@ -102,6 +141,7 @@ async fn run(
     stream: Arc<Stream>,
     kick: Shutdown,
     id: String,
+    expires: Option<Instant>,
 ) {
     let node_stop = shard.ctx.shutdown.clone();
     let mut subscriber: Option<Subscriber> = None;
@@ -117,6 +157,10 @@ async fn run(
             session.handle_timeout(now);
         }
         if kick.is_triggered() || node_stop.is_triggered() {
+            session.close();
+        }
+        if expires.is_some_and(|t| t <= now) && session.failure().is_none() {
+            tracing::info!(channel = %stream.channel, session = %id, "WHEP session ended: its signed playback token expired");
             session.close();
         }
         while let Some(e) = session.poll_event() {
@@ -175,11 +219,15 @@ async fn run(
         }
         match subscriber.as_ref() {
             Some(sub) => {
-                let turn = std::pin::pin!(wait_turn(&inbox, session.timeout(), &kick, &node_stop));
+                let wake = expires.map_or(session.timeout(), |t| session.timeout().min(t));
+                let turn = std::pin::pin!(wait_turn(&inbox, wake, &kick, &node_stop));
                 let media = std::pin::pin!(sub.ready());
                 let _ = select(turn, media).await;
             }
-            None => wait_turn(&inbox, session.timeout(), &kick, &node_stop).await,
+            None => {
+                let wake = expires.map_or(session.timeout(), |t| session.timeout().min(t));
+                wait_turn(&inbox, wake, &kick, &node_stop).await;
+            }
         }
     }
     if counted {

@@ -117,7 +117,7 @@ pub struct Bridge {
 }
 
 impl Bridge {
-    /// Asks the control plane about a key id (the HMAC was already checked).
+    /// Asks the control plane about a key id (its signature was already checked).
     pub async fn authorize(&self, key_id: &str, channel: &str) -> KeyAnswer {
         let (reply, rx) = oneshot::channel();
         let msg = Msg::Authorize {
