@@ -78,6 +78,11 @@ impl Clips {
         })
     }
 
+    /// The longest clip cut, ms.
+    pub fn max_ms(&self) -> u64 {
+        self.max_ms
+    }
+
     /// Where clips are written.
     pub fn root(&self) -> &std::path::Path {
         &self.root
