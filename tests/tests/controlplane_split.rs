@@ -3,8 +3,9 @@
 //! plane; a graphql-ws dashboard on the control plane sees the stream go live, the viewer
 //! count move and the stream end; the operator (bootstrap admin) sees the node in `nodes`.
 //! etcd is killed mid-stream: playback goes on; it comes back on the same data and ports:
-//! the node re-registers and the state converges. Finally the key is revoked over GraphQL
-//! and the data plane refuses it.
+//! the node re-registers and the state converges. The recording is listed, and a clip of
+//! it is cut on the node and deleted. Finally the key is revoked over GraphQL and the data
+//! plane refuses it.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -304,6 +305,32 @@ fn split_deployment_streams_survives_etcd_loss_and_converges() {
         .unwrap_or_else(|| panic!("playback URL not on the node: {rec}"));
     let vod = get(dp.http_port, path).expect("VOD playlist");
     assert!(vod.text().ends_with("#EXT-X-ENDLIST\n"), "{}", vod.text());
+
+    // A clip of it is cut on the node (the control plane calls its control listener)
+    // and served there; deleting it removes the node's files.
+    let d = gql_ok(
+        api,
+        Some(&owner.access_token),
+        "mutation($r: ID!) { createClip(recordingId: $r, startMs: 2500, endMs: 6500) { id \
+         status error durationMs mp4Url } }",
+        json!({ "r": rec["id"] }),
+    );
+    let clip = &d["createClip"];
+    assert_eq!(clip["status"], "READY", "{d}\n{}", dp.proc.log());
+    let mp4 = clip["mp4Url"].as_str().unwrap_or_default();
+    let mp4 = mp4
+        .strip_prefix(&format!("http://127.0.0.1:{}", dp.http_port))
+        .unwrap_or_else(|| panic!("clip not on the node: {clip}"));
+    let got = get(dp.http_port, mp4).expect("clip MP4");
+    assert_eq!(got.status, 200, "{clip}");
+    assert!(got.body.len() > 10_000, "a {} byte clip", got.body.len());
+    gql_ok(
+        api,
+        Some(&owner.access_token),
+        "mutation($id: ID!) { deleteClip(id: $id) }",
+        json!({ "id": clip["id"] }),
+    );
+    assert_eq!(get(dp.http_port, mp4).expect("deleted clip").status, 404);
 
     // Publish authorization goes through the control plane: a revoked key is refused.
     let d = gql_ok(

@@ -20,6 +20,8 @@
 //!   ([`ApiState::set_studio_director`]), `studioEvents` signalling, image uploads on
 //!   `/v1/studio/<broadcast>/images`, and [`ApiState::studio_publish`] for participants'
 //!   publish keys.
+//! - Clips: `createClip` / `deleteClip` and `Recording.clips`; the binary's
+//!   [`ClipMaker`] ([`ApiState::set_clip_maker`]) cuts them on the recording's node.
 //! - [`node_api`]: the same ingest over HTTP for nodes in other processes (split mode).
 //! - Every resolver checks the caller's role on the object (see `weir_auth::roles`);
 //!   objects of other owners read as `NOT_FOUND`. Errors carry `extensions.code`
@@ -35,6 +37,7 @@
 
 mod chat;
 mod ctx;
+mod clipper;
 mod director;
 pub mod error;
 mod events;
@@ -55,6 +58,7 @@ mod types;
 mod watch;
 mod ws;
 
+pub use clipper::{ClipFuture, ClipMaker, MadeClip};
 pub use director::{
     DirectorFuture, ProgramScene, SceneBanner, SceneImage, SceneLayout, SceneParticipant,
     StudioDirector,

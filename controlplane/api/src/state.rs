@@ -117,6 +117,8 @@ pub(crate) struct Inner {
     pub prober: std::sync::OnceLock<Arc<dyn crate::DestinationProber>>,
     /// The studio compositor, when the binary set one.
     pub director: std::sync::OnceLock<Arc<dyn crate::StudioDirector>>,
+    /// The clip maker, when the binary set one.
+    pub clipper: std::sync::OnceLock<Arc<dyn crate::ClipMaker>>,
     /// The chat gateway, when the binary attached one.
     pub chat: std::sync::OnceLock<weir_chat::Gateway>,
 }
@@ -152,6 +154,7 @@ impl ApiState {
                 events,
                 prober: std::sync::OnceLock::new(),
                 director: std::sync::OnceLock::new(),
+                clipper: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -177,6 +180,17 @@ impl ApiState {
     /// The studio director, when the binary set one.
     pub fn studio_director(&self) -> Option<&Arc<dyn crate::StudioDirector>> {
         self.inner.director.get()
+    }
+
+    /// Lets `createClip` cut clips with `maker` (set once; later calls are ignored).
+    /// Without one, `createClip` says this deployment does not cut clips.
+    pub fn set_clip_maker(&self, maker: Arc<dyn crate::ClipMaker>) {
+        let _ = self.inner.clipper.set(maker);
+    }
+
+    /// The clip maker, when the binary set one.
+    pub fn clip_maker(&self) -> Option<&Arc<dyn crate::ClipMaker>> {
+        self.inner.clipper.get()
     }
 
     /// The store.

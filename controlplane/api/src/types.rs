@@ -536,6 +536,7 @@ pub struct DestinationTest {
 
 /// A recording.
 #[derive(SimpleObject, Clone, Debug)]
+#[graphql(complex)]
 pub struct Recording {
     /// Id.
     pub id: ID,
@@ -576,6 +577,83 @@ impl From<s::Recording> for Recording {
             segments: r.segments as i64,
             ended_at: r.ended_at,
             studio_participant_id: r.studio_participant_id.map(ID),
+        }
+    }
+}
+
+#[async_graphql::ComplexObject]
+impl Recording {
+    /// Its clips, oldest first (as readable as the recording itself).
+    async fn clips(&self, ctx: &async_graphql::Context<'_>) -> crate::error::ApiResult<Vec<Clip>> {
+        let list = crate::ctx::state(ctx)
+            .store()
+            .list_clips(&self.channel_id, &self.id)
+            .await
+            .map_err(crate::error::gql)?;
+        Ok(list.into_iter().map(Into::into).collect())
+    }
+}
+
+/// Where a clip is.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum ClipStatus {
+    /// Being cut.
+    Pending,
+    /// Playable and downloadable.
+    Ready,
+    /// The cut failed (`error` says why).
+    Failed,
+}
+
+/// A highlight of a recording: starts on the frame asked for, playable as HLS and
+/// downloadable as MP4.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Clip {
+    /// Id.
+    pub id: ID,
+    /// The recording it is cut from.
+    pub recording_id: ID,
+    /// The recording's channel.
+    pub channel_id: ID,
+    /// Title.
+    pub title: Option<String>,
+    /// Start, ms from the recording's first frame.
+    pub start_ms: i64,
+    /// End (exclusive), ms, as asked.
+    pub end_ms: i64,
+    /// Where it is.
+    pub status: ClipStatus,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// The HLS playlist (once ready).
+    pub hls_url: Option<String>,
+    /// The MP4 download, which answers byte ranges (once ready).
+    pub mp4_url: Option<String>,
+    /// Its real duration, ms (once ready): first frame to the end of the last.
+    pub duration_ms: Option<i64>,
+    /// Creation time (ms).
+    pub created_at: i64,
+}
+
+impl From<s::Clip> for Clip {
+    fn from(c: s::Clip) -> Self {
+        Self {
+            id: ID(c.id),
+            recording_id: ID(c.recording_id),
+            channel_id: ID(c.channel_id),
+            title: c.title,
+            start_ms: c.start_ms as i64,
+            end_ms: c.end_ms as i64,
+            status: match c.status {
+                s::ClipStatus::Pending => ClipStatus::Pending,
+                s::ClipStatus::Ready => ClipStatus::Ready,
+                s::ClipStatus::Failed => ClipStatus::Failed,
+            },
+            error: c.error,
+            hls_url: c.hls_url,
+            mp4_url: c.mp4_url,
+            duration_ms: c.duration_ms.map(|d| d as i64),
+            created_at: c.created_at,
         }
     }
 }

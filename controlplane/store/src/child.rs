@@ -30,6 +30,10 @@ pub(crate) const DESTINATIONS: Kind = Kind {
     stem: "destinations",
     what: "destination",
 };
+pub(crate) const CLIPS: Kind = Kind {
+    stem: "clips",
+    what: "clip",
+};
 pub(crate) const RECORDINGS: Kind = Kind {
     stem: "recordings",
     what: "recording",

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::error::StoreError;
 use crate::model::{
+    Clip, ClipStatus,
     Access, Node, NodeLoad, Recording, RelayStatus, Rendition, Role, StreamState, TranscoderRung,
     TranscoderStatus,
 };
@@ -677,6 +678,40 @@ async fn recordings(store: &Store, ch: &str) {
     assert_eq!(store.get_recording(&r.id).await.unwrap(), Some(r.clone()));
     assert_eq!(store.list_recordings(ch).await.unwrap().len(), 2);
     assert!(store.delete_recording(&r.id).await.unwrap());
+    clips(store, ch).await;
+}
+
+async fn clips(store: &Store, ch: &str) {
+    let mut c = Clip {
+        id: "0123456789abcdef".into(),
+        recording_id: "rec1".into(),
+        channel_id: ch.into(),
+        title: Some("the goal".into()),
+        start_ms: 1500,
+        end_ms: 4000,
+        status: ClipStatus::Pending,
+        error: None,
+        hls_url: None,
+        mp4_url: None,
+        duration_ms: None,
+        created_at: 7,
+    };
+    store.put_clip(&c).await.unwrap();
+    let other = Clip {
+        id: "fedcba9876543210".into(),
+        recording_id: "rec2".into(),
+        ..c.clone()
+    };
+    store.put_clip(&other).await.unwrap();
+    c.status = ClipStatus::Ready;
+    c.duration_ms = Some(2500);
+    store.put_clip(&c).await.unwrap();
+    assert_eq!(store.get_clip(&c.id).await.unwrap(), Some(c.clone()));
+    assert_eq!(store.list_clips(ch, "rec1").await.unwrap(), [c.clone()]);
+    assert!(store.delete_clip(&c.id).await.unwrap());
+    assert!(!store.delete_clip(&c.id).await.unwrap());
+    assert_eq!(store.get_clip(&c.id).await.unwrap(), None);
+    assert!(store.delete_clip(&other.id).await.unwrap());
 }
 
 async fn entitlements(store: &Store, ch: &str) {

@@ -18,6 +18,7 @@
 
 mod channels;
 mod child;
+mod clips;
 pub mod conformance;
 pub mod cql;
 mod crypto;

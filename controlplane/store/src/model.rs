@@ -387,6 +387,51 @@ pub struct Recording {
     pub studio_participant_id: Option<String>,
 }
 
+/// Where a clip is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClipStatus {
+    /// Being cut on the recording's node.
+    Pending,
+    /// Playable.
+    Ready,
+    /// The cut failed (`Clip::error` says why).
+    Failed,
+}
+
+/// A highlight of a recording, cut on the node that has it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Clip {
+    /// Id (also its directory on the node: the capability to play it).
+    pub id: String,
+    /// The recording it is cut from.
+    pub recording_id: String,
+    /// The recording's channel.
+    pub channel_id: String,
+    /// Title.
+    pub title: Option<String>,
+    /// Start, ms from the recording's first frame.
+    pub start_ms: u64,
+    /// End (exclusive), ms, as asked.
+    pub end_ms: u64,
+    /// Where it is.
+    pub status: ClipStatus,
+    /// Why it failed.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// The HLS playlist (once ready).
+    #[serde(default)]
+    pub hls_url: Option<String>,
+    /// The MP4 download (once ready).
+    #[serde(default)]
+    pub mp4_url: Option<String>,
+    /// Its real duration (once ready), ms.
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
+    /// Creation time.
+    pub created_at: i64,
+}
+
 /// Who may watch a channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

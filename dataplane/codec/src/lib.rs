@@ -67,6 +67,7 @@ mod compose;
 mod config;
 mod control;
 mod error;
+pub mod head;
 mod ladder;
 mod overload;
 pub mod pertitle;
@@ -83,6 +84,7 @@ pub use compose::{
 };
 pub use config::{EncoderChoice, EncoderTuning, LadderConfig, Rung, default_ladder};
 pub use error::{CodecError, PushError};
+pub use head::{HeadFrame, reencode_head};
 pub use ladder::{Ladder, LadderOutput, LadderStats};
 pub use overload::{OverloadAction, OverloadConfig, OverloadPolicy};
 pub use pertitle::{PerTitle, PerTitleConfig};

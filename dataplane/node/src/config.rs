@@ -131,6 +131,8 @@ pub struct NodeConfig {
     /// Delete the oldest finished recordings while all of them take more than this
     /// many bytes (0: no limit).
     pub record_max_bytes: u64,
+    /// Longest clip of a recording, ms (`createClip` refuses longer ones).
+    pub clip_max_ms: u64,
     /// The transcode ladder (`[node.ladder]`).
     pub ladder: LadderSettings,
     /// Studio programs: canvas width (even).
@@ -315,6 +317,7 @@ impl Default for NodeConfig {
             record: false,
             record_retention_days: 0,
             record_max_bytes: 0,
+            clip_max_ms: crate::clips::DEFAULT_MAX_MS,
             ladder: LadderSettings::default(),
             studio_width: 1280,
             studio_height: 720,

@@ -16,6 +16,7 @@
 //! reload is woken only when the part it waits for exists.
 
 mod budget;
+pub mod clips;
 mod config;
 mod delivery;
 #[doc(hidden)]
@@ -43,6 +44,7 @@ mod studio;
 mod watchdog;
 mod webrtc;
 
+pub use clips::{ClipError, ClipMade, Clips};
 pub use config::{IoBackend, LadderEncoder, LadderSettings, NodeConfig, RungSetting};
 pub use hooks::{
     BroadcastInfo, LocalFuture, NoEvents, PlaybackAccess, PublishAuth, PublishGrant,

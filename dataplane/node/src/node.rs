@@ -57,6 +57,8 @@ pub struct StartedNode {
     pub ladder: Vec<String>,
     /// The studio: composed programs (for the control plane's director).
     pub studio: crate::studio::StudioHub,
+    /// Clips of the node's recordings (for the control plane's clip maker).
+    pub clips: Arc<crate::clips::Clips>,
     /// Where `/metrics` is served when not on the origin (`metrics_listen`).
     pub metrics_addr: Option<SocketAddr>,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -245,6 +247,12 @@ impl Node {
         let recorder = crate::recorder::Recorder::open(config.recording(), events)
             .map_err(|e| NodeError::Config(format!("[node] record: {e}")))?;
         registry.set_recorder(recorder.clone(), config.record);
+        let clips = crate::clips::Clips::new(
+            config.recording().root.with_file_name("clips"),
+            recorder.clone(),
+            config.clip_max_ms,
+        );
+        registry.set_clips(clips.clone());
         let ladder_config = config
             .ladder
             .codec_config()
@@ -368,6 +376,7 @@ impl Node {
             drivers,
             ladder,
             studio,
+            clips,
             metrics_addr,
             threads,
             recorder: Some(recorder),

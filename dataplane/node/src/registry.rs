@@ -164,6 +164,8 @@ pub struct Registry {
     recorder: Option<Arc<crate::recorder::Recorder>>,
     /// Whether broadcasts are recorded unless their channel says otherwise.
     record_default: bool,
+    /// Clips of the recordings.
+    clips: Option<Arc<crate::clips::Clips>>,
     /// Where the watch page finds the control plane (see `NodeConfig::watch_api`).
     watch_api: String,
     /// The RTMP port encoders publish to, as the dashboard shows it (`:PORT`).
@@ -203,6 +205,7 @@ impl Registry {
             relay: crate::relay::RelayConfig::default(),
             recorder: None,
             record_default: false,
+            clips: None,
             watch_api: String::new(),
             ingest: String::new(),
             budget: crate::budget::MemoryBudget::from_mb(0),
@@ -255,6 +258,16 @@ impl Registry {
     pub fn set_recorder(&mut self, recorder: Arc<crate::recorder::Recorder>, by_default: bool) {
         self.recorder = Some(recorder);
         self.record_default = by_default;
+    }
+
+    /// Makes clips of the recordings with `clips`.
+    pub fn set_clips(&mut self, clips: Arc<crate::clips::Clips>) {
+        self.clips = Some(clips);
+    }
+
+    /// The node's clips.
+    pub fn clips(&self) -> Option<&Arc<crate::clips::Clips>> {
+        self.clips.as_ref()
     }
 
     /// The recorder, when recording is on.

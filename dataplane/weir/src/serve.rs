@@ -181,6 +181,7 @@ pub fn all_in_one(mut config: Config) -> anyhow::Result<()> {
         hub: started.studio.clone(),
         auth,
     }));
+    state.set_clip_maker(Arc::new(control::clips::LocalClips(started.clips.clone())));
     let stop_api = Arc::new(tokio::sync::Notify::new());
     let chat = rt.block_on(async { chat_gateway(&state, &config.control) });
     state.set_chat(chat.clone());
@@ -218,7 +219,7 @@ pub fn dataplane(config: Config) -> anyhow::Result<()> {
             ident.studio_url = Some(format!("http://{}:{port}", config.node.public_host));
             tracing::info!(control_plane = %url, node = %ident.id, "reporting to the control plane");
             tracing::info!(
-                "studio calls from the control plane on {}:{port} (node token)",
+                "studio calls (and clip cuts) from the control plane on {}:{port} (node token)",
                 config.control.studio_listen.ip()
             );
             studio = Some((listener, token));
@@ -239,10 +240,12 @@ pub fn dataplane(config: Config) -> anyhow::Result<()> {
             hub: started.studio.clone(),
             auth,
         });
+        let clips = Arc::new(control::clips::LocalClips(started.clips.clone()));
         let stop = stop_studio.clone();
         rt.spawn(async move {
             let stopped = async move { stop.notified().await };
-            if let Err(e) = control::studio_server::serve(listener, director, token, stopped).await
+            if let Err(e) =
+                control::studio_server::serve(listener, director, clips, token, stopped).await
             {
                 tracing::error!(error = %e, "studio listener stopped");
             }
@@ -285,6 +288,10 @@ pub fn controlplane(config: Config) -> anyhow::Result<()> {
         allow_internal: config.node.relay_allow_internal,
         ca_file: config.node.relay_ca_file.clone(),
     }));
+    state.set_clip_maker(Arc::new(control::clips::RemoteClips::new(
+        state.clone(),
+        token_for_studio.clone(),
+    )));
     state.set_studio_director(Arc::new(control::studio_remote::RemoteDirector::new(
         state.clone(),
         token_for_studio,

@@ -4,6 +4,7 @@ use async_graphql::MergedObject;
 
 mod account;
 mod channels;
+mod clips;
 mod destinations;
 mod keys;
 mod policy;
@@ -17,6 +18,7 @@ pub struct MutationRoot(
     keys::KeyMutations,
     destinations::DestinationMutations,
     policy::PolicyMutations,
+    clips::ClipMutations,
     crate::chat::ChatMutations,
     crate::studio::StudioMutations,
     crate::studio::StageMutations,

@@ -36,7 +36,7 @@ impl PolicyMutations {
         Ok(e.into())
     }
 
-    /// Removes a recording from the index.
+    /// Removes a recording from the index, with its clips.
     async fn delete_recording(&self, ctx: &Context<'_>, id: ID) -> ApiResult<bool> {
         principal(ctx)?;
         let st = state(ctx);
@@ -55,6 +55,23 @@ impl PolicyMutations {
                     e
                 }
             })?;
+        // Its clips go with it (records and files).
+        for clip in st
+            .store()
+            .list_clips(&r.channel_id, &r.id)
+            .await
+            .map_err(gql)?
+        {
+            if let Some(maker) = st.clip_maker() {
+                maker.delete(&r.id, &clip.id).await.map_err(gql_unavailable)?;
+            }
+            st.store().delete_clip(&clip.id).await.map_err(gql)?;
+        }
         st.store().delete_recording(&id).await.map_err(gql)
     }
+}
+
+/// A clip maker's failure, as the API reports it.
+fn gql_unavailable(why: String) -> async_graphql::Error {
+    ApiError::new(crate::error::code::SERVICE_UNAVAILABLE, why).into()
 }

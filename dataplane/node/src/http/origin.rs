@@ -120,6 +120,9 @@ pub async fn respond(
     {
         return page;
     }
+    if let Some(rest) = path.strip_prefix("/clips/") {
+        return super::vod::respond_clip(rest, req, registry.clips().map(|c| &**c)).await;
+    }
     if let Some(rest) = path.strip_prefix("/vod/") {
         return super::vod::respond(rest, req, registry.recorder()).await;
     }

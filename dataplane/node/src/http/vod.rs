@@ -15,6 +15,7 @@ use weir_hls::{ObjectName, Rope};
 
 use super::request::Request;
 use super::response::Response;
+use crate::clips::Clips;
 use crate::recorder::Recorder;
 
 const PLAYLIST: &str = "application/vnd.apple.mpegurl";
@@ -123,6 +124,66 @@ pub async fn respond(rest: &str, req: &Request, recorder: Option<&Recorder>) -> 
     };
     metrics::counter!("weir_http_vod_bytes_total").increment(body.len() as u64);
     let mut r = Response::ok(MP4, IMMUTABLE, body);
+    r.extra.push(("Accept-Ranges", "bytes".to_owned()));
+    if partial {
+        r.status = 206;
+        r.extra
+            .push(("Content-Range", format!("bytes {start}-{end}/{len}")));
+    }
+    r
+}
+
+/// Answers `/clips/<clip id>/<file>`: the clip's playlist and its MP4 (single byte
+/// ranges: 206). A clip's files never change once written (its id is new for each).
+pub async fn respond_clip(rest: &str, req: &Request, clips: Option<&Clips>) -> Response {
+    let Some(clips) = clips else {
+        return Response::error(404, "clips are off on this node");
+    };
+    let Some((id, file)) = rest.split_once('/') else {
+        return Response::error(404, "not found");
+    };
+    let Some((path, len)) = clips.file(id, file) else {
+        return Response::error(404, "no such clip");
+    };
+    let kind = if file == crate::clips::PLAYLIST_FILE {
+        PLAYLIST
+    } else {
+        MP4
+    };
+    metrics::counter!("weir_http_clip_requests_total").increment(1);
+    ranged(path, len, req, kind).await
+}
+
+/// Answers a file of `len` bytes, whole or the single range `req` asks for.
+async fn ranged(path: std::path::PathBuf, len: u64, req: &Request, kind: &'static str) -> Response {
+    let (start, end, partial) = match parse_range(req.range.as_deref(), len) {
+        RangeAsk::Whole => (0, len.saturating_sub(1), false),
+        RangeAsk::Part(a, b) => (a, b, true),
+        RangeAsk::Unsatisfiable => {
+            let mut r = Response::error(416, "range not satisfiable");
+            r.extra.push(("Content-Range", format!("bytes */{len}")));
+            return r;
+        }
+    };
+    let count = if len == 0 { 0 } else { end + 1 - start };
+    if count > MAX_READ {
+        return Response::error(500, "object too large");
+    }
+    let body = if count == 0 {
+        Rope::default()
+    } else {
+        let read = compio::runtime::spawn_blocking(move || read_at(&path, start, count)).await;
+        match read {
+            Ok(Ok(bytes)) => Rope::from(bytes),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "clip unreadable");
+                return Response::error(404, "no such object");
+            }
+            Err(_) => return Response::error(500, "read failed"),
+        }
+    };
+    metrics::counter!("weir_http_clip_bytes_total").increment(body.len() as u64);
+    let mut r = Response::ok(kind, IMMUTABLE, body);
     r.extra.push(("Accept-Ranges", "bytes".to_owned()));
     if partial {
         r.status = 206;

@@ -56,6 +56,12 @@ impl Entry {
         (p, finished)
     }
 
+    /// Its index as far as it is durable, and whether it is finished.
+    pub fn snapshot(&self) -> (Index, bool) {
+        let st = self.state.lock();
+        (st.index.clone(), st.finished)
+    }
+
     /// The file and size of segment `msn`, if it is on disk.
     pub fn segment(&self, msn: u64) -> Option<(PathBuf, u64)> {
         let st = self.state.lock();

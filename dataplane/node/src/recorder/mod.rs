@@ -20,7 +20,7 @@
 
 mod catalog;
 mod disk;
-mod index;
+pub(crate) mod index;
 mod playlist;
 mod retention;
 mod task;
@@ -91,6 +91,11 @@ impl std::fmt::Debug for Recorder {
             .field("recordings", &self.catalog.len())
             .finish_non_exhaustive()
     }
+}
+
+/// Ids as recordings and clips use them: non-empty, at most 128 of `[A-Za-z0-9._-]`.
+pub fn is_safe_id(s: &str) -> bool {
+    index::is_safe_word(s) && s != "." && s != ".."
 }
 
 /// The origin path of a recording's playlist.

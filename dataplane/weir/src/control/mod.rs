@@ -7,6 +7,7 @@
 //! the same broadcast are coalesced while queued.
 
 mod backend;
+pub mod clips;
 pub mod probe;
 mod remote;
 pub mod setup;

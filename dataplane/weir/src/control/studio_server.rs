@@ -1,7 +1,8 @@
-//! The node's side of the studio director in a split deployment: a small HTTP listener
-//! (`studio_listen`, authenticated with the node token) that takes the control plane's
-//! calls (see [`super::studio_wire`]) and hands them to the node's own
-//! [`super::studio::Director`], exactly as `weir serve` does in-process.
+//! The node's side of the studio director and the clip maker in a split deployment: a
+//! small HTTP listener (`studio_listen`, authenticated with the node token) that takes the
+//! control plane's calls (see [`super::studio_wire`] and [`super::clips`]) and hands them
+//! to the node's own [`super::studio::Director`] and [`super::clips::LocalClips`],
+//! exactly as `weir serve` does in-process.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,12 +16,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::de::DeserializeOwned;
 use serde_json::json;
-use weir_api::{ProgramScene, StudioDirector};
+use weir_api::{ClipMaker, ProgramScene, StudioDirector};
 
+use super::clips::{ClipDelete, ClipMake};
 use super::studio_wire::{End, GoLive, MAX_BODY, WireScene};
 
 struct Served {
     director: Arc<dyn StudioDirector>,
+    clips: Arc<dyn ClipMaker>,
     token: String,
 }
 
@@ -28,6 +31,7 @@ struct Served {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     director: Arc<dyn StudioDirector>,
+    clips: Arc<dyn ClipMaker>,
     token: String,
     stopped: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -35,8 +39,14 @@ pub async fn serve(
         .route("/v1/studio/compose", post(compose))
         .route("/v1/studio/go-live", post(go_live))
         .route("/v1/studio/end", post(end))
+        .route("/v1/clips/make", post(clip_make))
+        .route("/v1/clips/delete", post(clip_delete))
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(Arc::new(Served { director, token }));
+        .with_state(Arc::new(Served {
+            director,
+            clips,
+            token,
+        }));
     axum::serve(listener, app)
         .with_graceful_shutdown(stopped)
         .await
@@ -119,6 +129,28 @@ async fn go_live(State(s): State<Arc<Served>>, headers: HeaderMap, body: Bytes) 
 async fn end(State(s): State<Arc<Served>>, headers: HeaderMap, body: Bytes) -> Response {
     match request::<End>(&s, &headers, &body) {
         Ok(e) => answer(s.director.end(&e.broadcast_id).await),
+        Err(r) => *r,
+    }
+}
+
+async fn clip_make(State(s): State<Arc<Served>>, headers: HeaderMap, body: Bytes) -> Response {
+    let c: ClipMake = match request(&s, &headers, &body) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    match s
+        .clips
+        .make(&c.recording_id, &c.clip_id, c.start_ms, c.end_ms)
+        .await
+    {
+        Ok(made) => Json(json!({ "ok": true, "duration_ms": made.duration_ms })).into_response(),
+        Err(why) => refuse(StatusCode::UNPROCESSABLE_ENTITY, why),
+    }
+}
+
+async fn clip_delete(State(s): State<Arc<Served>>, headers: HeaderMap, body: Bytes) -> Response {
+    match request::<ClipDelete>(&s, &headers, &body) {
+        Ok(c) => answer(s.clips.delete("", &c.clip_id).await),
         Err(r) => *r,
     }
 }
