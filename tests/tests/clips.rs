@@ -77,7 +77,14 @@ fn recorded(node: &Node) -> (Account, String, Value) {
 fn gray_frames(url: &str) -> Vec<Vec<u8>> {
     let out = Command::new("ffmpeg")
         .args(["-hide_banner", "-nostdin", "-v", "error", "-i", url])
-        .args(["-map", "0:v:0", "-vf", &format!("scale={W}:{H}"), "-pix_fmt", "gray"])
+        .args([
+            "-map",
+            "0:v:0",
+            "-vf",
+            &format!("scale={W}:{H}"),
+            "-pix_fmt",
+            "gray",
+        ])
         .args(["-f", "rawvideo", "-"])
         .output()
         .expect("ffmpeg");
@@ -91,14 +98,19 @@ fn gray_frames(url: &str) -> Vec<Vec<u8>> {
 
 /// Mean absolute difference of two gray frames.
 fn diff(a: &[u8], b: &[u8]) -> f64 {
-    let sum: u64 = a.iter().zip(b).map(|(x, y)| u64::from(x.abs_diff(*y))).sum();
+    let sum: u64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| u64::from(x.abs_diff(*y)))
+        .sum();
     sum as f64 / a.len() as f64
 }
 
 /// ffmpeg decodes `url` whole without an error.
 fn decodes_cleanly(url: &str) {
     let (ok, _, err) = output(
-        Command::new("ffmpeg").args(["-hide_banner", "-nostdin", "-v", "error", "-i", url])
+        Command::new("ffmpeg")
+            .args(["-hide_banner", "-nostdin", "-v", "error", "-i", url])
             .args(["-f", "null", "-"]),
     );
     assert!(ok && err.trim().is_empty(), "ffmpeg decoding {url}: {err}");
@@ -180,7 +192,11 @@ fn a_clip_starts_on_the_frame_asked_for_and_plays_as_hls_and_mp4() {
     decodes_cleanly(&mp4);
     assert_eq!(count_frames(&hls, "v"), frames.len() as u64);
     let playlist = get(node.http_port, &format!("/clips/{id}/index.m3u8")).expect("playlist");
-    assert!(playlist.text().contains("#EXT-X-ENDLIST"), "{}", playlist.text());
+    assert!(
+        playlist.text().contains("#EXT-X-ENDLIST"),
+        "{}",
+        playlist.text()
+    );
 
     // Progressive download with byte ranges.
     let whole = get(node.http_port, &format!("/clips/{id}/clip.mp4")).expect("mp4");
@@ -209,10 +225,19 @@ fn a_clip_starts_on_the_frame_asked_for_and_plays_as_hls_and_mp4() {
         "query($c: ID!) { recordings(channelId: $c) { nodes { id clips { id status } } } }",
         json!({ "c": channel }),
     );
-    assert_eq!(d["recordings"]["nodes"][0]["clips"][0]["id"], id.as_str(), "{d}");
+    assert_eq!(
+        d["recordings"]["nodes"][0]["clips"][0]["id"],
+        id.as_str(),
+        "{d}"
+    );
 
     // Windows that cannot be cut are refused before anything is made.
-    for (s, e) in [(5000, 5000), (-1, 1000), (0, 11 * 60 * 1000), (60_000, 61_000)] {
+    for (s, e) in [
+        (5000, 5000),
+        (-1, 1000),
+        (0, 11 * 60 * 1000),
+        (60_000, 61_000),
+    ] {
         let r = create_clip(&node, &owner, &rec_id, s, e);
         assert_eq!(error_code(&r), "BAD_USER_INPUT", "[{s}, {e}): {r}");
     }

@@ -22,8 +22,13 @@ pub type ClipFuture<T> = Pin<Box<dyn Future<Output = Result<T, String>> + Send>>
 /// Cuts and removes clips of recordings.
 pub trait ClipMaker: Send + Sync + 'static {
     /// Cuts `[start_ms, end_ms)` of recording `recording_id` into clip `clip_id`.
-    fn make(&self, recording_id: &str, clip_id: &str, start_ms: u64, end_ms: u64)
-    -> ClipFuture<MadeClip>;
+    fn make(
+        &self,
+        recording_id: &str,
+        clip_id: &str,
+        start_ms: u64,
+        end_ms: u64,
+    ) -> ClipFuture<MadeClip>;
 
     /// Removes clip `clip_id` (of recording `recording_id`)'s files (no error when they
     /// are already gone).

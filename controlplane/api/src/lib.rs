@@ -36,8 +36,8 @@
 //!   them (`WEIR_UPDATE_SCHEMA=1 cargo test -p weir-api` rewrites the file).
 
 mod chat;
-mod ctx;
 mod clipper;
+mod ctx;
 mod director;
 pub mod error;
 mod events;

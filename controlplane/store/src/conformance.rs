@@ -10,9 +10,8 @@ use std::time::Duration;
 
 use crate::error::StoreError;
 use crate::model::{
-    Clip, ClipStatus,
-    Access, Node, NodeLoad, Recording, RelayStatus, Rendition, Role, StreamState, TranscoderRung,
-    TranscoderStatus,
+    Access, Clip, ClipStatus, Node, NodeLoad, Recording, RelayStatus, Rendition, Role, StreamState,
+    TranscoderRung, TranscoderStatus,
 };
 use crate::store::Store;
 use crate::tokens::Consume;

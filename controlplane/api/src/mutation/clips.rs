@@ -56,7 +56,10 @@ impl ClipMutations {
             .into());
         }
         let title = title.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
-        if title.as_ref().is_some_and(|t| t.chars().count() > MAX_TITLE) {
+        if title
+            .as_ref()
+            .is_some_and(|t| t.chars().count() > MAX_TITLE)
+        {
             return Err(
                 ApiError::bad_input(format!("a title is at most {MAX_TITLE} characters")).into(),
             );

@@ -63,7 +63,10 @@ impl PolicyMutations {
             .map_err(gql)?
         {
             if let Some(maker) = st.clip_maker() {
-                maker.delete(&r.id, &clip.id).await.map_err(gql_unavailable)?;
+                maker
+                    .delete(&r.id, &clip.id)
+                    .await
+                    .map_err(gql_unavailable)?;
             }
             st.store().delete_clip(&clip.id).await.map_err(gql)?;
         }

@@ -246,10 +246,10 @@ fn read_traf(
             let duration = field(0x100, def_dur)?;
             let size = field(0x200, def_size)?;
             let mut sflags = field(0x400, def_flags)?;
-            if i == 0 {
-                if let Some(f) = first_flags {
-                    sflags = f;
-                }
+            if i == 0
+                && let Some(f) = first_flags
+            {
+                sflags = f;
             }
             let cto = field(0x800, 0)?;
             let cto = if version == 0 {

@@ -178,10 +178,10 @@ fn parameter_sets(record: &[u8], length_size: usize) -> Bytes {
 /// The init segment with its `avc1` sample entry renamed `avc3` (parameter sets in band).
 fn avc3_init(init: &[u8]) -> Bytes {
     let mut b = init.to_vec();
-    if let Some(stsd) = b.windows(4).position(|w| w == b"stsd") {
-        if let Some(at) = b[stsd..].windows(4).position(|w| w == b"avc1") {
-            b[stsd + at..stsd + at + 4].copy_from_slice(b"avc3");
-        }
+    if let Some(stsd) = b.windows(4).position(|w| w == b"stsd")
+        && let Some(at) = b[stsd..].windows(4).position(|w| w == b"avc1")
+    {
+        b[stsd + at..stsd + at + 4].copy_from_slice(b"avc3");
     }
     Bytes::from(b)
 }
