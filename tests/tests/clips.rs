@@ -80,6 +80,9 @@ fn gray_frames(url: &str) -> Vec<Vec<u8>> {
         .args([
             "-map",
             "0:v:0",
+            // Every decoded frame once: no frames duplicated or dropped to a constant rate.
+            "-fps_mode",
+            "passthrough",
             "-vf",
             &format!("scale={W}:{H}"),
             "-pix_fmt",

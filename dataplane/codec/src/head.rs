@@ -111,7 +111,12 @@ pub fn reencode_head(
         .ok_or_else(|| CodecError::Pipeline("x264enc without sink pad".into()))?;
     enc_sink.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
         match info.buffer().and_then(|b| b.pts()) {
-            Some(p) if p.nseconds() + 1_000 < keep_ns => gst::PadProbeReturn::Drop,
+            Some(p) if p.nseconds() + 1_000 < keep_ns => {
+                // Taken and freed here (`Handled`): `Drop` on a buffer probe makes the
+                // bindings hand GStreamer a null buffer to unref (a CRITICAL per frame).
+                drop(info.data.take());
+                gst::PadProbeReturn::Handled
+            }
             _ => gst::PadProbeReturn::Ok,
         }
     });
