@@ -121,6 +121,14 @@ pub struct NodeConfig {
     pub srt_latency_ms: u64,
     /// Most concurrent SRT connections per shard.
     pub srt_max_connections: usize,
+    /// Most concurrent SRT connections per client address (IPv6: per /64), node-wide;
+    /// 0: no limit. Further callers are refused with SRT code 2402.
+    pub srt_max_connections_per_ip: u32,
+    /// Most concurrent WebRTC sessions (WHIP publishers and WHEP viewers) per client
+    /// address (IPv6: per /64); 0: no limit. Further offers get 503 + Retry-After.
+    pub webrtc_max_sessions_per_ip: u32,
+    /// Most concurrent WebRTC sessions on the node.
+    pub webrtc_max_sessions: usize,
     /// Longest wait of a publishing connection before its next read while its shard is
     /// busy (reads then carry several frames); 0 reads at once always. See `pacer`.
     pub ingest_batch_max_ms: u64,
@@ -314,6 +322,9 @@ impl Default for NodeConfig {
             srt_listen: SocketAddr::from(([0, 0, 0, 0], 9000)),
             srt_latency_ms: 120,
             srt_max_connections: 1000,
+            srt_max_connections_per_ip: 10,
+            webrtc_max_sessions_per_ip: 100,
+            webrtc_max_sessions: 10_000,
             record: false,
             record_retention_days: 0,
             record_max_bytes: 0,

@@ -308,7 +308,17 @@ impl Node {
             public_ips: webrtc_public_ips.clone(),
             settings: weir_webrtc::RtcSettings::new(Vec::new()),
             directory: Arc::default(),
+            limits: ConnLimits::new(
+                "webrtc",
+                config.webrtc_max_sessions_per_ip,
+                config.webrtc_max_sessions,
+            ),
         };
+        let srt_limits = ConnLimits::new(
+            "srt",
+            config.srt_max_connections_per_ip,
+            config.srt_max_connections.saturating_mul(n),
+        );
         let http_limits = ConnLimits::new(
             "http",
             config.http_max_connections_per_ip,
@@ -330,6 +340,7 @@ impl Node {
                 webrtc: webrtc.clone(),
                 srt_udp,
                 srt: config.srt(),
+                srt_limits: srt_limits.clone(),
                 registry: registry.clone(),
                 shutdown: shutdown.clone(),
                 max_http: config.http_max_connections.max(1),

@@ -45,6 +45,8 @@ pub struct ShardSpec {
     pub srt_udp: std::net::UdpSocket,
     /// SRT listener settings.
     pub srt: weir_srt::SrtConfig,
+    /// Per-address and node-wide SRT connection limits (shared by all shards).
+    pub srt_limits: Arc<ConnLimits>,
     /// The node's streams.
     pub registry: Arc<Registry>,
     /// Node shutdown.
@@ -70,6 +72,8 @@ pub struct WebrtcSpec {
     pub settings: weir_webrtc::RtcSettings,
     /// Sessions of the node.
     pub directory: Arc<crate::webrtc::SessionDirectory>,
+    /// Per-address and node-wide session limits (shared by all shards).
+    pub limits: Arc<ConnLimits>,
 }
 
 /// Name of a driver type for logs.
@@ -153,6 +157,7 @@ pub fn run(spec: ShardSpec) {
             udp,
             &spec.webrtc.public_ips,
             spec.webrtc.directory.clone(),
+            spec.webrtc.limits.clone(),
             spec.rtmp_ctx.clone(),
             &spec.webrtc.settings,
         ) {
@@ -165,7 +170,12 @@ pub fn run(spec: ShardSpec) {
             }
         };
         compio::runtime::spawn(crate::webrtc::receive(rtc.clone(), spec.shutdown.clone())).detach();
-        let srt = crate::srt::SrtShard::new(srt_udp, spec.srt.clone(), spec.rtmp_ctx.clone());
+        let srt = crate::srt::SrtShard::new(
+            srt_udp,
+            spec.srt.clone(),
+            spec.srt_limits.clone(),
+            spec.rtmp_ctx.clone(),
+        );
         compio::runtime::spawn(crate::srt::run(srt, spec.shutdown.clone())).detach();
         let _ = spec.ready.send(Ok((spec.index, driver)));
         tracing::debug!(shard = spec.index, driver, "shard running");

@@ -179,6 +179,17 @@ pub struct NodeArgs {
     /// RTMP: most concurrent connections on the node.
     #[arg(long, global = true, env = "WEIR_RTMP_MAX_CONNECTIONS_PER_NODE")]
     pub rtmp_max_connections_per_node: Option<usize>,
+    /// SRT: most concurrent connections per client address (IPv6: per /64), node-wide;
+    /// 0: no limit. Further callers are refused with code 2402.
+    #[arg(long, global = true, env = "WEIR_SRT_MAX_CONNECTIONS_PER_IP")]
+    pub srt_max_connections_per_ip: Option<u32>,
+    /// WebRTC: most concurrent sessions (WHIP and WHEP) per client address (IPv6: per
+    /// /64); 0: no limit. Further offers get 503 + Retry-After.
+    #[arg(long, global = true, env = "WEIR_WEBRTC_MAX_SESSIONS_PER_IP")]
+    pub webrtc_max_sessions_per_ip: Option<u32>,
+    /// WebRTC: most concurrent sessions on the node.
+    #[arg(long, global = true, env = "WEIR_WEBRTC_MAX_SESSIONS")]
+    pub webrtc_max_sessions: Option<usize>,
     /// HTTP: most concurrent connections per shard.
     #[arg(long, global = true, env = "WEIR_HTTP_MAX_CONNECTIONS")]
     pub http_max_connections: Option<usize>,

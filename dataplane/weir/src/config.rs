@@ -246,6 +246,15 @@ pub fn load(path: Option<&Path>, args: &NodeArgs) -> anyhow::Result<Config> {
     if let Some(v) = a.http_max_connections {
         n.http_max_connections = v;
     }
+    if let Some(v) = a.srt_max_connections_per_ip {
+        n.srt_max_connections_per_ip = v;
+    }
+    if let Some(v) = a.webrtc_max_sessions_per_ip {
+        n.webrtc_max_sessions_per_ip = v;
+    }
+    if let Some(v) = a.webrtc_max_sessions {
+        n.webrtc_max_sessions = v;
+    }
     if let Some(v) = a.http_max_connections_per_node {
         n.http_max_connections_per_node = v;
     }
@@ -441,6 +450,9 @@ mod tests {
             rtmp_publish_timeout_ms: Some(1500),
             rtmp_max_command_bytes: Some(8192),
             rtmp_max_connections_per_node: Some(7),
+            srt_max_connections_per_ip: Some(3),
+            webrtc_max_sessions_per_ip: Some(4),
+            webrtc_max_sessions: Some(5),
             ..NodeArgs::default()
         };
         let n = load(None, &args).expect("load").node;
@@ -452,6 +464,14 @@ mod tests {
         assert_eq!(n.rtmp_publish_timeout_ms, 1500);
         assert_eq!(n.rtmp_max_command_bytes, 8192);
         assert_eq!(n.rtmp_max_connections_per_node, 7);
+        assert_eq!(
+            (
+                n.srt_max_connections_per_ip,
+                n.webrtc_max_sessions_per_ip,
+                n.webrtc_max_sessions
+            ),
+            (3, 4, 5)
+        );
         assert_eq!(
             n.http_idle_timeout_ms,
             NodeConfig::default().http_idle_timeout_ms

@@ -78,6 +78,7 @@ pub async fn serve(
     // Request heads are small: a 2 KiB read buffer keeps idle viewers cheap (the
     // buffer is owned by the in-flight read), and `pending` only grows for pipelining.
     let mut pending: Vec<u8> = Vec::new();
+    let peer = stream.peer_addr().ok().map(|a| a.ip());
     let mut buf: Vec<u8> = Vec::with_capacity(READ_BUF);
     // Deadlines and node shutdown end the pending read or write (see `watchdog`).
     let watchdog = {
@@ -101,6 +102,7 @@ pub async fn serve(
                         break;
                     }
                     req.body = bytes::Bytes::copy_from_slice(&pending[head..end]);
+                    req.peer = peer;
                     pending.drain(..end);
                     // The node prepares the answer (a blocking reload waits): no deadline.
                     watchdog.set(None);

@@ -53,6 +53,9 @@ pub struct Request {
     pub range: Option<String>,
     /// The body (filled in by the connection once it has arrived).
     pub body: bytes::Bytes,
+    /// The client's address (filled in by the connection; WebRTC sessions are capped per
+    /// address).
+    pub peer: Option<std::net::IpAddr>,
 }
 
 /// A request that cannot be served.
@@ -168,6 +171,7 @@ impl RequestParser {
                 host,
                 range,
                 body: bytes::Bytes::new(),
+                peer: None,
             },
             consumed,
         )))

@@ -52,6 +52,17 @@ pub async fn respond(req: &Request, rtc: &Rc<WebrtcShard>) -> Option<Response> {
     let Ok(offer) = std::str::from_utf8(&req.body) else {
         return Some(Response::error(400, "the offer is not UTF-8"));
     };
+    // Sessions are capped per client address and per node before any work is done.
+    let permit = match rtc.admit(req.peer) {
+        Ok(p) => p,
+        Err(Refused { status, message }) => {
+            metrics::counter!("weir_webrtc_offers_total", "endpoint" => kind, "result" => "refused")
+                .increment(1);
+            let mut r = Response::error(status, &message);
+            r.extra.push(("Retry-After", "10".to_owned()));
+            return Some(r);
+        }
+    };
     let result = if kind == "whip" {
         let bearer = req.authorization.as_deref().and_then(|a| {
             a.strip_prefix("Bearer ")
@@ -68,7 +79,7 @@ pub async fn respond(req: &Request, rtc: &Rc<WebrtcShard>) -> Option<Response> {
                 "a stream key is needed: POST /whip/<key> or Authorization: Bearer <key>",
             ));
         }
-        webrtc::publish(rtc, key, offer).await
+        webrtc::publish(rtc, key, offer, permit).await
     } else {
         // A signed channel: `/whep/<channel>/t.<exp>.<sig>` (the token `playbackUrl`
         // hands out) or `Authorization: Bearer t.<exp>.<sig>`.
@@ -84,7 +95,7 @@ pub async fn respond(req: &Request, rtc: &Rc<WebrtcShard>) -> Option<Response> {
         if channel.is_empty() || channel.contains('/') {
             return Some(Response::error(404, "POST /whep/<channel>"));
         }
-        webrtc::play(rtc, channel, token, offer).await
+        webrtc::play(rtc, channel, token, offer, permit).await
     };
     metrics::counter!("weir_webrtc_offers_total", "endpoint" => kind, "result" => if result.is_ok() { "answered" } else { "refused" })
         .increment(1);

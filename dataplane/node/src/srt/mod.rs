@@ -10,8 +10,13 @@
 //!
 //! Stream ids: `<key>`, `live/<key>` or `#!::r=live/<key>,m=publish`; the key is checked
 //! exactly like an RTMP publishing name. Refusals carry SRT reject codes (see
-//! [`RejectCode`]): 2403 bad key, 2404 unknown application, 2405 playback requested,
+//! [`RejectCode`]): 2402 too many connections (from the caller's address, node-wide, or
+//! on the node), 2403 bad key, 2404 unknown application, 2405 playback requested,
 //! 2409 channel already published, 2503 authorisation unavailable.
+//!
+//! A caller takes a connection permit (per address and node-wide, shared by every shard;
+//! see `limits`) when its handshake asks for a verdict, before its key is checked, and
+//! holds it until its connection closes.
 
 mod publish;
 
@@ -29,6 +34,7 @@ use compio::net::UdpSocket;
 use futures_util::future::{Either, select};
 use weir_srt::{Mode, RejectCode, SrtConfig, SrtEvent, SrtListener, StreamRequest};
 
+use crate::limits::{ConnLimits, ConnPermit};
 use crate::rtmp_conn::RtmpContext;
 use crate::shutdown::Shutdown;
 use publish::Publishing;
@@ -45,16 +51,26 @@ pub struct SrtShard {
     socket: UdpSocket,
     listener: RefCell<SrtListener>,
     publishing: RefCell<HashMap<SocketAddr, Publishing>>,
+    /// Connection permits of admitted callers and of those whose key is being checked.
+    permits: RefCell<HashMap<SocketAddr, ConnPermit>>,
+    limits: Arc<ConnLimits>,
     ctx: Arc<RtmpContext>,
 }
 
 impl SrtShard {
-    /// Wraps this shard's SRT socket.
-    pub fn new(socket: UdpSocket, config: SrtConfig, ctx: Arc<RtmpContext>) -> Rc<Self> {
+    /// Wraps this shard's SRT socket; callers are capped by `limits`.
+    pub fn new(
+        socket: UdpSocket,
+        config: SrtConfig,
+        limits: Arc<ConnLimits>,
+        ctx: Arc<RtmpContext>,
+    ) -> Rc<Self> {
         Rc::new(Self {
             socket,
             listener: RefCell::new(SrtListener::new(config)),
             publishing: RefCell::new(HashMap::new()),
+            permits: RefCell::new(HashMap::new()),
+            limits,
             ctx,
         })
     }
@@ -81,6 +97,20 @@ impl SrtShard {
     fn on_event(self: &Rc<Self>, ev: SrtEvent) {
         match ev {
             SrtEvent::Request { peer, stream_id } => {
+                match self.limits.try_acquire(peer.ip()) {
+                    Ok(permit) => {
+                        self.permits.borrow_mut().insert(peer, permit);
+                    }
+                    Err(why) => {
+                        self.limits.refused(peer, why);
+                        self.listener.borrow_mut().reject(
+                            Instant::now(),
+                            peer,
+                            RejectCode::Overload,
+                        );
+                        return;
+                    }
+                }
                 let shard = self.clone();
                 compio::runtime::spawn(async move { shard.authorize(peer, stream_id).await })
                     .detach();
@@ -96,6 +126,7 @@ impl SrtShard {
                 }
             }
             SrtEvent::Closed { peer, stats } => {
+                self.permits.borrow_mut().remove(&peer);
                 metrics::gauge!("weir_srt_connections").decrement(1.0);
                 metrics::counter!("weir_srt_retransmitted_packets_total")
                     .increment(stats.retransmitted);
@@ -131,6 +162,7 @@ impl SrtShard {
                 } else {
                     // The caller gave up while its key was checked.
                     drop(l);
+                    self.permits.borrow_mut().remove(&peer);
                     let (stream, conn) = (p.stream.clone(), p.conn);
                     drop(p);
                     self.ctx.registry.end_publish(&stream, conn, now);
@@ -140,6 +172,7 @@ impl SrtShard {
                 metrics::counter!("weir_publishes_total", "result" => "refused").increment(1);
                 tracing::warn!(%peer, code = code.code(), %reason, "SRT publish refused");
                 self.listener.borrow_mut().reject(now, peer, code);
+                self.permits.borrow_mut().remove(&peer);
             }
         }
         self.flush().await;

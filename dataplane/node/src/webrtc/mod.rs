@@ -23,6 +23,7 @@ use compio::net::UdpSocket;
 use parking_lot::Mutex;
 use weir_webrtc::{Datagram, RtcSettings, WebrtcError, stun};
 
+use crate::limits::{ConnLimits, ConnPermit};
 use crate::rtmp_conn::RtmpContext;
 use crate::shutdown::Shutdown;
 
@@ -117,6 +118,8 @@ pub struct WebrtcShard {
     by_addr: RefCell<HashMap<SocketAddr, Rc<Inbox>>>,
     /// Node-wide session directory.
     pub directory: Arc<SessionDirectory>,
+    /// Sessions per client address and per node (a permit is held by each session).
+    pub limits: Arc<ConnLimits>,
     /// Publish authorisation, the registry and the RTMP application name (WHIP keys are
     /// checked exactly like RTMP publishing names).
     pub ctx: Arc<RtmpContext>,
@@ -128,6 +131,7 @@ impl WebrtcShard {
         socket: UdpSocket,
         public_ips: &[std::net::IpAddr],
         directory: Arc<SessionDirectory>,
+        limits: Arc<ConnLimits>,
         ctx: Arc<RtmpContext>,
         settings: &RtcSettings,
     ) -> std::io::Result<Rc<Self>> {
@@ -154,6 +158,7 @@ impl WebrtcShard {
             by_ufrag: RefCell::default(),
             by_addr: RefCell::default(),
             directory,
+            limits,
             ctx,
         }))
     }
@@ -229,6 +234,29 @@ pub async fn receive(shard: Rc<WebrtcShard>, shutdown: Shutdown) {
             }
         }
         buf.clear();
+    }
+}
+
+impl WebrtcShard {
+    /// A session permit for a client at `peer` (unknown: counted as `0.0.0.0`), or the
+    /// refusal to answer (503 + Retry-After), counted and logged like refused
+    /// connections (`weir_connections_refused_total{listener="webrtc"}`).
+    pub fn admit(&self, peer: Option<std::net::IpAddr>) -> Result<ConnPermit, Refused> {
+        let ip = peer.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        let limits = &self.limits;
+        limits.try_acquire(ip).map_err(|why| {
+            limits.refused(SocketAddr::new(ip, 0), why);
+            Refused {
+                status: 503,
+                message: match why {
+                    crate::limits::Refusal::PerIp => {
+                        "too many WebRTC sessions from this address; end one or retry later"
+                    }
+                    _ => "this node has too many WebRTC sessions; retry later or use another node",
+                }
+                .into(),
+            }
+        })
     }
 }
 

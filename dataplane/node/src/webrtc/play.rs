@@ -19,15 +19,18 @@ use weir_webrtc::{Forward, LayerSelector, PlaybackEvent, WhepSession};
 
 use super::{Answered, Inbox, Refused, WebrtcShard, session_id, wait_turn};
 use crate::hooks::PlaybackAccess;
+use crate::limits::ConnPermit;
 use crate::registry::Stream;
 use crate::shutdown::Shutdown;
 
-/// Answers a WHEP offer for `channel` and starts its session on this shard.
+/// Answers a WHEP offer for `channel` and starts its session on this shard; the session
+/// holds `permit` (see [`WebrtcShard::admit`]) while it runs.
 pub async fn play(
     shard: &Rc<WebrtcShard>,
     channel: &str,
     token: Option<&str>,
     offer: &str,
+    permit: ConnPermit,
 ) -> Result<Answered, Refused> {
     let registry = &shard.ctx.registry;
     let Some(stream) = registry.get(channel).filter(|s| !s.is_ended()) else {
@@ -82,7 +85,11 @@ pub async fn play(
         id.clone(),
         expires,
     );
-    compio::runtime::spawn(task).detach();
+    compio::runtime::spawn(async move {
+        task.await;
+        drop(permit);
+    })
+    .detach();
     Ok(Answered { id, answer })
 }
 

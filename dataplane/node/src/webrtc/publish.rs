@@ -13,14 +13,21 @@ use weir_webrtc::{IngestEvent, WhipSession};
 
 use super::{Answered, Inbox, Refused, WebrtcShard, session_id, wait_turn};
 use crate::gate::TrackGate;
+use crate::limits::ConnPermit;
 use crate::registry::{Admission, Stream};
 use crate::shutdown::Shutdown;
 
 /// Longest wait for the stream key check.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Answers a WHIP offer for `key` and starts its session on this shard.
-pub async fn publish(shard: &Rc<WebrtcShard>, key: &str, offer: &str) -> Result<Answered, Refused> {
+/// Answers a WHIP offer for `key` and starts its session on this shard; the session holds
+/// `permit` (see [`WebrtcShard::admit`]) while it runs.
+pub async fn publish(
+    shard: &Rc<WebrtcShard>,
+    key: &str,
+    offer: &str,
+    permit: ConnPermit,
+) -> Result<Answered, Refused> {
     let ctx = &shard.ctx;
     let grant = compio::time::timeout(AUTH_TIMEOUT, ctx.auth.authorize(&ctx.app, key))
         .await
@@ -83,7 +90,11 @@ pub async fn publish(shard: &Rc<WebrtcShard>, key: &str, offer: &str) -> Result<
         id: id.clone(),
     };
     let task = run(shard.clone(), session, inbox, publishing);
-    compio::runtime::spawn(task).detach();
+    compio::runtime::spawn(async move {
+        task.await;
+        drop(permit);
+    })
+    .detach();
     Ok(Answered { id, answer })
 }
 
