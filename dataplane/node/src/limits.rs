@@ -217,6 +217,30 @@ impl LogLimiter {
     }
 }
 
+/// Logs a refused publish (bad, revoked or unknown key, busy channel…) of any ingest: a
+/// warning at most once a second node-wide (with the count held back since the last
+/// one), the others at debug level, so a flood of bad keys cannot flood the log.
+pub fn log_refused_publish(
+    ingest: &'static str,
+    peer: &dyn std::fmt::Display,
+    code: &dyn std::fmt::Display,
+    reason: &str,
+) {
+    static LOG: std::sync::LazyLock<LogLimiter> =
+        std::sync::LazyLock::new(|| LogLimiter::new(Duration::from_secs(1)));
+    match LOG.allow() {
+        Some(more) => tracing::warn!(
+            ingest,
+            %peer,
+            %code,
+            %reason,
+            refused_since_last_line = more,
+            "publish refused"
+        ),
+        None => tracing::debug!(ingest, %peer, %code, %reason, "publish refused"),
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

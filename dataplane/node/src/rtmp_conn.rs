@@ -194,9 +194,11 @@ pub async fn serve(
                     pending = drain(&mut session, &mut publishing, conn, &ctx, peer, &mut out);
                 }
                 Err(refusal) => {
-                    tracing::warn!(
-                        %peer, app = %req.app, code = refusal.code, reason = %refusal.reason,
-                        "publish refused"
+                    crate::limits::log_refused_publish(
+                        "rtmp",
+                        &peer,
+                        &refusal.code,
+                        &refusal.reason,
                     );
                     metrics::counter!("weir_publishes_total", "result" => "refused").increment(1);
                     session.reject_publish(req.stream_id, refusal.code, &refusal.reason);

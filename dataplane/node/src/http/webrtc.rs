@@ -79,7 +79,7 @@ pub async fn respond(req: &Request, rtc: &Rc<WebrtcShard>) -> Option<Response> {
                 "a stream key is needed: POST /whip/<key> or Authorization: Bearer <key>",
             ));
         }
-        webrtc::publish(rtc, key, offer, permit).await
+        webrtc::publish(rtc, key, offer, permit, req.peer).await
     } else {
         // A signed channel: `/whep/<channel>/t.<exp>.<sig>` (the token `playbackUrl`
         // hands out) or `Authorization: Bearer t.<exp>.<sig>`.

@@ -170,7 +170,7 @@ impl SrtShard {
             }
             Err((code, reason)) => {
                 metrics::counter!("weir_publishes_total", "result" => "refused").increment(1);
-                tracing::warn!(%peer, code = code.code(), %reason, "SRT publish refused");
+                crate::limits::log_refused_publish("srt", &peer, &code.code(), &reason);
                 self.listener.borrow_mut().reject(now, peer, code);
                 self.permits.borrow_mut().remove(&peer);
             }

@@ -20,13 +20,14 @@ use crate::shutdown::Shutdown;
 /// Longest wait for the stream key check.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Answers a WHIP offer for `key` and starts its session on this shard; the session holds
-/// `permit` (see [`WebrtcShard::admit`]) while it runs.
+/// Answers a WHIP offer for `key` from `peer` and starts its session on this shard; the
+/// session holds `permit` (see [`WebrtcShard::admit`]) while it runs.
 pub async fn publish(
     shard: &Rc<WebrtcShard>,
     key: &str,
     offer: &str,
     permit: ConnPermit,
+    peer: Option<std::net::IpAddr>,
 ) -> Result<Answered, Refused> {
     let ctx = &shard.ctx;
     let grant = compio::time::timeout(AUTH_TIMEOUT, ctx.auth.authorize(&ctx.app, key))
@@ -37,7 +38,8 @@ pub async fn publish(
         })?
         .map_err(|r| {
             metrics::counter!("weir_publishes_total", "result" => "refused").increment(1);
-            tracing::warn!(code = r.code, reason = %r.reason, "WHIP publish refused");
+            let peer = peer.map_or_else(|| "unknown".to_owned(), |p| p.to_string());
+            crate::limits::log_refused_publish("whip", &peer, &r.code, &r.reason);
             Refused {
                 status: 403,
                 message: r.reason,
