@@ -66,6 +66,7 @@ impl Weir {
         for cap in [
             "--http-max-connections-per-ip",
             "--rtmp-max-connections-per-ip",
+            "--api-max-connections-per-ip",
         ] {
             if !extra.iter().any(|a| a == cap) {
                 cmd.args([cap, "0"]);

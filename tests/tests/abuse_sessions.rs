@@ -1,11 +1,15 @@
-//! The UDP listeners' per-address caps, against the real binary: SRT callers and WebRTC
-//! sessions (WHIP publishers, WHEP viewers) beyond `srt_max_connections_per_ip` /
+//! The listeners beside RTMP and the origin, against the real binary: SRT callers and
+//! WebRTC sessions (WHIP publishers, WHEP viewers) beyond `srt_max_connections_per_ip` /
 //! `webrtc_max_sessions_per_ip` are refused at once (SRT reject 2402; HTTP 503 with
 //! Retry-After), counted in `weir_connections_refused_total{listener}` and logged, while
-//! the sessions admitted earlier carry on; a closed session gives its place back.
+//! the sessions admitted earlier carry on; a closed session gives its place back. The
+//! control plane's port (GraphQL, chat) cuts a dribbled request head at its deadline and
+//! refuses connections over its per-address cap while another address is served.
 
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use weir_e2e::http::{request, send};
 use weir_e2e::{KillOnDrop, Node, NodeOptions, metric, output, require, variant_uri, wait_until};
@@ -232,4 +236,105 @@ fn webrtc_sessions_over_the_per_address_cap_get_503_and_a_deleted_one_frees_its_
         "no place after DELETE: {:?}",
         again.map(|r| (r.status, r.text()))
     );
+}
+
+/// A TCP connection to 127.0.0.1:`port` from the loopback address `from`.
+fn connect_from(from: [u8; 4], port: u16) -> TcpStream {
+    let s =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    s.bind(&SocketAddr::from((from, 0)).into()).expect("bind");
+    s.connect(&SocketAddr::from(([127, 0, 0, 1], port)).into())
+        .expect("connect");
+    s.into()
+}
+
+/// Whether the server closed `s` within `limit` (reads until EOF or reset).
+fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
+    let start = Instant::now();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
+    let mut buf = [0u8; 1024];
+    while start.elapsed() < limit {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
+/// A GraphQL query over a fresh connection from `from`: the status line.
+fn query_from(from: [u8; 4], port: u16) -> String {
+    let mut s = connect_from(from, port);
+    let body = r#"{"query":"{ __typename }"}"#;
+    let req = format!(
+        "POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).expect("write");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut got = String::new();
+    let _ = s.read_to_string(&mut got);
+    got.lines().next().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn the_control_plane_port_cuts_dribbled_heads_and_caps_connections_per_address() {
+    let node = node_with(&[
+        "--api-head-timeout-ms",
+        "1500",
+        "--api-max-connections-per-ip",
+        "4",
+    ]);
+    assert!(
+        node.wait_log("GraphQL API listening on", Duration::from_secs(20)),
+        "{}",
+        node.log()
+    );
+    let api = node.api_port;
+    // A head dribbled a byte every 300 ms is cut at its 1.5 s deadline.
+    let mut slow = connect_from([127, 0, 0, 2], api);
+    let started = Instant::now();
+    slow.write_all(b"POST /graphql HTTP/1.1\r\n")
+        .expect("write");
+    let mut cut = None;
+    while started.elapsed() < Duration::from_secs(6) {
+        std::thread::sleep(Duration::from_millis(300));
+        if slow.write_all(b"X").is_err() || closed_within(&mut slow, Duration::from_millis(1)) {
+            cut = Some(started.elapsed());
+            break;
+        }
+    }
+    let cut = cut.expect("a dribbled head was never cut");
+    assert!(
+        cut >= Duration::from_millis(1400) && cut < Duration::from_secs(4),
+        "cut after {cut:?}"
+    );
+    assert!(
+        metric(
+            node.http_port,
+            "weir_connections_timed_out_total",
+            &[("listener", "api"), ("deadline", "head")]
+        )
+        .unwrap_or(0.0)
+            >= 1.0
+    );
+
+    // Four idle connections from one address hold its places; a fifth is closed at once,
+    // while another address is answered.
+    let _held: Vec<TcpStream> = (0..4).map(|_| connect_from([127, 0, 0, 3], api)).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut fifth = connect_from([127, 0, 0, 3], api);
+    assert!(
+        closed_within(&mut fifth, Duration::from_secs(1)),
+        "a fifth connection from one address was kept"
+    );
+    assert!(refused(&node, "api") >= 1.0);
+    assert_eq!(query_from([127, 0, 0, 4], api), "HTTP/1.1 200 OK");
+    // The idle ones are closed at the deadline too, and the address is served again.
+    std::thread::sleep(Duration::from_millis(1800));
+    assert_eq!(query_from([127, 0, 0, 3], api), "HTTP/1.1 200 OK");
 }

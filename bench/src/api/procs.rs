@@ -68,6 +68,8 @@ impl Weir {
                 "1e9",
                 "--api-rate-per-user",
                 "1e9",
+                "--api-max-connections-per-ip",
+                "0",
             ])
             .args(extra)
             .arg(mode)

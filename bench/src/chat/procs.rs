@@ -13,14 +13,16 @@ use crate::servers::{free_port, tail};
 
 /// The gateway settings the bench passes (documented flags of `weir`): the per-user and
 /// per-IP message rates and the per-IP connection rate are raised, since every client
-/// of the bench comes from 127.0.0.1 and a few accounts write for many rooms. Every
-/// other check (moderation pipeline, repeat filter, queues, frame caps) is as shipped.
-pub const CHAT_LIMITS: [(&str, &str); 5] = [
+/// of the bench comes from 127.0.0.1 and a few accounts write for many rooms, and so is
+/// the per-address connection cap. Every other check (moderation pipeline, repeat filter,
+/// queues, frame caps, the head deadline) is as shipped.
+pub const CHAT_LIMITS: [(&str, &str); 6] = [
     ("--chat-rate-per-user", "100000"),
     ("--chat-rate-per-ip", "1000000"),
     ("--chat-connect-rate-per-ip", "1000000"),
     ("--api-rate-per-ip", "1e9"),
     ("--api-rate-per-user", "1e9"),
+    ("--api-max-connections-per-ip", "0"),
 ];
 
 /// Raises this process's open-file limit to `n` (soft and hard, with util-linux

@@ -32,8 +32,9 @@ struct App {
 
 /// The API's routes: `/graphql` (POST queries and mutations, GET websocket subscriptions
 /// with the graphql-ws protocol, GET GraphiQL page), and `/v1/node/*` for data-plane nodes
-/// when a node token is configured. Serve it with connect info
-/// (`into_make_service_with_connect_info::<SocketAddr>()`) so per-IP limits see clients.
+/// when a node token is configured. Serve it with connect info (as [`serve`] does with
+/// `weir_serve`; or `into_make_service_with_connect_info::<SocketAddr>()`) so per-IP
+/// limits see clients.
 pub fn router(state: ApiState) -> Router {
     let schema = build_schema(&state);
     let nodes = crate::node_api::routes(state.clone());
@@ -118,12 +119,8 @@ pub async fn serve_with_routes(
             }
         })
     });
-    let svc = router(state)
-        .merge(extra)
-        .into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, svc)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let limits = state.config().listen.clone();
+    let served = weir_serve::serve(listener, router(state).merge(extra), limits, shutdown).await;
     if let Some(j) = janitor {
         j.abort();
     }

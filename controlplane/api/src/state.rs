@@ -45,6 +45,8 @@ pub struct ApiConfig {
     /// Shared secret of data-plane nodes for the `/v1/node/*` API (split mode); `None`
     /// leaves that API unmounted.
     pub node_token: Option<String>,
+    /// The listener's connection caps and request-head deadline (see `weir_serve`).
+    pub listen: weir_serve::Limits,
 }
 
 impl Default for ApiConfig {
@@ -72,6 +74,7 @@ impl Default for ApiConfig {
             viewer_count_ttl: Duration::from_secs(30),
             introspection: true,
             node_token: None,
+            listen: weir_serve::Limits::new("api"),
         }
     }
 }
@@ -91,6 +94,7 @@ impl std::fmt::Debug for ApiConfig {
             .field("default_role", &self.default_role)
             .field("viewer_count_ttl", &self.viewer_count_ttl)
             .field("introspection", &self.introspection)
+            .field("listen", &self.listen)
             .field(
                 "node_token",
                 &self.node_token.as_ref().map(|_| "<redacted>"),

@@ -39,11 +39,12 @@ const WS_READ_BUFFER: usize = 4 * 1024;
 /// keeps the buffer's capacity, so it stays small.
 const WS_WRITE_BUFFER: usize = crate::ws::COALESCE_BYTES;
 
-/// Serves [`routes`] alone (`weir chat`) on `listener` until `shutdown` completes, with
-/// `GET /metrics` answered by `metrics` (Prometheus text) when given.
+/// Serves [`routes`] alone (`weir chat`) on `listener` under `limits` until `shutdown`
+/// completes, with `GET /metrics` answered by `metrics` (Prometheus text) when given.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     gw: Gateway,
+    limits: weir_serve::Limits,
     metrics: Option<fn() -> String>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -59,10 +60,7 @@ pub async fn serve(
             }),
         );
     }
-    let svc = app.into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, svc)
-        .with_graceful_shutdown(shutdown)
-        .await
+    weir_serve::serve(listener, app, limits, shutdown).await
 }
 
 /// The chat routes over `gw`.

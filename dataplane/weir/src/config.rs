@@ -40,6 +40,12 @@ pub struct ControlConfig {
     pub unreachable_keys: UnreachableKeys,
     /// GraphQL requests per second per client IP (burst 4×).
     pub rate_per_ip: f64,
+    /// Open connections per client address (IPv6: per /64) on the control plane's
+    /// listeners (API, chat, a node's control listener); 0: no limit.
+    pub max_connections_per_ip: u32,
+    /// A request head must arrive within this (also the keep-alive idle limit) on those
+    /// listeners, ms.
+    pub head_timeout_ms: u64,
     /// GraphQL requests per second per signed-in user (burst 4×).
     pub rate_per_user: f64,
     /// Redis (`host:port`) through which chat gateways share rooms; `None`: rooms live
@@ -68,6 +74,18 @@ pub enum UnreachableKeys {
     Closed,
 }
 
+impl ControlConfig {
+    /// The connection limits of control-plane listener `name` (`api`, `chat`,
+    /// `node-control`).
+    pub fn listen_limits(&self, name: &'static str) -> weir_serve::Limits {
+        weir_serve::Limits {
+            per_ip: self.max_connections_per_ip,
+            head_timeout: std::time::Duration::from_millis(self.head_timeout_ms.max(500)),
+            ..weir_serve::Limits::new(name)
+        }
+    }
+}
+
 impl Default for ControlConfig {
     fn default() -> Self {
         Self {
@@ -78,6 +96,8 @@ impl Default for ControlConfig {
             studio_listen: std::net::SocketAddr::from(([0, 0, 0, 0], 8092)),
             unreachable_keys: UnreachableKeys::Open,
             rate_per_ip: 30.0,
+            max_connections_per_ip: 256,
+            head_timeout_ms: 10_000,
             rate_per_user: 15.0,
             chat_redis: None,
             chat_listen: std::net::SocketAddr::from(([0, 0, 0, 0], 8091)),
@@ -294,6 +314,12 @@ pub fn load(path: Option<&Path>, args: &NodeArgs) -> anyhow::Result<Config> {
     }
     if let Some(v) = a.api_rate_per_user {
         c.rate_per_user = v;
+    }
+    if let Some(v) = a.api_max_connections_per_ip {
+        c.max_connections_per_ip = v;
+    }
+    if let Some(v) = a.api_head_timeout_ms {
+        c.head_timeout_ms = v;
     }
     if let Some(v) = &a.chat_redis {
         let v = v.trim();

@@ -241,12 +241,13 @@ pub fn dataplane(config: Config) -> anyhow::Result<()> {
             auth,
         });
         let clips = Arc::new(control::clips::LocalClips(started.clips.clone()));
+        let limits = config.control.listen_limits("node-control");
         let stop = stop_studio.clone();
         rt.spawn(async move {
             let stopped = async move { stop.notified().await };
-            if let Err(e) =
-                control::studio_server::serve(listener, director, clips, token, stopped).await
-            {
+            let served =
+                control::studio_server::serve(listener, director, clips, token, limits, stopped);
+            if let Err(e) = served.await {
                 tracing::error!(error = %e, "studio listener stopped");
             }
         })
@@ -350,10 +351,11 @@ pub fn chat(config: Config) -> anyhow::Result<()> {
     let stop = Arc::new(tokio::sync::Notify::new());
     let served = {
         let (gw, stop) = (gw.clone(), stop.clone());
+        let limits = config.control.listen_limits("chat");
         rt.spawn(async move {
             let stopped = async move { stop.notified().await };
             let metrics = Some(weir_node::render_metrics as fn() -> String);
-            if let Err(e) = weir_chat::http::serve(listener, gw, metrics, stopped).await {
+            if let Err(e) = weir_chat::http::serve(listener, gw, limits, metrics, stopped).await {
                 tracing::error!(error = %e, "chat gateway stopped");
             }
         })

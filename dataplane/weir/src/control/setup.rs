@@ -136,6 +136,7 @@ pub async fn build_state(
         node_token,
         per_ip: rate(control.rate_per_ip),
         per_user: rate(control.rate_per_user),
+        listen: control.listen_limits("api"),
         ..ApiConfig::default()
     };
     Ok(ApiState::new(store, auth, issuer, config))

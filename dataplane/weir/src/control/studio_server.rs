@@ -33,6 +33,7 @@ pub async fn serve(
     director: Arc<dyn StudioDirector>,
     clips: Arc<dyn ClipMaker>,
     token: String,
+    limits: weir_serve::Limits,
     stopped: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = Router::new()
@@ -47,9 +48,7 @@ pub async fn serve(
             clips,
             token,
         }));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(stopped)
-        .await
+    weir_serve::serve(listener, app, limits, stopped).await
 }
 
 /// Binds the listener (before the node starts, so the heartbeat can name it).
