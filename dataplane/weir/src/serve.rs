@@ -219,7 +219,7 @@ pub fn dataplane(config: Config) -> anyhow::Result<()> {
             ident.studio_url = Some(format!("http://{}:{port}", config.node.public_host));
             tracing::info!(control_plane = %url, node = %ident.id, "reporting to the control plane");
             tracing::info!(
-                "studio calls (and clip cuts) from the control plane on {}:{port} (node token)",
+                "studio calls from the control plane on {}:{port} (node token; clip cuts too)",
                 config.control.studio_listen.ip()
             );
             studio = Some((listener, token));
