@@ -214,6 +214,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         "100",
         "--rtmp-max-connections-per-ip",
         "10",
+        "--api-max-connections-per-ip",
+        "256",
     ]
     .map(String::from)
     .to_vec();
@@ -221,7 +223,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let pid = w.child.id();
     let key = w.key("good")?;
     let stop = Arc::new(AtomicBool::new(false));
-    let total = Duration::from_secs(if quick { 90 } else { 150 });
+    let total = Duration::from_secs(if quick { 160 } else { 220 });
     let p = Publish {
         rtmp: w.rtmp,
         app: "live".into(),
@@ -299,6 +301,36 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             target: w.http,
             sources: vec![[127, 0, 7, 2]],
             per_source: 1000 / scale,
+            message: Vec::new(),
+            kind: Kind::Burst,
+            limit: Duration::from_secs(5),
+        },
+        Attack {
+            name: "GraphQL API slow request heads",
+            params: format!(
+                "{} conns from {} addresses, 1 byte / 2 s",
+                1000 / scale,
+                50 / scale
+            ),
+            deadline: "[control] head_timeout_ms 10 s",
+            target: w.api,
+            sources: sources(50 / scale, 10),
+            per_source: 20,
+            message: b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                .to_vec(),
+            kind: Kind::Dribble {
+                every: Duration::from_secs(2),
+            },
+            limit: Duration::from_secs(20),
+        },
+        Attack {
+            name: "GraphQL API connection flood, one address",
+            // Always over the cap, quick or not.
+            params: "1000 conns from 127.0.12.2".to_owned(),
+            deadline: "[control] max_connections_per_ip 256 (at once)",
+            target: w.api,
+            sources: vec![[127, 0, 12, 2]],
+            per_source: 1000,
             message: Vec::new(),
             kind: Kind::Burst,
             limit: Duration::from_secs(5),
