@@ -146,6 +146,11 @@ fn attack(a: &Attack, pid: u32, peak: &mut u64) -> (usize, usize, Vec<f64>) {
                 Some(c) => conns.push(c),
                 None => failed += 1,
             }
+            // Opening a thousand connections takes seconds: look for closes meanwhile,
+            // or a connection refused at once would read as cut seconds later.
+            if matches!(a.kind, Kind::Burst) && conns.len() % 20 == 0 {
+                conns.iter_mut().for_each(|c| c.poll(true));
+            }
         }
     }
     let start = Instant::now();
@@ -418,12 +423,14 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
              before the attack and during it.\n\n{table}",
             if quick { "Quick" } else { "Full" }
         );
-        crate::report::replace_marked(
+        if !crate::report::replace_marked(
             &readme,
-            "<!-- abuse-results:begin -->",
+            "<!-- abuse-results:begin (written by weir-bench abuse) -->",
             "<!-- abuse-results:end -->",
             &section,
-        )?;
+        )? {
+            anyhow::bail!("{} has no abuse-results markers", readme.display());
+        }
         progress!("results written to {}", readme.display());
     }
     Ok(())

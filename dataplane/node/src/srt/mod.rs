@@ -97,18 +97,21 @@ impl SrtShard {
     fn on_event(self: &Rc<Self>, ev: SrtEvent) {
         match ev {
             SrtEvent::Request { peer, stream_id } => {
-                match self.limits.try_acquire(peer.ip()) {
-                    Ok(permit) => {
-                        self.permits.borrow_mut().insert(peer, permit);
-                    }
-                    Err(why) => {
-                        self.limits.refused(peer, why);
-                        self.listener.borrow_mut().reject(
-                            Instant::now(),
-                            peer,
-                            RejectCode::Overload,
-                        );
-                        return;
+                // A caller asking again (its permit is already held) is not counted twice.
+                if !self.permits.borrow().contains_key(&peer) {
+                    match self.limits.try_acquire(peer.ip()) {
+                        Ok(permit) => {
+                            self.permits.borrow_mut().insert(peer, permit);
+                        }
+                        Err(why) => {
+                            self.limits.refused(peer, why);
+                            self.listener.borrow_mut().reject(
+                                Instant::now(),
+                                peer,
+                                RejectCode::Overload,
+                            );
+                            return;
+                        }
                     }
                 }
                 let shard = self.clone();
