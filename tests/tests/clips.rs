@@ -4,8 +4,8 @@
 //! the source frame asked for (compared pixel by pixel with every decoded frame of the
 //! recording), its frame count and duration are the window's; ffmpeg decodes the HLS
 //! playlist and the MP4 without an error; the MP4 answers byte ranges (206). Bad
-//! windows are refused, another account cannot clip or see the recording, and
-//! `deleteClip` removes the files.
+//! windows are refused, another account cannot clip or see the recording, `deleteClip`
+//! removes the files, and `deleteRecording` removes the recording's and its clips'.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -261,5 +261,35 @@ fn a_clip_starts_on_the_frame_asked_for_and_plays_as_hls_and_mp4() {
             .expect("deleted")
             .status,
         404
+    );
+
+    // Deleting the recording removes its files on the node (and its other clips).
+    let second = create_clip(&node, &owner, &rec_id, 1000, 2000);
+    let second = second["data"]["createClip"]["id"]
+        .as_str()
+        .expect("second clip")
+        .to_owned();
+    gql_ok(
+        node.api_port,
+        Some(&owner.access_token),
+        "mutation($id: ID!) { deleteRecording(id: $id) }",
+        json!({ "id": rec_id }),
+    );
+    let vod = format!("/vod/{rec_id}/index.m3u8");
+    assert!(
+        weir_e2e::wait_until(Duration::from_secs(5), || get(node.http_port, &vod)
+            .is_ok_and(|r| r.status == 404)),
+        "the recording is still served after deleteRecording"
+    );
+    assert_eq!(
+        get(node.http_port, &format!("/clips/{second}/clip.mp4"))
+            .expect("its clip")
+            .status,
+        404
+    );
+    assert!(
+        node.log().contains("recording deleted by its owner"),
+        "{}",
+        node.log()
     );
 }

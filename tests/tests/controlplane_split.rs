@@ -3,8 +3,8 @@
 //! plane; a graphql-ws dashboard on the control plane sees the stream go live, the viewer
 //! count move and the stream end; the operator (bootstrap admin) sees the node in `nodes`.
 //! etcd is killed mid-stream: playback goes on; it comes back on the same data and ports:
-//! the node re-registers and the state converges. The recording is listed, and a clip of
-//! it is cut on the node and deleted. Finally the key is revoked over GraphQL and the data
+//! the node re-registers and the state converges. The recording is listed, a clip of it is
+//! cut on the node and deleted, then the recording is deleted, files included. Finally the key is revoked over GraphQL and the data
 //! plane refuses it.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -331,6 +331,18 @@ fn split_deployment_streams_survives_etcd_loss_and_converges() {
         json!({ "id": clip["id"] }),
     );
     assert_eq!(get(dp.http_port, mp4).expect("deleted clip").status, 404);
+    // Deleting the recording removes its files on the node too.
+    gql_ok(
+        api,
+        Some(&owner.access_token),
+        "mutation($id: ID!) { deleteRecording(id: $id) }",
+        json!({ "id": rec["id"] }),
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || get(dp.http_port, path)
+            .is_ok_and(|r| r.status == 404)),
+        "the node still serves a deleted recording"
+    );
 
     // Publish authorization goes through the control plane: a revoked key is refused.
     let d = gql_ok(

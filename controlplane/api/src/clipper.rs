@@ -1,6 +1,7 @@
 //! Clips: the binary provides a clip maker that cuts a highlight of a recording on the
 //! node that holds the recording (the node's `clips` module: frame-accurate start,
-//! head re-encoded, the rest copied) and removes a clip's files.
+//! head re-encoded, the rest copied) and removes a clip's files, and a recording's own
+//! files when its owner deletes it (it is the control plane's hand on recordings' media).
 //!
 //! The control plane owns the clip records (`createClip` stores one as pending, asks
 //! the maker, then marks it ready or failed); the maker only does the media work.
@@ -33,6 +34,9 @@ pub trait ClipMaker: Send + Sync + 'static {
     /// Removes clip `clip_id` (of recording `recording_id`)'s files (no error when they
     /// are already gone).
     fn delete(&self, recording_id: &str, clip_id: &str) -> ClipFuture<()>;
+
+    /// Removes finished recording `recording_id`'s files on its node.
+    fn delete_recording(&self, recording_id: &str) -> ClipFuture<()>;
 
     /// The longest clip the maker cuts, ms.
     fn max_ms(&self) -> u64;

@@ -36,7 +36,8 @@ impl PolicyMutations {
         Ok(e.into())
     }
 
-    /// Removes a recording from the index, with its clips.
+    /// Deletes a finished recording: its index entry, its clips, and its files on the
+    /// node that holds it.
     async fn delete_recording(&self, ctx: &Context<'_>, id: ID) -> ApiResult<bool> {
         principal(ctx)?;
         let st = state(ctx);
@@ -55,7 +56,13 @@ impl PolicyMutations {
                     e
                 }
             })?;
-        // Its clips go with it (records and files).
+        if r.ended_at.is_none() {
+            return Err(ApiError::bad_input(
+                "this recording is still being made: end the broadcast first",
+            )
+            .into());
+        }
+        // Its clips go with it (records and files), then its own files.
         for clip in st
             .store()
             .list_clips(&r.channel_id, &r.id)
@@ -69,6 +76,12 @@ impl PolicyMutations {
                     .map_err(gql_unavailable)?;
             }
             st.store().delete_clip(&clip.id).await.map_err(gql)?;
+        }
+        if let Some(maker) = st.clip_maker() {
+            maker
+                .delete_recording(&r.id)
+                .await
+                .map_err(gql_unavailable)?;
         }
         st.store().delete_recording(&id).await.map_err(gql)
     }

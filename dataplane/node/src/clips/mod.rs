@@ -142,6 +142,15 @@ impl Clips {
         r
     }
 
+    /// Deletes finished recording `id`'s files (queued to the recorder's writer).
+    pub fn delete_recording(&self, id: &str) -> Result<(), ClipError> {
+        if !crate::recorder::is_safe_id(id) {
+            return Err(ClipError::BadId);
+        }
+        self.recorder.delete(id);
+        Ok(())
+    }
+
     /// Deletes clip `id`'s files (blocking).
     pub fn delete_blocking(&self, id: &str) -> Result<(), ClipError> {
         if !crate::recorder::is_safe_id(id) {

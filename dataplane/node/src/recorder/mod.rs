@@ -177,6 +177,12 @@ impl Recorder {
         }
     }
 
+    /// Deletes finished recording `id` (files and catalog entry) on the writer thread,
+    /// after what is queued; reported as `recording_deleted`.
+    pub fn delete(&self, id: &str) {
+        self.writer.send(Job::Delete { id: id.to_owned() });
+    }
+
     /// The recordings on disk.
     pub fn catalog(&self) -> &Catalog {
         &self.catalog

@@ -53,6 +53,12 @@ pub enum Job {
         /// Its bytes.
         data: Rope,
     },
+    /// Delete a finished recording's files (its owner deleted it); a recording still
+    /// being written is left alone (the control plane refuses that first).
+    Delete {
+        /// Recording.
+        id: String,
+    },
     /// The broadcast ended: finish the recording.
     Finish {
         /// Recording.
@@ -186,8 +192,31 @@ impl Writer {
                 ended_ms,
                 media_bytes,
             } => self.finish(&id, ended_ms, media_bytes),
+            Job::Delete { id } => self.delete(&id),
             Job::Stop => {}
         }
+    }
+
+    fn delete(&mut self, id: &str) {
+        if self.open.contains_key(id) {
+            tracing::warn!(recording = %id, "not deleted: it is still being recorded");
+            return;
+        }
+        let Some(entry) = self.catalog.remove(id) else {
+            return;
+        };
+        match std::fs::remove_dir_all(&entry.dir) {
+            Ok(()) => {
+                metrics::counter!("weir_recording_deleted_total").increment(1);
+                tracing::info!(recording = %id, "recording deleted by its owner");
+                self.events.recording_deleted(id);
+            }
+            Err(e) => {
+                metrics::counter!("weir_recording_errors_total").increment(1);
+                tracing::warn!(recording = %id, error = %e, "cannot delete the recording");
+            }
+        }
+        metrics::gauge!("weir_recording_disk_bytes").set(self.catalog.total_bytes() as f64);
     }
 
     fn release(&self, bytes: usize) {

@@ -6,8 +6,8 @@
 //! - [`RemoteClips`] (`weir controlplane`): finds the recording's node (recording →
 //!   stream → node) and calls its control listener (`studio_listen`, node token):
 //!   `POST /v1/clips/make` with a [`ClipMake`] → `{"ok": true, "duration_ms"}`, and
-//!   `POST /v1/clips/delete` with a [`ClipDelete`] → `{"ok": true}`; a refusal is
-//!   `4xx {"error": why}`.
+//!   `POST /v1/clips/delete` with a [`ClipDelete`] and `POST /v1/recordings/delete` with a
+//!   [`RecordingDelete`] → `{"ok": true}`; a refusal is `4xx {"error": why}`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,6 +60,14 @@ impl ClipMaker for LocalClips {
         })
     }
 
+    fn delete_recording(&self, recording_id: &str) -> ClipFuture<()> {
+        let r = self
+            .0
+            .delete_recording(recording_id)
+            .map_err(|e| e.to_string());
+        Box::pin(async move { r })
+    }
+
     fn max_ms(&self) -> u64 {
         self.0.max_ms()
     }
@@ -83,6 +91,13 @@ pub struct ClipMake {
 pub struct ClipDelete {
     /// The clip's id.
     pub clip_id: String,
+}
+
+/// `POST /v1/recordings/delete`: remove a finished recording's files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingDelete {
+    /// The node's recording id.
+    pub recording_id: String,
 }
 
 /// Cuts clips on the recording's node, over its control listener.
@@ -182,6 +197,24 @@ impl ClipMaker for RemoteClips {
             };
             let body = serde_json::to_value(&call).map_err(|e| e.to_string())?;
             post_json(&node, &token, "/v1/clips/delete", &body, CUT_TIMEOUT)
+                .await
+                .map(drop)
+                .map_err(reason)
+        })
+    }
+
+    fn delete_recording(&self, recording_id: &str) -> ClipFuture<()> {
+        let (state, token) = (self.state.clone(), self.token.clone());
+        let call = RecordingDelete {
+            recording_id: recording_id.to_owned(),
+        };
+        Box::pin(async move {
+            // A recording whose node is gone has no files left to remove here.
+            let Ok(node) = node_of(&state, &call.recording_id).await else {
+                return Ok(());
+            };
+            let body = serde_json::to_value(&call).map_err(|e| e.to_string())?;
+            post_json(&node, &token, "/v1/recordings/delete", &body, CUT_TIMEOUT)
                 .await
                 .map(drop)
                 .map_err(reason)

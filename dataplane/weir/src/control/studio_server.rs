@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use weir_api::{ClipMaker, ProgramScene, StudioDirector};
 
-use super::clips::{ClipDelete, ClipMake};
+use super::clips::{ClipDelete, ClipMake, RecordingDelete};
 use super::studio_wire::{End, GoLive, MAX_BODY, WireScene};
 
 struct Served {
@@ -42,6 +42,7 @@ pub async fn serve(
         .route("/v1/studio/end", post(end))
         .route("/v1/clips/make", post(clip_make))
         .route("/v1/clips/delete", post(clip_delete))
+        .route("/v1/recordings/delete", post(recording_delete))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(Arc::new(Served {
             director,
@@ -150,6 +151,17 @@ async fn clip_make(State(s): State<Arc<Served>>, headers: HeaderMap, body: Bytes
 async fn clip_delete(State(s): State<Arc<Served>>, headers: HeaderMap, body: Bytes) -> Response {
     match request::<ClipDelete>(&s, &headers, &body) {
         Ok(c) => answer(s.clips.delete("", &c.clip_id).await),
+        Err(r) => *r,
+    }
+}
+
+async fn recording_delete(
+    State(s): State<Arc<Served>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match request::<RecordingDelete>(&s, &headers, &body) {
+        Ok(r) => answer(s.clips.delete_recording(&r.recording_id).await),
         Err(r) => *r,
     }
 }
