@@ -5,7 +5,8 @@
 //! count as sent), segments are immutable and answer byte ranges. A node killed with
 //! SIGKILL mid-recording finishes the recording from its index at its next start: it
 //! is listed and plays up to its last complete segment. hls.js in headless Chromium plays
-//! the VOD.
+//! the VOD. A finished recording gets a poster and a WebVTT thumbnail track, served beside
+//! its playlist and listed over GraphQL.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -50,7 +51,7 @@ fn recordings(node: &Node, owner: &Account, channel_id: &str) -> Vec<Value> {
         node.api_port,
         Some(&owner.access_token),
         "query($c: ID!) { recordings(channelId: $c) { nodes { id streamId location durationMs \
-         sizeBytes segments playbackUrl endedAt createdAt } } }",
+         sizeBytes segments playbackUrl endedAt createdAt posterUrl thumbnailsUrl } } }",
         json!({ "c": channel_id }),
     );
     d["recordings"]["nodes"]
@@ -262,6 +263,61 @@ fn a_broadcast_is_recorded_and_becomes_a_vod() {
     if let Some(line) = log.lines().find(|l| l.contains("recording finished")) {
         println!("{line}");
     }
+
+    // Its poster and thumbnail track, a moment after the end.
+    let poster = format!("/vod/{id}/poster.jpg");
+    assert!(
+        poll(Duration::from_secs(20), || get(node.http_port, &poster)
+            .is_ok_and(|r| r.status == 200)),
+        "no poster:\n{}",
+        node.log()
+    );
+    let jpeg = get(node.http_port, &poster).expect("poster");
+    assert_eq!(jpeg.header("Content-Type").as_deref(), Some("image/jpeg"));
+    assert!(jpeg.body.starts_with(&[0xff, 0xd8]), "not a JPEG");
+    assert_eq!(picture_size(&node.http_url(&poster)), (640, 360));
+    let vtt = get(node.http_port, &format!("/vod/{id}/thumbs.vtt")).expect("vtt");
+    assert_eq!(vtt.status, 200);
+    let text = vtt.text();
+    assert!(text.starts_with("WEBVTT\n"), "{text}");
+    // 12 s, one per 10 s: at 0 and at the first keyframe after 10 s (GOPs of 2 s).
+    assert!(
+        text.contains("00:00:00.000 --> 00:00:10.000\nthumb-0.jpg")
+            && text.contains("00:00:10.000 --> ")
+            && text.contains("thumb-1.jpg"),
+        "{text}"
+    );
+    assert!(!text.contains("thumb-2.jpg"), "{text}");
+    assert_eq!(
+        picture_size(&node.http_url(&format!("/vod/{id}/thumb-1.jpg"))),
+        (160, 90)
+    );
+    let rec = recordings(&node, &owner, &channel_id)
+        .into_iter()
+        .find(|r| r["id"] == id.as_str())
+        .unwrap_or(Value::Null);
+    assert_eq!(rec["posterUrl"], node.http_url(&poster), "{rec}");
+    assert_eq!(
+        rec["thumbnailsUrl"],
+        node.http_url(&format!("/vod/{id}/thumbs.vtt")),
+        "{rec}"
+    );
+}
+
+/// Width and height of the picture at `url` (ffprobe).
+fn picture_size(url: &str) -> (u32, u32) {
+    let (ok, out, err) = output(Command::new("ffprobe").args([
+        "-v",
+        "error",
+        "-show_entries",
+        "stream=width,height",
+        "-of",
+        "csv=p=0",
+        url,
+    ]));
+    assert!(ok, "ffprobe {url}: {err}");
+    let mut it = out.trim().split(',').map(|v| v.parse().unwrap_or(0));
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
 }
 
 #[test]

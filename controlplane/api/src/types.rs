@@ -558,6 +558,12 @@ pub struct Recording {
     pub segments: i64,
     /// When it was finished (ms); null while it is being recorded.
     pub ended_at: Option<i64>,
+    /// Once finished: a poster image (JPEG, 640 px wide) on the recording's node, made a
+    /// few seconds after the end (404 until then).
+    pub poster_url: Option<String>,
+    /// Once finished: its thumbnail track (WebVTT cues → 160 px JPEGs, one per 10 s),
+    /// for seek-bar previews.
+    pub thumbnails_url: Option<String>,
     /// A studio guest's isolated track: the participant (null for a channel's own
     /// recordings and the studio's program).
     pub studio_participant_id: Option<ID>,
@@ -565,7 +571,11 @@ pub struct Recording {
 
 impl From<s::Recording> for Recording {
     fn from(r: s::Recording) -> Self {
+        let (poster_url, thumbnails_url) =
+            (picture_url(&r, "poster.jpg"), picture_url(&r, "thumbs.vtt"));
         Self {
+            poster_url,
+            thumbnails_url,
             id: ID(r.id),
             channel_id: ID(r.channel_id),
             stream_id: ID(r.stream_id),
@@ -579,6 +589,13 @@ impl From<s::Recording> for Recording {
             studio_participant_id: r.studio_participant_id.map(ID),
         }
     }
+}
+
+/// `file` beside a finished recording's playlist.
+fn picture_url(r: &s::Recording, file: &str) -> Option<String> {
+    r.ended_at?;
+    let base = r.playback_url.as_deref()?.strip_suffix("index.m3u8")?;
+    Some(format!("{base}{file}"))
 }
 
 #[async_graphql::ComplexObject]

@@ -76,6 +76,7 @@ mod plan;
 mod probe;
 mod rung;
 mod select;
+pub mod snapshot;
 pub mod synth;
 mod timeline;
 
@@ -90,6 +91,7 @@ pub use overload::{OverloadAction, OverloadConfig, OverloadPolicy};
 pub use pertitle::{PerTitle, PerTitleConfig};
 pub use plan::{PlannedRung, plan, source_dimensions};
 pub use select::{DecoderKind, EncoderKind, Selection, Selector};
+pub use snapshot::keyframe_jpegs;
 pub use timeline::{FrameDecimator, ORIGIN_MARGIN, SourceTimeline, TimeOrigin};
 
 /// Whether GStreamer and the elements a CPU ladder needs (x264enc, avdec_h264, a scaler,

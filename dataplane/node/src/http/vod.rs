@@ -86,6 +86,19 @@ pub async fn respond(rest: &str, req: &Request, recorder: Option<&Recorder>) -> 
         };
         return Response::ok(PLAYLIST, cache, body);
     }
+    if crate::recorder::thumbs::is_picture_file(file) {
+        let path = entry.dir.join(file);
+        let Ok(meta) = std::fs::metadata(&path) else {
+            return Response::error(404, "no such picture (made once the recording is finished)");
+        };
+        let kind = if file.ends_with(".vtt") {
+            "text/vtt"
+        } else {
+            "image/jpeg"
+        };
+        metrics::counter!("weir_http_vod_requests_total", "kind" => "picture").increment(1);
+        return ranged(path, meta.len(), req, kind).await;
+    }
     let found = match ObjectName::parse(file) {
         Some(ObjectName::Segment(msn)) => entry.segment(msn).map(|f| (f, "segment")),
         Some(ObjectName::Init(n)) => entry.init(n).map(|f| (f, "init")),

@@ -17,6 +17,8 @@
 //!   is finished from its index, up to its last complete segment.
 //! - `catalog` + `playlist`: what the origin serves (EVENT playlist while recording,
 //!   VOD once finished), from memory; segment files are read off the shard.
+//! - `thumbs`: once finished, a poster and thumbnails with their WebVTT track
+//!   (`poster.jpg`, `thumb-<n>.jpg`, `thumbs.vtt`), made on a thread of their own.
 
 mod catalog;
 mod disk;
@@ -24,6 +26,7 @@ pub(crate) mod index;
 mod playlist;
 mod retention;
 mod task;
+pub(crate) mod thumbs;
 mod writer;
 
 use std::path::PathBuf;

@@ -339,6 +339,7 @@ impl Writer {
         );
         metrics::counter!("weir_recording_finished_total").increment(1);
         self.events.recording_finished(&report);
+        pictures(id, o.entry.dir.clone(), o.summary.clone());
         // What is kept changed: the limits apply now, not at the next minute.
         self.sweep();
     }
@@ -371,6 +372,30 @@ impl Writer {
             }
         }
         metrics::gauge!("weir_recording_disk_bytes").set(self.catalog.total_bytes() as f64);
+    }
+}
+
+/// Makes a finished recording's poster and thumbnails on a thread of their own.
+fn pictures(id: &str, dir: std::path::PathBuf, index: super::index::Index) {
+    let id = id.to_owned();
+    let spawned = std::thread::Builder::new()
+        .name("weir-thumbs".into())
+        .spawn(move || {
+            let started = Instant::now();
+            match super::thumbs::make(&dir, &index) {
+                Ok(n) => tracing::info!(
+                    recording = %id, thumbnails = n,
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "recording poster and thumbnails made"
+                ),
+                Err(e) => {
+                    metrics::counter!("weir_recording_errors_total").increment(1);
+                    tracing::warn!(recording = %id, error = %e, "no poster or thumbnails for the recording");
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the thumbnail thread");
     }
 }
 
