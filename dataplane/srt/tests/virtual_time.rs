@@ -460,3 +460,19 @@ fn crafted_datagrams_found_by_the_fuzzer_do_not_panic() {
     }
     assert!(l.counters().malformed > 0);
 }
+
+#[test]
+fn a_truncated_control_packet_that_panics_the_parser_is_dropped_and_counted() {
+    // Found by the `srt_listener` fuzz target: a user-defined control packet cut two
+    // bytes into its body makes srt-protocol's parser advance past the end and panic.
+    let bad = [
+        0xff, 0xff, 0x00, 0x08, 0x00, 0x6b, 0x6b, 0x2f, 0x6b, 0xff, 0, 0, 0, 0, 0, 0, 0x0a, 0x08,
+    ];
+    let mut l = SrtListener::new(SrtConfig::default());
+    let from: SocketAddr = "10.0.0.1:5000".parse().expect("addr");
+    l.handle_datagram(Instant::now(), from, &bad);
+    assert_eq!(l.counters().panics, 1);
+    assert_eq!(l.counters().malformed, 1);
+    assert!(l.poll_event().is_none());
+    assert!(l.poll_transmit().is_none());
+}
