@@ -83,30 +83,13 @@ pub fn reencode_head(
          ! video/x-h264,stream-format=byte-stream,alignment=au \
          ! appsink name=sink sync=false"
     );
-    let pipeline = gst::parse::launch(&launch)
-        .map_err(|e| CodecError::Pipeline(e.to_string()))?
-        .downcast::<gst::Pipeline>()
-        .map_err(|_| CodecError::Pipeline("not a pipeline".into()))?;
-    let by_name = |n: &str| {
-        pipeline
-            .by_name(n)
-            .ok_or_else(|| CodecError::Pipeline(format!("no element {n}")))
-    };
-    let src = by_name("src")?
-        .downcast::<gst_app::AppSrc>()
-        .map_err(|_| CodecError::Pipeline("src is not an appsrc".into()))?;
-    let sink = by_name("sink")?
-        .downcast::<gst_app::AppSink>()
-        .map_err(|_| CodecError::Pipeline("sink is not an appsink".into()))?;
-    let caps = gst::Caps::builder("video/x-h264")
-        .field("stream-format", "avc")
-        .field("alignment", "au")
-        .field("codec_data", gst::Buffer::from_slice(source.record.clone()))
-        .build();
-    src.set_caps(Some(&caps));
+    let pipeline = crate::pipeline::launch(&launch)?;
+    let src: gst_app::AppSrc = crate::pipeline::named(&pipeline, "src")?;
+    let sink: gst_app::AppSink = crate::pipeline::named(&pipeline, "sink")?;
+    src.set_caps(Some(&crate::pipeline::avc_caps(&source.record)));
     src.set_max_bytes(0);
     let keep_ns = ns(start, origin);
-    let enc_sink = by_name("enc")?
+    let enc_sink = crate::pipeline::named::<gst::Element>(&pipeline, "enc")?
         .static_pad("sink")
         .ok_or_else(|| CodecError::Pipeline("x264enc without sink pad".into()))?;
     enc_sink.add_probe(gst::PadProbeType::BUFFER, move |_, info| {

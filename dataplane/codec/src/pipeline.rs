@@ -38,6 +38,36 @@ const NVDEC_PROBE: &str = "videotestsrc num-buffers=2 ! \
     video/x-raw,format=I420,width=320,height=240,framerate=30/1 ! x264enc ! h264parse ! \
     nvh264dec ! fakesink";
 
+/// Caps of H.264 in access units with `record` (an avcC) as its codec data: what every
+/// appsrc of encoded video here is fed.
+pub(crate) fn avc_caps(record: &[u8]) -> gst::Caps {
+    gst::Caps::builder("video/x-h264")
+        .field("stream-format", "avc")
+        .field("alignment", "au")
+        .field("codec_data", gst::Buffer::from_slice(record.to_vec()))
+        .build()
+}
+
+/// A pipeline from a `gst-launch` description.
+pub(crate) fn launch(description: &str) -> Result<gst::Pipeline, CodecError> {
+    gst::parse::launch(description)
+        .map_err(|e| CodecError::Pipeline(e.to_string()))?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| CodecError::Pipeline("not a pipeline".into()))
+}
+
+/// Element `name` of `pipeline`, as a `T` (an appsrc, an appsink…).
+pub(crate) fn named<T: IsA<gst::Element>>(
+    pipeline: &gst::Pipeline,
+    name: &str,
+) -> Result<T, CodecError> {
+    pipeline
+        .by_name(name)
+        .ok_or_else(|| CodecError::Pipeline(format!("no element {name}")))?
+        .downcast::<T>()
+        .map_err(|_| CodecError::Pipeline(format!("{name} is not a {}", T::static_type().name())))
+}
+
 /// The started pipeline.
 pub(crate) struct Engine {
     pipeline: gst::Pipeline,
@@ -198,11 +228,7 @@ fn build(
     selection: Selection,
 ) -> Result<Engine, CodecError> {
     let pipeline = gst::Pipeline::with_name("weir-ladder");
-    let caps = gst::Caps::builder("video/x-h264")
-        .field("stream-format", "avc")
-        .field("alignment", "au")
-        .field("codec_data", gst::Buffer::from_slice(source.record.clone()))
-        .build();
+    let caps = avc_caps(&source.record);
     let appsrc = gst_app::AppSrc::builder()
         .name("src")
         .caps(&caps)

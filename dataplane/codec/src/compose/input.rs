@@ -128,11 +128,7 @@ pub(crate) fn video_branch(
             config.codec
         )));
     }
-    let caps = gst::Caps::builder("video/x-h264")
-        .field("stream-format", "avc")
-        .field("alignment", "au")
-        .field("codec_data", gst::Buffer::from_slice(config.record.clone()))
-        .build();
+    let caps = crate::pipeline::avc_caps(&config.record);
     Branch::build(
         pipeline,
         mixer,

@@ -97,7 +97,7 @@ pub async fn respond(rest: &str, req: &Request, recorder: Option<&Recorder>) -> 
             "image/jpeg"
         };
         metrics::counter!("weir_http_vod_requests_total", "kind" => "picture").increment(1);
-        return ranged(path, meta.len(), req, kind).await;
+        return ranged(path, meta.len(), req, kind, "weir_http_vod_bytes_total").await;
     }
     let found = match ObjectName::parse(file) {
         Some(ObjectName::Segment(msn)) => entry.segment(msn).map(|f| (f, "segment")),
@@ -107,43 +107,9 @@ pub async fn respond(rest: &str, req: &Request, recorder: Option<&Recorder>) -> 
     let Some(((path, len), kind)) = found else {
         return Response::error(404, "no such object");
     };
-    let (start, end, partial) = match parse_range(req.range.as_deref(), len) {
-        RangeAsk::Whole => (0, len.saturating_sub(1), false),
-        RangeAsk::Part(a, b) => (a, b, true),
-        RangeAsk::Unsatisfiable => {
-            let mut r = Response::error(416, "range not satisfiable");
-            r.extra.push(("Content-Range", format!("bytes */{len}")));
-            return r;
-        }
-    };
-    let count = if len == 0 { 0 } else { end + 1 - start };
-    if count > MAX_READ {
-        return Response::error(500, "object too large");
-    }
     metrics::counter!("weir_http_vod_requests_total", "kind" => kind).increment(1);
     // HEAD reads too: its Content-Length is the body's (HEAD of a segment is rare).
-    let body = if count == 0 {
-        Rope::default()
-    } else {
-        let read = compio::runtime::spawn_blocking(move || read_at(&path, start, count)).await;
-        match read {
-            Ok(Ok(bytes)) => Rope::from(bytes),
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "recording object unreadable");
-                return Response::error(404, "no such object");
-            }
-            Err(_) => return Response::error(500, "read failed"),
-        }
-    };
-    metrics::counter!("weir_http_vod_bytes_total").increment(body.len() as u64);
-    let mut r = Response::ok(MP4, IMMUTABLE, body);
-    r.extra.push(("Accept-Ranges", "bytes".to_owned()));
-    if partial {
-        r.status = 206;
-        r.extra
-            .push(("Content-Range", format!("bytes {start}-{end}/{len}")));
-    }
-    r
+    ranged(path, len, req, MP4, "weir_http_vod_bytes_total").await
 }
 
 /// Answers `/clips/<clip id>/<file>`: the clip's playlist and its MP4 (single byte
@@ -164,11 +130,18 @@ pub async fn respond_clip(rest: &str, req: &Request, clips: Option<&Clips>) -> R
         MP4
     };
     metrics::counter!("weir_http_clip_requests_total").increment(1);
-    ranged(path, len, req, kind).await
+    ranged(path, len, req, kind, "weir_http_clip_bytes_total").await
 }
 
-/// Answers a file of `len` bytes, whole or the single range `req` asks for.
-async fn ranged(path: std::path::PathBuf, len: u64, req: &Request, kind: &'static str) -> Response {
+/// Answers an immutable file of `len` bytes as `kind`, whole or the single range `req`
+/// asks for, counting the bytes sent in `bytes_metric`.
+async fn ranged(
+    path: std::path::PathBuf,
+    len: u64,
+    req: &Request,
+    kind: &'static str,
+    bytes_metric: &'static str,
+) -> Response {
     let (start, end, partial) = match parse_range(req.range.as_deref(), len) {
         RangeAsk::Whole => (0, len.saturating_sub(1), false),
         RangeAsk::Part(a, b) => (a, b, true),
@@ -182,6 +155,7 @@ async fn ranged(path: std::path::PathBuf, len: u64, req: &Request, kind: &'stati
     if count > MAX_READ {
         return Response::error(500, "object too large");
     }
+    let path_shown = path.display().to_string();
     let body = if count == 0 {
         Rope::default()
     } else {
@@ -189,13 +163,13 @@ async fn ranged(path: std::path::PathBuf, len: u64, req: &Request, kind: &'stati
         match read {
             Ok(Ok(bytes)) => Rope::from(bytes),
             Ok(Err(e)) => {
-                tracing::debug!(error = %e, "clip unreadable");
+                tracing::debug!(error = %e, path = %path_shown, "object unreadable");
                 return Response::error(404, "no such object");
             }
             Err(_) => return Response::error(500, "read failed"),
         }
     };
-    metrics::counter!("weir_http_clip_bytes_total").increment(body.len() as u64);
+    metrics::counter!(bytes_metric).increment(body.len() as u64);
     let mut r = Response::ok(kind, IMMUTABLE, body);
     r.extra.push(("Accept-Ranges", "bytes".to_owned()));
     if partial {

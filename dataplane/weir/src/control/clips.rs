@@ -147,11 +147,36 @@ async fn node_of(state: &ApiState, recording_id: &str) -> Result<String, String>
 fn reason(e: CallError) -> String {
     match e {
         CallError::Transient(t) => format!("the recording's node did not answer: {t}"),
-        CallError::Permanent(t) => t
-            .split_once(": ")
-            .and_then(|(_, body)| serde_json::from_str::<Value>(body).ok())
-            .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
-            .unwrap_or(t),
+        CallError::Permanent(t) => super::remote::refusal_sentence(t),
+    }
+}
+
+impl RemoteClips {
+    /// POSTs `call` to `path` on the node holding `recording_id`; `None` when no node
+    /// holds it any more (and with `required`, that is an error).
+    fn call<T: Serialize>(
+        &self,
+        recording_id: &str,
+        path: &'static str,
+        call: &T,
+        required: bool,
+    ) -> ClipFuture<Option<Value>> {
+        let (state, token) = (self.state.clone(), self.token.clone());
+        let recording = recording_id.to_owned();
+        let body = serde_json::to_value(call).map_err(|e| e.to_string());
+        Box::pin(async move {
+            let body = body?;
+            let node = match node_of(&state, &recording).await {
+                Ok(n) => n,
+                // A recording whose node is gone has no files left to remove there.
+                Err(_) if !required => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let (_, reply) = post_json(&node, &token, path, &body, CUT_TIMEOUT)
+                .await
+                .map_err(reason)?;
+            Ok(Some(reply))
+        })
     }
 }
 
@@ -163,21 +188,18 @@ impl ClipMaker for RemoteClips {
         start_ms: u64,
         end_ms: u64,
     ) -> ClipFuture<MadeClip> {
-        let (state, token) = (self.state.clone(), self.token.clone());
         let call = ClipMake {
             recording_id: recording_id.to_owned(),
             clip_id: clip_id.to_owned(),
             start_ms,
             end_ms,
         };
+        let reply = self.call(recording_id, "/v1/clips/make", &call, true);
         Box::pin(async move {
-            let node = node_of(&state, &call.recording_id).await?;
-            let body = serde_json::to_value(&call).map_err(|e| e.to_string())?;
-            let (_, reply) = post_json(&node, &token, "/v1/clips/make", &body, CUT_TIMEOUT)
-                .await
-                .map_err(reason)?;
             let duration_ms = reply
-                .get("duration_ms")
+                .await?
+                .as_ref()
+                .and_then(|r| r.get("duration_ms"))
                 .and_then(Value::as_u64)
                 .ok_or("the node's answer has no duration")?;
             Ok(MadeClip { duration_ms })
@@ -185,40 +207,19 @@ impl ClipMaker for RemoteClips {
     }
 
     fn delete(&self, recording_id: &str, clip_id: &str) -> ClipFuture<()> {
-        let (state, token) = (self.state.clone(), self.token.clone());
-        let recording = recording_id.to_owned();
         let call = ClipDelete {
             clip_id: clip_id.to_owned(),
         };
-        Box::pin(async move {
-            // A recording whose node is gone has no files left to remove here.
-            let Ok(node) = node_of(&state, &recording).await else {
-                return Ok(());
-            };
-            let body = serde_json::to_value(&call).map_err(|e| e.to_string())?;
-            post_json(&node, &token, "/v1/clips/delete", &body, CUT_TIMEOUT)
-                .await
-                .map(drop)
-                .map_err(reason)
-        })
+        let reply = self.call(recording_id, "/v1/clips/delete", &call, false);
+        Box::pin(async move { reply.await.map(drop) })
     }
 
     fn delete_recording(&self, recording_id: &str) -> ClipFuture<()> {
-        let (state, token) = (self.state.clone(), self.token.clone());
         let call = RecordingDelete {
             recording_id: recording_id.to_owned(),
         };
-        Box::pin(async move {
-            // A recording whose node is gone has no files left to remove here.
-            let Ok(node) = node_of(&state, &call.recording_id).await else {
-                return Ok(());
-            };
-            let body = serde_json::to_value(&call).map_err(|e| e.to_string())?;
-            post_json(&node, &token, "/v1/recordings/delete", &body, CUT_TIMEOUT)
-                .await
-                .map(drop)
-                .map_err(reason)
-        })
+        let reply = self.call(recording_id, "/v1/recordings/delete", &call, false);
+        Box::pin(async move { reply.await.map(drop) })
     }
 
     fn max_ms(&self) -> u64 {

@@ -181,6 +181,14 @@ fn destinations(v: &Value) -> Vec<RelayTarget> {
         .unwrap_or_default()
 }
 
+/// The node's own sentence from a refusal (`"422: {"error": …}"`), else the text as is.
+pub(crate) fn refusal_sentence(text: String) -> String {
+    text.split_once(": ")
+        .and_then(|(_, body)| serde_json::from_str::<Value>(body).ok())
+        .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or(text)
+}
+
 /// One JSON POST to `host_port` with a bearer `token`, answered within `reply_timeout`:
 /// 2xx is the reply, 4xx a permanent refusal, anything else transient.
 pub(crate) async fn post_json(

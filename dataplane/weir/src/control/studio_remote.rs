@@ -67,15 +67,10 @@ fn choose(nodes: &[Node]) -> Option<&Node> {
 
 /// What the host reads when a call fails.
 fn reason(e: CallError) -> String {
-    let text = match e {
-        CallError::Transient(t) => return format!("the studio node did not answer: {t}"),
-        CallError::Permanent(t) => t,
-    };
-    // "422: {"error": …}" → the node's own sentence.
-    text.split_once(": ")
-        .and_then(|(_, body)| serde_json::from_str::<Value>(body).ok())
-        .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
-        .unwrap_or(text)
+    match e {
+        CallError::Transient(t) => format!("the studio node did not answer: {t}"),
+        CallError::Permanent(t) => super::remote::refusal_sentence(t),
+    }
 }
 
 /// One call to the node at `url`.
