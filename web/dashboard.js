@@ -45,7 +45,7 @@ window.weirDashboard = () => JSON.parse(JSON.stringify(view));
 function errorText(e) {
   if (!e) return "";
   const codes = {
-    UNAUTHENTICATED: "Sign in first.", TOKEN_EXPIRED: "Your sign-in expired: sign in again.",
+    UNAUTHENTICATED: "Not signed in, or the sign-in was refused.", TOKEN_EXPIRED: "Your sign-in expired: sign in again.",
     RATE_LIMITED: "Too many attempts; wait a moment.", FORBIDDEN: "You may not do that on this channel.",
   };
   return codes[e.code] ? `${codes[e.code]} (${e.message})` : e.message || String(e);
