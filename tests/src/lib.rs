@@ -326,6 +326,22 @@ impl Node {
     }
 }
 
+/// `url` without its playback token segment (`/t.<exp>.<sig>/`), as the control plane
+/// hands recording and clip URLs out.
+pub fn without_token(url: &str) -> String {
+    url.split('/')
+        .filter(|seg| !is_token_segment(seg))
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Whether a path segment is a playback token `t.<exp>.<sig>`.
+pub fn is_token_segment(seg: &str) -> bool {
+    seg.strip_prefix("t.")
+        .and_then(|t| t.split_once('.'))
+        .is_some_and(|(exp, sig)| exp.parse::<u64>().is_ok() && !sig.is_empty())
+}
+
 /// Polls `f` every 50 ms until it is true or the timeout passes.
 pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;

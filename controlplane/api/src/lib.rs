@@ -47,6 +47,7 @@ mod issuer;
 mod mutation;
 pub mod node_api;
 mod pagination;
+mod playback;
 mod prober;
 mod query;
 pub mod ratelimit;

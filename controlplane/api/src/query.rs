@@ -222,7 +222,9 @@ impl CoreQueries {
             .collect()
     }
 
-    /// A channel's recordings, newest first.
+    /// A channel's recordings, newest first. Their URLs carry a playback token for the
+    /// channel (needed for recordings of signed broadcasts, ignored for others), lasting
+    /// the policy's TTL plus the recording's duration.
     async fn recordings(
         &self,
         ctx: &Context<'_>,
@@ -232,13 +234,16 @@ impl CoreQueries {
         first: Option<i32>,
         last: Option<i32>,
     ) -> ApiResult<Connection<String, Recording>> {
-        channel_with(ctx, &channel_id, Permission::ReadRecordings).await?;
-        let list = state(ctx)
-            .store()
-            .list_recordings(&channel_id)
+        let (ch, _) = channel_with(ctx, &channel_id, Permission::ReadRecordings).await?;
+        let st = state(ctx);
+        let list = st.store().list_recordings(&channel_id).await.map_err(gql)?;
+        let signer = crate::playback::VodSigner::for_channel(st, &channel_id, &ch.slug)
             .await
             .map_err(gql)?;
-        let list: Vec<Recording> = list.into_iter().map(Into::into).collect();
+        let list: Vec<Recording> = list
+            .into_iter()
+            .map(|r| Recording::from(r).signed(&signer))
+            .collect();
         let args = PageArgs {
             after,
             before,
@@ -283,15 +288,14 @@ impl CoreQueries {
             });
         }
         channel_with(ctx, &channel_id, Permission::ReadChannel).await?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let ttl = u64::from(e.signed_url_ttl_secs.max(1));
-        let window = (ttl / 4).max(1);
-        let exp = (now + ttl).div_ceil(window) * window;
-        let q = st.inner.issuer.sign_playback(&ch.slug, exp);
-        // `exp=<exp>&sig=<sig>` → `t.<exp>.<sig>` (the signature is URL-safe base64: no dots).
-        let token = q.replacen("exp=", "t.", 1).replacen("&sig=", ".", 1);
+        let ttl = u64::from(e.signed_url_ttl_secs);
+        let (token, exp) = crate::playback::token(
+            &*st.inner.issuer,
+            &ch.slug,
+            crate::playback::now_secs(),
+            ttl,
+            0,
+        );
         Ok(PlaybackUrl {
             url: format!("/live/{}/{token}/index.m3u8", ch.slug),
             expires_at: Some(i64::try_from(exp).unwrap_or(i64::MAX)),

@@ -591,6 +591,35 @@ impl From<s::Recording> for Recording {
     }
 }
 
+impl Recording {
+    /// Its URLs under a playback token (see `playback`).
+    pub(crate) fn signed(self, signer: &crate::playback::VodSigner<'_>) -> Self {
+        let d = u64::try_from(self.duration_ms).unwrap_or(0);
+        let sign = |u: Option<String>| u.map(|u| signer.sign(&u, d));
+        Self {
+            playback_url: sign(self.playback_url),
+            poster_url: sign(self.poster_url),
+            thumbnails_url: sign(self.thumbnails_url),
+            ..self
+        }
+    }
+}
+
+impl Clip {
+    /// Its URLs under a playback token (see `playback`).
+    pub(crate) fn signed(self, signer: &crate::playback::VodSigner<'_>) -> Self {
+        let d = self
+            .duration_ms
+            .map_or(0, |d| u64::try_from(d).unwrap_or(0));
+        let sign = |u: Option<String>| u.map(|u| signer.sign(&u, d));
+        Self {
+            hls_url: sign(self.hls_url),
+            mp4_url: sign(self.mp4_url),
+            ..self
+        }
+    }
+}
+
 /// `file` beside a finished recording's playlist.
 fn picture_url(r: &s::Recording, file: &str) -> Option<String> {
     r.ended_at?;
@@ -600,14 +629,32 @@ fn picture_url(r: &s::Recording, file: &str) -> Option<String> {
 
 #[async_graphql::ComplexObject]
 impl Recording {
-    /// Its clips, oldest first (as readable as the recording itself).
+    /// Its clips, oldest first (as readable as the recording itself; URLs under a
+    /// playback token like the recording's).
     async fn clips(&self, ctx: &async_graphql::Context<'_>) -> crate::error::ApiResult<Vec<Clip>> {
-        let list = crate::ctx::state(ctx)
+        let st = crate::ctx::state(ctx);
+        let list = st
             .store()
             .list_clips(&self.channel_id, &self.id)
             .await
             .map_err(crate::error::gql)?;
-        Ok(list.into_iter().map(Into::into).collect())
+        if list.is_empty() {
+            return Ok(Vec::new());
+        }
+        let slug = st
+            .store()
+            .get_channel(&self.channel_id)
+            .await
+            .map_err(crate::error::gql)?
+            .map(|c| c.slug)
+            .unwrap_or_default();
+        let signer = crate::playback::VodSigner::for_channel(st, &self.channel_id, &slug)
+            .await
+            .map_err(crate::error::gql)?;
+        Ok(list
+            .into_iter()
+            .map(|c| Clip::from(c).signed(&signer))
+            .collect())
     }
 }
 

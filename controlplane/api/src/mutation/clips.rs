@@ -29,7 +29,7 @@ impl ClipMutations {
         end_ms: i64,
         title: Option<String>,
     ) -> ApiResult<Clip> {
-        let rec = recording_to_manage(ctx, &recording_id).await?;
+        let (rec, slug) = recording_to_manage(ctx, &recording_id).await?;
         let st = state(ctx);
         let maker = st.clip_maker().ok_or_else(|| {
             ApiError::new(
@@ -93,7 +93,10 @@ impl ClipMutations {
             }
         }
         st.store().put_clip(&clip).await.map_err(gql)?;
-        Ok(clip.into())
+        let signer = crate::playback::VodSigner::for_channel(st, &rec.channel_id, &slug)
+            .await
+            .map_err(gql)?;
+        Ok(Clip::from(clip).signed(&signer))
     }
 
     /// Deletes a clip: its files on the node and its record.
@@ -116,8 +119,12 @@ impl ClipMutations {
     }
 }
 
-/// The recording `id`, when the caller may manage its channel's recordings.
-async fn recording_to_manage(ctx: &Context<'_>, id: &str) -> ApiResult<weir_store::Recording> {
+/// The recording `id` and its channel's slug, when the caller may manage its channel's
+/// recordings.
+async fn recording_to_manage(
+    ctx: &Context<'_>,
+    id: &str,
+) -> ApiResult<(weir_store::Recording, String)> {
     principal(ctx)?;
     let rec = state(ctx)
         .store()
@@ -125,10 +132,10 @@ async fn recording_to_manage(ctx: &Context<'_>, id: &str) -> ApiResult<weir_stor
         .await
         .map_err(gql)?
         .ok_or_else(|| ApiError::not_found("recording"))?;
-    channel_with(ctx, &rec.channel_id, Permission::ManageRecordings)
+    let (ch, _) = channel_with(ctx, &rec.channel_id, Permission::ManageRecordings)
         .await
         .map_err(|e| hide_channel(e, "recording"))?;
-    Ok(rec)
+    Ok((rec, ch.slug))
 }
 
 /// Another owner's channel reads as "`what` not found", not "channel not found".

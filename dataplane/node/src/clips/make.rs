@@ -56,6 +56,9 @@ pub struct ClipJob {
     pub end_ms: u64,
     /// Longest clip accepted, ms.
     pub max_ms: u64,
+    /// The channel whose playback token the clip needs (a clip of a signed recording),
+    /// written beside it as [`SIGNED_FILE`].
+    pub signed: Option<String>,
 }
 
 /// A made clip.
@@ -314,21 +317,24 @@ pub fn make(
         }
         None => Vec::new(),
     };
-    write(&t, out, audio_out, frame, duration_ticks, out_dir).map(|bytes| ClipMade {
+    let marker = job.signed.as_deref().map(str::as_bytes);
+    write(&t, out, audio_out, frame, duration_ticks, marker, out_dir).map(|bytes| ClipMade {
         duration_ms: u64::try_from(duration_ticks).unwrap_or(0) * 1000 / u64::from(TIMESCALE),
         reencoded_frames: reencoded,
         bytes,
     })
 }
 
-/// Writes `clip.mp4` and `index.m3u8` into a temporary directory, then renames it to
-/// `out_dir`.
+/// Writes `clip.mp4`, `index.m3u8` and the `signed` marker (if any) into a temporary
+/// directory, then renames it to `out_dir`: a clip is never served without its marker.
+#[allow(clippy::too_many_arguments)]
 fn write(
     t: &Tracks,
     video: Vec<Out>,
     audio: Vec<(i64, u32, Bytes)>,
     frame: i64,
     duration_ticks: i64,
+    signed: Option<&[u8]>,
     out_dir: &Path,
 ) -> Result<u64, ClipError> {
     let audio_ts = t.audio.as_ref().map_or(48_000, |a| i64::from(a.timescale));
@@ -397,7 +403,12 @@ fn write(
     let _ = std::fs::remove_dir_all(&tmp);
     let io = |e: std::io::Error| ClipError::Io(format!("{}: {e}", tmp.display()));
     std::fs::create_dir_all(&tmp).map_err(io)?;
-    for (name, bytes) in [(MP4_FILE, &file[..]), (PLAYLIST_FILE, playlist.as_bytes())] {
+    let files = [
+        Some((MP4_FILE, &file[..])),
+        Some((PLAYLIST_FILE, playlist.as_bytes())),
+        signed.map(|s| (SIGNED_FILE, s)),
+    ];
+    for (name, bytes) in files.into_iter().flatten() {
         let mut f = std::fs::File::create(tmp.join(name)).map_err(io)?;
         f.write_all(bytes).map_err(io)?;
         f.sync_all().map_err(io)?;
@@ -431,6 +442,9 @@ fn playlist(init_len: u64, segments: &[(u64, u64, f64)]) -> String {
     p.push_str("#EXT-X-ENDLIST\n");
     p
 }
+
+/// The marker beside a clip of a signed recording: the channel whose token it needs.
+pub const SIGNED_FILE: &str = "signed";
 
 /// Where clip `id`'s files go under the clips root.
 pub fn clip_dir(root: &Path, id: &str) -> PathBuf {

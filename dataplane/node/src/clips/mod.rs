@@ -5,7 +5,9 @@
 //! <data_dir>/clips/<clip id>/
 //!     clip.mp4      fragmented MP4: the re-encoded head, then the copied rest
 //!     index.m3u8    VOD playlist over byte ranges of clip.mp4
+//!     signed        for a clip of a signed recording: the channel whose token it needs
 //! /clips/<clip id>/index.m3u8, /clips/<clip id>/clip.mp4   (single ranges: 206)
+//! /clips/<clip id>/t.<exp>.<sig>/…                         (the same, with a token)
 //! ```
 //! - `fmp4`: reads the recorder's init and media segments back into samples.
 //! - `cut`: the plan (sans-IO): first frame at/after the start, the keyframe after it,
@@ -14,8 +16,8 @@
 //!   engine for the head ([`weir_codec::reencode_head`]); `make` documents the file
 //!   layout and why parameter sets travel in band (`avc3`).
 //!
-//! The clip id, like a recording id, is the capability to play: random, and only the
-//! channel's members are told it.
+//! The clip id, like a recording id, is random, and only the channel's members are told
+//! it; a clip of a signed recording also needs a playback token for its channel.
 
 pub mod cut;
 pub mod fmp4;
@@ -113,6 +115,7 @@ impl Clips {
             start_ms,
             end_ms,
             max_ms: self.max_ms,
+            signed: entry.signed.clone(),
         };
         let started = std::time::Instant::now();
         let r = make::make(
@@ -171,6 +174,21 @@ impl Clips {
         let path = make::clip_dir(&self.root, id).join(file);
         let len = std::fs::metadata(&path).ok()?.len();
         Some((path, len))
+    }
+
+    /// The channel whose playback token clip `id` needs, if it is a clip of a signed
+    /// recording (read from its marker: written with the clip, never changed).
+    pub fn signed(&self, id: &str) -> Option<String> {
+        if !crate::recorder::is_safe_id(id) {
+            return None;
+        }
+        let path = make::clip_dir(&self.root, id).join(make::SIGNED_FILE);
+        match std::fs::read_to_string(path) {
+            Ok(text) => Some(text.trim().to_owned()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            // Unreadable: closed (no token is valid for "-").
+            Err(_) => Some("-".to_owned()),
+        }
     }
 }
 

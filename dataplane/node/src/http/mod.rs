@@ -5,6 +5,7 @@ pub mod conn;
 pub mod origin;
 pub mod request;
 pub mod response;
+pub mod signed;
 pub mod vod;
 pub mod web;
 pub mod webrtc;

@@ -43,7 +43,7 @@ use weir_hls::{
 use super::request::{Method, Request};
 use super::response::{Response, SegmentStream};
 use crate::delivery::HlsDelivery;
-use crate::hooks::{PlaybackAccess, PublishAuth};
+use crate::hooks::PublishAuth;
 use crate::registry::{Registry, Stream};
 use crate::renditions::Rendition;
 use crate::webrtc::WebrtcShard;
@@ -121,10 +121,10 @@ pub async fn respond(
         return page;
     }
     if let Some(rest) = path.strip_prefix("/clips/") {
-        return super::vod::respond_clip(rest, req, registry.clips().map(|c| &**c)).await;
+        return super::vod::respond_clip(rest, req, registry.clips().map(|c| &**c), auth).await;
     }
     if let Some(rest) = path.strip_prefix("/vod/") {
-        return super::vod::respond(rest, req, registry.recorder()).await;
+        return super::vod::respond(rest, req, registry.recorder(), auth).await;
     }
     let Some(rest) = path.strip_prefix("/live/") else {
         return Response::error(404, "not found");
@@ -137,20 +137,15 @@ pub async fn respond(
     // broadcast is fetched under it, so expiry (and with it a revoked entitlement) ends
     // playback, not only its start; relative URIs in the playlists keep the prefix.
     let token = parts.get(1).and_then(|p| p.strip_prefix("t."));
-    if let Some(token) = token {
+    if token.is_some() {
         parts.remove(1);
-        if stream.signed_playback.load(Ordering::Relaxed) {
-            let query = token
-                .split_once('.')
-                .map(|(exp, sig)| format!("exp={exp}&sig={sig}"))
-                .unwrap_or_default();
-            match auth.playback_access(&stream.channel, &query) {
-                PlaybackAccess::Allowed => {}
-                refused => return playback_refused(refused),
-            }
-        }
-    } else if stream.signed_playback.load(Ordering::Relaxed) {
-        return playback_refused(PlaybackAccess::Denied);
+    }
+    let signed = stream
+        .signed_playback
+        .load(Ordering::Relaxed)
+        .then_some(stream.channel.as_str());
+    if let Err(refused) = super::signed::check(auth, signed, token) {
+        return refused;
     }
     let get = req.method == Method::Get;
     match parts.as_slice() {
@@ -207,17 +202,6 @@ pub async fn respond(
         }
         _ => Response::error(404, "not found"),
     }
-}
-
-/// 403 for a signed broadcast's object without a valid (or with an expired) playback path.
-fn playback_refused(access: PlaybackAccess) -> Response {
-    metrics::counter!("weir_http_playback_refused_total").increment(1);
-    let reason = if access == PlaybackAccess::Expired {
-        "this signed playback URL has expired: get a new one"
-    } else {
-        "this channel needs a signed playback URL (/live/<channel>/t.<exp>.<sig>/index.m3u8)"
-    };
-    Response::error(403, reason)
 }
 
 /// How long a blocked request may wait: three announced target durations (RFC 8216bis

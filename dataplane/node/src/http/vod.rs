@@ -6,6 +6,10 @@
 //! /vod/<recording id>/init-<n>.mp4  init segment   (immutable)
 //! /vod/<recording id>/seg-<n>.m4s   media segment  (immutable; single byte ranges: 206)
 //! ```
+//! A recording of a signed broadcast, and a clip of one, is served only under a playback
+//! token for its channel, `/vod/<id>/t.<exp>.<sig>/…` and `/clips/<id>/t.<exp>.<sig>/…`
+//! (see `signed`); others are open to whoever knows their random id.
+//!
 //! Playlists come from memory; segment files are read on a blocking thread, never on
 //! the shard. Only files the recording's index lists are served (names are parsed, never
 //! joined into paths as given).
@@ -16,6 +20,7 @@ use weir_hls::{ObjectName, Rope};
 use super::request::Request;
 use super::response::Response;
 use crate::clips::Clips;
+use crate::hooks::PublishAuth;
 use crate::recorder::Recorder;
 
 const PLAYLIST: &str = "application/vnd.apple.mpegurl";
@@ -66,7 +71,12 @@ pub fn parse_range(header: Option<&str>, len: u64) -> RangeAsk {
 }
 
 /// Answers `/vod/<rest>`.
-pub async fn respond(rest: &str, req: &Request, recorder: Option<&Recorder>) -> Response {
+pub async fn respond(
+    rest: &str,
+    req: &Request,
+    recorder: Option<&Recorder>,
+    auth: &dyn PublishAuth,
+) -> Response {
     let Some(recorder) = recorder else {
         return Response::error(404, "recording is off on this node");
     };
@@ -76,6 +86,10 @@ pub async fn respond(rest: &str, req: &Request, recorder: Option<&Recorder>) -> 
     let Some(entry) = recorder.catalog().get(id) else {
         return Response::error(404, "no such recording");
     };
+    let (token, file) = super::signed::split_token(file);
+    if let Err(refused) = super::signed::check(auth, entry.signed.as_deref(), token) {
+        return refused;
+    }
     if file == weir_hls::MULTIVARIANT_PLAYLIST {
         let (body, finished) = entry.playlist();
         metrics::counter!("weir_http_vod_requests_total", "kind" => "playlist").increment(1);
@@ -114,16 +128,26 @@ pub async fn respond(rest: &str, req: &Request, recorder: Option<&Recorder>) -> 
 
 /// Answers `/clips/<clip id>/<file>`: the clip's playlist and its MP4 (single byte
 /// ranges: 206). A clip's files never change once written (its id is new for each).
-pub async fn respond_clip(rest: &str, req: &Request, clips: Option<&Clips>) -> Response {
+pub async fn respond_clip(
+    rest: &str,
+    req: &Request,
+    clips: Option<&Clips>,
+    auth: &dyn PublishAuth,
+) -> Response {
     let Some(clips) = clips else {
         return Response::error(404, "clips are off on this node");
     };
     let Some((id, file)) = rest.split_once('/') else {
         return Response::error(404, "not found");
     };
+    let (token, file) = super::signed::split_token(file);
     let Some((path, len)) = clips.file(id, file) else {
         return Response::error(404, "no such clip");
     };
+    let signed = clips.signed(id);
+    if let Err(refused) = super::signed::check(auth, signed.as_deref(), token) {
+        return refused;
+    }
     let kind = if file == crate::clips::PLAYLIST_FILE {
         PLAYLIST
     } else {

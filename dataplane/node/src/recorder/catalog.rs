@@ -20,6 +20,8 @@ use super::retention::Candidate;
 pub struct Entry {
     /// Its directory.
     pub dir: PathBuf,
+    /// The channel whose playback token its files need (a signed broadcast's recording).
+    pub signed: Option<String>,
     state: Mutex<State>,
 }
 
@@ -35,6 +37,7 @@ impl Entry {
     pub fn new(dir: PathBuf, index: Index, finished: bool) -> Self {
         Self {
             dir,
+            signed: index.header.signed.clone(),
             state: Mutex::new(State {
                 index,
                 finished,

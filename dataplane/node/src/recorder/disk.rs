@@ -200,6 +200,7 @@ mod tests {
             broadcast_id: "b".into(),
             started_ms: 1000,
             target_secs: 4,
+            signed: None,
         };
         let mut idx = IndexFile::create(&dir, &header.line(), &mut t).unwrap();
         write_atomic(&dir, "init-0.mp4", &[Bytes::from_static(b"init")], &mut t).unwrap();

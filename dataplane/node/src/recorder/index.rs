@@ -2,7 +2,7 @@
 //! per fact, each line written whole and fsynced before the next.
 //!
 //! ```text
-//! weir-recording 1 <recording id> <channel id> <broadcast id> <started ms> <target s>
+//! weir-recording 1 <recording id> <channel id> <broadcast id> <started ms> <target s> [signed=<channel>]
 //! init <n> <bytes>
 //! seg <msn> <duration µs> <bytes> <first dts> <timescale> <wallclock ms> <init> <flags>
 //! end <ended ms>
@@ -13,6 +13,11 @@
 //! (and reports, so the driver can cut it off before appending again). A segment is in
 //! the index only after its file was fsynced and renamed into place, so every indexed
 //! segment exists whole on disk.
+//!
+//! `signed=<channel>` marks a recording of a broadcast whose playback needed signed URLs:
+//! its files are served only under a playback token for that channel (see
+//! `http::signed`). Nodes before it read such a header as unknown and leave the
+//! recording alone.
 
 use std::fmt::Write as _;
 
@@ -36,6 +41,9 @@ pub struct Header {
     pub started_ms: u64,
     /// `EXT-X-TARGETDURATION` of its playlists (seconds).
     pub target_secs: u64,
+    /// The channel (as in its URLs) whose playback token its files need, for a recording
+    /// of a signed broadcast; None: served to anyone who knows its id.
+    pub signed: Option<String>,
 }
 
 /// One complete media segment on disk.
@@ -97,8 +105,12 @@ pub struct Parsed {
 impl Header {
     /// Its line (with the `\n`).
     pub fn line(&self) -> String {
+        let signed = self
+            .signed
+            .as_deref()
+            .map_or_else(String::new, |c| format!(" signed={c}"));
         format!(
-            "{MAGIC} {VERSION} {} {} {} {} {}\n",
+            "{MAGIC} {VERSION} {} {} {} {} {}{signed}\n",
             self.id, self.channel_id, self.broadcast_id, self.started_ms, self.target_secs
         )
     }
@@ -114,8 +126,16 @@ impl Header {
             broadcast_id: word(&mut w)?,
             started_ms: w.next()?.parse().ok()?,
             target_secs: w.next()?.parse().ok()?,
+            signed: None,
         };
-        w.next().is_none().then_some(h)
+        let signed = match w.next() {
+            None => None,
+            Some(word) => {
+                let channel = word.strip_prefix("signed=").filter(|c| is_safe_word(c))?;
+                Some(channel.to_owned())
+            }
+        };
+        w.next().is_none().then_some(Self { signed, ..h })
     }
 }
 
@@ -305,6 +325,7 @@ mod tests {
             broadcast_id: "b42".into(),
             started_ms: 1_700_000_000_000,
             target_secs: 4,
+            signed: None,
         }
     }
 
@@ -347,6 +368,17 @@ mod tests {
     }
 
     #[test]
+    fn a_signed_recording_names_its_channel_in_the_header() {
+        let h = Header {
+            signed: Some("members".into()),
+            ..header()
+        };
+        assert!(h.line().ends_with(" 4 signed=members\n"), "{}", h.line());
+        let text = h.line() + &init_line(0, 700);
+        assert_eq!(Index::parse(text.as_bytes()).unwrap().index.header, h);
+    }
+
+    #[test]
     fn a_truncated_last_line_is_ignored_and_cut_off() {
         let whole = file(2);
         for cut in 1..seg(2).line().len() {
@@ -376,6 +408,9 @@ mod tests {
             "weir-recording 2 r1 c b 5 4\n",
             "weir-recording 1 ../x c b 5 4\n",
             "weir-recording 1 r1 c b 5\n",
+            "weir-recording 1 r1 c b 5 4 open=x\n",
+            "weir-recording 1 r1 c b 5 4 signed=../x\n",
+            "weir-recording 1 r1 c b 5 4 signed=x y\n",
             "other\n",
         ] {
             assert_eq!(

@@ -86,6 +86,7 @@ mod tests {
             broadcast_id: "b".into(),
             started_ms: 0,
             target_secs: 4,
+            signed: None,
         });
         i.inits.push((0, 700));
         for &msn in msns {

@@ -123,6 +123,13 @@ impl Task {
             broadcast_id: safe_or(&info.broadcast_id, "-"),
             started_ms: wallclock_ms(),
             target_secs: self.hls.config().target_duration_secs(),
+            // A channel name that cannot be written in the index still closes the
+            // recording: no token is made for "-".
+            signed: self
+                .stream
+                .signed_playback
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .then(|| safe_or(&self.stream.channel, "-")),
         };
         self.rec.writer.send(Job::Open(header));
         let start = RecordingStart {

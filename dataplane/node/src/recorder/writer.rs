@@ -456,6 +456,7 @@ mod tests {
             broadcast_id: "b".into(),
             started_ms: 1,
             target_secs: 4,
+            signed: None,
         }
     }
 
