@@ -548,7 +548,10 @@ fn per_address_caps_refuse_extra_connections_and_keep_earlier_ones() {
 fn a_node_at_its_memory_budget_refuses_new_publishers_and_sheds_ended_media() {
     let node = node_with(&["--memory-budget-mb", "1", "--reconnect-grace-ms", "500"]);
     assert!(
-        node.wait_log("memory budget for media: 1 MiB", Duration::from_secs(10)),
+        node.wait_log(
+            "memory budget for media and connection buffers: 1 MiB",
+            Duration::from_secs(10)
+        ),
         "{}",
         node.log()
     );
@@ -610,6 +613,93 @@ fn a_node_at_its_memory_budget_refuses_new_publishers_and_sheds_ended_media() {
             .expect("ffmpeg"),
     );
     media_playlist(&node, "second");
+}
+
+/// Connection buffers are charged to the memory budget: HTTP connections each holding a
+/// WHIP request head with a near-maximal `Content-Length` and part of its body fill the
+/// budget on their own (no broadcast live), so a publisher is refused; once they close, the
+/// charge falls back and publishing works again.
+#[test]
+fn connection_buffers_alone_fill_the_memory_budget_and_are_released_on_close() {
+    let node = node_with(&[
+        "--memory-budget-mb",
+        "2",
+        // The requests stay incomplete for the whole test: no 408 meanwhile.
+        "--http-head-timeout-ms",
+        "120000",
+    ]);
+    assert!(
+        node.wait_log(
+            "memory budget for media and connection buffers: 2 MiB",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        node.log()
+    );
+    let conns = || counter(&node, "weir_memory_budget_connection_bytes", &[]);
+    assert!(
+        wait_until(Duration::from_secs(5), || conns() > 0.0),
+        "no connection charge reported"
+    );
+    let idle = conns();
+    assert!(
+        idle < f64::from(256u32 << 10),
+        "idle node charges {idle} bytes"
+    );
+
+    // 40 requests announcing a 64 KiB body (the request cap) and sending 1 KiB of it: each
+    // connection reserves room for the whole body, about 70 KiB with its read buffer.
+    let head = format!(
+        "POST /whip/x HTTP/1.1\r\nHost: x\r\nContent-Type: application/sdp\r\n\
+         Content-Length: {}\r\n\r\n",
+        64 * 1024
+    );
+    let mut held: Vec<TcpStream> = (0..40)
+        .map(|i| {
+            let mut s = connect_from([127, 0, 0, 2 + i / 20], node.http_port);
+            s.write_all(head.as_bytes()).expect("head");
+            s.write_all(&[b'v'; 1024]).expect("part of the body");
+            s
+        })
+        .collect();
+    assert!(
+        wait_until(Duration::from_secs(15), || conns() >= f64::from(2u32 << 20)),
+        "40 pending 64 KiB requests charged only {} bytes",
+        conns()
+    );
+    assert!(counter(&node, "weir_memory_budget_used_bytes", &[]) >= f64::from(2u32 << 20));
+
+    // At the budget on connection buffers alone: a publisher is refused, clearly.
+    let (_, key) = node.issue_key("conns");
+    let (ok, _, err) = weir_e2e::output(&mut ffmpeg_publish(&node.rtmp_url(&key), 2));
+    assert!(!ok, "a publisher was admitted over the memory budget");
+    assert!(
+        node.log().contains("node memory budget reached"),
+        "no log line for the refusal: {err}\n{}",
+        node.log()
+    );
+    assert!(
+        counter(
+            &node,
+            "weir_publish_refused_total",
+            &[("reason", "memory_budget")]
+        ) >= 1.0
+    );
+
+    // They close: the charge is released, and a publisher is admitted.
+    held.clear();
+    assert!(
+        wait_until(Duration::from_secs(10), || conns()
+            < f64::from(512u32 << 10)),
+        "closed connections still charged: {} bytes",
+        conns()
+    );
+    let _p = KillOnDrop(
+        ffmpeg_publish(&node.rtmp_url(&key), 30)
+            .spawn()
+            .expect("ffmpeg"),
+    );
+    media_playlist(&node, "conns");
 }
 
 /// A publisher over the bitrate cap is cut (log, metric) while one under it on the same

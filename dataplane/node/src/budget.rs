@@ -1,12 +1,25 @@
-//! The node-wide memory budget for media.
+//! The node-wide memory budget: media and connection buffers.
 //!
-//! Charged to it: every stream's packaged LL-HLS window (and its renditions') and its bus
-//! buffers (GOP cache, subscriber queues), summed by the registry's janitor every 250 ms.
-//! Connection buffers are not charged: each is bounded by the connection limits and cut
-//! by the write deadline. When the sum reaches the budget the node first sheds ended
-//! broadcasts, oldest first (kept only so late players see EXT-X-ENDLIST), then refuses
-//! new publishers with a clear reason; live broadcasts are never cut for it.
+//! Charged to it:
+//! - media: every stream's packaged LL-HLS window (and its renditions') and its bus
+//!   buffers (GOP cache, subscriber queues), summed by the registry's janitor every
+//!   250 ms;
+//! - connections: what each connection holds in user space, kept by the connection
+//!   itself in a [`ConnCharge`] (one relaxed atomic add when its buffers change size,
+//!   released when it ends): HTTP read buffer and request bytes (a POST body up to its
+//!   `Content-Length`), RTMP read buffer and the chunk reassembly of its session, a
+//!   bound of each SRT caller's receive buffer, an estimate of each WebRTC session's
+//!   state plus the datagrams queued for it. Each connection's figure and how it was
+//!   chosen is documented where it is charged. Kernel socket buffers are not charged.
+//!
+//! The janitor records the sum (`weir_memory_budget_used_bytes`, the connections' share
+//! in `weir_memory_budget_connection_bytes`); [`MemoryBudget::admit`] adds the current
+//! connection total to the last media count, so connections opened since are seen at
+//! once. When the sum reaches the budget the node first sheds ended broadcasts, oldest
+//! first (kept only so late players see EXT-X-ENDLIST), then refuses new publishers
+//! with a clear reason; live broadcasts and open connections are never cut for it.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -15,11 +28,17 @@ use crate::hooks::PublishRefusal;
 /// Metric: publishers refused, by `reason` (`memory_budget`).
 pub const PUBLISH_REFUSED: &str = "weir_publish_refused_total";
 
+/// Metric: bytes charged to the budget by open connections.
+pub const CONNECTION_BYTES: &str = "weir_memory_budget_connection_bytes";
+
 /// The budget and what is charged to it now.
 #[derive(Debug)]
 pub struct MemoryBudget {
     limit: usize,
-    used: AtomicUsize,
+    /// Media bytes at the janitor's last count.
+    media: AtomicUsize,
+    /// Bytes charged by open connections now (the sum of their [`ConnCharge`]s).
+    connections: Arc<AtomicUsize>,
     /// Milliseconds since `epoch` of the last refusal log line (one every 10 s at most).
     last_log_ms: AtomicU64,
     epoch: Instant,
@@ -30,7 +49,8 @@ impl MemoryBudget {
     pub fn new(limit: usize) -> Self {
         Self {
             limit,
-            used: AtomicUsize::new(0),
+            media: AtomicUsize::new(0),
+            connections: Arc::new(AtomicUsize::new(0)),
             last_log_ms: AtomicU64::new(0),
             epoch: Instant::now(),
         }
@@ -51,15 +71,35 @@ impl MemoryBudget {
         self.limit
     }
 
-    /// Bytes charged at the last count.
+    /// Bytes charged: media at the last count plus the connections' charges now.
     pub fn used(&self) -> usize {
-        self.used.load(Ordering::Relaxed)
+        self.media
+            .load(Ordering::Relaxed)
+            .saturating_add(self.connection_bytes())
     }
 
-    /// Records the janitor's count.
-    pub fn record(&self, used: usize) {
-        self.used.store(used, Ordering::Relaxed);
-        metrics::gauge!("weir_memory_budget_used_bytes").set(used as f64);
+    /// Bytes charged by open connections now.
+    pub fn connection_bytes(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    /// A charge of `bytes` for one connection, held for its life (see [`ConnCharge`]).
+    pub fn charge(&self, bytes: usize) -> ConnCharge {
+        self.connections.fetch_add(bytes, Ordering::Relaxed);
+        ConnCharge {
+            total: self.connections.clone(),
+            bytes,
+        }
+    }
+
+    /// Records the janitor's count of media bytes; the gauges show it with the
+    /// connections' charges.
+    pub fn record(&self, media: usize) {
+        self.media.store(media, Ordering::Relaxed);
+        let connections = self.connection_bytes();
+        metrics::gauge!("weir_memory_budget_used_bytes")
+            .set(media.saturating_add(connections) as f64);
+        metrics::gauge!(CONNECTION_BYTES).set(connections as f64);
         metrics::gauge!("weir_memory_budget_bytes").set(self.limit as f64);
     }
 
@@ -93,6 +133,34 @@ impl MemoryBudget {
                 self.limit >> 20
             ),
         })
+    }
+}
+
+/// One connection's share of the budget: what its buffers hold now. Charged when made
+/// ([`MemoryBudget::charge`]), adjusted with [`ConnCharge::set`] when the buffers grow
+/// or shrink, released when dropped.
+#[derive(Debug)]
+pub struct ConnCharge {
+    total: Arc<AtomicUsize>,
+    bytes: usize,
+}
+
+impl ConnCharge {
+    /// Charges `bytes` instead of what was charged so far: one relaxed atomic add, none
+    /// when the figure did not change.
+    pub fn set(&mut self, bytes: usize) {
+        if bytes > self.bytes {
+            self.total.fetch_add(bytes - self.bytes, Ordering::Relaxed);
+        } else if bytes < self.bytes {
+            self.total.fetch_sub(self.bytes - bytes, Ordering::Relaxed);
+        }
+        self.bytes = bytes;
+    }
+}
+
+impl Drop for ConnCharge {
+    fn drop(&mut self) {
+        self.total.fetch_sub(self.bytes, Ordering::Relaxed);
     }
 }
 
@@ -159,6 +227,45 @@ mod tests {
         assert_eq!(shed(131, 100, ended.clone()), ["oldest", "middle"]);
         // Not enough ended media to get under: all of it goes, live streams stay.
         assert_eq!(shed(1000, 100, ended), ["oldest", "middle", "newest"]);
+    }
+
+    #[test]
+    fn connection_charges_grow_shrink_and_are_released_on_drop() {
+        let b = MemoryBudget::new(10 << 20);
+        let mut c = b.charge(4096);
+        let d = b.charge(1000);
+        assert_eq!(b.connection_bytes(), 5096);
+        c.set(70_000);
+        assert_eq!(b.connection_bytes(), 71_000);
+        c.set(70_000);
+        assert_eq!(b.connection_bytes(), 71_000);
+        c.set(2048);
+        assert_eq!(b.connection_bytes(), 3048);
+        b.record(1 << 20);
+        assert_eq!(b.used(), (1 << 20) + 3048);
+        drop(c);
+        assert_eq!(b.connection_bytes(), 1000);
+        drop(d);
+        assert_eq!((b.connection_bytes(), b.used()), (0, 1 << 20));
+    }
+
+    #[test]
+    fn connections_alone_reaching_the_budget_refuse_publishers() {
+        let b = MemoryBudget::new(1 << 20);
+        b.record(0);
+        let mut conns: Vec<ConnCharge> = (0..15).map(|_| b.charge(64 << 10)).collect();
+        assert!(b.admit("a").is_ok(), "15 × 64 KiB is under 1 MiB");
+        // Seen at once, without waiting for the janitor's next count.
+        conns.push(b.charge(64 << 10));
+        let e = b.admit("a").expect_err("at the budget");
+        assert!(e.reason.contains("1 of 1 MiB"), "{}", e.reason);
+        conns.pop();
+        assert!(b.admit("a").is_ok());
+        conns[0].set(128 << 10);
+        assert!(b.admit("a").is_err());
+        conns.clear();
+        assert_eq!(b.used(), 0);
+        assert!(b.admit("a").is_ok());
     }
 
     #[test]

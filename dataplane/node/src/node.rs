@@ -234,7 +234,7 @@ impl Node {
         );
         let budget = crate::budget::MemoryBudget::from_mb(config.memory_budget_mb);
         tracing::info!(
-            "memory budget for media: {} MiB ([node] memory_budget_mb; at it new publishers are refused)",
+            "memory budget for media and connection buffers: {} MiB ([node] memory_budget_mb; at it new publishers are refused)",
             budget.limit() >> 20
         );
         registry.set_memory_budget(budget);

@@ -170,7 +170,7 @@ pub struct Registry {
     watch_api: String,
     /// The RTMP port encoders publish to, as the dashboard shows it (`:PORT`).
     ingest: String,
-    /// The node-wide memory budget for media (see `budget`).
+    /// The node-wide memory budget for media and connections (see `budget`).
     budget: crate::budget::MemoryBudget,
     /// Per-publisher bitrate cap in bits per second (0: none; see `ingest_cap`).
     max_publish_bps: u64,
@@ -218,9 +218,20 @@ impl Registry {
         self.max_publish_bps = kbps.saturating_mul(1000);
     }
 
-    /// Sets the memory budget for media (`[node] memory_budget_mb`).
+    /// Sets the memory budget for media and connections (`[node] memory_budget_mb`).
     pub fn set_memory_budget(&mut self, budget: crate::budget::MemoryBudget) {
         self.budget = budget;
+    }
+
+    /// The node-wide memory budget; connections charge their buffers to it
+    /// ([`crate::budget::MemoryBudget::charge`]).
+    pub fn budget(&self) -> &crate::budget::MemoryBudget {
+        &self.budget
+    }
+
+    /// The per-publisher bitrate cap in bits per second (0: none).
+    pub fn max_publish_bps(&self) -> u64 {
+        self.max_publish_bps
     }
 
     /// Sets where the watch page finds the control plane (`[node] watch_api`).
@@ -545,17 +556,19 @@ impl Registry {
                 None => viewers += s.hls_viewers(),
             }
         }
-        // Over the budget: ended broadcasts go first, oldest first; live ones never.
-        let mut used = packaged + bus;
-        let shed = crate::budget::shed(used, self.budget.limit(), ended);
+        // Over the budget (media and connection buffers): ended broadcasts go first,
+        // oldest first; live ones and open connections never.
+        let mut media = packaged + bus;
+        let connections = self.budget.connection_bytes();
+        let shed = crate::budget::shed(media + connections, self.budget.limit(), ended);
         for channel in &shed {
             if let Some(s) = streams.remove(channel) {
-                used = used.saturating_sub(s.packaged_bytes() + s.bus.memory_bytes());
+                media = media.saturating_sub(s.packaged_bytes() + s.bus.memory_bytes());
                 tracing::info!(%channel, "memory budget: ended broadcast dropped early");
                 metrics::counter!("weir_memory_budget_shed_total").increment(1);
             }
         }
-        self.budget.record(used);
+        self.budget.record(media);
         metrics::gauge!("weir_streams").set(streams.len() as f64);
         metrics::gauge!("weir_viewers").set(viewers as f64);
         metrics::gauge!("weir_packaged_bytes").set(packaged as f64);

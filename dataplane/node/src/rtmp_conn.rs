@@ -77,6 +77,12 @@ const READ_BUFFER: usize = 64 * 1024;
 /// not publishing holds a small buffer.
 const SETUP_READ_BUFFER: usize = 4 * 1024;
 
+/// Bytes charged to the memory budget for an RTMP connection's own state, besides its
+/// buffers: the connection task and its watchdog (as for HTTP, a round figure under
+/// what an open connection was measured to cost), and once publishing its demuxer and
+/// track gate, which hold no media between reads.
+const CONN_STATE_BYTES: usize = 4 * 1024;
+
 /// How long a publish may wait for its authorisation.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -110,6 +116,12 @@ pub async fn serve(
     let mut publishing: Option<Publishing> = None;
     let mut buf: Vec<u8> = Vec::with_capacity(SETUP_READ_BUFFER);
     let mut progress = session.progress();
+    // The memory budget is charged with the read buffer and what the session holds
+    // between reads (partial messages, bounded by its limits).
+    let held = |buf: &Vec<u8>, session: &ServerSession| {
+        CONN_STATE_BYTES + buf.capacity() + session.buffered_bytes()
+    };
+    let mut charge = ctx.registry.budget().charge(held(&buf, &session));
     let _ = socket.set_nodelay(true);
     metrics::gauge!("weir_rtmp_connections").increment(1.0);
     let ingest_bytes = metrics::counter!("weir_rtmp_ingest_bytes_total");
@@ -229,6 +241,7 @@ pub async fn serve(
         if refused {
             break Close::Refused;
         }
+        charge.set(held(&buf, &session));
         // A busy shard lets a publisher's frames queue up a little (see `pacer`); a read
         // that filled half the buffer means more is waiting: no pause then.
         if publishing.is_some() && n < READ_BUFFER / 2 {

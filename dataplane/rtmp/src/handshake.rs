@@ -80,6 +80,11 @@ impl ServerHandshake {
         self.state == ServerState::Done
     }
 
+    /// Bytes held for a handshake block not complete yet (capacity of its buffer).
+    pub fn buffered_bytes(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// Consumes handshake bytes from the front of `input`, appending any reply to `out`.
     /// Returns how many bytes were consumed; the rest belongs to the chunk stream.
     pub fn feed(

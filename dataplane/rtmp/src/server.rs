@@ -263,6 +263,17 @@ impl ServerSession {
         self.link.reader.pending_bytes()
     }
 
+    /// Bytes this session holds between inputs, for a memory budget: partially
+    /// received messages (their buffers, allocated with the announced lengths), a
+    /// cut-off chunk header, the handshake's block buffer and bytes to transmit not yet
+    /// handed out. Bounded by the limits of [`ServerConfig`]: before a publish is
+    /// accepted by four times `max_command_size` (plus the handshake's 1537 bytes).
+    pub fn buffered_bytes(&self) -> usize {
+        self.link.reader.buffered_bytes()
+            + self.handshake.buffered_bytes()
+            + self.link.tx.capacity()
+    }
+
     /// Media messages dropped because their stream was not publishing.
     pub fn dropped_media(&self) -> u64 {
         self.dropped_media

@@ -247,6 +247,34 @@ fn before_publishing_every_message_is_small() {
 }
 
 #[test]
+fn buffered_bytes_count_partial_messages_and_fall_back_when_they_complete() {
+    let mut s = ServerSession::new(ServerConfig::default());
+    let (prefix, _, _) = recorded();
+    // Half a C1: the handshake holds its block buffer.
+    s.handle_input(Instant::now(), &prefix[..700])
+        .expect("partial handshake");
+    assert!(s.buffered_bytes() >= 699, "{}", s.buffered_bytes());
+    let mut s = handshaken();
+    let idle = s.buffered_bytes();
+    assert!(idle <= 8 << 10, "a handshaken session holds little: {idle}");
+    let now = Instant::now();
+    let whole = header_only_full(4, message::COMMAND_AMF0, 10_000);
+    s.handle_input(now, &whole[..12 + 128])
+        .expect("first chunk");
+    // The message's buffer is allocated with its announced length.
+    assert!(
+        s.buffered_bytes() >= idle + 10_000,
+        "{}",
+        s.buffered_bytes()
+    );
+    assert!(s.buffered_bytes() >= s.pending_bytes());
+    s.handle_input(now, &whole[12 + 128..]).expect("the rest");
+    while s.poll_output().is_some() {}
+    assert_eq!(s.pending_bytes(), 0);
+    assert!(s.buffered_bytes() < idle + 10_000, "{}", s.buffered_bytes());
+}
+
+#[test]
 fn commands_before_connect_are_refused_undecoded() {
     let mut s = handshaken();
     // createStream whose command object is garbage: refused on its name alone.

@@ -212,6 +212,28 @@ impl SrtListener {
         &self.counters
     }
 
+    /// A bound on the bytes one connection's receiver holds, for a memory budget
+    /// (srt-protocol does not tell how much it buffers): its receive ring, allocated at
+    /// connect with one slot per packet of the receive buffer (each slot at least a
+    /// `DataPacket`), and the payloads waiting for their TSBPD release, at most
+    /// `latency` of a caller sending `max_bitrate_bps` (0: no cap, the whole receive
+    /// buffer). Lost packets waiting for their retransmission are inside the same
+    /// window, so the bound holds while the caller keeps to the bitrate.
+    pub fn receive_buffer_bound(&self, latency: Duration, max_bitrate_bps: u64) -> usize {
+        let packets = usize::from(self.settings.recv_buffer_size);
+        // The largest payload a 1500-byte SRT packet carries (MSS less 44 header bytes).
+        let payload = 1456;
+        let ring = packets.saturating_mul(std::mem::size_of::<srt_protocol::packet::DataPacket>());
+        let whole = packets.saturating_mul(payload);
+        let window = if max_bitrate_bps == 0 {
+            whole
+        } else {
+            let bytes = u128::from(max_bitrate_bps / 8) * latency.as_millis() / 1000;
+            usize::try_from(bytes).unwrap_or(usize::MAX).min(whole)
+        };
+        ring.saturating_add(window)
+    }
+
     /// Statistics of one connection.
     pub fn stats(&self, peer: SocketAddr) -> Option<ConnStats> {
         self.conns

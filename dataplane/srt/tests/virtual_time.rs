@@ -476,3 +476,21 @@ fn a_truncated_control_packet_that_panics_the_parser_is_dropped_and_counted() {
     assert!(l.poll_event().is_none());
     assert!(l.poll_transmit().is_none());
 }
+
+#[test]
+fn the_receive_buffer_bound_follows_latency_and_bitrate() {
+    let l = SrtListener::new(SrtConfig::default());
+    let ring = l.receive_buffer_bound(Duration::ZERO, 8_000_000);
+    assert!(ring > 0, "the receive ring is charged");
+    // 8 Mbit/s for 120 ms: 120 000 bytes of payloads on top of the ring.
+    let at_8 = l.receive_buffer_bound(Duration::from_millis(120), 8_000_000);
+    assert_eq!(at_8 - ring, 120_000);
+    // No bitrate cap: the whole receive buffer (srt-protocol's default, about 12 MB: 8192 × 1500 bytes).
+    let uncapped = l.receive_buffer_bound(Duration::from_millis(120), 0);
+    assert!(uncapped - ring >= 12_000_000, "{uncapped}");
+    // A window beyond the receive buffer is capped by it.
+    assert_eq!(
+        l.receive_buffer_bound(Duration::from_secs(8), 1_000_000_000),
+        uncapped
+    );
+}

@@ -34,6 +34,7 @@ use compio::net::UdpSocket;
 use futures_util::future::{Either, select};
 use weir_srt::{Mode, RejectCode, SrtConfig, SrtEvent, SrtListener, StreamRequest};
 
+use crate::budget::ConnCharge;
 use crate::limits::{ConnLimits, ConnPermit};
 use crate::rtmp_conn::RtmpContext;
 use crate::shutdown::Shutdown;
@@ -53,6 +54,10 @@ pub struct SrtShard {
     publishing: RefCell<HashMap<SocketAddr, Publishing>>,
     /// Connection permits of admitted callers and of those whose key is being checked.
     permits: RefCell<HashMap<SocketAddr, ConnPermit>>,
+    /// Each connected caller's charge to the memory budget: a bound of what its
+    /// receiver buffers ([`SrtListener::receive_buffer_bound`] for the negotiated
+    /// latency and the node's bitrate cap).
+    charges: RefCell<HashMap<SocketAddr, ConnCharge>>,
     limits: Arc<ConnLimits>,
     ctx: Arc<RtmpContext>,
 }
@@ -70,6 +75,7 @@ impl SrtShard {
             listener: RefCell::new(SrtListener::new(config)),
             publishing: RefCell::new(HashMap::new()),
             permits: RefCell::new(HashMap::new()),
+            charges: RefCell::new(HashMap::new()),
             limits,
             ctx,
         })
@@ -120,6 +126,13 @@ impl SrtShard {
             }
             SrtEvent::Connected { peer, latency } => {
                 metrics::gauge!("weir_srt_connections").increment(1.0);
+                let registry = &self.ctx.registry;
+                let bound = self
+                    .listener
+                    .borrow()
+                    .receive_buffer_bound(latency, registry.max_publish_bps());
+                let charge = registry.budget().charge(bound);
+                self.charges.borrow_mut().insert(peer, charge);
                 tracing::debug!(%peer, ?latency, "SRT caller connected");
             }
             SrtEvent::Data { peer, data } => {
@@ -130,6 +143,7 @@ impl SrtShard {
             }
             SrtEvent::Closed { peer, stats } => {
                 self.permits.borrow_mut().remove(&peer);
+                self.charges.borrow_mut().remove(&peer);
                 metrics::gauge!("weir_srt_connections").decrement(1.0);
                 metrics::counter!("weir_srt_retransmitted_packets_total")
                     .increment(stats.retransmitted);
@@ -259,6 +273,8 @@ impl SrtShard {
 pub async fn run(shard: Rc<SrtShard>, shutdown: Shutdown) {
     compio::runtime::spawn(timers(shard.clone(), shutdown.clone())).detach();
     let mut buf = Vec::with_capacity(MAX_DATAGRAM);
+    // The shard's datagram buffer, shared by its callers.
+    let _charge = shard.ctx.registry.budget().charge(buf.capacity());
     loop {
         let recv = pin!(shard.socket.recv_from(buf));
         let stop = pin!(shutdown.wait());

@@ -23,6 +23,7 @@ use compio::net::UdpSocket;
 use parking_lot::Mutex;
 use weir_webrtc::{Datagram, RtcSettings, WebrtcError, stun};
 
+use crate::budget::ConnCharge;
 use crate::limits::{ConnLimits, ConnPermit};
 use crate::rtmp_conn::RtmpContext;
 use crate::shutdown::Shutdown;
@@ -34,6 +35,25 @@ pub use publish::publish;
 const INBOX_LIMIT: usize = 1024;
 /// Largest datagram read.
 const MAX_DATAGRAM: usize = 2048;
+
+/// Bytes charged to the memory budget for a session's str0m state that is neither a
+/// send nor a receive buffer: ICE agent, DTLS and SRTP contexts, the negotiated SDP,
+/// RTCP and statistics, plus this node's session task. str0m's state cannot be measured
+/// from outside; this is an estimate (see the figures built on it).
+const SESSION_STATE_BYTES: usize = 64 * 1024;
+/// A WHIP session's estimate: [`SESSION_STATE_BYTES`] and str0m's receive side, which
+/// keeps reordering windows (15 audio, 30 video packets by default) and the packets of
+/// the frame being depacketized until it is complete: a keyframe of a few Mbit/s
+/// stream is 100–200 KiB.
+const WHIP_SESSION_BYTES: usize = SESSION_STATE_BYTES + 192 * 1024;
+/// A WHEP session's estimate: [`SESSION_STATE_BYTES`] and str0m's send rings, kept for
+/// NACK resends and filled within seconds of playing: 1000 video and 50 audio packets
+/// by default, at about 1200 bytes of payload each. Frames waiting for the session are
+/// on the bus, already charged as its subscriber queue.
+const WHEP_SESSION_BYTES: usize = SESSION_STATE_BYTES + 1050 * 1200;
+/// The datagrams queued for a session are charged in steps of this many bytes, so a
+/// busy session does not touch the node-wide counter on every turn.
+const INBOX_CHARGE_STEP: usize = 16 * 1024;
 
 /// Sessions of the whole node, by id, so that any shard can end one.
 #[derive(Default)]
@@ -75,6 +95,8 @@ impl SessionDirectory {
 #[derive(Default)]
 struct Inbox {
     queue: RefCell<VecDeque<(SocketAddr, Vec<u8>)>>,
+    /// Bytes of the datagrams in `queue`.
+    bytes: std::cell::Cell<usize>,
     wake: event_listener::Event,
 }
 
@@ -86,13 +108,22 @@ impl Inbox {
                 .increment(1);
             return;
         }
+        self.bytes.set(self.bytes.get() + data.capacity());
         q.push_back((from, data));
         drop(q);
         self.wake.notify(1);
     }
 
     fn take(&self) -> VecDeque<(SocketAddr, Vec<u8>)> {
+        self.bytes.set(0);
         std::mem::take(&mut *self.queue.borrow_mut())
+    }
+
+    /// Charges a session's `fixed` estimate and the datagrams queued for it now (in
+    /// steps of [`INBOX_CHARGE_STEP`]); called at each turn, before [`Inbox::take`].
+    fn charge(&self, charge: &mut ConnCharge, fixed: usize) {
+        let queued = self.bytes.get().div_ceil(INBOX_CHARGE_STEP) * INBOX_CHARGE_STEP;
+        charge.set(fixed + queued);
     }
 
     async fn wait(&self) {
@@ -215,6 +246,8 @@ pub async fn receive(shard: Rc<WebrtcShard>, shutdown: Shutdown) {
     use futures_util::future::{Either, select};
     use std::pin::pin;
     let mut buf = Vec::with_capacity(MAX_DATAGRAM);
+    // The shard's datagram buffer, shared by its sessions.
+    let _charge = shard.ctx.registry.budget().charge(buf.capacity());
     loop {
         let recv = pin!(shard.socket.recv_from(buf));
         let stop = pin!(shutdown.wait());

@@ -155,8 +155,15 @@ async fn run(
     let mut selection = Selection::default();
     let mut events = Vec::new();
     let mut counted = false;
+    // Charged to the memory budget while the session runs (see `WHEP_SESSION_BYTES`).
+    let mut charge = shard
+        .ctx
+        .registry
+        .budget()
+        .charge(super::WHEP_SESSION_BYTES);
     loop {
         let now = Instant::now();
+        inbox.charge(&mut charge, super::WHEP_SESSION_BYTES);
         for (from, data) in inbox.take() {
             session.handle_datagram(now, from, shard.local, &data);
         }

@@ -120,8 +120,15 @@ async fn run(shard: Rc<WebrtcShard>, mut session: WhipSession, inbox: Rc<Inbox>,
     let mut gate = TrackGate::new();
     let mut gated = Vec::new();
     let node_stop = shard.ctx.shutdown.clone();
+    // Charged to the memory budget while the session runs (see `WHIP_SESSION_BYTES`).
+    let mut charge = shard
+        .ctx
+        .registry
+        .budget()
+        .charge(super::WHIP_SESSION_BYTES);
     loop {
         let now = Instant::now();
+        inbox.charge(&mut charge, super::WHIP_SESSION_BYTES);
         for (from, data) in inbox.take() {
             session.handle_datagram(now, from, shard.local, &data);
         }

@@ -193,6 +193,13 @@ impl ChunkReader {
         self.pending
     }
 
+    /// Bytes this reader holds: the buffers of the partially assembled messages (each
+    /// allocated with its announced length, [`ChunkReader::pending_bytes`]) and the
+    /// stash of input kept for the next call (a cut-off chunk header).
+    pub fn buffered_bytes(&self) -> usize {
+        self.pending + self.stash.capacity()
+    }
+
     /// Queues a copy of `data` for [`ChunkReader::next_message`], for tools and tests
     /// that own no buffer. Connections should use [`ChunkReader::next_message_from`],
     /// which reads the caller's input without this extra copy.
