@@ -338,3 +338,92 @@ fn the_control_plane_port_cuts_dribbled_heads_and_caps_connections_per_address()
     std::thread::sleep(Duration::from_millis(1800));
     assert_eq!(query_from([127, 0, 0, 3], api), "HTTP/1.1 200 OK");
 }
+
+#[test]
+fn the_control_plane_port_cuts_readers_that_stop_reading_and_bodies_that_stop_arriving() {
+    let node = node_with(&[
+        "--api-head-timeout-ms",
+        "1500",
+        "--api-write-timeout-ms",
+        "1500",
+    ]);
+    assert!(
+        node.wait_log("GraphQL API listening on", Duration::from_secs(20)),
+        "{}",
+        node.log()
+    );
+    let api = node.api_port;
+    let timed_out = |deadline: &str| {
+        metric(
+            node.http_port,
+            "weir_connections_timed_out_total",
+            &[("listener", "api"), ("deadline", deadline)],
+        )
+        .unwrap_or(0.0)
+    };
+    // Pipelined introspection queries whose answers (tens of MB) are never read: the
+    // node's writes stall once the socket buffers are full, and it cuts the connection.
+    let body = r#"{"query":"{ __schema { types { name description fields { name description args { name description } } } } }"}"#;
+    let one = format!(
+        "POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut reader = connect_from([127, 0, 0, 5], api);
+    reader
+        .set_write_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut sent = 0;
+    for _ in 0..400 {
+        if reader.write_all(one.as_bytes()).is_err() {
+            break;
+        }
+        sent += 1;
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let mut got = 0usize;
+    reader
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let mut buf = vec![0u8; 1 << 16];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let closed = loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+            Err(_) if Instant::now() > deadline => break false,
+            Err(_) => {}
+        }
+    };
+    assert!(closed, "a reader that stopped reading was never cut");
+    let answered = String::from_utf8_lossy(&buf)
+        .matches("HTTP/1.1 200")
+        .count();
+    assert!(
+        timed_out("write") >= 1.0,
+        "{sent} requests sent, {got} bytes read back ({answered}+ answers in the last read)"
+    );
+
+    // A body that stops arriving: refused (4xx) at the deadline, the connection closed.
+    let mut slow = connect_from([127, 0, 0, 6], api);
+    let started = Instant::now();
+    slow.write_all(
+        b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+          Content-Length: 100\r\n\r\n{\"query\":",
+    )
+    .expect("write");
+    slow.set_read_timeout(Some(Duration::from_secs(6)))
+        .expect("timeout");
+    let mut answer = String::new();
+    let _ = slow.read_to_string(&mut answer);
+    let took = started.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_secs(5),
+        "answered after {took:?}"
+    );
+    assert!(timed_out("body") >= 1.0);
+    // The API still answers.
+    assert_eq!(query_from([127, 0, 0, 7], api), "HTTP/1.1 200 OK");
+}

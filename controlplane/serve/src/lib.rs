@@ -12,10 +12,16 @@
 //!   in all ([`Limits::per_ip`], [`Limits::max`]): over a cap the connection is closed at
 //!   accept, counted in `weir_connections_refused_total{listener, reason}` and logged at
 //!   most every 10 s;
+//! - a deadline for each request body ([`Limits::body_timeout`]) and for each response
+//!   write that makes no progress ([`Limits::write_timeout`]: a client that stops
+//!   reading is cut and what it held is freed; WebSocket connections included), see
+//!   [`deadline`];
 //! - WebSocket upgrades (graphql-ws, chat) as `axum::serve` does them;
 //! - the client address as `ConnectInfo<SocketAddr>` for per-IP rate limits;
 //! - graceful shutdown: no new connections, in-flight requests finish, at most
 //!   [`DRAIN`] for the rest.
+
+pub mod deadline;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -42,6 +48,11 @@ pub struct Limits {
     /// A complete request head must arrive within this, counted from when the
     /// connection starts waiting for it (so also the keep-alive idle time).
     pub head_timeout: Duration,
+    /// A request body must arrive within this once its handler reads it.
+    pub body_timeout: Duration,
+    /// A response write (or a WebSocket message) that makes no progress for this long
+    /// ends the connection.
+    pub write_timeout: Duration,
     /// Most open connections per client address (IPv6: per /64); 0: no limit.
     pub per_ip: u32,
     /// Most open connections in all.
@@ -49,12 +60,15 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// Defaults far from what browsers, dashboards and integrations do: 10 s heads, 256
-    /// connections per address (offices behind one NAT), 50 000 in all.
+    /// Defaults far from what browsers, dashboards and integrations do: 10 s heads and
+    /// bodies, 15 s without write progress, 256 connections per address (offices behind
+    /// one NAT), 50 000 in all.
     pub fn new(listener: &'static str) -> Self {
         Self {
             listener,
             head_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(15),
             per_ip: 256,
             max: 50_000,
         }
@@ -99,17 +113,20 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
-        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        let (signal_tx, close_rx, label) = (signal_tx.clone(), close_rx.clone(), limits.listener);
+        let (head_timeout, body_timeout) = (limits.head_timeout, limits.body_timeout);
+        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            let mut req = req
+                .map(|b| axum::body::Body::new(deadline::TimedBody::new(b, body_timeout, label)));
             req.extensions_mut().insert(ConnectInfo(peer));
             router.clone().oneshot(req)
         });
-        let (signal_tx, close_rx, label) = (signal_tx.clone(), close_rx.clone(), limits.listener);
-        let head_timeout = limits.head_timeout;
+        let io = TokioIo::new(deadline::StallIo::new(stream, limits.write_timeout, label));
         tokio::spawn(async move {
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(head_timeout)
-                .serve_connection(TokioIo::new(stream), service)
+                .serve_connection(io, service)
                 .with_upgrades();
             let mut conn = std::pin::pin!(conn);
             let mut stopping = std::pin::pin!(signal_tx.closed());

@@ -1,12 +1,13 @@
 //! The listener against real sockets: heads that dribble and idle connections are cut at
 //! the deadline, caps refuse extra connections while earlier ones are served, handlers
-//! see the client address, shutdown returns.
+//! see the client address, shutdown returns; a client that stops reading a response is
+//! cut at the write deadline, and a body that stops arriving at the body deadline.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use super::*;
 
@@ -33,12 +34,17 @@ fn start(
             addr_tx
                 .send(listener.local_addr().expect("addr"))
                 .expect("send");
-            let app =
-                Router::new().route(
+            let app = Router::new()
+                .route(
                     "/",
                     get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move {
                         peer.ip().to_string()
                     }),
+                )
+                .route("/big", get(|| async { vec![b'x'; BIG] }))
+                .route(
+                    "/echo",
+                    post(|body: bytes::Bytes| async move { format!("{} bytes", body.len()) }),
                 );
             serve(listener, app, limits, async move {
                 let _ = stop_rx.await;
@@ -50,12 +56,17 @@ fn start(
     (addr_rx.recv().expect("address"), stop_tx, thread)
 }
 
+/// The size of `GET /big`: far more than socket buffers hold.
+const BIG: usize = 64 << 20;
+
 fn limits(head_ms: u64, per_ip: u32, max: usize) -> Limits {
     Limits {
-        listener: "test",
         head_timeout: Duration::from_millis(head_ms),
+        body_timeout: Duration::from_millis(head_ms),
+        write_timeout: Duration::from_millis(head_ms),
         per_ip,
         max,
+        ..Limits::new("test")
     }
 }
 
@@ -177,4 +188,57 @@ fn ipv6_addresses_count_by_their_64_and_mapped_ipv4_as_ipv4() {
     assert_ne!(group(ip("2001:db8::1")), group(ip("2001:db8:0:1::1")));
     assert_eq!(group(ip("::ffff:10.0.0.1")), group(ip("10.0.0.1")));
     assert_ne!(group(ip("10.0.0.1")), group(ip("10.0.0.2")));
+}
+
+#[test]
+fn a_client_that_stops_reading_is_cut_at_the_write_deadline() {
+    let (addr, stop, thread) = start(limits(400, 0, 100));
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("write");
+    // Not reading: the server's writes stall once the socket buffers are full.
+    std::thread::sleep(Duration::from_millis(1500));
+    let (got, closed) = read_to_close(&mut s, Duration::from_secs(3));
+    assert!(closed.is_some(), "the stalled response was never cut");
+    assert!(
+        got.len() < BIG / 2,
+        "{} bytes of {BIG} came: not cut",
+        got.len()
+    );
+    // A reader that keeps reading gets all of it, even though it takes longer than
+    // the deadline to stall: progress re-arms it.
+    let mut r = TcpStream::connect(addr).expect("connect");
+    r.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let (got, _) = read_to_close(&mut r, Duration::from_secs(20));
+    assert!(got.len() > BIG, "{} bytes for a reading client", got.len());
+    let _ = stop.send(());
+    thread.join().expect("server");
+}
+
+#[test]
+fn a_body_that_stops_arriving_is_refused_at_its_deadline() {
+    let (addr, stop, thread) = start(limits(400, 0, 100));
+    let mut s = TcpStream::connect(addr).expect("connect");
+    let start = Instant::now();
+    s.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+        .expect("write");
+    let (got, closed) = read_to_close(&mut s, Duration::from_secs(3));
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 4"), "{text}");
+    let closed = closed.expect("the connection stayed open");
+    assert!(
+        start.elapsed() >= Duration::from_millis(350) && closed < Duration::from_millis(2000),
+        "answered after {closed:?}"
+    );
+    // A whole body is read as usual.
+    let mut ok = TcpStream::connect(addr).expect("connect");
+    ok.write_all(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 3\r\n\r\nabc",
+    )
+    .expect("write");
+    let (got, _) = read_to_close(&mut ok, Duration::from_secs(3));
+    assert!(String::from_utf8_lossy(&got).ends_with("3 bytes"));
+    let _ = stop.send(());
+    thread.join().expect("server");
 }

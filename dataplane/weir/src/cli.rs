@@ -270,10 +270,14 @@ pub struct NodeArgs {
     /// connections per client address (IPv6: per /64); 0: no limit.
     #[arg(long, global = true, env = "WEIR_API_MAX_CONNECTIONS_PER_IP")]
     pub api_max_connections_per_ip: Option<u32>,
-    /// Control-plane listeners: a request head (and a keep-alive connection's next one)
-    /// must arrive within this many ms, else the connection is closed.
+    /// Control-plane listeners: a request head (and a keep-alive connection's next one),
+    /// then its body, must arrive within this many ms, else the connection is closed.
     #[arg(long, global = true, env = "WEIR_API_HEAD_TIMEOUT_MS")]
     pub api_head_timeout_ms: Option<u64>,
+    /// Control-plane listeners: a response (or WebSocket message) write that makes no
+    /// progress for this many ms ends the connection (a client that stopped reading).
+    #[arg(long, global = true, env = "WEIR_API_WRITE_TIMEOUT_MS")]
+    pub api_write_timeout_ms: Option<u64>,
     /// Redis `host:port` through which chat gateways share rooms (serve, controlplane,
     /// chat); without it a process's chat rooms are its own.
     #[arg(long, global = true, env = "WEIR_CHAT_REDIS")]

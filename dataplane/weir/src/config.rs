@@ -46,6 +46,9 @@ pub struct ControlConfig {
     /// A request head must arrive within this (also the keep-alive idle limit) on those
     /// listeners, ms.
     pub head_timeout_ms: u64,
+    /// On those listeners a response write (or a WebSocket message) that makes no
+    /// progress for this long ends the connection, ms.
+    pub write_timeout_ms: u64,
     /// GraphQL requests per second per signed-in user (burst 4×).
     pub rate_per_user: f64,
     /// Redis (`host:port`) through which chat gateways share rooms; `None`: rooms live
@@ -80,7 +83,10 @@ impl ControlConfig {
     pub fn listen_limits(&self, name: &'static str) -> weir_serve::Limits {
         weir_serve::Limits {
             per_ip: self.max_connections_per_ip,
+            // A request's body gets as long as its head.
             head_timeout: std::time::Duration::from_millis(self.head_timeout_ms.max(500)),
+            body_timeout: std::time::Duration::from_millis(self.head_timeout_ms.max(500)),
+            write_timeout: std::time::Duration::from_millis(self.write_timeout_ms.max(500)),
             ..weir_serve::Limits::new(name)
         }
     }
@@ -98,6 +104,7 @@ impl Default for ControlConfig {
             rate_per_ip: 30.0,
             max_connections_per_ip: 256,
             head_timeout_ms: 10_000,
+            write_timeout_ms: 15_000,
             rate_per_user: 15.0,
             chat_redis: None,
             chat_listen: std::net::SocketAddr::from(([0, 0, 0, 0], 8091)),
@@ -320,6 +327,9 @@ pub fn load(path: Option<&Path>, args: &NodeArgs) -> anyhow::Result<Config> {
     }
     if let Some(v) = a.api_head_timeout_ms {
         c.head_timeout_ms = v;
+    }
+    if let Some(v) = a.api_write_timeout_ms {
+        c.write_timeout_ms = v;
     }
     if let Some(v) = &a.chat_redis {
         let v = v.trim();

@@ -117,6 +117,12 @@ pub async fn serve(
                     req.body = bytes::Bytes::copy_from_slice(&pending[head..end]);
                     req.peer = peer;
                     pending.drain(..end);
+                    if pending.is_empty() && pending.capacity() > COALESCE_LIMIT {
+                        // A body (a WHIP offer) was here: a kept-alive connection does not
+                        // keep its buffer.
+                        pending = Vec::new();
+                        charge.set(held(&buf, &pending));
+                    }
                     // The node prepares the answer (a blocking reload waits): no deadline.
                     watchdog.set(None);
                     let resp = super::origin::respond(&req, &registry, &*auth, &rtc).await;
