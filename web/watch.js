@@ -263,7 +263,8 @@ function retryLater(ms) {
 }
 
 /** Where to play: the signed path `playbackUrl` hands a signed-in member (a restart is
- *  scheduled before it expires), else the channel's plain path. */
+ *  scheduled before it expires), else the channel's plain path. WebRTC takes the same
+ *  token (`/whep/<channel>/t.<exp>.<sig>`). */
 async function hlsSource(my) {
   const plain = `/live/${encodeURIComponent(channel)}/index.m3u8`;
   const token = await accessToken();
@@ -283,6 +284,15 @@ async function hlsSource(my) {
   }
 }
 
+/** The channel is for its members and this visitor has no signed URL for it. */
+function forbidden() {
+  setPlayer("error", "forbidden");
+  playerStatus(view.signedIn
+    ? "This channel is for its members: your account cannot watch it."
+    : "This channel is for its members: sign in to watch.", "error");
+  retryLater(5000);
+}
+
 async function playHls() {
   const my0 = gen;
   const path = await hlsSource(my0);
@@ -299,11 +309,7 @@ async function playHls() {
       console.warn(`hls.js: ${d.type} ${d.details}`);
       if (d.type === Hls.ErrorTypes.MEDIA_ERROR) { hls.recoverMediaError(); return; }
       if (d.response?.code === 403) {
-        setPlayer("error", "forbidden");
-        playerStatus(view.signedIn
-          ? "This channel is for its members: your account cannot watch it."
-          : "This channel is for its members: sign in to watch.", "error");
-        retryLater(5000);
+        forbidden();
         return;
       }
       setPlayer("error", d.details);
@@ -332,7 +338,13 @@ async function playWebrtc() {
   const my = gen;
   setPlayer("loading");
   playerStatus("Connecting over WebRTC…");
-  const endpoint = endpointUrl("whep", channel, location.origin);
+  // A signed channel: the token of its playback path goes after the channel name.
+  const path = await hlsSource(my);
+  if (my !== gen) return;
+  const token = path.split("/").find((p) => /^t\.\d+\./.test(p));
+  const endpoint = token
+    ? `${endpointUrl("whep", channel, location.origin)}/${token}`
+    : endpointUrl("whep", channel, location.origin);
   try {
     pc = newPeerConnection(endpoint);
     pc.addTransceiver("video", { direction: "recvonly" });
@@ -366,6 +378,10 @@ async function playWebrtc() {
       if (g !== gen) return;
       setPlayer("loading", why);
       playerStatus(`WebRTC is not available here: ${why.replace(/[.\s]*$/, "")}. Playing LL-HLS instead.`, "error");
+      return;
+    }
+    if (e instanceof HttpError && e.status === 403) {
+      forbidden();
       return;
     }
     setPlayer("error", rtcError(e));

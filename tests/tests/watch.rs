@@ -334,7 +334,8 @@ fn watch_page_plays_in_firefox() {
 
 /// A members-only channel (signed playback): the page says so to an anonymous visitor
 /// (the plain playlist is 403), and after the owner signs in with the page's form it plays
-/// under the signed path `playbackUrl` hands out (`tests/web/watch_signed.mjs`).
+/// under the signed path `playbackUrl` hands out, then over WebRTC with the same token,
+/// as does `web/whep.html` given it (`tests/web/watch_signed.mjs`).
 #[test]
 fn watch_page_plays_a_members_only_channel_after_sign_in() {
     require_browser_peer(&["node_modules/playwright-core/package.json"]);
@@ -350,7 +351,8 @@ fn watch_page_plays_a_members_only_channel_after_sign_in() {
         json!({ "c": channel }),
     );
     let (_, key) = issue_stream_key(api, &owner.access_token, &channel);
-    let _ff = publish(&node.rtmp_url(&key), 3, 120);
+    // No B-frames: the page also plays it over WebRTC.
+    let _ff = publish(&node.rtmp_url(&key), 0, 120);
     let args: Vec<String> = [
         "--base",
         &node.http_url(""),

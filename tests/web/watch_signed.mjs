@@ -1,7 +1,9 @@
 // The watch page on a members-only channel (signed playback), in Debian's headless
 // Chromium: anonymous, the player says the channel is for members (the plain playlist is
 // 403); after signing in with the page's form the page fetches the signed path from
-// GraphQL `playbackUrl` and plays under it (video time advances).
+// GraphQL `playbackUrl` and plays under it (video time advances); switched to WebRTC it
+// plays over WHEP with the same token (`/whep/<channel>/t.<exp>.<sig>`), and so does
+// web/whep.html given that token.
 //
 //   node watch_signed.mjs --base http://127.0.0.1:PORT --channel C --user USER:PASS [--timeout 90]
 //
@@ -60,6 +62,24 @@ await step("signed in: plays under the signed path", async () => {
   if (!s.signedUntil) throw new Error("no signed URL used");
   const signed = requests.filter((u) => u.includes(`/live/${opts.channel}/t.`));
   if (!signed.some((u) => u.endsWith(".m4s") || u.includes(".m4s?"))) throw new Error("no media fetched under the signed path");
+});
+await step("WebRTC: plays over WHEP under the same token", async () => {
+  await page.check("input[name=mode][value=webrtc]");
+  await until(() => {
+    const s = window.weirWatch();
+    return s.mode === "webrtc" && s.player.state === "playing" && s.player.framesDecoded > 10;
+  });
+  if (!requests.some((u) => u.includes(`/whep/${opts.channel}/t.`))) throw new Error("no WHEP offer under the token");
+});
+await step("whep.html: plays given the playback token", async () => {
+  const signed = requests.find((u) => u.includes(`/live/${opts.channel}/t.`));
+  const token = new URL(signed).pathname.split("/").find((p) => p.startsWith("t."));
+  const whep = await (await browser.newContext()).newPage();
+  const q = new URLSearchParams({ channel: opts.channel, token, autostart: "1", retry: "10" });
+  await whep.goto(`${opts.base}/web/whep.html?${q}`);
+  await whep.waitForFunction(() => window.weirState().state === "connected" && window.weirState().stats.framesDecoded > 10,
+    null, { timeout: left(), polling: 250 });
+  await whep.close();
 });
 const final = await state().catch(() => null);
 console.log(JSON.stringify({ steps, final }));
