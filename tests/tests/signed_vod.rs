@@ -1,9 +1,9 @@
 //! Recordings and clips of a signed channel are under signed playback too: a broadcast of
 //! a channel whose policy signs playback is recorded as signed, and its VOD playlist,
 //! segments, poster, thumbnails and clips are served only under a playback token for
-//! the channel. The URLs GraphQL hands the owner carry one and play in ffmpeg; plain,
-//! tampered, another channel's and expired tokens get 403. `weir serve --record`,
-//! ffmpeg publishing OBS-like x264 (B-frames) + AAC.
+//! the channel (DASH objects too). The URLs GraphQL hands the owner carry one and play in
+//! ffmpeg; plain, tampered, another channel's and expired tokens get 403. `weir serve
+//! --record`, ffmpeg publishing OBS-like x264 (B-frames) + AAC.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,7 +17,7 @@ use weir_e2e::{
 
 const PASSWORD: &str = "correct horse battery staple";
 const RECORDINGS: &str = "query($c: ID!) { recordings(channelId: $c) { nodes { id durationMs \
-                          endedAt playbackUrl posterUrl thumbnailsUrl } } }";
+                          endedAt playbackUrl posterUrl thumbnailsUrl dashUrl } } }";
 
 /// Sets `channel`'s policy: signed URLs lasting `ttl` seconds.
 fn sign(node: &Node, owner: &Account, channel: &str, ttl: u32) {
@@ -148,7 +148,7 @@ fn recordings_and_clips_of_a_signed_channel_need_its_token() {
     assert_eq!(get_url(&segment).0, 200, "{segment}");
     let decoded = frames(&playlist).expect("ffprobe plays the signed VOD");
     assert!((165..=185).contains(&decoded), "{decoded} frames of 6 s");
-    for field in ["posterUrl", "thumbnailsUrl"] {
+    for field in ["posterUrl", "thumbnailsUrl", "dashUrl"] {
         let url = rec[field].as_str().expect(field);
         assert_eq!(token_of(url), token, "{field}: {url}");
         assert_eq!(get_url(url).0, 200, "{field}: {url}");

@@ -1,7 +1,7 @@
 // Plays a weir low-latency DASH stream (manifest.mpd) with dash.js in Debian's headless
 // Chromium and prints what the player saw as one JSON line on stdout.
 //
-//   node dash.mjs <MPD URL> [timeout seconds = 40] [seconds to play = 8] [live delay s = 0]
+//   node dash.mjs <MPD URL> [timeout seconds = 40] [seconds to play = 8] [live delay s = 0] [vod]
 //
 // Exits 0 once the video has played that far (currentTime advanced that much from where
 // it started, and video.played that long) and dash.js has reported a live latency, 1 on a
@@ -11,7 +11,8 @@
 // browser saw them (kind: mpd, time, init, segment; when each was sent, its first byte
 // and its end, and whether its body kept coming at least 500 ms after the first byte: a
 // segment sent while it was being made). DASH_LOG=<none|fatal|error|warning|info|debug>
-// sets dash.js's console log level (its warnings and errors go to stderr). Needs `npm ci`
+// sets dash.js's console log level (its warnings and errors go to stderr). A fifth
+// argument `vod` plays a static MPD (a recording), where no live latency is reported. Needs `npm ci`
 // here and /usr/bin/chromium (`cargo xtask setup --test` installs both); CHROMIUM
 // overrides the browser path.
 
@@ -19,7 +20,8 @@ import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { launch } from "./chromium.mjs";
 
-const [src, timeoutArg = "40", playArg = "8", delayArg = "0"] = process.argv.slice(2);
+const [src, timeoutArg = "40", playArg = "8", delayArg = "0", modeArg = "live"] = process.argv.slice(2);
+const vod = modeArg === "vod";
 if (!src) {
   console.error("usage: node dash.mjs <MPD URL> [timeout s] [seconds to play] [live delay s]");
   process.exit(64);
@@ -91,7 +93,7 @@ try {
       report.playing &&
       report.advanced >= playSeconds &&
       report.played >= playSeconds &&
-      report.latency !== null
+      (report.latency !== null || vod)
     ) {
       code = 0;
       break;

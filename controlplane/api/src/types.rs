@@ -564,6 +564,9 @@ pub struct Recording {
     /// Once finished: its thumbnail track (WebVTT cues → 160 px JPEGs, one per 10 s),
     /// for seek-bar previews.
     pub thumbnails_url: Option<String>,
+    /// Once finished: the same VOD as a static DASH MPD (one Representation per track;
+    /// H.264 with AAC or Opus).
+    pub dash_url: Option<String>,
     /// A studio guest's isolated track: the participant (null for a channel's own
     /// recordings and the studio's program).
     pub studio_participant_id: Option<ID>,
@@ -576,6 +579,7 @@ impl From<s::Recording> for Recording {
         Self {
             poster_url,
             thumbnails_url,
+            dash_url: picture_url(&r, "manifest.mpd"),
             id: ID(r.id),
             channel_id: ID(r.channel_id),
             stream_id: ID(r.stream_id),
@@ -600,6 +604,7 @@ impl Recording {
             playback_url: sign(self.playback_url),
             poster_url: sign(self.poster_url),
             thumbnails_url: sign(self.thumbnails_url),
+            dash_url: sign(self.dash_url),
             ..self
         }
     }
@@ -620,7 +625,7 @@ impl Clip {
     }
 }
 
-/// `file` beside a finished recording's playlist.
+/// `file` beside a finished recording's playlist (its pictures, its MPD).
 fn picture_url(r: &s::Recording, file: &str) -> Option<String> {
     r.ended_at?;
     let base = r.playback_url.as_deref()?.strip_suffix("index.m3u8")?;

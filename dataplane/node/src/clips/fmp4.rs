@@ -26,6 +26,10 @@ pub struct InitTrack {
     pub video: bool,
     /// H.264 with an `avcC`: its record; width and height of the sample entry.
     pub avc: Option<(Bytes, u16, u16)>,
+    /// The sample entry's type (`avc1`, `avc3`, `hvc1`, `mp4a`, `Opus`, …).
+    pub entry: [u8; 4],
+    /// An audio sample entry's channel count and sampling rate.
+    pub audio: Option<(u16, u32)>,
 }
 
 /// One sample of a fragment, with absolute times in its track's timescale.
@@ -53,7 +57,9 @@ fn be64(b: &[u8], at: usize) -> Option<u64> {
 }
 
 /// Children boxes of `body`: `(kind, start of the box, its body)`.
-fn boxes(body: &[u8]) -> impl Iterator<Item = Result<([u8; 4], usize, &[u8]), Fmp4Error>> {
+pub(crate) fn boxes(
+    body: &[u8],
+) -> impl Iterator<Item = Result<([u8; 4], usize, &[u8]), Fmp4Error>> {
     let mut at = 0usize;
     std::iter::from_fn(move || {
         if at >= body.len() {
@@ -89,7 +95,12 @@ fn boxes(body: &[u8]) -> impl Iterator<Item = Result<([u8; 4], usize, &[u8]), Fm
     })
 }
 
-fn child<'a>(body: &'a [u8], kind: &[u8; 4], name: &'static str) -> Result<&'a [u8], Fmp4Error> {
+/// The body of the first child box of `body` of type `kind` (`name` in the error).
+pub(crate) fn child<'a>(
+    body: &'a [u8],
+    kind: &[u8; 4],
+    name: &'static str,
+) -> Result<&'a [u8], Fmp4Error> {
     for b in boxes(body) {
         let (k, _, b) = b?;
         if &k == kind {
@@ -125,9 +136,20 @@ pub fn read_init(init: &[u8]) -> Result<Vec<InitTrack>, Fmp4Error> {
             "stsd",
         )?;
         let mut avc = None;
+        let mut entry = [0u8; 4];
+        let mut audio = None;
         if let Some(entries) = stsd.get(8..) {
             for e in boxes(entries) {
                 let (k, _, e) = e?;
+                if entry == [0; 4] {
+                    entry = k;
+                }
+                if !video && e.len() >= 28 {
+                    // AudioSampleEntry: channelcount at 16, samplerate (16.16) at 24.
+                    let channels = u16::from_be_bytes([e[16], e[17]]);
+                    let rate = u32::from(u16::from_be_bytes([e[24], e[25]]));
+                    audio = Some((channels, rate));
+                }
                 if (&k == b"avc1" || &k == b"avc3") && e.len() >= 78 {
                     let w = u16::from_be_bytes([e[24], e[25]]);
                     let h = u16::from_be_bytes([e[26], e[27]]);
@@ -142,6 +164,8 @@ pub fn read_init(init: &[u8]) -> Result<Vec<InitTrack>, Fmp4Error> {
             timescale,
             video,
             avc,
+            entry,
+            audio,
         });
     }
     Ok(tracks)

@@ -7,5 +7,6 @@ pub mod request;
 pub mod response;
 pub mod signed;
 pub mod vod;
+pub mod vod_dash;
 pub mod web;
 pub mod webrtc;

@@ -5,6 +5,7 @@
 //!                                   EXT-X-ENDLIST once finished
 //! /vod/<recording id>/init-<n>.mp4  init segment   (immutable)
 //! /vod/<recording id>/seg-<n>.m4s   media segment  (immutable; single byte ranges: 206)
+//! /vod/<recording id>/manifest.mpd  DASH, once finished (see `vod_dash`)
 //! ```
 //! A recording of a signed broadcast, and a clip of one, is served only under a playback
 //! token for its channel, `/vod/<id>/t.<exp>.<sig>/…` and `/clips/<id>/t.<exp>.<sig>/…`
@@ -99,6 +100,9 @@ pub async fn respond(
             EVENT_PLAYLIST
         };
         return Response::ok(PLAYLIST, cache, body);
+    }
+    if file == crate::recorder::dash::MPD_FILE || file.starts_with("dash/") {
+        return super::vod_dash::respond(entry, file).await;
     }
     if crate::recorder::thumbs::is_picture_file(file) {
         let path = entry.dir.join(file);

@@ -23,6 +23,8 @@ pub struct Entry {
     /// The channel whose playback token its files need (a signed broadcast's recording).
     pub signed: Option<String>,
     state: Mutex<State>,
+    /// Its DASH MPD once finished, rendered on first request (see `dash`).
+    mpd: Mutex<Option<Bytes>>,
 }
 
 #[derive(Debug)]
@@ -38,6 +40,7 @@ impl Entry {
         Self {
             dir,
             signed: index.header.signed.clone(),
+            mpd: Mutex::new(None),
             state: Mutex::new(State {
                 index,
                 finished,
@@ -70,6 +73,21 @@ impl Entry {
         let st = self.state.lock();
         let s = st.index.segment(msn)?;
         Some((self.dir.join(format!("seg-{msn}.m4s")), s.bytes))
+    }
+
+    /// What the index says of segment `msn`.
+    pub fn segment_entry(&self, msn: u64) -> Option<SegmentEntry> {
+        self.state.lock().index.segment(msn).copied()
+    }
+
+    /// The DASH MPD rendered before, if any.
+    pub fn cached_mpd(&self) -> Option<Bytes> {
+        self.mpd.lock().clone()
+    }
+
+    /// Keeps the DASH MPD of the finished recording.
+    pub fn cache_mpd(&self, mpd: Bytes) {
+        *self.mpd.lock() = Some(mpd);
     }
 
     /// The file and size of init segment `n`, if it is on disk.

@@ -21,6 +21,7 @@
 //!   (`poster.jpg`, `thumb-<n>.jpg`, `thumbs.vtt`), made on a thread of their own.
 
 mod catalog;
+pub mod dash;
 mod disk;
 pub(crate) mod index;
 mod playlist;
