@@ -280,7 +280,7 @@ async function poll() {
       liveChannel(channel: $c) { live viewerCount }
       currentStream(channelId: $c) { state protocol liveAt }
       destinations(channelId: $c) { id name platform url streamKeyHint enabled status { state reason bitrate updatedAt } }
-      recordings(channelId: $c, first: 50) { nodes { id streamId durationMs sizeBytes createdAt endedAt playbackUrl segments studioParticipantId } }
+      recordings(channelId: $c, first: 50) { nodes { id streamId durationMs sizeBytes createdAt endedAt playbackUrl posterUrl segments studioParticipantId } }
     }`, { c: id });
     if (channel?.id !== id) return;
     renderLive(d.liveChannel, d.currentStream);
@@ -423,6 +423,8 @@ function renderDestinations(list) {
     return tr;
   });
   replaceRows($("dests"), rows);
+  $("dests").hidden = list.length === 0;
+  $("no-dests").hidden = list.length > 0;
 }
 
 async function setEnabled(id, enabled) {
@@ -469,8 +471,10 @@ let playing = null; // the recording in the player
 function renderRecordings(list) {
   view.recordings = list.map((r) => ({
     id: r.id, durationMs: r.durationMs, finished: r.endedAt !== null, playbackUrl: r.playbackUrl,
+    posterUrl: r.posterUrl,
   }));
   $("no-recs").hidden = list.length > 0;
+  $("recs").hidden = list.length === 0;
   const rows = list.map((r) => {
     const tr = document.createElement("tr");
     tr.dataset.recording = r.id;
@@ -481,11 +485,26 @@ function renderRecordings(list) {
       if (r.endedAt !== null) acts.append(button("Download", () => download(r), `Download the recording of ${label}`));
     }
     acts.append(button("Delete", () => deleteRecording(r), `Delete the recording of ${label}`));
-    tr.append(cell(label), cell(duration(r.durationMs)), cell(size(r.sizeBytes)),
+    tr.append(posterCell(r, label), cell(label), cell(duration(r.durationMs)), cell(size(r.sizeBytes)),
       cell(r.endedAt === null ? "recording…" : r.studioParticipantId ? "guest track" : "finished"), acts);
     return tr;
   });
   replaceRows($("recs"), rows);
+}
+
+/** The recording's poster (made a few seconds after it finished; empty until then). */
+function posterCell(r, label) {
+  const td = document.createElement("td");
+  if (!r.posterUrl) return td;
+  const img = document.createElement("img");
+  img.className = "poster";
+  img.alt = `Poster of the recording of ${label}`;
+  img.width = 96;
+  img.height = 54;
+  img.addEventListener("error", () => { img.hidden = true; }, { once: true });
+  img.src = new URL(r.posterUrl, location.origin).href;
+  td.append(img);
+  return td;
 }
 
 const duration = (ms) => {
@@ -518,6 +537,8 @@ function play(r) {
   $("player").hidden = false;
   const video = $("rec-video");
   const src = new URL(r.playbackUrl, location.origin).href;
+  if (r.posterUrl) video.poster = new URL(r.posterUrl, location.origin).href;
+  else video.removeAttribute("poster");
   if (window.Hls?.isSupported()) {
     hls = new window.Hls();
     hls.on(window.Hls.Events.ERROR, (_, data) => {

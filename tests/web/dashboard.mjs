@@ -148,6 +148,9 @@ await step("issue a stream key: shown once with the OBS settings, copied", async
 await step("add a destination", async () => {
   await page.selectOption("#dest-preset", "twitch");
   if ((await page.inputValue("#dest-url")) !== "rtmp://live.twitch.tv/app") throw new Error("the Twitch preset fills no URL");
+  if (!(await page.isVisible("#no-dests")) || (await page.isVisible("#dests"))) {
+    throw new Error("no destinations: the empty table is shown instead of a sentence");
+  }
   await page.selectOption("#dest-preset", "rtmp");
   await page.fill("#dest-name", "Mirror");
   await page.fill("#dest-url", opts.destUrl);
@@ -156,6 +159,7 @@ await step("add a destination", async () => {
   await until(() => window.weirDashboard().destinations.length === 1);
   const row = await page.textContent("#dests tbody tr");
   if (!row.includes("Mirror") || !row.includes(opts.destUrl)) throw new Error(`row: ${row}`);
+  if (await page.isVisible("#no-dests")) throw new Error("'no destinations' shown beside one");
   if (row.includes(opts.destKey)) throw new Error("the destination's key is shown");
   writeFileSync(join(opts.dir, "ready"), "");
 });
@@ -189,8 +193,15 @@ await step("offline after the stream; the recording plays in the page", async ()
   await until(() => window.weirDashboard().recordings.some((r) => r.finished && r.durationMs > 3000));
   const s = await state();
   const rec = s.recordings.find((r) => r.finished);
+  // Its poster (made a few seconds after the end) shows in its row, 640 px wide.
+  await until((id) => {
+    const img = document.querySelector(`#recs tr[data-recording="${id}"] img.poster`);
+    return img && img.complete && img.naturalWidth === 640;
+  }, rec.id);
   await page.click(`#recs tr[data-recording="${rec.id}"] button[aria-label^="Play"]`);
   await until(() => window.weirDashboard().player.state === "playing");
+  const poster = await page.getAttribute("#rec-video", "poster");
+  if (!poster?.endsWith("/poster.jpg")) throw new Error(`player poster: ${poster}`);
   const t0 = await page.evaluate(() => document.getElementById("rec-video").currentTime);
   await page.waitForFunction((t) => document.getElementById("rec-video").currentTime > t + 1.5, t0,
     { timeout: left(), polling: 250 });
