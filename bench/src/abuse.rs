@@ -129,6 +129,16 @@ fn sources(n: usize, third: u8) -> Vec<[u8; 4]> {
         .collect()
 }
 
+/// A GraphQL introspection query (answers of ~80 KB) as one pipelined POST.
+fn introspection() -> String {
+    let body = r#"{"query":"{ __schema { types { name kind description fields { name description args { name description type { name kind ofType { name kind } } } type { name kind ofType { name kind } } } } } }"}"#;
+    format!(
+        "POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
 fn handshake_then(tail: &[u8]) -> Vec<u8> {
     let mut b = vec![3u8];
     b.extend(std::iter::repeat_n(7u8, 1536 * 2));
@@ -228,7 +238,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let pid = w.child.id();
     let key = w.key("good")?;
     let stop = Arc::new(AtomicBool::new(false));
-    let total = Duration::from_secs(if quick { 160 } else { 220 });
+    let total = Duration::from_secs(if quick { 195 } else { 255 });
     let p = Publish {
         rtmp: w.rtmp,
         app: "live".into(),
@@ -327,6 +337,24 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 every: Duration::from_secs(2),
             },
             limit: Duration::from_secs(20),
+        },
+        Attack {
+            name: "GraphQL API readers that stop reading",
+            params: format!(
+                "{} conns from as many addresses, 110 pipelined introspection queries (~80 KB answers) each",
+                30 / scale
+            ),
+            deadline: "[control] write_timeout_ms 15 s",
+            target: w.api,
+            // One connection per address: 110 queries stay under the per-IP rate burst
+            // (120). Their ~9 MB of answers outgrow the kernel's socket buffers (~3 MB
+            // here: fewer queries are all written at once, and the connection is then
+            // cut as an idle keep-alive by the head deadline instead).
+            sources: sources(30 / scale, 14),
+            per_source: 1,
+            message: introspection().repeat(110).into_bytes(),
+            kind: Kind::NoRead,
+            limit: Duration::from_secs(30),
         },
         Attack {
             name: "GraphQL API connection flood, one address",
