@@ -300,7 +300,7 @@ function renderLive(live, stream) {
   $("live").dataset.live = String(live.live);
   $("viewers").textContent = `${live.viewerCount} viewer${live.viewerCount === 1 ? "" : "s"}`;
   $("stream-state").textContent = stream
-    ? `Stream: ${stream.state.toLowerCase()} (${stream.protocol})`
+    ? `Stream: ${stream.state.toLowerCase()} (${({ RTMP: "RTMP", SRT: "SRT", WEBRTC: "WebRTC", STUDIO: "studio" })[stream.protocol] || stream.protocol})`
     : "No stream: start your encoder with the settings below.";
 }
 

@@ -462,7 +462,7 @@ fn an_untranscodable_source_is_passed_through_and_graphql_says_why() {
         node.log()
     );
     let node0 = &d["streams"]["nodes"][0];
-    assert_eq!(node0["protocol"], "srt", "{d}");
+    assert_eq!(node0["protocol"], "SRT", "{d}");
     assert_eq!(node0["transcoder"]["encoder"], Value::Null, "{d}");
     let why = node0["transcoder"]["failure"].as_str().unwrap_or_default();
     assert!(

@@ -422,6 +422,34 @@ impl From<s::RelayStatus> for Relay {
     }
 }
 
+/// How a stream reaches its node.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum IngestProtocol {
+    /// RTMP or RTMPS, Enhanced RTMP included (OBS, ffmpeg).
+    Rtmp,
+    /// SRT (MPEG-TS over SRT).
+    Srt,
+    /// WebRTC (WHIP).
+    Webrtc,
+    /// The studio's program (its compositor) or a studio guest's forwarded track.
+    Studio,
+    /// A protocol this API version does not know.
+    Other,
+}
+
+impl IngestProtocol {
+    /// The protocol a data-plane node reports (`rtmp`, `srt`, `webrtc`, `studio`).
+    pub fn from_name(name: &str) -> Self {
+        match name.to_ascii_lowercase().as_str() {
+            "rtmp" | "rtmps" => Self::Rtmp,
+            "srt" => Self::Srt,
+            "webrtc" | "whip" => Self::Webrtc,
+            "studio" => Self::Studio,
+            _ => Self::Other,
+        }
+    }
+}
+
 /// A publishing session.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct Stream {
@@ -431,8 +459,8 @@ pub struct Stream {
     pub channel_id: ID,
     /// State.
     pub state: StreamState,
-    /// Ingest protocol.
-    pub protocol: String,
+    /// How it reaches the node.
+    pub protocol: IngestProtocol,
     /// Data-plane node.
     pub node_id: Option<String>,
     /// Start (ms).
@@ -457,7 +485,7 @@ impl From<s::Stream> for Stream {
             id: ID(v.id),
             channel_id: ID(v.channel_id),
             state: v.state.into(),
-            protocol: v.protocol,
+            protocol: IngestProtocol::from_name(&v.protocol),
             node_id: v.node_id,
             started_at: v.started_at,
             live_at: v.live_at,
@@ -835,4 +863,23 @@ pub struct ViewerCount {
     pub channel_id: ID,
     /// Viewers over all nodes.
     pub count: i64,
+}
+
+#[cfg(test)]
+mod protocol_tests {
+    use super::IngestProtocol;
+
+    #[test]
+    fn node_protocol_names_map_to_the_enum() {
+        for (name, p) in [
+            ("rtmp", IngestProtocol::Rtmp),
+            ("srt", IngestProtocol::Srt),
+            ("webrtc", IngestProtocol::Webrtc),
+            ("WEBRTC", IngestProtocol::Webrtc),
+            ("studio", IngestProtocol::Studio),
+            ("quic", IngestProtocol::Other),
+        ] {
+            assert_eq!(IngestProtocol::from_name(name), p, "{name}");
+        }
+    }
 }
