@@ -62,6 +62,23 @@ export function newPeerConnection(endpoint) {
   return new RTCPeerConnection({ iceServers: storedIceServers(endpoint), bundlePolicy: "max-bundle" });
 }
 
+/** A new RTCPeerConnection for `endpoint` that only uses TURN relays: the ICE servers are
+ *  asked for first (OPTIONS on the endpoint answers with their Link headers). For networks
+ *  that block direct UDP, and to check a TURN setup. */
+export async function relayPeerConnection(endpoint) {
+  const res = await fetch(endpoint, { method: "OPTIONS" });
+  const iceServers = parseIceServers(res.headers.get("Link"));
+  if (!iceServers.some((s) => /^turns?:/.test(s.urls))) throw new Error("the node hands out no TURN server");
+  sessionStorage.setItem(iceKey(endpoint), JSON.stringify(iceServers));
+  return new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle", iceTransportPolicy: "relay" });
+}
+
+/** The local candidate type (host, srflx, relay) of the selected candidate pair. */
+export function localCandidateType(report) {
+  const pair = selectedPair(report);
+  return (pair && report.get(pair.localCandidateId)?.candidateType) ?? null;
+}
+
 /** Resolves once ICE gathering is complete, or after `timeoutMs` anyway. */
 export function waitForIceGathering(pc, timeoutMs = 1000) {
   if (pc.iceGatheringState === "complete") return Promise.resolve();

@@ -340,3 +340,116 @@ fn bad_offers_get_clear_errors_and_the_node_keeps_serving() {
         200
     );
 }
+
+/// A TURN relay (Debian's coturn) with the TURN REST API's shared secret, on loopback.
+struct Turn {
+    port: u16,
+    log: PathBuf,
+    _child: KillOnDrop,
+}
+
+impl Turn {
+    fn start(secret: &str) -> Self {
+        // `require` runs `-version`, which coturn does not know (it would start a server).
+        let installed = Command::new("turnserver")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(installed, "turnserver (coturn) is not installed: {SETUP}");
+        let port = weir_e2e::free_udp_port();
+        let dir = std::env::temp_dir().join(format!("weir-turn-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("turn dir");
+        let log = dir.join("turn.log");
+        let relay = 40_000 + (port % 20_000);
+        let child = Command::new("turnserver")
+            .args(["-n", "--no-cli", "--no-tls", "--no-dtls", "--fingerprint"])
+            .args(["--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1"])
+            .args(["--listening-port", &port.to_string()])
+            .args(["--min-port", &relay.to_string()])
+            .args(["--max-port", &(relay + 50).to_string()])
+            .args(["--use-auth-secret", "--static-auth-secret", secret])
+            .args(["--realm", "weir.test", "--allow-loopback-peers"])
+            .args(["--simple-log", "--log-file"])
+            .arg(&log)
+            .arg("--verbose")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("turnserver");
+        std::thread::sleep(Duration::from_millis(500));
+        Self {
+            port,
+            log,
+            _child: KillOnDrop(child),
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// The node hands out a TURN server with short-lived credentials made from coturn's
+/// shared secret (`Link` headers on OPTIONS and on answers); Chromium, allowed to use
+/// relays only, publishes over WHIP and plays over WHEP through coturn, so media flows
+/// only if those credentials are right.
+#[test]
+fn chromium_publishes_and_plays_through_a_turn_relay_the_node_hands_out() {
+    let _one = one_browser();
+    require_browser();
+    let turn = Turn::start("north wind");
+    let server = format!(
+        "turn:127.0.0.1:{}?transport=udp;secret=north wind",
+        turn.port
+    );
+    let node = Node::start_with(weir_e2e::NodeOptions {
+        extra_args: vec!["--webrtc-ice-server".into(), server],
+        ..weir_e2e::NodeOptions::default()
+    });
+    // OPTIONS answers with the server and fresh credentials.
+    let r = send(
+        node.http_port,
+        "OPTIONS",
+        "/whep/cam",
+        &[],
+        None,
+        Duration::from_secs(5),
+    )
+    .expect("OPTIONS");
+    assert_eq!(r.status, 204);
+    let link = r.header("link").unwrap_or_default().to_owned();
+    assert!(
+        link.contains(&format!("<turn:127.0.0.1:{}?transport=udp>", turn.port))
+            && link.contains("rel=\"ice-server\"")
+            && link.contains(":weir\"; credential=\""),
+        "{link}"
+    );
+    assert!(
+        !link.contains("north"),
+        "the secret itself went out: {link}"
+    );
+
+    let (_, key) = node.issue_key("cam");
+    let base = node.http_url("/web");
+    let publish = format!("{base}/whip.html?key={key}&autostart=1&relay=1");
+    let play = format!("{base}/whep.html?channel=cam&autostart=1&retry=10&relay=1");
+    let (code, report, err) = browsers(&[publish, play], 10);
+    assert_eq!(code, 0, "{report}\n{err}\n{}\n{}", node.log(), turn.log());
+    let pages = report["pages"].as_array().expect("pages");
+    for page in pages {
+        assert_eq!(
+            page["final"]["stats"]["candidateType"], "relay",
+            "not through the relay: {}",
+            page["final"]
+        );
+    }
+    assert_played(&pages[1], 150.0, 2.0);
+    let log = turn.log();
+    assert!(
+        log.contains("ALLOCATE") || log.contains("allocation"),
+        "coturn saw no allocation:\n{log}"
+    );
+}

@@ -29,7 +29,8 @@ const BUILD: &[&str] = &[
 /// destinations of `tests/tests/relay.rs` (libnginx-mod-stream terminates TLS for RTMPS,
 /// with a test certificate openssl makes); srt-live-transmit is an SRT caller in
 /// `tests/tests/srt.rs`; redis-server carries chat between gateways in `tests/tests/chat.rs`;
-/// firefox-esr plays the watch page in `tests/tests/watch.rs`).
+/// firefox-esr plays the watch page in `tests/tests/watch.rs`; coturn is the TURN relay
+/// Chromium publishes and plays through in `tests/tests/webrtc.rs`).
 const TEST: &[&str] = &[
     "ffmpeg",
     "etcd-server",
@@ -41,6 +42,7 @@ const TEST: &[&str] = &[
     "openssl",
     "srt-tools",
     "redis-server",
+    "coturn",
 ];
 /// Node.js and npm install the web pages' packages (and run the browser test's driver);
 /// installed from Debian only when they are not already on PATH (they may come from

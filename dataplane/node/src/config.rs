@@ -110,6 +110,10 @@ pub struct NodeConfig {
     /// IPs). Empty: the bind address, or the address of the default route when bound
     /// to all interfaces.
     pub webrtc_public_ips: Vec<std::net::IpAddr>,
+    /// STUN and TURN servers handed to WebRTC clients in `Link` headers, each
+    /// `URL[;username=…;credential=…]` or `URL;secret=…[;ttl=…]` (coturn's shared secret:
+    /// short-lived credentials per answer); see `webrtc::ice_servers`.
+    pub webrtc_ice_servers: Vec<String>,
     /// Where the watch page (`/watch/<channel>`) finds the control plane's GraphQL API
     /// and chat: a base URL (`https://api.example.com`), or `:PORT` for the page's own
     /// host on that port. Empty: `:8090` (`weir serve` fills in its API port).
@@ -318,6 +322,7 @@ impl Default for NodeConfig {
             webrtc_udp_port: 8189,
             webrtc_bind_ip: std::net::IpAddr::from([0, 0, 0, 0]),
             webrtc_public_ips: Vec::new(),
+            webrtc_ice_servers: Vec::new(),
             watch_api: String::new(),
             srt_listen: SocketAddr::from(([0, 0, 0, 0], 9000)),
             srt_latency_ms: 120,

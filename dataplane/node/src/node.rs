@@ -304,7 +304,14 @@ impl Node {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| NodeError::Shard(format!("WebRTC socket: {e}")))?;
         let webrtc_public_ips = announced_ips(config);
+        let ice_servers = config
+            .webrtc_ice_servers
+            .iter()
+            .map(|s| s.parse::<crate::webrtc::ice_servers::IceServer>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| NodeError::Config(e.to_string()))?;
         let webrtc = crate::shard::WebrtcSpec {
+            ice_servers: ice_servers.into(),
             public_ips: webrtc_public_ips.clone(),
             settings: weir_webrtc::RtcSettings::new(Vec::new()),
             directory: Arc::default(),

@@ -74,6 +74,8 @@ pub struct WebrtcSpec {
     pub directory: Arc<crate::webrtc::SessionDirectory>,
     /// Per-address and node-wide session limits (shared by all shards).
     pub limits: Arc<ConnLimits>,
+    /// STUN/TURN servers for clients (`Link` headers of answers).
+    pub ice_servers: Arc<[crate::webrtc::ice_servers::IceServer]>,
 }
 
 /// Name of a driver type for logs.
@@ -160,6 +162,7 @@ pub fn run(spec: ShardSpec) {
             spec.webrtc.limits.clone(),
             spec.rtmp_ctx.clone(),
             &spec.webrtc.settings,
+            spec.webrtc.ice_servers.clone(),
         ) {
             Ok(r) => r,
             Err(e) => {

@@ -131,6 +131,17 @@ pub struct NodeArgs {
         value_delimiter = ','
     )]
     pub webrtc_public_ips: Option<Vec<std::net::IpAddr>>,
+    /// STUN/TURN servers handed to WebRTC clients (Link headers of WHIP/WHEP answers),
+    /// comma-separated or repeated: `stun:host:3478`,
+    /// `turn:host:3478?transport=udp;username=U;credential=P`, or with coturn's shared
+    /// secret `turns:host:5349?transport=tcp;secret=S` (short-lived credentials).
+    #[arg(
+        long = "webrtc-ice-server",
+        global = true,
+        env = "WEIR_WEBRTC_ICE_SERVERS",
+        value_delimiter = ','
+    )]
+    pub webrtc_ice_servers: Option<Vec<String>>,
     /// Where the watch page (/watch/<channel>) finds the control plane's API and chat:
     /// a base URL (https://api.example.com) or :PORT on the page's host (default: the
     /// API port of `weir serve`, else :8090).

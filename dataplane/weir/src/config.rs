@@ -191,6 +191,9 @@ pub fn load(path: Option<&Path>, args: &NodeArgs) -> anyhow::Result<Config> {
     if let Some(v) = a.webrtc_public_ips {
         n.webrtc_public_ips = v;
     }
+    if let Some(v) = &a.webrtc_ice_servers {
+        n.webrtc_ice_servers = v.clone();
+    }
     if let Some(v) = &a.watch_api {
         n.watch_api = v.clone();
     }

@@ -11,6 +11,8 @@
 //!                                    of the client's candidates; checks reach it anyway)
 //! DELETE /whi{p,ep}/session/<id>     ends the session
 //! ```
+//! Answers, and `OPTIONS` on the same paths, carry the configured STUN/TURN servers as
+//! `Link: <url>; rel="ice-server"` headers (see `webrtc::ice_servers`).
 
 use std::rc::Rc;
 
@@ -38,6 +40,15 @@ pub async fn respond(req: &Request, rtc: &Rc<WebrtcShard>) -> Option<Response> {
     let name = rest.strip_prefix('/').unwrap_or(rest);
     if !rest.is_empty() && !rest.starts_with('/') {
         return None;
+    }
+    if req.method == Method::Options {
+        // Clients that must relay ask for the ICE servers before their offer (RFC 9725
+        // §4.6 allows them here too).
+        let mut r = Response::error(204, "");
+        r.body = weir_hls::Rope::default();
+        r.extra.push(("Access-Control-Max-Age", "86400".to_owned()));
+        push_links(&mut r, rtc);
+        return Some(r);
     }
     if req.method != Method::Post {
         return Some(Response::error(405, "POST an SDP offer here"));
@@ -105,6 +116,7 @@ pub async fn respond(req: &Request, rtc: &Rc<WebrtcShard>) -> Option<Response> {
             r.status = 201;
             r.extra.push(("Location", format!("/{kind}/session/{id}")));
             r.extra.push(("ETag", format!("\"{id}\"")));
+            push_links(&mut r, rtc);
             r
         }
         Err(Refused { status, message }) => {
@@ -112,6 +124,16 @@ pub async fn respond(req: &Request, rtc: &Rc<WebrtcShard>) -> Option<Response> {
             Response::error(status, &message)
         }
     })
+}
+
+/// The STUN/TURN servers for the client (RFC 9725 §4.6), one `Link` header each.
+fn push_links(r: &mut Response, rtc: &WebrtcShard) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    for link in crate::webrtc::ice_servers::links(&rtc.ice_servers, now) {
+        r.extra.push(("Link", link));
+    }
 }
 
 fn session_resource(req: &Request, rtc: &WebrtcShard, id: &str) -> Response {

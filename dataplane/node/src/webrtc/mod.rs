@@ -8,6 +8,7 @@
 //! `play`) owning its sans-IO [`weir_webrtc`] session; the receive loop only queues
 //! datagrams into the session's inbox.
 
+pub mod ice_servers;
 mod play;
 mod publish;
 
@@ -154,6 +155,8 @@ pub struct WebrtcShard {
     /// Publish authorisation, the registry and the RTMP application name (WHIP keys are
     /// checked exactly like RTMP publishing names).
     pub ctx: Arc<RtmpContext>,
+    /// STUN/TURN servers handed to clients with each answer.
+    pub ice_servers: Arc<[ice_servers::IceServer]>,
 }
 
 impl WebrtcShard {
@@ -165,6 +168,7 @@ impl WebrtcShard {
         limits: Arc<ConnLimits>,
         ctx: Arc<RtmpContext>,
         settings: &RtcSettings,
+        ice_servers: Arc<[ice_servers::IceServer]>,
     ) -> std::io::Result<Rc<Self>> {
         let bound = socket.local_addr()?;
         let candidates: Vec<SocketAddr> = public_ips
@@ -191,6 +195,7 @@ impl WebrtcShard {
             directory,
             limits,
             ctx,
+            ice_servers,
         }))
     }
 
