@@ -18,7 +18,8 @@
 //! - `catalog` + `playlist`: what the origin serves (EVENT playlist while recording,
 //!   VOD once finished), from memory; segment files are read off the shard.
 //! - `thumbs` + `pictures`: once finished, a poster and thumbnails with their WebVTT
-//!   track (`poster.jpg`, `thumb-<n>.jpg`, `thumbs.vtt`), made on a thread of their own.
+//!   track (`poster.jpg`, `thumb-<n>.jpg`, `thumbs.vtt`), made on a thread of their own
+//!   (also for a recording finished by recovery); a deletion cancels and waits for it.
 //! - `store` + `upload`: the object-store seam. Local only by default; with
 //!   `record_store` every durable file is also copied to S3 (the local disk stays the
 //!   journal), and without `record_keep_local` a fully uploaded recording is served from
@@ -171,7 +172,7 @@ impl Recorder {
             let _ = uploads.set(handle.clone());
             (uploader, handle)
         });
-        recover_all(&root, &catalog, &*events, store.remote());
+        recover_all(&root, &catalog, &*events, &pictures, store.remote());
         let upload = upload.map(|(uploader, handle)| {
             if let Some(remote) = store.remote() {
                 remote.runtime().spawn(uploader.run());
@@ -261,13 +262,14 @@ impl Recorder {
     }
 }
 
-/// Loads every recording under `root` into `catalog`, finishing those whose node died.
-/// With an object store, a fully uploaded recording whose
+/// Loads every recording under `root` into `catalog`, finishing those whose node died
+/// (and making their pictures). With an object store, a fully uploaded recording whose
 /// media is not kept (or no longer there) locally is served from the store.
 fn recover_all(
     root: &std::path::Path,
     catalog: &Catalog,
     events: &dyn StreamEvents,
+    pictures: &Arc<Pictures>,
     remote: Option<&Arc<Remote>>,
 ) {
     let Ok(dirs) = std::fs::read_dir(root) else {
@@ -304,12 +306,17 @@ fn recover_all(
                     dir.join(upload::UPLOADED).exists()
                         && (!s.keep_local() || !first_segment_is_local(&dir, &r.index))
                 });
+                let picture = r.was_open.then(|| (dir.clone(), r.index.clone()));
                 let entry = Arc::new(Entry::new(dir, r.index, true));
                 entry.finish(ended);
                 if stored_only {
                     entry.set_remote();
                 }
                 catalog.insert(&name, entry);
+                if let Some((dir, index)) = picture {
+                    // As after a normal end (the end line is appended by now).
+                    pictures.spawn(&name, dir, index);
+                }
             }
             Ok(_) => {
                 tracing::warn!(dir = %dir.display(), "recording index names another recording: skipped");

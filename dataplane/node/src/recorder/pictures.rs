@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -19,7 +19,6 @@ pub type OnDone = Arc<dyn Fn(&str) + Send + Sync>;
 
 struct Work {
     cancel: Arc<AtomicBool>,
-    #[allow(dead_code)]
     thread: JoinHandle<()>,
 }
 
@@ -101,5 +100,15 @@ impl Pictures {
     /// Whether recording `id`'s pictures are being made.
     pub fn running(&self, id: &str) -> bool {
         self.running.lock().contains_key(id)
+    }
+
+    /// Cancels recording `id`'s picture work, if any, and waits until its thread is gone
+    /// (at most one encoding call: it checks between steps).
+    pub fn cancel_and_wait(&self, id: &str) {
+        let work = self.running.lock().remove(id);
+        if let Some(w) = work {
+            w.cancel.store(true, Ordering::Release);
+            let _ = w.thread.join();
+        }
     }
 }

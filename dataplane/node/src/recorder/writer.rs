@@ -179,9 +179,11 @@ impl Writer {
         tell(&self.upload, n);
     }
 
-    /// Removes recording `id`'s files (its catalog entry is gone already); with an
-    /// object store a tombstone makes sure its objects go too.
+    /// Removes recording `id`'s files (its catalog entry is gone already): its picture
+    /// work is cancelled and waited for first, and with an object store a tombstone
+    /// makes sure its objects go too.
     fn remove_files(&self, id: &str, dir: &std::path::Path) -> std::io::Result<()> {
+        self.pictures.cancel_and_wait(id);
         if self.upload.is_some() {
             if let Err(e) = super::upload::tombstone(&self.root, id) {
                 tracing::warn!(recording = %id, error = %e, "cannot note the store deletion");
