@@ -18,6 +18,7 @@ pub mod nginx;
 pub mod nginx_rtmp;
 pub mod player;
 pub mod process;
+pub mod s3;
 pub mod seccomp;
 pub mod studio;
 pub mod subs;
@@ -158,6 +159,11 @@ pub const WEIR_ENV: &[&str] = &[
     "WEIR_RECORD",
     "WEIR_RECORD_RETENTION_DAYS",
     "WEIR_RECORD_MAX_BYTES",
+    "WEIR_RECORD_STORE",
+    "WEIR_RECORD_STORE_ENDPOINT",
+    "WEIR_RECORD_STORE_REGION",
+    "WEIR_RECORD_STORE_ALLOW_HTTP",
+    "WEIR_RECORD_KEEP_LOCAL",
 ];
 
 /// A `weir` command with a clean environment and the tests' log filter.

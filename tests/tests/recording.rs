@@ -5,8 +5,8 @@
 //! count as sent), segments are immutable and answer byte ranges. A node killed with
 //! SIGKILL mid-recording finishes the recording from its index at its next start: it
 //! is listed and plays up to its last complete segment. hls.js in headless Chromium plays
-//! the VOD. A finished recording gets a poster and a WebVTT thumbnail track, served beside
-//! its playlist and listed over GraphQL.
+//! the VOD. A finished recording (also one finished by recovery) gets a poster and a
+//! WebVTT thumbnail track, served beside its playlist and listed over GraphQL.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -394,6 +394,20 @@ fn a_recording_survives_a_killed_node() {
     assert!(
         (rec["durationMs"].as_i64().unwrap_or(0) - (frames * 1000 / FPS) as i64).abs() <= 1000,
         "{rec} vs {frames} frames"
+    );
+    // Finished by recovery, it gets its poster and thumbnails like any other.
+    let poster = format!("/vod/{id}/poster.jpg");
+    assert!(
+        poll(Duration::from_secs(20), || get(node.http_port, &poster)
+            .is_ok_and(|r| r.status == 200)),
+        "no poster for the recovered recording:\n{}",
+        node.log()
+    );
+    assert_eq!(
+        get(node.http_port, &format!("/vod/{id}/thumbs.vtt"))
+            .expect("vtt")
+            .status,
+        200
     );
 }
 

@@ -43,6 +43,8 @@ const TEST: &[&str] = &[
     "srt-tools",
     "redis-server",
     "coturn",
+    // venv + pip for moto's S3 server (`moto_server`), below.
+    "python3-venv",
 ];
 /// Node.js and npm install the web pages' packages (and run the browser test's driver);
 /// installed from Debian only when they are not already on PATH (they may come from
@@ -72,8 +74,32 @@ pub fn run(with_test_peers: bool) -> Result<(), String> {
     npm_ci("web")?;
     if with_test_peers {
         npm_ci("tests/web")?;
+        moto()?;
     }
     Ok(())
+}
+
+/// The S3-protocol server `tests/tests/recording_s3.rs` starts: moto's server (PyPI
+/// `moto[server]`), pip-installed into a venv at `~/.cache/weir-py` unless the system
+/// `python3` has it already (Debian bookworm packages no moto).
+pub fn moto() -> Result<(), String> {
+    let has = |python: &Path| {
+        Command::new(python)
+            .args(["-c", "import moto.server, flask, flask_cors"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let home = std::env::var_os("HOME").ok_or("HOME is not set")?;
+    let venv = Path::new(&home).join(".cache/weir-py");
+    let python = venv.join("bin/python3");
+    if has(Path::new("python3")) || has(&python) {
+        return Ok(());
+    }
+    eprintln!("xtask: installing moto[server] into {}", venv.display());
+    crate::run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    crate::run(Command::new(&python).args(["-m", "pip", "install", "-q", "moto[server]"]))
 }
 
 /// Whether `tool --version` runs.

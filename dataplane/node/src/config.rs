@@ -143,6 +143,19 @@ pub struct NodeConfig {
     /// Delete the oldest finished recordings while all of them take more than this
     /// many bytes (0: no limit).
     pub record_max_bytes: u64,
+    /// Object store recordings are copied to, `s3://<bucket>[/<prefix>]`; empty: the
+    /// local disk only. Credentials: `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
+    pub record_store: String,
+    /// Endpoint of an S3-compatible server for `record_store` (empty: AWS).
+    pub record_store_endpoint: String,
+    /// Region of the `record_store` bucket (empty: `AWS_REGION`, else `us-east-1`).
+    pub record_store_region: String,
+    /// Allow a plain-HTTP `record_store_endpoint`.
+    pub record_store_allow_http: bool,
+    /// Keep recordings' media files on the local disk once they are in `record_store`;
+    /// false: a finished, uploaded recording keeps only its index and is served from
+    /// the store.
+    pub record_keep_local: bool,
     /// Longest clip of a recording, ms (`createClip` refuses longer ones).
     pub clip_max_ms: u64,
     /// The transcode ladder (`[node.ladder]`).
@@ -333,6 +346,11 @@ impl Default for NodeConfig {
             record: false,
             record_retention_days: 0,
             record_max_bytes: 0,
+            record_store: String::new(),
+            record_store_endpoint: String::new(),
+            record_store_region: String::new(),
+            record_store_allow_http: false,
+            record_keep_local: true,
             clip_max_ms: crate::clips::DEFAULT_MAX_MS,
             ladder: LadderSettings::default(),
             studio_width: 1280,
@@ -415,6 +433,13 @@ impl NodeConfig {
             retention: crate::recorder::Retention {
                 days: self.record_retention_days,
                 max_bytes: self.record_max_bytes,
+            },
+            store: crate::recorder::StoreConfig {
+                url: self.record_store.trim().to_owned(),
+                endpoint: self.record_store_endpoint.trim().to_owned(),
+                region: self.record_store_region.trim().to_owned(),
+                allow_http: self.record_store_allow_http,
+                keep_local: self.record_keep_local,
             },
         }
     }

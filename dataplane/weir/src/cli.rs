@@ -257,6 +257,24 @@ pub struct NodeArgs {
     /// many bytes (0: no limit).
     #[arg(long, global = true, env = "WEIR_RECORD_MAX_BYTES")]
     pub record_max_bytes: Option<u64>,
+    /// Copy recordings to this object store, `s3://<bucket>[/<prefix>]` (empty: the local
+    /// disk only); credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
+    #[arg(long, global = true, env = "WEIR_RECORD_STORE")]
+    pub record_store: Option<String>,
+    /// Endpoint of an S3-compatible server for `--record-store` (empty: AWS).
+    #[arg(long, global = true, env = "WEIR_RECORD_STORE_ENDPOINT")]
+    pub record_store_endpoint: Option<String>,
+    /// Region of the `--record-store` bucket (empty: AWS_REGION, else us-east-1).
+    #[arg(long, global = true, env = "WEIR_RECORD_STORE_REGION")]
+    pub record_store_region: Option<String>,
+    /// Allow a plain-HTTP `--record-store-endpoint` (`--record-store-allow-http` alone
+    /// means true).
+    #[arg(long, global = true, env = "WEIR_RECORD_STORE_ALLOW_HTTP", num_args = 0..=1, default_missing_value = "true")]
+    pub record_store_allow_http: Option<bool>,
+    /// Keep recordings' media on the local disk once in the store (default true); false
+    /// serves finished, uploaded recordings from the store.
+    #[arg(long, global = true, env = "WEIR_RECORD_KEEP_LOCAL")]
+    pub record_keep_local: Option<bool>,
     /// GraphQL API listen address (serve, controlplane).
     #[arg(long, global = true, env = "WEIR_API_LISTEN")]
     pub api_listen: Option<SocketAddr>,

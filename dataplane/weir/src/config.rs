@@ -255,6 +255,21 @@ pub fn load(path: Option<&Path>, args: &NodeArgs) -> anyhow::Result<Config> {
     if let Some(v) = a.record_max_bytes {
         n.record_max_bytes = v;
     }
+    if let Some(v) = &a.record_store {
+        n.record_store = v.clone();
+    }
+    if let Some(v) = &a.record_store_endpoint {
+        n.record_store_endpoint = v.clone();
+    }
+    if let Some(v) = &a.record_store_region {
+        n.record_store_region = v.clone();
+    }
+    if let Some(v) = a.record_store_allow_http {
+        n.record_store_allow_http = v;
+    }
+    if let Some(v) = a.record_keep_local {
+        n.record_keep_local = v;
+    }
     if let Some(v) = a.rtmp_idle_timeout_ms {
         n.rtmp_idle_timeout_ms = v;
     }
@@ -433,6 +448,8 @@ mod tests {
         assert_eq!(c.node.record, d.record);
         assert_eq!(c.node.record_retention_days, d.record_retention_days);
         assert_eq!(c.node.record_max_bytes, d.record_max_bytes);
+        assert_eq!(c.node.record_store, d.record_store);
+        assert_eq!(c.node.record_keep_local, d.record_keep_local);
     }
 
     #[test]
@@ -446,6 +463,20 @@ mod tests {
         let n = load(None, &args).expect("load").node;
         assert!(n.record);
         assert_eq!((n.record_retention_days, n.record_max_bytes), (30, 1 << 40));
+        assert!(n.record_keep_local && n.record_store.is_empty());
+        let args = NodeArgs {
+            record_store: Some("s3://b/p".into()),
+            record_store_endpoint: Some("http://127.0.0.1:9".into()),
+            record_store_allow_http: Some(true),
+            record_keep_local: Some(false),
+            ..NodeArgs::default()
+        };
+        let r = load(None, &args).expect("load").node.recording().store;
+        assert_eq!(
+            (r.url.as_str(), r.endpoint.as_str()),
+            ("s3://b/p", "http://127.0.0.1:9")
+        );
+        assert!(r.allow_http && !r.keep_local);
     }
 
     #[test]

@@ -146,7 +146,7 @@ fn samples(
 /// Segment index range to read for `[start, end)` ms: from the last segment that starts
 /// with a keyframe at or before the start (minus a segment of margin for B-frame
 /// reordering), to the first segment starting after the end.
-fn segment_range(index: &Index, start_ms: u64, end_ms: u64) -> std::ops::Range<usize> {
+pub(crate) fn segment_range(index: &Index, start_ms: u64, end_ms: u64) -> std::ops::Range<usize> {
     let first = index.segments.first().map_or(0, |s| s.start);
     let ms = |s: &crate::recorder::index::SegmentEntry| {
         (s.start.saturating_sub(first)).saturating_mul(1000) / u64::from(s.timescale.max(1))

@@ -57,6 +57,10 @@ pub enum ClipError {
     /// Reading or writing files failed.
     #[error("clip files: {0}")]
     Io(String),
+    /// The recording is only in the object store, and its segments could not be
+    /// fetched from there.
+    #[error("the recording's segments could not be fetched from the record store: {0}")]
+    Store(String),
     /// Bad clip id.
     #[error("invalid clip id")]
     BadId,
@@ -118,12 +122,17 @@ impl Clips {
             signed: entry.signed.clone(),
         };
         let started = std::time::Instant::now();
-        let r = make::make(
-            &entry.dir,
-            &index,
-            &job,
-            &make::clip_dir(&self.root, clip_id),
-        );
+        // A recording only in the object store: the segments the cut needs are fetched
+        // to a temporary directory first (removed when done).
+        let fetched = if entry.is_remote() {
+            Some(self.fetch(recording_id, clip_id, &index, start_ms, end_ms)?)
+        } else {
+            None
+        };
+        let dir = fetched
+            .as_ref()
+            .map_or(entry.dir.as_path(), |f| f.0.as_path());
+        let r = make::make(dir, &index, &job, &make::clip_dir(&self.root, clip_id));
         match &r {
             Ok(m) => {
                 metrics::counter!("weir_clips_total", "result" => "ok").increment(1);
@@ -143,6 +152,52 @@ impl Clips {
             }
         }
         r
+    }
+
+    /// Fetches from the object store what clipping `index` from `start_ms` to `end_ms`
+    /// reads: its init segments, its first segment (time 0) and the cut's segments.
+    fn fetch(
+        &self,
+        recording_id: &str,
+        clip_id: &str,
+        index: &crate::recorder::index::Index,
+        start_ms: u64,
+        end_ms: u64,
+    ) -> Result<Fetched, ClipError> {
+        let store = self
+            .recorder
+            .store()
+            .ok_or_else(|| ClipError::Store("no record store configured".into()))?;
+        let mut names: Vec<String> = index
+            .inits
+            .iter()
+            .map(|(n, _)| format!("init-{n}.mp4"))
+            .collect();
+        let mut segs: Vec<usize> = Vec::new();
+        if !index.segments.is_empty() {
+            segs.push(0);
+        }
+        let recorded = index.duration_ms();
+        if start_ms < recorded && end_ms > start_ms && !index.segments.is_empty() {
+            segs.extend(make::segment_range(index, start_ms, end_ms.min(recorded)));
+        }
+        segs.dedup();
+        names.extend(
+            segs.iter()
+                .filter_map(|&i| index.segments.get(i))
+                .map(|s| format!("seg-{}.m4s", s.msn)),
+        );
+        let dir = Fetched(self.root.join(format!(".fetch-{clip_id}")));
+        std::fs::create_dir_all(&dir.0)
+            .map_err(|e| ClipError::Io(format!("{}: {e}", dir.0.display())))?;
+        for name in names {
+            let data = store
+                .get_blocking(recording_id, &name)
+                .map_err(|e| ClipError::Store(format!("{name}: {e}")))?;
+            std::fs::write(dir.0.join(&name), &data)
+                .map_err(|e| ClipError::Io(format!("{name}: {e}")))?;
+        }
+        Ok(dir)
     }
 
     /// Deletes finished recording `id`'s files (queued to the recorder's writer).
@@ -189,6 +244,15 @@ impl Clips {
             // Unreadable: closed (no token is valid for "-").
             Err(_) => Some("-".to_owned()),
         }
+    }
+}
+
+/// A recording's segments fetched from the object store for one clip: removed on drop.
+struct Fetched(PathBuf);
+
+impl Drop for Fetched {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

@@ -13,7 +13,9 @@
 //!
 //! Playlists come from memory; segment files are read on a blocking thread, never on
 //! the shard. Only files the recording's index lists are served (names are parsed, never
-//! joined into paths as given).
+//! joined into paths as given). A recording whose media is only in the object store
+//! (`record_keep_local = false`) is read from there by the store thread, with the same
+//! `Range`/206 answers.
 
 use bytes::Bytes;
 use weir_hls::{ObjectName, Rope};
@@ -102,7 +104,18 @@ pub async fn respond(
         return Response::ok(PLAYLIST, cache, body);
     }
     if file == crate::recorder::dash::MPD_FILE || file.starts_with("dash/") {
-        return super::vod_dash::respond(entry, file).await;
+        let source = match recorder.store() {
+            Some(store) if entry.is_remote() => {
+                super::vod_dash::Source::Store(store.clone(), id.to_owned())
+            }
+            _ => super::vod_dash::Source::Local(entry.dir.clone()),
+        };
+        return super::vod_dash::respond(entry, file, source).await;
+    }
+    if entry.is_remote()
+        && let Some(store) = recorder.store()
+    {
+        return from_store(store, id, file, &entry, req).await;
     }
     if crate::recorder::thumbs::is_picture_file(file) {
         let path = entry.dir.join(file);
@@ -159,6 +172,97 @@ pub async fn respond_clip(
     };
     metrics::counter!("weir_http_clip_requests_total").increment(1);
     ranged(path, len, req, kind, "weir_http_clip_bytes_total").await
+}
+
+/// Answers a file of a recording that is only in the object store.
+async fn from_store(
+    store: &std::sync::Arc<crate::recorder::Remote>,
+    id: &str,
+    file: &str,
+    entry: &crate::recorder::Entry,
+    req: &Request,
+) -> Response {
+    let (len, kind, what) = if crate::recorder::thumbs::is_picture_file(file) {
+        let kind = if file.ends_with(".vtt") {
+            "text/vtt"
+        } else {
+            "image/jpeg"
+        };
+        (None, kind, "picture")
+    } else {
+        let found = match ObjectName::parse(file) {
+            Some(ObjectName::Segment(msn)) => entry.segment(msn).map(|(_, n)| (n, "segment")),
+            Some(ObjectName::Init(n)) => entry.init(n).map(|(_, n)| (n, "init")),
+            _ => None,
+        };
+        let Some((len, what)) = found else {
+            return Response::error(404, "no such object");
+        };
+        (Some(len), MP4, what)
+    };
+    metrics::counter!("weir_http_vod_requests_total", "kind" => what).increment(1);
+    let window = |len: u64| match parse_range(req.range.as_deref(), len) {
+        RangeAsk::Whole => Some((0, len.saturating_sub(1), false)),
+        RangeAsk::Part(a, b) => Some((a, b, true)),
+        RangeAsk::Unsatisfiable => None,
+    };
+    let (body, len, start, end, partial) = if let Some(len) = len {
+        let Some((start, end, partial)) = window(len) else {
+            return unsatisfiable(len);
+        };
+        let body = if len == 0 {
+            Bytes::new()
+        } else {
+            match store.get(id, file, Some(start..end + 1)).await {
+                Ok(b) => b,
+                Err(e) => return store_failed(id, file, &e),
+            }
+        };
+        (body, len, start, end, partial)
+    } else {
+        // A picture's size is not indexed: it is small, read whole and cut here.
+        let whole = match store.get(id, file, None).await {
+            Ok(b) => b,
+            Err(e) => return store_failed(id, file, &e),
+        };
+        let len = whole.len() as u64;
+        let Some((start, end, partial)) = window(len) else {
+            return unsatisfiable(len);
+        };
+        let body = if partial {
+            whole.slice(start as usize..end as usize + 1)
+        } else {
+            whole
+        };
+        (body, len, start, end, partial)
+    };
+    if body.len() as u64 != if len == 0 { 0 } else { end + 1 - start } {
+        return Response::error(502, "the recording store answered a short read");
+    }
+    metrics::counter!("weir_http_vod_bytes_total").increment(body.len() as u64);
+    let mut r = Response::ok(kind, IMMUTABLE, Rope::from(body));
+    r.extra.push(("Accept-Ranges", "bytes".to_owned()));
+    if partial {
+        r.status = 206;
+        r.extra
+            .push(("Content-Range", format!("bytes {start}-{end}/{len}")));
+    }
+    r
+}
+
+fn store_failed(id: &str, file: &str, e: &crate::recorder::StoreError) -> Response {
+    if matches!(e, crate::recorder::StoreError::NotFound) {
+        return Response::error(404, "no such object");
+    }
+    metrics::counter!("weir_record_store_errors_total", "op" => "read").increment(1);
+    tracing::debug!(recording = %id, file, error = %e, "record store read failed");
+    Response::error(502, "the recording store is unavailable")
+}
+
+fn unsatisfiable(len: u64) -> Response {
+    let mut r = Response::error(416, "range not satisfiable");
+    r.extra.push(("Content-Range", format!("bytes */{len}")));
+    r
 }
 
 /// Answers an immutable file of `len` bytes as `kind`, whole or the single range `req`

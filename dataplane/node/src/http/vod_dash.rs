@@ -1,7 +1,8 @@
 //! DASH objects of a recording on the origin (see `recorder::dash`): the static MPD of a
 //! finished recording, rendered once and kept, and each track's init and media segments,
 //! split from the recorder's muxed files when asked. Files are read on a blocking
-//! thread, never on the shard.
+//! thread, never on the shard, from the local disk or, for a recording kept only in the
+//! object store, from the store.
 
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use bytes::Bytes;
 use weir_hls::{ObjectName, Rope};
 
 use super::response::Response;
-use crate::recorder::Entry;
+use crate::recorder::{Entry, Remote};
 use crate::recorder::dash::{self, Kind};
 
 const DASH: &str = "application/dash+xml";
@@ -18,10 +19,34 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// A finished recording's MPD no longer changes (until retention deletes it).
 const VOD_MPD: &str = "public, max-age=3600";
 
-/// Answers `file` (`manifest.mpd` or `dash/<v|a>/<object>`) of recording `entry`.
-pub async fn respond(entry: Arc<Entry>, file: &str) -> Response {
+/// Where a recording's files are read from.
+#[derive(Clone)]
+pub enum Source {
+    /// Its directory on the local disk.
+    Local(std::path::PathBuf),
+    /// The object store, under the recording's id.
+    Store(Arc<Remote>, String),
+}
+
+impl Source {
+    /// File `name` of the recording, whole (blocking).
+    fn read(&self, name: &str) -> Result<Bytes, String> {
+        match self {
+            Source::Local(dir) => std::fs::read(dir.join(name))
+                .map(Bytes::from)
+                .map_err(|e| format!("{name}: {e}")),
+            Source::Store(store, id) => store
+                .get_blocking(id, name)
+                .map_err(|e| format!("{name}: {e}")),
+        }
+    }
+}
+
+/// Answers `file` (`manifest.mpd` or `dash/<v|a>/<object>`) of recording `entry`, whose
+/// files are at `source`.
+pub async fn respond(entry: Arc<Entry>, file: &str, source: Source) -> Response {
     if file == dash::MPD_FILE {
-        return mpd(entry).await;
+        return mpd(entry, source).await;
     }
     let Some((kind, object)) = file
         .strip_prefix("dash/")
@@ -38,20 +63,19 @@ pub async fn respond(entry: Arc<Entry>, file: &str) -> Response {
         },
         _ => return Response::error(404, "no such DASH object"),
     };
-    let Some((init_path, _)) = entry.init(init_n) else {
+    if entry.init(init_n).is_none() {
         return Response::error(404, "no such init segment");
-    };
-    let seg_path = segment.and_then(|msn| entry.segment(msn).map(|(p, _)| (msn, p)));
+    }
     let made = compio::runtime::spawn_blocking(move || -> Result<Rope, String> {
-        let init = std::fs::read(&init_path).map_err(|e| e.to_string())?;
+        let init = source.read(&format!("init-{init_n}.mp4"))?;
         let tracks = dash::tracks(&init).map_err(|e| e.to_string())?;
         let track = dash::track_of(&tracks, kind).map_err(|e| e.to_string())?;
-        match seg_path {
+        match segment {
             None => dash::track_init(&init, track.id)
                 .map(|b| Rope::from(Bytes::from(b)))
                 .map_err(|e| e.to_string()),
-            Some((msn, path)) => {
-                let seg = Bytes::from(std::fs::read(&path).map_err(|e| e.to_string())?);
+            Some(msn) => {
+                let seg = source.read(&format!("seg-{msn}.m4s"))?;
                 dash::track_segment(&seg, track.id, msn).map_err(|e| e.to_string())
             }
         }
@@ -72,7 +96,7 @@ pub async fn respond(entry: Arc<Entry>, file: &str) -> Response {
 }
 
 /// The MPD of a finished recording, rendered on the first request.
-async fn mpd(entry: Arc<Entry>) -> Response {
+async fn mpd(entry: Arc<Entry>, source: Source) -> Response {
     let (index, finished) = entry.snapshot();
     if !finished {
         return Response::error(
@@ -83,12 +107,11 @@ async fn mpd(entry: Arc<Entry>) -> Response {
     if let Some(body) = entry.cached_mpd() {
         return Response::ok(DASH, VOD_MPD, body);
     }
-    let dir = entry.dir.clone();
     let rendered = compio::runtime::spawn_blocking(move || {
         // The first init segment that offers no DASH track says why.
         let mut refusal = None;
         let mpd = dash::render_mpd(&index, |n| {
-            let init = std::fs::read(dir.join(format!("init-{n}.mp4"))).ok()?;
+            let init = source.read(&format!("init-{n}.mp4")).ok()?;
             match dash::tracks(&init) {
                 Ok(t) => Some(t),
                 Err(e) => {

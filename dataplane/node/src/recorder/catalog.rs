@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -22,6 +23,8 @@ pub struct Entry {
     pub dir: PathBuf,
     /// The channel whose playback token its files need (a signed broadcast's recording).
     pub signed: Option<String>,
+    /// Its media files are only in the object store (uploaded, then deleted locally).
+    remote: AtomicBool,
     state: Mutex<State>,
     /// Its DASH MPD once finished, rendered on first request (see `dash`).
     mpd: Mutex<Option<Bytes>>,
@@ -41,6 +44,7 @@ impl Entry {
             dir,
             signed: index.header.signed.clone(),
             mpd: Mutex::new(None),
+            remote: AtomicBool::new(false),
             state: Mutex::new(State {
                 index,
                 finished,
@@ -95,6 +99,17 @@ impl Entry {
         let st = self.state.lock();
         let &(_, bytes) = st.index.inits.iter().find(|(i, _)| *i == n)?;
         Some((self.dir.join(format!("init-{n}.mp4")), bytes))
+    }
+
+    /// Whether its media files are only in the object store.
+    pub fn is_remote(&self) -> bool {
+        self.remote.load(Ordering::Acquire)
+    }
+
+    /// Its media files are in the object store: read them there from now on (set
+    /// before the local copies are deleted).
+    pub fn set_remote(&self) {
+        self.remote.store(true, Ordering::Release);
     }
 
     /// An init segment is durable.
@@ -160,6 +175,11 @@ impl Catalog {
     /// Bytes of every recording on disk.
     pub fn total_bytes(&self) -> u64 {
         self.candidates().iter().map(|c| c.bytes).sum()
+    }
+
+    /// The ids of every recording.
+    pub fn ids(&self) -> Vec<String> {
+        self.entries.lock().keys().cloned().collect()
     }
 
     /// Number of recordings.

@@ -127,6 +127,13 @@ pub fn recover(dir: &Path) -> Result<Recovered, RecoverError> {
         source,
     })?;
     let mut index = parsed.index;
+    // Fully uploaded to the object store (finished by then): its media may be there only.
+    if index.ended_ms.is_some() && dir.join(super::upload::UPLOADED).exists() {
+        return Ok(Recovered {
+            index,
+            was_open: false,
+        });
+    }
     // Every indexed segment was renamed into place before its line was written; a file
     // that is missing or short anyway (a disk that lies about fsync) ends the index there.
     let whole = index

@@ -17,21 +17,29 @@
 //!   is finished from its index, up to its last complete segment.
 //! - `catalog` + `playlist`: what the origin serves (EVENT playlist while recording,
 //!   VOD once finished), from memory; segment files are read off the shard.
-//! - `thumbs`: once finished, a poster and thumbnails with their WebVTT track
-//!   (`poster.jpg`, `thumb-<n>.jpg`, `thumbs.vtt`), made on a thread of their own.
+//! - `thumbs` + `pictures`: once finished, a poster and thumbnails with their WebVTT
+//!   track (`poster.jpg`, `thumb-<n>.jpg`, `thumbs.vtt`), made on a thread of their own
+//!   (also for a recording finished by recovery); a deletion cancels and waits for it.
+//! - `store` + `upload`: the object-store seam. Local only by default; with
+//!   `record_store` every durable file is also copied to S3 (the local disk stays the
+//!   journal), and without `record_keep_local` a fully uploaded recording is served from
+//!   the store.
 
 mod catalog;
 pub mod dash;
 mod disk;
 pub(crate) mod index;
+mod pictures;
 mod playlist;
 mod retention;
+pub mod store;
 mod task;
 pub(crate) mod thumbs;
+mod upload;
 mod writer;
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -40,9 +48,12 @@ use weir_hls::HlsConfig;
 
 pub use catalog::{Catalog, Entry};
 pub use retention::Retention;
+pub use store::{RecordStore, Remote, StoreConfig, StoreError};
 
 use crate::hooks::StreamEvents;
 use crate::registry::Stream;
+use pictures::Pictures;
+use upload::{Notice, UploadHandle, Uploader};
 use writer::{Job, Writer, WriterHandle};
 
 /// Media bytes the writer may have queued before segments are dropped.
@@ -59,6 +70,8 @@ pub struct RecordConfig {
     pub target_duration: Duration,
     /// What the retention sweep keeps.
     pub retention: Retention,
+    /// Where recordings go besides the local disk (`record_store*`).
+    pub store: StoreConfig,
 }
 
 /// Why recording could not start.
@@ -75,6 +88,9 @@ pub enum RecorderError {
     /// The writer thread could not be spawned.
     #[error("cannot spawn the recording writer: {0}")]
     Thread(std::io::Error),
+    /// The object store cannot be used.
+    #[error("record_store: {0}")]
+    Store(#[from] StoreError),
 }
 
 /// The node's recorder: its writer thread, the catalog of recordings on disk, and what
@@ -85,6 +101,7 @@ pub struct Recorder {
     writer: WriterHandle,
     catalog: Arc<Catalog>,
     events: Arc<dyn StreamEvents>,
+    store: RecordStore,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -134,7 +151,35 @@ impl Recorder {
             source,
         })?;
         let catalog = Arc::new(Catalog::default());
-        recover_all(&root, &catalog, &*events);
+        let store = RecordStore::open(&config.store)?;
+        // The pictures tell the uploader when they are done; it exists once they do.
+        let uploads: Arc<OnceLock<UploadHandle>> = Arc::new(OnceLock::new());
+        let on_done = store.remote().map(|_| {
+            let uploads = uploads.clone();
+            Arc::new(move |id: &str| {
+                if let Some(u) = uploads.get() {
+                    u.notify(Notice::Changed(id.to_owned()));
+                }
+            }) as pictures::OnDone
+        });
+        let pictures = Pictures::new(on_done);
+        let upload = store.remote().map(|remote| {
+            let (uploader, handle) = Uploader::new(
+                remote.clone(),
+                root.clone(),
+                catalog.clone(),
+                pictures.clone(),
+            );
+            let _ = uploads.set(handle.clone());
+            (uploader, handle)
+        });
+        recover_all(&root, &catalog, &*events, &pictures, store.remote());
+        let upload = upload.map(|(uploader, handle)| {
+            if let Some(remote) = store.remote() {
+                remote.runtime().spawn(uploader.run());
+            }
+            handle
+        });
         let (writer, handle, rx) = Writer::new(
             root.clone(),
             catalog.clone(),
@@ -142,6 +187,7 @@ impl Recorder {
             config.retention,
             QUEUE_LIMIT,
         );
+        let writer = writer.with_store(pictures, upload);
         let thread = std::thread::Builder::new()
             .name("weir-recorder".into())
             .spawn(move || writer.run(rx))
@@ -156,13 +202,20 @@ impl Recorder {
             keep_parts_segments: 0,
             ..HlsConfig::default()
         };
-        tracing::info!(dir = %root.display(), recordings = catalog.len(), "recordings served at /vod/");
+        match store.remote() {
+            None => tracing::info!(dir = %root.display(), recordings = catalog.len(),
+                "recordings go to the local disk ([node] record_store is empty), served at /vod/"),
+            Some(r) => tracing::info!(dir = %root.display(), store = %r.describe(),
+                keep_local = r.keep_local(), recordings = catalog.len(),
+                "recordings go to the local disk, then to the object store ([node] record_store), served at /vod/"),
+        }
         Ok(Arc::new(Self {
             root,
             hls,
             writer: handle,
             catalog,
             events,
+            store,
             thread: Mutex::new(Some(thread)),
         }))
     }
@@ -192,24 +245,41 @@ impl Recorder {
         &self.catalog
     }
 
-    /// Lets the writer finish what is queued and waits for it (shutdown).
+    /// The object store recordings are copied to, if any.
+    pub fn store(&self) -> Option<&Arc<Remote>> {
+        self.store.remote()
+    }
+
+    /// Lets the writer finish what is queued and waits for it, then stops the store
+    /// thread (shutdown; the uploader catches up at the next start).
     pub fn close(&self) {
         self.writer.send(Job::Stop);
         if let Some(t) = self.thread.lock().take() {
             let _ = t.join();
         }
+        if let Some(r) = self.store.remote() {
+            r.close();
+        }
     }
 }
 
-/// Loads every recording under `root` into `catalog`, finishing those whose node died.
-fn recover_all(root: &std::path::Path, catalog: &Catalog, events: &dyn StreamEvents) {
+/// Loads every recording under `root` into `catalog`, finishing those whose node died
+/// (and making their pictures). With an object store, a fully uploaded recording whose
+/// media is not kept (or no longer there) locally is served from the store.
+fn recover_all(
+    root: &std::path::Path,
+    catalog: &Catalog,
+    events: &dyn StreamEvents,
+    pictures: &Arc<Pictures>,
+    remote: Option<&Arc<Remote>>,
+) {
     let Ok(dirs) = std::fs::read_dir(root) else {
         return;
     };
     for d in dirs.flatten() {
         let dir = d.path();
         let name = d.file_name().to_string_lossy().into_owned();
-        if !dir.is_dir() || !index::is_safe_word(&name) {
+        if !dir.is_dir() || !index::is_safe_word(&name) || name.starts_with('.') {
             continue;
         }
         match disk::recover(&dir) {
@@ -233,9 +303,21 @@ fn recover_all(root: &std::path::Path, catalog: &Catalog, events: &dyn StreamEve
                     events.recording_finished(&report);
                 }
                 let ended = r.index.ended_ms.unwrap_or(0);
+                let stored_only = remote.is_some_and(|s| {
+                    dir.join(upload::UPLOADED).exists()
+                        && (!s.keep_local() || !first_segment_is_local(&dir, &r.index))
+                });
+                let picture = r.was_open.then(|| (dir.clone(), r.index.clone()));
                 let entry = Arc::new(Entry::new(dir, r.index, true));
                 entry.finish(ended);
+                if stored_only {
+                    entry.set_remote();
+                }
                 catalog.insert(&name, entry);
+                if let Some((dir, index)) = picture {
+                    // As after a normal end (the end line is appended by now).
+                    pictures.spawn(&name, dir, index);
+                }
             }
             Ok(_) => {
                 tracing::warn!(dir = %dir.display(), "recording index names another recording: skipped");
@@ -245,4 +327,11 @@ fn recover_all(root: &std::path::Path, catalog: &Catalog, events: &dyn StreamEve
             }
         }
     }
+}
+
+fn first_segment_is_local(dir: &std::path::Path, index: &index::Index) -> bool {
+    index
+        .segments
+        .first()
+        .is_some_and(|s| dir.join(format!("seg-{}.m4s", s.msn)).exists())
 }

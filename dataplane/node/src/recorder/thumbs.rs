@@ -12,6 +12,7 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use weir_media::{Codec, Frame, TIMESCALE, TrackId, TrackKind, VideoConfig};
@@ -44,6 +45,9 @@ pub enum ThumbError {
     /// The codec engine failed.
     #[error("{0}")]
     Codec(#[from] weir_codec::CodecError),
+    /// The recording is being deleted.
+    #[error("cancelled: the recording is being deleted")]
+    Cancelled,
 }
 
 /// A keyframe found in the recording: presentation time (ticks from the first frame).
@@ -53,8 +57,15 @@ struct Key {
 }
 
 /// Makes the poster, thumbnails and VTT of the recording in `dir`; returns how many
-/// thumbnails.
-pub fn make(dir: &Path, index: &Index) -> Result<usize, ThumbError> {
+/// thumbnails. Gives up (before writing anything more) once `cancel` is set.
+pub fn make(dir: &Path, index: &Index, cancel: &AtomicBool) -> Result<usize, ThumbError> {
+    let go_on = || {
+        if cancel.load(Ordering::Acquire) {
+            Err(ThumbError::Cancelled)
+        } else {
+            Ok(())
+        }
+    };
     let read = |name: String| {
         std::fs::read(dir.join(&name))
             .map(Bytes::from)
@@ -80,6 +91,7 @@ pub fn make(dir: &Path, index: &Index) -> Result<usize, ThumbError> {
     let mut keys: Vec<Key> = Vec::new();
     let mut origin = None;
     for s in index.segments.iter().filter(|s| s.init == init_n) {
+        go_on()?;
         let samples = fmp4::read_segment(&read(format!("seg-{}.m4s", s.msn))?)
             .map_err(|e| ThumbError::Read(e.to_string()))?;
         for x in samples.into_iter().filter(|x| x.track == video.id) {
@@ -103,6 +115,7 @@ pub fn make(dir: &Path, index: &Index) -> Result<usize, ThumbError> {
     if keys.is_empty() {
         return Err(ThumbError::NoVideo);
     }
+    go_on()?;
     let frames: Vec<Frame> = keys.iter().map(|k| k.frame.clone()).collect();
     let thumbs = weir_codec::keyframe_jpegs(&config, &frames, THUMB_WIDTH)?;
     let tenth = duration_s * u64::from(TIMESCALE) / 10;
@@ -114,6 +127,7 @@ pub fn make(dir: &Path, index: &Index) -> Result<usize, ThumbError> {
         .collect::<Vec<_>>();
     let poster = weir_codec::keyframe_jpegs(&config, &poster_key, POSTER_WIDTH)?;
     let write = |name: &str, data: &[u8]| {
+        go_on()?;
         let tmp = dir.join(format!(".{name}.tmp"));
         std::fs::write(&tmp, data)
             .and_then(|()| std::fs::rename(&tmp, dir.join(name)))

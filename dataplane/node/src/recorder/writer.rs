@@ -24,7 +24,9 @@ use weir_hls::Rope;
 use super::catalog::{Catalog, Entry};
 use super::disk::{IndexFile, SyncTime, write_atomic};
 use super::index::{Header, Index, SegmentEntry, end_line, init_line};
+use super::pictures::Pictures;
 use super::retention::{self, Retention};
+use super::upload::{Notice, UploadHandle};
 use crate::hooks::{RecordingReport, StreamEvents};
 
 /// How often the retention sweep runs.
@@ -128,6 +130,10 @@ pub struct Writer {
     open: HashMap<String, Open>,
     /// Recordings whose directory could not be created (reported deleted at their end).
     refused: std::collections::HashSet<String>,
+    /// Poster and thumbnail work of finished recordings.
+    pictures: Arc<Pictures>,
+    /// The object store's uploader, told of every durable file and every deletion.
+    upload: Option<UploadHandle>,
 }
 
 impl Writer {
@@ -155,8 +161,39 @@ impl Writer {
             queued,
             open: HashMap::new(),
             refused: std::collections::HashSet::new(),
+            pictures: Pictures::new(None),
+            upload: None,
         };
         (w, handle, rx)
+    }
+
+    /// The same writer, making pictures through `pictures` and telling `upload` (if any)
+    /// of what becomes durable and what is deleted.
+    pub fn with_store(mut self, pictures: Arc<Pictures>, upload: Option<UploadHandle>) -> Self {
+        self.pictures = pictures;
+        self.upload = upload;
+        self
+    }
+
+    fn notify(&self, n: Notice) {
+        tell(&self.upload, n);
+    }
+
+    /// Removes recording `id`'s files (its catalog entry is gone already): its picture
+    /// work is cancelled and waited for first, and with an object store a tombstone
+    /// makes sure its objects go too.
+    fn remove_files(&self, id: &str, dir: &std::path::Path) -> std::io::Result<()> {
+        self.pictures.cancel_and_wait(id);
+        if self.upload.is_some() {
+            if let Err(e) = super::upload::tombstone(&self.root, id) {
+                tracing::warn!(recording = %id, error = %e, "cannot note the store deletion");
+            }
+            self.notify(Notice::Deleted(id.to_owned()));
+        }
+        match std::fs::remove_dir_all(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            r => r,
+        }
     }
 
     /// Runs until [`Job::Stop`] or until every handle is gone.
@@ -205,7 +242,7 @@ impl Writer {
         let Some(entry) = self.catalog.remove(id) else {
             return;
         };
-        match std::fs::remove_dir_all(&entry.dir) {
+        match self.remove_files(id, &entry.dir) {
             Ok(()) => {
                 metrics::counter!("weir_recording_deleted_total").increment(1);
                 tracing::info!(recording = %id, "recording deleted by its owner");
@@ -271,6 +308,7 @@ impl Writer {
                 o.summary.inits.push((n, bytes));
                 o.entry.add_init(n, bytes);
                 metrics::counter!("weir_recording_bytes_total").increment(bytes);
+                tell(&self.upload, Notice::Changed(id.to_owned()));
             }
             Err(e) => fail(o, id, &e),
         }
@@ -291,6 +329,7 @@ impl Writer {
                 o.entry.add_segment(entry);
                 metrics::counter!("weir_recording_segments_total").increment(1);
                 metrics::counter!("weir_recording_bytes_total").increment(entry.bytes);
+                tell(&self.upload, Notice::Changed(id.to_owned()));
             }
             Err(e) => fail(o, id, &e),
         }
@@ -307,13 +346,17 @@ impl Writer {
         if o.summary.segments.is_empty() {
             // Nothing to play (no media came, or none reached the disk).
             self.catalog.remove(id);
-            if let Err(e) = std::fs::remove_dir_all(&o.entry.dir) {
+            if let Err(e) = self.remove_files(id, &o.entry.dir) {
                 tracing::warn!(recording = %id, error = %e, "cannot remove an empty recording");
             }
             tracing::info!(recording = %id, "recording without media removed");
             self.events.recording_deleted(id);
             return;
         }
+        // Its pictures are under way before the index says it ended: the uploader waits
+        // for them before it calls the recording complete (and maybe drops local media).
+        self.pictures
+            .spawn(id, o.entry.dir.clone(), o.summary.clone());
         if let Err(e) = o.index.append(&end_line(ended_ms), &mut o.sync) {
             // The index stays unfinished: the next start finishes it.
             metrics::counter!("weir_recording_errors_total").increment(1);
@@ -339,7 +382,7 @@ impl Writer {
         );
         metrics::counter!("weir_recording_finished_total").increment(1);
         self.events.recording_finished(&report);
-        pictures(id, o.entry.dir.clone(), o.summary.clone());
+        self.notify(Notice::Changed(id.to_owned()));
         // What is kept changed: the limits apply now, not at the next minute.
         self.sweep();
     }
@@ -359,7 +402,7 @@ impl Writer {
             let Some(entry) = self.catalog.remove(&id) else {
                 continue;
             };
-            match std::fs::remove_dir_all(&entry.dir) {
+            match self.remove_files(&id, &entry.dir) {
                 Ok(()) => {
                     metrics::counter!("weir_recording_deleted_total").increment(1);
                     tracing::info!(recording = %id, "retention: recording deleted");
@@ -375,27 +418,9 @@ impl Writer {
     }
 }
 
-/// Makes a finished recording's poster and thumbnails on a thread of their own.
-fn pictures(id: &str, dir: std::path::PathBuf, index: super::index::Index) {
-    let id = id.to_owned();
-    let spawned = std::thread::Builder::new()
-        .name("weir-thumbs".into())
-        .spawn(move || {
-            let started = Instant::now();
-            match super::thumbs::make(&dir, &index) {
-                Ok(n) => tracing::info!(
-                    recording = %id, thumbnails = n,
-                    took_ms = started.elapsed().as_millis() as u64,
-                    "recording poster and thumbnails made"
-                ),
-                Err(e) => {
-                    metrics::counter!("weir_recording_errors_total").increment(1);
-                    tracing::warn!(recording = %id, error = %e, "no poster or thumbnails for the recording");
-                }
-            }
-        });
-    if let Err(e) = spawned {
-        tracing::warn!(error = %e, "cannot start the thumbnail thread");
+fn tell(upload: &Option<UploadHandle>, n: Notice) {
+    if let Some(u) = upload {
+        u.notify(n);
     }
 }
 
