@@ -220,6 +220,15 @@ fn recordings_go_to_the_store_and_play_from_it() {
     let poster = get(node.http_port, &format!("/vod/{id}/poster.jpg")).expect("poster");
     assert_eq!(poster.status, 200);
     assert!(poster.body.starts_with(&[0xff, 0xd8]), "not a JPEG");
+    // DASH of it, split from the files in the store.
+    let mpd = node.http_url(&format!("/vod/{id}/manifest.mpd"));
+    let dash_frames = count_frames(&mpd, "v");
+    let sent = u64::from(SECONDS) * FPS;
+    assert!(
+        dash_frames.abs_diff(sent) <= 6,
+        "DASH from the store has {dash_frames} video frames, {sent} were sent\n{}",
+        node.log()
+    );
 
     // A clip of a recording only in the store: its segments are fetched.
     let r = weir_e2e::graphql::gql(
