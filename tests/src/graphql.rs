@@ -133,6 +133,52 @@ pub fn issue_stream_key(port: u16, token: &str, channel_id: &str) -> (String, St
     )
 }
 
+/// An owner (signed up and in), their channel `slug` and a stream key for it, over the
+/// GraphQL API of `node`: (owner, channel id, key).
+pub fn owner_channel_key(node: &crate::Node, slug: &str) -> (Account, String, String) {
+    assert!(
+        node.wait_log("GraphQL API listening on", Duration::from_secs(20)),
+        "{}",
+        node.log()
+    );
+    let owner = register_and_login(
+        node.api_port,
+        &format!("{slug}-owner"),
+        "correct horse battery staple",
+    );
+    let channel_id = create_channel(node.api_port, &owner.access_token, slug);
+    let (_, key) = issue_stream_key(node.api_port, &owner.access_token, &channel_id);
+    (owner, channel_id, key)
+}
+
+/// The channel's recordings as `owner` sees them, newest first, with `fields`.
+pub fn recordings(port: u16, owner: &Account, channel_id: &str, fields: &str) -> Vec<Value> {
+    let d = gql_ok(
+        port,
+        Some(&owner.access_token),
+        &format!("query($c: ID!) {{ recordings(channelId: $c) {{ nodes {{ {fields} }} }} }}"),
+        json!({ "c": channel_id }),
+    );
+    d["recordings"]["nodes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// `wait_until` at a pace the API's rate limit allows (a few queries a second).
+pub fn poll(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(400));
+    }
+}
+
 /// A graphql-ws connection. A background thread reads every message into a list (and
 /// answers pings), so the test can look at what arrived at any time; it stops on drop.
 pub struct WsClient {

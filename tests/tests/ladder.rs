@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use weir_e2e::graphql::{Account, create_channel, gql_ok, issue_stream_key, register_and_login};
+use weir_e2e::graphql::{gql_ok, owner_channel_key};
 use weir_e2e::http::get;
 use weir_e2e::{
     Node, NodeOptions, list_attr, obs_like_publish, output, require, stream_infs, wait_until,
@@ -87,23 +87,6 @@ fn one_ladder() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// An owner (signed in), a channel `slug` and a stream key for it, over GraphQL.
-fn channel_with_key(node: &Node, slug: &str) -> (Account, String, String) {
-    assert!(
-        node.wait_log("GraphQL API listening on", Duration::from_secs(20)),
-        "{}",
-        node.log()
-    );
-    let owner = register_and_login(
-        node.api_port,
-        &format!("{slug}-owner"),
-        "correct horse battery staple",
-    );
-    let channel_id = create_channel(node.api_port, &owner.access_token, slug);
-    let (_, key) = issue_stream_key(node.api_port, &owner.access_token, &channel_id);
-    (owner, channel_id, key)
-}
-
 #[test]
 fn ladder_renditions_are_aligned_and_decodable() {
     require("ffprobe");
@@ -133,7 +116,7 @@ fn ladder_renditions_are_aligned_and_decodable() {
         node.log()
     );
     // The channel and its key over GraphQL, so the Stream's renditions can be read back.
-    let (owner, channel_id, key) = channel_with_key(&node, "ladder");
+    let (owner, channel_id, key) = owner_channel_key(&node, "ladder");
     let mut ffmpeg = obs_like_publish(&node.rtmp_url(&key), 16, "1280x720")
         .spawn()
         .expect("ffmpeg");
@@ -362,7 +345,7 @@ fn a_channel_setting_turns_the_ladder_on_and_off() {
         "{}",
         node.log()
     );
-    let (owner, channel_id, key) = channel_with_key(&node, "switch");
+    let (owner, channel_id, key) = owner_channel_key(&node, "switch");
     let set = |mode: &str| {
         let d = gql_ok(
             node.api_port,
@@ -426,7 +409,7 @@ fn an_untranscodable_source_is_passed_through_and_graphql_says_why() {
         extra_args: vec!["--ladder".into(), "true".into()],
         ..NodeOptions::default()
     });
-    let (owner, channel_id, key) = channel_with_key(&node, "hevc");
+    let (owner, channel_id, key) = owner_channel_key(&node, "hevc");
     let url = format!("{}&latency=120000", node.srt_url(&key));
     let mut ffmpeg = weir_e2e::KillOnDrop(
         Command::new("ffmpeg")

@@ -12,7 +12,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use weir_e2e::graphql::{Account, create_channel, gql_ok, issue_stream_key, register_and_login};
+use weir_e2e::graphql::{
+    Account, create_channel, gql_ok, issue_stream_key, owner_channel_key, poll,
+};
 use weir_e2e::http::{get, send};
 use weir_e2e::{KillOnDrop, Node, NodeOptions, count_frames, obs_like_publish, output, require};
 
@@ -30,22 +32,6 @@ fn options() -> NodeOptions {
     }
 }
 
-fn owner_channel_key(node: &Node, slug: &str) -> (Account, String, String) {
-    assert!(
-        node.wait_log("GraphQL API listening on", Duration::from_secs(20)),
-        "{}",
-        node.log()
-    );
-    let owner = register_and_login(
-        node.api_port,
-        &format!("{slug}-owner"),
-        "correct horse battery staple",
-    );
-    let channel_id = create_channel(node.api_port, &owner.access_token, slug);
-    let (_, key) = issue_stream_key(node.api_port, &owner.access_token, &channel_id);
-    (owner, channel_id, key)
-}
-
 fn recordings(node: &Node, owner: &Account, channel_id: &str) -> Vec<Value> {
     let d = gql_ok(
         node.api_port,
@@ -58,20 +44,6 @@ fn recordings(node: &Node, owner: &Account, channel_id: &str) -> Vec<Value> {
         .as_array()
         .cloned()
         .unwrap_or_default()
-}
-
-/// `wait_until` at a pace the API's rate limit allows.
-fn poll(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        if f() {
-            return true;
-        }
-        if std::time::Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(400));
-    }
 }
 
 fn playlist(node: &Node, id: &str) -> (String, Option<String>) {

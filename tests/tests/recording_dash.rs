@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use weir_e2e::browser::{require_browser_peer, run_script};
-use weir_e2e::graphql::{create_channel, gql_ok, issue_stream_key, register_and_login};
+use weir_e2e::graphql::{gql_ok, owner_channel_key};
 use weir_e2e::http::get;
 use weir_e2e::{KillOnDrop, Node, NodeOptions, obs_like_publish, output, without_token};
 
@@ -51,14 +51,7 @@ fn a_finished_recording_plays_as_dash_in_ffprobe_and_dashjs() {
         ],
         ..NodeOptions::default()
     });
-    assert!(
-        node.wait_log("GraphQL API listening on", Duration::from_secs(20)),
-        "{}",
-        node.log()
-    );
-    let owner = register_and_login(node.api_port, "dasher", "correct horse battery staple");
-    let channel = create_channel(node.api_port, &owner.access_token, "dash-vod");
-    let (_, key) = issue_stream_key(node.api_port, &owner.access_token, &channel);
+    let (owner, channel, key) = owner_channel_key(&node, "dash-vod");
     let list = || {
         gql_ok(
             node.api_port,

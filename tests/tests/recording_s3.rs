@@ -12,7 +12,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use weir_e2e::graphql::{Account, create_channel, gql_ok, issue_stream_key, register_and_login};
+use weir_e2e::graphql::{Account, gql_ok, owner_channel_key, poll};
 use weir_e2e::http::{get, send};
 use weir_e2e::s3::S3Server;
 use weir_e2e::{KillOnDrop, Node, NodeOptions, count_frames, free_port, obs_like_publish, require};
@@ -45,22 +45,6 @@ fn options(endpoint: &str) -> NodeOptions {
     }
 }
 
-fn owner_channel_key(node: &Node, slug: &str) -> (Account, String, String) {
-    assert!(
-        node.wait_log("GraphQL API listening on", Duration::from_secs(20)),
-        "{}",
-        node.log()
-    );
-    let owner = register_and_login(
-        node.api_port,
-        &format!("{slug}-owner"),
-        "correct horse battery staple",
-    );
-    let channel_id = create_channel(node.api_port, &owner.access_token, slug);
-    let (_, key) = issue_stream_key(node.api_port, &owner.access_token, &channel_id);
-    (owner, channel_id, key)
-}
-
 fn recordings(node: &Node, owner: &Account, channel_id: &str) -> Vec<Value> {
     let d = gql_ok(
         node.api_port,
@@ -72,20 +56,6 @@ fn recordings(node: &Node, owner: &Account, channel_id: &str) -> Vec<Value> {
         .as_array()
         .cloned()
         .unwrap_or_default()
-}
-
-/// `wait_until` at a pace the API's rate limit allows.
-fn poll(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        if f() {
-            return true;
-        }
-        if std::time::Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(400));
-    }
 }
 
 /// Publishes `SECONDS` and waits for the finished recording: its id and segment count.

@@ -10,8 +10,8 @@ use bytes::Bytes;
 use weir_hls::{ObjectName, Rope};
 
 use super::response::Response;
-use crate::recorder::{Entry, Remote};
 use crate::recorder::dash::{self, Kind};
+use crate::recorder::{Entry, Remote};
 
 const DASH: &str = "application/dash+xml";
 const MP4: &str = "video/mp4";
