@@ -138,7 +138,15 @@ fn start_weir(
         work,
         &tag,
         None,
-        &["--relay-allow-internal".into(), "true".into()],
+        &[
+            "--relay-allow-internal".into(),
+            "true".into(),
+            // Creating many destinations in a row is not what the API's limits are for.
+            "--api-rate-per-ip".into(),
+            "1000".into(),
+            "--api-rate-per-user".into(),
+            "1000".into(),
+        ],
     )?;
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(w.api).is_err() {

@@ -66,6 +66,9 @@ pub struct NodeConfig {
     pub relay_allow_internal: bool,
     /// A relay write that makes no progress this long cuts the destination (it retries).
     pub relay_write_timeout_ms: u64,
+    /// A relay gathers what arrives within this many ms into one write per destination
+    /// (fewer sends and wake-ups, less CPU; adds up to this much latency). 0: off.
+    pub relay_batch_ms: u64,
     /// Extra CA certificates (PEM) trusted for `rtmps://` destinations, besides
     /// Mozilla's roots (a private CA).
     pub relay_ca_file: Option<std::path::PathBuf>,
@@ -318,6 +321,7 @@ impl Default for NodeConfig {
             publisher_takeover: false,
             relay_allow_internal: false,
             relay_write_timeout_ms: 15_000,
+            relay_batch_ms: 0,
             relay_ca_file: None,
             rtmp_idle_timeout_ms: 15_000,
             rtmp_publish_timeout_ms: 10_000,
@@ -368,6 +372,7 @@ impl NodeConfig {
             allow_internal: self.relay_allow_internal,
             write_timeout: std::time::Duration::from_millis(self.relay_write_timeout_ms.max(1000)),
             ca_file: self.relay_ca_file.clone(),
+            batch: std::time::Duration::from_millis(self.relay_batch_ms.min(1000)),
             ..crate::relay::RelayConfig::default()
         }
     }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use crate::RtmpError;
 use crate::amf0::Amf0Value;
-use crate::chunk::RtmpMessage;
+use crate::chunk::{RtmpMessage, SharedBody};
 use crate::command::{Command, read_status};
 use crate::handshake::ClientHandshake;
 use crate::link::Link;
@@ -22,6 +22,15 @@ const TXN_CREATE_STREAM: f64 = 4.0;
 const CSID_AUDIO: u32 = 4;
 const CSID_STREAM: u32 = 5;
 const CSID_VIDEO: u32 = 6;
+
+/// The chunk stream and message type of a kind of media.
+fn media_stream(kind: MediaKind) -> (u32, u8) {
+    match kind {
+        MediaKind::Audio => (CSID_AUDIO, message::AUDIO),
+        MediaKind::Video => (CSID_VIDEO, message::VIDEO),
+        MediaKind::Data => (CSID_STREAM, message::DATA_AMF0),
+    }
+}
 
 /// What to publish where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +48,7 @@ pub struct ClientConfig {
 /// What the client asks the driver to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientOutput {
-    /// Bytes to write to the socket, in order.
+    /// Bytes to write to the socket, in order (consecutive ones may be written together).
     Transmit(Bytes),
     /// Progress of the session.
     Event(ClientEvent),
@@ -146,13 +155,19 @@ impl ClientSession {
     /// Sends one media message (an FLV tag body for audio/video, an AMF0 body for data).
     /// Messages larger than 16 MiB cannot be framed and are dropped with a warning.
     pub fn send_media(&mut self, kind: MediaKind, timestamp_ms: u32, payload: Bytes) {
-        let (csid, ty) = match kind {
-            MediaKind::Audio => (CSID_AUDIO, message::AUDIO),
-            MediaKind::Video => (CSID_VIDEO, message::VIDEO),
-            MediaKind::Data => (CSID_STREAM, message::DATA_AMF0),
-        };
+        let (csid, ty) = media_stream(kind);
         self.link
             .send(csid, timestamp_ms, ty, self.stream_id, &payload);
+    }
+
+    /// Sends one media message whose body other sessions send too (relay fan-out): its
+    /// chunk stream form is made once per chunk size and shared, and this session only
+    /// adds its own chunk header, so the output may come as several
+    /// [`ClientOutput::Transmit`]s, to be written in order (vectored).
+    pub fn send_shared_media(&mut self, kind: MediaKind, timestamp_ms: u32, body: &SharedBody) {
+        let (csid, ty) = media_stream(kind);
+        self.link
+            .send_shared(csid, timestamp_ms, ty, self.stream_id, body);
     }
 
     /// Announces and starts using a new outgoing chunk size (clamped to 1..=0x7FFF_FFFF).
@@ -203,7 +218,7 @@ impl ClientSession {
     }
 
     fn push_event(&mut self, e: ClientEvent) {
-        if let Some(tx) = self.link.take_tx() {
+        while let Some(tx) = self.link.take_tx() {
             self.out.push_back(ClientOutput::Transmit(tx));
         }
         self.out.push_back(ClientOutput::Event(e));

@@ -25,6 +25,7 @@ mod link;
 pub mod message;
 mod server;
 
+pub use chunk::SharedBody;
 pub use client::{ClientConfig, ClientEvent, ClientOutput, ClientSession};
 pub use error::RtmpError;
 pub use server::{MAX_STREAMS, MediaKind, ServerConfig, ServerEvent, ServerOutput, ServerSession};

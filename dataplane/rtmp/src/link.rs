@@ -1,19 +1,27 @@
 //! What both ends of a connection share after the handshake: the chunk reader and
 //! writer, pending output bytes, acknowledgements and protocol control messages.
 
+use std::collections::VecDeque;
+
 use bytes::{Bytes, BytesMut};
 
 use crate::RtmpError;
-use crate::chunk::{ChunkReader, ChunkWriter, RtmpMessage};
+use crate::chunk::{ChunkReader, ChunkWriter, RtmpMessage, SharedBody};
 use crate::command::Command;
 use crate::message::{CSID_CONTROL, ControlMessage, UserControl};
+
+/// Bodies shorter than this are copied into the connection's buffer even when shared:
+/// one more piece to write costs more than copying them.
+const SHARE_MIN: usize = 512;
 
 #[derive(Debug)]
 pub(crate) struct Link {
     pub(crate) reader: ChunkReader,
     pub(crate) writer: ChunkWriter,
-    /// Bytes to transmit, not yet handed to the driver.
+    /// Bytes to transmit, not yet handed to the driver (after `ready`).
     pub(crate) tx: BytesMut,
+    /// Earlier bytes to transmit, in order: pieces of `tx` and shared bodies.
+    ready: VecDeque<Bytes>,
     bytes_in: u64,
     last_ack: u64,
     ack_window: u32,
@@ -25,6 +33,7 @@ impl Link {
             reader: ChunkReader::new(max_message_size, max_pending_bytes),
             writer: ChunkWriter::new(),
             tx: BytesMut::new(),
+            ready: VecDeque::new(),
             bytes_in: 0,
             last_ack: 0,
             ack_window,
@@ -49,6 +58,44 @@ impl Link {
         }
     }
 
+    /// Chunks one message whose body other connections send too: this connection's
+    /// first chunk header, then the body's shared chunk stream form (no copy). Small
+    /// bodies, and messages that need an extended timestamp, are chunked as by
+    /// [`Self::send`].
+    pub(crate) fn send_shared(
+        &mut self,
+        csid: u32,
+        timestamp: u32,
+        type_id: u8,
+        stream_id: u32,
+        body: &SharedBody,
+    ) {
+        let payload = body.payload();
+        if payload.len() >= SHARE_MIN {
+            match self.writer.write_header(
+                &mut self.tx,
+                csid,
+                timestamp,
+                type_id,
+                stream_id,
+                payload.len(),
+            ) {
+                Ok(true) => {
+                    self.ready.push_back(self.tx.split().freeze());
+                    let chunked = body.chunked(self.writer.chunk_size(), csid);
+                    self.ready.push_back(chunked);
+                    return;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "rtmp: outgoing message dropped");
+                    return;
+                }
+            }
+        }
+        self.send(csid, timestamp, type_id, stream_id, payload);
+    }
+
     pub(crate) fn send_control(&mut self, msg: ControlMessage) {
         let (ty, body) = msg.encode();
         self.send(CSID_CONTROL, 0, ty, 0, &body);
@@ -64,7 +111,11 @@ impl Link {
         );
     }
 
+    /// The next bytes to transmit, in order (several pieces after shared bodies).
     pub(crate) fn take_tx(&mut self) -> Option<Bytes> {
+        if let Some(b) = self.ready.pop_front() {
+            return Some(b);
+        }
         (!self.tx.is_empty()).then(|| self.tx.split().freeze())
     }
 

@@ -285,7 +285,7 @@ impl ServerSession {
     }
 
     fn push_event(&mut self, e: ServerEvent) {
-        if let Some(tx) = self.link.take_tx() {
+        while let Some(tx) = self.link.take_tx() {
             self.out.push_back(ServerOutput::Transmit(tx));
         }
         self.out.push_back(ServerOutput::Event(e));

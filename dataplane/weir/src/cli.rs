@@ -242,6 +242,10 @@ pub struct NodeArgs {
     /// (`[node] relay_allow_internal`).
     #[arg(long, global = true, env = "WEIR_RELAY_ALLOW_INTERNAL")]
     pub relay_allow_internal: Option<bool>,
+    /// Relays gather media arriving within this many ms into one write per destination:
+    /// less CPU, up to this much more latency; 0: off (`[node] relay_batch_ms`).
+    #[arg(long, global = true, env = "WEIR_RELAY_BATCH_MS")]
+    pub relay_batch_ms: Option<u64>,
     /// Extra CA certificates (PEM) trusted for `rtmps://` destinations besides
     /// Mozilla's roots (`[node] relay_ca_file`).
     #[arg(long, global = true, env = "WEIR_RELAY_CA_FILE")]

@@ -243,6 +243,9 @@ pub fn load(path: Option<&Path>, args: &NodeArgs) -> anyhow::Result<Config> {
     if let Some(v) = a.relay_allow_internal {
         n.relay_allow_internal = v;
     }
+    if let Some(v) = a.relay_batch_ms {
+        n.relay_batch_ms = v;
+    }
     if a.relay_ca_file.is_some() {
         n.relay_ca_file = a.relay_ca_file;
     }

@@ -11,11 +11,14 @@
 //! ([`crate::StreamEvents::relay`]). Stream keys never reach logs or reports.
 //!
 //! - [`target`]: destinations and their `rtmp://` URLs;
-//! - [`muxer`]: bus events → RTMP media messages (sans-IO);
+//! - [`muxer`]: bus events → RTMP media messages (sans-IO), with frame bodies made
+//!   once per broadcast and shard (`bodies`) and chunked once
+//!   ([`weir_rtmp::SharedBody`]);
 //! - [`policy`]: address policy and back-off (sans-IO);
 //! - [`tls`]: TLS for `rtmps://` (rustls, sans-IO);
 //! - `task`: the driver (DNS, TCP, the RTMP client session, reports).
 
+mod bodies;
 pub mod muxer;
 pub mod policy;
 mod target;
@@ -46,6 +49,9 @@ pub struct RelayConfig {
     pub max_queue_bytes: usize,
     /// Extra CA certificates (PEM) trusted for `rtmps://` besides Mozilla's roots.
     pub ca_file: Option<std::path::PathBuf>,
+    /// Media arriving within this long of a wake-up goes out in one write (zero: each
+    /// wake-up writes at once). Fewer sends cost less CPU and add up to this latency.
+    pub batch: Duration,
 }
 
 impl Default for RelayConfig {
@@ -58,15 +64,17 @@ impl Default for RelayConfig {
             max_backoff: Duration::from_secs(30),
             max_queue_bytes: 8 << 20,
             ca_file: None,
+            batch: Duration::ZERO,
         }
     }
 }
 
 /// Starts one relay task per destination for a new broadcast, on the calling shard.
 pub fn start(registry: &Arc<Registry>, stream: &Arc<Stream>, targets: Vec<RelayTarget>) {
+    let bodies = bodies::FrameBodies::new();
     for target in targets {
         tracing::info!(channel = %stream.channel, destination = %target.name, url = %target.url, "relaying to a destination");
-        let task = task::run(registry.clone(), stream.clone(), target);
+        let task = task::run(registry.clone(), stream.clone(), target, bodies.clone());
         compio::runtime::spawn(task).detach();
     }
 }

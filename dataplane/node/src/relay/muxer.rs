@@ -7,22 +7,26 @@
 //! where it was, so the destination sees one continuous stream; a changed track
 //! configuration sends a new sequence header.
 
+use std::rc::Rc;
+
 use bytes::Bytes;
 use weir_bus::{BusEvent, TrackSet};
 use weir_flv::mux;
 use weir_media::{AudioConfig, Frame, TIMESCALE, TrackId, TrackKind, VideoConfig};
-use weir_rtmp::MediaKind;
 use weir_rtmp::amf0::{self, Amf0Value};
+use weir_rtmp::{MediaKind, SharedBody};
+
+use super::bodies::FrameBodies;
 
 /// One RTMP media message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct MediaMessage {
     /// Audio, video or data (AMF0).
     pub kind: MediaKind,
     /// RTMP timestamp (ms, wraps at 2^32).
     pub timestamp_ms: u32,
-    /// FLV tag body or AMF0 body.
-    pub payload: Bytes,
+    /// FLV tag body or AMF0 body (a frame's is shared by the broadcast's relays).
+    pub payload: SharedBody,
 }
 
 /// Ticks between two frames assumed when the timeline is continued after a gap.
@@ -48,13 +52,23 @@ pub struct RelayMuxer {
     need_keyframe: bool,
     /// Frames not sent because their codec has no FLV form.
     pub unsendable: u64,
+    /// Frame bodies, shared with the broadcast's other relays on this shard.
+    bodies: Rc<FrameBodies>,
 }
 
 impl RelayMuxer {
-    /// A muxer for a new connection to the destination.
+    /// A muxer for a new connection to the destination, with bodies of its own.
+    #[cfg(test)]
     pub fn new() -> Self {
+        Self::sharing(FrameBodies::new())
+    }
+
+    /// A muxer that takes frame bodies from, and leaves them in, `bodies` (shared by
+    /// the relays of one broadcast).
+    pub fn sharing(bodies: Rc<FrameBodies>) -> Self {
         Self {
             need_keyframe: true,
+            bodies,
             ..Self::default()
         }
     }
@@ -82,7 +96,7 @@ impl RelayMuxer {
         Some(MediaMessage {
             kind: MediaKind::Video,
             timestamp_ms: self.timestamp_ms(self.last[0].max(self.last[1])),
-            payload,
+            payload: payload.into(),
         })
     }
 
@@ -145,7 +159,7 @@ impl RelayMuxer {
                     Ok(p) => out.push(MediaMessage {
                         kind: MediaKind::Video,
                         timestamp_ms: ts,
-                        payload: p,
+                        payload: p.into(),
                     }),
                     Err(_) => {
                         self.unsendable += 1;
@@ -154,7 +168,7 @@ impl RelayMuxer {
                 }
                 self.sent_video = Some(config.clone());
             }
-            match mux::video_frame(config.codec, f) {
+            match self.bodies.video(config.codec, f) {
                 Ok(payload) => out.push(MediaMessage {
                     kind: MediaKind::Video,
                     timestamp_ms: ts,
@@ -171,7 +185,7 @@ impl RelayMuxer {
                     Ok(p) => out.push(MediaMessage {
                         kind: MediaKind::Audio,
                         timestamp_ms: ts,
-                        payload: p,
+                        payload: p.into(),
                     }),
                     Err(_) => {
                         self.unsendable += 1;
@@ -180,7 +194,7 @@ impl RelayMuxer {
                 }
                 self.sent_audio = Some(config.clone());
             }
-            match mux::audio_frame(config.codec, f) {
+            match self.bodies.audio(config.codec, f) {
                 Ok(payload) => out.push(MediaMessage {
                     kind: MediaKind::Audio,
                     timestamp_ms: ts,
@@ -221,7 +235,7 @@ impl RelayMuxer {
         MediaMessage {
             kind: MediaKind::Data,
             timestamp_ms: ts,
-            payload: Bytes::from(body),
+            payload: Bytes::from(body).into(),
         }
     }
 }
@@ -297,12 +311,12 @@ mod tests {
                 (MediaKind::Video, 33)
             ]
         );
-        let seq = parse_video(&out[1].payload).unwrap();
+        let seq = parse_video(out[1].payload.payload()).unwrap();
         assert!(matches!(
             seq.tracks[0].packet,
             VideoPacket::SequenceStart(_)
         ));
-        let key = parse_video(&out[2].payload).unwrap();
+        let key = parse_video(out[2].payload.payload()).unwrap();
         assert!(key.is_keyframe());
     }
 
@@ -329,7 +343,7 @@ mod tests {
         // An orderly end closes the video sequence.
         let end = m.finish().unwrap();
         assert_eq!(
-            parse_video(&end.payload).unwrap().tracks[0].packet,
+            parse_video(end.payload.payload()).unwrap().tracks[0].packet,
             VideoPacket::SequenceEnd
         );
     }
@@ -356,7 +370,7 @@ mod tests {
         m.handle_event(&frame(TrackId::VIDEO, 3000, true), &mut out);
         assert_eq!(out.len(), 2, "{out:?}");
         assert!(matches!(
-            parse_video(&out[0].payload).unwrap().tracks[0].packet,
+            parse_video(out[0].payload.payload()).unwrap().tracks[0].packet,
             VideoPacket::SequenceStart(_)
         ));
     }

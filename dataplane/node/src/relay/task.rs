@@ -9,6 +9,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use compio::BufResult;
 use compio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use compio::net::{TcpStream, ToSocketAddrsAsync};
@@ -17,6 +18,7 @@ use futures_util::future::{Either, select};
 use weir_bus::{BusEvent, LagPolicy, SubscribeOptions, Subscriber};
 use weir_rtmp::{ClientConfig, ClientEvent, ClientOutput, ClientSession};
 
+use super::bodies::FrameBodies;
 use super::muxer::{MediaMessage, RelayMuxer};
 use super::policy::{AddressPolicy, Backoff};
 use super::tls::{self, TlsLayer};
@@ -47,6 +49,8 @@ struct Relay {
     config: RelayConfig,
     /// For `rtmps://`: the TLS client configuration.
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// Frame bodies shared with the broadcast's other relays on this shard.
+    bodies: Rc<FrameBodies>,
 }
 
 impl Relay {
@@ -65,7 +69,12 @@ impl Relay {
 
 /// Runs the relay of `stream` to `target` until the broadcast ends or the destination
 /// is found unusable.
-pub async fn run(registry: Arc<Registry>, stream: Arc<Stream>, target: RelayTarget) {
+pub async fn run(
+    registry: Arc<Registry>,
+    stream: Arc<Stream>,
+    target: RelayTarget,
+    bodies: Rc<FrameBodies>,
+) {
     let config = registry.relay_config().clone();
     let mut relay = Relay {
         registry,
@@ -73,6 +82,7 @@ pub async fn run(registry: Arc<Registry>, stream: Arc<Stream>, target: RelayTarg
         target,
         config,
         tls: None,
+        bodies,
     };
     let endpoint = match Endpoint::parse(&relay.target.url, &relay.target.stream_key) {
         Ok(e) => e,
@@ -197,18 +207,20 @@ async fn read_into(mut socket: TcpStream, inbox: Rc<Inbox>) {
     }
 }
 
-/// Writes what the session has to send, within the write deadline.
+/// Writes what the session has to send, within the write deadline: one vectored write
+/// of every piece (shared frame bodies are not copied); through TLS, one record batch.
+/// `out` is a reusable list of pieces, left empty.
 async fn flush(
     socket: &mut TcpStream,
     session: &mut ClientSession,
     tls: &mut Option<TlsLayer>,
     events: &mut Vec<ClientEvent>,
+    out: &mut Vec<Bytes>,
     timeout: Duration,
 ) -> Result<usize, Ended> {
-    let mut out = Vec::new();
     while let Some(o) = session.poll_output() {
         match o {
-            ClientOutput::Transmit(b) => out.extend_from_slice(&b),
+            ClientOutput::Transmit(b) => out.push(b),
             ClientOutput::Event(e) => events.push(e),
         }
     }
@@ -216,15 +228,27 @@ async fn flush(
         if out.is_empty() && !t.wants_write() {
             return Ok(0);
         }
-        out = t.encode(&out).map_err(|e| Ended::Retry(e.to_string()))?;
+        let plain = out.concat();
+        out.clear();
+        let sealed = t.encode(&plain).map_err(|e| Ended::Retry(e.to_string()))?;
+        out.push(Bytes::from(sealed));
     }
-    if out.is_empty() {
+    let n: usize = out.iter().map(Bytes::len).sum();
+    if n == 0 {
+        out.clear();
         return Ok(0);
     }
-    let n = out.len();
-    match compio::time::timeout(timeout, socket.write_all(out)).await {
-        Ok(BufResult(Ok(()), _)) => Ok(n),
-        Ok(BufResult(Err(e), _)) => Err(Ended::Retry(format!("write failed: {e}"))),
+    let pieces = std::mem::take(out);
+    let (res, back) = match compio::time::timeout(timeout, socket.write_vectored_all(pieces)).await
+    {
+        Ok(BufResult(r, back)) => (Ok(r), back),
+        Err(e) => (Err(e), Vec::new()),
+    };
+    *out = back;
+    out.clear();
+    match res {
+        Ok(Ok(())) => Ok(n),
+        Ok(Err(e)) => Err(Ended::Retry(format!("write failed: {e}"))),
         Err(_) => Err(Ended::Retry(format!(
             "the destination read nothing for {} s",
             timeout.as_secs()
@@ -326,12 +350,21 @@ async fn push(
         out_chunk_size: 4096,
     });
     let mut events = Vec::new();
+    let mut out = Vec::new();
     // Handshake, connect, createStream, publish.
     loop {
         if let Err(e) = take_input(inbox, &mut session, tls) {
             return (e, None);
         }
-        if let Err(e) = flush(socket, &mut session, tls, &mut events, cfg.write_timeout).await {
+        let flushed = flush(
+            socket,
+            &mut session,
+            tls,
+            &mut events,
+            &mut out,
+            cfg.write_timeout,
+        );
+        if let Err(e) = flushed.await {
             return (e, None);
         }
         if let Some(e) = rejected(&events) {
@@ -383,12 +416,15 @@ async fn pump(
     subscriber: &mut Subscriber,
 ) -> Ended {
     let cfg = &relay.config;
-    let mut muxer = RelayMuxer::new();
+    let mut muxer = RelayMuxer::sharing(relay.bodies.clone());
     let mut bus_events = Vec::new();
     let mut messages: Vec<MediaMessage> = Vec::new();
     let mut client_events = Vec::new();
+    let mut out = Vec::new();
     let bytes_total = metrics::counter!("weir_relay_bytes_total");
     let (mut sent, mut since) = (0u64, Instant::now());
+    // One report timer for many wake-ups (not one per frame).
+    let mut tick = Box::pin(compio::time::sleep(REPORT_EVERY));
     loop {
         if let Err(e) = take_input(inbox, session, tls) {
             return e;
@@ -407,17 +443,34 @@ async fn pump(
             muxer.handle_event(&e, &mut messages);
         }
         for m in messages.drain(..) {
-            session.send_media(m.kind, m.timestamp_ms, m.payload);
+            session.send_shared_media(m.kind, m.timestamp_ms, &m.payload);
         }
         if ended {
             if let Some(m) = muxer.finish() {
-                session.send_media(m.kind, m.timestamp_ms, m.payload);
+                session.send_shared_media(m.kind, m.timestamp_ms, &m.payload);
             }
             session.unpublish();
-            let _ = flush(socket, session, tls, &mut client_events, cfg.write_timeout).await;
+            let flushed = flush(
+                socket,
+                session,
+                tls,
+                &mut client_events,
+                &mut out,
+                cfg.write_timeout,
+            );
+            let _ = flushed.await;
             return Ended::Broadcast;
         }
-        match flush(socket, session, tls, &mut client_events, cfg.write_timeout).await {
+        match flush(
+            socket,
+            session,
+            tls,
+            &mut client_events,
+            &mut out,
+            cfg.write_timeout,
+        )
+        .await
+        {
             Ok(n) => {
                 sent += n as u64;
                 bytes_total.increment(n as u64);
@@ -436,9 +489,13 @@ async fn pump(
         let listener = inbox.event.listen();
         if inbox.chunks.borrow().is_empty() {
             let ready = pin!(subscriber.ready());
-            let tick = pin!(compio::time::sleep(REPORT_EVERY));
-            match select(select(ready, pin!(listener)), tick).await {
-                Either::Left(_) | Either::Right(_) => {}
+            match select(select(ready, pin!(listener)), tick.as_mut()).await {
+                Either::Right(_) => tick = Box::pin(compio::time::sleep(REPORT_EVERY)),
+                // Media is waiting: let what follows within the batch time join it.
+                Either::Left((Either::Left(_), _)) if !cfg.batch.is_zero() => {
+                    compio::time::sleep(cfg.batch).await;
+                }
+                Either::Left(_) => {}
             }
         }
     }

@@ -1,12 +1,14 @@
 //! The chunk stream: RTMP messages split into chunks and interleaved by chunk stream id.
 
 mod reader;
+mod shared;
 mod writer;
 
 use bytes::Bytes;
 
 pub use reader::{ChunkReader, MAX_CHUNK_STREAMS, is_command_type};
-pub use writer::ChunkWriter;
+pub use shared::SharedBody;
+pub use writer::{ChunkWriter, chunk_body};
 
 /// The chunk size both sides start with.
 pub const DEFAULT_CHUNK_SIZE: u32 = 128;

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{DEFAULT_CHUNK_SIZE, EXTENDED_TIMESTAMP, MAX_MESSAGE_LENGTH};
 use crate::RtmpError;
@@ -87,13 +87,64 @@ impl ChunkWriter {
         stream_id: u32,
         payload: &[u8],
     ) -> Result<(), RtmpError> {
-        if payload.len() > MAX_MESSAGE_LENGTH {
+        let head = self.plan(csid, timestamp, type_id, stream_id, payload.len())?;
+        let chunk = self.chunk_size as usize;
+        out.reserve(payload.len() + 18 + (payload.len() / chunk) * 8);
+        head.put(out);
+        let mut chunks = payload.chunks(chunk);
+        if let Some(first) = chunks.next() {
+            out.put_slice(first);
+        }
+        for c in chunks {
+            put_basic_header(out, 3, csid);
+            if head.ext {
+                out.put_u32(head.ts_field);
+            }
+            out.put_slice(c);
+        }
+        self.record(&head, timestamp);
+        Ok(())
+    }
+
+    /// Writes only the first chunk header of a message whose chunks after it are
+    /// `body`, made once by [`chunk_body`] with this writer's chunk size for the same
+    /// `csid` and shared between connections (relay fan-out). Returns false, writing
+    /// nothing and changing nothing, when this connection needs an extended timestamp
+    /// for the message (its continuation headers then differ): use [`Self::write`].
+    pub fn write_header(
+        &mut self,
+        out: &mut BytesMut,
+        csid: u32,
+        timestamp: u32,
+        type_id: u8,
+        stream_id: u32,
+        length: usize,
+    ) -> Result<bool, RtmpError> {
+        let head = self.plan(csid, timestamp, type_id, stream_id, length)?;
+        if head.ext {
+            return Ok(false);
+        }
+        head.put(out);
+        self.record(&head, timestamp);
+        Ok(true)
+    }
+
+    /// Chooses the first chunk's header (see the type's documentation).
+    fn plan(
+        &self,
+        csid: u32,
+        timestamp: u32,
+        type_id: u8,
+        stream_id: u32,
+        length: usize,
+    ) -> Result<Head, RtmpError> {
+        if length > MAX_MESSAGE_LENGTH {
             return Err(RtmpError::MessageTooLarge {
-                len: payload.len(),
+                len: length,
                 max: MAX_MESSAGE_LENGTH,
             });
         }
-        let length = payload.len() as u32;
+        let length = length as u32;
         let prev = self.streams.get(&csid).copied();
         let (fmt, ts_field) = match prev {
             Some(p)
@@ -111,48 +162,79 @@ impl ChunkWriter {
             }
             _ => (0, timestamp),
         };
-        let ext = ts_field >= EXTENDED_TIMESTAMP;
-        let field = ts_field.min(EXTENDED_TIMESTAMP);
-        let chunk = self.chunk_size as usize;
-        out.reserve(payload.len() + 18 + (payload.len() / chunk) * 8);
-        put_basic_header(out, fmt, csid);
-        if fmt <= 2 {
-            put_u24(out, field);
-        }
-        if fmt <= 1 {
-            put_u24(out, length);
-            out.put_u8(type_id);
-        }
-        if fmt == 0 {
-            out.put_u32_le(stream_id);
-        }
-        if ext {
-            out.put_u32(ts_field);
-        }
-        let mut chunks = payload.chunks(chunk);
-        if let Some(first) = chunks.next() {
-            out.put_slice(first);
-        }
-        for c in chunks {
-            put_basic_header(out, 3, csid);
-            if ext {
-                out.put_u32(ts_field);
-            }
-            out.put_slice(c);
-        }
-        self.streams.insert(
+        Ok(Head {
+            fmt,
             csid,
+            ts_field,
+            ext: ts_field >= EXTENDED_TIMESTAMP,
+            length,
+            type_id,
+            stream_id,
+        })
+    }
+
+    fn record(&mut self, head: &Head, timestamp: u32) {
+        self.streams.insert(
+            head.csid,
             OutStream {
                 timestamp,
-                delta: ts_field,
-                length,
-                type_id,
-                stream_id,
-                last_fmt0: fmt == 0,
+                delta: head.ts_field,
+                length: head.length,
+                type_id: head.type_id,
+                stream_id: head.stream_id,
+                last_fmt0: head.fmt == 0,
             },
         );
-        Ok(())
     }
+}
+
+/// The first chunk header of a message, as [`ChunkWriter::plan`] chose it.
+struct Head {
+    fmt: u8,
+    csid: u32,
+    ts_field: u32,
+    ext: bool,
+    length: u32,
+    type_id: u8,
+    stream_id: u32,
+}
+
+impl Head {
+    fn put(&self, out: &mut BytesMut) {
+        put_basic_header(out, self.fmt, self.csid);
+        if self.fmt <= 2 {
+            put_u24(out, self.ts_field.min(EXTENDED_TIMESTAMP));
+        }
+        if self.fmt <= 1 {
+            put_u24(out, self.length);
+            out.put_u8(self.type_id);
+        }
+        if self.fmt == 0 {
+            out.put_u32_le(self.stream_id);
+        }
+        if self.ext {
+            out.put_u32(self.ts_field);
+        }
+    }
+}
+
+/// The chunk stream bytes of `payload` after its first chunk header, for chunk size
+/// `chunk_size` on chunk stream `csid` without extended timestamps: the first chunk,
+/// then every further chunk behind its one-byte-or-more fmt 3 header. The same for
+/// every connection with that chunk size, so a relay makes it once per message and
+/// sends it behind each connection's own header ([`ChunkWriter::write_header`]).
+pub fn chunk_body(chunk_size: u32, csid: u32, payload: &[u8]) -> Bytes {
+    let chunk = chunk_size.clamp(1, super::MAX_CHUNK_SIZE) as usize;
+    let mut out = BytesMut::with_capacity(payload.len() + (payload.len() / chunk) * 3);
+    let mut chunks = payload.chunks(chunk);
+    if let Some(first) = chunks.next() {
+        out.put_slice(first);
+    }
+    for c in chunks {
+        put_basic_header(&mut out, 3, csid);
+        out.put_slice(c);
+    }
+    out.freeze()
 }
 
 #[cfg(test)]
@@ -223,5 +305,39 @@ mod tests {
         w.write(&mut out, 4, 40, 8, 1, b"c").expect("fits");
         assert_eq!(&out[before..], &[0xc4, b'c']);
         assert!(w.write(&mut out, 4, 0, 8, 1, &vec![0; 1 << 24]).is_err());
+    }
+
+    /// A header plus a shared body is byte for byte what `write` makes, for every
+    /// header format; an extended timestamp falls back to `write`.
+    #[test]
+    fn shared_bodies_match_write() {
+        let payloads: Vec<Vec<u8>> = [1usize, 100, 128, 129, 300, 5000]
+            .iter()
+            .map(|&n| (0..n).map(|i| i as u8).collect())
+            .collect();
+        for cs in [1, 128, 4096] {
+            for csid in [6, 70, 400] {
+                let (mut a, mut b) = (ChunkWriter::new(), ChunkWriter::new());
+                a.set_chunk_size(cs);
+                b.set_chunk_size(cs);
+                let (mut oa, mut ob) = (BytesMut::new(), BytesMut::new());
+                for (i, p) in payloads.iter().chain(payloads.iter()).enumerate() {
+                    let ts = [0, 33, 66, 99, 99, 132, 120, 150, 183, 216, 249, 282][i];
+                    a.write(&mut oa, csid, ts, 9, 1, p).expect("fits");
+                    assert!(
+                        b.write_header(&mut ob, csid, ts, 9, 1, p.len())
+                            .expect("fits")
+                    );
+                    ob.put_slice(&chunk_body(cs, csid, p));
+                }
+                assert_eq!(oa, ob, "chunk size {cs}, csid {csid}");
+                let len = ob.len();
+                assert!(
+                    !b.write_header(&mut ob, csid, 0x0100_0000, 9, 2, 10)
+                        .expect("fits")
+                );
+                assert_eq!(ob.len(), len, "nothing written");
+            }
+        }
     }
 }
