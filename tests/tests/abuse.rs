@@ -541,6 +541,25 @@ fn per_address_caps_refuse_extra_connections_and_keep_earlier_ones() {
     );
 }
 
+/// An ffmpeg publish with `key` is refused at the memory budget: the log line and the
+/// metric say so.
+fn refused_at_the_budget(node: &Node, key: &str) {
+    let (ok, _, err) = weir_e2e::output(&mut ffmpeg_publish(&node.rtmp_url(key), 2));
+    assert!(!ok, "a publisher was admitted over the memory budget");
+    assert!(
+        node.log().contains("node memory budget reached"),
+        "no log line for the refusal: {err}\n{}",
+        node.log()
+    );
+    assert!(
+        counter(
+            node,
+            "weir_publish_refused_total",
+            &[("reason", "memory_budget")]
+        ) >= 1.0
+    );
+}
+
 /// A node at its memory budget refuses new publishers with a reason and a metric while the
 /// live broadcast plays on; once that broadcast ends, its media is shed early (ended first,
 /// never a live one) and publishing works again.
@@ -571,20 +590,7 @@ fn a_node_at_its_memory_budget_refuses_new_publishers_and_sheds_ended_media() {
     );
 
     // Over the budget: a second broadcast is refused, clearly.
-    let (ok, _, err) = weir_e2e::output(&mut ffmpeg_publish(&node.rtmp_url(&second), 2));
-    assert!(!ok, "a publisher was admitted over the memory budget");
-    assert!(
-        node.log().contains("node memory budget reached"),
-        "no log line for the refusal: {err}\n{}",
-        node.log()
-    );
-    assert!(
-        counter(
-            &node,
-            "weir_publish_refused_total",
-            &[("reason", "memory_budget")]
-        ) >= 1.0
-    );
+    refused_at_the_budget(&node, &second);
     // The live one plays on.
     let before = weir_e2e::fetch_playlist(node.http_port, &media).next_msn();
     assert!(
@@ -671,20 +677,7 @@ fn connection_buffers_alone_fill_the_memory_budget_and_are_released_on_close() {
 
     // At the budget on connection buffers alone: a publisher is refused, clearly.
     let (_, key) = node.issue_key("conns");
-    let (ok, _, err) = weir_e2e::output(&mut ffmpeg_publish(&node.rtmp_url(&key), 2));
-    assert!(!ok, "a publisher was admitted over the memory budget");
-    assert!(
-        node.log().contains("node memory budget reached"),
-        "no log line for the refusal: {err}\n{}",
-        node.log()
-    );
-    assert!(
-        counter(
-            &node,
-            "weir_publish_refused_total",
-            &[("reason", "memory_budget")]
-        ) >= 1.0
-    );
+    refused_at_the_budget(&node, &key);
 
     // They close: the charge is released, and a publisher is admitted.
     held.clear();

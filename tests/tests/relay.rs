@@ -9,26 +9,10 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::json;
-use weir_e2e::graphql::{Account, create_channel, gql_ok, issue_stream_key, register_and_login};
+use weir_e2e::graphql::{Account, gql_ok, owner_channel_key, poll};
 use weir_e2e::http::get;
 use weir_e2e::nginx_rtmp::RtmpServer;
 use weir_e2e::{KillOnDrop, Node, NodeOptions, obs_like_publish, require, wait_until};
-
-fn owner_channel_key(node: &Node, slug: &str) -> (Account, String, String) {
-    assert!(
-        node.wait_log("GraphQL API listening on", Duration::from_secs(20)),
-        "{}",
-        node.log()
-    );
-    let owner = register_and_login(
-        node.api_port,
-        &format!("{slug}-owner"),
-        "correct horse battery staple",
-    );
-    let channel_id = create_channel(node.api_port, &owner.access_token, slug);
-    let (_, key) = issue_stream_key(node.api_port, &owner.access_token, &channel_id);
-    (owner, channel_id, key)
-}
 
 fn add_destination(
     node: &Node,
@@ -78,20 +62,6 @@ fn relay_states(
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// `wait_until` at a pace the API's rate limit allows (a few queries a second).
-fn poll(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        if f() {
-            return true;
-        }
-        if std::time::Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(400));
-    }
 }
 
 /// `testDestination`: (ok, message).

@@ -126,6 +126,17 @@ fn a_muxed_segment_is_split_with_its_decode_times_and_offsets() {
     }
 }
 
+fn empty_index() -> Index {
+    Index::new(Header {
+        id: "r".into(),
+        channel_id: "c".into(),
+        broadcast_id: "b".into(),
+        started_ms: 0,
+        target_secs: 4,
+        signed: None,
+    })
+}
+
 fn seg(msn: u64, init: u64, start_s: u64) -> SegmentEntry {
     SegmentEntry {
         msn,
@@ -143,14 +154,7 @@ fn seg(msn: u64, init: u64, start_s: u64) -> SegmentEntry {
 
 #[test]
 fn the_mpd_has_a_period_per_init_and_exact_timelines() {
-    let mut index = Index::new(Header {
-        id: "r".into(),
-        channel_id: "c".into(),
-        broadcast_id: "b".into(),
-        started_ms: 0,
-        target_secs: 4,
-        signed: None,
-    });
+    let mut index = empty_index();
     index.inits = vec![(0, 700), (1, 700)];
     index.segments = vec![seg(0, 0, 10), seg(1, 0, 12), seg(2, 0, 14)];
     // The publisher came back with new parameters: a new init, a new Period.
@@ -183,14 +187,7 @@ fn the_mpd_has_a_period_per_init_and_exact_timelines() {
 
 #[test]
 fn audio_only_runs_are_periods_without_video() {
-    let mut index = Index::new(Header {
-        id: "r".into(),
-        channel_id: "c".into(),
-        broadcast_id: "b".into(),
-        started_ms: 0,
-        target_secs: 4,
-        signed: None,
-    });
+    let mut index = empty_index();
     let mut g = seg(1, 0, 12);
     g.gap = true;
     index.segments = vec![seg(0, 0, 10), g, seg(2, 0, 14)];
