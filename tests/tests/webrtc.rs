@@ -453,3 +453,73 @@ fn chromium_publishes_and_plays_through_a_turn_relay_the_node_hands_out() {
         "coturn saw no allocation:\n{log}"
     );
 }
+
+/// A WHEP viewer of a signed channel plays under its token and stops getting video once
+/// the token expires: the node ends the session at expiry, so a revoked entitlement (no
+/// new token) ends WebRTC playback within the TTL, as it does for LL-HLS.
+#[test]
+fn a_whep_session_under_a_playback_token_ends_when_the_token_expires() {
+    let _one = one_browser();
+    require_browser();
+    require("ffmpeg");
+    let node = Node::start();
+    let (owner, channel, key) = weir_e2e::graphql::owner_channel_key(&node, "expiring");
+    weir_e2e::graphql::gql_ok(
+        node.api_port,
+        Some(&owner.access_token),
+        "mutation($c:ID!){setEntitlement(channelId:$c,input:{access:PUBLIC,signedUrls:true,signedUrlTtlSecs:8}){signedUrls}}",
+        serde_json::json!({ "c": channel }),
+    );
+    let _ff = KillOnDrop(
+        ffmpeg_publish(&node.rtmp_url(&key), 60)
+            .spawn()
+            .expect("ffmpeg"),
+    );
+    let url = weir_e2e::graphql::gql_ok(
+        node.api_port,
+        Some(&owner.access_token),
+        "query($c:ID!){playbackUrl(channelId:$c){url expiresAt}}",
+        serde_json::json!({ "c": channel }),
+    )["playbackUrl"]
+        .clone();
+    let expires_ms = url["expiresAt"].as_f64().expect("expiresAt") * 1000.0;
+    let token = url["url"]
+        .as_str()
+        .and_then(|u| u.split('/').find(|s| s.starts_with("t.")))
+        .expect("a token")
+        .to_owned();
+    let play = node.http_url(&format!(
+        "/web/whep.html?channel=expiring&token={token}&autostart=1&retry=10"
+    ));
+    let (_, report, err) = browsers(&[play], 16);
+    let page = &report["pages"][0];
+    let samples = page["samples"].as_array().cloned().unwrap_or_default();
+    let frames_at = |t: f64| {
+        samples
+            .iter()
+            .filter(|s| s["t"].as_f64().unwrap_or(0.0) <= t)
+            .map(|s| stat(s, "framesDecoded"))
+            .fold(0.0, f64::max)
+    };
+    let before = frames_at(expires_ms);
+    assert!(
+        before > 30.0,
+        "it did not play before the expiry: {before} frames\n{page}\n{err}"
+    );
+    let last_t = samples
+        .iter()
+        .filter_map(|s| s["t"].as_f64())
+        .fold(0.0, f64::max);
+    assert!(
+        last_t > expires_ms + 4000.0,
+        "the page was not watched long after the expiry\n{page}"
+    );
+    // A second after the expiry, nothing new is decoded.
+    let after = frames_at(expires_ms + 1500.0);
+    let end = frames_at(last_t);
+    assert!(
+        end - after <= 5.0,
+        "video went on after the token expired: {after} → {end} frames\n{}",
+        node.log()
+    );
+}
