@@ -255,5 +255,6 @@ export function errorText(code) {
     UNAUTHENTICATED: "Sign in to chat", TOKEN_EXPIRED: "Your sign-in expired",
     FORBIDDEN: "Not allowed", BANNED_WORD: "Not allowed here", LINK_BLOCKED: "Links are not allowed",
     DUPLICATE: "Already said", SUBSCRIBERS_ONLY: "Subscribers only", EMOTE_ONLY: "Emotes only",
+    FOLLOWERS_ONLY: "Followers only",
   })[code] || code;
 }

@@ -1,6 +1,8 @@
 // weir — the watch page (watch.html at /watch/<channel>): player, status, sign-in and chat.
 //
-// - Status: GraphQL `liveChannel(channel)` (public) every 4 s: title, live, viewers. When the
+// - Status: GraphQL `liveChannel(channel)` (public) every 4 s: title, live, viewers,
+//   followers; signed in, whether the user follows (the Follow button: `followChannel` /
+//   `unfollowChannel`; followers-only chat asks for a follow). When the
 //   channel goes live the player starts by itself; when it ends the player stops.
 // - Player: LL-HLS through hls.js (window.Hls, /web/hls.min.js) with its `latency`, or
 //   Safari's native HLS; WebRTC over WHEP (webrtc.js) with a latency estimate from
@@ -102,6 +104,8 @@ function renderAccount() {
   $("who").hidden = $("signout").hidden = !name;
   $("who").textContent = name ? `Signed in as ${name}` : "";
   $("signin").hidden = !!name;
+  if (!name) view.followedAt = null;
+  renderStatus();
 }
 
 $("signin").addEventListener("submit", async (e) => {
@@ -184,13 +188,47 @@ function renderStatus() {
   $("live").dataset.live = String(view.live);
   $("live").textContent = view.live ? "Live" : "Offline";
   $("viewers").textContent = `${number.format(view.viewers)} ${view.viewers === 1 ? "viewer" : "viewers"}`;
+  if (view.followers !== undefined) {
+    $("followers").textContent = `${number.format(view.followers)} ${view.followers === 1 ? "follower" : "followers"}`;
+  }
+  const follow = $("follow");
+  follow.hidden = !view.signedIn;
+  follow.setAttribute("aria-pressed", String(Boolean(view.followedAt)));
+  follow.textContent = view.followedAt ? "Following" : "Follow";
+  follow.title = view.followedAt ? "Stop following" : "Follow this channel";
 }
+
+const CHANNEL_FIELDS = "id title description live viewerCount followerCount followedAt";
+
+/** Shows what a `liveChannel` (or follow mutation) answered. */
+function applyChannel(c) {
+  view.channelId = c.id;
+  view.followers = c.followerCount;
+  view.followedAt = c.followedAt;
+}
+
+$("follow").addEventListener("click", async () => {
+  const token = await accessToken();
+  if (!token || !view.channelId) return;
+  const name = view.followedAt ? "unfollowChannel" : "followChannel";
+  $("follow").disabled = true;
+  try {
+    const d = await gql(`mutation($c: ID!) { ${name}(channel: $c) { ${CHANNEL_FIELDS} } }`, { c: view.channelId }, token);
+    applyChannel(d[name]);
+    renderStatus();
+  } catch (e) {
+    $("chat-error").textContent = `Could not ${view.followedAt ? "unfollow" : "follow"}: ${e.message}`;
+  } finally {
+    $("follow").disabled = false;
+  }
+});
 
 async function poll() {
   try {
-    const d = await gql(`query($c: ID!) { liveChannel(channel: $c) { id title description live viewerCount } }`, { c: channel });
+    const token = await accessToken();
+    const d = await gql(`query($c: ID!) { liveChannel(channel: $c) { ${CHANNEL_FIELDS} } }`, { c: channel }, token);
     const c = d.liveChannel;
-    view.channelId = c.id;
+    applyChannel(c);
     if (c.title !== view.title) {
       view.title = c.title;
       $("title").textContent = c.title || channel;

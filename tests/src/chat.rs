@@ -274,3 +274,20 @@ impl Redis {
         self.proc.log()
     }
 }
+
+/// `POST /v1/moderation/<channel>/actions` with `body` under `token`: the status and the
+/// JSON answer (null when not JSON).
+pub fn moderate(api: u16, token: &str, channel: &str, body: Value) -> (u16, Value) {
+    let auth = format!("Bearer {token}");
+    let r = crate::http::post_json(
+        api,
+        &format!("/v1/moderation/{channel}/actions"),
+        &[("Authorization", auth.as_str())],
+        &body.to_string(),
+    )
+    .expect("moderation request");
+    (
+        r.status,
+        serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+    )
+}

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use weir_e2e::chat::ChatClient;
+use weir_e2e::chat::{ChatClient, moderate};
 use weir_e2e::graphql::{WsClient, create_channel, gql_ok, register_and_login};
 use weir_e2e::{Node, NodeOptions, http, metric};
 
@@ -15,21 +15,6 @@ const T: Duration = Duration::from_secs(10);
 
 fn ids(msgs: &[Value]) -> Vec<u64> {
     msgs.iter().filter_map(|m| m["id"].as_u64()).collect()
-}
-
-fn moderate(api: u16, token: &str, channel: &str, body: Value) -> (u16, Value) {
-    let auth = format!("Bearer {token}");
-    let r = http::post_json(
-        api,
-        &format!("/v1/moderation/{channel}/actions"),
-        &[("Authorization", auth.as_str())],
-        &body.to_string(),
-    )
-    .expect("moderation request");
-    (
-        r.status,
-        serde_json::from_slice(&r.body).unwrap_or(Value::Null),
-    )
 }
 
 #[test]

@@ -40,7 +40,7 @@ fn live_channel(api: u16, channel: &str) -> Value {
     gql_ok(
         api,
         None,
-        "query($c: ID!) { liveChannel(channel: $c) { id slug title live viewerCount } }",
+        "query($c: ID!) { liveChannel(channel: $c) { id slug title live viewerCount followerCount followedAt } }",
         json!({ "c": channel }),
     )["liveChannel"]
         .clone()
@@ -160,6 +160,26 @@ fn watch_page_plays_chats_and_moderates_in_chromium() {
         Some("*")
     );
 
+    // Followers-only chat: the page's viewer must press Follow before writing. Following
+    // needs a sign-in.
+    let (status, body) = weir_e2e::chat::moderate(
+        api,
+        &owner.access_token,
+        "watch-e2e",
+        json!({ "action": "settings", "settings": { "followers_only": true } }),
+    );
+    assert_eq!(status, 200, "{body}");
+    let r = weir_e2e::graphql::gql(
+        api,
+        None,
+        "mutation { followChannel(channel: \"watch-e2e\") { followerCount } }",
+        json!({}),
+    );
+    assert_eq!(
+        weir_e2e::graphql::error_code(&r).as_deref(),
+        Some("UNAUTHENTICATED")
+    );
+
     // The browser part: the script writes `ready` once the pages show the channels offline
     // and both people signed in; then the publishers start.
     let tmp = TempDir::new("watch");
@@ -219,7 +239,7 @@ fn watch_page_plays_chats_and_moderates_in_chromium() {
             s["name"].as_str().unwrap_or("")
         );
     }
-    assert_eq!(steps.len(), 9, "{v:#}");
+    assert_eq!(steps.len(), 10, "{v:#}");
     assert!(steps.iter().all(|s| s["ok"] == true), "{v:#}");
     for p in v["pages"].as_array().unwrap() {
         assert!(
@@ -239,6 +259,32 @@ fn watch_page_plays_chats_and_moderates_in_chromium() {
     .unwrap();
     assert_eq!(audit.status, 200, "{}", audit.text());
     assert!(audit.text().contains("ban"), "{}", audit.text());
+
+    // The follow the page made, over GraphQL: counted, listed for the viewer, ended.
+    let fields = "slug followerCount followedAt";
+    let followed = gql_ok(
+        api,
+        Some(&viewer.access_token),
+        &format!("{{ followedChannels {{ {fields} }} }}"),
+        json!({}),
+    );
+    let list = followed["followedChannels"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{followed}");
+    assert_eq!(list[0]["slug"], "watch-e2e");
+    assert_eq!(list[0]["followerCount"], 1);
+    assert!(list[0]["followedAt"].as_i64().is_some());
+    assert!(
+        live_channel(api, "watch-e2e")["followedAt"].is_null(),
+        "anonymous"
+    );
+    let ended = gql_ok(
+        api,
+        Some(&viewer.access_token),
+        &format!("mutation {{ unfollowChannel(channel: \"watch-e2e\") {{ {fields} }} }}"),
+        json!({}),
+    );
+    assert_eq!(ended["unfollowChannel"]["followerCount"], 0);
+    assert!(ended["unfollowChannel"]["followedAt"].is_null());
 }
 
 /// The same page in Debian's headless Firefox (`tests/web/firefox.mjs`, WebDriver BiDi):

@@ -11,7 +11,9 @@
 // keyboard order starts at the skip link, inputs labelled); both people sign in with the
 // form (the owner's chat may moderate, the viewer's not); FILE is written, and the test
 // starts the publishers; every page goes live by itself and plays (video time advances,
-// a latency shown; WebRTC decodes frames); the viewer count shows; both chat (Enter and
+// a latency shown; WebRTC decodes frames); the viewer count shows; the chat is
+// followers-only (the test set it): the viewer's message is refused (FOLLOWERS_ONLY)
+// until the viewer presses Follow (the follower count goes up); both chat (Enter and
 // the Send button) and see each other's messages; screenshots (PREFIX-light.png,
 // PREFIX-dark.png, PREFIX-narrow.png, later PREFIX-moderation.png, PREFIX-offline.png; chat beside the video when wide, below when narrow);
 // the owner bans the viewer with the Ban button on the viewer's message: both see the ban,
@@ -152,6 +154,22 @@ await step("goes live by itself and plays (LL-HLS, WebRTC)", async () => {
 await step("viewer count shown", async () => {
   await until(owner, () => window.weirWatch().viewers >= 1);
   if (!/^[1-9]\d* viewers?$/.test(await owner.textContent("#viewers"))) throw new Error("viewer count not shown");
+});
+
+await step("followers-only chat: the viewer follows, then may write", async () => {
+  await until(viewer, () => window.weirWatch().followers === 0);
+  if ((await viewer.textContent("#follow")).trim() !== "Follow") throw new Error("no Follow button");
+  await viewer.fill("#text", "before following");
+  await viewer.press("#text", "Enter");
+  await until(viewer, () => window.weirWatch().chat.errors.some((e) => e.code === "FOLLOWERS_ONLY"));
+  if (!/follow/i.test(await viewer.textContent("#chat-error"))) throw new Error("the refusal does not say why");
+  await viewer.click("#follow");
+  await until(viewer, () => Boolean(window.weirWatch().followedAt));
+  if ((await viewer.textContent("#follow")).trim() !== "Following") throw new Error("the button does not say Following");
+  if ((await viewer.textContent("#followers")).trim() !== "1 follower") throw new Error("follower count not updated");
+  await until(owner, () => window.weirWatch().followers === 1);
+  // The viewer's connection asks the store again at most every 2 s.
+  await sleep(2200);
 });
 
 const hasMessages = (texts) => window.weirWatch().chat.messages.map((m) => m.text).filter((t) => texts.includes(t)).length === texts.length;

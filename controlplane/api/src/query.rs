@@ -35,13 +35,21 @@ impl CoreQueries {
     }
 
     /// A channel (id or slug) as its watch page shows it to anyone: title, live state,
-    /// viewers. Public.
+    /// viewers, followers (and whether the caller follows it). Public.
     async fn live_channel(
         &self,
         ctx: &Context<'_>,
         channel: ID,
     ) -> ApiResult<crate::watch::LiveChannel> {
         crate::watch::live_channel(ctx, &channel).await
+    }
+
+    /// The channels the caller follows, newest follow first.
+    async fn followed_channels(
+        &self,
+        ctx: &Context<'_>,
+    ) -> ApiResult<Vec<crate::watch::LiveChannel>> {
+        crate::watch::followed_channels(ctx).await
     }
 
     /// The caller.

@@ -125,6 +125,17 @@ impl Drop for Watch {
     }
 }
 
+/// A caller's standing in one channel's chat.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Standing {
+    /// Owner, moderator or admin.
+    pub moderator: bool,
+    /// A subscriber (moderators count as subscribers).
+    pub subscriber: bool,
+    /// When the caller began following the channel (Unix ms).
+    pub followed_at: Option<i64>,
+}
+
 /// Whether `caller` moderates `channel`: admins, the owner, appointed moderators.
 pub fn is_moderator(caller: &Caller, channel: &Channel) -> bool {
     caller.role == Role::Admin
@@ -261,16 +272,23 @@ impl Gateway {
             .ok_or_else(|| ChatError::NotFound("no such channel".into()))
     }
 
-    /// Whether `caller` moderates `channel`, and is a subscriber of it.
-    pub async fn standing(&self, channel: &Channel, caller: &Caller) -> Result<(bool, bool)> {
+    /// Whether `caller` moderates `channel`, subscribes to it, and since when it follows it.
+    pub async fn standing(&self, channel: &Channel, caller: &Caller) -> Result<Standing> {
         let moderator = is_moderator(caller, channel);
-        let subscriber = moderator
-            || self
-                .inner
-                .store
-                .is_subscriber(&channel.id, &caller.user.id)
-                .await?;
-        Ok((moderator, subscriber))
+        let store = &self.inner.store;
+        let subscriber = moderator || store.is_subscriber(&channel.id, &caller.user.id).await?;
+        let followed_at = store.follow_since(&channel.id, &caller.user.id).await?;
+        Ok(Standing {
+            moderator,
+            subscriber,
+            followed_at,
+        })
+    }
+
+    /// Since when `user_id` follows `channel_id` (followers-only rooms ask again when a
+    /// connection's answer was "not following").
+    pub async fn follow_since(&self, channel_id: &str, user_id: &str) -> Result<Option<i64>> {
+        Ok(self.inner.store.follow_since(channel_id, user_id).await?)
     }
 
     /// The room of a channel, loaded from the store (and its writer started) on first use.

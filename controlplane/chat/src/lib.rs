@@ -66,11 +66,12 @@
 //!   ms). A message is sent to everyone, its author included, once stored; then the
 //!   author gets an `ack` with its `nonce` and id. A refused message gets an `error`
 //!   with the same `nonce` at once.
-//! - Settings: `slow_mode_s`, `subscribers_only`, `emote_only`, `allow_links`,
-//!   `allowed_domains`, `banned_words` (see [`Settings`]).
+//! - Settings: `slow_mode_s`, `subscribers_only`, `followers_only`, `follow_age_min`,
+//!   `emote_only`, `allow_links`, `allowed_domains`, `banned_words` (see [`Settings`]).
 //! - Error codes ([`Code`]): `BAD_REQUEST`, `UNAUTHENTICATED`, `TOKEN_EXPIRED`,
 //!   `FORBIDDEN`, `NOT_FOUND`, `EMPTY`, `TOO_LONG`, `INVALID_TEXT`, `RATE_LIMITED`,
-//!   `SLOW_MODE`, `BANNED`, `TIMED_OUT`, `SUBSCRIBERS_ONLY`, `EMOTE_ONLY`, `BANNED_WORD`,
+//!   `SLOW_MODE`, `BANNED`, `TIMED_OUT`, `SUBSCRIBERS_ONLY`, `FOLLOWERS_ONLY`, `EMOTE_ONLY`,
+//!   `BANNED_WORD`,
 //!   `LINK_BLOCKED`, `DUPLICATE`, `BAD_REPLY`, `UNAVAILABLE`, `INTERNAL`.
 //! - Close codes ([`protocol::close`]): 1000 normal, 1001 server shutting down, 1002
 //!   protocol error, 1003 binary frame, 1007 invalid UTF-8, 1009 frame over the cap
@@ -79,9 +80,10 @@
 //!
 //! # Moderation pipeline (in order)
 //! ban / timeout → empty, length (500 characters), control characters → per-user and
-//! per-IP token buckets → subscribers-only → slow mode → emote-only → `reply_to` →
-//! banned words → links → repeat within 30 s. Moderators skip subscribers-only, slow
-//! mode, emote-only, links and repeats.
+//! per-IP token buckets → subscribers-only → followers-only (a follow at least
+//! `follow_age_min` old; subscribers need none) → slow mode → emote-only → `reply_to` →
+//! banned words → links → repeat within 30 s. Moderators skip subscribers-only,
+//! followers-only, slow mode, emote-only, links and repeats.
 //!
 //! # Metrics
 //! `weir_chat_connections`, `weir_chat_connections_refused_total` (per-IP connection
@@ -112,7 +114,7 @@ pub mod ws;
 
 pub use error::{ChatError, Result};
 pub use fanout::{Fanout, LocalFanout};
-pub use gateway::{Caller, Gateway, GatewayConfig, Watch, is_moderator};
+pub use gateway::{Caller, Gateway, GatewayConfig, Standing, Watch, is_moderator};
 pub use http::routes;
 pub use protocol::{Code, ServerMsg};
 pub use redis::RedisFanout;

@@ -291,6 +291,9 @@ pub enum Code {
     TimedOut,
     /// The room is subscribers-only.
     SubscribersOnly,
+    /// The room is followers-only (follow the channel; `retry_after_ms` when the follow
+    /// is younger than the room asks).
+    FollowersOnly,
     /// The room is emote-only.
     EmoteOnly,
     /// A banned word or pattern.
@@ -324,6 +327,7 @@ impl Code {
             Code::Banned => "BANNED",
             Code::TimedOut => "TIMED_OUT",
             Code::SubscribersOnly => "SUBSCRIBERS_ONLY",
+            Code::FollowersOnly => "FOLLOWERS_ONLY",
             Code::EmoteOnly => "EMOTE_ONLY",
             Code::BannedWord => "BANNED_WORD",
             Code::LinkBlocked => "LINK_BLOCKED",

@@ -70,8 +70,10 @@ pub struct Author<'a> {
     /// A moderator of this channel (exempt from slow mode, subscribers-only, emote-only,
     /// link and repeat filters; not from bans, length, rate limits or banned words).
     pub moderator: bool,
-    /// A subscriber of the channel.
+    /// A subscriber of the channel (exempt from followers-only too).
     pub subscriber: bool,
+    /// When the user began following the channel (Unix ms), if it does.
+    pub followed_at: Option<i64>,
 }
 
 /// A refused message: the code, a message for people, and when to retry.
@@ -324,6 +326,9 @@ impl Room {
                 "this chat is for subscribers only",
             ));
         }
+        if self.settings.followers_only && !exempt && !author.subscriber {
+            followers_only(&self.settings, author.followed_at, now)?;
+        }
         let slow_ms = i64::from(self.settings.slow_mode_s) * 1000;
         if slow_ms > 0
             && !exempt
@@ -454,6 +459,29 @@ impl Room {
         self.bans.remove(user_id);
         was
     }
+}
+
+/// Followers-only mode: a follow, at least `follow_age_min` old.
+fn followers_only(settings: &Settings, followed_at: Option<i64>, now: i64) -> Result<(), Refusal> {
+    let Some(since) = followed_at else {
+        return Err(Refusal::new(
+            Code::FollowersOnly,
+            "this chat is for followers: follow the channel to write",
+        ));
+    };
+    let age_ms = i64::from(settings.follow_age_min) * 60_000;
+    let wait = age_ms - (now - since);
+    if wait > 0 {
+        return Err(Refusal::new(
+            Code::FollowersOnly,
+            format!(
+                "this chat is for followers of at least {} minutes",
+                settings.follow_age_min
+            ),
+        )
+        .retry(wait as u64));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

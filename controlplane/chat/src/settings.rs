@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 pub const MAX_LIST: usize = 500;
 /// Longest slow-mode interval (one hour).
 pub const MAX_SLOW_MODE_S: u32 = 3600;
+/// Longest follow age followers-only mode may ask for (90 days, in minutes).
+pub const MAX_FOLLOW_AGE_MIN: u32 = 90 * 24 * 60;
 
 /// The settings of one room. Missing fields take their defaults, so clients may send
 /// only what they change on top of the current settings they were given.
@@ -16,6 +18,11 @@ pub struct Settings {
     pub slow_mode_s: u32,
     /// Only channel subscribers (and moderators) may write.
     pub subscribers_only: bool,
+    /// Only followers of the channel (and subscribers and moderators) may write.
+    pub followers_only: bool,
+    /// In followers-only mode, how long (minutes) a follow must be before its user may
+    /// write (0: any follower, at once).
+    pub follow_age_min: u32,
     /// Only emotes (`:name:`) and emoji / symbols may be written.
     pub emote_only: bool,
     /// Whether links are allowed at all; when false only `allowed_domains` pass.
@@ -32,6 +39,11 @@ impl Settings {
     pub fn validate(&self) -> Result<(), String> {
         if self.slow_mode_s > MAX_SLOW_MODE_S {
             return Err(format!("slow_mode_s is at most {MAX_SLOW_MODE_S}"));
+        }
+        if self.follow_age_min > MAX_FOLLOW_AGE_MIN {
+            return Err(format!(
+                "follow_age_min is at most {MAX_FOLLOW_AGE_MIN} (90 days)"
+            ));
         }
         if self.allowed_domains.len() > MAX_LIST || self.banned_words.len() > MAX_LIST {
             return Err(format!("lists hold at most {MAX_LIST} entries"));

@@ -14,7 +14,7 @@ use weir_store::{Channel, ids::now_ms};
 
 mod conn;
 
-use crate::gateway::{Caller, Gateway};
+use crate::gateway::{Caller, Gateway, Standing};
 use crate::hub::{CloseSignal, Frame};
 use crate::protocol::{ChatMessage, ServerMsg, close};
 use conn::Conn;
@@ -147,9 +147,9 @@ pub async fn serve_socket(gw: Gateway, socket: WebSocket, p: ConnParams) {
         .map_or(0, |m| m.id)
         .max(since.unwrap_or(0))
         .max(if since.is_none() { snap.last_id } else { 0 });
-    let (moderator, subscriber) = match &p.caller {
-        Some(c) => gw.standing(&p.channel, c).await.unwrap_or((false, false)),
-        None => (false, false),
+    let standing = match &p.caller {
+        Some(c) => gw.standing(&p.channel, c).await.unwrap_or_default(),
+        None => Standing::default(),
     };
     let mut conn = Conn {
         gw: gw.clone(),
@@ -158,8 +158,8 @@ pub async fn serve_socket(gw: Gateway, socket: WebSocket, p: ConnParams) {
         caller: p.caller,
         token: p.token,
         checked_at: now_ms(),
-        moderator,
-        subscriber,
+        standing,
+        follow_checked_at: now_ms(),
         ip: p.ip,
         tx,
         signal: signal.clone(),

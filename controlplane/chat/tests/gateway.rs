@@ -26,6 +26,8 @@ struct Env {
     channel: String,
     owner: String,
     viewer: String,
+    viewer_id: String,
+    store: Store,
 }
 
 async fn env(cfg: GatewayConfig) -> Env {
@@ -48,7 +50,7 @@ async fn env(cfg: GatewayConfig) -> Env {
         .unwrap();
     let token = |u: &weir_store::User| auth.jwt().issue(&u.id, &u.username, u.role).unwrap().0;
     let (owner_t, viewer_t) = (token(&owner), token(&viewer));
-    let gw = Gateway::new(store, auth, cfg);
+    let gw = Gateway::new(store.clone(), auth, cfg);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = weir_chat::routes(gw.clone()).into_make_service_with_connect_info::<SocketAddr>();
@@ -59,6 +61,8 @@ async fn env(cfg: GatewayConfig) -> Env {
         channel: ch.id,
         owner: owner_t,
         viewer: viewer_t,
+        viewer_id: viewer.id,
+        store,
     }
 }
 
@@ -333,6 +337,32 @@ async fn moderation_and_settings_over_the_socket() {
     let _ = next_where(&mut owner, "ack", "nonce", "f").await;
     let m = next_of(&mut viewer, "message").await;
     assert_eq!(m["text"], "owners may");
+
+    // Followers-only: refused until the viewer follows; a follow made after joining
+    // counts within the connection's follow re-check (2 s).
+    send(
+        &mut owner,
+        json!({ "type": "moderate", "action": "settings",
+                "settings": { "subscribers_only": false, "followers_only": true } }),
+    )
+    .await;
+    let changed = next_of(&mut viewer, "settings_changed").await;
+    assert_eq!(changed["settings"]["followers_only"], true);
+    send(
+        &mut viewer,
+        json!({ "type": "send", "text": "may I", "nonce": "g" }),
+    )
+    .await;
+    let err = next_of(&mut viewer, "error").await;
+    assert_eq!(err["code"], "FOLLOWERS_ONLY", "{err}");
+    e.store.follow(&e.channel, &e.viewer_id).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    send(
+        &mut viewer,
+        json!({ "type": "send", "text": "following now", "nonce": "h" }),
+    )
+    .await;
+    let _ = next_where(&mut viewer, "ack", "nonce", "h").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -223,7 +223,7 @@ impl Store {
     }
 
     /// Deletes a channel: its indexes, destinations, recordings index and entitlement go,
-    /// its stream keys are revoked. Stream history stays (it is history).
+    /// its follows end, its stream keys are revoked. Stream history stays (it is history).
     pub async fn delete_channel(&self, id: &str) -> Result<bool> {
         let Some(ch) = self.get_channel(id).await? else {
             return Ok(false);
@@ -241,6 +241,7 @@ impl Store {
             self.delete_child(RECORDINGS, &r.id).await?;
         }
         self.delete_entitlement(id).await?;
+        self.delete_follows(id).await?;
         for m in &ch.members {
             self.kv().delete(&member_bucket(&m.user_id), id).await?;
         }

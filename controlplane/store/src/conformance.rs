@@ -43,6 +43,7 @@ pub async fn run(store: &Store) {
     destinations(store, &ch.id).await;
     recordings(store, &ch.id).await;
     entitlements(store, &ch.id).await;
+    follows(store, &ch.id).await;
     studio::run(store, &ch.id, &owner.id).await;
     nodes(store).await;
     heartbeats_renew_a_node(store).await;
@@ -731,6 +732,55 @@ async fn entitlements(store: &Store, ch: &str) {
     store.add_subscriber(ch, "u9").await.unwrap();
     assert!(store.is_subscriber(ch, "u9").await.unwrap());
     assert!(store.remove_subscriber(ch, "u9").await.unwrap());
+}
+
+/// Follows: idempotent (the first date stays), counted, listed per user, ended.
+async fn follows(store: &Store, ch: &str) {
+    let (a, b) = (uniq("fa"), uniq("fb"));
+    assert_eq!(store.follow_since(ch, &a).await.unwrap(), None);
+    assert_eq!(store.follower_count(ch).await.unwrap(), 0);
+    let since = store.follow(ch, &a).await.unwrap();
+    assert_eq!(
+        store.follow(ch, &a).await.unwrap(),
+        since,
+        "following again"
+    );
+    store.follow(ch, &b).await.unwrap();
+    assert_eq!(store.follow_since(ch, &a).await.unwrap(), Some(since));
+    assert_eq!(store.follower_count(ch).await.unwrap(), 2);
+    let listed = store.followed_channels(&a).await.unwrap();
+    assert_eq!(listed, vec![(ch.to_string(), since)]);
+    assert!(store.unfollow(ch, &a).await.unwrap());
+    assert!(!store.unfollow(ch, &a).await.unwrap(), "already ended");
+    assert_eq!(store.follower_count(ch).await.unwrap(), 1);
+    assert_eq!(store.follow_since(ch, &a).await.unwrap(), None);
+    assert!(store.followed_channels(&a).await.unwrap().is_empty());
+    assert!(store.follow("../x", &a).await.is_err());
+    // A deleted channel takes its follows with it.
+    let owner = store
+        .create_user(
+            &uniq("fo"),
+            &format!("{}@example.com", uniq("f")),
+            "h",
+            Role::Owner,
+        )
+        .await
+        .unwrap();
+    let gone = store
+        .create_channel(&owner.id, &uniq("fch"), "T", "")
+        .await
+        .unwrap();
+    store.follow(&gone.id, &b).await.unwrap();
+    assert!(store.delete_channel(&gone.id).await.unwrap());
+    assert_eq!(store.follower_count(&gone.id).await.unwrap(), 0);
+    assert!(
+        !store
+            .followed_channels(&b)
+            .await
+            .unwrap()
+            .iter()
+            .any(|(c, _)| c == &gone.id)
+    );
 }
 
 async fn nodes(store: &Store) {

@@ -1,6 +1,6 @@
 //! Control-plane storage: the records (users, refresh tokens, channels, stream-key
 //! metadata and revocations, streams, destinations with sealed keys, recordings,
-//! entitlements, nodes, viewer counts, studio broadcasts with their participants,
+//! entitlements, follows, nodes, viewer counts, studio broadcasts with their participants,
 //! invitations and images) and the backends that keep them.
 //!
 //! Shape: backends implement one small trait, [`Kv`] (get / put with TTL / delete / list a
@@ -27,6 +27,7 @@ mod embedded;
 mod entitlements;
 mod error;
 mod etcd;
+mod follows;
 pub mod ids;
 mod keys;
 mod kv;

@@ -20,6 +20,7 @@ pub struct MutationRoot(
     policy::PolicyMutations,
     clips::ClipMutations,
     crate::chat::ChatMutations,
+    crate::watch::FollowMutations,
     crate::studio::StudioMutations,
     crate::studio::StageMutations,
     crate::studio::LiveMutations,

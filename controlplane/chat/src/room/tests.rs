@@ -47,6 +47,7 @@ fn author(u: &UserRef) -> Author<'_> {
         ip: "1.2.3.4",
         moderator: false,
         subscriber: false,
+        followed_at: None,
     }
 }
 
@@ -296,6 +297,73 @@ fn banned_words_links_emotes_subscribers() {
         Code::EmoteOnly
     );
     assert!(r.submit(0, &sub, ":wave: 👋", None, None, &mut l).is_ok());
+}
+
+#[test]
+fn followers_only_asks_for_a_follow_of_the_set_age() {
+    let mut r = room(Settings {
+        followers_only: true,
+        follow_age_min: 10,
+        ..Settings::default()
+    });
+    let mut l = limits();
+    let u = user("u");
+    let e = r
+        .submit(0, &author(&u), "hi", None, None, &mut l)
+        .expect_err("not following");
+    assert_eq!((e.code, e.retry_after_ms), (Code::FollowersOnly, None));
+    // Followed 4 minutes ago: 6 more to wait.
+    let now = 3_600_000;
+    let young = Author {
+        followed_at: Some(now - 4 * 60_000),
+        ..author(&u)
+    };
+    let e = r
+        .submit(now, &young, "hi", None, None, &mut l)
+        .expect_err("too young");
+    assert_eq!(
+        (e.code, e.retry_after_ms),
+        (Code::FollowersOnly, Some(6 * 60_000))
+    );
+    let old = Author {
+        followed_at: Some(now - 10 * 60_000),
+        ..author(&u)
+    };
+    assert!(r.submit(now, &old, "hi", None, None, &mut l).is_ok());
+    // Subscribers and moderators need no follow.
+    for exempt in [
+        Author {
+            subscriber: true,
+            ..author(&u)
+        },
+        Author {
+            moderator: true,
+            ..author(&u)
+        },
+    ] {
+        let text = format!("exempt {}", exempt.moderator);
+        assert!(r.submit(now, &exempt, &text, None, None, &mut l).is_ok());
+    }
+    // Age 0: any follower at once.
+    let mut s = r.settings().clone();
+    s.follow_age_min = 0;
+    r.set_settings(s);
+    let just = Author {
+        followed_at: Some(now),
+        ..author(&u)
+    };
+    assert!(
+        r.submit(now, &just, "just followed", None, None, &mut l)
+            .is_ok()
+    );
+    assert!(
+        Settings {
+            follow_age_min: 90 * 24 * 60 + 1,
+            ..Settings::default()
+        }
+        .validate()
+        .is_err()
+    );
 }
 
 #[test]

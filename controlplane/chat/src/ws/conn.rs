@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 use weir_store::{Channel, ids::now_ms};
 
 use super::refuse_frame;
-use crate::gateway::{Caller, Gateway};
+use crate::gateway::{Caller, Gateway, Standing};
 use crate::hub::{CloseSignal, Frame, RoomCell};
 use crate::protocol::{ClientMsg, Code, ServerMsg, close};
 use crate::room::Author;
@@ -17,6 +17,9 @@ const MAX_BAD: u32 = 20;
 /// How often (at most) a writing connection re-checks its token, account, session and
 /// moderator standing (ms): a disabled account or a removed moderator stops within it.
 const RECHECK_MS: i64 = 30_000;
+/// How often (at most) a connection that was not following asks the store again when it
+/// writes in a followers-only room (a follow made after joining counts within it).
+const FOLLOW_RECHECK_MS: i64 = 2_000;
 
 /// A connection as the protocol sees it.
 pub(super) struct Conn {
@@ -26,8 +29,8 @@ pub(super) struct Conn {
     pub(super) caller: Option<Caller>,
     pub(super) token: Option<String>,
     pub(super) checked_at: i64,
-    pub(super) moderator: bool,
-    pub(super) subscriber: bool,
+    pub(super) standing: Standing,
+    pub(super) follow_checked_at: i64,
     pub(super) ip: String,
     pub(super) tx: mpsc::Sender<Frame>,
     pub(super) signal: Arc<CloseSignal>,
@@ -41,7 +44,7 @@ impl Conn {
             channel: self.channel.id.clone(),
             user: self.caller.as_ref().map(|c| c.user.clone()),
             can_write: self.caller.is_some(),
-            moderator: self.moderator,
+            moderator: self.standing.moderator,
             settings,
             last_id,
         }
@@ -94,26 +97,44 @@ impl Conn {
         };
         match self.gw.authenticate(&token).await {
             Ok(c) => {
-                let (m, s) = self
-                    .gw
-                    .channel(&self.channel.id)
-                    .await
-                    .map(|ch| {
-                        let m = crate::gateway::is_moderator(&c, &ch);
-                        self.channel = ch;
-                        (m, self.subscriber || m)
-                    })
-                    .unwrap_or((self.moderator, self.subscriber));
-                self.moderator = m;
-                self.subscriber = s;
+                if let Ok(ch) = self.gw.channel(&self.channel.id).await {
+                    self.channel = ch;
+                }
+                if let Ok(s) = self.gw.standing(&self.channel, &c).await {
+                    self.standing = s;
+                    self.follow_checked_at = now;
+                }
                 self.caller = Some(c);
             }
             Err(e) if e.code() == Code::Unavailable => {}
             Err(e) => {
                 tracing::debug!(error = %e, "chat connection's token no longer valid");
                 self.caller = None;
-                self.moderator = false;
+                self.standing = Standing::default();
             }
+        }
+    }
+
+    /// In a followers-only room, asks the store again whether a caller that was not
+    /// following follows now (at most every [`FOLLOW_RECHECK_MS`]).
+    async fn recheck_follow(&mut self) {
+        let now = now_ms();
+        let Some(caller) = &self.caller else {
+            return;
+        };
+        if self.standing.followed_at.is_some() || now - self.follow_checked_at < FOLLOW_RECHECK_MS {
+            return;
+        }
+        if !self.cell.state.lock().room.settings().followers_only {
+            return;
+        }
+        self.follow_checked_at = now;
+        if let Ok(since) = self
+            .gw
+            .follow_since(&self.channel.id, &caller.user.id)
+            .await
+        {
+            self.standing.followed_at = since;
         }
     }
 
@@ -163,14 +184,13 @@ impl Conn {
                 Ok(c) => {
                     self.token = Some(token);
                     self.checked_at = now_ms();
-                    let (m, s) = self
+                    self.standing = self
                         .gw
                         .standing(&self.channel, &c)
                         .await
-                        .unwrap_or((false, false));
+                        .unwrap_or_default();
+                    self.follow_checked_at = now_ms();
                     self.caller = Some(c);
-                    self.moderator = m;
-                    self.subscriber = s;
                     let (settings, last) = {
                         let st = self.cell.state.lock();
                         (st.room.settings().clone(), st.room.last_committed_id())
@@ -185,6 +205,7 @@ impl Conn {
                 nonce,
             } => {
                 self.recheck().await;
+                self.recheck_follow().await;
                 let Some(caller) = self.writer(&nonce) else {
                     return;
                 };
@@ -192,8 +213,9 @@ impl Conn {
                     conn: self.sub_id,
                     user: &caller.user,
                     ip: &self.ip,
-                    moderator: self.moderator,
-                    subscriber: self.subscriber,
+                    moderator: self.standing.moderator,
+                    subscriber: self.standing.subscriber,
+                    followed_at: self.standing.followed_at,
                 };
                 // Accepted: the `ack` (with the id) comes once it is stored.
                 let submitted = self
