@@ -156,7 +156,9 @@ async function startChat() {
       onWelcome: (f) => {
         $("say").hidden = !f.can_write;
         $("chat-error").textContent = "";
-        $("text").placeholder = f.can_write ? `Chat as ${f.user.name}` : "";
+        const followFirst = f.can_write && f.settings?.followers_only && !f.moderator && !view.followedAt;
+        $("text").placeholder = !f.can_write ? ""
+          : followFirst ? "Followers-only chat: follow to write" : `Chat as ${f.user.name}`;
         $("role").hidden = !f.moderator;
       },
       onError: async (f) => {
