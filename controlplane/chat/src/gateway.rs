@@ -14,6 +14,7 @@ use crate::error::{ChatError, Result};
 use crate::fanout::{Fanout, LocalFanout};
 use crate::history::{ChatStore, Page};
 use crate::hub::{Frame, Hub, RoomCell};
+use crate::outbox::Outbox;
 use crate::protocol::{ChatMessage, Code, ServerMsg, UserRef, close};
 use crate::room::{Author, Limits, Refusal, Room, RoomConfig};
 
@@ -94,7 +95,8 @@ impl Caller {
 
 /// A room's frames, for [`Gateway::watch`]; leaves the room when dropped.
 pub struct Watch {
-    rx: tokio::sync::mpsc::Receiver<Frame>,
+    outbox: Arc<Outbox>,
+    queued: std::collections::VecDeque<Frame>,
     cell: Arc<RoomCell>,
     id: u64,
 }
@@ -110,7 +112,17 @@ impl Watch {
     /// once dropped for being slow.
     pub async fn next(&mut self) -> Option<ServerMsg> {
         loop {
-            let f = self.rx.recv().await?;
+            let f = match self.queued.pop_front() {
+                Some(f) => f,
+                None => {
+                    let mut batch = Vec::new();
+                    if !self.outbox.recv_batch(&mut batch, usize::MAX).await {
+                        return None;
+                    }
+                    self.queued.extend(batch);
+                    continue;
+                }
+            };
             match serde_json::from_str::<ServerMsg>(f.json.as_str()) {
                 Ok(m) => return Some(m),
                 Err(e) => tracing::debug!(error = %e, "chat watch: unreadable frame"),
@@ -383,13 +395,13 @@ impl Gateway {
     /// subscription). Bounded like a connection: a watcher that does not keep up is
     /// dropped (its stream ends).
     pub async fn watch(&self, channel_id: &str) -> Result<Watch> {
-        let (tx, rx) = tokio::sync::mpsc::channel(self.inner.cfg.outbound_queue.max(8));
+        let outbox = Arc::new(Outbox::new(self.inner.cfg.outbound_queue.max(8)));
         for _ in 0..3 {
             let cell = self.room(channel_id).await?;
-            let signal = Arc::new(crate::hub::CloseSignal::default());
-            if let Some(j) = self.inner.hub.subscribe(&cell, tx.clone(), signal, |_| ()) {
+            if let Some(j) = self.inner.hub.subscribe(&cell, outbox.clone(), |_| ()) {
                 return Ok(Watch {
-                    rx,
+                    outbox,
+                    queued: Default::default(),
                     cell: j.cell,
                     id: j.id,
                 });

@@ -30,10 +30,12 @@ use crate::ws::{ConnParams, serve_socket};
 /// ([`GatewayConfig::max_frame_bytes`](crate::GatewayConfig)) is checked below it so the
 /// client gets a clean close code.
 const WS_HARD_CAP: usize = 64 * 1024;
-/// Read buffer of a websocket. tungstenite's default (128 KiB) is zero-filled on the
-/// first read, so every idle connection held 128 KiB; client frames are at most 4 KiB
-/// by protocol (a larger frame grows the buffer up to the hard cap, then is refused).
-const WS_READ_BUFFER: usize = 4 * 1024;
+/// Read buffer of a websocket. tungstenite zero-fills it on the first read, so every
+/// idle connection holds it whole (its default, 128 KiB, was most of a connection's
+/// memory). Client frames are small (a chat line, `auth`, a moderation action): 1 KiB
+/// takes them in one read; a larger frame grows the buffer to its length (up to the
+/// protocol's 4 KiB, then the hard cap refuses it).
+const WS_READ_BUFFER: usize = 1024;
 /// Frames queued together are written with one flush, up to this many bytes (the
 /// connection's writer drains its queue up to [`crate::ws::COALESCE_BYTES`]); tungstenite
 /// keeps the buffer's capacity, so it stays small.

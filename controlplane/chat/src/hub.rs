@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::extract::ws::Utf8Bytes;
 use parking_lot::Mutex;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
+use crate::outbox::{Outbox, Push};
 use crate::protocol::{ServerMsg, close};
 use crate::room::Room;
 
@@ -32,49 +33,9 @@ impl Frame {
     }
 }
 
-/// How a connection is told to close (by delivery, moderation or shutdown).
-#[derive(Debug, Default)]
-pub struct CloseSignal {
-    reason: Mutex<Option<(u16, String)>>,
-    notify: Notify,
-}
-
-impl CloseSignal {
-    /// Asks the connection to close with `code` (the first request wins).
-    pub fn close(&self, code: u16, reason: &str) {
-        let mut r = self.reason.lock();
-        if r.is_none() {
-            *r = Some((code, reason.to_string()));
-        }
-        drop(r);
-        // Every waiter (the connection's reader and writer both wait).
-        self.notify.notify_waiters();
-    }
-
-    /// The close requested, if any.
-    pub fn reason(&self) -> Option<(u16, String)> {
-        self.reason.lock().clone()
-    }
-
-    /// Waits until a close is requested.
-    pub async fn wait(&self) {
-        loop {
-            // Registered before the check, so a close in between still wakes it.
-            let notified = self.notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.reason.lock().is_some() {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
-
 struct Sub {
     id: u64,
-    tx: mpsc::Sender<Frame>,
-    signal: Arc<CloseSignal>,
+    outbox: Arc<Outbox>,
 }
 
 /// A room with its subscribers.
@@ -129,20 +90,13 @@ impl RoomCell {
     /// with one socket write.
     pub fn deliver_all(&self, frames: &[Frame]) {
         let mut s = self.state.lock();
-        s.subs.retain(|sub| {
-            for frame in frames {
-                match sub.tx.try_send(frame.clone()) {
-                    Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        metrics::counter!("weir_chat_slow_clients_dropped_total").increment(1);
-                        sub.signal
-                            .close(close::SLOW_CONSUMER, "too slow: outbound queue full");
-                        return false;
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => return false,
-                }
+        s.subs.retain(|sub| match sub.outbox.push_all(frames) {
+            Push::Queued => true,
+            Push::Full => {
+                too_slow(&sub.outbox);
+                false
             }
-            true
+            Push::Closed => false,
         });
     }
 
@@ -150,11 +104,9 @@ impl RoomCell {
     pub fn send_to(&self, id: u64, frame: Frame) {
         let s = self.state.lock();
         if let Some(sub) = s.subs.iter().find(|s| s.id == id)
-            && let Err(mpsc::error::TrySendError::Full(_)) = sub.tx.try_send(frame)
+            && sub.outbox.push(frame) == Push::Full
         {
-            metrics::counter!("weir_chat_slow_clients_dropped_total").increment(1);
-            sub.signal
-                .close(close::SLOW_CONSUMER, "too slow: outbound queue full");
+            too_slow(&sub.outbox);
         }
     }
 
@@ -167,6 +119,12 @@ impl RoomCell {
     pub fn subscribers(&self) -> usize {
         self.state.lock().subs.len()
     }
+}
+
+/// Closes a connection whose queue is full.
+pub(crate) fn too_slow(outbox: &Outbox) {
+    metrics::counter!("weir_chat_slow_clients_dropped_total").increment(1);
+    outbox.close(close::SLOW_CONSUMER, "too slow: outbound queue full");
 }
 
 /// Every room of this gateway.
@@ -223,8 +181,7 @@ impl Hub {
     pub fn subscribe<T>(
         &self,
         cell: &Arc<RoomCell>,
-        tx: mpsc::Sender<Frame>,
-        signal: Arc<CloseSignal>,
+        outbox: Arc<Outbox>,
         snapshot: impl FnOnce(&Room) -> T,
     ) -> Option<Joined<T>> {
         let _rooms = self.rooms.lock();
@@ -233,7 +190,7 @@ impl Hub {
             return None;
         }
         let id = self.next_sub.fetch_add(1, Ordering::Relaxed);
-        s.subs.push(Sub { id, tx, signal });
+        s.subs.push(Sub { id, outbox });
         let snapshot = snapshot(&s.room);
         Some(Joined {
             cell: cell.clone(),
@@ -278,7 +235,7 @@ impl Hub {
     pub fn close_all(&self, code: u16, reason: &str) {
         for (_, cell) in self.rooms() {
             for sub in &cell.state.lock().subs {
-                sub.signal.close(code, reason);
+                sub.outbox.close(code, reason);
             }
         }
     }
@@ -305,65 +262,36 @@ mod tests {
         let hub = Hub::new();
         let (cell, new) = hub.insert("c", room());
         assert!(new);
-        let (fast_tx, mut fast_rx) = mpsc::channel(4);
-        let (slow_tx, _slow_rx) = mpsc::channel(2);
-        let (fast_sig, slow_sig) = (
-            Arc::new(CloseSignal::default()),
-            Arc::new(CloseSignal::default()),
-        );
-        assert!(
-            hub.subscribe(&cell, fast_tx, fast_sig.clone(), |_| ())
-                .is_some()
-        );
-        assert!(
-            hub.subscribe(&cell, slow_tx, slow_sig.clone(), |_| ())
-                .is_some()
-        );
+        let (fast, slow) = (Arc::new(Outbox::new(4)), Arc::new(Outbox::new(2)));
+        assert!(hub.subscribe(&cell, fast.clone(), |_| ()).is_some());
+        assert!(hub.subscribe(&cell, slow.clone(), |_| ()).is_some());
         let f = Frame::new(&ServerMsg::Pong);
         for _ in 0..3 {
             hub.deliver("c", &f);
-            assert!(fast_rx.try_recv().is_ok());
         }
+        assert_eq!(fast.len(), 3);
         assert_eq!(cell.subscribers(), 1);
-        assert_eq!(slow_sig.reason().map(|r| r.0), Some(close::SLOW_CONSUMER));
-        assert!(fast_sig.reason().is_none());
-    }
-
-    #[tokio::test]
-    async fn a_close_wakes_every_waiter() {
-        let sig = Arc::new(CloseSignal::default());
-        let waiters: Vec<_> = (0..2)
-            .map(|_| {
-                let s = sig.clone();
-                tokio::spawn(async move { s.wait().await })
-            })
-            .collect();
-        tokio::task::yield_now().await;
-        sig.close(close::GOING_AWAY, "bye");
-        for w in waiters {
-            tokio::time::timeout(std::time::Duration::from_secs(5), w)
-                .await
-                .expect("woken")
-                .expect("joined");
-        }
-        // And one that starts waiting after the close returns at once.
-        sig.wait().await;
+        assert_eq!(slow.reason().map(|r| r.0), Some(close::SLOW_CONSUMER));
+        assert!(fast.reason().is_none());
+        // A closing connection gets nothing more and leaves the room.
+        fast.close(close::NORMAL, "");
+        hub.deliver("c", &f);
+        assert_eq!(cell.subscribers(), 0);
     }
 
     #[test]
     fn idle_rooms_leave_and_refuse_late_joiners() {
         let hub = Hub::new();
         let (cell, _) = hub.insert("c", room());
-        let (tx, rx) = mpsc::channel(1);
+        let outbox = Arc::new(Outbox::new(1));
         let j = hub
-            .subscribe(&cell, tx.clone(), Arc::default(), |r| r.last_id())
+            .subscribe(&cell, outbox.clone(), |r| r.last_id())
             .expect("joined");
         assert!(!hub.remove_if_idle("c", &cell), "has a subscriber");
         cell.unsubscribe(j.id);
         assert!(hub.remove_if_idle("c", &cell));
         assert!(hub.get("c").is_none());
-        assert!(hub.subscribe(&cell, tx, Arc::default(), |_| ()).is_none());
-        drop(rx);
+        assert!(hub.subscribe(&cell, outbox, |_| ()).is_none());
         let (again, new) = hub.insert("c", room());
         assert!(new && !Arc::ptr_eq(&again, &cell));
     }

@@ -104,6 +104,7 @@ pub mod history;
 pub mod http;
 pub mod hub;
 mod moderation;
+pub mod outbox;
 pub mod protocol;
 pub mod redis;
 pub mod resp;

@@ -3,19 +3,24 @@
 //! (client frames → protocol → gateway) and a writer (outbound queue → socket) until
 //! either side ends. Replies go through the same bounded queue as room frames, so the
 //! reader never waits on the client's socket either.
+//!
+//! Memory: an idle connection is its socket, its websocket buffers, its [`Outbox`] and
+//! this task. The task's future is kept to what waiting needs: the join (store reads,
+//! history) and each client message's handling run in futures boxed for their duration,
+//! since an inline future would size every connection's task for its largest await.
 
 use std::sync::Arc;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
 use weir_store::{Channel, ids::now_ms};
 
 mod conn;
 
 use crate::gateway::{Caller, Gateway, Standing};
-use crate::hub::{CloseSignal, Frame};
+use crate::hub::Frame;
+use crate::outbox::Outbox;
 use crate::protocol::{ChatMessage, ServerMsg, close};
 use conn::Conn;
 
@@ -55,12 +60,7 @@ impl Drop for Gauge {
     }
 }
 
-pub(crate) fn refuse_frame(
-    signal: &CloseSignal,
-    code: u16,
-    reason: &'static str,
-    label: &'static str,
-) {
+pub(crate) fn refuse_frame(signal: &Outbox, code: u16, reason: &'static str, label: &'static str) {
     metrics::counter!("weir_chat_frames_refused_total", "reason" => label).increment(1);
     signal.close(code, reason);
 }
@@ -75,13 +75,47 @@ async fn send_now(sink: &mut Sink, msg: &ServerMsg, gw: &Gateway) -> bool {
     )
 }
 
+/// A joined connection, ready to run.
+struct Joined {
+    conn: Conn,
+    sink: Sink,
+    stream: SplitStream<WebSocket>,
+    last_sent: u64,
+}
+
 /// Serves one websocket until it ends.
 pub async fn serve_socket(gw: Gateway, socket: WebSocket, p: ConnParams) {
     let _gauge = Gauge::up();
+    let send_timeout = gw.config().send_timeout;
+    let Some(j) = Box::pin(join(gw, socket, p)).await else {
+        return;
+    };
+    let Joined {
+        mut conn,
+        sink,
+        stream,
+        last_sent,
+    } = j;
+    let (outbox, cell, sub_id) = (conn.outbox.clone(), conn.cell.clone(), conn.sub_id);
+    let reader = read_loop(stream, &mut conn);
+    let writer = write_loop(sink, outbox, last_sent, send_timeout);
+    tokio::pin!(reader, writer);
+    tokio::select! {
+        _ = &mut reader => {
+            // The reader asked for a close (or the client left): let the writer send it.
+            let _ = Box::pin(tokio::time::timeout(std::time::Duration::from_secs(5), &mut writer)).await;
+        }
+        _ = &mut writer => {}
+    }
+    cell.unsubscribe(sub_id);
+}
+
+/// Joins the room, sends `welcome` and the history: the connection, or `None` when it
+/// ended already.
+async fn join(gw: Gateway, socket: WebSocket, p: ConnParams) -> Option<Joined> {
     let (mut sink, stream) = socket.split();
     let cfg = gw.config().clone();
-    let (tx, rx) = mpsc::channel::<Frame>(cfg.outbound_queue.max(8));
-    let signal = Arc::new(CloseSignal::default());
+    let outbox = Arc::new(Outbox::new(cfg.outbound_queue.max(8)));
     let since = p.since;
     let snap = |room: &crate::room::Room| Snapshot {
         settings: room.settings().clone(),
@@ -104,20 +138,17 @@ pub async fn serve_socket(gw: Gateway, socket: WebSocket, p: ConnParams) {
                 )
                 .await;
                 close_sink(&mut sink, close::INTERNAL, "chat unavailable").await;
-                return;
+                return None;
             }
         };
-        joined = gw
-            .inner
-            .hub
-            .subscribe(&cell, tx.clone(), signal.clone(), snap);
+        joined = gw.inner.hub.subscribe(&cell, outbox.clone(), snap);
         if joined.is_some() {
             break;
         }
     }
     let Some(joined) = joined else {
         close_sink(&mut sink, close::INTERNAL, "chat unavailable").await;
-        return;
+        return None;
     };
     let (cell, sub_id, snap) = (joined.cell, joined.id, joined.snapshot);
     // A `since` beyond the room's newest id (another deployment's, a wiped store) would
@@ -151,7 +182,7 @@ pub async fn serve_socket(gw: Gateway, socket: WebSocket, p: ConnParams) {
         Some(c) => gw.standing(&p.channel, c).await.unwrap_or_default(),
         None => Standing::default(),
     };
-    let mut conn = Conn {
+    let conn = Conn {
         gw: gw.clone(),
         channel: p.channel,
         cell: cell.clone(),
@@ -161,8 +192,7 @@ pub async fn serve_socket(gw: Gateway, socket: WebSocket, p: ConnParams) {
         standing,
         follow_checked_at: now_ms(),
         ip: p.ip,
-        tx,
-        signal: signal.clone(),
+        outbox,
         sub_id,
         bad: 0,
     };
@@ -172,18 +202,15 @@ pub async fn serve_socket(gw: Gateway, socket: WebSocket, p: ConnParams) {
         truncated,
     };
     if send_now(&mut sink, &welcome, &gw).await && send_now(&mut sink, &history, &gw).await {
-        let reader = read_loop(stream, &mut conn);
-        let writer = write_loop(sink, rx, signal.clone(), last_sent, cfg.send_timeout);
-        tokio::pin!(reader, writer);
-        tokio::select! {
-            _ = &mut reader => {
-                // The reader asked for a close (or the client left): let the writer send it.
-                let _ = tokio::time::timeout(std::time::Duration::from_secs(5), &mut writer).await;
-            }
-            _ = &mut writer => {}
-        }
+        return Some(Joined {
+            conn,
+            sink,
+            stream,
+            last_sent,
+        });
     }
     cell.unsubscribe(sub_id);
+    None
 }
 
 async fn close_sink(sink: &mut Sink, code: u16, reason: &str) {
@@ -205,68 +232,53 @@ pub const COALESCE_BYTES: usize = 4 * 1024;
 
 async fn write_loop(
     mut sink: Sink,
-    mut rx: mpsc::Receiver<Frame>,
-    signal: Arc<CloseSignal>,
+    outbox: Arc<Outbox>,
     mut last_sent: u64,
     send_timeout: std::time::Duration,
 ) {
-    let mut batch: Vec<Utf8Bytes> = Vec::new();
-    loop {
-        let frame = tokio::select! {
-            biased;
-            () = signal.wait() => break,
-            f = rx.recv() => match f {
-                Some(f) => f,
-                None => break,
-            },
-        };
-        // This frame and whatever else is queued already, up to COALESCE_BYTES.
-        let mut bytes = 0;
-        let mut next = Some(frame);
-        while let Some(frame) = next.take() {
-            if let Some(id) = frame.id {
-                if id <= last_sent {
-                    next = rx.try_recv().ok();
-                    continue;
-                }
+    let mut frames: Vec<Frame> = Vec::new();
+    // What is queued already, up to COALESCE_BYTES, goes out with one flush.
+    while outbox.recv_batch(&mut frames, COALESCE_BYTES).await {
+        let mut batch = frames.drain(..).filter(|f| match f.id {
+            Some(id) if id <= last_sent => false,
+            Some(id) => {
                 last_sent = id;
+                true
             }
-            bytes += frame.json.len();
-            batch.push(frame.json);
-            if bytes < COALESCE_BYTES {
-                next = rx.try_recv().ok();
-            }
-        }
-        if batch.is_empty() {
-            continue;
-        }
+            None => true,
+        });
         let send = async {
-            for json in batch.drain(..) {
-                sink.feed(Message::Text(json)).await?;
+            for frame in batch.by_ref() {
+                sink.feed(Message::Text(frame.json)).await?;
             }
             sink.flush().await
         };
-        match tokio::time::timeout(send_timeout, send).await {
+        // Boxed for the send's duration (the timer and the sink's futures would
+        // otherwise stay in every idle connection's task).
+        match Box::pin(tokio::time::timeout(send_timeout, send)).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => return,
             Err(_) => {
                 metrics::counter!("weir_chat_slow_clients_dropped_total").increment(1);
-                signal.close(close::SLOW_CONSUMER, "too slow: write timed out");
+                outbox.close(close::SLOW_CONSUMER, "too slow: write timed out");
                 break;
             }
         }
-        batch.clear();
+        drop(batch);
+        if frames.capacity() > 64 {
+            frames = Vec::new();
+        }
     }
-    let (code, reason) = signal.reason().unwrap_or((close::NORMAL, String::new()));
-    close_sink(&mut sink, code, &reason).await;
+    let (code, reason) = outbox.reason().unwrap_or((close::NORMAL, String::new()));
+    Box::pin(close_sink(&mut sink, code, &reason)).await;
 }
 
 async fn read_loop(mut stream: SplitStream<WebSocket>, conn: &mut Conn) {
-    let signal = conn.signal.clone();
+    let signal = conn.outbox.clone();
     let max = conn.gw.config().max_frame_bytes;
     loop {
         let msg = tokio::select! {
-            () = signal.wait() => return,
+            () = signal.closed() => return,
             m = stream.next() => m,
         };
         match msg {
@@ -279,7 +291,9 @@ async fn read_loop(mut stream: SplitStream<WebSocket>, conn: &mut Conn) {
                     refuse_frame(&signal, close::TOO_BIG, "frame too large", "too_large");
                     return;
                 }
-                conn.handle(t.as_str()).await;
+                // Boxed: the handling's store calls would otherwise size every idle
+                // connection's future.
+                Box::pin(conn.handle(t.as_str())).await;
             }
             Some(Ok(Message::Binary(_))) => {
                 refuse_frame(

@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
 use weir_store::{Channel, ids::now_ms};
 
 use super::refuse_frame;
 use crate::gateway::{Caller, Gateway, Standing};
-use crate::hub::{CloseSignal, Frame, RoomCell};
+use crate::hub::{Frame, RoomCell, too_slow};
+use crate::outbox::{Outbox, Push};
 use crate::protocol::{ClientMsg, Code, ServerMsg, close};
 use crate::room::Author;
 
@@ -32,8 +32,7 @@ pub(super) struct Conn {
     pub(super) standing: Standing,
     pub(super) follow_checked_at: i64,
     pub(super) ip: String,
-    pub(super) tx: mpsc::Sender<Frame>,
-    pub(super) signal: Arc<CloseSignal>,
+    pub(super) outbox: Arc<Outbox>,
     pub(super) sub_id: u64,
     pub(super) bad: u32,
 }
@@ -51,10 +50,8 @@ impl Conn {
     }
 
     fn reply(&self, msg: &ServerMsg) {
-        if self.tx.try_send(Frame::new(msg)).is_err() {
-            metrics::counter!("weir_chat_slow_clients_dropped_total").increment(1);
-            self.signal
-                .close(close::SLOW_CONSUMER, "too slow: outbound queue full");
+        if self.outbox.push(Frame::new(msg)) == Push::Full {
+            too_slow(&self.outbox);
         }
     }
 
@@ -150,7 +147,7 @@ impl Conn {
                     .increment(1);
                 if self.bad >= MAX_BAD {
                     refuse_frame(
-                        &self.signal,
+                        &self.outbox,
                         close::ABUSE,
                         "too many malformed messages",
                         "malformed",
