@@ -162,7 +162,7 @@ pub struct Offer {
 
 /// What a driven peer does with its media.
 enum Role {
-    Subscriber { connected: bool },
+    Subscriber,
     Publisher(Box<Sender>),
 }
 
@@ -195,13 +195,7 @@ pub fn spawn_subscriber(
     shared: Arc<Shared>,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    spawn(
-        rt,
-        peer,
-        Role::Subscriber { connected: false },
-        shared,
-        stop,
-    )
+    spawn(rt, peer, Role::Subscriber, shared, stop)
 }
 
 /// Starts driving `peer` as the publisher of `media` (once connected) on `rt`.
@@ -329,13 +323,11 @@ impl Task {
 
     fn event(&mut self, e: Event) -> anyhow::Result<()> {
         match e {
-            Event::Connected => match &mut self.role {
-                Role::Subscriber { connected } => {
-                    *connected = true;
+            Event::Connected => {
+                if matches!(self.role, Role::Subscriber) {
                     self.shared.connected.fetch_add(1, Ordering::Relaxed);
                 }
-                Role::Publisher(_) => {}
-            },
+            }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 anyhow::bail!("ICE disconnected")
             }

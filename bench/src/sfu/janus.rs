@@ -26,8 +26,6 @@ pub struct Janus {
     child: Child,
     /// HTTP API address.
     pub http: SocketAddr,
-    /// Its log.
-    pub log: std::path::PathBuf,
 }
 
 impl Janus {
@@ -131,7 +129,7 @@ impl Janus {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(Self { child, http, log })
+        Ok(Self { child, http })
     }
 
     /// Its process id.

@@ -75,7 +75,7 @@ impl Step {
     pub fn line(&self) -> String {
         format!(
             "N={} connected {} failed {} · {:.0} pkt/s · server {:.2} cores ({:.0} pkt per core-s) · client {:.2} cores · \
-             latency p50 {:.2} / p99 {:.2} ms ({} samples) · loss video {:.2} % audio {:.2} % · {:.1} KiB/sub · joins {:.1} s",
+             latency p50 {:.2} / p99 {:.2} ms ({} samples, {} unmatched) · loss video {:.2} % audio {:.2} % · RSS {:.1} MiB, {:.1} KiB/sub · joins {:.1} s",
             self.n,
             self.connected,
             self.failed,
@@ -86,8 +86,10 @@ impl Step {
             self.p50_ms,
             self.p99_ms,
             self.samples,
+            self.unmatched,
             100.0 * self.video_loss(),
             100.0 * self.audio_loss(),
+            self.rss as f64 / 1048576.0,
             self.kib_per_sub,
             self.join_secs
         )
