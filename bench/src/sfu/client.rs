@@ -98,10 +98,10 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// A full-ICE peer with H.264 and Opus, a host candidate on a fresh loopback socket,
-    /// and the run's shared DTLS certificate.
-    pub fn new(cert: &DtlsCert) -> anyhow::Result<Self> {
-        let socket = UdpSocket::bind("127.0.0.1:0").context("binding a UDP socket")?;
+    /// A full-ICE peer with H.264 and Opus, a host candidate on a fresh UDP socket on
+    /// `ip` (a local address), and the run's shared DTLS certificate.
+    pub fn new(cert: &DtlsCert, ip: std::net::IpAddr) -> anyhow::Result<Self> {
+        let socket = UdpSocket::bind((ip, 0)).context("binding a UDP socket")?;
         socket.set_nonblocking(true)?;
         let local = socket.local_addr()?;
         let mut rtc = RtcConfig::new()

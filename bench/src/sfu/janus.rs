@@ -26,12 +26,19 @@ pub struct Janus {
     child: Child,
     /// HTTP API address.
     pub http: SocketAddr,
+    /// The address Janus gathers its ICE candidates on (it leaves out `lo`): the
+    /// machine's own address, so the client's peers bind there too.
+    pub ice_ip: std::net::IpAddr,
 }
 
 impl Janus {
     /// Writes the config folder under `work` and starts Janus (under `taskset -c CPU`
     /// when `cpu` is set) with `event_loops` ICE loop threads (0: one per handle).
     pub fn start(work: &Path, cpu: Option<usize>, event_loops: u32) -> anyhow::Result<Self> {
+        let debug: u32 = std::env::var("WEIR_BENCH_JANUS_DEBUG")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3);
         let dir = work.join("janus");
         for sub in ["plugins", "transports", "none"] {
             std::fs::create_dir_all(dir.join(sub))?;
@@ -52,7 +59,7 @@ impl Janus {
             format!(
                 "general: {{\n  configs_folder = \"{d}\"\n  plugins_folder = \"{d}/plugins\"\n  \
                  transports_folder = \"{d}/transports\"\n  events_folder = \"{d}/none\"\n  \
-                 loggers_folder = \"{d}/none\"\n  debug_level = 3\n  session_timeout = 0\n  \
+                 loggers_folder = \"{d}/none\"\n  debug_level = {debug}\n  session_timeout = 0\n  \
                  event_loops = {event_loops}\n}}\n\
                  media: {{\n  ipv6 = false\n  rtp_port_range = \"40000-60000\"\n}}\n\
                  nat: {{\n  nice_debug = false\n  ice_lite = true\n  ice_enforce_list = \"lo\"\n  \
@@ -129,7 +136,12 @@ impl Janus {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(Self { child, http })
+        let ice_ip = host_ip();
+        Ok(Self {
+            child,
+            http,
+            ice_ip,
+        })
     }
 
     /// Its process id.
@@ -264,6 +276,7 @@ impl Session {
             json!({"request": "publish", "audio": true, "video": true}),
             Some(json!({"type": "offer", "sdp": offer})),
         )?;
+        self.trickle_done(handle)?;
         Ok((jsep_sdp(&e, "answer")?, feed))
     }
 
@@ -284,8 +297,30 @@ impl Session {
             json!({"request": "start", "room": ROOM}),
             Some(json!({"type": "answer", "sdp": answer})),
         )?;
+        self.trickle_done(handle)
+    }
+
+    /// Tells Janus the client's SDP held all its candidates (no trickle to wait for).
+    fn trickle_done(&mut self, handle: u64) -> anyhow::Result<()> {
+        let path = format!("/janus/{}/{handle}", self.id);
+        self.post(
+            &path,
+            json!({"janus": "trickle", "candidate": {"completed": true}}),
+        )?;
         Ok(())
     }
+}
+
+/// The machine's own (non-loopback) IPv4 address, the one libnice gathers on: the local
+/// end of a UDP socket connected towards a documentation address (connecting a UDP
+/// socket sends nothing). 127.0.0.1 when there is no route.
+fn host_ip() -> std::net::IpAddr {
+    std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| {
+            s.connect("198.51.100.1:9")?;
+            s.local_addr()
+        })
+        .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |a| a.ip())
 }
 
 fn data_id(v: &Value) -> anyhow::Result<u64> {

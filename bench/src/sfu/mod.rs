@@ -242,6 +242,14 @@ enum Target {
 }
 
 impl Target {
+    /// The local address the client's peers bind to.
+    fn client_ip(&self) -> std::net::IpAddr {
+        match self {
+            Self::Weir { .. } => std::net::IpAddr::from([127, 0, 0, 1]),
+            Self::Janus { janus, .. } => janus.ice_ip,
+        }
+    }
+
     fn pid(&self) -> u32 {
         match self {
             Self::Weir { weir, .. } => weir.child.id(),
@@ -314,7 +322,7 @@ fn run_server(
     let (stop_tx, stop_rx) = watch::channel(false);
 
     // The publisher.
-    let mut peer = Peer::new(cert)?;
+    let mut peer = Peer::new(cert, target.client_ip())?;
     let offer = peer.offer(Direction::SendOnly)?;
     let answer = match &mut target {
         Target::Weir { weir, key } => {
@@ -362,7 +370,7 @@ fn run_server(
     for &n in &cfg.subscribers {
         let join_start = Instant::now();
         while joined < n {
-            let mut peer = Peer::new(cert)?;
+            let mut peer = Peer::new(cert, target.client_ip())?;
             match &mut target {
                 Target::Weir { weir, .. } => {
                     let offer = peer.offer(Direction::RecvOnly)?;
