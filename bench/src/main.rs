@@ -20,6 +20,9 @@
 //! weir-bench studio [--quick] [--guests 2,4,9] [--secs S] [--idle-secs S] [--settle-secs S]
 //!                   [--keep] [--readme | --no-readme]
 //! weir-bench abuse [--quick] [--readme | --no-readme]
+//! weir-bench sfu [--quick] [--subscribers 50,100,200,…] [--secs S] [--settle-secs S]
+//!               [--servers weir,janus] [--janus-event-loops N] [--no-pin] [--keep]
+//!               [--readme | --no-readme]
 //! ```
 
 mod abuse;
@@ -37,6 +40,7 @@ mod procstat;
 mod publisher;
 mod report;
 mod servers;
+mod sfu;
 mod srt;
 mod stats;
 mod studio;
@@ -412,9 +416,10 @@ fn main() -> ExitCode {
         Some("chat") => chat::run(&args[1..]),
         Some("studio") => studio::run(&args[1..]),
         Some("abuse") => abuse::run(&args[1..]),
+        Some("sfu") => sfu::run(&args[1..]),
         _ => {
             eprintln!(
-                "usage: weir-bench live [--quick] [flags…] | weir-bench api [--quick] [--clients N] | weir-bench transcode|srt|outputs|chat|studio|abuse [--quick] [flags…]  (see bench/README.md)"
+                "usage: weir-bench live [--quick] [flags…] | weir-bench api [--quick] [--clients N] | weir-bench transcode|srt|outputs|chat|studio|abuse|sfu [--quick] [flags…]  (see bench/README.md)"
             );
             return ExitCode::from(2);
         }

@@ -16,6 +16,9 @@
 //! `cargo xtask bench studio [--quick] [FLAGS…]` — the studio compositor: weir's CPU, RSS
 //! and program frame rate composing N guests (2, 4, 9) into a 720p30 grid, against ffmpeg
 //! composing the same inputs (about 5 minutes).
+//! `cargo xtask bench sfu [--quick] [FLAGS…]` — WebRTC fan-out: 1 WHIP publisher to N
+//! receive-only subscribers, forwarded packets per core, added latency, loss and memory
+//! per subscriber, weir against Janus's videoroom driven by the same str0m client.
 
 use std::process::Command;
 
@@ -65,8 +68,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
         ),
         // ffmpeg: the good stream's media.
         "abuse" => bench("abuse", &["ffmpeg"], rest),
+        // ffmpeg: the test media (H.264 baseline, Opus); janus: the peer SFU; util-linux:
+        // taskset.
+        "sfu" => bench("sfu", &["ffmpeg", "janus", "util-linux"], rest),
         other => Err(format!(
-            "unknown bench scenario {other:?} (have: live, api, transcode, srt, outputs, chat, studio, abuse)"
+            "unknown bench scenario {other:?} (have: live, api, transcode, srt, outputs, chat, studio, abuse, sfu)"
         )),
     }
 }
