@@ -74,6 +74,17 @@ async fn kv_batches_and_ranges(store: &Store) {
     .unwrap();
     assert_eq!(kv.get(&b1, "a").await.unwrap().as_deref(), Some(&b"1"[..]));
     assert_eq!(kv.list(&b2).await.unwrap().len(), 2);
+    // More entries than one etcd transaction takes, over several buckets.
+    let many: Vec<(String, Vec<(String, Vec<u8>)>)> = (0..3)
+        .map(|n| {
+            let rows = (0..90).map(|i| (format!("k{i:03}"), vec![n])).collect();
+            (format!("{b}-big{n}"), rows)
+        })
+        .collect();
+    kv.put_many_buckets(&many).await.unwrap();
+    for (bucket, _) in &many {
+        assert_eq!(kv.list(bucket).await.unwrap().len(), 90, "{bucket}");
+    }
     kv.put(&format!("{b}/nested"), "k5", b"x", None)
         .await
         .unwrap();

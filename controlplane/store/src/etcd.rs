@@ -31,7 +31,8 @@ use crate::kv::{Kv, check_path, select_range};
 
 const NAME: &str = "etcd";
 
-/// Operations per transaction of [`Kv::put_many`] (etcd's default limit is 128).
+/// Operations per transaction of [`Kv::put_many`] and [`Kv::put_many_buckets`] (etcd's
+/// default limit is 128).
 const TXN_OPS: usize = 100;
 
 /// Most cached leases of each kind; beyond, the stalest are forgotten (their keys still
@@ -394,6 +395,33 @@ impl Kv for EtcdKv {
                 .map_err(be)?;
         }
         Ok(())
+    }
+
+    /// Entries of several buckets packed into transactions of [`TXN_OPS`]: with many chat
+    /// rooms storing at once, a few Raft commits instead of one per room. Atomic per
+    /// transaction only, as [`Kv::put_many`].
+    async fn put_many_buckets(&self, batches: &[(String, Vec<(String, Vec<u8>)>)]) -> Result<()> {
+        let mut ops = Vec::with_capacity(batches.iter().map(|b| b.1.len()).sum());
+        for (bucket, entries) in batches {
+            for (key, value) in entries {
+                check_path(bucket, key)?;
+                ops.push(TxnOp::put(self.key(bucket, key), value.as_slice(), None));
+            }
+        }
+        while !ops.is_empty() {
+            let rest = ops.split_off(ops.len().min(TXN_OPS));
+            let chunk = std::mem::replace(&mut ops, rest);
+            self.client
+                .clone()
+                .txn(Txn::new().and_then(chunk))
+                .await
+                .map_err(be)?;
+        }
+        Ok(())
+    }
+
+    fn batches_buckets(&self) -> bool {
+        true
     }
 
     async fn list_range(

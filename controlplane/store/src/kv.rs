@@ -88,7 +88,7 @@ pub trait Kv: Send + Sync + 'static {
 
     /// Writes values of several buckets (no TTL): `(bucket, entries)` pairs. The
     /// default writes them bucket by bucket with [`Kv::put_many`]; backends that can
-    /// write them all in one transaction override it and [`Kv::batches_buckets`].
+    /// write several buckets in one transaction override it and [`Kv::batches_buckets`].
     async fn put_many_buckets(&self, batches: &[(String, Vec<(String, Vec<u8>)>)]) -> Result<()> {
         for (bucket, entries) in batches {
             self.put_many(bucket, entries).await?;
@@ -96,8 +96,9 @@ pub trait Kv: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Whether [`Kv::put_many_buckets`] is one transaction (one commit for all), so that
-    /// callers gain by grouping concurrent writes of different buckets.
+    /// Whether [`Kv::put_many_buckets`] takes fewer commits than one per bucket (one
+    /// transaction for all, or transactions packed with entries of several buckets), so
+    /// that callers gain by grouping concurrent writes of different buckets.
     fn batches_buckets(&self) -> bool {
         false
     }
