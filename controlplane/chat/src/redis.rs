@@ -30,6 +30,8 @@ use crate::protocol::{ChatMessage, ServerMsg};
 use crate::resp::{self, Value};
 use crate::room::{Ban, Pending, Room};
 
+mod pipeline;
+
 /// Gives ids to a batch and publishes it: KEYS = counter, channel; ARGV = the message
 /// JSON after its id (`,"ts":…}`).
 const COMMIT: &str = r#"
@@ -127,7 +129,7 @@ impl Conn {
 pub struct RedisFanout {
     addr: String,
     prefix: String,
-    conn: tokio::sync::Mutex<Option<Conn>>,
+    commands: pipeline::Pipeline,
 }
 
 impl std::fmt::Debug for RedisFanout {
@@ -147,7 +149,7 @@ impl RedisFanout {
         let me = Arc::new(Self {
             addr: addr.to_string(),
             prefix: prefix.to_string(),
-            conn: tokio::sync::Mutex::new(None),
+            commands: pipeline::Pipeline::start(addr.to_string()),
         });
         tokio::spawn(subscriber(addr.to_string(), prefix.to_string(), hub));
         me
@@ -162,19 +164,7 @@ impl RedisFanout {
     }
 
     async fn run(&self, args: &[&[u8]]) -> Result<Value> {
-        let mut guard = self.conn.lock().await;
-        if guard.is_none() {
-            *guard = Some(Conn::connect(&self.addr).await?);
-        }
-        let Some(conn) = guard.as_mut() else {
-            return Err(redis_err("no connection"));
-        };
-        let r = conn.cmd(args).await;
-        if r.is_err() {
-            // A broken or desynchronised connection is replaced on the next call.
-            *guard = None;
-        }
-        r
+        self.commands.cmd(args).await
     }
 }
 
