@@ -75,9 +75,10 @@ async fn kv_batches_and_ranges(store: &Store) {
     assert_eq!(kv.get(&b1, "a").await.unwrap().as_deref(), Some(&b"1"[..]));
     assert_eq!(kv.list(&b2).await.unwrap().len(), 2);
     // More entries than one etcd transaction takes, over several buckets.
-    let many: Vec<(String, Vec<(String, Vec<u8>)>)> = (0..3)
+    let many: Vec<_> = (0..3)
         .map(|n| {
-            let rows = (0..90).map(|i| (format!("k{i:03}"), vec![n])).collect();
+            let rows: Vec<(String, Vec<u8>)> =
+                (0..90).map(|i| (format!("k{i:03}"), vec![n])).collect();
             (format!("{b}-big{n}"), rows)
         })
         .collect();
