@@ -11,7 +11,7 @@
 //! - connection caps per client address (IPv6 grouped by /64, IPv4-mapped as IPv4) and
 //!   in all ([`Limits::per_ip`], [`Limits::max`]): over a cap the connection is closed at
 //!   accept, counted in `weir_connections_refused_total{listener, reason}` and logged at
-//!   most every 10 s;
+//!   most every 10 s; an upgraded (WebSocket) connection counts until it closes;
 //! - a deadline for each request body ([`Limits::body_timeout`]) and for each response
 //!   write that makes no progress ([`Limits::write_timeout`]: a client that stops
 //!   reading is cut and what it held is freed; WebSocket connections included), see
@@ -25,8 +25,10 @@ pub mod deadline;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -121,7 +123,10 @@ pub async fn serve(
             req.extensions_mut().insert(ConnectInfo(peer));
             router.clone().oneshot(req)
         });
-        let io = TokioIo::new(deadline::StallIo::new(stream, limits.write_timeout, label));
+        let io = TokioIo::new(Counted {
+            io: deadline::StallIo::new(stream, limits.write_timeout, label),
+            _permit: permit,
+        });
         tokio::spawn(async move {
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -145,7 +150,6 @@ pub async fn serve(
                     }
                 }
             }
-            drop(permit);
             drop(close_rx);
         });
     }
@@ -292,6 +296,54 @@ struct Permit {
 impl Drop for Permit {
     fn drop(&mut self) {
         self.caps.release(self.group);
+    }
+}
+
+/// A connection's socket holding its place under the caps: the permit goes wherever the
+/// socket goes — also into an upgraded (WebSocket) connection, which hyper hands out of
+/// the HTTP task — and is released when the socket closes.
+struct Counted<S> {
+    io: S,
+    _permit: Permit,
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Counted<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Counted<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }
 

@@ -42,6 +42,7 @@ fn start(
                     }),
                 )
                 .route("/big", get(|| async { vec![b'x'; BIG] }))
+                .route("/upgrade", get(upgrade_echo))
                 .route(
                     "/echo",
                     post(|body: bytes::Bytes| async move { format!("{} bytes", body.len()) }),
@@ -54,6 +55,28 @@ fn start(
         });
     });
     (addr_rx.recv().expect("address"), stop_tx, thread)
+}
+
+/// Upgrades the connection (as a WebSocket handshake does) and echoes what comes.
+async fn upgrade_echo(mut req: axum::extract::Request) -> axum::response::Response {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let on = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = on.await else { return };
+        let mut io = TokioIo::new(upgraded);
+        let mut buf = [0u8; 256];
+        while let Ok(n) = io.read(&mut buf).await {
+            if n == 0 || io.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+    });
+    axum::response::Response::builder()
+        .status(101)
+        .header("connection", "upgrade")
+        .header("upgrade", "echo")
+        .body(axum::body::Body::empty())
+        .expect("response")
 }
 
 /// The size of `GET /big`: far more than socket buffers hold.
@@ -165,6 +188,54 @@ fn connections_over_the_caps_are_refused_and_earlier_ones_are_served() {
         .expect("write");
     let (got, _) = read_to_close(&mut d, Duration::from_secs(2));
     assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"));
+    let _ = stop.send(());
+    thread.join().expect("server");
+}
+
+/// Upgraded connections (WebSockets) keep their places under the per-address cap until
+/// they close: before, the place was freed at the upgrade, so one address could hold
+/// any number of chat or graphql-ws sockets.
+#[test]
+fn upgraded_connections_count_until_they_close() {
+    let (addr, stop, thread) = start(limits(5000, 2, 100));
+    let upgrade = || {
+        let mut s = TcpStream::connect(addr).expect("connect");
+        s.write_all(
+            b"GET /upgrade HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n",
+        )
+        .expect("write");
+        s.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        let mut got = Vec::new();
+        let mut buf = [0u8; 512];
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut buf).expect("101");
+            assert!(n > 0, "closed before the upgrade");
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 101"));
+        s.write_all(b"ping").expect("write");
+        let mut echo = [0u8; 4];
+        s.read_exact(&mut echo).expect("echo");
+        assert_eq!(&echo, b"ping");
+        s
+    };
+    let a = upgrade();
+    let _b = upgrade();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut c = TcpStream::connect(addr).expect("c");
+    let (_, closed) = read_to_close(&mut c, Duration::from_secs(2));
+    assert!(
+        closed.is_some(),
+        "a third connection was kept beside two upgraded ones"
+    );
+    drop(a);
+    std::thread::sleep(Duration::from_millis(200));
+    let mut d = upgrade();
+    d.write_all(b"pong").expect("write");
+    let mut echo = [0u8; 4];
+    d.read_exact(&mut echo)
+        .expect("echo after a place was freed");
     let _ = stop.send(());
     thread.join().expect("server");
 }
