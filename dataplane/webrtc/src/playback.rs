@@ -33,6 +33,15 @@ pub enum PlaybackEvent {
     Bandwidth(u64),
 }
 
+/// How long sent video packets are kept for NACK resends: 1 s (libwebrtc keeps about
+/// that; Janus 500 ms by default). str0m keeps 3 s, which at 1.5 Mb/s was most of the
+/// ~1.2 MiB a viewer cost (each viewer holds its own copy of every packet).
+const RESEND_AGE: Duration = Duration::from_secs(1);
+/// At most this many of them (about 1 s at 5 Mb/s; str0m's default is 1,000).
+const RESEND_PACKETS: usize = 512;
+/// Queued resends are dropped above this share of the bytes sent (str0m's default).
+const RESEND_RATIO_CAP: Option<f32> = Some(0.15);
+
 struct Sender {
     mid: Mid,
     pt: Pt,
@@ -100,6 +109,12 @@ impl WhepSession {
                     MediaKind::Video => s.video = sender,
                     _ => s.audio = sender,
                 }
+            }
+        }
+        if let Some(mid) = s.video.as_ref().map(|v| v.mid) {
+            let mut api = s.core.rtc.direct_api();
+            if let Some(tx) = api.stream_tx_by_mid(mid, None) {
+                tx.set_rtx_cache(RESEND_PACKETS, RESEND_AGE, RESEND_RATIO_CAP);
             }
         }
         if s.video.is_none() && s.audio.is_none() {
