@@ -118,5 +118,5 @@ pub use fanout::{Fanout, LocalFanout};
 pub use gateway::{Caller, Gateway, GatewayConfig, Standing, Watch, is_moderator};
 pub use http::routes;
 pub use protocol::{Code, ServerMsg};
-pub use redis::RedisFanout;
+pub use redis::{RedisFanout, RedisTarget};
 pub use settings::Settings;

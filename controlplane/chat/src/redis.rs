@@ -31,6 +31,9 @@ use crate::resp::{self, Value};
 use crate::room::{Ban, Pending, Room};
 
 mod pipeline;
+mod target;
+
+pub use target::RedisTarget;
 
 /// Gives ids to a batch and publishes it: KEYS = counter, channel; ARGV = the message
 /// JSON after its id (`,"ts":…}`).
@@ -66,17 +69,34 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// Connects to `addr` (`host:port`).
-    pub async fn connect(addr: &str) -> Result<Self> {
-        let stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
-            .await
-            .map_err(|_| redis_err("connect timed out"))?
-            .map_err(redis_err)?;
+    /// Connects to `target` and signs in (`AUTH`, then `SELECT` when it names a
+    /// database).
+    pub async fn connect(target: &RedisTarget) -> Result<Self> {
+        let stream = tokio::time::timeout(
+            Duration::from_secs(5),
+            TcpStream::connect(target.addr.as_str()),
+        )
+        .await
+        .map_err(|_| redis_err("connect timed out"))?
+        .map_err(redis_err)?;
         let _ = stream.set_nodelay(true);
-        Ok(Self {
+        let mut conn = Self {
             stream,
             buf: Vec::with_capacity(4096),
-        })
+        };
+        if let Some(password) = &target.password {
+            let mut auth: Vec<&[u8]> = vec![b"AUTH"];
+            auth.extend(target.user.as_deref().map(str::as_bytes));
+            auth.push(password.as_bytes());
+            // Redis's answer (WRONGPASS …) names no secret; `target` shows without it.
+            conn.cmd(&auth)
+                .await
+                .map_err(|e| redis_err(format!("signing in to {target}: {e}")))?;
+        }
+        if let Some(db) = target.db {
+            conn.cmd(&[b"SELECT", db.to_string().as_bytes()]).await?;
+        }
+        Ok(conn)
     }
 
     /// Sends a command without reading the reply.
@@ -127,7 +147,7 @@ impl Conn {
 
 /// The Redis fan-out of one gateway.
 pub struct RedisFanout {
-    addr: String,
+    target: RedisTarget,
     prefix: String,
     commands: pipeline::Pipeline,
 }
@@ -135,23 +155,23 @@ pub struct RedisFanout {
 impl std::fmt::Debug for RedisFanout {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisFanout")
-            .field("addr", &self.addr)
+            .field("target", &self.target)
             .field("prefix", &self.prefix)
             .finish()
     }
 }
 
 impl RedisFanout {
-    /// A fan-out over the Redis at `addr` (`host:port`), keys and channels under
-    /// `prefix`, delivering into `hub`; starts the subscriber task on the current tokio
-    /// runtime (it reconnects by itself).
-    pub fn start(addr: &str, prefix: &str, hub: Arc<Hub>) -> Arc<Self> {
+    /// A fan-out over the Redis at `target`, keys and channels under `prefix`,
+    /// delivering into `hub`; starts the subscriber task on the current tokio runtime
+    /// (it reconnects by itself).
+    pub fn start(target: RedisTarget, prefix: &str, hub: Arc<Hub>) -> Arc<Self> {
         let me = Arc::new(Self {
-            addr: addr.to_string(),
+            target: target.clone(),
             prefix: prefix.to_string(),
-            commands: pipeline::Pipeline::start(addr.to_string()),
+            commands: pipeline::Pipeline::start(target.clone()),
         });
-        tokio::spawn(subscriber(addr.to_string(), prefix.to_string(), hub));
+        tokio::spawn(subscriber(target, prefix.to_string(), hub));
         me
     }
 
@@ -288,16 +308,16 @@ fn apply(room: &mut Room, msg: &ServerMsg) {
 }
 
 /// Receives every room's frames and delivers them to the rooms loaded here.
-async fn subscriber(addr: String, prefix: String, hub: Arc<Hub>) {
+async fn subscriber(target: RedisTarget, prefix: String, hub: Arc<Hub>) {
     let pattern = format!("{prefix}:room:*");
     let strip = format!("{prefix}:room:");
     let mut backoff = Duration::from_millis(100);
     loop {
-        match subscribe_once(&addr, &pattern, &strip, &hub).await {
+        match subscribe_once(&target, &pattern, &strip, &hub).await {
             Ok(()) => {}
             Err(e) => {
                 metrics::counter!("weir_chat_redis_errors_total").increment(1);
-                tracing::warn!(%addr, error = %e, "chat: Redis subscription lost, reconnecting");
+                tracing::warn!(redis = %target, error = %e, "chat: Redis subscription lost, reconnecting");
             }
         }
         tokio::time::sleep(backoff).await;
@@ -305,10 +325,10 @@ async fn subscriber(addr: String, prefix: String, hub: Arc<Hub>) {
     }
 }
 
-async fn subscribe_once(addr: &str, pattern: &str, strip: &str, hub: &Hub) -> Result<()> {
-    let mut conn = Conn::connect(addr).await?;
+async fn subscribe_once(target: &RedisTarget, pattern: &str, strip: &str, hub: &Hub) -> Result<()> {
+    let mut conn = Conn::connect(target).await?;
     conn.send(&[b"PSUBSCRIBE", pattern.as_bytes()]).await?;
-    tracing::info!(%addr, "chat: subscribed to Redis fan-out");
+    tracing::info!(redis = %target, "chat: subscribed to Redis fan-out");
     // Frames of one room that arrived together go out together (one write per client).
     let mut run: Vec<Frame> = Vec::new();
     let mut run_cell: Option<Arc<RoomCell>> = None;

@@ -1,6 +1,6 @@
 //! Two gateways over one store and one Redis (started here on a free port, Debian
-//! package `redis-server`): one order and one id sequence per room across gateways,
-//! moderation in force on both.
+//! package `redis-server`, with a password): one order and one id sequence per room
+//! across gateways, moderation in force on both; a wrong password is refused clearly.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -18,10 +18,13 @@ use weir_auth::{Auth, AuthConfig};
 use weir_chat::bucket::Rate;
 use weir_chat::history::ChatStore;
 use weir_chat::protocol::{ChatMessage, UserRef};
-use weir_chat::{Gateway, GatewayConfig, RedisFanout};
+use weir_chat::{Gateway, GatewayConfig, RedisFanout, RedisTarget};
 use weir_store::{Role, Store};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// The Redis password (percent-encoded in the gateways' URL).
+const PASSWORD: &str = "s3cret p@ss";
 
 struct Redis(Child);
 
@@ -56,6 +59,7 @@ async fn start_redis() -> (Redis, String) {
         Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            .args(["--requirepass", PASSWORD])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -119,6 +123,15 @@ async fn say(ws: &mut Ws, text: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_gateways_share_one_order_and_moderation() {
     let (_redis, redis_addr) = start_redis().await;
+    let target = RedisTarget::parse(&format!("redis://:s3cret%20p%40ss@{redis_addr}/0")).unwrap();
+    // A wrong password: refused with Redis's reason, the password nowhere in the error.
+    let wrong = RedisTarget::parse(&format!("redis://:hunter2@{redis_addr}")).unwrap();
+    let e = weir_chat::redis::Conn::connect(&wrong)
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("WRONGPASS") && !e.contains("hunter2"), "{e}");
     let store = Store::memory();
     let auth = Auth::new(
         store.clone(),
@@ -164,9 +177,9 @@ async fn two_gateways_share_one_order_and_moderation() {
     };
     let gateway = || {
         let prefix = "weir-test".to_string();
-        let addr = redis_addr.clone();
+        let target = target.clone();
         Gateway::with_fanout(store.clone(), auth.clone(), cfg.clone(), move |hub| {
-            RedisFanout::start(&addr, &prefix, hub)
+            RedisFanout::start(target, &prefix, hub)
         })
     };
     let (a, b) = (serve(gateway()).await, serve(gateway()).await);

@@ -311,8 +311,9 @@ pub struct NodeArgs {
     /// progress for this many ms ends the connection (a client that stopped reading).
     #[arg(long, global = true, env = "WEIR_API_WRITE_TIMEOUT_MS")]
     pub api_write_timeout_ms: Option<u64>,
-    /// Redis `host:port` through which chat gateways share rooms (serve, controlplane,
-    /// chat); without it a process's chat rooms are its own.
+    /// Redis through which chat gateways share rooms (serve, controlplane, chat):
+    /// `host:port` or `redis://[[user]:password@]host[:port][/db]` (password
+    /// percent-encoded; never logged); without it a process's chat rooms are its own.
     #[arg(long, global = true, env = "WEIR_CHAT_REDIS")]
     pub chat_redis: Option<String>,
     /// Listen address of `weir chat`.

@@ -354,10 +354,6 @@ pub fn load(path: Option<&Path>, args: &NodeArgs) -> anyhow::Result<Config> {
     }
     if let Some(v) = &a.chat_redis {
         let v = v.trim();
-        let v = v
-            .strip_prefix("redis://")
-            .unwrap_or(v)
-            .trim_end_matches('/');
         c.chat_redis = (!v.is_empty()).then(|| v.to_owned());
     }
     if let Some(v) = a.chat_listen {

@@ -183,7 +183,7 @@ pub fn all_in_one(mut config: Config) -> anyhow::Result<()> {
     }));
     state.set_clip_maker(Arc::new(control::clips::LocalClips(started.clips.clone())));
     let stop_api = Arc::new(tokio::sync::Notify::new());
-    let chat = rt.block_on(async { chat_gateway(&state, &config.control) });
+    let chat = rt.block_on(async { chat_gateway(&state, &config.control) })?;
     state.set_chat(chat.clone());
     let api = rt.block_on(serve_api(
         config.control.api_listen,
@@ -299,7 +299,7 @@ pub fn controlplane(config: Config) -> anyhow::Result<()> {
     )));
     tracing::info!(etcd = %endpoints.join(","), "control plane state in etcd");
     let stop_api = Arc::new(tokio::sync::Notify::new());
-    let chat = rt.block_on(async { chat_gateway(&state, &config.control) });
+    let chat = rt.block_on(async { chat_gateway(&state, &config.control) })?;
     state.set_chat(chat.clone());
     let api = rt.block_on(serve_api(
         config.control.api_listen,
@@ -336,7 +336,7 @@ pub fn chat(config: Config) -> anyhow::Result<()> {
         &config.control,
     ))?;
     weir_node::install_metrics();
-    let gw = rt.block_on(async { chat_gateway(&state, &config.control) });
+    let gw = rt.block_on(async { chat_gateway(&state, &config.control) })?;
     let addr = config.control.chat_listen;
     let listener = rt
         .block_on(tokio::net::TcpListener::bind(addr))

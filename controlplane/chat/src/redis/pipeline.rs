@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Conn, redis_err};
+use super::{Conn, RedisTarget, redis_err};
 use crate::error::Result;
 use crate::resp::{self, Value};
 
@@ -33,9 +33,9 @@ pub(super) struct Pipeline {
 impl Pipeline {
     /// Starts the connection task (it connects on the first command, and again after
     /// an error) on the current tokio runtime.
-    pub(super) fn start(addr: String) -> Self {
+    pub(super) fn start(target: RedisTarget) -> Self {
         let (calls, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(addr, rx));
+        tokio::spawn(run(target, rx));
         Self { calls }
     }
 
@@ -56,12 +56,12 @@ impl Pipeline {
     }
 }
 
-async fn run(addr: String, mut rx: mpsc::Receiver<Call>) {
+async fn run(target: RedisTarget, mut rx: mpsc::Receiver<Call>) {
     let mut conn: Option<Conn> = None;
     let mut calls = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut calls, BATCH).await > 0 {
         metrics::histogram!("weir_chat_redis_pipeline_commands").record(calls.len() as f64);
-        if let Err(e) = exchange(&addr, &mut conn, &mut calls).await {
+        if let Err(e) = exchange(&target, &mut conn, &mut calls).await {
             // A broken or desynchronised connection is replaced on the next batch.
             conn = None;
             for call in calls.drain(..) {
@@ -74,9 +74,13 @@ async fn run(addr: String, mut rx: mpsc::Receiver<Call>) {
 /// Writes `calls` in one go and answers each with its reply, in order. On an error
 /// before the write, `calls` is left to the caller; after it, every call is answered
 /// here (the rest with the error).
-async fn exchange(addr: &str, conn: &mut Option<Conn>, calls: &mut Vec<Call>) -> Result<()> {
+async fn exchange(
+    target: &RedisTarget,
+    conn: &mut Option<Conn>,
+    calls: &mut Vec<Call>,
+) -> Result<()> {
     if conn.is_none() {
-        *conn = Some(Conn::connect(addr).await?);
+        *conn = Some(Conn::connect(target).await?);
     }
     let Some(c) = conn.as_mut() else {
         return Err(redis_err("no connection"));
@@ -144,7 +148,7 @@ mod tests {
             }
             reads
         });
-        let pipe = Pipeline::start(addr);
+        let pipe = Pipeline::start(RedisTarget::parse(&addr).expect("target"));
         let tasks: Vec<_> = (0..100)
             .map(|i| {
                 let pipe = pipe.clone();

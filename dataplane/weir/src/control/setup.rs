@@ -147,7 +147,7 @@ pub async fn build_state(
 pub fn chat_gateway(
     state: &ApiState,
     control: &crate::config::ControlConfig,
-) -> weir_chat::Gateway {
+) -> anyhow::Result<weir_chat::Gateway> {
     let (store, auth) = (state.store().clone(), state.auth().clone());
     let redis = control.chat_redis.as_deref();
     let d = weir_chat::GatewayConfig::default();
@@ -163,16 +163,16 @@ pub fn chat_gateway(
         per_ip_connects: scaled(d.per_ip_connects, control.chat_connect_rate_per_ip),
         ..d
     };
-    match redis {
+    Ok(match redis {
         Some(addr) => {
-            tracing::info!(redis = %addr, "chat rooms shared through Redis");
-            let addr = addr.to_owned();
+            let target = weir_chat::RedisTarget::parse(addr)?;
+            tracing::info!(redis = %target, "chat rooms shared through Redis");
             weir_chat::Gateway::with_fanout(store, auth, cfg, move |hub| {
-                weir_chat::RedisFanout::start(&addr, "weir:chat", hub)
+                weir_chat::RedisFanout::start(target, "weir:chat", hub)
             })
         }
         None => weir_chat::Gateway::new(store, auth, cfg),
-    }
+    })
 }
 
 /// Binds the API listener and serves it (with the chat gateway's routes beside it, when
