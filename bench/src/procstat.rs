@@ -1,4 +1,4 @@
-//! CPU time and memory of server processes, from /proc.
+//! CPU time and memory of server processes, from /proc; stopping them.
 
 use std::sync::OnceLock;
 
@@ -95,6 +95,25 @@ impl Server {
             .filter_map(|p| rss_bytes(p).ok())
             .sum()
     }
+}
+
+/// Sends SIGTERM to `child` and waits up to `grace` for it to exit; true when it did (or
+/// had already). Otherwise what to kill is the caller's choice.
+pub fn term_and_wait(child: &mut std::process::Child, grace: std::time::Duration) -> bool {
+    if matches!(child.try_wait(), Ok(Some(_))) {
+        return true;
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = std::time::Instant::now() + grace;
+    while std::time::Instant::now() < deadline {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    false
 }
 
 #[cfg(test)]

@@ -255,15 +255,8 @@ impl Server {
             return;
         }
         let workers = procstat::children(self.child.id());
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if procstat::term_and_wait(&mut self.child, Duration::from_secs(5)) {
+            return;
         }
         for w in workers {
             let _ = Command::new("kill")
