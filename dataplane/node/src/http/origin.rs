@@ -87,10 +87,7 @@ pub async fn respond(
     auth: &dyn PublishAuth,
     rtc: &Rc<WebrtcShard>,
 ) -> Response {
-    // The rare requests' futures (WebRTC signalling, VOD, clips, the DASH manifest) are
-    // boxed: every connection's task holds this future inline, and a viewer parked in a
-    // blocking reload should hold only what the live path needs.
-    if let Some(r) = Box::pin(super::webrtc::respond(req, rtc)).await {
+    if let Some(r) = super::webrtc::respond(req, rtc).await {
         return r;
     }
     match req.method {
@@ -124,16 +121,10 @@ pub async fn respond(
         return page;
     }
     if let Some(rest) = path.strip_prefix("/clips/") {
-        return Box::pin(super::vod::respond_clip(
-            rest,
-            req,
-            registry.clips().map(|c| &**c),
-            auth,
-        ))
-        .await;
+        return super::vod::respond_clip(rest, req, registry.clips().map(|c| &**c), auth).await;
     }
     if let Some(rest) = path.strip_prefix("/vod/") {
-        return Box::pin(super::vod::respond(rest, req, registry.recorder(), auth)).await;
+        return super::vod::respond(rest, req, registry.recorder(), auth).await;
     }
     let Some(rest) = path.strip_prefix("/live/") else {
         return Response::error(404, "not found");
@@ -171,7 +162,7 @@ pub async fn respond(
                 None => Response::error(404, "stream is starting: no tracks yet"),
             }
         }
-        [_, MPD_NAME] => match Box::pin(mpd_of(&stream, registry)).await {
+        [_, MPD_NAME] => match mpd_of(&stream, registry).await {
             Some(open) => {
                 let host = req.host.as_deref().filter(|h| {
                     h.bytes()
