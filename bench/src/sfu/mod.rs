@@ -68,6 +68,8 @@ pub struct Config {
     settle_secs: f64,
     servers: Vec<Server>,
     janus_event_loops: u32,
+    /// weir's `--webrtc-bwe` (viewers' bandwidth estimation and pacing).
+    weir_bwe: bool,
     pin: bool,
     keep: bool,
     readme: Option<bool>,
@@ -87,6 +89,7 @@ impl Config {
             settle_secs: if quick { 3.0 } else { 4.0 },
             servers: vec![Server::Weir, Server::Janus],
             janus_event_loops: 1,
+            weir_bwe: true,
             pin: true,
             keep: false,
             readme: None,
@@ -103,6 +106,7 @@ impl Config {
                 "--secs" => c.secs = value()?.parse()?,
                 "--settle-secs" => c.settle_secs = value()?.parse()?,
                 "--janus-event-loops" => c.janus_event_loops = value()?.parse()?,
+                "--weir-bwe" => c.weir_bwe = value()?.parse()?,
                 "--subscribers" => {
                     c.subscribers = value()?
                         .split(',')
@@ -270,11 +274,14 @@ fn run_server(
     progress!("{}: starting", server.name());
     let mut target = match server {
         Server::Weir => {
+            let bwe = cfg.weir_bwe.to_string();
             let extra: Vec<String> = [
                 "--webrtc-max-sessions-per-ip",
                 "1000000",
                 "--webrtc-max-sessions",
                 "1000000",
+                "--webrtc-bwe",
+                &bwe,
             ]
             .map(str::to_owned)
             .to_vec();

@@ -132,7 +132,8 @@ pub fn render(
     let _ = writeln!(
         t,
         "`cargo xtask bench sfu{}` — {}; load average {} before, {} after. Media {:.0} kbit/s \
-         (H.264 baseline 720p30 + Opus); windows of {:.0} s after {:.0} s of settling; servers pinned to CPU 0: {}.\n",
+         (H.264 baseline 720p30 + Opus); windows of {:.0} s after {:.0} s of settling; servers pinned to CPU 0: {}; \
+         weir viewers' bandwidth estimation (`--webrtc-bwe`): {}.\n",
         if cfg.quick { " --quick" } else { "" },
         crate::report::machine(),
         load_before,
@@ -145,6 +146,7 @@ pub fn render(
         } else {
             "no"
         },
+        if cfg.weir_bwe { "on" } else { "off" },
     );
     let _ = writeln!(
         t,

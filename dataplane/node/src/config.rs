@@ -117,6 +117,10 @@ pub struct NodeConfig {
     /// `URL[;username=…;credential=…]` or `URL;secret=…[;ttl=…]` (coturn's shared secret:
     /// short-lived credentials per answer); see `webrtc::ice_servers`.
     pub webrtc_ice_servers: Vec<String>,
+    /// WHEP viewers estimate their bandwidth (and pick simulcast layers by it); off: no
+    /// layer switching and no pacing of their packets (lower latency and CPU for
+    /// single-layer fan-out). See `weir_webrtc::RtcSettings::bandwidth_estimation`.
+    pub webrtc_bwe: bool,
     /// Where the watch page (`/watch/<channel>`) finds the control plane's GraphQL API
     /// and chat: a base URL (`https://api.example.com`), or `:PORT` for the page's own
     /// host on that port. Empty: `:8090` (`weir serve` fills in its API port).
@@ -340,6 +344,7 @@ impl Default for NodeConfig {
             webrtc_bind_ip: std::net::IpAddr::from([0, 0, 0, 0]),
             webrtc_public_ips: Vec::new(),
             webrtc_ice_servers: Vec::new(),
+            webrtc_bwe: true,
             watch_api: String::new(),
             srt_listen: SocketAddr::from(([0, 0, 0, 0], 9000)),
             srt_latency_ms: 120,

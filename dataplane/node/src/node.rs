@@ -313,7 +313,10 @@ impl Node {
         let webrtc = crate::shard::WebrtcSpec {
             ice_servers: ice_servers.into(),
             public_ips: webrtc_public_ips.clone(),
-            settings: weir_webrtc::RtcSettings::new(Vec::new()),
+            settings: weir_webrtc::RtcSettings {
+                bandwidth_estimation: config.webrtc_bwe,
+                ..weir_webrtc::RtcSettings::new(Vec::new())
+            },
             directory: Arc::default(),
             limits: ConnLimits::new(
                 "webrtc",

@@ -77,12 +77,15 @@ impl WhepSession {
                     .into(),
             ));
         }
+        // TWCC bandwidth estimation (starting at 2.5 Mb/s) drives the simulcast layer
+        // choice: `PlaybackEvent::Bandwidth` → `LayerSelector`.
+        let bwe = settings
+            .bandwidth_estimation
+            .then(|| str0m::bwe::Bitrate::kbps(2500));
         let configure = |c: RtcConfig| {
             c.enable_h264(video.is_some())
                 .enable_opus(audio.is_some(), false)
-                // TWCC bandwidth estimation (starting at 2.5 Mb/s) drives the simulcast
-                // layer choice: `PlaybackEvent::Bandwidth` → `LayerSelector`.
-                .enable_bwe(Some(str0m::bwe::Bitrate::kbps(2500)))
+                .enable_bwe(bwe)
         };
         let (core, answer) = RtcCore::accept(now, settings, offer, configure)?;
         let mut s = Self {

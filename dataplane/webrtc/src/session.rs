@@ -31,18 +31,23 @@ pub struct RtcSettings {
     /// One DTLS certificate shared by the sessions (generating one per session costs a
     /// key generation each).
     pub dtls_cert: Option<DtlsCert>,
+    /// WHEP viewers estimate their bandwidth (TWCC), which picks their simulcast layer;
+    /// str0m then paces their packets by the estimate, so a key frame leaves over tens
+    /// of ms. Off: no layer switching and no pacing (packets go out as they come).
+    pub bandwidth_estimation: bool,
 }
 
 impl std::fmt::Debug for RtcSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RtcSettings")
             .field("candidates", &self.candidates)
+            .field("bandwidth_estimation", &self.bandwidth_estimation)
             .finish_non_exhaustive()
     }
 }
 
 impl RtcSettings {
-    /// Settings offering `candidates`, with a fresh certificate.
+    /// Settings offering `candidates`, with a fresh certificate and bandwidth estimation.
     pub fn new(candidates: Vec<SocketAddr>) -> Self {
         let dtls_cert = str0m::crypto::from_feature_flags()
             .dtls_provider
@@ -50,6 +55,7 @@ impl RtcSettings {
         Self {
             candidates,
             dtls_cert,
+            bandwidth_estimation: true,
         }
     }
 }

@@ -194,6 +194,9 @@ pub fn load(path: Option<&Path>, args: &NodeArgs) -> anyhow::Result<Config> {
     if let Some(v) = &a.webrtc_ice_servers {
         n.webrtc_ice_servers = v.clone();
     }
+    if let Some(v) = a.webrtc_bwe {
+        n.webrtc_bwe = v;
+    }
     if let Some(v) = &a.watch_api {
         n.watch_api = v.clone();
     }
@@ -522,6 +525,7 @@ mod tests {
             srt_max_connections_per_ip: Some(3),
             webrtc_max_sessions_per_ip: Some(4),
             webrtc_max_sessions: Some(5),
+            webrtc_bwe: Some(false),
             ..NodeArgs::default()
         };
         let n = load(None, &args).expect("load").node;
@@ -541,6 +545,7 @@ mod tests {
             ),
             (3, 4, 5)
         );
+        assert!(NodeConfig::default().webrtc_bwe && !n.webrtc_bwe);
         assert_eq!(
             n.http_idle_timeout_ms,
             NodeConfig::default().http_idle_timeout_ms
