@@ -144,7 +144,7 @@ pub struct NodeArgs {
     pub webrtc_ice_servers: Option<Vec<String>>,
     /// WHEP viewers estimate their bandwidth (TWCC) and switch simulcast layers by it
     /// (default true). false: no layer switching and no pacing — a key frame goes out at
-    /// once (p99 ~35 → ~7–19 ms in `bench sfu`) and ~20 % less CPU per viewer.
+    /// once (per-frame p99 ~35 → ~9–24 ms in `bench sfu`).
     #[arg(long, global = true, env = "WEIR_WEBRTC_BWE")]
     pub webrtc_bwe: Option<bool>,
     /// Where the watch page (/watch/<channel>) finds the control plane's API and chat:
