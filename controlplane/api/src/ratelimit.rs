@@ -1,25 +1,12 @@
-//! A small keyed token-bucket rate limiter (per client IP, per user), with a bounded
-//! number of keys.
+//! A keyed token-bucket rate limiter (per client IP, per user) with a bounded number of
+//! keys: the chat gateway's buckets ([`weir_chat::bucket::Buckets`], sans-IO, in
+//! milliseconds) behind a mutex, on the wall clock.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use parking_lot::Mutex;
-
-/// Bucket size and refill rate.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Rate {
-    /// Requests allowed in a burst.
-    pub burst: u32,
-    /// Requests per second sustained.
-    pub per_second: f64,
-}
-
-#[derive(Debug)]
-struct Bucket {
-    tokens: f64,
-    last: Instant,
-}
+use weir_chat::bucket::Buckets;
+pub use weir_chat::bucket::Rate;
 
 /// Token buckets by key, at most `max_keys` of them: when the map is full, buckets that
 /// have refilled (as good as absent) are dropped, and if that is not enough, the sixteenth
@@ -27,7 +14,9 @@ struct Bucket {
 pub struct RateLimiter {
     rate: Rate,
     max_keys: usize,
-    buckets: Mutex<HashMap<String, Bucket>>,
+    /// Time zero of the buckets' millisecond clock.
+    epoch: Instant,
+    buckets: Mutex<Buckets>,
 }
 
 impl std::fmt::Debug for RateLimiter {
@@ -54,7 +43,8 @@ impl RateLimiter {
         Self {
             rate,
             max_keys: max_keys.max(1),
-            buckets: Mutex::new(HashMap::new()),
+            epoch: Instant::now(),
+            buckets: Mutex::new(Buckets::new(rate, max_keys)),
         }
     }
 
@@ -74,38 +64,9 @@ impl RateLimiter {
     }
 
     fn check_at(&self, key: &str, now: Instant) -> bool {
-        let burst = f64::from(self.rate.burst);
-        let mut map = self.buckets.lock();
-        if map.len() >= self.max_keys && !map.contains_key(key) {
-            let rate = self.rate.per_second;
-            map.retain(|_, b| {
-                b.tokens + now.saturating_duration_since(b.last).as_secs_f64() * rate < burst
-            });
-            if map.len() >= self.max_keys {
-                let mut by_age: Vec<(Instant, String)> =
-                    map.iter().map(|(k, b)| (b.last, k.clone())).collect();
-                let n = (by_age.len() / 16).max(1);
-                if n < by_age.len() {
-                    by_age.select_nth_unstable(n);
-                }
-                for (_, k) in by_age.into_iter().take(n) {
-                    map.remove(&k);
-                }
-            }
-        }
-        let b = map.entry(key.to_string()).or_insert(Bucket {
-            tokens: burst,
-            last: now,
-        });
-        let elapsed = now.saturating_duration_since(b.last).as_secs_f64();
-        b.tokens = (b.tokens + elapsed * self.rate.per_second).min(burst);
-        b.last = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        let ms = i64::try_from(now.saturating_duration_since(self.epoch).as_millis())
+            .unwrap_or(i64::MAX);
+        self.buckets.lock().take(key, ms).is_ok()
     }
 }
 

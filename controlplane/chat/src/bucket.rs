@@ -1,5 +1,6 @@
 //! Token buckets in virtual time (`now` in milliseconds is passed in), keyed by user or
-//! address, with a bounded number of keys.
+//! address, with a bounded number of keys. The API's per-IP and per-user limiter
+//! (`weir_api::ratelimit`) is these buckets behind a mutex.
 
 use std::collections::HashMap;
 
@@ -106,8 +107,11 @@ impl Buckets {
                 .iter()
                 .map(|(k, b)| (b.last_ms, k.clone()))
                 .collect();
-            by_age.sort_unstable();
             let n = (by_age.len() / 16).max(1);
+            if n < by_age.len() {
+                // The n oldest first, unordered: no full sort of every key.
+                by_age.select_nth_unstable(n);
+            }
             for (_, k) in by_age.into_iter().take(n) {
                 self.map.remove(&k);
             }
