@@ -6,6 +6,9 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Installs the global Prometheus recorder once (later calls are no-ops).
 pub fn install_metrics() {
     HANDLE.get_or_init(|| {
@@ -22,6 +25,22 @@ pub fn install_metrics() {
             .unwrap_or_else(|_| PrometheusBuilder::new());
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
+        // A histogram keeps every sample until upkeep folds it into its buckets, which
+        // `render` does on a scrape: on a node nobody scrapes, each blocking reload's
+        // sample stayed in memory for good (~8 bytes per request, gigabytes a day on a
+        // busy origin). Fold them in on a timer, as `PrometheusBuilder::install` would.
+        let upkeep = handle.clone();
+        let started = std::thread::Builder::new()
+            .name("weir-metrics-upkeep".to_owned())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(UPKEEP_EVERY);
+                    upkeep.run_upkeep();
+                }
+            });
+        if let Err(e) = started {
+            tracing::warn!(error = %e, "metrics upkeep thread did not start: histograms grow until scraped");
+        }
         // Another recorder may already be installed (tests): keep ours for rendering.
         let _ = metrics::set_global_recorder(recorder);
         handle
