@@ -60,9 +60,9 @@ impl Drop for Gauge {
     }
 }
 
-pub(crate) fn refuse_frame(signal: &Outbox, code: u16, reason: &'static str, label: &'static str) {
+pub(crate) fn refuse_frame(outbox: &Outbox, code: u16, reason: &'static str, label: &'static str) {
     metrics::counter!("weir_chat_frames_refused_total", "reason" => label).increment(1);
-    signal.close(code, reason);
+    outbox.close(code, reason);
 }
 
 type Sink = SplitSink<WebSocket, Message>;

@@ -145,6 +145,20 @@ impl EtcdKv {
         format!("{}/{bucket}/{key}", self.prefix)
     }
 
+    /// Runs `ops` in transactions of at most [`TXN_OPS`] (etcd allows 128 operations per
+    /// transaction), in order.
+    async fn put_in_txns(&self, mut ops: Vec<TxnOp>) -> Result<()> {
+        while !ops.is_empty() {
+            let chunk: Vec<TxnOp> = ops.drain(..ops.len().min(TXN_OPS)).collect();
+            self.client
+                .clone()
+                .txn(Txn::new().and_then(chunk))
+                .await
+                .map_err(be)?;
+        }
+        Ok(())
+    }
+
     /// How many leases this client holds for reuse: (per owner, per expiry slot).
     pub fn cached_leases(&self) -> (usize, usize) {
         let l = self.leases.lock();
@@ -379,22 +393,12 @@ impl Kv for EtcdKv {
     }
 
     async fn put_many(&self, bucket: &str, entries: &[(String, Vec<u8>)]) -> Result<()> {
-        for (key, _) in entries {
+        let mut ops = Vec::with_capacity(entries.len());
+        for (key, value) in entries {
             check_path(bucket, key)?;
+            ops.push(TxnOp::put(self.key(bucket, key), value.as_slice(), None));
         }
-        // One transaction per chunk (etcd allows 128 operations per transaction).
-        for chunk in entries.chunks(TXN_OPS) {
-            let ops: Vec<TxnOp> = chunk
-                .iter()
-                .map(|(k, v)| TxnOp::put(self.key(bucket, k), v.as_slice(), None))
-                .collect();
-            self.client
-                .clone()
-                .txn(Txn::new().and_then(ops))
-                .await
-                .map_err(be)?;
-        }
-        Ok(())
+        self.put_in_txns(ops).await
     }
 
     /// Entries of several buckets packed into transactions of [`TXN_OPS`]: with many chat
@@ -408,16 +412,7 @@ impl Kv for EtcdKv {
                 ops.push(TxnOp::put(self.key(bucket, key), value.as_slice(), None));
             }
         }
-        while !ops.is_empty() {
-            let rest = ops.split_off(ops.len().min(TXN_OPS));
-            let chunk = std::mem::replace(&mut ops, rest);
-            self.client
-                .clone()
-                .txn(Txn::new().and_then(chunk))
-                .await
-                .map_err(be)?;
-        }
-        Ok(())
+        self.put_in_txns(ops).await
     }
 
     fn batches_buckets(&self) -> bool {

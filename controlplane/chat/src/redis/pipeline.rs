@@ -85,7 +85,10 @@ async fn exchange(
     let Some(c) = conn.as_mut() else {
         return Err(redis_err("no connection"));
     };
-    let bytes: Vec<u8> = calls.iter().flat_map(|c| c.cmd.iter().copied()).collect();
+    let mut bytes = Vec::with_capacity(calls.iter().map(|c| c.cmd.len()).sum());
+    for call in calls.iter() {
+        bytes.extend_from_slice(&call.cmd);
+    }
     c.stream.write_all(&bytes).await.map_err(redis_err)?;
     let mut pending = calls.drain(..);
     while let Some(call) = pending.next() {
