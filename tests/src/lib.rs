@@ -9,6 +9,7 @@
 pub mod browser;
 pub mod chat;
 pub mod cluster;
+pub mod destinations;
 pub mod etcd;
 pub mod flv;
 pub mod graphql;

@@ -5,64 +5,15 @@
 //! the LL-HLS viewers go on; GraphQL shows each destination's state. A destination on
 //! loopback is refused by default (SSRF), with the reason in GraphQL.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::json;
+use weir_e2e::destinations::{add_destination, decode_frames, frames_read, relay_states, state_of};
 use weir_e2e::graphql::{Account, gql_ok, owner_channel_key, poll};
 use weir_e2e::http::get;
 use weir_e2e::nginx_rtmp::RtmpServer;
 use weir_e2e::{KillOnDrop, Node, NodeOptions, obs_like_publish, require, wait_until};
-
-fn add_destination(
-    node: &Node,
-    owner: &Account,
-    channel_id: &str,
-    name: &str,
-    url: &str,
-    key: &str,
-) -> String {
-    let d = gql_ok(
-        node.api_port,
-        Some(&owner.access_token),
-        "mutation($c: ID!, $i: DestinationInput!) { createDestination(channelId: $c, input: $i) { id } }",
-        json!({ "c": channel_id, "i": { "name": name, "platform": "rtmp", "url": url, "streamKey": key } }),
-    );
-    d["createDestination"]["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no destination id: {d}"))
-        .to_owned()
-}
-
-/// destination id → (state, reason, bitrate).
-fn relay_states(
-    node: &Node,
-    owner: &Account,
-    channel_id: &str,
-) -> Vec<(String, String, String, i64)> {
-    let d = gql_ok(
-        node.api_port,
-        Some(&owner.access_token),
-        "query($c: ID!) { destinations(channelId: $c) { id status { state reason bitrate } } }",
-        json!({ "c": channel_id }),
-    );
-    d["destinations"]
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .map(|x| {
-                    let s = &x["status"];
-                    (
-                        x["id"].as_str().unwrap_or_default().to_owned(),
-                        s["state"].as_str().unwrap_or("NONE").to_owned(),
-                        s["reason"].as_str().unwrap_or_default().to_owned(),
-                        s["bitrate"].as_i64().unwrap_or(0),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 /// `testDestination`: (ok, message).
 fn test_destination(node: &Node, owner: &Account, id: &str) -> (bool, String) {
@@ -79,54 +30,6 @@ fn test_destination(node: &Node, owner: &Account, id: &str) -> (bool, String) {
     )
 }
 
-fn state_of(states: &[(String, String, String, i64)], id: &str) -> String {
-    states
-        .iter()
-        .find(|s| s.0 == id)
-        .map(|s| s.1.clone())
-        .unwrap_or_default()
-}
-
-/// ffmpeg reading `url` for `seconds`: the frames it decoded, and its errors.
-fn decode_frames(url: &str, seconds: u32) -> std::process::Child {
-    Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-stats_period",
-            "1",
-        ])
-        .args([
-            "-rw_timeout",
-            "15000000",
-            "-i",
-            url,
-            "-t",
-            &seconds.to_string(),
-        ])
-        .args(["-map", "0:v:0", "-f", "null", "-progress", "pipe:1", "-"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ffmpeg reader")
-}
-
-/// The last `frame=` count ffmpeg's `-progress` printed, and its stderr.
-fn frames_read(child: std::process::Child) -> (u64, String) {
-    let out = child.wait_with_output().expect("ffmpeg reader");
-    let progress = String::from_utf8_lossy(&out.stdout);
-    let frames = progress
-        .lines()
-        .rev()
-        .filter_map(|l| l.strip_prefix("frame="))
-        .find_map(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or(0);
-    (frames, String::from_utf8_lossy(&out.stderr).into_owned())
-}
-
 #[test]
 fn a_broadcast_is_relayed_to_two_destinations_and_survives_one_restarting() {
     require("ffmpeg");
@@ -137,8 +40,8 @@ fn a_broadcast_is_relayed_to_two_destinations_and_survives_one_restarting() {
         ..NodeOptions::default()
     });
     let (owner, channel_id, key) = owner_channel_key(&node, "relayed");
-    let id_a = add_destination(&node, &owner, &channel_id, "A", &a.url(), "key-a");
-    let id_b = add_destination(&node, &owner, &channel_id, "B", &b.url(), "key-b");
+    let id_a = add_destination(node.api_port, &owner, &channel_id, "A", &a.url(), "key-a");
+    let id_b = add_destination(node.api_port, &owner, &channel_id, "B", &b.url(), "key-b");
     // "Test destination" before going live: handshake and publish, no media.
     let (ok, message) = test_destination(&node, &owner, &id_a);
     assert!(ok, "test of A: {message}");
@@ -155,13 +58,13 @@ fn a_broadcast_is_relayed_to_two_destinations_and_survives_one_restarting() {
             .expect("ffmpeg"),
     );
     let both_live = poll(Duration::from_secs(20), || {
-        let s = relay_states(&node, &owner, &channel_id);
+        let s = relay_states(node.api_port, &owner, &channel_id);
         state_of(&s, &id_a) == "LIVE" && state_of(&s, &id_b) == "LIVE"
     });
     assert!(
         both_live,
         "relays not live: {:?}\n{}",
-        relay_states(&node, &owner, &channel_id),
+        relay_states(node.api_port, &owner, &channel_id),
         node.log()
     );
 
@@ -170,14 +73,14 @@ fn a_broadcast_is_relayed_to_two_destinations_and_survives_one_restarting() {
     std::thread::sleep(Duration::from_secs(3));
     b.stop();
     let retrying = poll(Duration::from_secs(10), || {
-        state_of(&relay_states(&node, &owner, &channel_id), &id_b) == "RETRYING"
+        state_of(&relay_states(node.api_port, &owner, &channel_id), &id_b) == "RETRYING"
     });
     assert!(
         retrying,
         "B's relay did not notice: {:?}",
-        relay_states(&node, &owner, &channel_id)
+        relay_states(node.api_port, &owner, &channel_id)
     );
-    let reason = relay_states(&node, &owner, &channel_id)
+    let reason = relay_states(node.api_port, &owner, &channel_id)
         .into_iter()
         .find(|s| s.0 == id_b)
         .map(|s| s.2)
@@ -189,12 +92,12 @@ fn a_broadcast_is_relayed_to_two_destinations_and_survives_one_restarting() {
     std::thread::sleep(Duration::from_secs(2));
     b.restart();
     let back = poll(Duration::from_secs(20), || {
-        state_of(&relay_states(&node, &owner, &channel_id), &id_b) == "LIVE"
+        state_of(&relay_states(node.api_port, &owner, &channel_id), &id_b) == "LIVE"
     });
     assert!(
         back,
         "B's relay did not come back: {:?}\n{}",
-        relay_states(&node, &owner, &channel_id),
+        relay_states(node.api_port, &owner, &channel_id),
         node.log()
     );
     // B plays again after the restart.
@@ -212,7 +115,7 @@ fn a_broadcast_is_relayed_to_two_destinations_and_survives_one_restarting() {
     // Viewers on LL-HLS still get the stream.
     let mv = get(node.http_port, "/live/relayed/index.m3u8").map_or(String::new(), |r| r.text());
     assert!(mv.contains("#EXT-X-STREAM-INF"), "{mv}");
-    let live = relay_states(&node, &owner, &channel_id);
+    let live = relay_states(node.api_port, &owner, &channel_id);
     assert!(
         live.iter().all(|s| s.1 == "LIVE" && s.3 > 100_000),
         "bitrates while live: {live:?}"
@@ -220,14 +123,14 @@ fn a_broadcast_is_relayed_to_two_destinations_and_survives_one_restarting() {
     // The publisher leaves: after the grace the broadcast ends and the relays stop.
     let _ = ffmpeg.0.kill();
     let stopped = poll(Duration::from_secs(30), || {
-        relay_states(&node, &owner, &channel_id)
+        relay_states(node.api_port, &owner, &channel_id)
             .iter()
             .all(|s| s.1 == "STOPPED")
     });
     assert!(
         stopped,
         "{:?}\n{}",
-        relay_states(&node, &owner, &channel_id),
+        relay_states(node.api_port, &owner, &channel_id),
         node.log()
     );
     assert!(
@@ -243,7 +146,7 @@ fn internal_destinations_are_refused_by_default() {
     let node = Node::start_with(NodeOptions::default());
     let (owner, channel_id, key) = owner_channel_key(&node, "ssrf");
     let loopback = add_destination(
-        &node,
+        node.api_port,
         &owner,
         &channel_id,
         "local",
@@ -253,7 +156,7 @@ fn internal_destinations_are_refused_by_default() {
     let (ok, message) = test_destination(&node, &owner, &loopback);
     assert!(!ok && message.contains("loopback"), "{message}");
     let metadata = add_destination(
-        &node,
+        node.api_port,
         &owner,
         &channel_id,
         "metadata",
@@ -268,7 +171,7 @@ fn internal_destinations_are_refused_by_default() {
     );
     let mut states = Vec::new();
     let failed = poll(Duration::from_secs(20), || {
-        states = relay_states(&node, &owner, &channel_id);
+        states = relay_states(node.api_port, &owner, &channel_id);
         state_of(&states, &loopback) == "FAILED" && state_of(&states, &metadata) == "FAILED"
     });
     assert!(failed, "{states:?}\n{}", node.log());
@@ -306,7 +209,7 @@ fn an_rtmps_destination_gets_the_stream_over_tls() {
     });
     let (owner, channel_id, key) = owner_channel_key(&node, "secure");
     let url = dest.tls_url().expect("TLS server");
-    let id = add_destination(&node, &owner, &channel_id, "TLS", &url, "key-tls");
+    let id = add_destination(node.api_port, &owner, &channel_id, "TLS", &url, "key-tls");
     let _ffmpeg = KillOnDrop(
         obs_like_publish(&node.rtmp_url(&key), 20, "640x360")
             .stderr(Stdio::null())
@@ -315,7 +218,7 @@ fn an_rtmps_destination_gets_the_stream_over_tls() {
     );
     let mut states = Vec::new();
     let live = poll(Duration::from_secs(20), || {
-        states = relay_states(&node, &owner, &channel_id);
+        states = relay_states(node.api_port, &owner, &channel_id);
         state_of(&states, &id) == "LIVE"
     });
     assert!(live, "{states:?}\n{}", node.log());

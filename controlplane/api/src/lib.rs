@@ -22,6 +22,8 @@
 //!   publish keys.
 //! - Clips: `createClip` / `deleteClip` and `Recording.clips`; the binary's
 //!   [`ClipMaker`] ([`ApiState::set_clip_maker`]) cuts them on the recording's node.
+//! - Destinations changed while live reach the broadcast at once through the binary's
+//!   [`RelayDirector`] ([`ApiState::set_relay_director`]).
 //! - [`node_api`]: the same ingest over HTTP for nodes in other processes (split mode).
 //! - Every resolver checks the caller's role on the object (see `weir_auth::roles`);
 //!   objects of other owners read as `NOT_FOUND`. Errors carry `extensions.code`
@@ -51,6 +53,7 @@ mod playback;
 mod prober;
 mod query;
 pub mod ratelimit;
+mod relays;
 mod schema;
 mod state;
 pub mod studio;
@@ -68,6 +71,7 @@ pub use events::{Event, RecordingFinished, RecordingStarted, RelayDestination};
 pub use http::{ClientIp, router, serve, serve_with_routes, serve_with_shutdown};
 pub use issuer::StreamKeyIssuer;
 pub use prober::{DestinationProber, ProbeFuture};
+pub use relays::RelayDirector;
 pub use schema::{ApiSchema, build_schema, sdl};
 pub use state::{ApiConfig, ApiState};
 pub use studio::{StudioEvent, StudioEventKind, StudioGuest, StudioPublish};

@@ -125,6 +125,8 @@ pub(crate) struct Inner {
     pub clipper: std::sync::OnceLock<Arc<dyn crate::ClipMaker>>,
     /// The chat gateway, when the binary attached one.
     pub chat: std::sync::OnceLock<weir_chat::Gateway>,
+    /// Where destination changes of live broadcasts go, when the binary set it.
+    pub relays: std::sync::OnceLock<Arc<dyn crate::RelayDirector>>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -159,6 +161,7 @@ impl ApiState {
                 prober: std::sync::OnceLock::new(),
                 director: std::sync::OnceLock::new(),
                 clipper: std::sync::OnceLock::new(),
+                relays: std::sync::OnceLock::new(),
             }),
         }
     }

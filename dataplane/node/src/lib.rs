@@ -56,6 +56,6 @@ pub use metrics_setup::{install_metrics, render as render_metrics};
 pub use node::{Node, NodeError, StartedNode};
 pub use relay::policy::AddressPolicy;
 pub use relay::tls::{TlsLayer, client_config as relay_tls_config};
-pub use relay::{Endpoint, RelayConfig};
+pub use relay::{Endpoint, MAX_RELAYS, RelayConfig, RelaySlot, Relays};
 pub use shutdown::Shutdown;
 pub use studio::{StudioError, StudioHub};

@@ -59,6 +59,8 @@ pub struct StartedNode {
     pub studio: crate::studio::StudioHub,
     /// Clips of the node's recordings (for the control plane's clip maker).
     pub clips: Arc<crate::clips::Clips>,
+    /// Destination changes of live broadcasts (for the control plane).
+    pub relays: crate::relay::Relays,
     /// Where `/metrics` is served when not on the origin (`metrics_listen`).
     pub metrics_addr: Option<SocketAddr>,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -398,6 +400,7 @@ impl Node {
             ladder,
             studio,
             clips,
+            relays: crate::relay::Relays(registry.clone()),
             metrics_addr,
             threads,
             recorder: Some(recorder),

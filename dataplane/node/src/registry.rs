@@ -55,6 +55,8 @@ pub struct Stream {
     /// A broadcast packaged as it came also got a one-track-per-playlist packager of its
     /// source (started by the first DASH request, see [`Registry::package_tracks`]).
     pub tracks_packaged: AtomicBool,
+    /// The destinations its relays follow (see [`Registry::set_relays`]).
+    pub relays: crate::relay::RelaySlot,
     state: Mutex<StreamState>,
 }
 
@@ -87,6 +89,7 @@ impl Stream {
         st.ended_at = Some(now);
         drop(st);
         self.bus.end();
+        self.relays.wake();
         if let Some(bus) = &self.renditions_bus {
             bus.end();
         }
@@ -309,15 +312,33 @@ impl Registry {
     }
 
     /// Pushes a newly admitted broadcast to its channel's destinations (one task each,
-    /// on the calling shard). A publisher resuming a broadcast keeps the relays it had.
+    /// on the calling shard), and lets later changes to them reach it
+    /// ([`Self::set_relays`]). A publisher resuming a broadcast keeps the relays it had.
     pub fn start_relays(
         self: &Arc<Self>,
         admission: &Admission,
         destinations: Vec<crate::relay::RelayTarget>,
     ) {
-        if admission.packaging.is_some() && !destinations.is_empty() {
+        if admission.packaging.is_some() {
             crate::relay::start(self, &admission.stream, destinations);
         }
+    }
+
+    /// The live broadcast of the control plane's channel `channel_id` now relays to
+    /// exactly `destinations` (from any thread; applied on its shard at once). False
+    /// when no live broadcast of that channel is relayed from this node.
+    pub fn set_relays(
+        &self,
+        channel_id: &str,
+        destinations: Vec<crate::relay::RelayTarget>,
+    ) -> bool {
+        let stream = self
+            .streams
+            .lock()
+            .values()
+            .find(|s| s.info.channel_id == channel_id && !s.is_ended())
+            .cloned();
+        stream.is_some_and(|s| s.relays.set(destinations))
     }
 
     /// The ladder of transcoded broadcasts, and whether broadcasts are transcoded when
@@ -449,6 +470,7 @@ impl Registry {
             video_reorders: AtomicBool::new(false),
             webrtc_viewers: AtomicU64::new(0),
             tracks_packaged: AtomicBool::new(false),
+            relays: crate::relay::RelaySlot::default(),
             state: Mutex::new(StreamState {
                 publisher: Some((conn, kick)),
                 left_at: None,

@@ -182,6 +182,9 @@ pub fn all_in_one(mut config: Config) -> anyhow::Result<()> {
         auth,
     }));
     state.set_clip_maker(Arc::new(control::clips::LocalClips(started.clips.clone())));
+    state.set_relay_director(Arc::new(control::relays::LocalRelays(
+        started.relays.clone(),
+    )));
     let stop_api = Arc::new(tokio::sync::Notify::new());
     let chat = rt.block_on(async { chat_gateway(&state, &config.control) })?;
     state.set_chat(chat.clone());
@@ -219,7 +222,7 @@ pub fn dataplane(config: Config) -> anyhow::Result<()> {
             ident.studio_url = Some(format!("http://{}:{port}", config.node.public_host));
             tracing::info!(control_plane = %url, node = %ident.id, "reporting to the control plane");
             tracing::info!(
-                "studio calls from the control plane on {}:{port} (node token; clip cuts too)",
+                "studio calls from the control plane on {}:{port} (node token; clips and relay changes too)",
                 config.control.studio_listen.ip()
             );
             studio = Some((listener, token));
@@ -241,12 +244,14 @@ pub fn dataplane(config: Config) -> anyhow::Result<()> {
             auth,
         });
         let clips = Arc::new(control::clips::LocalClips(started.clips.clone()));
+        let relays = started.relays.clone();
         let limits = config.control.listen_limits("node-control");
         let stop = stop_studio.clone();
         rt.spawn(async move {
             let stopped = async move { stop.notified().await };
-            let served =
-                control::studio_server::serve(listener, director, clips, token, limits, stopped);
+            let served = control::studio_server::serve(
+                listener, director, clips, relays, token, limits, stopped,
+            );
             if let Err(e) = served.await {
                 tracing::error!(error = %e, "studio listener stopped");
             }
@@ -290,6 +295,10 @@ pub fn controlplane(config: Config) -> anyhow::Result<()> {
         ca_file: config.node.relay_ca_file.clone(),
     }));
     state.set_clip_maker(Arc::new(control::clips::RemoteClips::new(
+        state.clone(),
+        token_for_studio.clone(),
+    )));
+    state.set_relay_director(Arc::new(control::relays::RemoteRelays::new(
         state.clone(),
         token_for_studio.clone(),
     )));

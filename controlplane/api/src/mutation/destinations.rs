@@ -1,4 +1,5 @@
-//! Relay destinations.
+//! Relay destinations. Every change also reaches the channel's live broadcast at once
+//! (see `crate::relays`).
 
 use async_graphql::{Context, ID, InputObject, Object};
 use weir_auth::Permission;
@@ -67,7 +68,8 @@ impl std::fmt::Debug for DestinationUpdate {
     }
 }
 
-async fn check(ctx: &Context<'_>, id: &str) -> ApiResult<()> {
+/// May the caller manage destination `id`? Answers its channel's id.
+async fn check(ctx: &Context<'_>, id: &str) -> ApiResult<String> {
     principal(ctx)?;
     let d = state(ctx)
         .store()
@@ -84,12 +86,12 @@ async fn check(ctx: &Context<'_>, id: &str) -> ApiResult<()> {
                 e
             }
         })?;
-    Ok(())
+    Ok(d.channel_id)
 }
 
 #[Object]
 impl DestinationMutations {
-    /// Adds a destination.
+    /// Adds a destination; a live broadcast of the channel starts relaying to it.
     async fn create_destination(
         &self,
         ctx: &Context<'_>,
@@ -108,17 +110,19 @@ impl DestinationMutations {
             )
             .await
             .map_err(gql)?;
+        state(ctx).destinations_changed(&channel_id).await;
         Ok(Destination::new(d, &input.stream_key))
     }
 
-    /// Changes a destination.
+    /// Changes a destination; a live broadcast reconnects to a new URL or key, stops
+    /// relaying to a disabled destination and starts relaying to an enabled one.
     async fn update_destination(
         &self,
         ctx: &Context<'_>,
         id: ID,
         input: DestinationUpdate,
     ) -> ApiResult<Destination> {
-        check(ctx, &id).await?;
+        let channel_id = check(ctx, &id).await?;
         let store = state(ctx).store();
         let patch = DestinationPatch {
             name: input.name,
@@ -128,6 +132,7 @@ impl DestinationMutations {
         };
         let d = store.update_destination(&id, patch).await.map_err(gql)?;
         let key = store.destination_stream_key(&d).map_err(gql)?;
+        state(ctx).destinations_changed(&channel_id).await;
         Ok(Destination::new(d, &key))
     }
 
@@ -172,13 +177,16 @@ impl DestinationMutations {
         })
     }
 
-    /// Removes a destination.
+    /// Removes a destination; a live broadcast stops relaying to it (the destination
+    /// is told the stream ended).
     async fn delete_destination(&self, ctx: &Context<'_>, id: ID) -> ApiResult<bool> {
-        check(ctx, &id).await?;
-        state(ctx)
+        let channel_id = check(ctx, &id).await?;
+        let deleted = state(ctx)
             .store()
             .delete_destination(&id)
             .await
-            .map_err(gql)
+            .map_err(gql)?;
+        state(ctx).destinations_changed(&channel_id).await;
+        Ok(deleted)
     }
 }

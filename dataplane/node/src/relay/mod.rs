@@ -1,7 +1,10 @@
 //! Relays: a broadcast pushed to RTMP destinations (YouTube, Twitch, any `rtmp://`).
 //!
 //! Each enabled destination of the channel gets its own task on the shard that admitted
-//! the publish, and each task is one bus subscriber: a destination that is slow, down
+//! the publish, and each task is one bus subscriber. The channel's destinations may
+//! change while it is live: the broadcast's supervisor (`supervisor`) starts, stops and
+//! reconnects relays to follow them ([`Registry::set_relays`]). Every relay is
+//! independent: a destination that is slow, down
 //! or refusing never slows the ingest, the viewers or the other destinations (its bus
 //! queue is bounded and skips to the next key frame; a write that makes no progress
 //! for [`RelayConfig::write_timeout`] cuts the connection). A lost connection is retried
@@ -16,11 +19,13 @@
 //!   ([`weir_rtmp::SharedBody`]);
 //! - [`policy`]: address policy and back-off (sans-IO);
 //! - [`tls`]: TLS for `rtmps://` (rustls, sans-IO);
+//! - `supervisor`: the relays of one broadcast, following the destination list;
 //! - `task`: the driver (DNS, TCP, the RTMP client session, reports).
 
 mod bodies;
 pub mod muxer;
 pub mod policy;
+mod supervisor;
 mod target;
 mod task;
 pub mod tls;
@@ -28,6 +33,7 @@ pub mod tls;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use supervisor::{MAX_RELAYS, RelaySlot};
 pub use target::{Endpoint, RelayTarget};
 
 use crate::registry::{Registry, Stream};
@@ -69,12 +75,30 @@ impl Default for RelayConfig {
     }
 }
 
-/// Starts one relay task per destination for a new broadcast, on the calling shard.
+/// Starts the relays of a new broadcast (one task per destination, and the supervisor
+/// that follows changes to the list), on the calling shard.
 pub fn start(registry: &Arc<Registry>, stream: &Arc<Stream>, targets: Vec<RelayTarget>) {
-    let bodies = bodies::FrameBodies::new();
-    for target in targets {
-        tracing::info!(channel = %stream.channel, destination = %target.name, url = %target.url, "relaying to a destination");
-        let task = task::run(registry.clone(), stream.clone(), target, bodies.clone());
-        compio::runtime::spawn(task).detach();
+    stream.relays.supervised(true);
+    let supervisor = supervisor::run(registry.clone(), stream.clone(), targets);
+    compio::runtime::spawn(supervisor).detach();
+}
+
+/// Changes to the destinations of live broadcasts, for the control plane (any thread).
+#[derive(Clone)]
+pub struct Relays(pub(crate) Arc<Registry>);
+
+impl Relays {
+    /// The live broadcast of control-plane channel `channel_id` now relays to exactly
+    /// `targets`: new destinations start, removed ones stop (they are told, as at the
+    /// end of a broadcast), changed ones reconnect. False when this node relays no live
+    /// broadcast of that channel.
+    pub fn set(&self, channel_id: &str, targets: Vec<RelayTarget>) -> bool {
+        self.0.set_relays(channel_id, targets)
+    }
+}
+
+impl std::fmt::Debug for Relays {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Relays")
     }
 }

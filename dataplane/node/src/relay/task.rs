@@ -21,6 +21,7 @@ use weir_rtmp::{ClientConfig, ClientEvent, ClientOutput, ClientSession};
 use super::bodies::FrameBodies;
 use super::muxer::{MediaMessage, RelayMuxer};
 use super::policy::{AddressPolicy, Backoff};
+use super::supervisor::Stop;
 use super::tls::{self, TlsLayer};
 use super::{Endpoint, RelayConfig, RelayTarget};
 use crate::hooks::{RelayReport, RelayState};
@@ -36,6 +37,8 @@ const READ_BUFFER: usize = 16 * 1024;
 enum Ended {
     /// The broadcast ended; the destination was told.
     Broadcast,
+    /// The destination was removed or changed (the destination was told, when live).
+    Removed,
     /// Something went wrong; retry. The text is safe to show (no key).
     Retry(String),
     /// The destination can never work as configured.
@@ -51,6 +54,8 @@ struct Relay {
     tls: Option<Arc<rustls::ClientConfig>>,
     /// Frame bodies shared with the broadcast's other relays on this shard.
     bodies: Rc<FrameBodies>,
+    /// Set when the destination is removed or changed while live.
+    stop: Rc<Stop>,
 }
 
 impl Relay {
@@ -67,13 +72,14 @@ impl Relay {
     }
 }
 
-/// Runs the relay of `stream` to `target` until the broadcast ends or the destination
-/// is found unusable.
-pub async fn run(
+/// Runs the relay of `stream` to `target` until the broadcast ends, the destination is
+/// found unusable, or `stop` says it was removed.
+pub(super) async fn run(
     registry: Arc<Registry>,
     stream: Arc<Stream>,
     target: RelayTarget,
     bodies: Rc<FrameBodies>,
+    stop: Rc<Stop>,
 ) {
     let config = registry.relay_config().clone();
     let mut relay = Relay {
@@ -83,6 +89,7 @@ pub async fn run(
         config,
         tls: None,
         bodies,
+        stop,
     };
     let endpoint = match Endpoint::parse(&relay.target.url, &relay.target.stream_key) {
         Ok(e) => e,
@@ -108,7 +115,7 @@ pub async fn run(
         seed,
     );
     loop {
-        if relay.stream.is_ended() {
+        if relay.stream.is_ended() || relay.stop.is_set() {
             relay.report(RelayState::Stopped, None, 0);
             return;
         }
@@ -118,6 +125,11 @@ pub async fn run(
         match ended {
             Ended::Broadcast => {
                 tracing::info!(channel = %relay.stream.channel, destination = %relay.target.name, "relay ended with the broadcast");
+                relay.report(RelayState::Stopped, None, 0);
+                return;
+            }
+            Ended::Removed => {
+                tracing::info!(channel = %relay.stream.channel, destination = %relay.target.name, "relay stopped: its destination was removed or changed");
                 relay.report(RelayState::Stopped, None, 0);
                 return;
             }
@@ -136,7 +148,10 @@ pub async fn run(
                 let until = Instant::now() + delay;
                 while Instant::now() < until && !relay.stream.is_ended() {
                     let step = until.saturating_duration_since(Instant::now());
-                    compio::time::sleep(step.min(Duration::from_millis(250))).await;
+                    let nap = compio::time::sleep(step.min(Duration::from_millis(250)));
+                    if relay.stop.or_stopped(nap).await.is_none() {
+                        break;
+                    }
                 }
             }
         }
@@ -294,26 +309,14 @@ async fn connect_and_push(relay: &Relay, endpoint: &Endpoint) -> (Ended, Option<
     };
     let cfg = &relay.config;
     let deadline = Instant::now() + cfg.connect_timeout;
-    let addrs = match compio::time::timeout(cfg.connect_timeout, resolve(endpoint, policy)).await {
-        Ok(Ok(a)) => a,
-        Ok(Err(e)) => return (e, None),
-        Err(_) => return (Ended::Retry("DNS timed out".into()), None),
-    };
-    let mut socket = None;
-    let mut last_err = String::new();
-    for addr in addrs {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match compio::time::timeout(left, TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => {
-                socket = Some(s);
-                break;
-            }
-            Ok(Err(e)) => last_err = format!("cannot connect to {addr}: {e}"),
-            Err(_) => last_err = format!("connecting to {addr} timed out"),
-        }
-    }
-    let Some(mut socket) = socket else {
-        return (Ended::Retry(last_err), None);
+    let connected = relay
+        .stop
+        .or_stopped(connect(endpoint, policy, cfg.connect_timeout, deadline))
+        .await;
+    let mut socket = match connected {
+        None => return (Ended::Removed, None),
+        Some(Err(e)) => return (e, None),
+        Some(Ok(s)) => s,
     };
     let _ = socket.set_nodelay(true);
     // Without a cap on unsent bytes the kernel absorbs megabytes for a destination that
@@ -332,6 +335,31 @@ async fn connect_and_push(relay: &Relay, endpoint: &Endpoint) -> (Ended, Option<
     drop(reader); // cancels the pending read
     let _ = socket.shutdown().await;
     result
+}
+
+/// DNS (within `dns_timeout`), the address policy, then TCP to the first address that
+/// answers before `deadline`.
+async fn connect(
+    endpoint: &Endpoint,
+    policy: AddressPolicy,
+    dns_timeout: Duration,
+    deadline: Instant,
+) -> Result<TcpStream, Ended> {
+    let addrs = match compio::time::timeout(dns_timeout, resolve(endpoint, policy)).await {
+        Ok(Ok(a)) => a,
+        Ok(Err(e)) => return Err(e),
+        Err(_) => return Err(Ended::Retry("DNS timed out".into())),
+    };
+    let mut last_err = String::new();
+    for addr in addrs {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match compio::time::timeout(left, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => return Ok(s),
+            Ok(Err(e)) => last_err = format!("cannot connect to {addr}: {e}"),
+            Err(_) => last_err = format!("connecting to {addr} timed out"),
+        }
+    }
+    Err(Ended::Retry(last_err))
 }
 
 async fn push(
@@ -382,7 +410,10 @@ async fn push(
         }
         let listener = inbox.event.listen();
         if inbox.chunks.borrow().is_empty() {
-            let _ = compio::time::timeout(left, listener).await;
+            let wait = compio::time::timeout(left, listener);
+            if relay.stop.or_stopped(wait).await.is_none() {
+                return (Ended::Removed, None);
+            }
         }
     }
     events.clear();
@@ -430,7 +461,8 @@ async fn pump(
             return e;
         }
         let closed = subscriber.drain_into(&mut bus_events).is_err();
-        let mut ended = closed;
+        let removed = relay.stop.is_set();
+        let mut ended = closed || removed;
         for e in bus_events.drain(..) {
             match &e {
                 BusEvent::Ended => ended = true,
@@ -459,7 +491,11 @@ async fn pump(
                 cfg.write_timeout,
             );
             let _ = flushed.await;
-            return Ended::Broadcast;
+            return if removed {
+                Ended::Removed
+            } else {
+                Ended::Broadcast
+            };
         }
         match flush(
             socket,
@@ -488,11 +524,13 @@ async fn pump(
         }
         let listener = inbox.event.listen();
         if inbox.chunks.borrow().is_empty() {
-            let ready = pin!(subscriber.ready());
-            match select(select(ready, pin!(listener)), tick.as_mut()).await {
+            let (ready, listener) = (pin!(subscriber.ready()), pin!(listener));
+            let stopped = pin!(relay.stop.wait());
+            let woken = select(select(ready, listener), stopped);
+            match select(woken, tick.as_mut()).await {
                 Either::Right(_) => tick = Box::pin(compio::time::sleep(REPORT_EVERY)),
                 // Media is waiting: let what follows within the batch time join it.
-                Either::Left((Either::Left(_), _)) if !cfg.batch.is_zero() => {
+                Either::Left((Either::Left((Either::Left(_), _)), _)) if !cfg.batch.is_zero() => {
                     compio::time::sleep(cfg.batch).await;
                 }
                 Either::Left(_) => {}

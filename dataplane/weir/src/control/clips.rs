@@ -129,18 +129,29 @@ async fn node_of(state: &ApiState, recording_id: &str) -> Result<String, String>
         .map_err(|e| e.to_string())?
         .and_then(|s| s.node_id)
         .ok_or_else(|| gone("stream"))?;
-    let node = store
+    control_listener(state, &node_id, "recording's node").await
+}
+
+/// The control listener (`host:port`) of node `node_id`, as its heartbeat announced it;
+/// `whose` names the node in errors ("recording's node").
+pub(super) async fn control_listener(
+    state: &ApiState,
+    node_id: &str,
+    whose: &str,
+) -> Result<String, String> {
+    let node = state
+        .store()
         .list_nodes()
         .await
         .map_err(|e| e.to_string())?
         .into_iter()
         .find(|n| n.id == node_id)
-        .ok_or_else(|| format!("the recording's node {node_id} is not reporting"))?;
+        .ok_or_else(|| format!("the {whose} {node_id} is not reporting"))?;
     node.studio_url
         .as_deref()
         .and_then(|u| u.strip_prefix("http://"))
         .map(|hp| hp.trim_end_matches('/').to_owned())
-        .ok_or_else(|| format!("the recording's node {node_id} takes no control calls"))
+        .ok_or_else(|| format!("the {whose} {node_id} takes no control calls"))
 }
 
 /// What the user reads when a call fails: the node's own sentence when it gave one.

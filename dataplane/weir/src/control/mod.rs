@@ -9,6 +9,7 @@
 mod backend;
 pub mod clips;
 pub mod probe;
+pub mod relays;
 mod remote;
 pub mod setup;
 pub mod studio;

@@ -1,7 +1,8 @@
-//! The node's side of the studio director and the clip maker in a split deployment: a
-//! small HTTP listener (`studio_listen`, authenticated with the node token) that takes the
-//! control plane's calls (see [`super::studio_wire`] and [`super::clips`]) and hands them
-//! to the node's own [`super::studio::Director`] and [`super::clips::LocalClips`],
+//! The node's side of the studio director, the clip maker and the relay director in a
+//! split deployment: a small HTTP listener (`studio_listen`, authenticated with the node
+//! token) that takes the control plane's calls (see [`super::studio_wire`],
+//! [`super::clips`] and [`super::relays`]) and hands them to the node's own
+//! [`super::studio::Director`], [`super::clips::LocalClips`] and [`weir_node::Relays`],
 //! exactly as `weir serve` does in-process.
 
 use std::net::SocketAddr;
@@ -19,11 +20,13 @@ use serde_json::json;
 use weir_api::{ClipMaker, ProgramScene, StudioDirector};
 
 use super::clips::{ClipDelete, ClipMake, RecordingDelete};
+use super::relays::RelaySet;
 use super::studio_wire::{End, GoLive, MAX_BODY, WireScene};
 
 struct Served {
     director: Arc<dyn StudioDirector>,
     clips: Arc<dyn ClipMaker>,
+    relays: weir_node::Relays,
     token: String,
 }
 
@@ -32,6 +35,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     director: Arc<dyn StudioDirector>,
     clips: Arc<dyn ClipMaker>,
+    relays: weir_node::Relays,
     token: String,
     limits: weir_serve::Limits,
     stopped: impl std::future::Future<Output = ()> + Send + 'static,
@@ -43,10 +47,12 @@ pub async fn serve(
         .route("/v1/clips/make", post(clip_make))
         .route("/v1/clips/delete", post(clip_delete))
         .route("/v1/recordings/delete", post(recording_delete))
+        .route("/v1/relays/set", post(relays_set))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(Arc::new(Served {
             director,
             clips,
+            relays,
             token,
         }));
     weir_serve::serve(listener, app, limits, stopped).await
@@ -189,5 +195,16 @@ mod tests {
             "Bearer secret".parse().expect("header"),
         );
         assert!(authorised(&h, "secret"));
+    }
+}
+
+async fn relays_set(State(s): State<Arc<Served>>, headers: HeaderMap, body: Bytes) -> Response {
+    match request::<RelaySet>(&s, &headers, &body) {
+        Ok(set) => {
+            let channel = set.channel_id.clone();
+            let applied = s.relays.set(&channel, set.targets());
+            Json(json!({ "ok": true, "applied": applied })).into_response()
+        }
+        Err(r) => *r,
     }
 }
