@@ -251,6 +251,11 @@ pub struct NodeArgs {
     /// less CPU, up to this much more latency; 0: off (`[node] relay_batch_ms`).
     #[arg(long, global = true, env = "WEIR_RELAY_BATCH_MS")]
     pub relay_batch_ms: Option<u64>,
+    /// Relays hold audio up to this many ms so it goes out with the next video frame in
+    /// one write (fewer sends; video never waits); 0: write every frame at once
+    /// (`[node] relay_audio_hold_ms`, default 50).
+    #[arg(long, global = true, env = "WEIR_RELAY_AUDIO_HOLD_MS")]
+    pub relay_audio_hold_ms: Option<u64>,
     /// Extra CA certificates (PEM) trusted for `rtmps://` destinations besides
     /// Mozilla's roots (`[node] relay_ca_file`).
     #[arg(long, global = true, env = "WEIR_RELAY_CA_FILE")]

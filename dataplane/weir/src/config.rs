@@ -249,6 +249,9 @@ pub fn load(path: Option<&Path>, args: &NodeArgs) -> anyhow::Result<Config> {
     if let Some(v) = a.relay_batch_ms {
         n.relay_batch_ms = v;
     }
+    if let Some(v) = a.relay_audio_hold_ms {
+        n.relay_audio_hold_ms = v;
+    }
     if a.relay_ca_file.is_some() {
         n.relay_ca_file = a.relay_ca_file;
     }

@@ -18,12 +18,14 @@
 //!   once per broadcast and shard (`bodies`) and chunked once
 //!   ([`weir_rtmp::SharedBody`]);
 //! - [`policy`]: address policy and back-off (sans-IO);
+//! - [`pacing`]: when a relay writes (audio rides with the next video frame);
 //! - [`tls`]: TLS for `rtmps://` (rustls, sans-IO);
 //! - `supervisor`: the relays of one broadcast, following the destination list;
 //! - `task`: the driver (DNS, TCP, the RTMP client session, reports).
 
 mod bodies;
 pub mod muxer;
+pub mod pacing;
 pub mod policy;
 mod supervisor;
 mod target;
@@ -37,6 +39,10 @@ pub use supervisor::{MAX_RELAYS, RelaySlot};
 pub use target::{Endpoint, RelayTarget};
 
 use crate::registry::{Registry, Stream};
+
+/// The default of [`RelayConfig::audio_hold`], ms: above one video frame interval at
+/// 24 fps, so at common frame rates audio always rides with video.
+pub const DEFAULT_AUDIO_HOLD_MS: u64 = 50;
 
 /// How relays behave (node-wide).
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +64,9 @@ pub struct RelayConfig {
     /// Media arriving within this long of a wake-up goes out in one write (zero: each
     /// wake-up writes at once). Fewer sends cost less CPU and add up to this latency.
     pub batch: Duration,
+    /// Audio waits up to this long to go out with the next video frame in one write
+    /// (zero: each frame is written as it comes); see [`pacing`].
+    pub audio_hold: Duration,
 }
 
 impl Default for RelayConfig {
@@ -71,6 +80,7 @@ impl Default for RelayConfig {
             max_queue_bytes: 8 << 20,
             ca_file: None,
             batch: Duration::ZERO,
+            audio_hold: Duration::from_millis(DEFAULT_AUDIO_HOLD_MS),
         }
     }
 }

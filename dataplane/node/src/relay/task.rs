@@ -20,6 +20,7 @@ use weir_rtmp::{ClientConfig, ClientEvent, ClientOutput, ClientSession};
 
 use super::bodies::FrameBodies;
 use super::muxer::{MediaMessage, RelayMuxer};
+use super::pacing::AudioHold;
 use super::policy::{AddressPolicy, Backoff};
 use super::supervisor::Stop;
 use super::tls::{self, TlsLayer};
@@ -456,6 +457,7 @@ async fn pump(
     let (mut sent, mut since) = (0u64, Instant::now());
     // One report timer for many wake-ups (not one per frame).
     let mut tick = Box::pin(compio::time::sleep(REPORT_EVERY));
+    let mut pacing = AudioHold::new(cfg.audio_hold);
     loop {
         if let Err(e) = take_input(inbox, session, tls) {
             return e;
@@ -474,7 +476,9 @@ async fn pump(
             }
             muxer.handle_event(&e, &mut messages);
         }
+        let now = Instant::now();
         for m in messages.drain(..) {
+            pacing.queued(m.kind, now);
             session.send_shared_media(m.kind, m.timestamp_ms, &m.payload);
         }
         if ended {
@@ -497,16 +501,20 @@ async fn pump(
                 Ended::Broadcast
             };
         }
-        match flush(
-            socket,
-            session,
-            tls,
-            &mut client_events,
-            &mut out,
-            cfg.write_timeout,
-        )
-        .await
-        {
+        let written = if pacing.write_now(now) {
+            flush(
+                socket,
+                session,
+                tls,
+                &mut client_events,
+                &mut out,
+                cfg.write_timeout,
+            )
+            .await
+        } else {
+            Ok(0)
+        };
+        match written {
             Ok(n) => {
                 sent += n as u64;
                 bytes_total.increment(n as u64);
@@ -527,10 +535,22 @@ async fn pump(
             let (ready, listener) = (pin!(subscriber.ready()), pin!(listener));
             let stopped = pin!(relay.stop.wait());
             let woken = select(select(ready, listener), stopped);
-            match select(woken, tick.as_mut()).await {
+            // Held audio goes out by its deadline even if nothing else comes.
+            let held = pacing
+                .deadline()
+                .map(|at| at.saturating_duration_since(Instant::now()));
+            let woken = async move {
+                match held {
+                    Some(left) => compio::time::timeout(left, woken).await.ok(),
+                    None => Some(woken.await),
+                }
+            };
+            match select(pin!(woken), tick.as_mut()).await {
                 Either::Right(_) => tick = Box::pin(compio::time::sleep(REPORT_EVERY)),
                 // Media is waiting: let what follows within the batch time join it.
-                Either::Left((Either::Left((Either::Left(_), _)), _)) if !cfg.batch.is_zero() => {
+                Either::Left((Some(Either::Left((Either::Left(_), _))), _))
+                    if !cfg.batch.is_zero() =>
+                {
                     compio::time::sleep(cfg.batch).await;
                 }
                 Either::Left(_) => {}

@@ -172,6 +172,17 @@ async fn recording_delete(
     }
 }
 
+async fn relays_set(State(s): State<Arc<Served>>, headers: HeaderMap, body: Bytes) -> Response {
+    match request::<RelaySet>(&s, &headers, &body) {
+        Ok(set) => {
+            let channel = set.channel_id.clone();
+            let applied = s.relays.set(&channel, set.targets());
+            Json(json!({ "ok": true, "applied": applied })).into_response()
+        }
+        Err(r) => *r,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,16 +206,5 @@ mod tests {
             "Bearer secret".parse().expect("header"),
         );
         assert!(authorised(&h, "secret"));
-    }
-}
-
-async fn relays_set(State(s): State<Arc<Served>>, headers: HeaderMap, body: Bytes) -> Response {
-    match request::<RelaySet>(&s, &headers, &body) {
-        Ok(set) => {
-            let channel = set.channel_id.clone();
-            let applied = s.relays.set(&channel, set.targets());
-            Json(json!({ "ok": true, "applied": applied })).into_response()
-        }
-        Err(r) => *r,
     }
 }
