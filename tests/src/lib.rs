@@ -203,7 +203,9 @@ impl Node {
         Self::start_in(dir, ports, "weir.restarted.log", opts)
     }
     /// Kills this node (SIGKILL, like a crash) if it still runs, then starts a new one on
-    /// the same data directory and ports (its log in `weir.restarted.log`).
+    /// the same data directory and ports (its log in `weir.restarted.log`). Tests run in
+    /// parallel, so one of those ports may meanwhile be another connection's source
+    /// port: then the new node gets fresh ports (log `weir.restarted-ports.log`).
     pub fn restart(self, opts: NodeOptions) -> Self {
         let Node {
             mut proc,
@@ -216,14 +218,48 @@ impl Node {
         proc.kill();
         drop(proc);
         let ports = (rtmp_port, http_port, srt_port, api_port);
-        Self::start_in(dir, ports, "weir.restarted.log", opts)
+        let node = Self::launch(dir, ports, "weir.restarted.log", &opts);
+        const TAKEN: &str = "Address already in use";
+        wait_until(Duration::from_secs(20), || {
+            let log = node.log();
+            log.contains("HTTP origin listening") || log.contains(TAKEN)
+        });
+        let log = node.log();
+        if log.contains("HTTP origin listening") {
+            return node;
+        }
+        assert!(
+            log.contains(TAKEN),
+            "node did not restart:\n{log}"
+        );
+        eprintln!("restart: one of the node's ports was taken meanwhile; fresh ports");
+        let Node { proc, dir, .. } = node;
+        drop(proc);
+        let ports = (free_port(), free_port(), free_udp_port(), free_port());
+        Self::start_in(dir, ports, "weir.restarted-ports.log", opts)
     }
 
     fn start_in(
         dir: TempDir,
-        (rtmp_port, http_port, srt_port, api_port): (u16, u16, u16, u16),
+        ports: (u16, u16, u16, u16),
         log_name: &str,
         opts: NodeOptions,
+    ) -> Self {
+        let node = Self::launch(dir, ports, log_name, &opts);
+        assert!(
+            node.wait_log("HTTP origin listening", Duration::from_secs(20)),
+            "node did not start:\n{}",
+            node.log()
+        );
+        node
+    }
+
+    /// Spawns `weir serve` without waiting for it.
+    fn launch(
+        dir: TempDir,
+        (rtmp_port, http_port, srt_port, api_port): (u16, u16, u16, u16),
+        log_name: &str,
+        opts: &NodeOptions,
     ) -> Self {
         let log = dir.0.join(log_name);
         let mut cmd = weir_command();
@@ -237,20 +273,14 @@ impl Node {
             seccomp::deny_io_uring_in_child(&mut cmd);
         }
         let proc = Process::spawn("weir serve", cmd, log);
-        let node = Node {
+        Node {
             proc,
             rtmp_port,
             http_port,
             srt_port,
             api_port,
             dir,
-        };
-        assert!(
-            node.wait_log("HTTP origin listening", Duration::from_secs(20)),
-            "node did not start:\n{}",
-            node.log()
-        );
-        node
+        }
     }
 
     fn common_args(dir: &Path, rtmp: u16, http: u16) -> Vec<String> {

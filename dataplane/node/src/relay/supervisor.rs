@@ -24,8 +24,9 @@ use super::RelayTarget;
 use super::bodies::FrameBodies;
 use crate::registry::{Registry, Stream};
 
-/// Most destinations one broadcast relays to (the control plane keeps as many statuses).
-pub const MAX_RELAYS: usize = 32;
+/// Most destinations one broadcast relays to (a bound on what a control plane may ask;
+/// fan-outs of a few hundred are benchmarked).
+pub const MAX_RELAYS: usize = 1024;
 
 /// The destinations a live broadcast should relay to, as last set by the control plane.
 #[derive(Debug, Default)]
@@ -259,7 +260,7 @@ mod tests {
     #[test]
     fn duplicated_ids_and_lists_over_the_cap_are_bounded() {
         let mut desired = vec![t("a", "rtmp://a/live", "1"), t("a", "rtmp://x/live", "2")];
-        for i in 0..100 {
+        for i in 0..MAX_RELAYS + 10 {
             desired.push(t(&format!("d{i}"), "rtmp://d/live", "k"));
         }
         let p = plan(&[], &desired);
