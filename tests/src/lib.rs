@@ -228,10 +228,7 @@ impl Node {
         if log.contains("HTTP origin listening") {
             return node;
         }
-        assert!(
-            log.contains(TAKEN),
-            "node did not restart:\n{log}"
-        );
+        assert!(log.contains(TAKEN), "node did not restart:\n{log}");
         eprintln!("restart: one of the node's ports was taken meanwhile; fresh ports");
         let Node { proc, dir, .. } = node;
         drop(proc);

@@ -183,6 +183,30 @@ impl RtmpServer {
         self.proc = Some(proc);
     }
 
+    /// Freezes it (SIGSTOP): connections stay open and nothing is read, as from a
+    /// destination that accepted the stream and then stalled.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused server go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self
+            .proc
+            .as_ref()
+            .and_then(Process::pid)
+            .expect("nginx runs");
+        let ok = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} {pid}");
+    }
+
     /// Stops it (the port closes; connected publishers are cut).
     pub fn stop(&mut self) {
         if let Some(mut p) = self.proc.take() {

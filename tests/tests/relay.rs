@@ -226,3 +226,108 @@ fn an_rtmps_destination_gets_the_stream_over_tls() {
     let (frames, err) = frames_read(decode_frames(&dest.play_url("key-tls"), 4));
     assert!(frames >= 30, "over RTMPS: {frames} frames\n{err}");
 }
+
+/// The resident memory of process `pid`, KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// A destination that accepted the stream and then stopped reading (nginx frozen with
+/// SIGSTOP) is cut after the write timeout, and the node's memory does not grow while it
+/// stalls (its queue is bounded and skips to key frames); the other destination decodes
+/// all along; once the stalled one reads again, its relay comes back.
+#[test]
+fn a_destination_that_stops_reading_is_cut_without_growing_memory() {
+    require("ffmpeg");
+    let stalled = RtmpServer::start();
+    let healthy = RtmpServer::start();
+    let mut node = Node::start_with(NodeOptions {
+        extra_args: [
+            "--relay-allow-internal",
+            "true",
+            "--relay-write-timeout-ms",
+            "3000",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..NodeOptions::default()
+    });
+    let api = node.api_port;
+    let (owner, channel_id, key) = owner_channel_key(&node, "stalling");
+    let id_s = add_destination(api, &owner, &channel_id, "S", &stalled.url(), "key-s");
+    let id_h = add_destination(api, &owner, &channel_id, "H", &healthy.url(), "key-h");
+    let _ffmpeg = KillOnDrop(
+        obs_like_publish(&node.rtmp_url(&key), 50, "854x480")
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ffmpeg"),
+    );
+    let both_live = poll(Duration::from_secs(20), || {
+        let s = relay_states(api, &owner, &channel_id);
+        state_of(&s, &id_s) == "LIVE" && state_of(&s, &id_h) == "LIVE"
+    });
+    assert!(
+        both_live,
+        "{:?}\n{}",
+        relay_states(api, &owner, &channel_id),
+        node.log()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let pid = node.process().pid().expect("weir runs");
+    let rss_before = rss_kib(pid);
+
+    let reader = decode_frames(&healthy.play_url("key-h"), 14);
+    stalled.pause();
+    let mut reason = String::new();
+    let cut = poll(Duration::from_secs(30), || {
+        let s = relay_states(api, &owner, &channel_id);
+        reason = s
+            .iter()
+            .find(|r| r.0 == id_s)
+            .map(|r| r.2.clone())
+            .unwrap_or_default();
+        state_of(&s, &id_s) == "RETRYING" && reason.contains("read nothing")
+    });
+    assert!(
+        cut,
+        "the stalled destination was not cut: {reason:?}\n{}",
+        node.log()
+    );
+    // Stalled a while longer (its retries cannot complete a handshake either).
+    let mut rss_peak = rss_kib(pid);
+    for _ in 0..6 {
+        std::thread::sleep(Duration::from_secs(1));
+        rss_peak = rss_peak.max(rss_kib(pid));
+    }
+    assert!(
+        rss_peak < rss_before + 16 * 1024,
+        "memory grew while a destination stalled: {rss_before} → {rss_peak} KiB"
+    );
+    let (frames, err) = frames_read(reader);
+    assert!(
+        frames >= 14 * 30 * 8 / 10,
+        "the healthy destination while the other stalled: {frames} frames\n{err}"
+    );
+    assert_eq!(
+        state_of(&relay_states(api, &owner, &channel_id), &id_h),
+        "LIVE"
+    );
+
+    stalled.resume();
+    let back = poll(Duration::from_secs(40), || {
+        state_of(&relay_states(api, &owner, &channel_id), &id_s) == "LIVE"
+    });
+    assert!(
+        back,
+        "{:?}\n{}",
+        relay_states(api, &owner, &channel_id),
+        node.log()
+    );
+}

@@ -8,8 +8,10 @@
 //! each video frame (sent by the publisher → read by the sink, matched by a hash of the
 //! coded bytes, p50/p99 over all destinations) and the frames each destination got
 //! against those sent. Both servers also package the stream for viewers (weir LL-HLS,
-//! nginx HLS), as in production.
+//! nginx HLS), as in production. Then [`recording`]: one broadcast recorded, against
+//! the same unrecorded (`--no-recording` skips it).
 
+mod recording;
 pub mod sink;
 
 use std::fmt::Write as _;
@@ -41,6 +43,8 @@ struct Config {
     destinations: Vec<usize>,
     media: Option<PathBuf>,
     readme: Option<bool>,
+    /// Also measure recording (`--no-recording`: relays only).
+    recording: bool,
 }
 
 impl Config {
@@ -56,6 +60,7 @@ impl Config {
             },
             media: None,
             readme: None,
+            recording: true,
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -72,6 +77,7 @@ impl Config {
                 "--media" => c.media = Some(PathBuf::from(value()?)),
                 "--readme" => c.readme = Some(true),
                 "--no-readme" => c.readme = Some(false),
+                "--no-recording" => c.recording = false,
                 other => bail!("unknown flag {other} (see bench/README.md, outputs)"),
             }
         }
@@ -377,13 +383,31 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             runs.push(r);
         }
     }
+    let recording = if cfg.recording {
+        progress!("weir: 1 stream recorded, and the same with recording off");
+        let r = recording::measure(&bin, &work, &media, cfg.secs.max(20.0))?;
+        progress!(
+            "  {:.4} bytes written per media byte, {:.0} MiB per stream-hour, fsync {} ms over {} segments",
+            r.overhead(),
+            r.mib_per_hour(),
+            r.fsync_ms,
+            r.segments
+        );
+        Some(r)
+    } else {
+        None
+    };
     if std::env::var_os("WEIR_BENCH_DEBUG").is_none() {
         let _ = std::fs::remove_dir_all(&work);
     } else {
         progress!("kept {}", work.display());
     }
     let machine = crate::report::machine();
-    let table = table(&runs);
+    let mut table = table(&runs);
+    if let Some(r) = &recording {
+        table.push('\n');
+        table.push_str(&r.table());
+    }
     println!(
         "\nweir-bench outputs ({}) — {machine}\n\n{table}",
         if cfg.quick { "quick" } else { "full" }

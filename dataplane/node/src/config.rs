@@ -67,7 +67,8 @@ pub struct NodeConfig {
     /// A relay write that makes no progress this long cuts the destination (it retries).
     pub relay_write_timeout_ms: u64,
     /// A relay gathers what arrives within this many ms into one write per destination
-    /// (fewer sends and wake-ups, less CPU; adds up to this much latency). 0: off.
+    /// (fewer sends and wake-ups, less CPU; adds up to this much latency; default 40).
+    /// 0: each wake-up writes at once.
     pub relay_batch_ms: u64,
     /// A relay's audio waits up to this many ms to go out with the next video frame in
     /// one write (about 30 sends a second instead of 77 at 30 fps + AAC; video is never
@@ -329,7 +330,7 @@ impl Default for NodeConfig {
             publisher_takeover: false,
             relay_allow_internal: false,
             relay_write_timeout_ms: 15_000,
-            relay_batch_ms: 0,
+            relay_batch_ms: crate::relay::DEFAULT_BATCH_MS,
             relay_audio_hold_ms: crate::relay::DEFAULT_AUDIO_HOLD_MS,
             relay_ca_file: None,
             rtmp_idle_timeout_ms: 15_000,

@@ -248,9 +248,14 @@ pub struct NodeArgs {
     #[arg(long, global = true, env = "WEIR_RELAY_ALLOW_INTERNAL")]
     pub relay_allow_internal: Option<bool>,
     /// Relays gather media arriving within this many ms into one write per destination:
-    /// less CPU, up to this much more latency; 0: off (`[node] relay_batch_ms`).
+    /// less CPU, up to this much more latency; 0: write at each wake-up
+    /// (`[node] relay_batch_ms`, default 40).
     #[arg(long, global = true, env = "WEIR_RELAY_BATCH_MS")]
     pub relay_batch_ms: Option<u64>,
+    /// A relay write that makes no progress this many ms cuts the destination, which is
+    /// then retried (`[node] relay_write_timeout_ms`, default 15000, at least 1000).
+    #[arg(long, global = true, env = "WEIR_RELAY_WRITE_TIMEOUT_MS")]
+    pub relay_write_timeout_ms: Option<u64>,
     /// Relays hold audio up to this many ms so it goes out with the next video frame in
     /// one write (fewer sends; video never waits); 0: write every frame at once
     /// (`[node] relay_audio_hold_ms`, default 50).

@@ -249,6 +249,9 @@ pub fn load(path: Option<&Path>, args: &NodeArgs) -> anyhow::Result<Config> {
     if let Some(v) = a.relay_batch_ms {
         n.relay_batch_ms = v;
     }
+    if let Some(v) = a.relay_write_timeout_ms {
+        n.relay_write_timeout_ms = v;
+    }
     if let Some(v) = a.relay_audio_hold_ms {
         n.relay_audio_hold_ms = v;
     }

@@ -458,6 +458,8 @@ async fn pump(
     // One report timer for many wake-ups (not one per frame).
     let mut tick = Box::pin(compio::time::sleep(REPORT_EVERY));
     let mut pacing = AudioHold::new(cfg.audio_hold);
+    // One stop listener for the whole connection (not one per wake-up).
+    let mut stopped = pin!(relay.stop.wait());
     loop {
         if let Err(e) = take_input(inbox, session, tls) {
             return e;
@@ -533,8 +535,7 @@ async fn pump(
         let listener = inbox.event.listen();
         if inbox.chunks.borrow().is_empty() {
             let (ready, listener) = (pin!(subscriber.ready()), pin!(listener));
-            let stopped = pin!(relay.stop.wait());
-            let woken = select(select(ready, listener), stopped);
+            let woken = select(select(ready, listener), stopped.as_mut());
             // Held audio goes out by its deadline even if nothing else comes.
             let held = pacing
                 .deadline()
