@@ -69,7 +69,7 @@ pub struct Config {
     servers: Vec<Server>,
     janus_event_loops: u32,
     /// weir's `--webrtc-bwe` (viewers' bandwidth estimation and pacing).
-    weir_bwe: bool,
+    weir_bwe: String,
     pin: bool,
     keep: bool,
     readme: Option<bool>,
@@ -89,7 +89,7 @@ impl Config {
             settle_secs: if quick { 3.0 } else { 4.0 },
             servers: vec![Server::Weir, Server::Janus],
             janus_event_loops: 1,
-            weir_bwe: true,
+            weir_bwe: "auto".into(),
             pin: true,
             keep: false,
             readme: None,
@@ -106,7 +106,7 @@ impl Config {
                 "--secs" => c.secs = value()?.parse()?,
                 "--settle-secs" => c.settle_secs = value()?.parse()?,
                 "--janus-event-loops" => c.janus_event_loops = value()?.parse()?,
-                "--weir-bwe" => c.weir_bwe = value()?.parse()?,
+                "--weir-bwe" => c.weir_bwe = value()?.clone(),
                 "--subscribers" => {
                     c.subscribers = value()?
                         .split(',')
@@ -274,7 +274,7 @@ fn run_server(
     progress!("{}: starting", server.name());
     let mut target = match server {
         Server::Weir => {
-            let bwe = cfg.weir_bwe.to_string();
+            let bwe = cfg.weir_bwe.clone();
             let extra: Vec<String> = [
                 "--webrtc-max-sessions-per-ip",
                 "1000000",

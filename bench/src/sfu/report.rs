@@ -146,7 +146,7 @@ pub fn render(
         } else {
             "no"
         },
-        if cfg.weir_bwe { "on" } else { "off" },
+        cfg.weir_bwe,
     );
     let _ = writeln!(
         t,

@@ -18,5 +18,5 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let now = Instant::now();
     let _ = WhipSession::accept(now, settings, offer);
     let codec = Some(weir_media::Codec::H264);
-    let _ = WhepSession::accept(now, settings, offer, codec, Some(weir_media::Codec::Opus));
+    let _ = WhepSession::accept(now, settings, offer, codec, Some(weir_media::Codec::Opus), 3);
 });

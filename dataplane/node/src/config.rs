@@ -122,10 +122,12 @@ pub struct NodeConfig {
     /// `URL[;username=…;credential=…]` or `URL;secret=…[;ttl=…]` (coturn's shared secret:
     /// short-lived credentials per answer); see `webrtc::ice_servers`.
     pub webrtc_ice_servers: Vec<String>,
-    /// WHEP viewers estimate their bandwidth (and pick simulcast layers by it); off: no
-    /// layer switching and no pacing of their packets (lower latency and CPU for
-    /// single-layer fan-out). See `weir_webrtc::RtcSettings::bandwidth_estimation`.
-    pub webrtc_bwe: bool,
+    /// When WHEP viewers estimate their bandwidth (and pick simulcast layers by it):
+    /// `auto` (default) where the source has several layers, `on`, `off`. Without it
+    /// there is no layer switching and no pacing of their packets (lower latency and
+    /// CPU). See `weir_webrtc::Bwe`.
+    #[serde(deserialize_with = "bwe_setting")]
+    pub webrtc_bwe: weir_webrtc::Bwe,
     /// Where the watch page (`/watch/<channel>`) finds the control plane's GraphQL API
     /// and chat: a base URL (`https://api.example.com`), or `:PORT` for the page's own
     /// host on that port. Empty: `:8090` (`weir serve` fills in its API port).
@@ -350,7 +352,7 @@ impl Default for NodeConfig {
             webrtc_bind_ip: std::net::IpAddr::from([0, 0, 0, 0]),
             webrtc_public_ips: Vec::new(),
             webrtc_ice_servers: Vec::new(),
-            webrtc_bwe: true,
+            webrtc_bwe: weir_webrtc::Bwe::Auto,
             watch_api: String::new(),
             srt_listen: SocketAddr::from(([0, 0, 0, 0], 9000)),
             srt_latency_ms: 120,
@@ -373,6 +375,21 @@ impl Default for NodeConfig {
             studio_fps: 30,
             studio_video_kbps: 3000,
         }
+    }
+}
+
+/// `webrtc_bwe` in TOML: `"auto"`, `"on"`, `"off"`, or a boolean (`true` is `on`).
+fn bwe_setting<'de, D: serde::Deserializer<'de>>(d: D) -> Result<weir_webrtc::Bwe, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Setting {
+        Bool(bool),
+        Text(String),
+    }
+    match Setting::deserialize(d)? {
+        Setting::Bool(true) => Ok(weir_webrtc::Bwe::On),
+        Setting::Bool(false) => Ok(weir_webrtc::Bwe::Off),
+        Setting::Text(t) => t.parse().map_err(serde::de::Error::custom),
     }
 }
 

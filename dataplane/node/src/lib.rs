@@ -59,3 +59,4 @@ pub use relay::tls::{TlsLayer, client_config as relay_tls_config};
 pub use relay::{Endpoint, MAX_RELAYS, RelayConfig, RelaySlot, Relays};
 pub use shutdown::Shutdown;
 pub use studio::{StudioError, StudioHub};
+pub use weir_webrtc::Bwe;

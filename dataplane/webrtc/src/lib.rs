@@ -27,4 +27,4 @@ pub use error::WebrtcError;
 pub use ingest::{IngestEvent, KEYFRAME_REQUEST_EVERY, MAX_LAYERS, WhipSession};
 pub use layers::{Forward, HEADROOM, LayerSelector, UP_HOLD};
 pub use playback::{PlaybackEvent, WhepSession};
-pub use session::{CONNECT_TIMEOUT, Datagram, MAX_OFFER_BYTES, RtcSettings};
+pub use session::{Bwe, CONNECT_TIMEOUT, Datagram, MAX_OFFER_BYTES, RtcSettings};

@@ -60,13 +60,15 @@ pub struct WhepSession {
 }
 
 impl WhepSession {
-    /// Answers a WHEP offer for a source with `video` / `audio` codecs.
+    /// Answers a WHEP offer for a source with `video` / `audio` codecs and `layers`
+    /// video layers to choose from (1 without simulcast).
     pub fn accept(
         now: Instant,
         settings: &RtcSettings,
         offer: &str,
         video: Option<Codec>,
         audio: Option<Codec>,
+        layers: usize,
     ) -> Result<(Self, String), WebrtcError> {
         let video = video.filter(|c| *c == Codec::H264);
         let audio = audio.filter(|c| *c == Codec::Opus);
@@ -81,6 +83,7 @@ impl WhepSession {
         // choice: `PlaybackEvent::Bandwidth` → `LayerSelector`.
         let bwe = settings
             .bandwidth_estimation
+            .enabled(layers)
             .then(|| str0m::bwe::Bitrate::kbps(2500));
         let configure = |c: RtcConfig| {
             c.enable_h264(video.is_some())

@@ -194,6 +194,7 @@ fn whip_frames_reach_the_bus_and_a_whep_viewer() {
         &offer,
         Some(Codec::H264),
         Some(Codec::Opus),
+        1,
     )
     .expect("whep accepted");
     view.answer(pending, &answer);
@@ -288,7 +289,7 @@ fn bad_offers_are_refused_with_clear_errors() {
     assert_eq!(e.http_status(), 422, "{e}");
     // A stream WebRTC cannot carry without transcoding (AAC only).
     let (_, offer, _, _, _) = Browser::offer(now, Direction::RecvOnly);
-    let e = WhepSession::accept(now, &settings(), &offer, None, Some(Codec::Aac))
+    let e = WhepSession::accept(now, &settings(), &offer, None, Some(Codec::Aac), 1)
         .err()
         .expect("refused");
     assert_eq!(e.http_status(), 422);

@@ -142,11 +142,12 @@ pub struct NodeArgs {
         value_delimiter = ','
     )]
     pub webrtc_ice_servers: Option<Vec<String>>,
-    /// WHEP viewers estimate their bandwidth (TWCC) and switch simulcast layers by it
-    /// (default true). false: no layer switching and no pacing — a key frame goes out at
-    /// once (per-frame p99 ~35 → ~9–24 ms in `bench sfu`).
+    /// When WHEP viewers estimate their bandwidth (TWCC) and switch simulcast layers by
+    /// it: auto (default: only when the source has several layers), on, off. Without
+    /// it there is no pacing: a key frame goes out at once (per-frame p99 ~35 → 7–17 ms
+    /// in `bench sfu`).
     #[arg(long, global = true, env = "WEIR_WEBRTC_BWE")]
-    pub webrtc_bwe: Option<bool>,
+    pub webrtc_bwe: Option<weir_node::Bwe>,
     /// Where the watch page (/watch/<channel>) finds the control plane's API and chat:
     /// a base URL (https://api.example.com) or :PORT on the page's host (default: the
     /// API port of `weir serve`, else :8090).

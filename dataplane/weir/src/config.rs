@@ -531,7 +531,7 @@ mod tests {
             srt_max_connections_per_ip: Some(3),
             webrtc_max_sessions_per_ip: Some(4),
             webrtc_max_sessions: Some(5),
-            webrtc_bwe: Some(false),
+            webrtc_bwe: Some(weir_node::Bwe::Off),
             ..NodeArgs::default()
         };
         let n = load(None, &args).expect("load").node;
@@ -551,7 +551,8 @@ mod tests {
             ),
             (3, 4, 5)
         );
-        assert!(NodeConfig::default().webrtc_bwe && !n.webrtc_bwe);
+        assert_eq!(NodeConfig::default().webrtc_bwe, weir_node::Bwe::Auto);
+        assert_eq!(n.webrtc_bwe, weir_node::Bwe::Off);
         assert_eq!(
             n.http_idle_timeout_ms,
             NodeConfig::default().http_idle_timeout_ms
@@ -576,6 +577,19 @@ mod tests {
         assert_eq!(c.node.rtmp_listen.port(), 1940);
         assert_eq!(c.node.part_target_ms, 250);
         std::fs::write(&p, "[node]\nbogus = 1\n").expect("write");
+        assert!(load(Some(&p), &NodeArgs::default()).is_err());
+        // `webrtc_bwe` takes auto/on/off, and the booleans of earlier versions.
+        for (text, want) in [
+            ("\"auto\"", weir_node::Bwe::Auto),
+            ("\"off\"", weir_node::Bwe::Off),
+            ("true", weir_node::Bwe::On),
+            ("false", weir_node::Bwe::Off),
+        ] {
+            std::fs::write(&p, format!("[node]\nwebrtc_bwe = {text}\n")).expect("write");
+            let c = load(Some(&p), &NodeArgs::default()).expect("load");
+            assert_eq!(c.node.webrtc_bwe, want, "{text}");
+        }
+        std::fs::write(&p, "[node]\nwebrtc_bwe = \"sometimes\"\n").expect("write");
         assert!(load(Some(&p), &NodeArgs::default()).is_err());
         let _ = std::fs::remove_dir_all(dir);
     }

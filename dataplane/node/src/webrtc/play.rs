@@ -66,8 +66,19 @@ pub async fn play(
                 .into(),
         });
     }
-    let (session, answer) =
-        WhepSession::accept(Instant::now(), shard.settings(), offer, video, audio)?;
+    // Every H.264 video track is a layer the viewer may be switched to (see `Selection`).
+    let layers = tracks
+        .iter()
+        .filter(|(id, c)| id.is_video() && c.codec() == Codec::H264)
+        .count();
+    let (session, answer) = WhepSession::accept(
+        Instant::now(),
+        shard.settings(),
+        offer,
+        video,
+        audio,
+        layers,
+    )?;
     if !session.sends(TrackKind::Audio) && audio.is_some() {
         tracing::debug!(%channel, codec = ?audio, "WHEP viewer gets no audio: codec not carried");
     }
