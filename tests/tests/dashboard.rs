@@ -12,11 +12,12 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use weir_e2e::browser::{require_browser_peer, run_script};
+use weir_e2e::destinations::{decode_frames, frames_read};
 use weir_e2e::graphql::{gql_ok, login};
 use weir_e2e::nginx_rtmp::RtmpServer;
 use weir_e2e::{
@@ -30,28 +31,7 @@ const DEST_KEY: &str = "mirror-key";
 
 /// Video frames ffmpeg decodes from `url` in `seconds` (0 when it cannot read it).
 fn frames_from(url: &str, seconds: u32) -> (u64, String) {
-    let out = Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostdin", "-loglevel", "error"])
-        .args([
-            "-rw_timeout",
-            "15000000",
-            "-i",
-            url,
-            "-t",
-            &seconds.to_string(),
-        ])
-        .args(["-map", "0:v:0", "-f", "null", "-progress", "pipe:1", "-"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("ffmpeg reader");
-    let progress = String::from_utf8_lossy(&out.stdout);
-    let frames = progress
-        .lines()
-        .rev()
-        .filter_map(|l| l.strip_prefix("frame="))
-        .find_map(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or(0);
-    (frames, String::from_utf8_lossy(&out.stderr).into_owned())
+    frames_read(decode_frames(url, seconds))
 }
 
 #[test]

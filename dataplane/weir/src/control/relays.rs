@@ -21,36 +21,13 @@ use super::remote::post_json;
 /// Longest wait for a node to take a destination list.
 const SET_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// One destination on the wire. `Debug` leaves the key out.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WireDestination {
-    /// Destination id.
-    pub id: String,
-    /// Display name.
-    pub name: String,
-    /// Ingest URL.
-    pub url: String,
-    /// Its stream key (secret).
-    pub stream_key: String,
-}
-
-impl std::fmt::Debug for WireDestination {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WireDestination")
-            .field("id", &self.id)
-            .field("name", &self.name)
-            .field("url", &self.url)
-            .finish_non_exhaustive()
-    }
-}
-
 /// `POST /v1/relays/set`: the live broadcast of `channel_id` relays to exactly these.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RelaySet {
     /// The control plane's channel id.
     pub channel_id: String,
     /// Every enabled destination of the channel (at most [`MAX_RELAYS`]).
-    pub destinations: Vec<WireDestination>,
+    pub destinations: Vec<RelayDestination>,
 }
 
 impl RelaySet {
@@ -69,18 +46,6 @@ impl RelaySet {
     }
 }
 
-fn wire(destinations: Vec<RelayDestination>) -> Vec<WireDestination> {
-    destinations
-        .into_iter()
-        .map(|d| WireDestination {
-            id: d.id,
-            name: d.name,
-            url: d.url,
-            stream_key: d.stream_key,
-        })
-        .collect()
-}
-
 /// Applies destination lists with the node's own [`Relays`].
 pub struct LocalRelays(pub Relays);
 
@@ -88,7 +53,7 @@ impl RelayDirector for LocalRelays {
     fn set(&self, stream: &Stream, destinations: Vec<RelayDestination>) -> DirectorFuture {
         let set = RelaySet {
             channel_id: stream.channel_id.clone(),
-            destinations: wire(destinations),
+            destinations,
         };
         let applied = self.0.set(&set.channel_id.clone(), set.targets());
         if !applied {
@@ -118,7 +83,7 @@ impl RelayDirector for RemoteRelays {
         let node_id = stream.node_id.clone();
         let set = RelaySet {
             channel_id: stream.channel_id.clone(),
-            destinations: wire(destinations),
+            destinations,
         };
         Box::pin(async move {
             let node_id = node_id.ok_or("the stream has no node")?;
@@ -141,7 +106,7 @@ mod tests {
 
     #[test]
     fn a_relay_set_keeps_its_keys_out_of_debug_and_is_capped() {
-        let d = |i: usize| WireDestination {
+        let d = |i: usize| RelayDestination {
             id: format!("d{i}"),
             name: "YouTube".into(),
             url: "rtmp://a.rtmp.youtube.com/live2".into(),
