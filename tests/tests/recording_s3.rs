@@ -114,9 +114,13 @@ fn local_files(node: &Node, id: &str) -> Vec<String> {
 /// Waits until the recording is uploaded whole and its local media is gone.
 fn wait_uploaded(node: &Node, s3: &S3Server, id: &str, segments: i64, timeout: Duration) {
     let mut names = Vec::new();
+    // Local first, then the store: listing the store before the last upload landed
+    // would miss it (the pictures go up last).
     let done = poll(timeout, || {
-        names = stored(s3, id);
-        local_files(node, id) == ["index.txt", "uploaded"]
+        local_files(node, id) == ["index.txt", "uploaded"] && {
+            names = stored(s3, id);
+            true
+        }
     });
     assert!(
         done,
