@@ -9,20 +9,16 @@
 //! latest list wins: several changes in a row are applied once. The supervisor leaves
 //! when the broadcast ends; its relays end with the bus.
 
-use std::cell::Cell;
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::pin;
-use std::rc::Rc;
 use std::sync::Arc;
 
 use event_listener::Event;
-use futures_util::future::{Either, select};
 use parking_lot::Mutex;
 
 use super::RelayTarget;
 use super::bodies::FrameBodies;
 use crate::registry::{Registry, Stream};
+use crate::shutdown::Shutdown;
 
 /// Most destinations one broadcast relays to (a bound on what a control plane may ask;
 /// fan-outs of a few hundred are benchmarked).
@@ -69,47 +65,6 @@ impl RelaySlot {
     /// Marks the broadcast as having (or no longer having) a supervisor.
     pub(super) fn supervised(&self, on: bool) {
         self.state.lock().supervised = on;
-    }
-}
-
-/// Tells one relay task to leave (its destination was removed or changed).
-#[derive(Debug, Default)]
-pub(super) struct Stop {
-    stopped: Cell<bool>,
-    event: Event,
-}
-
-impl Stop {
-    fn trigger(&self) {
-        self.stopped.set(true);
-        self.event.notify(usize::MAX);
-    }
-
-    /// True once the relay should leave.
-    pub(super) fn is_set(&self) -> bool {
-        self.stopped.get()
-    }
-
-    /// Resolves once the relay should leave.
-    pub(super) async fn wait(&self) {
-        loop {
-            if self.is_set() {
-                return;
-            }
-            let listener = self.event.listen();
-            if self.is_set() {
-                return;
-            }
-            listener.await;
-        }
-    }
-
-    /// Runs `f` unless the relay is told to leave first (`None` then).
-    pub(super) async fn or_stopped<F: Future>(&self, f: F) -> Option<F::Output> {
-        match select(pin!(f), pin!(self.wait())).await {
-            Either::Left((out, _)) => Some(out),
-            Either::Right(_) => None,
-        }
     }
 }
 
@@ -160,7 +115,8 @@ pub(super) fn plan<'a>(
 
 struct Running {
     target: RelayTarget,
-    stop: Rc<Stop>,
+    /// Tells its task to leave (its destination was removed or changed).
+    stop: Shutdown,
 }
 
 /// Supervises the relays of `stream`, starting with `initial`, until it ends.
@@ -180,7 +136,7 @@ pub(super) async fn run(registry: Arc<Registry>, stream: Arc<Stream>, initial: V
             }
             for target in start {
                 tracing::info!(channel = %stream.channel, destination = %target.name, url = %target.url, "relaying to a destination");
-                let stop = Rc::new(Stop::default());
+                let stop = Shutdown::new();
                 let task = super::task::run(
                     registry.clone(),
                     stream.clone(),

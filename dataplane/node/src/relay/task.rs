@@ -22,11 +22,11 @@ use super::bodies::FrameBodies;
 use super::muxer::{MediaMessage, RelayMuxer};
 use super::pacing::AudioHold;
 use super::policy::{AddressPolicy, Backoff};
-use super::supervisor::Stop;
 use super::tls::{self, TlsLayer};
 use super::{Endpoint, RelayConfig, RelayTarget};
 use crate::hooks::{RelayReport, RelayState};
 use crate::registry::{Registry, Stream};
+use crate::shutdown::Shutdown;
 
 /// Bitrate reports while live.
 const REPORT_EVERY: Duration = Duration::from_secs(5);
@@ -56,7 +56,7 @@ struct Relay {
     /// Frame bodies shared with the broadcast's other relays on this shard.
     bodies: Rc<FrameBodies>,
     /// Set when the destination is removed or changed while live.
-    stop: Rc<Stop>,
+    stop: Shutdown,
 }
 
 impl Relay {
@@ -80,7 +80,7 @@ pub(super) async fn run(
     stream: Arc<Stream>,
     target: RelayTarget,
     bodies: Rc<FrameBodies>,
-    stop: Rc<Stop>,
+    stop: Shutdown,
 ) {
     let config = registry.relay_config().clone();
     let mut relay = Relay {
@@ -116,7 +116,7 @@ pub(super) async fn run(
         seed,
     );
     loop {
-        if relay.stream.is_ended() || relay.stop.is_set() {
+        if relay.stream.is_ended() || relay.stop.is_triggered() {
             relay.report(RelayState::Stopped, None, 0);
             return;
         }
@@ -150,12 +150,20 @@ pub(super) async fn run(
                 while Instant::now() < until && !relay.stream.is_ended() {
                     let step = until.saturating_duration_since(Instant::now());
                     let nap = compio::time::sleep(step.min(Duration::from_millis(250)));
-                    if relay.stop.or_stopped(nap).await.is_none() {
+                    if or_stopped(&relay.stop, nap).await.is_none() {
                         break;
                     }
                 }
             }
         }
+    }
+}
+
+/// Runs `f` unless the relay is told to leave first (`None` then).
+async fn or_stopped<F: std::future::Future>(stop: &Shutdown, f: F) -> Option<F::Output> {
+    match select(pin!(f), pin!(stop.wait())).await {
+        Either::Left((out, _)) => Some(out),
+        Either::Right(_) => None,
     }
 }
 
@@ -310,10 +318,11 @@ async fn connect_and_push(relay: &Relay, endpoint: &Endpoint) -> (Ended, Option<
     };
     let cfg = &relay.config;
     let deadline = Instant::now() + cfg.connect_timeout;
-    let connected = relay
-        .stop
-        .or_stopped(connect(endpoint, policy, cfg.connect_timeout, deadline))
-        .await;
+    let connected = or_stopped(
+        &relay.stop,
+        connect(endpoint, policy, cfg.connect_timeout, deadline),
+    )
+    .await;
     let mut socket = match connected {
         None => return (Ended::Removed, None),
         Some(Err(e)) => return (e, None),
@@ -412,7 +421,7 @@ async fn push(
         let listener = inbox.event.listen();
         if inbox.chunks.borrow().is_empty() {
             let wait = compio::time::timeout(left, listener);
-            if relay.stop.or_stopped(wait).await.is_none() {
+            if or_stopped(&relay.stop, wait).await.is_none() {
                 return (Ended::Removed, None);
             }
         }
@@ -465,7 +474,7 @@ async fn pump(
             return e;
         }
         let closed = subscriber.drain_into(&mut bus_events).is_err();
-        let removed = relay.stop.is_set();
+        let removed = relay.stop.is_triggered();
         let mut ended = closed || removed;
         for e in bus_events.drain(..) {
             match &e {

@@ -10,7 +10,7 @@ use weir_store::{
 
 use super::remote::Remote;
 use super::{CallError, ChannelPolicy, KeyAnswer, NodeIdentity};
-use weir_node::{RelayReport, RelayTarget, RenditionInfo, TranscoderReport};
+use weir_node::{RelayReport, RenditionInfo, TranscoderReport};
 
 /// The control plane the bridge talks to.
 pub enum Backend {
@@ -91,12 +91,7 @@ impl Backend {
                             record,
                             destinations: destinations
                                 .into_iter()
-                                .map(|d| RelayTarget {
-                                    id: d.id,
-                                    name: d.name,
-                                    url: d.url,
-                                    stream_key: d.stream_key,
-                                })
+                                .map(super::relays::relay_target)
                                 .collect(),
                         })
                     }

@@ -33,17 +33,27 @@ pub struct RelaySet {
 impl RelaySet {
     /// The node's relay targets.
     pub fn targets(self) -> Vec<RelayTarget> {
-        self.destinations
-            .into_iter()
-            .take(MAX_RELAYS)
-            .map(|d| RelayTarget {
-                id: d.id,
-                name: d.name,
-                url: d.url,
-                stream_key: d.stream_key,
-            })
-            .collect()
+        targets(self.destinations)
     }
+}
+
+/// The node's relay target for a destination the control plane hands out.
+pub fn relay_target(d: RelayDestination) -> RelayTarget {
+    RelayTarget {
+        id: d.id,
+        name: d.name,
+        url: d.url,
+        stream_key: d.stream_key,
+    }
+}
+
+/// At most [`MAX_RELAYS`] relay targets.
+fn targets(destinations: Vec<RelayDestination>) -> Vec<RelayTarget> {
+    destinations
+        .into_iter()
+        .take(MAX_RELAYS)
+        .map(relay_target)
+        .collect()
 }
 
 /// Applies destination lists with the node's own [`Relays`].
@@ -51,11 +61,7 @@ pub struct LocalRelays(pub Relays);
 
 impl RelayDirector for LocalRelays {
     fn set(&self, stream: &Stream, destinations: Vec<RelayDestination>) -> DirectorFuture {
-        let set = RelaySet {
-            channel_id: stream.channel_id.clone(),
-            destinations,
-        };
-        let applied = self.0.set(&set.channel_id.clone(), set.targets());
+        let applied = self.0.set(&stream.channel_id, targets(destinations));
         if !applied {
             tracing::debug!(channel = %stream.channel_id, "destinations changed for a broadcast this node does not relay");
         }
