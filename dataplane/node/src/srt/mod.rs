@@ -20,7 +20,7 @@
 
 mod publish;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::pin;
@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use compio::BufResult;
+use event_listener::Event;
 use compio::net::UdpSocket;
 use futures_util::future::{Either, select};
 use weir_srt::{Mode, RejectCode, SrtConfig, SrtEvent, SrtListener, StreamRequest};
@@ -44,7 +45,9 @@ use publish::Publishing;
 const MAX_DATAGRAM: usize = 1500;
 /// Longest wait for the stream key check.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
-/// The timer loop runs at least this often (kicks are noticed within it).
+/// While the shard has callers, the timer loop runs at least this often (kicks are
+/// noticed within it). With none it sleeps until a datagram comes: an idle node does
+/// not wake 50 times a second for nothing.
 const MAX_TICK: Duration = Duration::from_millis(20);
 
 /// One shard's SRT state.
@@ -60,6 +63,10 @@ pub struct SrtShard {
     charges: RefCell<HashMap<SocketAddr, ConnCharge>>,
     limits: Arc<ConnLimits>,
     ctx: Arc<RtmpContext>,
+    /// The timer loop sleeps without a deadline (no caller, nothing pending).
+    timers_parked: Cell<bool>,
+    /// Wakes a parked timer loop: the listener's state changed.
+    timers_wake: Event,
 }
 
 impl SrtShard {
@@ -78,7 +85,17 @@ impl SrtShard {
             charges: RefCell::new(HashMap::new()),
             limits,
             ctx,
+            timers_parked: Cell::new(false),
+            timers_wake: Event::new(),
         })
+    }
+
+    /// The listener may have new timers (a datagram came, a handshake was answered):
+    /// a parked timer loop looks again.
+    fn timers_changed(&self) {
+        if self.timers_parked.get() {
+            self.timers_wake.notify(1);
+        }
     }
 
     /// Handles what the listener reported and sends what it queued.
@@ -192,6 +209,7 @@ impl SrtShard {
                 self.permits.borrow_mut().remove(&peer);
             }
         }
+        self.timers_changed();
         self.flush().await;
     }
 
@@ -289,6 +307,7 @@ pub async fn run(shard: Rc<SrtShard>, shutdown: Shutdown) {
                     .listener
                     .borrow_mut()
                     .handle_datagram(Instant::now(), from, &buf[..n]);
+                shard.timers_changed();
                 shard.flush().await;
             }
             Err(e) => {
@@ -305,10 +324,20 @@ async fn timers(shard: Rc<SrtShard>, shutdown: Shutdown) {
     loop {
         let now = Instant::now();
         let due = shard.listener.borrow().poll_timeout();
-        let wait = due.map_or(MAX_TICK, |t| t.saturating_duration_since(now).min(MAX_TICK));
-        let sleep = pin!(compio::time::sleep(wait));
         let stop = pin!(shutdown.wait());
-        if let Either::Right(_) = select(sleep, stop).await {
+        let woken = if due.is_none() && shard.publishing.borrow().is_empty() {
+            // Nothing to time and nobody to kick: sleep until the listener changes.
+            let changed = shard.timers_wake.listen();
+            shard.timers_parked.set(true);
+            let woken = select(changed, stop).await;
+            shard.timers_parked.set(false);
+            matches!(woken, Either::Left(_))
+        } else {
+            let wait = due.map_or(MAX_TICK, |t| t.saturating_duration_since(now).min(MAX_TICK));
+            let sleep = pin!(compio::time::sleep(wait));
+            matches!(select(sleep, stop).await, Either::Left(_))
+        };
+        if !woken {
             shard.close_kicked(true);
             shard.flush().await;
             return;
