@@ -7,7 +7,12 @@
 //! so both leave in one write: ~30 sends a second, no added latency for video, and at
 //! most `hold` for audio (audio-only broadcasts: one write per `hold`). Destinations
 //! (YouTube, Twitch…) buffer seconds, so the wait is invisible there.
+//!
+//! Deadlines are put on a shared grid ([`on_grid`]): the relays of a broadcast are
+//! woken by the same frame, and with their timers on the same instant the shard wakes
+//! once for all of them, not once per relay a few microseconds apart.
 
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use weir_rtmp::MediaKind;
@@ -62,9 +67,59 @@ impl AudioHold {
     }
 }
 
+/// The grid relay deadlines are put on ([`on_grid`]).
+pub const GRID: Duration = Duration::from_millis(5);
+
+/// `at` rounded down to a multiple of `grain` since a process-wide epoch, but not
+/// before `now`: timers set a little apart for the same purpose fire together. A
+/// zero `grain` leaves `at` as it is.
+pub fn on_grid(at: Instant, now: Instant, grain: Duration) -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    if grain.is_zero() || at <= epoch {
+        return at;
+    }
+    let since = (at - epoch).as_nanos();
+    let step = grain.as_nanos();
+    let down =
+        epoch + Duration::from_nanos(u64::try_from(since - since % step).unwrap_or(u64::MAX));
+    down.max(now)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deadlines_set_apart_meet_on_the_grid() {
+        let t0 = Instant::now();
+        let a = on_grid(t0 + Duration::from_millis(40), t0, GRID);
+        let b = on_grid(
+            t0 + Duration::from_micros(40_900),
+            t0 + Duration::from_micros(900),
+            GRID,
+        );
+        // Within one grid step of each other they usually meet; never later than asked,
+        // never more than a step earlier, never before now.
+        for (x, asked) in [(a, 40_000u64), (b, 40_900)] {
+            assert!(x <= t0 + Duration::from_micros(asked));
+            assert!(x + GRID > t0 + Duration::from_micros(asked));
+        }
+        let c = on_grid(
+            t0 + Duration::from_micros(41_000),
+            t0 + Duration::from_micros(1_000),
+            GRID,
+        );
+        let d = on_grid(
+            t0 + Duration::from_micros(41_300),
+            t0 + Duration::from_micros(1_300),
+            GRID,
+        );
+        assert!(c == d || d.duration_since(c) == GRID, "on the same grid");
+        let soon = t0 + Duration::from_micros(10);
+        assert_eq!(on_grid(soon, soon, GRID), soon, "not before now");
+        assert_eq!(on_grid(soon, t0, Duration::ZERO), soon);
+    }
 
     const HOLD: Duration = Duration::from_millis(50);
 

@@ -20,7 +20,7 @@ use weir_rtmp::{ClientConfig, ClientEvent, ClientOutput, ClientSession};
 
 use super::bodies::FrameBodies;
 use super::muxer::{MediaMessage, RelayMuxer};
-use super::pacing::AudioHold;
+use super::pacing::{self, AudioHold};
 use super::policy::{AddressPolicy, Backoff};
 use super::tls::{self, TlsLayer};
 use super::{Endpoint, RelayConfig, RelayTarget};
@@ -464,8 +464,14 @@ async fn pump(
     let mut out = Vec::new();
     let bytes_total = metrics::counter!("weir_relay_bytes_total");
     let (mut sent, mut since) = (0u64, Instant::now());
-    // One report timer for many wake-ups (not one per frame).
-    let mut tick = Box::pin(compio::time::sleep(REPORT_EVERY));
+    // One report timer for many wake-ups (not one per frame), on a whole second so
+    // the broadcast's relays report together.
+    let report_at = || {
+        let now = Instant::now();
+        pacing::on_grid(now + REPORT_EVERY, now, Duration::from_secs(1))
+    };
+    let mut tick = Box::pin(compio::time::sleep_until(report_at()));
+    let mut report_due = false;
     let mut pacing = AudioHold::new(cfg.audio_hold);
     // One stop listener for the whole connection (not one per wake-up).
     let mut stopped = pin!(relay.stop.wait());
@@ -536,7 +542,7 @@ async fn pump(
             return e;
         }
         client_events.clear();
-        if since.elapsed() >= REPORT_EVERY {
+        if std::mem::take(&mut report_due) {
             let secs = since.elapsed().as_secs_f64();
             relay.report(RelayState::Live, None, (sent as f64 * 8.0 / secs) as u64);
             (sent, since) = (0, Instant::now());
@@ -546,9 +552,10 @@ async fn pump(
             let (ready, listener) = (pin!(subscriber.ready()), pin!(listener));
             let woken = select(select(ready, listener), stopped.as_mut());
             // Held audio goes out by its deadline even if nothing else comes.
-            let held = pacing
-                .deadline()
-                .map(|at| at.saturating_duration_since(Instant::now()));
+            let held = pacing.deadline().map(|at| {
+                let now = Instant::now();
+                pacing::on_grid(at, now, pacing::GRID).saturating_duration_since(now)
+            });
             let woken = async move {
                 match held {
                     Some(left) => compio::time::timeout(left, woken).await.ok(),
@@ -556,12 +563,17 @@ async fn pump(
                 }
             };
             match select(pin!(woken), tick.as_mut()).await {
-                Either::Right(_) => tick = Box::pin(compio::time::sleep(REPORT_EVERY)),
+                Either::Right(_) => {
+                    tick = Box::pin(compio::time::sleep_until(report_at()));
+                    report_due = true;
+                }
                 // Media is waiting: let what follows within the batch time join it.
                 Either::Left((Some(Either::Left((Either::Left(_), _))), _))
                     if !cfg.batch.is_zero() =>
                 {
-                    compio::time::sleep(cfg.batch).await;
+                    let now = Instant::now();
+                    compio::time::sleep_until(pacing::on_grid(now + cfg.batch, now, pacing::GRID))
+                        .await;
                 }
                 Either::Left(_) => {}
             }

@@ -30,8 +30,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use compio::BufResult;
-use event_listener::Event;
 use compio::net::UdpSocket;
+use event_listener::Event;
 use futures_util::future::{Either, select};
 use weir_srt::{Mode, RejectCode, SrtConfig, SrtEvent, SrtListener, StreamRequest};
 
