@@ -173,15 +173,39 @@ impl ApiState {
         stream_id: &str,
         status: RelayStatus,
     ) -> Result<Stream, StoreError> {
+        self.relays_reported(stream_id, vec![status], true).await
+    }
+
+    /// Several relays of the stream reported (a node sends them together): one write.
+    /// Reports for an ended stream are dropped unless they say the relay stopped or
+    /// failed; destinations beyond `RelayStatus::MAX_PER_STREAM` are left out.
+    pub async fn stream_relays(
+        &self,
+        stream_id: &str,
+        statuses: Vec<RelayStatus>,
+    ) -> Result<Stream, StoreError> {
+        self.relays_reported(stream_id, statuses, false).await
+    }
+
+    async fn relays_reported(
+        &self,
+        stream_id: &str,
+        mut statuses: Vec<RelayStatus>,
+        strict: bool,
+    ) -> Result<Stream, StoreError> {
         let Some(current) = self.store().get_stream(stream_id).await? else {
             return Err(StoreError::NotFound("stream"));
         };
-        if current.state == StreamState::Ended
-            && !matches!(status.state.as_str(), "stopped" | "failed")
-        {
+        if current.state == StreamState::Ended {
+            statuses.retain(|s| matches!(s.state.as_str(), "stopped" | "failed"));
+        }
+        if statuses.is_empty() {
             return Ok(current);
         }
-        let s = self.store().set_stream_relay(stream_id, status).await?;
+        let s = self
+            .store()
+            .set_stream_relays(stream_id, statuses, strict)
+            .await?;
         self.emit(Event::StreamState(Box::new(s.clone())));
         Ok(s)
     }

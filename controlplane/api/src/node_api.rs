@@ -10,6 +10,8 @@
 //!   rungs, dropped rungs and failure, see `weir_store::TranscoderStatus`);
 //!   `stream_relay {stream_id, relay}` → the stream (one destination's relay state,
 //!   see `weir_store::RelayStatus`);
+//!   `stream_relays {stream_id, relays: [relay…]}` → the stream (several at once, in
+//!   one write; destinations beyond the stream's cap are left out);
 //!   `stream_ended {stream_id}` → the stream;
 //!   `recording_started {stream_id, recording_id, location, playback_url?}` → the
 //!   recording (listed, not finished yet);
@@ -77,6 +79,13 @@ pub enum NodeEvent {
         stream_id: String,
         /// Its state.
         relay: RelayStatus,
+    },
+    /// Several relays of the stream reported at once (the latest per destination wins).
+    StreamRelays {
+        /// Stream.
+        stream_id: String,
+        /// Their states.
+        relays: Vec<RelayStatus>,
     },
     /// The publisher left.
     StreamEnded {
@@ -198,6 +207,10 @@ async fn events(State(state): State<Arc<ApiState>>, req: Request) -> Response {
             .map(|s| json!(s)),
         NodeEvent::StreamRelay { stream_id, relay } => state
             .stream_relay(&stream_id, relay)
+            .await
+            .map(|s| json!(s)),
+        NodeEvent::StreamRelays { stream_id, relays } => state
+            .stream_relays(&stream_id, relays)
             .await
             .map(|s| json!(s)),
         NodeEvent::StreamEnded { stream_id } => {

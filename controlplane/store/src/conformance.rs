@@ -447,6 +447,39 @@ async fn streams(store: &Store, ch: &str) {
         store.set_stream_relay(&s.id, relay("dancing")).await,
         Err(StoreError::Invalid(_))
     ));
+    // A batch: one write, the latest per destination, the cap leaves the rest out.
+    let many: Vec<RelayStatus> = (0..RelayStatus::MAX_PER_STREAM + 2)
+        .map(|i| RelayStatus {
+            destination_id: format!("dest{i}"),
+            bitrate: i as u64,
+            ..relay("live")
+        })
+        .collect();
+    let r = store
+        .set_stream_relays(&s.id, many.clone(), false)
+        .await
+        .unwrap();
+    assert_eq!(r.relays.len(), RelayStatus::MAX_PER_STREAM);
+    assert_eq!(r.relays[2].bitrate, 2);
+    assert!(matches!(
+        store.set_stream_relays(&s.id, many, true).await,
+        Err(StoreError::Invalid(_))
+    ));
+    let mut bad = vec![relay("stopped"), relay("dancing")];
+    bad[0].destination_id = "dest3".into();
+    assert!(matches!(
+        store.set_stream_relays(&s.id, bad, false).await,
+        Err(StoreError::Invalid(_))
+    ));
+    let r = store
+        .set_stream_relays(&s.id, vec![relay("retrying"), relay("stopped")], false)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.relays[0].state, "stopped",
+        "the latest of a destination wins"
+    );
+    assert_eq!(r.relays[3].state, "live", "a refused batch wrote nothing");
     store.note_stream_viewers(&s.id, 5).await.unwrap();
     assert_eq!(
         store

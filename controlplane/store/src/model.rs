@@ -297,8 +297,8 @@ pub struct RelayStatus {
 }
 
 impl RelayStatus {
-    /// Most relays kept per stream.
-    pub const MAX_PER_STREAM: usize = 32;
+    /// Most relays kept per stream (a node relays a broadcast to up to 1,024).
+    pub const MAX_PER_STREAM: usize = 256;
     /// The states a node may report.
     pub const STATES: [&'static str; 5] = ["connecting", "live", "retrying", "failed", "stopped"];
 }

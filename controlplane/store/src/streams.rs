@@ -125,39 +125,38 @@ impl Store {
     /// An unknown state or a stream already relaying to too many destinations is
     /// `Invalid`.
     pub async fn set_stream_relay(&self, id: &str, status: RelayStatus) -> Result<Stream> {
-        if !RelayStatus::STATES.contains(&status.state.as_str()) {
-            return Err(StoreError::Invalid(format!(
-                "bad relay state {:?}",
-                status.state
-            )));
-        }
-        if !is_safe_id(&status.destination_id) {
-            return Err(StoreError::Invalid("bad destination id".into()));
-        }
-        let mut status = RelayStatus {
-            updated_at: now_ms(),
-            ..status
-        };
-        if let Some(r) = &mut status.reason
-            && r.len() > 512
-        {
-            let mut end = 512;
-            while !r.is_char_boundary(end) {
-                end -= 1;
-            }
-            r.truncate(end);
-        }
+        self.set_stream_relays(id, vec![status], true).await
+    }
+
+    /// Records the states of several relays of a stream in one write (the latest per
+    /// destination wins; `updated_at` set to now). An unknown state or a bad
+    /// destination id is `Invalid` for the whole batch. Destinations beyond
+    /// [`RelayStatus::MAX_PER_STREAM`] are `Invalid` when `strict`, else left out.
+    pub async fn set_stream_relays(
+        &self,
+        id: &str,
+        statuses: Vec<RelayStatus>,
+        strict: bool,
+    ) -> Result<Stream> {
+        let now = now_ms();
+        let statuses = statuses
+            .into_iter()
+            .map(|s| checked_relay(s, now))
+            .collect::<Result<Vec<_>>>()?;
         self.update_child(STREAMS, id, |s: &mut Stream| {
-            let known = s
-                .relays
-                .iter()
-                .position(|r| r.destination_id == status.destination_id);
-            match known {
-                Some(i) => s.relays[i] = status.clone(),
-                None if s.relays.len() < RelayStatus::MAX_PER_STREAM => {
-                    s.relays.push(status.clone())
+            for status in &statuses {
+                let known = s
+                    .relays
+                    .iter()
+                    .position(|r| r.destination_id == status.destination_id);
+                match known {
+                    Some(i) => s.relays[i] = status.clone(),
+                    None if s.relays.len() < RelayStatus::MAX_PER_STREAM => {
+                        s.relays.push(status.clone())
+                    }
+                    None if strict => return Err(StoreError::Invalid("too many relays".into())),
+                    None => {}
                 }
-                None => return Err(StoreError::Invalid("too many relays".into())),
             }
             Ok(())
         })
@@ -193,4 +192,32 @@ impl Store {
         v.reverse();
         Ok(v)
     }
+}
+
+/// A relay status as stored: its state known, its destination id safe, its reason
+/// bounded, stamped `now`.
+fn checked_relay(status: RelayStatus, now: i64) -> Result<RelayStatus> {
+    if !RelayStatus::STATES.contains(&status.state.as_str()) {
+        return Err(StoreError::Invalid(format!(
+            "bad relay state {:?}",
+            status.state
+        )));
+    }
+    if !is_safe_id(&status.destination_id) {
+        return Err(StoreError::Invalid("bad destination id".into()));
+    }
+    let mut status = RelayStatus {
+        updated_at: now,
+        ..status
+    };
+    if let Some(r) = &mut status.reason
+        && r.len() > 512
+    {
+        let mut end = 512;
+        while !r.is_char_boundary(end) {
+            end -= 1;
+        }
+        r.truncate(end);
+    }
+    Ok(status)
 }

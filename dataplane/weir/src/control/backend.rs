@@ -178,22 +178,25 @@ impl Backend {
         }
     }
 
-    /// Where a relay of the stream stands.
-    pub async fn relay(&self, stream_id: &str, report: &RelayReport) -> Result<(), CallError> {
-        let status = RelayStatus {
-            destination_id: report.destination_id.clone(),
-            state: report.state.as_str().to_owned(),
-            reason: report.reason.clone(),
-            bitrate: report.bitrate,
-            updated_at: 0, // the store stamps it
-        };
+    /// Where relays of the stream stand (several destinations, one call).
+    pub async fn relays(&self, stream_id: &str, reports: &[RelayReport]) -> Result<(), CallError> {
+        let statuses: Vec<RelayStatus> = reports
+            .iter()
+            .map(|report| RelayStatus {
+                destination_id: report.destination_id.clone(),
+                state: report.state.as_str().to_owned(),
+                reason: report.reason.clone(),
+                bitrate: report.bitrate,
+                updated_at: 0, // the store stamps it
+            })
+            .collect();
         match self {
             Backend::Local(st) => st
-                .stream_relay(stream_id, status)
+                .stream_relays(stream_id, statuses)
                 .await
                 .map(drop)
                 .map_err(store_err),
-            Backend::Remote(r) => r.relay(stream_id, &status).await,
+            Backend::Remote(r) => r.relays(stream_id, &statuses).await,
         }
     }
 

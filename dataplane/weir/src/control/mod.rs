@@ -4,7 +4,10 @@
 //! bounded request/reply over a runtime-free channel. Lifecycle events are queued in
 //! order and retried until the control plane takes them, so a control plane (or etcd)
 //! outage never stops media, and state converges when it comes back. Viewer counts for
-//! the same broadcast are coalesced while queued.
+//! the same broadcast are coalesced while queued; relay reports of a broadcast are
+//! gathered for [`RELAY_GATHER`] and go to the control plane as one write (a broadcast
+//! relayed to hundreds of destinations would otherwise write its stream record
+//! hundreds of times every few seconds).
 
 mod backend;
 pub mod clips;
@@ -36,6 +39,10 @@ const RECENTLY_ENDED: usize = 256;
 /// Heartbeat period and lease.
 const HEARTBEAT: Duration = Duration::from_secs(2);
 const LEASE: Duration = Duration::from_secs(10);
+/// How long relay reports wait to go with the broadcast's others.
+pub const RELAY_GATHER: Duration = Duration::from_millis(250);
+/// Most relay reports in one call (within the control plane's body limit).
+const RELAYS_PER_CALL: usize = 64;
 
 /// What the control plane says about a channel a key may publish to.
 #[derive(Debug, Default)]
@@ -76,8 +83,8 @@ pub enum NodeEvent {
     Viewers(BroadcastInfo, u64),
     /// What the broadcast's transcoder does.
     Transcoder(BroadcastInfo, TranscoderReport),
-    /// Where a relay of the broadcast stands.
-    Relay(BroadcastInfo, RelayReport),
+    /// Where relays of the broadcast stand (one per destination, the latest).
+    Relays(BroadcastInfo, Vec<RelayReport>),
     /// A recording of the broadcast began.
     RecordingStarted(BroadcastInfo, RecordingStart),
     /// A recording is finished (not tied to a live broadcast: also at node start).
@@ -94,9 +101,6 @@ impl NodeEvent {
             (NodeEvent::Viewers(a, _), NodeEvent::Viewers(b, _))
             | (NodeEvent::Transcoder(a, _), NodeEvent::Transcoder(b, _)) => {
                 a.broadcast_id == b.broadcast_id
-            }
-            (NodeEvent::Relay(a, x), NodeEvent::Relay(b, y)) => {
-                a.broadcast_id == b.broadcast_id && x.destination_id == y.destination_id
             }
             _ => false,
         }
@@ -157,7 +161,7 @@ impl StreamEvents for Bridge {
         self.send(NodeEvent::Transcoder(b.clone(), report));
     }
     fn relay(&self, b: &BroadcastInfo, report: RelayReport) {
-        self.send(NodeEvent::Relay(b.clone(), report));
+        self.send(NodeEvent::Relays(b.clone(), vec![report]));
     }
     fn recording_started(&self, b: &BroadcastInfo, r: &RecordingStart) {
         self.send(NodeEvent::RecordingStarted(b.clone(), r.clone()));
@@ -209,6 +213,8 @@ struct Loop {
     ended: VecDeque<(String, String)>,
     viewers: HashMap<String, u64>,
     registered: Option<bool>,
+    /// Relay reports are queued: flush by then.
+    relays_due: Option<tokio::time::Instant>,
 }
 
 async fn run(backend: Backend, node: NodeIdentity, mut rx: mpsc::Receiver<Msg>) {
@@ -220,25 +226,48 @@ async fn run(backend: Backend, node: NodeIdentity, mut rx: mpsc::Receiver<Msg>) 
         ended: VecDeque::new(),
         viewers: HashMap::new(),
         registered: None,
+        relays_due: None,
     };
     let mut tick = tokio::time::interval(HEARTBEAT);
     loop {
+        let relays_due = l.relays_due;
+        let gathered = async move {
+            match relays_due {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             msg = rx.recv() => match msg {
                 Some(Msg::Authorize { key_id, channel, reply }) => {
                     let answer = l.backend.authorize(&key_id, &channel).await;
                     let _ = reply.send(answer);
                 }
+                Some(Msg::Event(NodeEvent::Relays(b, reports))) => l.gather_relays(b, reports),
                 Some(Msg::Event(e)) => {
                     l.enqueue(e);
                     l.flush().await;
                 }
                 None => return,
             },
+            () = gathered => l.flush().await,
             _ = tick.tick() => {
                 l.heartbeat().await;
                 l.flush().await;
             }
+        }
+    }
+}
+
+/// `reports` into `list`: a destination already there gets its newer report.
+fn merge_reports(list: &mut Vec<RelayReport>, reports: Vec<RelayReport>) {
+    for r in reports {
+        match list
+            .iter_mut()
+            .find(|x| x.destination_id == r.destination_id)
+        {
+            Some(x) => *x = r,
+            None => list.push(r),
         }
     }
 }
@@ -253,7 +282,23 @@ impl Loop {
         self.queue.push_back(e);
     }
 
+    /// Queues relay reports with the broadcast's last queued ones (the latest per
+    /// destination wins), to be flushed within [`RELAY_GATHER`].
+    fn gather_relays(&mut self, b: BroadcastInfo, reports: Vec<RelayReport>) {
+        let last = self.queue.iter_mut().rev().find_map(|q| match q {
+            NodeEvent::Relays(qb, list) if qb.broadcast_id == b.broadcast_id => Some(list),
+            _ => None,
+        });
+        match last {
+            Some(list) if list.len() < RELAYS_PER_CALL => merge_reports(list, reports),
+            _ => self.enqueue(NodeEvent::Relays(b, reports)),
+        }
+        self.relays_due
+            .get_or_insert_with(|| tokio::time::Instant::now() + RELAY_GATHER);
+    }
+
     async fn flush(&mut self) {
+        self.relays_due = None;
         while let Some(e) = self.queue.front().cloned() {
             match self.apply(&e).await {
                 Ok(()) => {
@@ -303,7 +348,7 @@ impl Loop {
                     self.backend.transcoder(id, report).await?;
                 }
             }
-            NodeEvent::Relay(b, report) => {
+            NodeEvent::Relays(b, reports) => {
                 let id = self.streams.get(&b.broadcast_id).or_else(|| {
                     self.ended
                         .iter()
@@ -311,7 +356,7 @@ impl Loop {
                         .map(|(_, id)| id)
                 });
                 if let Some(id) = id {
-                    self.backend.relay(id, report).await?;
+                    self.backend.relays(id, reports).await?;
                 }
             }
             NodeEvent::RecordingStarted(b, r) => {
@@ -382,5 +427,33 @@ impl Loop {
             _ => {}
         }
         self.registered = Some(ok);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_node::RelayState;
+
+    fn report(dest: &str, state: RelayState, bitrate: u64) -> RelayReport {
+        RelayReport {
+            destination_id: dest.into(),
+            state,
+            reason: None,
+            bitrate,
+        }
+    }
+
+    #[test]
+    fn gathered_relay_reports_keep_the_latest_per_destination() {
+        let mut list = vec![report("a", RelayState::Connecting, 0)];
+        merge_reports(&mut list, vec![report("b", RelayState::Live, 7)]);
+        merge_reports(&mut list, vec![report("a", RelayState::Live, 9)]);
+        merge_reports(&mut list, vec![report("b", RelayState::Stopped, 0)]);
+        let got: Vec<(&str, &str, u64)> = list
+            .iter()
+            .map(|r| (r.destination_id.as_str(), r.state.as_str(), r.bitrate))
+            .collect();
+        assert_eq!(got, [("a", "live", 9), ("b", "stopped", 0)]);
     }
 }

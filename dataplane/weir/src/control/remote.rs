@@ -109,9 +109,9 @@ impl Remote {
         .map(drop)
     }
 
-    /// `stream_relay`.
-    pub async fn relay(&self, stream_id: &str, status: &RelayStatus) -> Result<(), CallError> {
-        self.event(json!({"type": "stream_relay", "stream_id": stream_id, "relay": status}))
+    /// `stream_relays`.
+    pub async fn relays(&self, stream_id: &str, statuses: &[RelayStatus]) -> Result<(), CallError> {
+        self.event(json!({"type": "stream_relays", "stream_id": stream_id, "relays": statuses}))
             .await
             .map(drop)
     }
