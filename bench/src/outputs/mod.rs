@@ -41,6 +41,10 @@ struct Config {
     quick: bool,
     secs: f64,
     destinations: Vec<usize>,
+    /// Steps of S streams × D destinations each (`--grid 4x32,8x32`).
+    grid: Vec<(usize, usize)>,
+    /// Each step is measured this many times (medians reported).
+    repeat: usize,
     media: Option<PathBuf>,
     readme: Option<bool>,
     /// Also measure recording (`--no-recording`: relays only).
@@ -58,6 +62,8 @@ impl Config {
             } else {
                 vec![1, 4, 16, 32]
             },
+            grid: if quick { vec![(2, 4)] } else { vec![(4, 8), (8, 32)] },
+            repeat: 1,
             media: None,
             readme: None,
             recording: true,
@@ -74,6 +80,17 @@ impl Config {
                         .map(str::parse)
                         .collect::<Result<_, _>>()?
                 }
+                "--grid" => {
+                    c.grid = value()?
+                        .split(',')
+                        .filter(|g| !g.is_empty())
+                        .map(|g| {
+                            let (a, b) = g.split_once('x').context("--grid takes SxD,SxD")?;
+                            anyhow::Ok((a.parse()?, b.parse()?))
+                        })
+                        .collect::<Result<_, _>>()?
+                }
+                "--repeat" => c.repeat = value()?.parse()?,
                 "--media" => c.media = Some(PathBuf::from(value()?)),
                 "--readme" => c.readme = Some(true),
                 "--no-readme" => c.readme = Some(false),
@@ -82,6 +99,11 @@ impl Config {
             }
         }
         ensure!(c.secs >= 3.0, "--secs must be at least 3");
+        ensure!(c.repeat >= 1, "--repeat must be at least 1");
+        ensure!(
+            c.grid.iter().all(|&(s, d)| s >= 1 && d >= 1),
+            "--grid steps need at least one stream and one destination"
+        );
         Ok(c)
     }
 }
@@ -90,6 +112,8 @@ impl Config {
 #[derive(Debug, Clone)]
 struct Run {
     server: &'static str,
+    streams: usize,
+    /// Per stream.
     destinations: usize,
     cores: f64,
     rss_mib: f64,
@@ -130,15 +154,28 @@ impl Server {
     }
 }
 
-/// weir with a channel whose D destinations are streams `d0…` on the sink; returns it,
-/// its RTMP address and the stream key to publish with.
+/// A server under test, ready: where to publish, and the (application, name) of each
+/// of its S streams.
+struct Started {
+    server: Server,
+    rtmp: std::net::SocketAddr,
+    publishes: Vec<(String, String)>,
+}
+
+/// The sink stream destination `i` of stream `k` pushes to.
+fn sink_name(k: usize, i: usize) -> String {
+    format!("s{k}d{i}")
+}
+
+/// weir with S channels, each with D destinations (sink streams `s<k>d<i>`).
 fn start_weir(
     work: &std::path::Path,
     bin: &std::path::Path,
     sink: u16,
-    d: usize,
-) -> anyhow::Result<(Server, std::net::SocketAddr, String)> {
-    let tag = format!("outputs-{d}");
+    (streams, d): (usize, usize),
+    rep: usize,
+) -> anyhow::Result<Started> {
+    let tag = format!("outputs-{streams}x{d}-{rep}");
     let w = Weir::start(
         bin,
         work,
@@ -163,54 +200,75 @@ fn start_weir(
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let (token, channel) = crate::api::account(w.api.port(), &tag)?;
-    let mut c = Conn::connect(w.api.port())?;
-    let v = c.graphql(
-        Some(&token),
-        "mutation($c: ID!) { issueStreamKey(channelId: $c) { secret } }",
-        json!({ "c": channel }),
-    )?;
-    let key = v["data"]["issueStreamKey"]["secret"]
-        .as_str()
-        .with_context(|| format!("issueStreamKey: {v}"))?
-        .to_owned();
-    for i in 0..d {
+    let mut publishes = Vec::new();
+    for k in 0..streams {
+        let (token, channel) = crate::api::account(w.api.port(), &format!("{tag}-{k}"))?;
+        let mut c = Conn::connect(w.api.port())?;
         let v = c.graphql(
             Some(&token),
-            "mutation($c: ID!, $i: DestinationInput!) { createDestination(channelId: $c, input: $i) { id } }",
-            json!({ "c": channel, "i": { "name": format!("d{i}"), "platform": "rtmp",
-                "url": format!("rtmp://127.0.0.1:{sink}/live"), "streamKey": format!("d{i}") } }),
+            "mutation($c: ID!) { issueStreamKey(channelId: $c) { secret } }",
+            json!({ "c": channel }),
         )?;
-        ensure!(v.get("errors").is_none(), "createDestination: {v}");
+        let key = v["data"]["issueStreamKey"]["secret"]
+            .as_str()
+            .with_context(|| format!("issueStreamKey: {v}"))?
+            .to_owned();
+        for i in 0..d {
+            let name = sink_name(k, i);
+            let v = c.graphql(
+                Some(&token),
+                "mutation($c: ID!, $i: DestinationInput!) { createDestination(channelId: $c, input: $i) { id } }",
+                json!({ "c": channel, "i": { "name": name, "platform": "rtmp",
+                    "url": format!("rtmp://127.0.0.1:{sink}/live"), "streamKey": name } }),
+            )?;
+            ensure!(v.get("errors").is_none(), "createDestination: {v}");
+        }
+        publishes.push(("live".to_owned(), key));
     }
     let rtmp = w.rtmp;
-    Ok((Server::Weir(w), rtmp, key))
+    Ok(Started {
+        server: Server::Weir(w),
+        rtmp,
+        publishes,
+    })
 }
 
-/// nginx-rtmp (one worker, HLS on as in the live scenario) pushing to D sink streams.
+/// nginx-rtmp (one worker, HLS on as in the live scenario): one application per stream
+/// (`s<k>`, so the pushed names do not collide), each pushing to its D sink streams.
 fn start_nginx(
     work: &std::path::Path,
     sink: u16,
-    d: usize,
-) -> anyhow::Result<(Server, std::net::SocketAddr, String)> {
+    (streams, d): (usize, usize),
+    rep: usize,
+) -> anyhow::Result<Started> {
     ensure!(
         std::path::Path::new(RTMP_MODULE).exists(),
         "{RTMP_MODULE} is missing: install libnginx-mod-rtmp"
     );
-    let dir = work.join(format!("nginx-outputs-{d}"));
-    std::fs::create_dir_all(dir.join("hls"))?;
+    let dir = work.join(format!("nginx-outputs-{streams}x{d}-{rep}"));
     let port = crate::servers::free_port()?;
     let dd = dir.display();
-    let mut push = String::new();
-    for i in 0..d {
-        let _ = writeln!(push, "      push rtmp://127.0.0.1:{sink}/live/d{i};");
+    let mut apps = String::new();
+    for k in 0..streams {
+        std::fs::create_dir_all(dir.join(format!("hls{k}")))?;
+        let _ = writeln!(
+            apps,
+            "    application s{k} {{\n      live on;\n      record off;\n      hls on;\n      \
+             hls_path {dd}/hls{k};\n      hls_fragment 1s;\n      hls_playlist_length 10s;"
+        );
+        for i in 0..d {
+            let _ = writeln!(
+                apps,
+                "      push rtmp://127.0.0.1:{sink}/live/{};",
+                sink_name(k, i)
+            );
+        }
+        apps.push_str("    }\n");
     }
     let conf = format!(
         "load_module {RTMP_MODULE};\ndaemon off;\nmaster_process off;\nworker_processes 1;\n\
-         pid {dd}/nginx.pid;\nerror_log {dd}/error.log info;\nevents {{ worker_connections 4096; }}\n\
-         rtmp {{\n  server {{\n    listen 127.0.0.1:{port};\n    chunk_size 4096;\n    \
-         application live {{\n      live on;\n      record off;\n      hls on;\n      \
-         hls_path {dd}/hls;\n      hls_fragment 1s;\n      hls_playlist_length 10s;\n{push}    }}\n  }}\n}}\n"
+         pid {dd}/nginx.pid;\nerror_log {dd}/error.log info;\nevents {{ worker_connections 8192; }}\n\
+         rtmp {{\n  server {{\n    listen 127.0.0.1:{port};\n    chunk_size 4096;\n{apps}  }}\n}}\n"
     );
     let path = dir.join("nginx.conf");
     std::fs::write(&path, conf)?;
@@ -232,7 +290,13 @@ fn start_nginx(
         ensure!(Instant::now() < deadline, "nginx did not listen on {addr}");
         std::thread::sleep(Duration::from_millis(50));
     }
-    Ok((Server::Nginx(child), addr, "bench".into()))
+    Ok(Started {
+        server: Server::Nginx(child),
+        rtmp: addr,
+        publishes: (0..streams)
+            .map(|k| (format!("s{k}"), "bench".to_owned()))
+            .collect(),
+    })
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -243,52 +307,81 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-/// Publishes for `secs`, measures after a warm-up of a third of it.
+/// Publishes every stream for `secs`, measures after a warm-up of a third of it.
 fn measure(
-    (server, rtmp, key): (Server, std::net::SocketAddr, String),
+    started: Started,
     name: &'static str,
-    d: usize,
+    (streams, d): (usize, usize),
     sink: &sink::Sink,
     media: &Arc<Media>,
     secs: f64,
 ) -> anyhow::Result<Run> {
+    let Started {
+        server,
+        rtmp,
+        publishes,
+    } = started;
     let procs = server.procs();
     let warmup = Duration::from_secs_f64(secs / 3.0);
-    let publish = Publish {
-        rtmp,
-        app: "live".into(),
-        stream_name: key,
-        start_at: Instant::now() + Duration::from_millis(300),
-        duration: Duration::from_secs_f64(secs + secs / 3.0),
-        stop: Arc::new(AtomicBool::new(false)),
-    };
-    let m = media.clone();
-    let publisher = std::thread::spawn(move || publisher::run(&publish, &m));
+    let start_at = Instant::now() + Duration::from_millis(300);
+    let publishers: Vec<_> = publishes
+        .into_iter()
+        .map(|(app, stream_name)| {
+            let publish = Publish {
+                rtmp,
+                app,
+                stream_name,
+                start_at,
+                duration: Duration::from_secs_f64(secs + secs / 3.0),
+                stop: Arc::new(AtomicBool::new(false)),
+            };
+            let m = media.clone();
+            std::thread::spawn(move || publisher::run(&publish, &m))
+        })
+        .collect();
     std::thread::sleep(warmup);
     let _ = sink.take();
     let (cpu0, t0) = (procs.cpu_secs(), Instant::now());
     std::thread::sleep(Duration::from_secs_f64(secs));
     let (cpu1, t1) = (procs.cpu_secs(), Instant::now());
     let rss = procs.rss_bytes();
-    let report = publisher
-        .join()
-        .map_err(|_| anyhow::anyhow!("publisher panicked"))??;
+    let mut reports = Vec::new();
+    for p in publishers {
+        reports.push(
+            p.join()
+                .map_err(|_| anyhow::anyhow!("publisher panicked"))??,
+        );
+    }
     std::thread::sleep(Duration::from_millis(500));
     let arrivals = sink.take();
     server.stop();
-    // hash → send times, in order.
-    let mut sends: std::collections::HashMap<u64, Vec<Instant>> = Default::default();
-    let mut sent_in_window = 0usize;
-    for ((_, at), h) in report.sends.iter().zip(&report.video_hashes) {
-        sends.entry(*h).or_default().push(*at);
-        if *at >= t0 && *at < t1 {
-            sent_in_window += 1;
+    // Per stream: hash → send times, in order.
+    let mut sends: Vec<std::collections::HashMap<u64, Vec<Instant>>> = Vec::new();
+    let mut sent_in_window = usize::MAX;
+    for report in &reports {
+        let mut by_hash: std::collections::HashMap<u64, Vec<Instant>> = Default::default();
+        let mut in_window = 0;
+        for ((_, at), h) in report.sends.iter().zip(&report.video_hashes) {
+            by_hash.entry(*h).or_default().push(*at);
+            if *at >= t0 && *at < t1 {
+                in_window += 1;
+            }
         }
+        sent_in_window = sent_in_window.min(in_window);
+        sends.push(by_hash);
     }
     let mut lat = Vec::new();
     let mut per_dest: std::collections::HashMap<String, usize> = Default::default();
     for a in &arrivals {
-        let Some(times) = sends.get(&a.hash) else {
+        let Some(k) = a
+            .stream
+            .strip_prefix('s')
+            .and_then(|r| r.split_once('d'))
+            .and_then(|(k, _)| k.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        let Some(times) = sends.get(k).and_then(|m| m.get(&a.hash)) else {
             continue;
         };
         // The latest send of that frame before it arrived (the media loops).
@@ -301,13 +394,15 @@ fn measure(
         }
     }
     lat.sort_by(f64::total_cmp);
-    let min_received = (0..d)
-        .map(|i| per_dest.get(&format!("d{i}")).copied().unwrap_or(0))
+    let min_received = (0..streams)
+        .flat_map(|k| (0..d).map(move |i| sink_name(k, i)))
+        .map(|n| per_dest.get(&n).copied().unwrap_or(0))
         .min()
         .unwrap_or(0) as f64
         / sent_in_window.max(1) as f64;
     Ok(Run {
         server: name,
+        streams,
         destinations: d,
         cores: (cpu1 - cpu0) / (t1 - t0).as_secs_f64(),
         rss_mib: rss as f64 / (1 << 20) as f64,
@@ -317,22 +412,64 @@ fn measure(
     })
 }
 
+/// The median run of each (server, step) over the repeats: the run of median CPU, with
+/// the median of each figure.
+fn medians(runs: &[Run]) -> Vec<Run> {
+    let mut out: Vec<Run> = Vec::new();
+    for r in runs {
+        if out.iter().any(|o| {
+            (o.server, o.streams, o.destinations) == (r.server, r.streams, r.destinations)
+        }) {
+            continue;
+        }
+        let same: Vec<&Run> = runs
+            .iter()
+            .filter(|o| {
+                (o.server, o.streams, o.destinations) == (r.server, r.streams, r.destinations)
+            })
+            .collect();
+        let median = |f: fn(&Run) -> f64| {
+            let mut v: Vec<f64> = same.iter().map(|r| f(r)).collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        out.push(Run {
+            cores: median(|r| r.cores),
+            rss_mib: median(|r| r.rss_mib),
+            p50_ms: median(|r| r.p50_ms),
+            p99_ms: median(|r| r.p99_ms),
+            min_received: same
+                .iter()
+                .map(|r| r.min_received)
+                .fold(f64::INFINITY, f64::min),
+            ..r.clone()
+        });
+    }
+    out
+}
+
 fn table(runs: &[Run]) -> String {
     let mut t = String::from(
-        "| destinations | server | server CPU (cores) | CPU nginx-rtmp / weir | added latency p50 / p99 (ms) | frames received (worst destination) | RSS (MiB) |\n\
-         |---:|---|---:|---:|---:|---:|---:|\n",
+        "| streams × destinations | server | server CPU (cores) | CPU nginx-rtmp / weir | destinations per core (S·D ÷ CPU) | added latency p50 / p99 (ms) | frames received (worst destination) | RSS (MiB) |\n\
+         |---:|---|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in runs {
-        let peer = runs
-            .iter()
-            .find(|o| o.destinations == r.destinations && o.server != r.server);
+        let peer = runs.iter().find(|o| {
+            (o.streams, o.destinations) == (r.streams, r.destinations) && o.server != r.server
+        });
         let ratio = match (r.server, peer) {
             ("weir", Some(p)) if r.cores > 0.0 => format!("{:.2}", p.cores / r.cores),
             _ => String::new(),
         };
+        let per_core = if r.cores > 0.0 {
+            format!("{:.0}", (r.streams * r.destinations) as f64 / r.cores)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             t,
-            "| {} | {} | {:.3} | {ratio} | {:.1} / {:.1} | {:.1} % | {:.0} |",
+            "| {} × {} | {} | {:.3} | {ratio} | {per_core} | {:.1} / {:.1} | {:.1} % | {:.0} |",
+            r.streams,
             r.destinations,
             r.server,
             r.cores,
@@ -357,32 +494,51 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     std::fs::create_dir_all(&work)?;
     let sink = sink::Sink::start()?;
     progress!(
-        "{} run: {:.0} kbit/s source, {} s per run, destinations {:?}, sink on :{}",
+        "{} run: {:.0} kbit/s source, {} s per run, destinations {:?}, streams × destinations {:?}, {} run(s) each, sink on :{}",
         if cfg.quick { "quick" } else { "full" },
         media.bitrate() as f64 / 1000.0,
         cfg.secs,
         cfg.destinations,
+        cfg.grid,
+        cfg.repeat,
         sink.port
     );
+    let steps: Vec<(usize, usize)> = cfg
+        .destinations
+        .iter()
+        .map(|&d| (1, d))
+        .chain(cfg.grid.iter().copied())
+        .collect();
     let mut runs = Vec::new();
-    for &d in &cfg.destinations {
-        for name in ["weir", "nginx-rtmp"] {
-            progress!("{name}: 1 stream → {d} destinations");
-            let started = match name {
-                "weir" => start_weir(&work, &bin, sink.port, d)?,
-                _ => start_nginx(&work, sink.port, d)?,
-            };
-            let r = measure(started, name, d, &sink, &media, cfg.secs)?;
-            progress!(
-                "  {:.3} cores, p50 {:.1} ms p99 {:.1} ms, worst destination got {:.1} % of the frames",
-                r.cores,
-                r.p50_ms,
-                r.p99_ms,
-                r.min_received * 100.0
-            );
-            runs.push(r);
+    for &step in &steps {
+        let (streams, d) = step;
+        for rep in 0..cfg.repeat {
+            for name in ["weir", "nginx-rtmp"] {
+                progress!(
+                    "{name}: {streams} stream(s) → {d} destinations each{}",
+                    if cfg.repeat > 1 {
+                        format!(" (run {} of {})", rep + 1, cfg.repeat)
+                    } else {
+                        String::new()
+                    }
+                );
+                let started = match name {
+                    "weir" => start_weir(&work, &bin, sink.port, step, rep)?,
+                    _ => start_nginx(&work, sink.port, step, rep)?,
+                };
+                let r = measure(started, name, step, &sink, &media, cfg.secs)?;
+                progress!(
+                    "  {:.3} cores, p50 {:.1} ms p99 {:.1} ms, worst destination got {:.1} % of the frames",
+                    r.cores,
+                    r.p50_ms,
+                    r.p99_ms,
+                    r.min_received * 100.0
+                );
+                runs.push(r);
+            }
         }
     }
+    let runs = medians(&runs);
     let recording = if cfg.recording {
         progress!("weir: 1 stream recorded, and the same with recording off");
         let r = recording::measure(&bin, &work, &media, cfg.secs.max(20.0))?;

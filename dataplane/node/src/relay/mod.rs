@@ -65,8 +65,9 @@ pub struct RelayConfig {
     pub max_queue_bytes: usize,
     /// Extra CA certificates (PEM) trusted for `rtmps://` besides Mozilla's roots.
     pub ca_file: Option<std::path::PathBuf>,
-    /// Media arriving within this long of a wake-up goes out in one write (zero: each
-    /// wake-up writes at once). Fewer sends cost less CPU and add up to this latency.
+    /// While media flows, a relay writes what it has once per this long, on a grid
+    /// shared by the node's relays (zero: each frame is written as it comes). Fewer
+    /// sends and wake-ups cost less CPU and add up to this latency.
     pub batch: Duration,
     /// Audio waits up to this long to go out with the next video frame in one write
     /// (zero: each frame is written as it comes); see [`pacing`].

@@ -464,14 +464,10 @@ async fn pump(
     let mut out = Vec::new();
     let bytes_total = metrics::counter!("weir_relay_bytes_total");
     let (mut sent, mut since) = (0u64, Instant::now());
-    // One report timer for many wake-ups (not one per frame), on a whole second so
-    // the broadcast's relays report together.
-    let report_at = || {
-        let now = Instant::now();
-        pacing::on_grid(now + REPORT_EVERY, now, Duration::from_secs(1))
-    };
-    let mut tick = Box::pin(compio::time::sleep_until(report_at()));
-    let mut report_due = false;
+    // Bitrate reports on whole seconds, so the broadcast's relays report together.
+    let next_report =
+        |now: Instant| pacing::on_grid(now + REPORT_EVERY, now, Duration::from_secs(1));
+    let mut report_at = next_report(Instant::now());
     let mut pacing = AudioHold::new(cfg.audio_hold);
     // One stop listener for the whole connection (not one per wake-up).
     let mut stopped = pin!(relay.stop.wait());
@@ -494,6 +490,7 @@ async fn pump(
             muxer.handle_event(&e, &mut messages);
         }
         let now = Instant::now();
+        let flowing = !messages.is_empty();
         for m in messages.drain(..) {
             pacing.queued(m.kind, now);
             session.send_shared_media(m.kind, m.timestamp_ms, &m.payload);
@@ -542,10 +539,19 @@ async fn pump(
             return e;
         }
         client_events.clear();
-        if std::mem::take(&mut report_due) {
+        let now = Instant::now();
+        if now >= report_at {
             let secs = since.elapsed().as_secs_f64();
             relay.report(RelayState::Live, None, (sent as f64 * 8.0 / secs) as u64);
-            (sent, since) = (0, Instant::now());
+            (sent, since, report_at) = (0, now, next_report(now));
+        }
+        if !cfg.batch.is_zero() && flowing {
+            // Media is flowing: the next write is one batch time on, on the grid, with
+            // whatever came meanwhile. No wake-up per frame, and the broadcast's relays
+            // wake together. (What the destination sends waits for it too.)
+            let at = pacing::on_grid(now + cfg.batch, now, pacing::GRID);
+            let _ = select(pin!(compio::time::sleep_until(at)), stopped.as_mut()).await;
+            continue;
         }
         let listener = inbox.event.listen();
         if inbox.chunks.borrow().is_empty() {
@@ -562,11 +568,8 @@ async fn pump(
                     None => Some(woken.await),
                 }
             };
-            match select(pin!(woken), tick.as_mut()).await {
-                Either::Right(_) => {
-                    tick = Box::pin(compio::time::sleep_until(report_at()));
-                    report_due = true;
-                }
+            let report = pin!(compio::time::sleep_until(report_at));
+            match select(pin!(woken), report).await {
                 // Media is waiting: let what follows within the batch time join it.
                 Either::Left((Some(Either::Left((Either::Left(_), _))), _))
                     if !cfg.batch.is_zero() =>
@@ -575,7 +578,8 @@ async fn pump(
                     compio::time::sleep_until(pacing::on_grid(now + cfg.batch, now, pacing::GRID))
                         .await;
                 }
-                Either::Left(_) => {}
+                // The report is due, or something else came: see at the top.
+                _ => {}
             }
         }
     }
