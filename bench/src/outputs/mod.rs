@@ -62,7 +62,11 @@ impl Config {
             } else {
                 vec![1, 4, 16, 32]
             },
-            grid: if quick { vec![(2, 4)] } else { vec![(4, 8), (8, 32)] },
+            grid: if quick {
+                vec![(2, 4)]
+            } else {
+                vec![(4, 8), (8, 32)]
+            },
             repeat: 1,
             media: None,
             readme: None,
@@ -417,9 +421,10 @@ fn measure(
 fn medians(runs: &[Run]) -> Vec<Run> {
     let mut out: Vec<Run> = Vec::new();
     for r in runs {
-        if out.iter().any(|o| {
-            (o.server, o.streams, o.destinations) == (r.server, r.streams, r.destinations)
-        }) {
+        if out
+            .iter()
+            .any(|o| (o.server, o.streams, o.destinations) == (r.server, r.streams, r.destinations))
+        {
             continue;
         }
         let same: Vec<&Run> = runs

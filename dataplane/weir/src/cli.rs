@@ -248,9 +248,9 @@ pub struct NodeArgs {
     /// (`[node] relay_allow_internal`).
     #[arg(long, global = true, env = "WEIR_RELAY_ALLOW_INTERNAL")]
     pub relay_allow_internal: Option<bool>,
-    /// Relays gather media arriving within this many ms into one write per destination:
-    /// less CPU, up to this much more latency; 0: write at each wake-up
-    /// (`[node] relay_batch_ms`, default 40).
+    /// While media flows, each relay writes once per this many ms (on a grid shared by
+    /// the node's relays, so they wake together): less CPU, up to this much more
+    /// latency; 0: write each frame as it comes (`[node] relay_batch_ms`, default 60).
     #[arg(long, global = true, env = "WEIR_RELAY_BATCH_MS")]
     pub relay_batch_ms: Option<u64>,
     /// A relay write that makes no progress this many ms cuts the destination, which is

@@ -41,8 +41,9 @@ pub use target::{Endpoint, RelayTarget};
 use crate::registry::{Registry, Stream};
 
 /// The default of [`RelayConfig::batch`], ms: destinations buffer seconds, and about
-/// 25 writes a second instead of ~77 cost about half the CPU (`bench outputs`).
-pub const DEFAULT_BATCH_MS: u64 = 40;
+/// 17 writes a second instead of ~77 (30 fps + AAC) cost under half the CPU, for at
+/// most 60 ms added (the bound is 100 ms; `bench outputs` has 40 and 80 too).
+pub const DEFAULT_BATCH_MS: u64 = 60;
 
 /// The default of [`RelayConfig::audio_hold`], ms: above one video frame interval at
 /// 24 fps, so at common frame rates audio always rides with video.
