@@ -205,9 +205,23 @@ fn start_weir(
         std::thread::sleep(Duration::from_millis(50));
     }
     let mut publishes = Vec::new();
+    // One user (sign-ups are rate limited per address) with S channels.
+    let (token, first) = crate::api::account(w.api.port(), &tag)?;
+    let mut c = Conn::connect(w.api.port())?;
     for k in 0..streams {
-        let (token, channel) = crate::api::account(w.api.port(), &format!("{tag}-{k}"))?;
-        let mut c = Conn::connect(w.api.port())?;
+        let channel = if k == 0 {
+            first.clone()
+        } else {
+            let v = c.graphql(
+                Some(&token),
+                "mutation($s:String!){createChannel(slug:$s,title:\"bench\"){id}}",
+                json!({ "s": format!("bench-{tag}-{k}") }),
+            )?;
+            v["data"]["createChannel"]["id"]
+                .as_str()
+                .with_context(|| format!("createChannel: {v}"))?
+                .to_owned()
+        };
         let v = c.graphql(
             Some(&token),
             "mutation($c: ID!) { issueStreamKey(channelId: $c) { secret } }",
