@@ -83,18 +83,38 @@ impl Drop for TempDir {
 
 /// A free TCP port on loopback (bound then released).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    fresh_port(|| {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port")
+    })
 }
 
 /// A free UDP port on loopback (bound then released).
 pub fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free UDP port")
+    fresh_port(|| {
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free UDP port")
+    })
+}
+
+/// A port from `pick` that this process has not handed out before: the kernel may give
+/// a released port again at once, and two listeners of one node must not get the same.
+fn fresh_port(pick: impl Fn() -> u16) -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    loop {
+        let port = pick();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// A running `weir serve`.
