@@ -8,9 +8,9 @@
 //! most `hold` for audio (audio-only broadcasts: one write per `hold`). Destinations
 //! (YouTube, Twitch…) buffer seconds, so the wait is invisible there.
 //!
-//! Deadlines are put on a shared grid ([`on_grid`]): the relays of a broadcast are
-//! woken by the same frame, and with their timers on the same instant the shard wakes
-//! once for all of them, not once per relay a few microseconds apart.
+//! Batch and report deadlines are put on a shared grid ([`on_grid`]): with their timers
+//! on the same instant the shard wakes once for all the node's relays, not once per
+//! relay a few microseconds apart.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};

@@ -558,10 +558,10 @@ async fn pump(
             let (ready, listener) = (pin!(subscriber.ready()), pin!(listener));
             let woken = select(select(ready, listener), stopped.as_mut());
             // Held audio goes out by its deadline even if nothing else comes.
-            let held = pacing.deadline().map(|at| {
-                let now = Instant::now();
-                pacing::on_grid(at, now, pacing::GRID).saturating_duration_since(now)
-            });
+            // (Not on the grid: rounded down, the wait could end before the hold does.)
+            let held = pacing
+                .deadline()
+                .map(|at| at.saturating_duration_since(Instant::now()));
             let woken = async move {
                 match held {
                     Some(left) => compio::time::timeout(left, woken).await.ok(),
