@@ -430,8 +430,8 @@ fn measure(
     })
 }
 
-/// The median run of each (server, step) over the repeats: the run of median CPU, with
-/// the median of each figure.
+/// Each (server, step) over the repeats: the median of each figure, and the worst
+/// destination's share of frames over all runs.
 fn medians(runs: &[Run]) -> Vec<Run> {
     let mut out: Vec<Run> = Vec::new();
     for r in runs {

@@ -86,6 +86,11 @@ pub fn on_grid(at: Instant, now: Instant, grain: Duration) -> Instant {
     down.max(now)
 }
 
+/// When a relay that wrote at `now` writes next: one `batch` on, on the [`GRID`].
+pub fn next_batch(now: Instant, batch: Duration) -> Instant {
+    on_grid(now + batch, now, GRID)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -549,7 +549,7 @@ async fn pump(
             // Media is flowing: the next write is one batch time on, on the grid, with
             // whatever came meanwhile. No wake-up per frame, and the broadcast's relays
             // wake together. (What the destination sends waits for it too.)
-            let at = pacing::on_grid(now + cfg.batch, now, pacing::GRID);
+            let at = pacing::next_batch(now, cfg.batch);
             let _ = select(pin!(compio::time::sleep_until(at)), stopped.as_mut()).await;
             continue;
         }
@@ -574,9 +574,7 @@ async fn pump(
                 Either::Left((Some(Either::Left((Either::Left(_), _))), _))
                     if !cfg.batch.is_zero() =>
                 {
-                    let now = Instant::now();
-                    compio::time::sleep_until(pacing::on_grid(now + cfg.batch, now, pacing::GRID))
-                        .await;
+                    compio::time::sleep_until(pacing::next_batch(Instant::now(), cfg.batch)).await;
                 }
                 // The report is due, or something else came: see at the top.
                 _ => {}
