@@ -111,8 +111,12 @@ pub struct Run {
     pub frames_delivered: usize,
     /// weir: part downloaded − sent; peer: data out of the listener − sent.
     pub latency: Option<Latency>,
-    /// SRT receiver: packets given up on (too late), and retransmitted.
+    /// SRT receiver: packets lost for good (not recovered in time, or dropped by the
+    /// sender), and retransmitted.
     pub srt_dropped: Option<u64>,
+    /// SRT receiver: packets that arrived after their place was released (second copies
+    /// of a retransmission); libsrt calls them belated.
+    pub srt_late: Option<u64>,
     /// See `srt_dropped`.
     pub srt_retransmitted: Option<u64>,
     /// Peer: TS continuity gaps seen at the listener's output.
@@ -145,24 +149,26 @@ fn opt(v: Option<u64>) -> String {
 pub fn table(runs: &[(Run, Run)], cfg: &Config) -> String {
     let mut t = String::from(
         "| loss each way | weir: ingest → part downloaded p50 / p95 / max (ms) | weir frames missing / sent | \
-         weir SRT dropped / retransmitted | srt-live-transmit: ingest → TS out p50 / p95 / max (ms) | \
-         srt-live-transmit frames missing / sent | its SRT dropped / retransmitted, CC gaps | relay lost up / down |\n\
+         weir SRT lost / late / retransmitted | srt-live-transmit: ingest → TS out p50 / p95 / max (ms) | \
+         srt-live-transmit frames missing / sent | its SRT lost / late / retransmitted, CC gaps | relay lost up / down |\n\
          |---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for (w, p) in runs {
         let _ = writeln!(
             t,
-            "| {} % | {} | {} / {} | {} / {} | {} | {} / {} | {} / {}, {} | {} / {} |",
+            "| {} % | {} | {} / {} | {} / {} / {} | {} | {} / {} | {} / {} / {}, {} | {} / {} |",
             w.loss,
             lat(w.latency.as_ref()),
             w.missing(),
             w.frames_sent,
             opt(w.srt_dropped),
+            opt(w.srt_late),
             opt(w.srt_retransmitted),
             lat(p.latency.as_ref()),
             p.missing(),
             p.frames_sent,
             opt(p.srt_dropped),
+            opt(p.srt_late),
             opt(p.srt_retransmitted),
             opt(p.cc_gaps),
             w.relay.0,
@@ -212,12 +218,13 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             progress!("{loss} % loss: weir …");
             let w = weir_run(&weir_bin, &work, &ts, &cfg, loss)?;
             progress!(
-                "  weir: latency {} ms, frames missing {} of {}, SRT dropped {} / retransmitted {}, \
-                 relay lost {} / {} of {}, send lag {:.0} ms{}",
+                "  weir: latency {} ms, frames missing {} of {}, SRT lost {} / late {} / \
+                 retransmitted {}, relay lost {} / {} of {}, send lag {:.0} ms{}",
                 lat(w.latency.as_ref()),
                 w.missing(),
                 w.frames_sent,
                 opt(w.srt_dropped),
+                opt(w.srt_late),
                 opt(w.srt_retransmitted),
                 w.relay.0,
                 w.relay.1,
@@ -230,12 +237,13 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             progress!("{loss} % loss: srt-live-transmit …");
             let p = peer_run(&work, &ts, &cfg, loss)?;
             progress!(
-                "  srt-live-transmit: latency {} ms, frames missing {} of {}, SRT dropped {} / \
+                "  srt-live-transmit: latency {} ms, frames missing {} of {}, SRT lost {} / late {} / \
                  retransmitted {}, CC gaps {}, relay lost {} / {} of {}",
                 lat(p.latency.as_ref()),
                 p.missing(),
                 p.frames_sent,
                 opt(p.srt_dropped),
+                opt(p.srt_late),
                 opt(p.srt_retransmitted),
                 opt(p.cc_gaps),
                 p.relay.0,

@@ -54,8 +54,8 @@ pub(super) fn caller(url: &str, log: &Path) -> anyhow::Result<Killed> {
     Ok(child)
 }
 
-/// `dropped=` and `retransmitted=` of weir's "SRT publisher left" line.
-pub(super) fn publisher_left(log: &Path) -> Option<(u64, u64)> {
+/// `dropped=`, `late=` and `retransmitted=` of weir's "SRT publisher left" line.
+pub(super) fn publisher_left(log: &Path) -> Option<(u64, u64, u64)> {
     let text = std::fs::read_to_string(log).ok()?;
     let line = text.lines().find(|l| l.contains("SRT publisher left"))?;
     let field = |name: &str| -> Option<u64> {
@@ -63,7 +63,11 @@ pub(super) fn publisher_left(log: &Path) -> Option<(u64, u64)> {
             .find_map(|w| w.strip_prefix(name))
             .and_then(|v| v.trim_end_matches(',').parse().ok())
     };
-    Some((field("dropped=")?, field("retransmitted=")?))
+    Some((
+        field("dropped=")?,
+        field("late=")?,
+        field("retransmitted=")?,
+    ))
 }
 
 pub(super) fn weir_run(
@@ -127,8 +131,9 @@ pub(super) fn weir_run(
     {
         run.error.get_or_insert(format!("follower: {e:#}"));
     }
-    if let Some((d, r)) = publisher_left(&weir.log) {
+    if let Some((d, l, r)) = publisher_left(&weir.log) {
         run.srt_dropped = Some(d);
+        run.srt_late = Some(l);
         run.srt_retransmitted = Some(r);
     }
     run.frames_sent = sent.frames_total;
@@ -325,8 +330,9 @@ pub(super) fn peer_run(work: &Path, ts: &TsMedia, cfg: &Config, loss: u64) -> an
         object_ms: 0.0,
         unmatched: 0,
     });
-    if let Some((d, r)) = listener_stats(&stats_path) {
+    if let Some((d, l, r)) = listener_stats(&stats_path) {
         run.srt_dropped = Some(d);
+        run.srt_late = l;
         run.srt_retransmitted = Some(r);
     }
     run.relay = (
@@ -338,7 +344,9 @@ pub(super) fn peer_run(work: &Path, ts: &TsMedia, cfg: &Config, loss: u64) -> an
 }
 
 /// Receiver drops and retransmitted packets from the listener's last JSON stats line.
-pub(super) fn listener_stats(path: &Path) -> Option<(u64, u64)> {
+/// `packetsDropped`, `packetsBelated` (when the version reports it) and
+/// `packetsRetransmitted` of srt-live-transmit's last JSON statistics line.
+pub(super) fn listener_stats(path: &Path) -> Option<(u64, Option<u64>, u64)> {
     let text = std::fs::read_to_string(path).ok()?;
     let last = text
         .lines()
@@ -347,6 +355,8 @@ pub(super) fn listener_stats(path: &Path) -> Option<(u64, u64)> {
     let recv = last.get("recv")?;
     Some((
         recv.get("packetsDropped")?.as_u64()?,
+        recv.get("packetsBelated")
+            .and_then(serde_json::Value::as_u64),
         recv.get("packetsRetransmitted")?.as_u64()?,
     ))
 }

@@ -255,6 +255,42 @@ fn ladder_720p_source_to_720_480_360_with_source_keyframes() {
     ladder.stop();
 }
 
+/// The same ladder forced onto NVENC. It runs where GStreamer registers `nvh264enc` (an
+/// NVIDIA driver and a GPU with NVENC; an H100/H200 has NVDEC only, so nvcodec registers no
+/// encoder there); elsewhere it says in one line that it is skipped and why.
+#[test]
+fn nvenc_ladder_where_the_gpu_has_nvenc() {
+    if skip() {
+        return;
+    }
+    if !weir_codec_has("nvh264enc") {
+        eprintln!(
+            "skipping NVENC ladder test: GStreamer has no nvh264enc here (needs an NVIDIA \
+             driver and a GPU with NVENC); engine selection and fallback are unit-tested in \
+             weir_codec::select"
+        );
+        return;
+    }
+    let (config, frames) = source();
+    let cfg = LadderConfig {
+        rungs: default_ladder(),
+        encoder: weir_codec::EncoderChoice::Nvenc,
+        max_input_backlog: Duration::from_secs(60),
+        max_output_queue: 4096,
+        overload: None,
+        ..LadderConfig::default()
+    };
+    let ladder = Ladder::start(&cfg, &config).expect("NVENC ladder starts");
+    let sel = ladder.selection().expect("encoded rungs");
+    assert_eq!(sel.encoder, EncoderKind::Nvenc, "{sel:?}");
+    let (outs, other) = run(&ladder, &frames);
+    assert!(other.is_empty(), "{other:?}");
+    check_encoded_rung(&outs[0], &frames, 1280, 720);
+    check_encoded_rung(&outs[1], &frames, 854, 480);
+    check_encoded_rung(&outs[2], &frames, 640, 360);
+    ladder.stop();
+}
+
 fn weir_codec_has(name: &str) -> bool {
     gst::init().is_ok() && gst::ElementFactory::find(name).is_some()
 }

@@ -164,6 +164,14 @@ struct Conn {
     next_timer: Instant,
     /// When the caller was last heard from.
     last_rx: Instant,
+    /// Data packets the library refused on arrival (see [`ConnStats::late`]).
+    late: u64,
+}
+
+impl Conn {
+    fn stats(&self) -> ConnStats {
+        ConnStats::new(self.duplex.statistics(), self.late)
+    }
 }
 
 /// The listener (see the module docs).
@@ -236,9 +244,7 @@ impl SrtListener {
 
     /// Statistics of one connection.
     pub fn stats(&self, peer: SocketAddr) -> Option<ConnStats> {
-        self.conns
-            .get(&peer)
-            .map(|c| ConnStats::from(c.duplex.statistics()))
+        self.conns.get(&peer).map(Conn::stats)
     }
 
     /// One datagram from `from`.
@@ -355,6 +361,7 @@ impl SrtListener {
                         duplex,
                         next_timer: now,
                         last_rx: now,
+                        late: 0,
                     },
                 );
                 self.events.push_back(SrtEvent::Connected {
@@ -437,7 +444,7 @@ impl SrtListener {
         self.transmit(peer, &shutdown);
         self.events.push_back(SrtEvent::Closed {
             peer,
-            stats: ConnStats::from(conn.duplex.statistics()),
+            stats: conn.stats(),
         });
     }
 
@@ -447,10 +454,18 @@ impl SrtListener {
         };
         conn.last_rx = now;
         let duplex = &mut conn.duplex;
+        // The library counts a data packet it refuses on arrival (too late, a second copy
+        // after release, no room) as a drop, like a packet it gave up on; the difference
+        // across one data packet tells them apart.
+        let data = matches!(packet, Packet::Data(_));
+        let before = duplex.statistics().rx_dropped_data;
         let ok = catch_unwind(AssertUnwindSafe(|| {
             duplex.handle_packet_input(now, Ok((packet, from)));
         }))
         .is_ok();
+        if data {
+            conn.late += duplex.statistics().rx_dropped_data.saturating_sub(before);
+        }
         if !ok {
             self.counters.panics += 1;
             self.close(now, from);
@@ -501,7 +516,7 @@ impl SrtListener {
         if !open && let Some(conn) = self.conns.remove(&peer) {
             self.events.push_back(SrtEvent::Closed {
                 peer,
-                stats: ConnStats::from(conn.duplex.statistics()),
+                stats: conn.stats(),
             });
         }
     }

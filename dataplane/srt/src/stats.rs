@@ -14,19 +14,27 @@ pub struct ConnStats {
     pub bytes: u64,
     /// Retransmitted packets received.
     pub retransmitted: u64,
-    /// Packets given up on: not recovered before their TSBPD time (too-late drop).
+    /// Packets lost for good: not recovered before their TSBPD time (too-late drop), or
+    /// given up by the sender (message drop request). What the application never got.
     pub dropped: u64,
+    /// Packets that arrived after their place in the stream had been released or given
+    /// up: mostly second copies of a retransmission. The protocol library counts these
+    /// as drops too; they cost nothing but bandwidth, so they are kept apart here.
+    pub late: u64,
     /// Smoothed round-trip time.
     pub rtt: Duration,
 }
 
-impl From<&SocketStatistics> for ConnStats {
-    fn from(s: &SocketStatistics) -> Self {
+impl ConnStats {
+    /// From the library's statistics and the listener's count of data packets the
+    /// library refused on arrival (`late`, see [`ConnStats::late`]).
+    pub(crate) fn new(s: &SocketStatistics, late: u64) -> Self {
         Self {
             packets: s.rx_data,
             bytes: s.rx_bytes,
             retransmitted: s.rx_retransmit_data,
-            dropped: s.rx_dropped_data,
+            dropped: s.rx_dropped_data.saturating_sub(late),
+            late,
             rtt: s.rx_average_rtt,
         }
     }

@@ -165,6 +165,7 @@ impl SrtShard {
                 metrics::counter!("weir_srt_retransmitted_packets_total")
                     .increment(stats.retransmitted);
                 metrics::counter!("weir_srt_dropped_packets_total").increment(stats.dropped);
+                metrics::counter!("weir_srt_late_packets_total").increment(stats.late);
                 let p = self.publishing.borrow_mut().remove(&peer);
                 if let Some(mut p) = p {
                     p.finish();
@@ -174,7 +175,7 @@ impl SrtShard {
                     tracing::info!(
                         channel = %stream.channel, %peer, packets = stats.packets,
                         retransmitted = stats.retransmitted, dropped = stats.dropped,
-                        "SRT publisher left"
+                        late = stats.late, "SRT publisher left"
                     );
                 }
             }
