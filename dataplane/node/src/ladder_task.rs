@@ -206,7 +206,7 @@ impl State {
             std::mem::replace(&mut self.engine, Engine::Idle)
         {
             // Joining GStreamer's threads can take a while: not on the shard.
-            std::thread::spawn(move || ladder.stop());
+            crate::affinity::spawn_thread(move || ladder.stop());
         }
         self.waiting_source.clear();
         self.waiting_out.clear();
@@ -218,7 +218,7 @@ impl State {
             Engine::Starting(cfg) if cfg == video => {}
             _ => {
                 if let Ok(l) = ladder {
-                    std::thread::spawn(move || l.stop());
+                    crate::affinity::spawn_thread(move || l.stop());
                 }
                 return; // superseded
             }
@@ -620,7 +620,7 @@ pub async fn run(stream: Arc<Stream>, job: LadderJob, registry: Arc<Registry>) {
         if let Engine::Starting(video) = &st.engine {
             let (video, config) = (video.clone(), st.config.clone());
             let v = video.clone();
-            let ladder = compio::runtime::spawn_blocking(move || {
+            let ladder = crate::affinity::spawn_blocking(move || {
                 Ladder::start(&config, &v).map_err(|e| e.to_string())
             })
             .await

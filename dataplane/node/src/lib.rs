@@ -15,6 +15,7 @@
 //! snapshot (immutable `Bytes` and ropes) without touching the packager, and a blocked
 //! reload is woken only when the part it waits for exists.
 
+mod affinity;
 mod budget;
 pub mod clips;
 mod config;

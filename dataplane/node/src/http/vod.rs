@@ -291,7 +291,7 @@ async fn ranged(
     let body = if count == 0 {
         Rope::default()
     } else {
-        let read = compio::runtime::spawn_blocking(move || read_at(&path, start, count)).await;
+        let read = crate::affinity::spawn_blocking(move || read_at(&path, start, count)).await;
         match read {
             Ok(Ok(bytes)) => Rope::from(bytes),
             Ok(Err(e)) => {

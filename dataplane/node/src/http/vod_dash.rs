@@ -66,7 +66,7 @@ pub async fn respond(entry: Arc<Entry>, file: &str, source: Source) -> Response 
     if entry.init(init_n).is_none() {
         return Response::error(404, "no such init segment");
     }
-    let made = compio::runtime::spawn_blocking(move || -> Result<Rope, String> {
+    let made = crate::affinity::spawn_blocking(move || -> Result<Rope, String> {
         let init = source.read(&format!("init-{init_n}.mp4"))?;
         let tracks = dash::tracks(&init).map_err(|e| e.to_string())?;
         let track = dash::track_of(&tracks, kind).map_err(|e| e.to_string())?;
@@ -107,7 +107,7 @@ async fn mpd(entry: Arc<Entry>, source: Source) -> Response {
     if let Some(body) = entry.cached_mpd() {
         return Response::ok(DASH, VOD_MPD, body);
     }
-    let rendered = compio::runtime::spawn_blocking(move || {
+    let rendered = crate::affinity::spawn_blocking(move || {
         // The first init segment that offers no DASH track says why.
         let mut refusal = None;
         let mpd = dash::render_mpd(&index, |n| {

@@ -56,6 +56,7 @@ impl Pictures {
         let spawned = std::thread::Builder::new()
             .name("weir-thumbs".into())
             .spawn(move || {
+                crate::affinity::unpin_current_thread();
                 let started = Instant::now();
                 match super::thumbs::make(&dir, &index, &flag) {
                     Ok(n) => tracing::info!(

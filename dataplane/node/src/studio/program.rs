@@ -105,7 +105,7 @@ impl ProgramTask {
     /// Composes until the program is ended, fails, or the node stops.
     pub async fn run(mut self) {
         let config = self.config.clone();
-        let started = compio::runtime::spawn_blocking(move || Compositor::start(&config))
+        let started = crate::affinity::spawn_blocking(move || Compositor::start(&config))
             .await
             .unwrap_or_else(|_| Err(weir_codec::CodecError::Start("start panicked".into())));
         match started {
@@ -113,7 +113,7 @@ impl ProgramTask {
                 let c = Arc::new(c);
                 self.compose(&c).await;
                 if let Ok(c) = Arc::try_unwrap(c) {
-                    let _ = compio::runtime::spawn_blocking(move || c.stop()).await;
+                    let _ = crate::affinity::spawn_blocking(move || c.stop()).await;
                 }
             }
             Err(e) => {
