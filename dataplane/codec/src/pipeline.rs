@@ -263,9 +263,18 @@ fn build(
     }
 
     let mut encoders = Vec::new();
+    // Each encoded rung scales from the one above it when that one is at least as large
+    // (the cascade, see `rung`); otherwise from the decoded source.
+    let mut above: Option<crate::rung::Branch> = None;
     for (index, rung) in rungs.iter().enumerate().filter(|(_, r)| !r.passthrough) {
-        let enc = crate::rung::add_branch(&pipeline, &tee, index, rung, config, selection, shared)?;
-        encoders.push((index, enc));
+        let upstream = match &above {
+            Some(b) if b.size.0 >= rung.width && b.size.1 >= rung.height => &b.scaled,
+            _ => &tee,
+        };
+        let branch =
+            crate::rung::add_branch(&pipeline, upstream, index, rung, config, selection, shared)?;
+        encoders.push((index, branch.encoder.clone()));
+        above = Some(branch);
     }
     if let Some(cfg) = config.per_title {
         let dims = crate::plan::source_dimensions(source);
