@@ -343,7 +343,6 @@ pub(super) fn peer_run(work: &Path, ts: &TsMedia, cfg: &Config, loss: u64) -> an
     Ok(run)
 }
 
-/// Receiver drops and retransmitted packets from the listener's last JSON stats line.
 /// `packetsDropped`, `packetsBelated` (when the version reports it) and
 /// `packetsRetransmitted` of srt-live-transmit's last JSON statistics line.
 pub(super) fn listener_stats(path: &Path) -> Option<(u64, Option<u64>, u64)> {

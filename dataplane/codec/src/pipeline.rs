@@ -265,16 +265,16 @@ fn build(
     let mut encoders = Vec::new();
     // Each encoded rung scales from the one above it when that one is at least as large
     // (the cascade, see `rung`); otherwise from the decoded source.
-    let mut above: Option<crate::rung::Branch> = None;
+    let mut above: Option<(&PlannedRung, gst::Element)> = None;
     for (index, rung) in rungs.iter().enumerate().filter(|(_, r)| !r.passthrough) {
         let upstream = match &above {
-            Some(b) if b.size.0 >= rung.width && b.size.1 >= rung.height => &b.scaled,
+            Some((a, scaled)) if a.width >= rung.width && a.height >= rung.height => scaled,
             _ => &tee,
         };
         let branch =
             crate::rung::add_branch(&pipeline, upstream, index, rung, config, selection, shared)?;
-        encoders.push((index, branch.encoder.clone()));
-        above = Some(branch);
+        encoders.push((index, branch.encoder));
+        above = Some((rung, branch.scaled));
     }
     if let Some(cfg) = config.per_title {
         let dims = crate::plan::source_dimensions(source);

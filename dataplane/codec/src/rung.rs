@@ -46,8 +46,6 @@ pub(crate) struct Branch {
     pub scaled: gst::Element,
     /// The rung's encoder element.
     pub encoder: gst::Element,
-    /// Width and height of the scaled frames.
-    pub size: (u16, u16),
 }
 
 /// Builds rung `index`'s branch from `upstream` (a tee of raw frames: the decoder's, or
@@ -138,7 +136,6 @@ pub(crate) fn add_branch(
     Ok(Branch {
         scaled,
         encoder: enc,
-        size: (rung.width, rung.height),
     })
 }
 
@@ -210,9 +207,7 @@ fn x264_threads(rung: &PlannedRung) -> u64 {
     let fps = u64::from(rung.max_fps.unwrap_or(60));
     let pixels = u64::from(rung.width) * u64::from(rung.height) * fps;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
-    pixels
-        .div_ceil(X264_PIXELS_PER_THREAD)
-        .clamp(1, cpus.max(1))
+    pixels.div_ceil(X264_PIXELS_PER_THREAD).clamp(1, cpus)
 }
 
 fn install_gate(src: &gst::Pad, index: usize, max_fps: Option<u32>, shared: &Arc<Shared>) {

@@ -11,16 +11,28 @@
 //! The process's own set is the main thread's (no shard runs on it): a thread that
 //! calls [`unpin_current_thread`] may run anywhere the process may.
 
+use std::cell::Cell;
+
 use nix::sched::{sched_getaffinity, sched_setaffinity};
 use nix::unistd::Pid;
 
-/// Lets the calling thread run on every CPU the process may use. Idempotent and cheap
-/// (two system calls); a failure leaves the thread as it was and is logged.
+thread_local! {
+    /// This thread already has the process's set (pool threads are reused).
+    static UNPINNED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Lets the calling thread run on every CPU the process may use. Two system calls the
+/// first time on a thread, nothing after; a failure leaves the thread as it was and is
+/// logged.
 pub(crate) fn unpin_current_thread() {
+    if UNPINNED.get() {
+        return;
+    }
     let result =
         sched_getaffinity(Pid::this()).and_then(|set| sched_setaffinity(Pid::from_raw(0), &set));
-    if let Err(e) = result {
-        tracing::debug!(error = %e, "could not widen a thread's CPU affinity");
+    match result {
+        Ok(()) => UNPINNED.set(true),
+        Err(e) => tracing::debug!(error = %e, "could not widen a thread's CPU affinity"),
     }
 }
 
